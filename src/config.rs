@@ -1,0 +1,704 @@
+//! The `[[slack]]` configuration: parsing, Kapacitor's validation rules (with
+//! its messages), the rules we add, and choosing a workspace.
+//!
+//! Errors name the line, the section and the key. They never quote a value,
+//! because `url` and `token` are secrets.
+
+use std::fmt;
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::error::HandlerError;
+
+/// Every key a `[[slack]]` section may have.
+pub const KEYS: [&str; 14] = [
+    "enabled",
+    "default",
+    "workspace",
+    "url",
+    "token",
+    "channel",
+    "username",
+    "icon-emoji",
+    "global",
+    "state-changes-only",
+    "ssl-ca",
+    "ssl-cert",
+    "ssl-key",
+    "insecure-skip-verify",
+];
+
+/// A string that must not be printed: `Debug` shows only whether it is set.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
+    }
+}
+
+/// One `[[slack]]` section. A section read from a file starts from zero
+/// values, as in Kapacitor: `username` is `""`, `default` is `false`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: String,
+    pub enabled: bool,
+    /// `default` as written; see [`Config::is_default`] for the effective value.
+    pub default: bool,
+    pub url: Secret,
+    pub token: Secret,
+    pub channel: String,
+    pub username: String,
+    pub icon_emoji: String,
+    pub global: bool,
+    pub state_changes_only: bool,
+    pub ssl_ca: String,
+    pub ssl_cert: String,
+    pub ssl_key: String,
+    pub insecure_skip_verify: bool,
+}
+
+/// How the sections were written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// One `[slack]` table.
+    Table,
+    /// One or more `[[slack]]` sections.
+    Array,
+}
+
+/// A validated Slack configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub form: Form,
+    pub workspaces: Vec<Workspace>,
+}
+
+impl Config {
+    /// Parses and validates the configuration text: `[[slack]]` sections, one
+    /// `[slack]` table, or a whole `kapacitor.conf` whose other sections are
+    /// ignored. Every problem found is reported, one per line.
+    pub fn parse(text: &str) -> Result<Config, HandlerError> {
+        let doc = DeTable::parse(text).map_err(|e| {
+            // The error's own Display quotes the offending line, which may
+            // hold a token: report only the position and the message.
+            let at = e
+                .span()
+                .map(|s| format!("line {}: ", line_of(text, s.start)))
+                .unwrap_or_default();
+            HandlerError::InvalidConfig(format!("{at}TOML syntax error: {}", e.message().trim()))
+        })?;
+        let doc = doc.get_ref();
+        let slack = doc.get("slack").ok_or_else(|| {
+            HandlerError::InvalidConfig(
+                "no [slack] or [[slack]] section found in the configuration".to_string(),
+            )
+        })?;
+
+        let (form, tables): (Form, Vec<&Spanned<DeValue>>) = match slack.get_ref() {
+            DeValue::Table(_) => (Form::Table, vec![slack]),
+            DeValue::Array(items) => (Form::Array, items.iter().collect()),
+            other => {
+                return Err(HandlerError::InvalidConfig(format!(
+                    "line {}: `slack` must be a table ([slack]) or an array of tables ([[slack]]), not {}",
+                    line_of(text, slack.span().start),
+                    other.type_str()
+                )))
+            }
+        };
+
+        let mut problems = Problems::new(text);
+        let mut workspaces = Vec::with_capacity(tables.len());
+        for (index, item) in tables.iter().enumerate() {
+            let section = Section { form, index, id: None };
+            match item.get_ref() {
+                DeValue::Table(table) => {
+                    workspaces.push(read_section(table, section, &mut problems));
+                }
+                other => problems.push(
+                    item.span(),
+                    &section,
+                    format!("must be a table, not {}", other.type_str()),
+                ),
+            }
+        }
+        let spans: Vec<Range<usize>> = tables.iter().map(|t| t.span()).collect();
+        validate(form, &workspaces, &spans, &mut problems);
+        problems.finish()?;
+        Ok(Config { form, workspaces })
+    }
+
+    /// Whether `ws` answers when a handler names no workspace: with exactly
+    /// one section it does, whatever `default` says.
+    pub fn is_default(&self, ws: &Workspace) -> bool {
+        self.workspaces.len() == 1 || ws.default
+    }
+
+    /// The default workspace, if any.
+    pub fn default_workspace(&self) -> Option<&Workspace> {
+        self.workspaces.iter().find(|ws| self.is_default(ws))
+    }
+
+    /// Chooses the workspace for a handler's `workspace` option, exactly as
+    /// Kapacitor: empty means the default; a default with an id answers to
+    /// both; an unknown id is an error with no fallback; a disabled section
+    /// cannot send.
+    pub fn select(&self, id: &str) -> Result<&Workspace, HandlerError> {
+        if self.workspaces.is_empty() {
+            return Err(HandlerError::NotConfigured(
+                "no slack configuration found".to_string(),
+            ));
+        }
+        let ws = if id.is_empty() {
+            self.default_workspace().ok_or_else(|| {
+                HandlerError::WorkspaceNotFound("(default)".to_string())
+            })?
+        } else {
+            self.workspaces
+                .iter()
+                .find(|ws| ws.id == id)
+                .ok_or_else(|| HandlerError::WorkspaceNotFound(id.to_string()))?
+        };
+        if !ws.enabled {
+            return Err(HandlerError::WorkspaceDisabled(ws.id.clone()));
+        }
+        Ok(ws)
+    }
+}
+
+/// Which section a message is about, for people: `[slack]`,
+/// `[[slack]] #2 (workspace "alerts")`.
+struct Section {
+    form: Form,
+    index: usize,
+    id: Option<String>,
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.form {
+            Form::Table => f.write_str("[slack]")?,
+            Form::Array => write!(f, "[[slack]] #{}", self.index + 1)?,
+        }
+        match &self.id {
+            Some(id) if !id.is_empty() => write!(f, " (workspace \"{id}\")"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Collects problems with their positions, to report them in file order.
+struct Problems<'t> {
+    text: &'t str,
+    found: Vec<(usize, String)>,
+}
+
+impl<'t> Problems<'t> {
+    fn new(text: &'t str) -> Self {
+        Problems { text, found: Vec::new() }
+    }
+
+    fn push(&mut self, span: Range<usize>, section: &Section, message: String) {
+        let line = line_of(self.text, span.start);
+        self.found.push((span.start, format!("line {line}, {section}: {message}")));
+    }
+
+    fn push_global(&mut self, message: String) {
+        self.found.push((usize::MAX, message));
+    }
+
+    fn finish(mut self) -> Result<(), HandlerError> {
+        if self.found.is_empty() {
+            return Ok(());
+        }
+        self.found.sort_by_key(|(at, _)| *at);
+        let lines: Vec<String> = self.found.into_iter().map(|(_, m)| m).collect();
+        Err(HandlerError::InvalidConfig(lines.join("\n")))
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    1 + text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count()
+}
+
+fn read_section(table: &DeTable, mut section: Section, problems: &mut Problems) -> Workspace {
+    // The id first, so every message about this section can name it.
+    if let Some(v) = table.get("workspace") {
+        if let Some(id) = v.get_ref().as_str() {
+            section.id = Some(id.to_string());
+        }
+    }
+    let mut ws = Workspace::default();
+    for (key, value) in table.iter() {
+        let name: &str = key.get_ref();
+        let span = key.span();
+        let mut bool_into = |slot: &mut bool| match value.get_ref().as_bool() {
+            Some(b) => *slot = b,
+            None => problems.push(
+                span.clone(),
+                &section,
+                format!("`{name}` must be a boolean, not {}", value.get_ref().type_str()),
+            ),
+        };
+        match name {
+            "enabled" => bool_into(&mut ws.enabled),
+            "default" => bool_into(&mut ws.default),
+            "global" => bool_into(&mut ws.global),
+            "state-changes-only" => bool_into(&mut ws.state_changes_only),
+            "insecure-skip-verify" => bool_into(&mut ws.insecure_skip_verify),
+            _ => {
+                let slot: &mut String = match name {
+                    "workspace" => &mut ws.id,
+                    "url" => &mut ws.url.0,
+                    "token" => &mut ws.token.0,
+                    "channel" => &mut ws.channel,
+                    "username" => &mut ws.username,
+                    "icon-emoji" => &mut ws.icon_emoji,
+                    "ssl-ca" => &mut ws.ssl_ca,
+                    "ssl-cert" => &mut ws.ssl_cert,
+                    "ssl-key" => &mut ws.ssl_key,
+                    _ => {
+                        problems.push(span, &section, unknown_key_message(name));
+                        continue;
+                    }
+                };
+                match value.get_ref().as_str() {
+                    Some(s) => *slot = s.to_string(),
+                    None => problems.push(
+                        span,
+                        &section,
+                        format!("`{name}` must be a string, not {}", value.get_ref().type_str()),
+                    ),
+                }
+            }
+        }
+    }
+    ws
+}
+
+fn unknown_key_message(name: &str) -> String {
+    let normalised = normalise_key(name);
+    match KEYS.iter().find(|k| normalise_key(k) == normalised) {
+        Some(known) => format!("unknown key `{name}` (did you mean `{known}`?)"),
+        None => format!("unknown key `{name}`; the keys are {}", KEYS.join(", ")),
+    }
+}
+
+/// Lower-cases and drops `-` and `_`, so `icon_emoji`, `iconEmoji` and
+/// `stateChangesOnly` are recognised as typos of the real key.
+pub(crate) fn normalise_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Kapacitor's rules, per section then over all sections, with its messages;
+/// then ours (URL shape, duplicate ids, more than one default).
+fn validate(form: Form, all: &[Workspace], spans: &[Range<usize>], problems: &mut Problems) {
+    for (index, (ws, span)) in all.iter().zip(spans).enumerate() {
+        let section = Section { form, index, id: Some(ws.id.clone()) };
+        let mut say = |message: &str| problems.push(span.clone(), &section, message.to_string());
+        if ws.enabled && ws.url.is_empty() {
+            say("must specify url");
+        }
+        if !ws.url.is_empty() {
+            if let Err(reason) = check_url(ws.url.expose()) {
+                // Kapacitor quotes the URL here; it is a secret, so we don't.
+                say(&format!("invalid url (key `url`): {reason}"));
+            }
+        }
+        if all.len() > 1 && ws.id.is_empty() {
+            say("id must not be empty (set `workspace`)");
+        }
+        if ws.global && !ws.default {
+            say("only the default config may be assigned as global");
+        }
+        if ws.state_changes_only && !(ws.default && ws.global) {
+            say("stateChangesOnly may only be assigned when the config is both default and global");
+        }
+        match (ws.ssl_cert.is_empty(), ws.ssl_key.is_empty()) {
+            (false, true) => say("Must provide both key and cert files: only cert file provided."),
+            (true, false) => say("Must provide both key and cert files: only key file provided."),
+            _ => {}
+        }
+        // Beyond Kapacitor, which lets the later of two equal ids win.
+        if !ws.id.is_empty() {
+            if let Some(first) = all[..index].iter().position(|o| o.id == ws.id) {
+                say(&format!(
+                    "duplicate workspace id \"{}\": section #{} already uses it",
+                    ws.id,
+                    first + 1
+                ));
+            }
+        }
+    }
+    if all.len() > 1 {
+        let defaults: Vec<usize> =
+            (0..all.len()).filter(|&i| all[i].default).map(|i| i + 1).collect();
+        match defaults.len() {
+            0 => problems.push_global(
+                "at least one Slack config must be set as default".to_string(),
+            ),
+            1 => {}
+            _ => problems.push_global(format!(
+                "only one Slack config may be set as default; sections {} all are",
+                defaults.iter().map(|i| format!("#{i}")).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+}
+
+/// The URL must be absolute `http` or `https` with a host. The reason never
+/// quotes the URL.
+fn check_url(raw: &str) -> Result<url::Url, String> {
+    let parsed = url::Url::parse(raw).map_err(|e| e.to_string())?;
+    if parsed.scheme() != "https" && parsed.scheme() != "http" {
+        return Err(format!("the scheme must be https or http, not `{}`", parsed.scheme()));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_string());
+    }
+    Ok(parsed)
+}
+
+/// The scheme and authority (`host[:port]`, no user-info) of a workspace's
+/// URL: where its requests go, without the secret path.
+pub fn endpoint(ws: &Workspace) -> Option<(String, String)> {
+    if ws.url.is_empty() {
+        return None;
+    }
+    let url = check_url(ws.url.expose()).ok()?;
+    let host = url.host_str()?;
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    Some((url.scheme().to_string(), authority))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        match Config::parse(text) {
+            Err(HandlerError::InvalidConfig(m)) => m,
+            other => panic!("expected invalid-config, got {other:?}"),
+        }
+    }
+
+    const SEED: &str = r##"
+[[slack]]
+  enabled = true
+  default = true
+  workspace = "alerts"
+  url = "https://slack.com/api/chat.postMessage"
+  token = "mY5uP3Rs3CrE7t0keN1"
+  channel = "#alerts"
+  username = "AlertBot"
+  global = false
+  state-changes-only = false
+
+[[slack]]
+  enabled = true
+  default = false
+  workspace = "error-reports"
+  url = "https://slack.com/api/chat.postMessage"
+  token = "mY5uP3Rs3CrE7t0keN2"
+  channel = "#error-reports"
+  username = "StatsBot"
+  global = false
+  state-changes-only = false
+"##;
+
+    #[test]
+    fn seed_configuration_parses() {
+        let c = Config::parse(SEED).unwrap();
+        assert_eq!(c.form, Form::Array);
+        assert_eq!(c.workspaces.len(), 2);
+        let a = &c.workspaces[0];
+        assert_eq!(a.id, "alerts");
+        assert_eq!(a.token.expose(), "mY5uP3Rs3CrE7t0keN1");
+        assert_eq!(a.channel, "#alerts");
+        assert_eq!(a.username, "AlertBot");
+        assert!(c.is_default(a));
+        assert!(!c.is_default(&c.workspaces[1]));
+    }
+
+    #[test]
+    fn all_fourteen_keys_are_read() {
+        let c = Config::parse(
+            r##"[slack]
+enabled = true
+default = true
+workspace = "w"
+url = "https://slack.com/api/chat.postMessage"
+token = "t"
+channel = "#c"
+username = "u"
+icon-emoji = ":e:"
+global = true
+state-changes-only = true
+ssl-ca = "/ca.pem"
+ssl-cert = "/cert.pem"
+ssl-key = "/key.pem"
+insecure-skip-verify = true
+"##,
+        )
+        .unwrap();
+        let w = &c.workspaces[0];
+        assert_eq!(c.form, Form::Table);
+        assert_eq!(
+            (w.enabled, w.default, w.global, w.state_changes_only, w.insecure_skip_verify),
+            (true, true, true, true, true)
+        );
+        assert_eq!(
+            [&w.id, &w.channel, &w.username, &w.icon_emoji, &w.ssl_ca, &w.ssl_cert, &w.ssl_key],
+            ["w", "#c", "u", ":e:", "/ca.pem", "/cert.pem", "/key.pem"]
+        );
+        assert_eq!(w.url.expose(), "https://slack.com/api/chat.postMessage");
+        assert_eq!(w.token.expose(), "t");
+    }
+
+    #[test]
+    fn a_section_starts_from_zero_values() {
+        let c = Config::parse("[slack]\nenabled = true\nurl = \"https://x.test/\"\n").unwrap();
+        let w = &c.workspaces[0];
+        assert_eq!(w.username, "");
+        assert!(!w.default);
+        // ...but the only section is the default whatever `default` says.
+        assert!(c.is_default(w));
+    }
+
+    #[test]
+    fn whole_kapacitor_conf_ignores_other_sections() {
+        let text = format!(
+            "hostname = \"localhost\"\n[http]\nbind-address = \":9092\"\n[[influxdb]]\nname = \"x\"\n{SEED}\n[smtp]\nenabled = false\n"
+        );
+        assert_eq!(Config::parse(&text).unwrap().workspaces.len(), 2);
+    }
+
+    #[test]
+    fn enabled_without_url_is_an_error() {
+        let m = err("[slack]\nenabled = true\n");
+        assert!(m.contains("[slack]: must specify url"), "{m}");
+    }
+
+    #[test]
+    fn disabled_without_url_is_fine() {
+        assert!(Config::parse("[slack]\nenabled = false\n").is_ok());
+    }
+
+    #[test]
+    fn unparseable_url_is_an_error_without_quoting_it() {
+        let m = err("[slack]\nurl = \"not a url/SECRETPATH\"\n");
+        assert!(m.contains("invalid url (key `url`)"), "{m}");
+        assert!(!m.contains("SECRETPATH"), "{m}");
+    }
+
+    #[test]
+    fn url_with_other_scheme_or_no_host_is_an_error() {
+        assert!(err("[slack]\nurl = \"ftp://slack.com/x\"\n").contains("scheme must be https or http"));
+        assert!(err("[slack]\nurl = \"https://\"\n").contains("invalid url"));
+        assert!(err("[slack]\nurl = \"/api/chat.postMessage\"\n").contains("invalid url"));
+    }
+
+    #[test]
+    fn several_sections_need_ids() {
+        let m = err(
+            "[[slack]]\ndefault = true\nworkspace = \"a\"\n[[slack]]\nurl = \"https://x.test/\"\n",
+        );
+        assert!(m.contains("line 4, [[slack]] #2: id must not be empty"), "{m}");
+    }
+
+    #[test]
+    fn global_needs_default() {
+        // Even a single [slack] needs `default = true` for `global` (checked).
+        let m = err("[slack]\nglobal = true\n");
+        assert!(m.contains("only the default config may be assigned as global"), "{m}");
+        assert!(Config::parse("[slack]\ndefault = true\nglobal = true\n").is_ok());
+    }
+
+    #[test]
+    fn state_changes_only_needs_default_and_global() {
+        let m = err("[slack]\ndefault = true\nstate-changes-only = true\n");
+        assert!(m.contains(
+            "stateChangesOnly may only be assigned when the config is both default and global"
+        ));
+        assert!(Config::parse("[slack]\ndefault = true\nglobal = true\nstate-changes-only = true\n")
+            .is_ok());
+    }
+
+    #[test]
+    fn several_sections_need_a_default() {
+        let m = err("[[slack]]\nworkspace = \"a\"\n[[slack]]\nworkspace = \"b\"\n");
+        assert!(m.contains("at least one Slack config must be set as default"), "{m}");
+    }
+
+    #[test]
+    fn cert_and_key_go_together() {
+        assert!(err("[slack]\nssl-cert = \"/c.pem\"\n")
+            .contains("Must provide both key and cert files: only cert file provided."));
+        assert!(err("[slack]\nssl-key = \"/k.pem\"\n")
+            .contains("Must provide both key and cert files: only key file provided."));
+    }
+
+    #[test]
+    fn duplicate_workspace_ids_are_an_error() {
+        let m = err("[[slack]]\ndefault = true\nworkspace = \"a\"\n[[slack]]\nworkspace = \"a\"\n");
+        assert!(
+            m.contains("line 4, [[slack]] #2 (workspace \"a\"): duplicate workspace id \"a\": section #1 already uses it"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn two_defaults_are_an_error() {
+        let m = err("[[slack]]\ndefault = true\nworkspace = \"a\"\n[[slack]]\ndefault = true\nworkspace = \"b\"\n");
+        assert!(m.contains("only one Slack config may be set as default; sections #1, #2"), "{m}");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_section_and_a_suggestion() {
+        let m = err("[[slack]]\ndefault = true\nworkspace = \"w\"\nicon_emoji = \":x:\"\nstatechangesonly = true\nbogus = 1\n");
+        assert!(m.contains("line 4, [[slack]] #1 (workspace \"w\"): unknown key `icon_emoji` (did you mean `icon-emoji`?)"), "{m}");
+        assert!(m.contains("line 5, [[slack]] #1 (workspace \"w\"): unknown key `statechangesonly` (did you mean `state-changes-only`?)"), "{m}");
+        assert!(m.contains("line 6, [[slack]] #1 (workspace \"w\"): unknown key `bogus`; the keys are enabled,"), "{m}");
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        let m = err("[slack]\nenabled = \"yes\"\nchannel = 5\n");
+        assert!(m.contains("line 2, [slack]: `enabled` must be a boolean, not string"), "{m}");
+        assert!(m.contains("line 3, [slack]: `channel` must be a string, not integer"), "{m}");
+    }
+
+    #[test]
+    fn syntax_errors_give_a_line_and_no_source_text() {
+        let m = err("[slack]\ntoken = \"xoxb-SECRET\nurl = 3\n");
+        assert!(m.starts_with("line 2: TOML syntax error"), "{m}");
+        assert!(!m.contains("xoxb-SECRET"), "{m}");
+    }
+
+    #[test]
+    fn missing_or_misshapen_slack_section_is_an_error() {
+        assert!(err("").contains("no [slack] or [[slack]] section"));
+        assert!(err("[http]\nx = 1\n").contains("no [slack] or [[slack]] section"));
+        assert!(err("slack = 3\n").contains("`slack` must be a table"));
+        assert!(err("slack = [1]\n").contains("[[slack]] #1: must be a table, not integer"));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let m = err("[slack]\nenabled = true\nglobal = true\nssl-key = \"/k\"\n");
+        assert_eq!(m.lines().count(), 3, "{m}");
+    }
+
+    #[test]
+    // Kapacitor's server test builds an unnamed default beside
+    // `company_private` in code, which skips this rule; from a file it holds.
+    fn kapacitor_rejects_an_unnamed_section_among_several() {
+        assert!(matches!(
+            Config::parse("[[slack]]\ndefault = true\n[[slack]]\nworkspace = \"b\"\n"),
+            Err(HandlerError::InvalidConfig(m)) if m.contains("id must not be empty")
+        ));
+    }
+
+    fn named() -> Config {
+        Config::parse(
+            r#"[[slack]]
+enabled = true
+default = true
+workspace = "main"
+url = "http://127.0.0.1:1/default"
+[[slack]]
+enabled = true
+workspace = "company_private"
+url = "http://127.0.0.1:1/private"
+token = "my_secret_token"
+[[slack]]
+enabled = false
+workspace = "off"
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn empty_workspace_selects_the_default() {
+        assert_eq!(named().select("").unwrap().id, "main");
+    }
+
+    #[test]
+    fn default_answers_to_its_id_too() {
+        assert_eq!(named().select("main").unwrap().id, "main");
+    }
+
+    #[test]
+    fn named_workspace_is_selected() {
+        assert_eq!(named().select("company_private").unwrap().token.expose(), "my_secret_token");
+    }
+
+    #[test]
+    fn unknown_workspace_is_an_error() {
+        assert_eq!(
+            named().select("nope"),
+            Err(HandlerError::WorkspaceNotFound("nope".to_string()))
+        );
+    }
+
+    #[test]
+    fn disabled_workspace_is_an_error() {
+        assert_eq!(
+            named().select("off"),
+            Err(HandlerError::WorkspaceDisabled("off".to_string()))
+        );
+    }
+
+    #[test]
+    fn lone_unnamed_section_does_not_answer_to_a_name() {
+        // Kapacitor issue 2054: no fallback to the default.
+        let c = Config::parse("[slack]\nenabled = true\nurl = \"https://x.test/\"\n").unwrap();
+        assert_eq!(c.select("alerts"), Err(HandlerError::WorkspaceNotFound("alerts".into())));
+        assert!(c.select("").is_ok());
+    }
+
+    #[test]
+    fn endpoint_has_no_path_or_user_info() {
+        let mut w = Workspace::default();
+        w.url = Secret::new("https://user:pw@hooks.slack.com:8443/services/T0/B0/SECRET?x=1");
+        assert_eq!(endpoint(&w), Some(("https".into(), "hooks.slack.com:8443".into())));
+        w.url = Secret::new("https://slack.com/api/chat.postMessage");
+        assert_eq!(endpoint(&w), Some(("https".into(), "slack.com".into())));
+        w.url = Secret::new("");
+        assert_eq!(endpoint(&w), None);
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = named();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("my_secret_token"), "{shown}");
+        assert!(!shown.contains("/private"), "{shown}");
+    }
+}

@@ -1,0 +1,21 @@
+//! Kapacitor's Slack event handler as a WebAssembly component.
+//!
+//! The functional core (configuration, workspace choice, options, the
+//! message, what Slack's answer means) is plain Rust, tested natively. The
+//! shell, compiled only for wasm, is two modules: `component` (the WIT
+//! exports) and `transport` (WASI HTTP).
+
+pub mod config;
+pub mod config_source;
+pub mod error;
+pub mod event;
+pub mod handler;
+pub mod options;
+pub mod payload;
+pub mod redact;
+pub mod response;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+#[cfg(target_arch = "wasm32")]
+mod transport;
