@@ -51,7 +51,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "[redacted]"
+        })
     }
 }
 
@@ -128,7 +132,11 @@ impl Config {
         let mut problems = Problems::new(text);
         let mut workspaces = Vec::with_capacity(tables.len());
         for (index, item) in tables.iter().enumerate() {
-            let section = Section { form, index, id: None };
+            let section = Section {
+                form,
+                index,
+                id: None,
+            };
             match item.get_ref() {
                 DeValue::Table(table) => {
                     workspaces.push(read_section(table, section, &mut problems));
@@ -168,9 +176,8 @@ impl Config {
             ));
         }
         let ws = if id.is_empty() {
-            self.default_workspace().ok_or_else(|| {
-                HandlerError::WorkspaceNotFound("(default)".to_string())
-            })?
+            self.default_workspace()
+                .ok_or_else(|| HandlerError::WorkspaceNotFound("(default)".to_string()))?
         } else {
             self.workspaces
                 .iter()
@@ -213,12 +220,16 @@ struct Problems<'t> {
 
 impl<'t> Problems<'t> {
     fn new(text: &'t str) -> Self {
-        Problems { text, found: Vec::new() }
+        Problems {
+            text,
+            found: Vec::new(),
+        }
     }
 
     fn push(&mut self, span: Range<usize>, section: &Section, message: String) {
         let line = line_of(self.text, span.start);
-        self.found.push((span.start, format!("line {line}, {section}: {message}")));
+        self.found
+            .push((span.start, format!("line {line}, {section}: {message}")));
     }
 
     fn push_global(&mut self, message: String) {
@@ -237,7 +248,10 @@ impl<'t> Problems<'t> {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    1 + text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count()
+    1 + text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
 }
 
 fn read_section(table: &DeTable, mut section: Section, problems: &mut Problems) -> Workspace {
@@ -256,7 +270,10 @@ fn read_section(table: &DeTable, mut section: Section, problems: &mut Problems) 
             None => problems.push(
                 span.clone(),
                 &section,
-                format!("`{name}` must be a boolean, not {}", value.get_ref().type_str()),
+                format!(
+                    "`{name}` must be a boolean, not {}",
+                    value.get_ref().type_str()
+                ),
             ),
         };
         match name {
@@ -286,7 +303,10 @@ fn read_section(table: &DeTable, mut section: Section, problems: &mut Problems) 
                     None => problems.push(
                         span,
                         &section,
-                        format!("`{name}` must be a string, not {}", value.get_ref().type_str()),
+                        format!(
+                            "`{name}` must be a string, not {}",
+                            value.get_ref().type_str()
+                        ),
                     ),
                 }
             }
@@ -316,7 +336,11 @@ pub(crate) fn normalise_key(key: &str) -> String {
 /// then ours (URL shape, duplicate ids, more than one default).
 fn validate(form: Form, all: &[Workspace], spans: &[Range<usize>], problems: &mut Problems) {
     for (index, (ws, span)) in all.iter().zip(spans).enumerate() {
-        let section = Section { form, index, id: Some(ws.id.clone()) };
+        let section = Section {
+            form,
+            index,
+            id: Some(ws.id.clone()),
+        };
         let mut say = |message: &str| problems.push(span.clone(), &section, message.to_string());
         if ws.enabled && ws.url.is_empty() {
             say("must specify url");
@@ -353,16 +377,22 @@ fn validate(form: Form, all: &[Workspace], spans: &[Range<usize>], problems: &mu
         }
     }
     if all.len() > 1 {
-        let defaults: Vec<usize> =
-            (0..all.len()).filter(|&i| all[i].default).map(|i| i + 1).collect();
+        let defaults: Vec<usize> = (0..all.len())
+            .filter(|&i| all[i].default)
+            .map(|i| i + 1)
+            .collect();
         match defaults.len() {
-            0 => problems.push_global(
-                "at least one Slack config must be set as default".to_string(),
-            ),
+            0 => {
+                problems.push_global("at least one Slack config must be set as default".to_string())
+            }
             1 => {}
             _ => problems.push_global(format!(
                 "only one Slack config may be set as default; sections {} all are",
-                defaults.iter().map(|i| format!("#{i}")).collect::<Vec<_>>().join(", ")
+                defaults
+                    .iter()
+                    .map(|i| format!("#{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
@@ -373,7 +403,10 @@ fn validate(form: Form, all: &[Workspace], spans: &[Range<usize>], problems: &mu
 fn check_url(raw: &str) -> Result<url::Url, String> {
     let parsed = url::Url::parse(raw).map_err(|e| e.to_string())?;
     if parsed.scheme() != "https" && parsed.scheme() != "http" {
-        return Err(format!("the scheme must be https or http, not `{}`", parsed.scheme()));
+        return Err(format!(
+            "the scheme must be https or http, not `{}`",
+            parsed.scheme()
+        ));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err("the URL has no host".to_string());
@@ -469,11 +502,25 @@ insecure-skip-verify = true
         let w = &c.workspaces[0];
         assert_eq!(c.form, Form::Table);
         assert_eq!(
-            (w.enabled, w.default, w.global, w.state_changes_only, w.insecure_skip_verify),
+            (
+                w.enabled,
+                w.default,
+                w.global,
+                w.state_changes_only,
+                w.insecure_skip_verify
+            ),
             (true, true, true, true, true)
         );
         assert_eq!(
-            [&w.id, &w.channel, &w.username, &w.icon_emoji, &w.ssl_ca, &w.ssl_cert, &w.ssl_key],
+            [
+                &w.id,
+                &w.channel,
+                &w.username,
+                &w.icon_emoji,
+                &w.ssl_ca,
+                &w.ssl_cert,
+                &w.ssl_key
+            ],
             ["w", "#c", "u", ":e:", "/ca.pem", "/cert.pem", "/key.pem"]
         );
         assert_eq!(w.url.expose(), "https://slack.com/api/chat.postMessage");
@@ -518,7 +565,9 @@ insecure-skip-verify = true
 
     #[test]
     fn url_with_other_scheme_or_no_host_is_an_error() {
-        assert!(err("[slack]\nurl = \"ftp://slack.com/x\"\n").contains("scheme must be https or http"));
+        assert!(
+            err("[slack]\nurl = \"ftp://slack.com/x\"\n").contains("scheme must be https or http")
+        );
         assert!(err("[slack]\nurl = \"https://\"\n").contains("invalid url"));
         assert!(err("[slack]\nurl = \"/api/chat.postMessage\"\n").contains("invalid url"));
     }
@@ -528,14 +577,20 @@ insecure-skip-verify = true
         let m = err(
             "[[slack]]\ndefault = true\nworkspace = \"a\"\n[[slack]]\nurl = \"https://x.test/\"\n",
         );
-        assert!(m.contains("line 4, [[slack]] #2: id must not be empty"), "{m}");
+        assert!(
+            m.contains("line 4, [[slack]] #2: id must not be empty"),
+            "{m}"
+        );
     }
 
     #[test]
     fn global_needs_default() {
         // Even a single [slack] needs `default = true` for `global` (checked).
         let m = err("[slack]\nglobal = true\n");
-        assert!(m.contains("only the default config may be assigned as global"), "{m}");
+        assert!(
+            m.contains("only the default config may be assigned as global"),
+            "{m}"
+        );
         assert!(Config::parse("[slack]\ndefault = true\nglobal = true\n").is_ok());
     }
 
@@ -545,14 +600,19 @@ insecure-skip-verify = true
         assert!(m.contains(
             "stateChangesOnly may only be assigned when the config is both default and global"
         ));
-        assert!(Config::parse("[slack]\ndefault = true\nglobal = true\nstate-changes-only = true\n")
-            .is_ok());
+        assert!(Config::parse(
+            "[slack]\ndefault = true\nglobal = true\nstate-changes-only = true\n"
+        )
+        .is_ok());
     }
 
     #[test]
     fn several_sections_need_a_default() {
         let m = err("[[slack]]\nworkspace = \"a\"\n[[slack]]\nworkspace = \"b\"\n");
-        assert!(m.contains("at least one Slack config must be set as default"), "{m}");
+        assert!(
+            m.contains("at least one Slack config must be set as default"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -575,7 +635,10 @@ insecure-skip-verify = true
     #[test]
     fn two_defaults_are_an_error() {
         let m = err("[[slack]]\ndefault = true\nworkspace = \"a\"\n[[slack]]\ndefault = true\nworkspace = \"b\"\n");
-        assert!(m.contains("only one Slack config may be set as default; sections #1, #2"), "{m}");
+        assert!(
+            m.contains("only one Slack config may be set as default; sections #1, #2"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -589,8 +652,14 @@ insecure-skip-verify = true
     #[test]
     fn wrong_types_are_named() {
         let m = err("[slack]\nenabled = \"yes\"\nchannel = 5\n");
-        assert!(m.contains("line 2, [slack]: `enabled` must be a boolean, not string"), "{m}");
-        assert!(m.contains("line 3, [slack]: `channel` must be a string, not integer"), "{m}");
+        assert!(
+            m.contains("line 2, [slack]: `enabled` must be a boolean, not string"),
+            "{m}"
+        );
+        assert!(
+            m.contains("line 3, [slack]: `channel` must be a string, not integer"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -656,7 +725,10 @@ workspace = "off"
 
     #[test]
     fn named_workspace_is_selected() {
-        assert_eq!(named().select("company_private").unwrap().token.expose(), "my_secret_token");
+        assert_eq!(
+            named().select("company_private").unwrap().token.expose(),
+            "my_secret_token"
+        );
     }
 
     #[test]
@@ -679,7 +751,10 @@ workspace = "off"
     fn lone_unnamed_section_does_not_answer_to_a_name() {
         // Kapacitor issue 2054: no fallback to the default.
         let c = Config::parse("[slack]\nenabled = true\nurl = \"https://x.test/\"\n").unwrap();
-        assert_eq!(c.select("alerts"), Err(HandlerError::WorkspaceNotFound("alerts".into())));
+        assert_eq!(
+            c.select("alerts"),
+            Err(HandlerError::WorkspaceNotFound("alerts".into()))
+        );
         assert!(c.select("").is_ok());
     }
 
@@ -687,7 +762,10 @@ workspace = "off"
     fn endpoint_has_no_path_or_user_info() {
         let mut w = Workspace::default();
         w.url = Secret::new("https://user:pw@hooks.slack.com:8443/services/T0/B0/SECRET?x=1");
-        assert_eq!(endpoint(&w), Some(("https".into(), "hooks.slack.com:8443".into())));
+        assert_eq!(
+            endpoint(&w),
+            Some(("https".into(), "hooks.slack.com:8443".into()))
+        );
         w.url = Secret::new("https://slack.com/api/chat.postMessage");
         assert_eq!(endpoint(&w), Some(("https".into(), "slack.com".into())));
         w.url = Secret::new("");

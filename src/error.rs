@@ -42,7 +42,10 @@ impl HandlerError {
     /// Whether sending the same alert again can succeed without a person
     /// changing something first.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, HandlerError::Transient(_) | HandlerError::Transport(_))
+        matches!(
+            self,
+            HandlerError::Transient(_) | HandlerError::Transport(_)
+        )
     }
 }
 
@@ -60,7 +63,11 @@ impl fmt::Display for HandlerError {
                 write!(f, "service is not enabled (workspace \"{id}\")")
             }
             HandlerError::SlackRejected(r) => {
-                write!(f, "Slack rejected the message (HTTP {}, {}): {}", r.status, r.code, r.message)
+                write!(
+                    f,
+                    "Slack rejected the message (HTTP {}, {}): {}",
+                    r.status, r.code, r.message
+                )
             }
             HandlerError::Transient(t) => {
                 write!(f, "Slack is temporarily unavailable ({}", t.code)?;

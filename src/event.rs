@@ -126,6 +126,9 @@ mod tests {
     fn levels_parse_case_insensitively() {
         assert_eq!("critical".parse::<Level>(), Ok(Level::Critical));
         assert_eq!("Warning".parse::<Level>(), Ok(Level::Warning));
-        assert!("BAD".parse::<Level>().unwrap_err().contains("unknown level \"BAD\""));
+        assert!("BAD"
+            .parse::<Level>()
+            .unwrap_err()
+            .contains("unknown level \"BAD\""));
     }
 }

@@ -68,7 +68,10 @@ pub fn prepare_alert(
 }
 
 /// Prepares the service test's request.
-pub fn prepare_test(config: &Config, options: &[(String, String)]) -> Result<Prepared, HandlerError> {
+pub fn prepare_test(
+    config: &Config,
+    options: &[(String, String)],
+) -> Result<Prepared, HandlerError> {
     let test = TestOptions::parse(options)?;
     let event = AlertEvent::with_message(&test.message, test.level);
     prepare(config, &test.handler, &test.message, &event)
@@ -118,7 +121,9 @@ mod tests {
     use crate::event::Level;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn seed() -> Config {
@@ -129,7 +134,10 @@ mod tests {
     fn explicit_slack_with_no_options_uses_the_default_workspace() {
         let event = AlertEvent::with_message("Hey, check your CPU", Level::Warning);
         let p = prepare_alert(&seed(), &event, &[]).unwrap();
-        assert_eq!((p.workspace.as_str(), p.channel.as_str()), ("alerts", "#alerts"));
+        assert_eq!(
+            (p.workspace.as_str(), p.channel.as_str()),
+            ("alerts", "#alerts")
+        );
         assert_eq!(p.request.token.expose(), "mY5uP3Rs3CrE7t0keN1");
     }
 
@@ -137,14 +145,19 @@ mod tests {
     fn workspace_option_picks_the_section() {
         let event = AlertEvent::with_message("500s", Level::Info);
         let p = prepare_alert(&seed(), &event, &pairs(&[("workspace", "error-reports")])).unwrap();
-        assert_eq!((p.workspace.as_str(), p.channel.as_str()), ("error-reports", "#error-reports"));
+        assert_eq!(
+            (p.workspace.as_str(), p.channel.as_str()),
+            ("error-reports", "#error-reports")
+        );
         assert_eq!(p.request.token.expose(), "mY5uP3Rs3CrE7t0keN2");
     }
 
     #[test]
     fn unknown_option_stops_before_anything_is_sent() {
         let event = AlertEvent::with_message("x", Level::Ok);
-        let e = prepare_alert(&seed(), &event, &pairs(&[("color", "red")])).err().unwrap();
+        let e = prepare_alert(&seed(), &event, &pairs(&[("color", "red")]))
+            .err()
+            .unwrap();
         assert!(matches!(e, HandlerError::UnknownOption(_)));
     }
 

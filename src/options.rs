@@ -94,9 +94,9 @@ impl TestOptions {
 fn unknown(key: &str, known: &[&str]) -> HandlerError {
     let normalised = normalise_key(key);
     match known.iter().find(|k| normalise_key(k) == normalised) {
-        Some(k) => HandlerError::UnknownOption(format!(
-            "unknown option `{key}` (did you mean `{k}`?)"
-        )),
+        Some(k) => {
+            HandlerError::UnknownOption(format!("unknown option `{key}` (did you mean `{k}`?)"))
+        }
         None => HandlerError::UnknownOption(format!(
             "unknown option `{key}` (the options are {})",
             known.join(", ")
@@ -109,7 +109,9 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -143,15 +145,22 @@ mod tests {
         let e = HandlerOptions::parse(&pairs(&[("icon_emoji", ":x:")])).unwrap_err();
         assert_eq!(
             e,
-            HandlerError::UnknownOption("unknown option `icon_emoji` (did you mean `icon-emoji`?)".into())
+            HandlerError::UnknownOption(
+                "unknown option `icon_emoji` (did you mean `icon-emoji`?)".into()
+            )
         );
         let e = HandlerOptions::parse(&pairs(&[("color", "red")])).unwrap_err();
-        assert!(e.to_string().contains("the options are workspace, channel, username, icon-emoji"));
+        assert!(e
+            .to_string()
+            .contains("the options are workspace, channel, username, icon-emoji"));
     }
 
     #[test]
     fn no_options_means_all_from_the_workspace() {
-        assert_eq!(HandlerOptions::parse(&[]).unwrap(), HandlerOptions::default());
+        assert_eq!(
+            HandlerOptions::parse(&[]).unwrap(),
+            HandlerOptions::default()
+        );
     }
 
     #[test]
@@ -170,12 +179,17 @@ mod tests {
             ("level", "warning"),
         ]))
         .unwrap();
-        assert_eq!((t.handler.channel.as_str(), t.message.as_str(), t.level), ("#t", "hi", Level::Warning));
+        assert_eq!(
+            (t.handler.channel.as_str(), t.message.as_str(), t.level),
+            ("#t", "hi", Level::Warning)
+        );
     }
 
     #[test]
     fn bad_test_level_is_an_invalid_option() {
         let e = TestOptions::parse(&pairs(&[("level", "SEVERE")])).unwrap_err();
-        assert!(matches!(e, HandlerError::InvalidOption(m) if m.starts_with("`level`: unknown level \"SEVERE\"")));
+        assert!(
+            matches!(e, HandlerError::InvalidOption(m) if m.starts_with("`level`: unknown level \"SEVERE\""))
+        );
     }
 }

@@ -33,9 +33,8 @@ pub struct Attachment {
 /// Kapacitor's message: channel, username and icon from the options, else
 /// the workspace; the alert's message as one attachment coloured by level.
 pub fn message(ws: &Workspace, options: &HandlerOptions, text: &str, level: Level) -> Message {
-    let pick = |option: &str, section: &str| {
-        if option.is_empty() { section } else { option }.to_string()
-    };
+    let pick =
+        |option: &str, section: &str| if option.is_empty() { section } else { option }.to_string();
     Message {
         attachments: vec![Attachment {
             fallback: text.to_string(),
@@ -81,7 +80,10 @@ impl Request {
             ("user-agent".to_string(), USER_AGENT.to_string()),
         ];
         if !self.token.is_empty() {
-            headers.push(("authorization".to_string(), format!("Bearer {}", self.token.expose())));
+            headers.push((
+                "authorization".to_string(),
+                format!("Bearer {}", self.token.expose()),
+            ));
         }
         headers
     }
@@ -139,8 +141,15 @@ mod tests {
     #[test]
     fn kapacitor_oracle_payload() {
         // One section, username kapacitor, option channel #test, CRITICAL.
-        let w = Workspace { username: "kapacitor".into(), channel: String::new(), ..ws() };
-        let o = HandlerOptions { channel: "#test".into(), ..Default::default() };
+        let w = Workspace {
+            username: "kapacitor".into(),
+            channel: String::new(),
+            ..ws()
+        };
+        let o = HandlerOptions {
+            channel: "#test".into(),
+            ..Default::default()
+        };
         assert_eq!(
             body(&message(&w, &o, "message", Level::Critical)),
             json!({"attachments":[{"fallback":"message","color":"danger","text":"message","mrkdwn_in":["text"]}],
@@ -157,7 +166,10 @@ mod tests {
 
     #[test]
     fn options_override_and_empty_options_fall_back() {
-        let w = Workspace { icon_emoji: ":ws:".into(), ..ws() };
+        let w = Workspace {
+            icon_emoji: ":ws:".into(),
+            ..ws()
+        };
         let o = HandlerOptions {
             channel: String::new(),
             username: "Other".into(),
@@ -165,7 +177,14 @@ mod tests {
             ..Default::default()
         };
         let m = message(&w, &o, "x", Level::Warning);
-        assert_eq!((m.channel.as_str(), m.username.as_str(), m.icon_emoji.as_str()), ("#alerts", "Other", ":fire:"));
+        assert_eq!(
+            (
+                m.channel.as_str(),
+                m.username.as_str(),
+                m.icon_emoji.as_str()
+            ),
+            ("#alerts", "Other", ":fire:")
+        );
         assert_eq!(m.attachments[0].color, "warning");
         let m = message(&w, &HandlerOptions::default(), "x", Level::Info);
         assert_eq!(m.icon_emoji, ":ws:");
@@ -173,7 +192,12 @@ mod tests {
 
     #[test]
     fn no_slack_escaping_is_done() {
-        let m = message(&ws(), &HandlerOptions::default(), "a < b & c > d", Level::Critical);
+        let m = message(
+            &ws(),
+            &HandlerOptions::default(),
+            "a < b & c > d",
+            Level::Critical,
+        );
         assert_eq!(m.attachments[0].text, "a < b & c > d");
     }
 
@@ -182,9 +206,19 @@ mod tests {
         let m = message(&ws(), &HandlerOptions::default(), "x", Level::Critical);
         let without = Request::new(&ws(), &m);
         assert!(!without.headers().iter().any(|(k, _)| k == "authorization"));
-        let with = Request::new(&Workspace { token: Secret::new("xoxb-1"), ..ws() }, &m);
-        assert!(with.headers().contains(&("authorization".into(), "Bearer xoxb-1".into())));
-        assert!(with.headers().contains(&("content-type".into(), "application/json".into())));
+        let with = Request::new(
+            &Workspace {
+                token: Secret::new("xoxb-1"),
+                ..ws()
+            },
+            &m,
+        );
+        assert!(with
+            .headers()
+            .contains(&("authorization".into(), "Bearer xoxb-1".into())));
+        assert!(with
+            .headers()
+            .contains(&("content-type".into(), "application/json".into())));
     }
 
     #[test]
@@ -194,11 +228,14 @@ mod tests {
             token: Secret::new("xoxb-SECRET"),
             ..ws()
         };
-        let p = Request::new(&w, &message(&w, &HandlerOptions::default(), "x", Level::Ok)).preview();
+        let p =
+            Request::new(&w, &message(&w, &HandlerOptions::default(), "x", Level::Ok)).preview();
         let shown = format!("{p:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
         assert_eq!(p.url, "https://hooks.slack.com/[redacted]");
-        assert!(p.headers.contains(&("authorization".into(), "Bearer [redacted]".into())));
+        assert!(p
+            .headers
+            .contains(&("authorization".into(), "Bearer [redacted]".into())));
     }
 
     #[test]

@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn user_info_and_query_are_removed() {
         let shown = url("https://me:pw@slack.example:8443/api/chat.postMessage?token=SECRET#x");
-        assert_eq!(shown, "https://slack.example:8443/api/chat.postMessage?[redacted]");
+        assert_eq!(
+            shown,
+            "https://slack.example:8443/api/chat.postMessage?[redacted]"
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ const TRANSIENT_CODES: [&str; 5] = [
 ];
 
 /// Classifies one HTTP answer from a Slack endpoint.
-pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Result<Answer, HandlerError> {
+pub fn classify(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+) -> Result<Answer, HandlerError> {
     let json: Option<Map<String, Value>> = match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
@@ -58,18 +62,30 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Result<A
         });
 
     if (200..300).contains(&status) {
-        if let Some(ok) = json.as_ref().and_then(|j| j.get("ok")).and_then(Value::as_bool) {
+        if let Some(ok) = json
+            .as_ref()
+            .and_then(|j| j.get("ok"))
+            .and_then(Value::as_bool)
+        {
             let j = json.as_ref().expect("ok came from the JSON");
             if ok {
                 return Ok(web_api_success(j));
             }
             let code = code.unwrap_or_else(|| "unknown".to_string());
-            return Err(refusal_or_transient(status, code, retry_after_seconds, Some(j)));
+            return Err(refusal_or_transient(
+                status,
+                code,
+                retry_after_seconds,
+                Some(j),
+            ));
         }
         if text == "ok" {
             return Ok(Answer::default());
         }
-        return Ok(Answer { warnings: vec![UNRECOGNISED_SUCCESS.to_string()], ..Answer::default() });
+        return Ok(Answer {
+            warnings: vec![UNRECOGNISED_SUCCESS.to_string()],
+            ..Answer::default()
+        });
     }
 
     let code_or_status = code.clone().unwrap_or_else(|| format!("http_{status}"));
@@ -93,7 +109,12 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Result<A
         }));
     }
     match code {
-        Some(code) => Err(refusal_or_transient(status, code, retry_after_seconds, json.as_ref())),
+        Some(code) => Err(refusal_or_transient(
+            status,
+            code,
+            retry_after_seconds,
+            json.as_ref(),
+        )),
         None => Err(HandlerError::SlackRejected(SlackRejection {
             status,
             code: "unknown".to_string(),
@@ -105,7 +126,12 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Result<A
 fn web_api_success(j: &Map<String, Value>) -> Answer {
     let string = |key: &str| j.get(key).and_then(Value::as_str).map(str::to_string);
     let mut warnings: Vec<String> = string("warning")
-        .map(|w| w.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .map(|w| {
+            w.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(list) = j
         .get("response_metadata")
@@ -118,7 +144,11 @@ fn web_api_success(j: &Map<String, Value>) -> Answer {
             }
         }
     }
-    Answer { channel_id: string("channel"), ts: string("ts"), warnings }
+    Answer {
+        channel_id: string("channel"),
+        ts: string("ts"),
+        warnings,
+    }
 }
 
 fn refusal_or_transient(
@@ -129,9 +159,18 @@ fn refusal_or_transient(
 ) -> HandlerError {
     let message = describe(&code, json);
     if TRANSIENT_CODES.contains(&code.as_str()) {
-        HandlerError::Transient(TransientFailure { status: Some(status), code, retry_after_seconds, message })
+        HandlerError::Transient(TransientFailure {
+            status: Some(status),
+            code,
+            retry_after_seconds,
+            message,
+        })
     } else {
-        HandlerError::SlackRejected(SlackRejection { status, code, message })
+        HandlerError::SlackRejected(SlackRejection {
+            status,
+            code,
+            message,
+        })
     }
 }
 
@@ -139,23 +178,36 @@ fn refusal_or_transient(
 fn looks_like_code(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 64
-        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Kapacitor's message for an answer it could not read, with the body cut
 /// short.
 fn not_understood(status: u16, text: &str) -> String {
     let excerpt: String = text.chars().take(200).collect();
-    let more = if text.chars().count() > 200 { "..." } else { "" };
+    let more = if text.chars().count() > 200 {
+        "..."
+    } else {
+        ""
+    };
     format!("failed to understand Slack response. code: {status} content: {excerpt}{more}")
 }
 
 /// What a person should know about a Slack error code.
 fn describe(code: &str, json: Option<&Map<String, Value>>) -> String {
-    let field = |k: &str| json.and_then(|j| j.get(k)).and_then(Value::as_str).unwrap_or("?").to_string();
+    let field = |k: &str| {
+        json.and_then(|j| j.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    };
     match code {
         "channel_not_found" => "the channel does not exist or the bot cannot see it".into(),
-        "not_in_channel" => "the bot is not in the channel: invite it, or grant chat:write.public".into(),
+        "not_in_channel" => {
+            "the bot is not in the channel: invite it, or grant chat:write.public".into()
+        }
         "is_archived" | "channel_is_archived" => "the channel is archived".into(),
         "msg_too_long" => "the message is too long".into(),
         "no_text" => "the message has no text".into(),
@@ -179,10 +231,13 @@ fn describe(code: &str, json: Option<&Map<String, Value>>) -> String {
         "posting_to_general_channel_denied" => "only admins may post to #general".into(),
         "no_service" => "the webhook is disabled or was removed".into(),
         "fatal_error" => {
-            "Slack failed and may have posted the message anyway; not retried, to avoid a duplicate".into()
+            "Slack failed and may have posted the message anyway; not retried, to avoid a duplicate"
+                .into()
         }
         "rate_limited" | "ratelimited" => "Slack is rate limiting this sender".into(),
-        "internal_error" | "service_unavailable" | "rollup_error" => "Slack had an internal failure".into(),
+        "internal_error" | "service_unavailable" | "rollup_error" => {
+            "Slack had an internal failure".into()
+        }
         "request_timeout" => "Slack timed out receiving the request".into(),
         _ => format!("Slack answered `{code}`"),
     }
@@ -221,7 +276,11 @@ mod tests {
 
     #[test]
     fn ok_false_at_200_is_reported() {
-        let r = rejected(classify(200, None, br#"{"ok":false,"error":"channel_not_found"}"#));
+        let r = rejected(classify(
+            200,
+            None,
+            br#"{"ok":false,"error":"channel_not_found"}"#,
+        ));
         assert_eq!((r.status, r.code.as_str()), (200, "channel_not_found"));
     }
 
@@ -232,7 +291,10 @@ mod tests {
             None,
             br#"{"ok":false,"error":"missing_scope","needed":"chat:write","provided":"users:read"}"#,
         ));
-        assert_eq!(r.message, "the token lacks a scope: needed chat:write, provided users:read");
+        assert_eq!(
+            r.message,
+            "the token lacks a scope: needed chat:write, provided users:read"
+        );
     }
 
     #[test]
@@ -273,12 +335,26 @@ mod tests {
 
     #[test]
     fn rate_limit_carries_retry_after() {
-        let t = transient(classify(429, Some("7"), br#"{"ok":false,"error":"rate_limited"}"#));
-        assert_eq!((t.code.as_str(), t.retry_after_seconds), ("rate_limited", Some(7)));
-        let t = transient(classify(429, None, br#"{"retry_after":3,"ok":false,"error":"ratelimited"}"#));
+        let t = transient(classify(
+            429,
+            Some("7"),
+            br#"{"ok":false,"error":"rate_limited"}"#,
+        ));
+        assert_eq!(
+            (t.code.as_str(), t.retry_after_seconds),
+            ("rate_limited", Some(7))
+        );
+        let t = transient(classify(
+            429,
+            None,
+            br#"{"retry_after":3,"ok":false,"error":"ratelimited"}"#,
+        ));
         assert_eq!(t.retry_after_seconds, Some(3));
         let t = transient(classify(429, None, b""));
-        assert_eq!((t.code.as_str(), t.retry_after_seconds), ("rate_limited", None));
+        assert_eq!(
+            (t.code.as_str(), t.retry_after_seconds),
+            ("rate_limited", None)
+        );
     }
 
     #[test]
@@ -291,7 +367,10 @@ mod tests {
     fn unreadable_non_2xx_is_reported_as_kapacitor_does() {
         let r = rejected(classify(404, None, b"<html>Not Found</html>"));
         assert_eq!(r.code, "unknown");
-        assert_eq!(r.message, "failed to understand Slack response. code: 404 content: <html>Not Found</html>");
+        assert_eq!(
+            r.message,
+            "failed to understand Slack response. code: 404 content: <html>Not Found</html>"
+        );
     }
 
     #[test]

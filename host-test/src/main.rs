@@ -1,1 +1,362 @@
-fn main() {}
+//! `host-test`: run the Slack alert-handler component the way an alerting
+//! host would. Exit codes: 0 delivered (or deliberately not sent), 1 the
+//! handler's error, 2 bad input to the CLI, 3 the host or component failed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use host_test::egress::ConnectTo;
+use host_test::mock_slack::MockSlack;
+use host_test::plugins::{self, LoadError};
+use host_test::route::{self, Decision};
+use host_test::runtime::{
+    AlertEvent, ConfigSummary, Delivery, HandlerError, Plugin, Runtime, COMPONENT_PATH,
+};
+use host_test::{alert_json, demo, handler_file, report, tick};
+
+#[derive(Parser)]
+#[command(
+    name = "host-test",
+    version,
+    about = "Runs the Slack alert-handler WebAssembly component in wasmtime"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send one alert, as an explicit `.slack()` handler or a topic handler.
+    Send(SendArgs),
+    /// Run the service test (`kapacitor service-tests slack`).
+    Test(TestArgs),
+    /// Send an alert from an alert node with no `.slack()`: it goes to the
+    /// default workspace only if that is `global` (and, with
+    /// `state-changes-only`, only when the level changed).
+    Route(RouteArgs),
+    /// Run the documentation's examples against a local Slack stand-in.
+    Demo {
+        /// The examples directory.
+        #[arg(long, value_name = "DIR")]
+        examples: Option<PathBuf>,
+    },
+    /// Run the Slack stand-in alone, printing each request it receives.
+    MockSlack {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+#[derive(Args)]
+struct Target {
+    /// The handler's configuration: `[[slack]]` sections or a whole kapacitor.conf.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "plugins",
+        conflicts_with = "plugins"
+    )]
+    config: Option<PathBuf>,
+    /// A plugin directory: every NAME.wasm with NAME.toml beside it; the
+    /// handler's kind picks the plugin.
+    #[arg(long, value_name = "DIR")]
+    plugins: Option<PathBuf>,
+    /// The component to run with --config (default: the one built from this checkout).
+    #[arg(long, value_name = "FILE.wasm")]
+    component: Option<PathBuf>,
+    /// Send requests for one origin to another, e.g.
+    /// https://slack.com=http://127.0.0.1:8080 (repeatable).
+    #[arg(long, value_name = "FROM=TO")]
+    connect_to: Vec<String>,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The alert, in Kapacitor's `post`-handler JSON.
+    #[arg(long, value_name = "FILE")]
+    alert: PathBuf,
+    /// A Kapacitor topic-handler file (YAML or JSON) whose options to use.
+    #[arg(long, value_name = "FILE.yaml", conflicts_with = "tick")]
+    handler: Option<PathBuf>,
+    /// A TICKscript whose `.slack()` chain gives the options.
+    #[arg(long, value_name = "FILE.tick")]
+    tick: Option<PathBuf>,
+    /// A handler option (repeatable); overrides the handler file's.
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    options: Vec<String>,
+    /// Print the request that would be sent (secrets redacted) instead of sending.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct TestArgs {
+    #[command(flatten)]
+    target: Target,
+    /// A service-test option (workspace, channel, message, level, username, icon-emoji).
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    options: Vec<String>,
+}
+
+#[derive(Args)]
+struct RouteArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The alert, in Kapacitor's `post`-handler JSON.
+    #[arg(long, value_name = "FILE")]
+    alert: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How a command fails, and its exit code.
+enum Failure {
+    /// Bad input to the CLI (exit 2).
+    Input(anyhow::Error),
+    /// The handler's answer (exit 1).
+    Handler(HandlerError, bool),
+    /// The host or component failed (exit 3).
+    Host(anyhow::Error),
+    /// Not delivered, and already reported on stdout (exit 1).
+    Reported,
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Input(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Send(args) => send(args),
+        Command::Test(args) => service_test(args),
+        Command::Route(args) => route_alert(args),
+        Command::Demo { examples } => {
+            demo::run(&examples.unwrap_or_else(demo::examples_dir)).map_err(Failure::Host)
+        }
+        Command::MockSlack { port } => mock_slack(port).map_err(Failure::Host),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Handler(e, json)) => {
+            if json {
+                println!("{}", report::error_json(&e));
+            } else {
+                eprintln!("{}", report::error_text(&e));
+            }
+            ExitCode::from(1)
+        }
+        Err(Failure::Host(e)) => {
+            eprintln!("host error: {e:#}");
+            ExitCode::from(3)
+        }
+        Err(Failure::Reported) => ExitCode::from(1),
+    }
+}
+
+fn read(path: &Path, what: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading the {what} {}", path.display()))
+        .map_err(Failure::Input)
+}
+
+fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    pairs
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => Err(Failure::Input(anyhow!(
+                "--option takes KEY=VALUE, got `{p}`"
+            ))),
+        })
+        .collect()
+}
+
+/// Loads, instantiates and configures the handler for `kind`.
+fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummary), Failure> {
+    let mut connect_to = ConnectTo::default();
+    for pair in &target.connect_to {
+        connect_to.add_pair(pair)?;
+    }
+    if let Some(dir) = &target.plugins {
+        let loaded = plugins::load(dir, &connect_to).map_err(|e| match e {
+            LoadError::Host(e) => Failure::Host(e),
+            LoadError::Config { error, .. } => Failure::Handler(error, json),
+        })?;
+        let names: Vec<String> = loaded
+            .iter()
+            .map(|l| format!("{} ({})", l.name, l.summary.kind))
+            .collect();
+        let found = loaded
+            .into_iter()
+            .find(|l| l.summary.kind == kind || l.name == kind);
+        return match found {
+            Some(l) => Ok((l.plugin, l.summary)),
+            None => Err(Failure::Input(anyhow!(
+                "no plugin in {} handles kind `{kind}`; loaded: {}",
+                dir.display(),
+                names.join(", ")
+            ))),
+        };
+    }
+    let config_path = target
+        .config
+        .as_ref()
+        .ok_or_else(|| anyhow!("--config or --plugins is required"))?;
+    let text = read(config_path, "configuration")?;
+    let component = target
+        .component
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(COMPONENT_PATH));
+    let runtime = Runtime::load(&component, connect_to).map_err(Failure::Host)?;
+    let mut plugin = runtime.instantiate().map_err(Failure::Host)?;
+    let summary = plugin
+        .configure(&text)
+        .map_err(Failure::Host)?
+        .map_err(|e| Failure::Handler(e, json))?;
+    Ok((plugin, summary))
+}
+
+fn load_alert(path: &Path) -> Result<AlertEvent, Failure> {
+    alert_json::decode(&read(path, "alert")?)
+        .with_context(|| path.display().to_string())
+        .map_err(Failure::Input)
+}
+
+fn print_delivery(d: &Delivery, json: bool) {
+    if json {
+        println!("{}", report::delivery_json(d));
+    } else {
+        println!("{}", report::delivery_text(d));
+    }
+}
+
+fn send(args: SendArgs) -> Result<(), Failure> {
+    let mut event = load_alert(&args.alert)?;
+    let mut options = Vec::new();
+    let mut kind = "slack".to_string();
+    if let Some(path) = &args.handler {
+        let handler = handler_file::parse(&read(path, "handler file")?)
+            .with_context(|| path.display().to_string())?;
+        kind = handler.kind;
+        if event.topic.is_none() {
+            event.topic = handler.topic;
+        }
+        options = handler.options;
+    }
+    if let Some(path) = &args.tick {
+        options = tick::slack_options(&read(path, "TICKscript")?)
+            .with_context(|| path.display().to_string())?
+            .ok_or_else(|| anyhow!("{} has no .slack() handler", path.display()))?;
+    }
+    options.extend(parse_pairs(&args.options)?);
+    let (mut plugin, _) = open(&args.target, &kind, args.json)?;
+    if args.dry_run {
+        let request = plugin
+            .preview_alert(&event, &options)
+            .map_err(Failure::Host)?
+            .map_err(|e| Failure::Handler(e, args.json))?;
+        if args.json {
+            println!("{}", report::request_json(&request));
+        } else {
+            println!("{}", report::request_text(&request));
+        }
+        return Ok(());
+    }
+    let delivery = plugin
+        .handle_alert(&event, &options)
+        .map_err(Failure::Host)?
+        .map_err(|e| Failure::Handler(e, args.json))?;
+    print_delivery(&delivery, args.json);
+    Ok(())
+}
+
+fn service_test(args: TestArgs) -> Result<(), Failure> {
+    let options = parse_pairs(&args.options)?;
+    let (mut plugin, _) = open(&args.target, "slack", true)?;
+    // Kapacitor's service-test answer: {"success": bool, "message": "..."}.
+    match plugin.service_test(&options).map_err(Failure::Host)? {
+        Ok(_) => {
+            println!("{}", serde_json::json!({"success": true, "message": ""}));
+            Ok(())
+        }
+        Err(e) => {
+            println!(
+                "{}",
+                serde_json::json!({"success": false, "message": report::error_text(&e)})
+            );
+            Err(Failure::Reported)
+        }
+    }
+}
+
+fn route_alert(args: RouteArgs) -> Result<(), Failure> {
+    let event = load_alert(&args.alert)?;
+    let (mut plugin, summary) = open(&args.target, "slack", args.json)?;
+    let decision = route::decide(&summary, &event);
+    if decision != Decision::Send {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"delivered": false, "suppressed": decision.reason()})
+            );
+        } else {
+            println!("suppressed: {}", decision.reason());
+        }
+        return Ok(());
+    }
+    let delivery = plugin
+        .handle_alert(&event, &[])
+        .map_err(Failure::Host)?
+        .map_err(|e| Failure::Handler(e, args.json))?;
+    print_delivery(&delivery, args.json);
+    Ok(())
+}
+
+fn mock_slack(port: u16) -> anyhow::Result<()> {
+    let slack = MockSlack::start_on(port)?;
+    slack.observe(|r, reply| {
+        let auth = if r.header("authorization").is_some() {
+            "Bearer [redacted]"
+        } else {
+            "(none)"
+        };
+        println!(
+            "{} {}{} Authorization: {auth} -> {} {}\n{}",
+            r.method,
+            r.host,
+            r.path,
+            reply.status,
+            String::from_utf8_lossy(&reply.body),
+            serde_json::to_string_pretty(&r.json()).unwrap_or_default()
+        );
+    });
+    println!(
+        "Slack stand-in listening on {} (Ctrl-C stops it)",
+        slack.url()
+    );
+    println!(
+        "chat.postMessage: POST {}/api/chat.postMessage; webhooks: POST {}/services/...",
+        slack.url(),
+        slack.url()
+    );
+    slack.wait();
+    bail!("the Slack stand-in stopped")
+}

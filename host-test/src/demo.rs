@@ -1,0 +1,123 @@
+//! `host-test demo`: the seed's examples against the local Slack stand-in.
+//! The configuration keeps its `https://slack.com/...` URL; the host, which
+//! owns networking, routes slack.com to the stand-in.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::egress::ConnectTo;
+use crate::mock_slack::MockSlack;
+use crate::runtime::Runtime;
+use crate::{alert_json, handler_file, report, tick};
+
+/// The examples shipped with this checkout.
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("examples")
+}
+
+/// Where a demo alert's options come from.
+enum Source {
+    Tick(&'static str),
+    HandlerFile(&'static str),
+}
+
+const SCENARIOS: [(Source, &str); 4] = [
+    (
+        Source::Tick("slack-cpu-alert.tick"),
+        "alerts/cpu-warning.json",
+    ),
+    (
+        Source::HandlerFile("slack_cpu_handler.yaml"),
+        "alerts/cpu-critical.json",
+    ),
+    (
+        Source::Tick("slack-cpu-alert-workspace.tick"),
+        "alerts/machine-on-fire.json",
+    ),
+    (
+        Source::HandlerFile("slack_500_errors_daily.yaml"),
+        "alerts/500-errors-24h.json",
+    ),
+];
+
+pub fn run(examples: &Path) -> Result<()> {
+    let read = |name: &str| {
+        let path = examples.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let slack = MockSlack::start()?;
+    let mut connect_to = ConnectTo::default();
+    connect_to.add("https://slack.com", &slack.url())?;
+    println!(
+        "Slack stand-in listening on {}; the host routes https://slack.com there.",
+        slack.url()
+    );
+
+    let runtime = Runtime::load_default(connect_to)?;
+    println!("Loaded {}", runtime.path().display());
+    let mut plugin = runtime.instantiate()?;
+    let summary = match plugin.configure(&read("kapacitor.conf")?)? {
+        Ok(summary) => summary,
+        Err(e) => bail!("examples/kapacitor.conf: {}", report::error_text(&e)),
+    };
+    println!("Configured from examples/kapacitor.conf:");
+    println!(
+        "{}\n",
+        serde_json::to_string_pretty(&report::summary_json(&summary))?
+    );
+
+    let mut delivered = 0;
+    for (source, alert_file) in SCENARIOS {
+        let (label, options) = match source {
+            Source::Tick(file) => {
+                let options = tick::slack_options(&read(file)?)?.unwrap_or_default();
+                (format!("{file} (.slack() in a TICKscript)"), options)
+            }
+            Source::HandlerFile(file) => {
+                let handler = handler_file::parse(&read(file)?)?;
+                (
+                    format!("{file} (topic handler `{}`)", handler.id),
+                    handler.options,
+                )
+            }
+        };
+        let event =
+            alert_json::decode(&read(alert_file)?).with_context(|| alert_file.to_string())?;
+        println!("== {label}, alert {alert_file}");
+        let shown: Vec<String> = options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("   options: [{}]", shown.join(", "));
+        let seen_before = slack.requests().len();
+        match plugin.handle_alert(&event, &options)? {
+            Ok(d) => {
+                delivered += 1;
+                println!("   {}", report::delivery_text(&d));
+            }
+            Err(e) => println!("   {}", report::error_text(&e)),
+        }
+        for r in slack.requests().into_iter().skip(seen_before) {
+            let auth = match r.header("authorization") {
+                Some(_) => "Bearer [redacted]",
+                None => "(none)",
+            };
+            println!(
+                "   Slack received: {} https://{}{}  Authorization: {auth}",
+                r.method, r.host, r.path
+            );
+            let body = serde_json::to_string_pretty(&r.json())?;
+            println!("   {}", body.replace('\n', "\n   "));
+        }
+        println!();
+    }
+    let received = slack.requests().len();
+    println!(
+        "{delivered} of {} alerts delivered; the Slack stand-in received {received} requests.",
+        SCENARIOS.len()
+    );
+    if delivered != SCENARIOS.len() || received != SCENARIOS.len() {
+        bail!("the demo did not deliver every alert exactly once");
+    }
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! The reference wasmtime host for alert-handler components: it loads the
+//! component the way a real alerting host would, owns its networking, and is
+//! the test bed (with a local Slack stand-in).
+
+pub mod alert_json;
+pub mod demo;
+pub mod egress;
+pub mod handler_file;
+pub mod mock_slack;
+pub mod plugins;
+pub mod report;
+pub mod route;
+pub mod runtime;
+pub mod tick;

@@ -1,0 +1,309 @@
+//! A local Slack stand-in on 127.0.0.1: answers as `chat.postMessage`
+//! (paths under `/api/`) or as a legacy incoming webhook (any other path)
+//! would, records every request, and can be told to give canned answers.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// One request as the stand-in received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    /// The `Host` header: where the client meant to send it.
+    pub host: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (`Value::Null` if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// Whether it went to the Web API rather than a webhook.
+    pub fn is_web_api(&self) -> bool {
+        self.path.starts_with("/api/")
+    }
+}
+
+/// A canned answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Self {
+        Reply {
+            status,
+            headers: vec![(
+                "content-type".into(),
+                "application/json; charset=utf-8".into(),
+            )],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    pub fn text(status: u16, body: &str) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "text/html".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+type Observer = Box<dyn Fn(&Received, &Reply) + Send + Sync>;
+
+#[derive(Default)]
+struct Shared {
+    received: Vec<Received>,
+    scripted: VecDeque<Reply>,
+    observer: Option<Observer>,
+}
+
+/// The running stand-in; stops when dropped.
+pub struct MockSlack {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MockSlack {
+    /// Starts on a free port of 127.0.0.1.
+    pub fn start() -> Result<MockSlack> {
+        MockSlack::start_on(0)
+    }
+
+    /// Starts on 127.0.0.1:`port`.
+    pub fn start_on(port: u16) -> Result<MockSlack> {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .with_context(|| format!("binding the Slack stand-in to 127.0.0.1:{port}"))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let state = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("mock-slack".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let Ok(runtime) = runtime else { return };
+                runtime.block_on(serve(listener, state, stopped));
+            })?;
+        Ok(MockSlack {
+            addr,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Received> {
+        self.shared.lock().unwrap().received.clone()
+    }
+
+    /// The next request gets `reply` instead of the stand-in's own answer;
+    /// several queue up in order.
+    pub fn push_reply(&self, reply: Reply) {
+        self.shared.lock().unwrap().scripted.push_back(reply);
+    }
+
+    /// Calls `observer` for every request and the answer it got.
+    pub fn observe(&self, observer: impl Fn(&Received, &Reply) + Send + Sync + 'static) {
+        self.shared.lock().unwrap().observer = Some(Box::new(observer));
+    }
+
+    /// Blocks until the stand-in stops (for `host-test mock-slack`).
+    pub fn wait(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for MockSlack {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Mutex<Shared>>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| answer(req, shared.clone()));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        }
+    }
+}
+
+async fn answer(
+    req: hyper::Request<Incoming>,
+    shared: Arc<Mutex<Shared>>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let received = Received {
+        method: parts.method.to_string(),
+        host: parts
+            .headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string(),
+        headers,
+        body,
+    };
+    let reply = {
+        let mut shared = shared.lock().unwrap();
+        let seq = shared.received.len() + 1;
+        let reply = shared
+            .scripted
+            .pop_front()
+            .unwrap_or_else(|| slack_answer(&received, seq));
+        if let Some(observer) = &shared.observer {
+            observer(&received, &reply);
+        }
+        shared.received.push(received);
+        reply
+    };
+    let mut response = hyper::Response::builder().status(reply.status);
+    for (k, v) in &reply.headers {
+        response = response.header(k, v);
+    }
+    Ok(response
+        .body(Full::new(Bytes::from(reply.body)))
+        .unwrap_or_default())
+}
+
+/// What Slack itself would answer a well-formed request.
+fn slack_answer(req: &Received, seq: usize) -> Reply {
+    let body = req.json();
+    if req.method != "POST" {
+        return Reply::text(405, "method_not_allowed");
+    }
+    if !req.is_web_api() {
+        return match body {
+            Value::Object(_) => Reply::text(200, "ok"),
+            _ => Reply::text(400, "invalid_payload"),
+        };
+    }
+    let error = |code: &str| Reply::json(200, json!({"ok": false, "error": code}));
+    if !req
+        .header("authorization")
+        .is_some_and(|a| a.starts_with("Bearer ") && a.len() > 7)
+    {
+        return error("not_authed");
+    }
+    let Value::Object(_) = body else {
+        return error("invalid_json");
+    };
+    let channel = body["channel"].as_str().unwrap_or("");
+    if channel.is_empty() {
+        return error("channel_not_found");
+    }
+    let text = body["text"].as_str().unwrap_or("");
+    if text.is_empty() && body["attachments"].as_array().is_none_or(|a| a.is_empty()) {
+        return error("no_text");
+    }
+    let channel_id: String = std::iter::once('C')
+        .chain(
+            channel
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_uppercase()),
+        )
+        .collect();
+    let ts = format!("1700000000.{seq:06}");
+    Reply::json(
+        200,
+        json!({
+            "ok": true,
+            "channel": channel_id,
+            "ts": ts,
+            "message": {"type": "message", "subtype": "bot_message", "text": text, "ts": ts,
+                        "username": body["username"], "attachments": body["attachments"]},
+        }),
+    )
+}

@@ -1,0 +1,173 @@
+//! How the CLI shows results: a line for people, or JSON with `--json`.
+
+use serde_json::{json, Value};
+
+use crate::runtime::{ConfigSummary, Delivery, HandlerError, HttpRequest};
+
+/// The WIT case name of an error.
+pub fn error_kind(e: &HandlerError) -> &'static str {
+    match e {
+        HandlerError::NotConfigured(_) => "not-configured",
+        HandlerError::InvalidConfig(_) => "invalid-config",
+        HandlerError::UnknownOption(_) => "unknown-option",
+        HandlerError::InvalidOption(_) => "invalid-option",
+        HandlerError::WorkspaceNotFound(_) => "workspace-not-found",
+        HandlerError::WorkspaceDisabled(_) => "workspace-disabled",
+        HandlerError::SlackRejected(_) => "slack-rejected",
+        HandlerError::Transient(_) => "transient",
+        HandlerError::Transport(_) => "transport",
+        HandlerError::Tls(_) => "tls",
+        HandlerError::RequestDenied(_) => "request-denied",
+        HandlerError::Internal(_) => "internal",
+    }
+}
+
+/// Whether retrying can help, as the WIT documents each case.
+pub fn is_retryable(e: &HandlerError) -> bool {
+    matches!(e, HandlerError::Transient(_) | HandlerError::Transport(_))
+}
+
+/// One sentence for a person.
+pub fn error_text(e: &HandlerError) -> String {
+    let text = match e {
+        HandlerError::NotConfigured(m) => format!("not configured: {m}"),
+        HandlerError::InvalidConfig(m) => {
+            format!("invalid configuration:\n  {}", m.replace('\n', "\n  "))
+        }
+        HandlerError::UnknownOption(m) => m.clone(),
+        HandlerError::InvalidOption(m) => format!("invalid option: {m}"),
+        HandlerError::WorkspaceNotFound(id) => format!("workspace id not found: \"{id}\""),
+        HandlerError::WorkspaceDisabled(id) => {
+            format!("service is not enabled (workspace \"{id}\")")
+        }
+        HandlerError::SlackRejected(r) => {
+            format!(
+                "Slack rejected the message: {} (HTTP {}): {}",
+                r.code, r.status, r.message
+            )
+        }
+        HandlerError::Transient(t) => {
+            let mut s = format!("Slack is temporarily failing: {}", t.code);
+            if let Some(status) = t.status {
+                s += &format!(" (HTTP {status})");
+            }
+            s += &format!(": {}", t.message);
+            if let Some(secs) = t.retry_after_seconds {
+                s += &format!("; Slack asks to retry after {secs}s");
+            }
+            s
+        }
+        HandlerError::Transport(m) => format!("transport error: {m}"),
+        HandlerError::Tls(m) => format!("TLS error: {m}"),
+        HandlerError::RequestDenied(m) => format!("request denied by the host: {m}"),
+        HandlerError::Internal(m) => format!("internal error: {m}"),
+    };
+    let retry = if is_retryable(e) {
+        "retrying can help"
+    } else {
+        "retrying will not help"
+    };
+    format!("error ({}, {retry}): {text}", error_kind(e))
+}
+
+pub fn error_json(e: &HandlerError) -> Value {
+    let mut v = json!({"delivered": false, "error": error_kind(e), "retryable": is_retryable(e)});
+    match e {
+        HandlerError::SlackRejected(r) => {
+            v["status"] = json!(r.status);
+            v["code"] = json!(r.code);
+            v["message"] = json!(r.message);
+        }
+        HandlerError::Transient(t) => {
+            v["status"] = json!(t.status);
+            v["code"] = json!(t.code);
+            v["retry_after_seconds"] = json!(t.retry_after_seconds);
+            v["message"] = json!(t.message);
+        }
+        HandlerError::NotConfigured(m)
+        | HandlerError::InvalidConfig(m)
+        | HandlerError::UnknownOption(m)
+        | HandlerError::InvalidOption(m)
+        | HandlerError::WorkspaceNotFound(m)
+        | HandlerError::WorkspaceDisabled(m)
+        | HandlerError::Transport(m)
+        | HandlerError::Tls(m)
+        | HandlerError::RequestDenied(m)
+        | HandlerError::Internal(m) => v["message"] = json!(m),
+    }
+    v
+}
+
+pub fn delivery_text(d: &Delivery) -> String {
+    let workspace = if d.workspace.is_empty() {
+        "(default)"
+    } else {
+        &d.workspace
+    };
+    let mut s = format!(
+        "delivered: workspace \"{workspace}\", channel \"{}\"",
+        d.channel
+    );
+    if let Some(id) = &d.channel_id {
+        s += &format!(", channel id {id}");
+    }
+    if let Some(ts) = &d.ts {
+        s += &format!(", ts {ts}");
+    }
+    if !d.warnings.is_empty() {
+        s += &format!(" (Slack warned: {})", d.warnings.join(", "));
+    }
+    s
+}
+
+pub fn delivery_json(d: &Delivery) -> Value {
+    json!({
+        "delivered": true,
+        "workspace": d.workspace,
+        "channel": d.channel,
+        "channel_id": d.channel_id,
+        "ts": d.ts,
+        "warnings": d.warnings,
+    })
+}
+
+pub fn request_json(r: &HttpRequest) -> Value {
+    let body: Value = serde_json::from_str(&r.body).unwrap_or_else(|_| json!(r.body));
+    json!({
+        "method": r.method,
+        "url": r.url,
+        "headers": r.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        "body": body,
+    })
+}
+
+pub fn request_text(r: &HttpRequest) -> String {
+    let mut s = format!("{} {}\n", r.method, r.url);
+    for (k, v) in &r.headers {
+        s += &format!("{k}: {v}\n");
+    }
+    let body: Value = serde_json::from_str(&r.body).unwrap_or_else(|_| json!(r.body));
+    s += &format!(
+        "\n{}",
+        serde_json::to_string_pretty(&body).unwrap_or_default()
+    );
+    s
+}
+
+pub fn summary_json(s: &ConfigSummary) -> Value {
+    json!({
+        "kind": s.kind,
+        "workspaces": s.workspaces.iter().map(|w| json!({
+            "id": w.id,
+            "enabled": w.enabled,
+            "default": w.is_default,
+            "global": w.global,
+            "state-changes-only": w.state_changes_only,
+            "endpoint": w.endpoint.as_ref().map(|e| format!("{}://{}", e.scheme, e.authority)),
+            "ssl-ca": w.tls.ssl_ca,
+            "ssl-cert": w.tls.ssl_cert,
+            "ssl-key": w.tls.ssl_key,
+            "insecure-skip-verify": w.tls.insecure_skip_verify,
+        })).collect::<Vec<_>>(),
+    })
+}

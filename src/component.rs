@@ -1,0 +1,207 @@
+//! The WIT exports: converts between the generated binding types and the
+//! plain core types, keeps this instance's configuration, and sends through
+//! the transport.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::config::Config;
+use crate::error::HandlerError;
+use crate::event::{AlertEvent, FieldValue, Level};
+use crate::handler::{self, Delivery, Prepared, WorkspaceSummary};
+use crate::{config_source, options, response, transport};
+
+wit_bindgen::generate!({
+    world: "alert-handler",
+    path: "wit",
+});
+
+use alerting::handler::types as wit;
+use exports::alerting::handler::handler::Guest;
+
+struct Component;
+
+export!(Component);
+
+/// This instance's configuration: set by `configure`, else read once from
+/// the environment or a preopened file on first use.
+static CONFIG: Mutex<Option<Arc<Config>>> = Mutex::new(None);
+
+fn current_config() -> Result<Arc<Config>, HandlerError> {
+    let mut slot = CONFIG.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(config) = slot.as_ref() {
+        return Ok(config.clone());
+    }
+    let text = config_source::find(|k| std::env::var(k).ok(), |p| std::fs::read_to_string(p))?;
+    let config = Arc::new(Config::parse(&text)?);
+    *slot = Some(config.clone());
+    Ok(config)
+}
+
+fn deliver(prepared: Prepared) -> Result<Delivery, HandlerError> {
+    let raw = transport::send(&prepared.request)?;
+    let answer = response::classify(raw.status, raw.retry_after.as_deref(), &raw.body)?;
+    Ok(prepared.delivered(answer))
+}
+
+impl Guest for Component {
+    fn configure(text: String) -> Result<wit::ConfigSummary, wit::HandlerError> {
+        let config = Config::parse(&text).map_err(to_wit_error)?;
+        let workspaces = handler::summary(&config)
+            .into_iter()
+            .map(to_wit_summary)
+            .collect();
+        *CONFIG.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(config));
+        Ok(wit::ConfigSummary {
+            kind: handler::KIND.to_string(),
+            workspaces,
+        })
+    }
+
+    fn handle_alert(
+        event: wit::AlertEvent,
+        options: Vec<(String, String)>,
+    ) -> Result<wit::Delivery, wit::HandlerError> {
+        let run = || {
+            let config = current_config()?;
+            deliver(handler::prepare_alert(
+                &config,
+                &from_wit_event(event),
+                &options,
+            )?)
+        };
+        run().map(to_wit_delivery).map_err(to_wit_error)
+    }
+
+    fn preview_alert(
+        event: wit::AlertEvent,
+        options: Vec<(String, String)>,
+    ) -> Result<wit::HttpRequest, wit::HandlerError> {
+        let run = || {
+            let config = current_config()?;
+            Ok(
+                handler::prepare_alert(&config, &from_wit_event(event), &options)?
+                    .request
+                    .preview(),
+            )
+        };
+        run()
+            .map(|p| wit::HttpRequest {
+                method: p.method,
+                url: p.url,
+                headers: p.headers,
+                body: p.body,
+            })
+            .map_err(to_wit_error)
+    }
+
+    fn service_test_options() -> Vec<(String, String)> {
+        options::TEST_DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn service_test(options: Vec<(String, String)>) -> Result<wit::Delivery, wit::HandlerError> {
+        let run = || {
+            let config = current_config()?;
+            deliver(handler::prepare_test(&config, &options)?)
+        };
+        run().map(to_wit_delivery).map_err(to_wit_error)
+    }
+}
+
+fn from_wit_level(level: wit::Level) -> Level {
+    match level {
+        wit::Level::Ok => Level::Ok,
+        wit::Level::Info => Level::Info,
+        wit::Level::Warning => Level::Warning,
+        wit::Level::Critical => Level::Critical,
+    }
+}
+
+fn from_wit_event(e: wit::AlertEvent) -> AlertEvent {
+    AlertEvent {
+        id: e.id,
+        message: e.message,
+        details: e.details,
+        time: (e.time.seconds, e.time.nanoseconds),
+        duration: e.duration,
+        level: from_wit_level(e.level),
+        previous_level: e.previous_level.map(from_wit_level),
+        recoverable: e.recoverable,
+        topic: e.topic,
+        name: e.name,
+        task_name: e.task_name,
+        group: e.group,
+        tags: e.tags,
+        fields: e
+            .fields
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    wit::FieldValue::Float(f) => FieldValue::Float(f),
+                    wit::FieldValue::Integer(i) => FieldValue::Integer(i),
+                    wit::FieldValue::String(s) => FieldValue::String(s),
+                    wit::FieldValue::Boolean(b) => FieldValue::Boolean(b),
+                };
+                (k, v)
+            })
+            .collect(),
+    }
+}
+
+fn to_wit_summary(s: WorkspaceSummary) -> wit::WorkspaceSummary {
+    wit::WorkspaceSummary {
+        id: s.id,
+        enabled: s.enabled,
+        is_default: s.is_default,
+        global: s.global,
+        state_changes_only: s.state_changes_only,
+        endpoint: s
+            .endpoint
+            .map(|(scheme, authority)| wit::Endpoint { scheme, authority }),
+        tls: wit::TlsSettings {
+            ssl_ca: s.ssl_ca,
+            ssl_cert: s.ssl_cert,
+            ssl_key: s.ssl_key,
+            insecure_skip_verify: s.insecure_skip_verify,
+        },
+    }
+}
+
+fn to_wit_delivery(d: Delivery) -> wit::Delivery {
+    wit::Delivery {
+        workspace: d.workspace,
+        channel: d.channel,
+        channel_id: d.channel_id,
+        ts: d.ts,
+        warnings: d.warnings,
+    }
+}
+
+fn to_wit_error(e: HandlerError) -> wit::HandlerError {
+    use wit::HandlerError as W;
+    match e {
+        HandlerError::NotConfigured(m) => W::NotConfigured(m),
+        HandlerError::InvalidConfig(m) => W::InvalidConfig(m),
+        HandlerError::UnknownOption(m) => W::UnknownOption(m),
+        HandlerError::InvalidOption(m) => W::InvalidOption(m),
+        HandlerError::WorkspaceNotFound(id) => W::WorkspaceNotFound(id),
+        HandlerError::WorkspaceDisabled(id) => W::WorkspaceDisabled(id),
+        HandlerError::SlackRejected(r) => W::SlackRejected(wit::SlackRejection {
+            status: r.status,
+            code: r.code,
+            message: r.message,
+        }),
+        HandlerError::Transient(t) => W::Transient(wit::TransientFailure {
+            status: t.status,
+            code: t.code,
+            retry_after_seconds: t.retry_after_seconds,
+            message: t.message,
+        }),
+        HandlerError::Transport(m) => W::Transport(m),
+        HandlerError::Tls(m) => W::Tls(m),
+        HandlerError::RequestDenied(m) => W::RequestDenied(m),
+        HandlerError::Internal(m) => W::Internal(m),
+    }
+}

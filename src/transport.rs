@@ -1,0 +1,230 @@
+//! Sends a prepared request through WASI HTTP (`wasi:http/outgoing-handler`):
+//! the host owns the socket and TLS.
+//!
+//! Written on the `wasi` crate rather than wasi-http-client 0.2.1, whose
+//! `send` writes the body in one `blocking-write-and-flush` (a trap above
+//! 4096 bytes), sets no response timeout and can panic on a spurious wake-up.
+//! Here the request is handed to the host first, then the body is streamed
+//! in chunks as `check-write` permits.
+
+use std::time::Duration;
+
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
+};
+use wasi::io::streams::{OutputStream, StreamError};
+
+use crate::error::HandlerError;
+use crate::payload::Request;
+
+/// How long to wait for the connection (and TLS handshake).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the response to start, and between its chunks;
+/// Kapacitor's client gives a whole request 30 s.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slack's answers are small; a larger one is not read whole.
+pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// Slack's answer, as read off the wire.
+pub struct RawResponse {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Sends `request` and reads the answer. Never traps: every failure is a
+/// [`HandlerError`] naming the endpoint's host, never its path or token.
+pub fn send(request: &Request) -> Result<RawResponse, HandlerError> {
+    let url = url::Url::parse(request.url.expose())
+        .map_err(|_| HandlerError::Internal("the workspace URL does not parse".into()))?;
+    let host = url.host_str().unwrap_or_default();
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    let scheme = match url.scheme() {
+        "http" => Scheme::Http,
+        _ => Scheme::Https,
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+
+    let headers: Vec<(String, Vec<u8>)> = request
+        .headers()
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    let fields = Fields::from_list(&headers)
+        .map_err(|e| HandlerError::Internal(format!("the host refused a header: {e:?}")))?;
+    let outgoing = OutgoingRequest::new(fields);
+    let bad = |what: &str| HandlerError::Internal(format!("the host refused the request's {what}"));
+    outgoing
+        .set_method(&Method::Post)
+        .map_err(|()| bad("method"))?;
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|()| bad("scheme"))?;
+    outgoing
+        .set_authority(Some(&authority))
+        .map_err(|()| bad("authority"))?;
+    outgoing
+        .set_path_with_query(Some(&path))
+        .map_err(|()| bad("path"))?;
+    let body = outgoing.body().map_err(|()| bad("body"))?;
+
+    let options = RequestOptions::new();
+    let nanos = |d: Duration| Some(d.as_nanos() as u64);
+    // A host may not support every timeout; that is not a reason to fail.
+    let _ = options.set_connect_timeout(nanos(CONNECT_TIMEOUT));
+    let _ = options.set_first_byte_timeout(nanos(RESPONSE_TIMEOUT));
+    let _ = options.set_between_bytes_timeout(nanos(RESPONSE_TIMEOUT));
+
+    let on_the_way = |code: ErrorCode| from_error_code(code, &authority);
+    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(on_the_way)?;
+
+    // The body goes after `handle`, so the host is already reading it.
+    let written = write_body(&body, &request.body);
+    let finished = OutgoingBody::finish(body, None);
+    // If the connection failed, the response says why better than the
+    // broken body stream does.
+    let response = wait(&future).map_err(on_the_way)?;
+    written?;
+    finished.map_err(on_the_way)?;
+    read(response, &authority)
+}
+
+fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), HandlerError> {
+    let stream: OutputStream = body
+        .write()
+        .map_err(|()| HandlerError::Internal("the request body was already taken".into()))?;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let permitted = stream.check_write().map_err(stream_error)?;
+        if permitted == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let n = rest
+            .len()
+            .min(usize::try_from(permitted).unwrap_or(usize::MAX));
+        stream.write(&rest[..n]).map_err(stream_error)?;
+        rest = &rest[n..];
+    }
+    stream.blocking_flush().map_err(stream_error)
+}
+
+fn wait(future: &FutureIncomingResponse) -> Result<IncomingResponse, ErrorCode> {
+    loop {
+        match future.get() {
+            Some(Ok(result)) => return result,
+            Some(Err(())) => {
+                return Err(ErrorCode::InternalError(Some(
+                    "response already taken".into(),
+                )))
+            }
+            None => future.subscribe().block(),
+        }
+    }
+}
+
+fn read(response: IncomingResponse, authority: &str) -> Result<RawResponse, HandlerError> {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(&"retry-after".to_string())
+        .first()
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    let body = response
+        .consume()
+        .map_err(|()| HandlerError::Internal("the response body was already taken".into()))?;
+    let stream = body
+        .stream()
+        .map_err(|()| HandlerError::Internal("the response body was already taken".into()))?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > MAX_RESPONSE_BODY {
+                    return Err(HandlerError::Transport(format!(
+                        "the answer from {authority} is larger than {MAX_RESPONSE_BODY} bytes; not read"
+                    )));
+                }
+            }
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                let detail = wasi::http::types::http_error_code(&e)
+                    .map(|c| from_error_code(c, authority).to_string())
+                    .unwrap_or_else(|| e.to_debug_string());
+                return Err(HandlerError::Transport(format!(
+                    "reading the answer from {authority} failed: {detail}"
+                )));
+            }
+        }
+    }
+    drop(stream);
+    drop(body);
+    Ok(RawResponse {
+        status,
+        retry_after,
+        body: bytes,
+    })
+}
+
+fn stream_error(e: StreamError) -> HandlerError {
+    match e {
+        StreamError::Closed => {
+            HandlerError::Transport("the connection closed while sending".into())
+        }
+        StreamError::LastOperationFailed(e) => HandlerError::Transport(format!(
+            "sending the request failed: {}",
+            e.to_debug_string()
+        )),
+    }
+}
+
+/// Maps a wasi:http error onto the handler's cases, naming the endpoint.
+fn from_error_code(code: ErrorCode, authority: &str) -> HandlerError {
+    use ErrorCode as E;
+    let at = |what: String| format!("{what} ({authority})");
+    match code {
+        E::TlsProtocolError => HandlerError::Tls(at("TLS protocol error".into())),
+        E::TlsCertificateError => {
+            HandlerError::Tls(at("the server's TLS certificate is not trusted".into()))
+        }
+        E::TlsAlertReceived(alert) => HandlerError::Tls(at(format!(
+            "the server sent TLS alert {} {}",
+            alert.alert_id.map(|i| i.to_string()).unwrap_or_default(),
+            alert.alert_message.unwrap_or_default()
+        ))),
+        E::HttpRequestDenied => HandlerError::RequestDenied(at(
+            "the host's policy does not allow this destination".into(),
+        )),
+        E::DestinationIpProhibited => {
+            HandlerError::RequestDenied(at("the destination address is prohibited".into()))
+        }
+        E::DnsTimeout => HandlerError::Transport(at("DNS lookup timed out".into())),
+        E::DnsError(d) => HandlerError::Transport(at(format!(
+            "DNS lookup failed: {}",
+            d.rcode.unwrap_or_default()
+        ))),
+        E::DestinationNotFound => HandlerError::Transport(at("host not found".into())),
+        E::DestinationUnavailable => HandlerError::Transport(at("destination unavailable".into())),
+        E::DestinationIpUnroutable => HandlerError::Transport(at("address unroutable".into())),
+        E::ConnectionRefused => HandlerError::Transport(at("connection refused".into())),
+        E::ConnectionTerminated => HandlerError::Transport(at("connection reset".into())),
+        E::ConnectionTimeout => HandlerError::Transport(at("connection timed out".into())),
+        E::ConnectionReadTimeout | E::HttpResponseTimeout => {
+            HandlerError::Transport(at("timed out waiting for the answer".into()))
+        }
+        E::ConnectionWriteTimeout => HandlerError::Transport(at("timed out sending".into())),
+        E::ConnectionLimitReached => HandlerError::Transport(at("connection limit reached".into())),
+        E::HttpResponseIncomplete => HandlerError::Transport(at("the answer was cut off".into())),
+        E::HttpProtocolError => HandlerError::Transport(at("HTTP protocol error".into())),
+        other => HandlerError::Internal(at(format!("wasi:http error {other:?}"))),
+    }
+}
