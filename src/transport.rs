@@ -14,7 +14,7 @@ use wasi::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
     OutgoingRequest, RequestOptions, Scheme,
 };
-use wasi::io::streams::{OutputStream, StreamError};
+use wasi::io::streams::StreamError;
 
 use crate::error::HandlerError;
 use crate::payload::Request;
@@ -87,23 +87,24 @@ pub fn send(request: &Request) -> Result<RawResponse, HandlerError> {
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(on_the_way)?;
 
     // The body goes after `handle`, so the host is already reading it.
-    let written = write_body(&body, &request.body);
-    let finished = OutgoingBody::finish(body, None);
-    // If the connection failed, the response says why better than the
-    // broken body stream does.
+    // What happens while streaming it does not decide the outcome: a server
+    // may answer (and hyper drop the body stream) before the last flush, and
+    // when the connection really failed the response carries the reason.
+    let _ = write_body(&body, &request.body);
+    let _ = OutgoingBody::finish(body, None);
     let response = wait(&future).map_err(on_the_way)?;
-    written?;
-    finished.map_err(on_the_way)?;
     read(response, &authority)
 }
 
-fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), HandlerError> {
-    let stream: OutputStream = body
-        .write()
-        .map_err(|()| HandlerError::Internal("the request body was already taken".into()))?;
+/// Streams `bytes` as `check-write` permits (a single write of more than
+/// the permit is a trap).
+fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), StreamError> {
+    let Ok(stream) = body.write() else {
+        return Err(StreamError::Closed);
+    };
     let mut rest = bytes;
     while !rest.is_empty() {
-        let permitted = stream.check_write().map_err(stream_error)?;
+        let permitted = stream.check_write()?;
         if permitted == 0 {
             stream.subscribe().block();
             continue;
@@ -111,10 +112,10 @@ fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), HandlerError> {
         let n = rest
             .len()
             .min(usize::try_from(permitted).unwrap_or(usize::MAX));
-        stream.write(&rest[..n]).map_err(stream_error)?;
+        stream.write(&rest[..n])?;
         rest = &rest[n..];
     }
-    stream.blocking_flush().map_err(stream_error)
+    stream.blocking_flush()
 }
 
 fn wait(future: &FutureIncomingResponse) -> Result<IncomingResponse, ErrorCode> {
@@ -173,18 +174,6 @@ fn read(response: IncomingResponse, authority: &str) -> Result<RawResponse, Hand
         retry_after,
         body: bytes,
     })
-}
-
-fn stream_error(e: StreamError) -> HandlerError {
-    match e {
-        StreamError::Closed => {
-            HandlerError::Transport("the connection closed while sending".into())
-        }
-        StreamError::LastOperationFailed(e) => HandlerError::Transport(format!(
-            "sending the request failed: {}",
-            e.to_debug_string()
-        )),
-    }
 }
 
 /// Maps a wasi:http error onto the handler's cases, naming the endpoint.

@@ -88,6 +88,15 @@ impl Runtime {
         Runtime::load(COMPONENT_PATH, connect_to)
     }
 
+    /// The same compiled component with another connect-to map (cheap: the
+    /// engine and pre-instantiation are shared).
+    pub fn with_connect_to(&self, connect_to: ConnectTo) -> Runtime {
+        Runtime {
+            connect_to: Arc::new(connect_to),
+            ..self.clone()
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -1,0 +1,83 @@
+//! Shared by the integration tests: the component is compiled once per test
+//! binary; each test gets fresh instances and its own Slack stand-in.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use host_test::egress::ConnectTo;
+use host_test::mock_slack::MockSlack;
+use host_test::runtime::{AlertEvent, ConfigSummary, Level, Plugin, Runtime, Timestamp};
+
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| Runtime::load_default(ConnectTo::default()).expect("the component loads"))
+}
+
+pub fn instance() -> Plugin {
+    runtime().instantiate().expect("instantiates")
+}
+
+/// An instance configured with `config`; panics if the configuration is refused.
+pub fn configured(config: &str) -> (Plugin, ConfigSummary) {
+    let mut plugin = instance();
+    let summary = plugin
+        .configure(config)
+        .expect("no trap")
+        .expect("configuration accepted");
+    (plugin, summary)
+}
+
+pub fn event(message: &str, level: Level) -> AlertEvent {
+    AlertEvent {
+        id: "cpu:nil".into(),
+        message: message.into(),
+        details: String::new(),
+        time: Timestamp {
+            seconds: 0,
+            nanoseconds: 0,
+        },
+        duration: 0,
+        level,
+        previous_level: Some(Level::Ok),
+        recoverable: true,
+        topic: None,
+        name: "cpu".into(),
+        task_name: "cpu_alert".into(),
+        group: "nil".into(),
+        tags: vec![],
+        fields: vec![],
+    }
+}
+
+pub fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// One enabled Web API workspace `alerts` at the stand-in, with a token.
+pub fn web_api_config(slack: &MockSlack) -> String {
+    format!(
+        r##"[[slack]]
+enabled = true
+default = true
+workspace = "alerts"
+url = "{}/api/chat.postMessage"
+token = "xoxb-test-token"
+channel = "#alerts"
+username = "AlertBot"
+"##,
+        slack.url()
+    )
+}
+
+/// One enabled legacy-webhook workspace at the stand-in.
+pub fn webhook_config(slack: &MockSlack) -> String {
+    format!(
+        "[slack]\nenabled = true\nurl = \"{}/services/T000/B000/XXXXXXXX\"\nchannel = \"#hooks\"\n",
+        slack.url()
+    )
+}
