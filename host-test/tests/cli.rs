@@ -1,0 +1,455 @@
+//! The `host-test` CLI as a user runs it: real binary, real component, the
+//! Slack stand-in on loopback. The examples keep their https://slack.com
+//! URLs; `--connect-to` sends them to the stand-in.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use host_test::mock_slack::{MockSlack, Reply};
+use serde_json::{json, Value};
+
+fn examples(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(file)
+}
+
+fn host_test(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args(args)
+        .output()
+        .expect("host-test runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `send`/`test`/`route` against the seed configuration, routed to `slack`.
+fn run(command: &str, slack: &MockSlack, config: &str, rest: &[&str]) -> Output {
+    let route = format!("https://slack.com={}", slack.url());
+    let config = examples(config);
+    let mut args = vec![
+        command,
+        "--config",
+        config.to_str().unwrap(),
+        "--connect-to",
+        &route,
+    ];
+    args.extend_from_slice(rest);
+    host_test(&args)
+}
+
+fn no_secrets(o: &Output) {
+    for text in [stdout(o), stderr(o)] {
+        assert!(
+            !text.contains("mY5uP3Rs3CrE7t0keN"),
+            "a token leaked: {text}"
+        );
+    }
+}
+
+#[test]
+fn send_with_no_options_uses_the_default_workspace() {
+    let slack = MockSlack::start().unwrap();
+    let alert = examples("alerts/cpu-warning.json");
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &["--alert", alert.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("delivered: workspace \"alerts\", channel \"#alerts\""),
+        "{}",
+        stdout(&o)
+    );
+    let got = slack.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].host, "slack.com");
+    assert_eq!(got[0].path, "/api/chat.postMessage");
+    assert_eq!(
+        got[0].header("authorization"),
+        Some("Bearer mY5uP3Rs3CrE7t0keN1")
+    );
+    assert_eq!(got[0].json()["username"], "AlertBot");
+    no_secrets(&o);
+}
+
+#[test]
+fn send_with_a_handler_file_and_json_output() {
+    let slack = MockSlack::start().unwrap();
+    let alert = examples("alerts/500-errors-24h.json");
+    let handler = examples("slack_500_errors_daily.yaml");
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &[
+            "--alert",
+            alert.to_str().unwrap(),
+            "--handler",
+            handler.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let answer: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        answer,
+        json!({"delivered": true, "workspace": "error-reports", "channel": "#error-reports",
+               "channel_id": "CERRORREPORTS", "ts": "1700000000.000001", "warnings": []})
+    );
+    assert_eq!(
+        slack.requests()[0].header("authorization"),
+        Some("Bearer mY5uP3Rs3CrE7t0keN2")
+    );
+}
+
+#[test]
+fn send_with_a_tickscript_and_option_flags() {
+    let slack = MockSlack::start().unwrap();
+    let alert = examples("alerts/machine-on-fire.json");
+    let tick = examples("slack-cpu-alert-workspace.tick");
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &[
+            "--alert",
+            alert.to_str().unwrap(),
+            "--tick",
+            tick.to_str().unwrap(),
+            "--option",
+            "channel=#fire",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let body = slack.requests()[0].json();
+    assert_eq!(body["channel"], "#fire");
+    assert_eq!(body["icon_emoji"], ":fire:");
+    assert_eq!(
+        body["attachments"][0]["text"],
+        "Hey, I think the machine is on fire."
+    );
+}
+
+#[test]
+fn dry_run_prints_the_request_without_secrets_and_sends_nothing() {
+    let slack = MockSlack::start().unwrap();
+    let alert = examples("alerts/cpu-warning.json");
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &["--alert", alert.to_str().unwrap(), "--dry-run", "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let request: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(request["method"], "POST");
+    assert_eq!(request["url"], "https://slack.com/api/chat.postMessage");
+    assert!(request["headers"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(["authorization", "Bearer [redacted]"])));
+    assert_eq!(request["body"]["channel"], "#alerts");
+    assert!(slack.requests().is_empty());
+    no_secrets(&o);
+}
+
+#[test]
+fn handler_errors_exit_non_zero_with_the_components_error() {
+    let slack = MockSlack::start().unwrap();
+    let alert = examples("alerts/cpu-warning.json");
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &[
+            "--alert",
+            alert.to_str().unwrap(),
+            "--option",
+            "workspace=nope",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "error (workspace-not-found, retrying will not help): workspace id not found: \"nope\""
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    slack.push_reply(Reply::json(
+        200,
+        json!({"ok": false, "error": "not_in_channel"}),
+    ));
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &["--alert", alert.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let answer: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (
+            answer["error"].as_str(),
+            answer["code"].as_str(),
+            answer["retryable"].as_bool()
+        ),
+        (Some("slack-rejected"), Some("not_in_channel"), Some(false))
+    );
+    no_secrets(&o);
+}
+
+#[test]
+fn bad_input_files_exit_2_and_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"id":"x","message":"m","time":"1970-01-01T00:00:00Z","level":"LOUD"}"#,
+    )
+    .unwrap();
+    let config = examples("kapacitor.conf");
+    let o = host_test(&[
+        "send",
+        "--config",
+        config.to_str().unwrap(),
+        "--alert",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown level \"LOUD\""),
+        "{}",
+        stderr(&o)
+    );
+
+    let good = examples("alerts/cpu-warning.json");
+    let o = host_test(&[
+        "send",
+        "--config",
+        "/nonexistent.conf",
+        "--alert",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent.conf"), "{}", stderr(&o));
+}
+
+#[test]
+fn invalid_configuration_is_reported_with_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("k.conf");
+    std::fs::write(&conf, "[[slack]]\nenabled = true\ndefault = true\nurl = \"https://slack.com/api/chat.postMessage\"\nicon_emoji = \":x:\"\n").unwrap();
+    let alert = examples("alerts/cpu-warning.json");
+    let o = host_test(&[
+        "send",
+        "--config",
+        conf.to_str().unwrap(),
+        "--alert",
+        alert.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "line 5, [[slack]] #1: unknown key `icon_emoji` (did you mean `icon-emoji`?)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn service_test_answers_as_kapacitor() {
+    let slack = MockSlack::start().unwrap();
+    let o = run(
+        "test",
+        &slack,
+        "kapacitor.conf",
+        &["--option", "workspace=error-reports"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout(&o).trim()).unwrap(),
+        json!({"success": true, "message": ""})
+    );
+    let body = slack.requests()[0].json();
+    assert_eq!(
+        (
+            body["channel"].as_str(),
+            body["attachments"][0]["text"].as_str()
+        ),
+        (Some("#error-reports"), Some("test slack message"))
+    );
+
+    let o = run(
+        "test",
+        &slack,
+        "kapacitor.conf",
+        &["--option", "workspace=nope"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let answer: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(answer["success"], false);
+    assert!(answer["message"]
+        .as_str()
+        .unwrap()
+        .contains("workspace id not found"));
+}
+
+#[test]
+fn route_sends_only_through_a_global_default() {
+    let slack = MockSlack::start().unwrap();
+    let warning = examples("alerts/cpu-warning.json");
+    let o = run(
+        "route",
+        &slack,
+        "kapacitor.conf",
+        &["--alert", warning.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("suppressed: the default workspace is not global"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(slack.requests().is_empty());
+
+    let o = run(
+        "route",
+        &slack,
+        "kapacitor-global.conf",
+        &["--alert", warning.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("delivered: workspace \"alerts\""),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(slack.requests().len(), 1);
+}
+
+#[test]
+fn route_with_state_changes_only_suppresses_an_unchanged_level() {
+    let slack = MockSlack::start().unwrap();
+    let unchanged = examples("alerts/cpu-still-critical.json");
+    let o = run(
+        "route",
+        &slack,
+        "kapacitor-global.conf",
+        &["--alert", unchanged.to_str().unwrap(), "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout(&o).trim()).unwrap(),
+        json!({"delivered": false, "suppressed": "state-changes-only: the level did not change"})
+    );
+    assert!(slack.requests().is_empty());
+
+    let changed = examples("alerts/cpu-critical.json");
+    let o = run(
+        "route",
+        &slack,
+        "kapacitor-global.conf",
+        &["--alert", changed.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(slack.requests().len(), 1);
+}
+
+#[test]
+fn without_state_changes_only_an_unchanged_level_is_sent_again() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("global.conf");
+    let text = std::fs::read_to_string(examples("kapacitor-global.conf")).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("state-changes-only = true", "state-changes-only = false"),
+    )
+    .unwrap();
+    let route = format!("https://slack.com={}", slack.url());
+    let unchanged = examples("alerts/cpu-still-critical.json");
+    let o = host_test(&[
+        "route",
+        "--config",
+        conf.to_str().unwrap(),
+        "--connect-to",
+        &route,
+        "--alert",
+        unchanged.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(slack.requests().len(), 1);
+}
+
+#[test]
+fn plugin_directory_loads_name_wasm_with_name_toml() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        host_test::runtime::COMPONENT_PATH,
+        dir.path().join("slack.wasm"),
+    )
+    .unwrap();
+    std::fs::copy(examples("kapacitor.conf"), dir.path().join("slack.toml")).unwrap();
+    let route = format!("https://slack.com={}", slack.url());
+    let alert = examples("alerts/cpu-critical.json");
+    let handler = examples("slack_cpu_handler.yaml");
+    let o = host_test(&[
+        "send",
+        "--plugins",
+        dir.path().to_str().unwrap(),
+        "--connect-to",
+        &route,
+        "--alert",
+        alert.to_str().unwrap(),
+        "--handler",
+        handler.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(slack.requests()[0].json()["icon_emoji"], ":fire:");
+
+    std::fs::copy(
+        host_test::runtime::COMPONENT_PATH,
+        dir.path().join("orphan.wasm"),
+    )
+    .unwrap();
+    let o = host_test(&[
+        "send",
+        "--plugins",
+        dir.path().to_str().unwrap(),
+        "--alert",
+        alert.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("orphan.toml is missing"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn demo_runs_the_seed_examples() {
+    let o = host_test(&["demo"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("4 of 4 alerts delivered; the Slack stand-in received 4 requests."),
+        "{out}"
+    );
+    assert!(out.contains("\"icon_emoji\": \":exclamation:\""), "{out}");
+    assert!(out.contains("\"channel\": \"#error-reports\""), "{out}");
+    no_secrets(&o);
+}
