@@ -36,8 +36,8 @@ fn main() {
         .expect("could not run cargo to build the guest component");
     if !status.success() {
         panic!(
-            "building the guest component failed; is the target installed? \
-             run `rustup target add wasm32-wasip2`"
+            "building the guest component failed (its errors are above); if the \
+             wasm32-wasip2 target is missing, run `rustup target add wasm32-wasip2`"
         );
     }
     let wasm = target_dir.join("wasm32-wasip2/release/slack_alert_handler.wasm");

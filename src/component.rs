@@ -39,7 +39,12 @@ fn current_config() -> Result<Arc<Config>, HandlerError> {
 
 fn deliver(prepared: Prepared) -> Result<Delivery, HandlerError> {
     let raw = transport::send(&prepared.request)?;
-    let answer = response::classify(raw.status, raw.retry_after.as_deref(), &raw.body)?;
+    let answer = response::classify(
+        raw.status,
+        raw.retry_after.as_deref(),
+        &raw.body,
+        raw.truncated,
+    )?;
     Ok(prepared.delivered(answer))
 }
 

@@ -760,8 +760,10 @@ workspace = "off"
 
     #[test]
     fn endpoint_has_no_path_or_user_info() {
-        let mut w = Workspace::default();
-        w.url = Secret::new("https://user:pw@hooks.slack.com:8443/services/T0/B0/SECRET?x=1");
+        let mut w = Workspace {
+            url: Secret::new("https://user:pw@hooks.slack.com:8443/services/T0/B0/SECRET?x=1"),
+            ..Workspace::default()
+        };
         assert_eq!(
             endpoint(&w),
             Some(("https".into(), "hooks.slack.com:8443".into()))

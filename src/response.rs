@@ -25,6 +25,11 @@ pub struct Answer {
 /// that way, and Kapacitor counts it as delivered, so we do too, visibly.
 pub const UNRECOGNISED_SUCCESS: &str = "unrecognised_response";
 
+/// The warning added when a 2xx answer was too large to read whole (the
+/// transport stops at its limit): Slack accepted the message, but its
+/// details (channel id, `ts`) could not be read.
+pub const TRUNCATED_SUCCESS: &str = "response_too_large";
+
 /// Web API error codes that go away on their own.
 const TRANSIENT_CODES: [&str; 5] = [
     "rate_limited",
@@ -34,12 +39,20 @@ const TRANSIENT_CODES: [&str; 5] = [
     "request_timeout",
 ];
 
-/// Classifies one HTTP answer from a Slack endpoint.
+/// Classifies one HTTP answer from a Slack endpoint. `truncated` says the
+/// body is only the start of a larger one.
 pub fn classify(
     status: u16,
     retry_after: Option<&str>,
     body: &[u8],
+    truncated: bool,
 ) -> Result<Answer, HandlerError> {
+    if truncated && (200..300).contains(&status) {
+        return Ok(Answer {
+            warnings: vec![TRUNCATED_SUCCESS.to_string()],
+            ..Answer::default()
+        });
+    }
     let json: Option<Map<String, Value>> = match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
@@ -266,7 +279,7 @@ mod tests {
         let a = classify(
             200,
             None,
-            br#"{"ok":true,"channel":"C123","ts":"1503435956.000247","warning":"missing_charset","response_metadata":{"warnings":["missing_charset","message_truncated"]}}"#,
+            br#"{"ok":true,"channel":"C123","ts":"1503435956.000247","warning":"missing_charset","response_metadata":{"warnings":["missing_charset","message_truncated"]}}"#, false,
         )
         .unwrap();
         assert_eq!(a.channel_id.as_deref(), Some("C123"));
@@ -280,6 +293,7 @@ mod tests {
             200,
             None,
             br#"{"ok":false,"error":"channel_not_found"}"#,
+            false,
         ));
         assert_eq!((r.status, r.code.as_str()), (200, "channel_not_found"));
     }
@@ -289,7 +303,7 @@ mod tests {
         let r = rejected(classify(
             200,
             None,
-            br#"{"ok":false,"error":"missing_scope","needed":"chat:write","provided":"users:read"}"#,
+            br#"{"ok":false,"error":"missing_scope","needed":"chat:write","provided":"users:read"}"#, false,
         ));
         assert_eq!(
             r.message,
@@ -301,19 +315,25 @@ mod tests {
     fn transient_web_api_codes_are_transient() {
         for code in TRANSIENT_CODES {
             let body = format!(r#"{{"ok":false,"error":"{code}"}}"#);
-            assert_eq!(transient(classify(200, None, body.as_bytes())).code, code);
+            assert_eq!(
+                transient(classify(200, None, body.as_bytes(), false)).code,
+                code
+            );
         }
     }
 
     #[test]
     fn fatal_error_is_not_retried() {
-        let r = classify(200, None, br#"{"ok":false,"error":"fatal_error"}"#);
+        let r = classify(200, None, br#"{"ok":false,"error":"fatal_error"}"#, false);
         assert!(!r.unwrap_err().is_retryable());
     }
 
     #[test]
     fn webhook_ok_is_success() {
-        assert_eq!(classify(200, None, b"ok").unwrap(), Answer::default());
+        assert_eq!(
+            classify(200, None, b"ok", false).unwrap(),
+            Answer::default()
+        );
     }
 
     #[test]
@@ -326,10 +346,10 @@ mod tests {
             (404, "channel_not_found"),
             (410, "channel_is_archived"),
         ] {
-            let r = rejected(classify(status, None, code.as_bytes()));
+            let r = rejected(classify(status, None, code.as_bytes(), false));
             assert_eq!((r.status, r.code.as_str()), (status, code));
         }
-        let t = transient(classify(500, None, b"rollup_error"));
+        let t = transient(classify(500, None, b"rollup_error", false));
         assert_eq!((t.status, t.code.as_str()), (Some(500), "rollup_error"));
     }
 
@@ -339,6 +359,7 @@ mod tests {
             429,
             Some("7"),
             br#"{"ok":false,"error":"rate_limited"}"#,
+            false,
         ));
         assert_eq!(
             (t.code.as_str(), t.retry_after_seconds),
@@ -348,9 +369,10 @@ mod tests {
             429,
             None,
             br#"{"retry_after":3,"ok":false,"error":"ratelimited"}"#,
+            false,
         ));
         assert_eq!(t.retry_after_seconds, Some(3));
-        let t = transient(classify(429, None, b""));
+        let t = transient(classify(429, None, b"", false));
         assert_eq!(
             (t.code.as_str(), t.retry_after_seconds),
             ("rate_limited", None)
@@ -359,13 +381,13 @@ mod tests {
 
     #[test]
     fn non_2xx_reads_slacks_error() {
-        let r = rejected(classify(403, None, br#"{"error":"invalid_auth"}"#));
+        let r = rejected(classify(403, None, br#"{"error":"invalid_auth"}"#, false));
         assert_eq!(r.code, "invalid_auth");
     }
 
     #[test]
     fn unreadable_non_2xx_is_reported_as_kapacitor_does() {
-        let r = rejected(classify(404, None, b"<html>Not Found</html>"));
+        let r = rejected(classify(404, None, b"<html>Not Found</html>", false));
         assert_eq!(r.code, "unknown");
         assert_eq!(
             r.message,
@@ -375,13 +397,27 @@ mod tests {
 
     #[test]
     fn server_errors_are_transient() {
-        let t = transient(classify(503, None, b"<html>down</html>"));
+        let t = transient(classify(503, None, b"<html>down</html>", false));
         assert_eq!((t.code.as_str(), t.status), ("http_503", Some(503)));
     }
 
     #[test]
+    fn too_large_2xx_is_delivered_with_a_warning() {
+        let a = classify(
+            200,
+            None,
+            b"{\"ok\":true,\"message\":{\"text\":\"xxxx",
+            true,
+        )
+        .unwrap();
+        assert_eq!(a.warnings, [TRUNCATED_SUCCESS]);
+        let t = classify(503, None, b"<html>", true).unwrap_err();
+        assert!(t.is_retryable());
+    }
+
+    #[test]
     fn unrecognised_2xx_is_delivered_with_a_warning() {
-        let a = classify(200, None, br#"{"success":true}"#).unwrap();
+        let a = classify(200, None, br#"{"success":true}"#, false).unwrap();
         assert_eq!(a.warnings, [UNRECOGNISED_SUCCESS]);
     }
 }

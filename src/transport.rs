@@ -24,7 +24,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the response to start, and between its chunks;
 /// Kapacitor's client gives a whole request 30 s.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Slack's answers are small; a larger one is not read whole.
+/// Slack's answers are small (chat.postMessage echoes the message, which
+/// Slack cuts at 40,000 characters); past this the rest is not read.
 pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
 /// Slack's answer, as read off the wire.
@@ -32,6 +33,8 @@ pub struct RawResponse {
     pub status: u16,
     pub retry_after: Option<String>,
     pub body: Vec<u8>,
+    /// The body was longer than [`MAX_RESPONSE_BODY`]; `body` is its start.
+    pub truncated: bool,
 }
 
 /// Sends `request` and reads the answer. Never traps: every failure is a
@@ -146,14 +149,15 @@ fn read(response: IncomingResponse, authority: &str) -> Result<RawResponse, Hand
         .stream()
         .map_err(|()| HandlerError::Internal("the response body was already taken".into()))?;
     let mut bytes = Vec::new();
+    let mut truncated = false;
     loop {
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => {
                 bytes.extend_from_slice(&chunk);
                 if bytes.len() > MAX_RESPONSE_BODY {
-                    return Err(HandlerError::Transport(format!(
-                        "the answer from {authority} is larger than {MAX_RESPONSE_BODY} bytes; not read"
-                    )));
+                    bytes.truncate(MAX_RESPONSE_BODY);
+                    truncated = true;
+                    break;
                 }
             }
             Err(StreamError::Closed) => break,
@@ -173,6 +177,7 @@ fn read(response: IncomingResponse, authority: &str) -> Result<RawResponse, Hand
         status,
         retry_after,
         body: bytes,
+        truncated,
     })
 }
 
