@@ -256,8 +256,15 @@ fn send(args: SendArgs) -> Result<(), Failure> {
         let handler = handler_file::parse(&read(path, "handler file")?)
             .with_context(|| path.display().to_string())?;
         kind = handler.kind;
-        if event.topic.is_none() {
-            event.topic = handler.topic;
+        match (&event.topic, handler.topic) {
+            (Some(alert), Some(subscribed)) if *alert != subscribed => {
+                return Err(Failure::Input(anyhow!(
+                    "the alert was published to topic `{alert}`, but handler `{}` subscribes to `{subscribed}`",
+                    handler.id
+                )));
+            }
+            (None, subscribed) => event.topic = subscribed,
+            _ => {}
         }
         options = handler.options;
     }

@@ -210,6 +210,47 @@ fn handler_errors_exit_non_zero_with_the_components_error() {
 }
 
 #[test]
+fn a_handler_of_another_kind_or_topic_is_refused() {
+    let slack = MockSlack::start().unwrap();
+    let alert = examples("alerts/cpu-warning.json");
+    let aggregate = examples("500_errors_24h.yaml");
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &[
+            "--alert",
+            alert.to_str().unwrap(),
+            "--handler",
+            aggregate.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("this is a `aggregate` handler"),
+        "{}",
+        stderr(&o)
+    );
+
+    let alert = examples("alerts/cpu-critical.json");
+    let daily = examples("slack_500_errors_daily.yaml");
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &[
+            "--alert",
+            alert.to_str().unwrap(),
+            "--handler",
+            daily.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("published to topic `cpu`, but handler `slack-500-errors-daily` subscribes to `500-errors-24h`"), "{}", stderr(&o));
+    assert!(slack.requests().is_empty());
+}
+
+#[test]
 fn bad_input_files_exit_2_and_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
