@@ -231,6 +231,13 @@ fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummar
         .configure(&text)
         .map_err(Failure::Host)?
         .map_err(|e| Failure::Handler(e, json))?;
+    if summary.kind != kind {
+        return Err(Failure::Input(anyhow!(
+            "this is a `{kind}` handler, but {} is a `{}` plugin",
+            component.display(),
+            summary.kind
+        )));
+    }
     Ok((plugin, summary))
 }
 
