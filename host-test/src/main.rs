@@ -231,6 +231,7 @@ fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummar
         .configure(&text)
         .map_err(Failure::Host)?
         .map_err(|e| Failure::Handler(e, json))?;
+    warn_unapplied_tls(&summary);
     if summary.kind != kind {
         return Err(Failure::Input(anyhow!(
             "this is a `{kind}` handler, but {} is a `{}` plugin",
@@ -239,6 +240,26 @@ fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummar
         )));
     }
     Ok((plugin, summary))
+}
+
+/// Per-workspace TLS is not applied by this host yet: say so rather than
+/// let a configured CA or client certificate be silently ignored.
+fn warn_unapplied_tls(summary: &ConfigSummary) {
+    for w in &summary.workspaces {
+        let t = &w.tls;
+        if t.ssl_ca.is_some()
+            || t.ssl_cert.is_some()
+            || t.ssl_key.is_some()
+            || t.insecure_skip_verify
+        {
+            eprintln!(
+                "warning: workspace \"{}\" has TLS settings (ssl-ca, ssl-cert, ssl-key or \
+                 insecure-skip-verify) that this host does not apply yet; it verifies \
+                 servers against the webpki roots",
+                w.id
+            );
+        }
+    }
 }
 
 fn load_alert(path: &Path) -> Result<AlertEvent, Failure> {

@@ -425,3 +425,82 @@ fn reconfiguring_replaces_the_configuration() {
     send(&mut plugin, &[]).unwrap();
     assert_eq!(slack.requests()[0].path, "/services/T000/B000/XXXXXXXX");
 }
+
+#[test]
+fn no_error_carries_the_token_or_the_webhook_path() {
+    const TOKEN: &str = "xoxb-DISTINCTIVE-TOKEN-4242";
+    const PATH: &str = "B0DISTINCTIVEWEBHOOKPATH";
+    let slack = MockSlack::start().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        r##"[[slack]]
+enabled = true
+default = true
+workspace = "api"
+url = "{0}/api/chat.postMessage"
+token = "{TOKEN}"
+channel = "#a"
+[[slack]]
+enabled = true
+workspace = "hook"
+url = "{0}/services/T0/{PATH}"
+[[slack]]
+enabled = true
+workspace = "down"
+url = "http://127.0.0.1:{port}/services/T0/{PATH}"
+token = "{TOKEN}"
+"##,
+        slack.url()
+    );
+    let (mut plugin, summary) = configured(&config);
+    let mut seen = vec![format!("{summary:?}")];
+    let mut outcome = |plugin: &mut Plugin, opts: &[(&str, &str)]| {
+        let r = plugin
+            .handle_alert(&event("m", Level::Critical), &options(opts))
+            .expect("no trap");
+        seen.push(format!("{r:?}"));
+        if let Err(e) = r {
+            seen.push(host_test::report::error_text(&e));
+            seen.push(host_test::report::error_json(&e).to_string());
+        }
+        seen.push(format!(
+            "{:?}",
+            plugin
+                .preview_alert(&event("m", Level::Ok), &options(opts))
+                .unwrap()
+        ));
+    };
+    for reply in [
+        Reply::json(200, json!({"ok": false, "error": "invalid_auth"})),
+        Reply::json(429, json!({"ok": false, "error": "rate_limited"}))
+            .with_header("retry-after", "1"),
+        Reply::text(503, "<html>down</html>"),
+    ] {
+        slack.push_reply(reply);
+        outcome(&mut plugin, &[]);
+    }
+    slack.push_reply(Reply::text(404, "channel_not_found"));
+    outcome(&mut plugin, &[("workspace", "hook")]);
+    outcome(&mut plugin, &[("workspace", "down")]);
+    outcome(&mut plugin, &[("workspace", "nope")]);
+    outcome(&mut plugin, &[("bogus", TOKEN)]);
+    let refused = instance()
+        .configure(&format!(
+            "[slack]\ntoken = \"{TOKEN}\nurl = \"ftp://x/{PATH}\"\n"
+        ))
+        .unwrap();
+    seen.push(format!("{refused:?}"));
+    let refused = instance()
+        .configure(&format!("[slack]\nurl = \"ftp://x/{PATH}\"\n"))
+        .unwrap();
+    seen.push(format!("{refused:?}"));
+
+    for text in &seen {
+        assert!(!text.contains("DISTINCTIVE"), "a secret leaked: {text}");
+    }
+    assert!(seen.len() > 20);
+}
