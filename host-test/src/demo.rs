@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::egress::ConnectTo;
 use crate::mock_slack::MockSlack;
+use crate::net::{ConnectTo, NetSettings};
 use crate::runtime::Runtime;
 use crate::{alert_json, handler_file, report, tick};
 
@@ -56,7 +56,7 @@ pub fn run(examples: &Path) -> Result<()> {
         slack.url()
     );
 
-    let runtime = Runtime::load_default(connect_to)?;
+    let runtime = Runtime::load_default(NetSettings::with_connect_to(connect_to))?;
     println!("Loaded {}", runtime.path().display());
     let mut plugin = runtime.instantiate()?;
     let summary = match plugin.configure(&read("kapacitor.conf")?)? {

@@ -4,9 +4,9 @@
 
 pub mod alert_json;
 pub mod demo;
-pub mod egress;
 pub mod handler_file;
 pub mod mock_slack;
+pub mod net;
 pub mod plugins;
 pub mod report;
 pub mod route;

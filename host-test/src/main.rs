@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use host_test::egress::ConnectTo;
 use host_test::mock_slack::MockSlack;
+use host_test::net::cidr::DenyList;
+use host_test::net::proxy::ProxyConfig;
+use host_test::net::{ConnectTo, NetSettings};
 use host_test::plugins::{self, LoadError};
 use host_test::route::{self, Decision};
 use host_test::runtime::{
@@ -73,6 +75,33 @@ struct Target {
     /// https://slack.com=http://127.0.0.1:8080 (repeatable).
     #[arg(long, value_name = "FROM=TO")]
     connect_to: Vec<String>,
+    /// Refuse destinations whose address is in these ranges: `private`
+    /// and/or CIDRs, comma-separated (Kapacitor's -blacklist-cidrs).
+    #[arg(long, value_name = "CIDRS")]
+    deny_cidrs: Option<String>,
+}
+
+impl Target {
+    /// The host's network settings: these flags, and proxies from the
+    /// environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) as Kapacitor takes them.
+    fn net_settings(&self) -> anyhow::Result<NetSettings> {
+        let mut connect_to = ConnectTo::default();
+        for pair in &self.connect_to {
+            connect_to.add_pair(pair)?;
+        }
+        let deny = match &self.deny_cidrs {
+            Some(spec) => DenyList::parse(spec).map_err(|e| anyhow!("--deny-cidrs: {e}"))?,
+            None => DenyList::default(),
+        };
+        let proxy =
+            ProxyConfig::from_env().map_err(|e| anyhow!("proxy from the environment: {e}"))?;
+        Ok(NetSettings {
+            connect_to,
+            deny,
+            proxy,
+            ..NetSettings::default()
+        })
+    }
 }
 
 #[derive(Args)]
@@ -191,12 +220,9 @@ fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, Failure> {
 
 /// Loads, instantiates and configures the handler for `kind`.
 fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummary), Failure> {
-    let mut connect_to = ConnectTo::default();
-    for pair in &target.connect_to {
-        connect_to.add_pair(pair)?;
-    }
+    let net = target.net_settings()?;
     if let Some(dir) = &target.plugins {
-        let loaded = plugins::load(dir, &connect_to).map_err(|e| match e {
+        let loaded = plugins::load(dir, &net).map_err(|e| match e {
             LoadError::Host(e) => Failure::Host(e),
             LoadError::Config { error, .. } => Failure::Handler(error, json),
         })?;
@@ -225,13 +251,12 @@ fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummar
         .component
         .clone()
         .unwrap_or_else(|| PathBuf::from(COMPONENT_PATH));
-    let runtime = Runtime::load(&component, connect_to).map_err(Failure::Host)?;
+    let runtime = Runtime::load(&component, net).map_err(Failure::Host)?;
     let mut plugin = runtime.instantiate().map_err(Failure::Host)?;
     let summary = plugin
         .configure(&text)
         .map_err(Failure::Host)?
         .map_err(|e| Failure::Handler(e, json))?;
-    warn_unapplied_tls(&summary);
     if summary.kind != kind {
         return Err(Failure::Input(anyhow!(
             "this is a `{kind}` handler, but {} is a `{}` plugin",
@@ -240,26 +265,6 @@ fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummar
         )));
     }
     Ok((plugin, summary))
-}
-
-/// Per-workspace TLS is not applied by this host yet: say so rather than
-/// let a configured CA or client certificate be silently ignored.
-fn warn_unapplied_tls(summary: &ConfigSummary) {
-    for w in &summary.workspaces {
-        let t = &w.tls;
-        if t.ssl_ca.is_some()
-            || t.ssl_cert.is_some()
-            || t.ssl_key.is_some()
-            || t.insecure_skip_verify
-        {
-            eprintln!(
-                "warning: workspace \"{}\" has TLS settings (ssl-ca, ssl-cert, ssl-key or \
-                 insecure-skip-verify) that this host does not apply yet; it verifies \
-                 servers against the webpki roots",
-                w.id
-            );
-        }
-    }
 }
 
 fn load_alert(path: &Path) -> Result<AlertEvent, Failure> {

@@ -1,6 +1,8 @@
 //! A local Slack stand-in on 127.0.0.1: answers as `chat.postMessage`
 //! (paths under `/api/`) or as a legacy incoming webhook (any other path)
 //! would, records every request, and can be told to give canned answers.
+//! It speaks plain HTTP, or HTTPS with a server configuration the test
+//! provides (its own certificates, client certificates required or not).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -89,11 +91,13 @@ struct Shared {
     received: Vec<Received>,
     scripted: VecDeque<Reply>,
     observer: Option<Observer>,
+    tls_failures: usize,
 }
 
 /// The running stand-in; stops when dropped.
 pub struct MockSlack {
     addr: SocketAddr,
+    tls: bool,
     shared: Arc<Mutex<Shared>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -107,10 +111,21 @@ impl MockSlack {
 
     /// Starts on 127.0.0.1:`port`.
     pub fn start_on(port: u16) -> Result<MockSlack> {
+        MockSlack::start_with(port, None)
+    }
+
+    /// Starts an HTTPS stand-in on a free port, with `tls` as its server
+    /// configuration.
+    pub fn start_tls(tls: Arc<rustls::ServerConfig>) -> Result<MockSlack> {
+        MockSlack::start_with(0, Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
+    fn start_with(port: u16, tls: Option<tokio_rustls::TlsAcceptor>) -> Result<MockSlack> {
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .with_context(|| format!("binding the Slack stand-in to 127.0.0.1:{port}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let tls_on = tls.is_some();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (stop, stopped) = oneshot::channel::<()>();
         let state = shared.clone();
@@ -121,19 +136,26 @@ impl MockSlack {
                     .enable_all()
                     .build();
                 let Ok(runtime) = runtime else { return };
-                runtime.block_on(serve(listener, state, stopped));
+                runtime.block_on(serve(listener, tls, state, stopped));
             })?;
         Ok(MockSlack {
             addr,
+            tls: tls_on,
             shared,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS stand-in).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Connections whose TLS handshake failed.
+    pub fn tls_failures(&self) -> usize {
+        self.shared.lock().unwrap().tls_failures
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -177,6 +199,7 @@ impl Drop for MockSlack {
 
 async fn serve(
     listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Mutex<Shared>>,
     mut stopped: oneshot::Receiver<()>,
 ) {
@@ -189,9 +212,21 @@ async fn serve(
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let shared = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(req, shared.clone()));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let state = shared.clone();
+                    let service = service_fn(move |req| answer(req, state.clone()));
+                    match tls {
+                        None => {
+                            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => {
+                                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                            }
+                            Err(_) => shared.lock().unwrap().tls_failures += 1,
+                        },
+                    }
                 });
             }
         }

@@ -1,8 +1,9 @@
 //! Embedding: one engine, the component compiled and pre-instantiated once,
 //! a fresh store and instance per plugin handle.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -10,7 +11,7 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::egress::{ConnectTo, Hooks};
+use crate::net::{Hooks, NetPolicy, NetSettings};
 
 wasmtime::component::bindgen!({
     world: "alert-handler",
@@ -57,15 +58,18 @@ impl WasiHttpView for State {
 pub struct Runtime {
     engine: Engine,
     pre: AlertHandlerPre<State>,
-    connect_to: Arc<ConnectTo>,
+    net: Arc<NetSettings>,
+    /// One policy (and so one connection pool per endpoint) per distinct
+    /// configuration, shared by every instance configured with it.
+    policies: Arc<Mutex<HashMap<String, Arc<NetPolicy>>>>,
     path: PathBuf,
 }
 
 impl Runtime {
     /// Compiles the component at `path` and links it against WASI and WASI
-    /// HTTP. `connect_to` reroutes destinations (the demo sends slack.com to
-    /// the local stand-in).
-    pub fn load(path: impl AsRef<Path>, connect_to: ConnectTo) -> Result<Runtime> {
+    /// HTTP, whose requests go out under `net` (TLS, proxies, deny-list,
+    /// connect-to map).
+    pub fn load(path: impl AsRef<Path>, net: NetSettings) -> Result<Runtime> {
         let path = path.as_ref().to_path_buf();
         let engine = Engine::new(&Config::new())?;
         let component = Component::from_file(&engine, &path)
@@ -78,46 +82,81 @@ impl Runtime {
         Ok(Runtime {
             engine,
             pre,
-            connect_to: Arc::new(connect_to),
+            net: Arc::new(net),
+            policies: Arc::default(),
             path,
         })
     }
 
     /// The component this host runs.
-    pub fn load_default(connect_to: ConnectTo) -> Result<Runtime> {
-        Runtime::load(COMPONENT_PATH, connect_to)
+    pub fn load_default(net: NetSettings) -> Result<Runtime> {
+        Runtime::load(COMPONENT_PATH, net)
     }
 
-    /// The same compiled component with another connect-to map (cheap: the
+    /// The same compiled component under other network settings (cheap: the
     /// engine and pre-instantiation are shared).
-    pub fn with_connect_to(&self, connect_to: ConnectTo) -> Runtime {
+    pub fn with_net(&self, net: NetSettings) -> Runtime {
         Runtime {
-            connect_to: Arc::new(connect_to),
+            net: Arc::new(net),
+            policies: Arc::default(),
             ..self.clone()
         }
+    }
+
+    pub fn net(&self) -> &NetSettings {
+        &self.net
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// A fresh instance with no environment and no preopened directory:
-    /// it knows only what `configure` tells it.
-    pub fn instantiate(&self) -> Result<Plugin> {
-        self.instantiate_with(WasiCtx::builder().build())
+    /// The policy for a configuration, built once and then shared.
+    fn policy_for(&self, summary: &ConfigSummary) -> Result<Arc<NetPolicy>, String> {
+        let key = format!("{summary:?}");
+        let mut policies = self.policies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(policy) = policies.get(&key) {
+            return Ok(policy.clone());
+        }
+        let policy = Arc::new(NetPolicy::for_summary(summary, &self.net)?);
+        policies.insert(key, policy.clone());
+        Ok(policy)
     }
 
-    /// A fresh instance with the given WASI context (environment, preopens).
+    /// A fresh instance with no environment and no preopened directory: it
+    /// knows only what `configure` tells it, and may reach nothing until then.
+    pub fn instantiate(&self) -> Result<Plugin> {
+        let nothing = ConfigSummary {
+            kind: String::new(),
+            workspaces: vec![],
+        };
+        let policy = self.policy_for(&nothing).map_err(anyhow::Error::msg)?;
+        self.instantiate_under(WasiCtx::builder().build(), policy)
+    }
+
+    /// A fresh instance with the given WASI context (environment, preopens),
+    /// for a guest that configures itself: the host does not know its
+    /// endpoints, so its requests are not limited to them (the deny-list,
+    /// proxies and connect-to map still apply).
     pub fn instantiate_with(&self, wasi: WasiCtx) -> Result<Plugin> {
+        let open = NetPolicy::open(&self.net).map_err(anyhow::Error::msg)?;
+        self.instantiate_under(wasi, Arc::new(open))
+    }
+
+    fn instantiate_under(&self, wasi: WasiCtx, policy: Arc<NetPolicy>) -> Result<Plugin> {
         let state = State {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: Hooks::new(self.connect_to.clone()),
+            hooks: Hooks { policy },
         };
         let mut store = Store::new(&self.engine, state);
         let bindings = self.pre.instantiate(&mut store)?;
-        Ok(Plugin { store, bindings })
+        Ok(Plugin {
+            store,
+            bindings,
+            runtime: self.clone(),
+        })
     }
 }
 
@@ -126,14 +165,30 @@ impl Runtime {
 pub struct Plugin {
     store: Store<State>,
     bindings: AlertHandler,
+    runtime: Runtime,
 }
 
 impl Plugin {
+    /// Configures the instance, then limits its egress to the enabled
+    /// workspaces' endpoints with their TLS settings. A certificate file the
+    /// host cannot use makes the configuration invalid now, not at the first
+    /// alert.
     pub fn configure(&mut self, config: &str) -> Result<Result<ConfigSummary, HandlerError>> {
-        Ok(self
+        let answer = self
             .bindings
             .alerting_handler_handler()
-            .call_configure(&mut self.store, config)?)
+            .call_configure(&mut self.store, config)?;
+        let summary = match answer {
+            Ok(summary) => summary,
+            Err(e) => return Ok(Err(e)),
+        };
+        match self.runtime.policy_for(&summary) {
+            Ok(policy) => {
+                self.store.data_mut().hooks.policy = policy;
+                Ok(Ok(summary))
+            }
+            Err(message) => Ok(Err(HandlerError::InvalidConfig(message))),
+        }
     }
 
     pub fn handle_alert(

@@ -3,6 +3,8 @@
 //! the same instance must still work (nothing trapped).
 
 mod common;
+#[path = "common/pki.rs"]
+mod pki;
 
 use common::{configured, event, instance, options, runtime, web_api_config, webhook_config};
 use host_test::mock_slack::{MockSlack, Reply};
@@ -355,22 +357,33 @@ fn dry_run_shows_the_request_without_secrets_and_sends_nothing() {
 
 #[test]
 fn summary_tells_the_host_endpoints_and_tls_but_no_secrets() {
-    let config = r#"[[slack]]
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("CA");
+    let leaf = ca.leaf(&["client"]);
+    let ca_path = pki::write(dir.path(), "ca.pem", &ca.pem);
+    let cert = pki::write(dir.path(), "c.pem", &leaf.cert_pem);
+    let key = pki::write(dir.path(), "k.pem", &leaf.key_pem);
+    let config = format!(
+        r#"[[slack]]
 enabled = true
 default = true
 global = true
 state-changes-only = true
 workspace = "a"
 url = "https://hooks.slack.com:8443/services/T/B/SECRETPATH"
-ssl-ca = "/etc/ca.pem"
-ssl-cert = "/etc/c.pem"
-ssl-key = "/etc/k.pem"
+ssl-ca = "{}"
+ssl-cert = "{}"
+ssl-key = "{}"
 [[slack]]
 enabled = false
 workspace = "b"
 insecure-skip-verify = true
-"#;
-    let (_, summary) = configured(config);
+"#,
+        ca_path.display(),
+        cert.display(),
+        key.display()
+    );
+    let (_, summary) = configured(&config);
     assert_eq!(summary.kind, "slack");
     let a = &summary.workspaces[0];
     assert!(a.enabled && a.is_default && a.global && a.state_changes_only);
@@ -379,9 +392,9 @@ insecure-skip-verify = true
         (endpoint.scheme.as_str(), endpoint.authority.as_str()),
         ("https", "hooks.slack.com:8443")
     );
-    assert_eq!(a.tls.ssl_ca.as_deref(), Some("/etc/ca.pem"));
-    assert_eq!(a.tls.ssl_cert.as_deref(), Some("/etc/c.pem"));
-    assert_eq!(a.tls.ssl_key.as_deref(), Some("/etc/k.pem"));
+    assert_eq!(a.tls.ssl_ca.as_deref(), ca_path.to_str());
+    assert_eq!(a.tls.ssl_cert.as_deref(), cert.to_str());
+    assert_eq!(a.tls.ssl_key.as_deref(), key.to_str());
     let b = &summary.workspaces[1];
     assert!(!b.enabled && !b.is_default && b.endpoint.is_none() && b.tls.insecure_skip_verify);
     assert!(!format!("{summary:?}").contains("SECRETPATH"));

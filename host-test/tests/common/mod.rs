@@ -5,14 +5,14 @@
 
 use std::sync::OnceLock;
 
-use host_test::egress::ConnectTo;
 use host_test::mock_slack::MockSlack;
+use host_test::net::NetSettings;
 use host_test::runtime::{AlertEvent, ConfigSummary, Level, Plugin, Runtime, Timestamp};
 
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME
-        .get_or_init(|| Runtime::load_default(ConnectTo::default()).expect("the component loads"))
+        .get_or_init(|| Runtime::load_default(NetSettings::default()).expect("the component loads"))
 }
 
 pub fn instance() -> Plugin {

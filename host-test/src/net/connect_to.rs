@@ -1,13 +1,10 @@
-//! What the guest's outgoing requests become: the host's `send_request`
-//! hook. Here it applies a "connect-to" map (like curl's `--connect-to`),
-//! which is how the demo sends `https://slack.com` to the local stand-in.
-
-use std::future::Future;
-use std::sync::Arc;
+//! The host's "connect-to" map (like curl's `--connect-to`): requests for
+//! one origin are sent to another. It is how the demo sends
+//! `https://slack.com` to the local stand-in; any host can use it to point a
+//! workspace at a relay or a test double without touching the configuration.
 
 use anyhow::{bail, Context, Result};
 use http::uri::{Authority, Scheme, Uri};
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// One rerouting: requests for `from` (scheme and authority) are sent to
 /// `to` instead. The path, query, headers (including `Host`) and body are
@@ -83,56 +80,13 @@ fn origin(text: &str) -> Result<(String, String)> {
     Ok((scheme.to_string(), with_port(scheme, authority)))
 }
 
-fn with_port(scheme: &str, authority: &Authority) -> String {
+pub(crate) fn with_port(scheme: &str, authority: &Authority) -> String {
     let default = if scheme == "https" { 443 } else { 80 };
     format!(
         "{}:{}",
         authority.host(),
         authority.port_u16().unwrap_or(default)
     )
-}
-
-/// The host's WASI HTTP hooks for one instance.
-pub struct Hooks {
-    connect_to: Arc<ConnectTo>,
-}
-
-impl Hooks {
-    pub fn new(connect_to: Arc<ConnectTo>) -> Self {
-        Hooks { connect_to }
-    }
-}
-
-impl WasiHttpHooks for Hooks {
-    fn send_request(
-        &mut self,
-        mut request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<WasiBody>,
-                        Box<dyn Future<Output = Result<(), Error>> + Send>,
-                    ),
-                    Error,
-                >,
-            > + Send,
-    > {
-        _ = fut;
-        if let Some(uri) = self.connect_to.reroute(request.uri()) {
-            *request.uri_mut() = uri;
-        }
-        Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ))
-        })
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,321 @@
+//! Host-owned networking: what the guest may reach, and how. The guest asks
+//! for a request through `wasi:http`; the host decides whether it may go
+//! (an allowlist of the enabled workspaces' endpoints), where it goes (the
+//! connect-to map, proxies), over which connection (a keep-alive pool per
+//! endpoint) and with which TLS (the workspace's own `ssl-*` settings).
+
+pub mod cidr;
+pub mod connect_to;
+pub mod connector;
+pub mod proxy;
+pub mod tls;
+
+use std::collections::{HashMap, HashSet};
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::runtime::ConfigSummary;
+use cidr::DenyList;
+pub use connect_to::ConnectTo;
+use connector::{ConnectError, Connector};
+use proxy::ProxyConfig;
+use tls::TlsSettings;
+
+/// Where the host writes what it refuses or warns about.
+pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The host's networking settings, shared by every instance of a runtime.
+#[derive(Clone)]
+pub struct NetSettings {
+    pub connect_to: ConnectTo,
+    pub deny: DenyList,
+    pub proxy: ProxyConfig,
+    pub connect_timeout: Duration,
+    /// Keep connections open for the next request (off only to measure).
+    pub reuse_connections: bool,
+    pub log: Logger,
+    /// Connections opened so far, over every endpoint.
+    pub opened: Arc<AtomicU64>,
+}
+
+impl Default for NetSettings {
+    fn default() -> Self {
+        NetSettings {
+            connect_to: ConnectTo::default(),
+            deny: DenyList::default(),
+            proxy: ProxyConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+            reuse_connections: true,
+            log: Arc::new(|line| eprintln!("host: {line}")),
+            opened: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl NetSettings {
+    pub fn with_connect_to(connect_to: ConnectTo) -> Self {
+        NetSettings {
+            connect_to,
+            ..NetSettings::default()
+        }
+    }
+
+    pub fn connections_opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+}
+
+/// A destination: scheme and `host:port` (the port always explicit).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub scheme: String,
+    pub authority: String,
+}
+
+impl Origin {
+    pub fn of(uri: &Uri) -> Option<Origin> {
+        let scheme = uri.scheme_str()?.to_string();
+        let authority = connect_to::with_port(&scheme, uri.authority()?);
+        Some(Origin { scheme, authority })
+    }
+
+    fn parse(scheme: &str, authority: &str) -> Option<Origin> {
+        Origin::of(&format!("{scheme}://{authority}/").parse().ok()?)
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.authority)
+    }
+}
+
+type HttpClient = Client<Connector, WasiBody>;
+
+/// What one configured instance may reach, and the clients that reach it.
+pub struct NetPolicy {
+    /// `None`: any destination (an instance the host never configured).
+    allow: Option<HashSet<Origin>>,
+    clients: HashMap<Origin, HttpClient>,
+    fallback: HttpClient,
+    connect_to: Arc<ConnectTo>,
+    log: Logger,
+}
+
+impl NetPolicy {
+    /// No allowlist and default TLS, for an instance the host did not
+    /// configure (it found its configuration in the environment).
+    pub fn open(settings: &NetSettings) -> Result<NetPolicy, String> {
+        let fallback = client(settings, tls::client_config(&TlsSettings::default(), "")?);
+        Ok(NetPolicy {
+            allow: None,
+            clients: HashMap::new(),
+            fallback,
+            connect_to: Arc::new(settings.connect_to.clone()),
+            log: settings.log.clone(),
+        })
+    }
+
+    /// The policy for a configuration: only the enabled workspaces'
+    /// endpoints, each with its workspace's TLS. Unreadable or malformed
+    /// certificate files are errors now, naming the key and the path.
+    pub fn for_summary(
+        summary: &ConfigSummary,
+        settings: &NetSettings,
+    ) -> Result<NetPolicy, String> {
+        let mut policy = NetPolicy::open(settings)?;
+        let mut allow = HashSet::new();
+        let mut seen: HashMap<Origin, (String, TlsSettings)> = HashMap::new();
+        for ws in &summary.workspaces {
+            let settings_of_ws = TlsSettings {
+                ssl_ca: ws.tls.ssl_ca.clone(),
+                ssl_cert: ws.tls.ssl_cert.clone(),
+                ssl_key: ws.tls.ssl_key.clone(),
+                insecure_skip_verify: ws.tls.insecure_skip_verify,
+            };
+            // Every workspace's files are checked, enabled or not, as Kapacitor does.
+            let config = tls::client_config(&settings_of_ws, &ws.id)?;
+            let Some(endpoint) = ws.endpoint.as_ref().filter(|_| ws.enabled) else {
+                continue;
+            };
+            let origin = Origin::parse(&endpoint.scheme, &endpoint.authority).ok_or_else(|| {
+                format!(
+                    "workspace \"{}\": bad endpoint {}://{}",
+                    ws.id, endpoint.scheme, endpoint.authority
+                )
+            })?;
+            if let Some((other, other_tls)) = seen.get(&origin) {
+                if *other_tls != settings_of_ws {
+                    return Err(format!(
+                        "workspaces \"{other}\" and \"{}\" both send to {origin} with different TLS settings; \
+                         the host chooses TLS by destination, so give them the same settings",
+                        ws.id
+                    ));
+                }
+                continue;
+            }
+            if ws.tls.insecure_skip_verify {
+                (settings.log)(&format!(
+                    "warning: workspace \"{}\": insecure-skip-verify is set, so {origin}'s TLS certificate is not verified",
+                    ws.id
+                ));
+            }
+            seen.insert(origin.clone(), (ws.id.clone(), settings_of_ws));
+            policy
+                .clients
+                .insert(origin.clone(), client(settings, config));
+            allow.insert(origin);
+        }
+        policy.allow = Some(allow);
+        Ok(policy)
+    }
+
+    /// Sends one guest request under this policy.
+    pub fn send(
+        self: &Arc<Self>,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> impl Future<Output = Result<http::Response<WasiBody>, Error>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            let origin = Origin::of(request.uri()).ok_or(Error::HttpRequestUriInvalid)?;
+            if let Some(allow) = &this.allow {
+                if !allow.contains(&origin) {
+                    (this.log)(&format!(
+                        "egress: denied a request to {origin}: not the endpoint of an enabled workspace"
+                    ));
+                    return Err(Error::HttpRequestDenied);
+                }
+            }
+            if let Some(target) = this.connect_to.reroute(request.uri()) {
+                *request.uri_mut() = target;
+            }
+            let client = this.clients.get(&origin).unwrap_or(&this.fallback).clone();
+            let first_byte = options
+                .and_then(|o| o.first_byte_timeout)
+                .unwrap_or(Duration::from_secs(600));
+            let response = match tokio::time::timeout(first_byte, client.request(request)).await {
+                Err(_) => return Err(Error::ConnectionReadTimeout),
+                Ok(Err(e)) => return Err(this.failure(&origin, &e)),
+                Ok(Ok(response)) => response,
+            };
+            Ok(response.map(|body| body.map_err(Error::from).boxed_unsync()))
+        }
+    }
+
+    /// Maps a client failure onto wasi:http's error codes, logging what the
+    /// host refused.
+    fn failure(&self, origin: &Origin, error: &(dyn StdError + 'static)) -> Error {
+        let mut source: Option<&(dyn StdError + 'static)> = Some(error);
+        while let Some(e) = source {
+            if let Some(c) = e.downcast_ref::<ConnectError>() {
+                return match c {
+                    ConnectError::Denied { .. } => {
+                        (self.log)(&format!("egress: refused {origin}: {c}"));
+                        Error::DestinationIpProhibited
+                    }
+                    ConnectError::Dns(_) => Error::DnsError {
+                        rcode: None,
+                        info_code: None,
+                    },
+                    ConnectError::Refused => Error::ConnectionRefused,
+                    ConnectError::Timeout => Error::ConnectionTimeout,
+                    ConnectError::Io(_) | ConnectError::Proxy(_) => {
+                        (self.log)(&format!("connecting to {origin}: {c}"));
+                        Error::DestinationUnavailable
+                    }
+                    ConnectError::Tls(io) => tls_error(io).unwrap_or(Error::TlsProtocolError),
+                    ConnectError::BadName(_) => Error::TlsProtocolError,
+                };
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if let Some(tls) = tls_error(io) {
+                    return tls;
+                }
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                ) {
+                    return Error::ConnectionTerminated;
+                }
+            }
+            if let Some(h) = e.downcast_ref::<hyper::Error>() {
+                if h.is_incomplete_message() || h.is_closed() {
+                    return Error::HttpResponseIncomplete;
+                }
+            }
+            source = e.source();
+        }
+        Error::HttpProtocolError
+    }
+}
+
+/// The wasi:http code for a rustls failure inside an I/O error.
+fn tls_error(io: &std::io::Error) -> Option<Error> {
+    let rustls_error = io.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(match rustls_error {
+        rustls::Error::InvalidCertificate(_) => Error::TlsCertificateError,
+        rustls::Error::AlertReceived(alert) => Error::TlsAlertReceived {
+            alert_id: Some(u8::from(*alert)),
+            alert_message: Some(format!("{alert:?}")),
+        },
+        _ => Error::TlsProtocolError,
+    })
+}
+
+fn client(settings: &NetSettings, tls: Arc<rustls::ClientConfig>) -> HttpClient {
+    let connector = Connector {
+        tls,
+        deny: Arc::new(settings.deny.clone()),
+        proxy: Arc::new(settings.proxy.clone()),
+        connect_timeout: settings.connect_timeout,
+        opened: settings.opened.clone(),
+    };
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(if settings.reuse_connections { 100 } else { 0 })
+        .build(connector)
+}
+
+/// The WASI HTTP hooks of one instance: every request goes through its policy.
+pub struct Hooks {
+    pub policy: Arc<NetPolicy>,
+}
+
+impl WasiHttpHooks for Hooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), Error>> + Send>,
+                    ),
+                    Error,
+                >,
+            > + Send,
+    > {
+        _ = fut;
+        let sending = self.policy.send(request, options);
+        Box::new(async move {
+            let response = sending.await?;
+            // The pool drives the connection; nothing is left to await here.
+            let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
+            Ok((response, io))
+        })
+    }
+}
