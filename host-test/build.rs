@@ -1,7 +1,7 @@
-//! Builds the guest component (the workspace's root package) for
-//! `wasm32-wasip2` in release, and passes its path on as
-//! `SLACK_HANDLER_WASM`, so the host, its tests and its demo always run the
-//! component built from this checkout.
+//! Builds the guest component (the workspace's root package) and the probe
+//! test guest (`probe/`) for `wasm32-wasip2` in release, and passes their
+//! paths on as `SLACK_HANDLER_WASM` and `PROBE_WASM`, so the host, its tests
+//! and its demo always run the components built from this checkout.
 
 use std::env;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::process::Command;
 fn main() {
     let host_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = host_dir.parent().unwrap().to_path_buf();
-    for watched in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
+    for watched in ["src", "wit", "Cargo.toml", "Cargo.lock", "host-test/probe"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     // Its own target directory: the outer cargo holds the lock on ours.
@@ -25,6 +25,8 @@ fn main() {
             "wasm32-wasip2",
             "-p",
             "slack-alert-handler",
+            "-p",
+            "probe-guest",
         ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")
@@ -40,6 +42,11 @@ fn main() {
              wasm32-wasip2 target is missing, run `rustup target add wasm32-wasip2`"
         );
     }
-    let wasm = target_dir.join("wasm32-wasip2/release/slack_alert_handler.wasm");
-    println!("cargo:rustc-env=SLACK_HANDLER_WASM={}", wasm.display());
+    let out = target_dir.join("wasm32-wasip2/release");
+    let handler = out.join("slack_alert_handler.wasm");
+    println!("cargo:rustc-env=SLACK_HANDLER_WASM={}", handler.display());
+    println!(
+        "cargo:rustc-env=PROBE_WASM={}",
+        out.join("probe_guest.wasm").display()
+    );
 }

@@ -5,6 +5,7 @@
 pub mod alert_json;
 pub mod demo;
 pub mod handler_file;
+pub mod host;
 pub mod mock_slack;
 pub mod net;
 pub mod plugins;

@@ -1,17 +1,18 @@
-//! Embedding: one engine, the component compiled and pre-instantiated once,
-//! a fresh store and instance per plugin handle.
+//! The alert-handler world on top of [`Host`]: the component compiled and
+//! pre-instantiated once, a fresh store and instance per plugin handle, and
+//! each instance's egress limited to the workspaces it was configured with.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use anyhow::{bail, Context, Result};
+use wasmtime::component::Component;
+use wasmtime::Store;
+use wasmtime_wasi::WasiCtx;
 
-use crate::net::{Hooks, NetPolicy, NetSettings};
+use crate::host::{Host, Limits, State};
+use crate::net::{NetPolicy, NetSettings};
 
 wasmtime::component::bindgen!({
     world: "alert-handler",
@@ -26,39 +27,11 @@ pub use alerting::handler::types::{
 /// The component built from this checkout by `build.rs`.
 pub const COMPONENT_PATH: &str = env!("SLACK_HANDLER_WASM");
 
-/// Per-instance host state: WASI, WASI HTTP and the egress hooks.
-pub struct State {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    hooks: Hooks,
-}
-
-impl WasiView for State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for State {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
-}
-
 /// A loaded handler component, ready to instantiate cheaply.
 #[derive(Clone)]
 pub struct Runtime {
-    engine: Engine,
+    host: Arc<Host>,
     pre: AlertHandlerPre<State>,
-    net: Arc<NetSettings>,
     /// One policy (and so one connection pool per endpoint) per distinct
     /// configuration, shared by every instance configured with it.
     policies: Arc<Mutex<HashMap<String, Arc<NetPolicy>>>>,
@@ -66,23 +39,23 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Compiles the component at `path` and links it against WASI and WASI
-    /// HTTP, whose requests go out under `net` (TLS, proxies, deny-list,
-    /// connect-to map).
+    /// Compiles the component at `path` for a host whose requests go out
+    /// under `net` (TLS, proxies, deny-list, connect-to map), with the
+    /// default limits.
     pub fn load(path: impl AsRef<Path>, net: NetSettings) -> Result<Runtime> {
+        Runtime::load_on(Host::new(net, Limits::default())?, path)
+    }
+
+    /// Compiles the component at `path` for `host`.
+    pub fn load_on(host: Arc<Host>, path: impl AsRef<Path>) -> Result<Runtime> {
         let path = path.as_ref().to_path_buf();
-        let engine = Engine::new(&Config::new())?;
-        let component = Component::from_file(&engine, &path)
+        let component = Component::from_file(host.engine(), &path)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("loading the component {}", path.display()))?;
-        let mut linker: Linker<State> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
-        let pre = AlertHandlerPre::new(linker.instantiate_pre(&component)?)?;
+        let pre = AlertHandlerPre::new(host.linker().instantiate_pre(&component)?)?;
         Ok(Runtime {
-            engine,
+            host,
             pre,
-            net: Arc::new(net),
             policies: Arc::default(),
             path,
         })
@@ -93,18 +66,28 @@ impl Runtime {
         Runtime::load(COMPONENT_PATH, net)
     }
 
-    /// The same compiled component under other network settings (cheap: the
-    /// engine and pre-instantiation are shared).
+    /// The same compiled component under other network settings: nothing
+    /// is recompiled, the engine and pre-instantiation are shared.
     pub fn with_net(&self, net: NetSettings) -> Runtime {
+        self.with_host_settings(net, self.host.limits())
+    }
+
+    /// The same compiled component under other network settings and limits.
+    pub fn with_host_settings(&self, net: NetSettings, limits: Limits) -> Runtime {
+        let host = self.host.with_settings(net, limits);
         Runtime {
-            net: Arc::new(net),
+            host,
             policies: Arc::default(),
             ..self.clone()
         }
     }
 
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
     pub fn net(&self) -> &NetSettings {
-        &self.net
+        self.host.net()
     }
 
     pub fn path(&self) -> &Path {
@@ -118,7 +101,7 @@ impl Runtime {
         if let Some(policy) = policies.get(&key) {
             return Ok(policy.clone());
         }
-        let policy = Arc::new(NetPolicy::for_summary(summary, &self.net)?);
+        let policy = Arc::new(NetPolicy::for_summary(summary, self.host.net())?);
         policies.insert(key, policy.clone());
         Ok(policy)
     }
@@ -139,49 +122,62 @@ impl Runtime {
     /// endpoints, so its requests are not limited to them (the deny-list,
     /// proxies and connect-to map still apply).
     pub fn instantiate_with(&self, wasi: WasiCtx) -> Result<Plugin> {
-        let open = NetPolicy::open(&self.net).map_err(anyhow::Error::msg)?;
+        let open = NetPolicy::open(self.host.net()).map_err(anyhow::Error::msg)?;
         self.instantiate_under(wasi, Arc::new(open))
     }
 
     fn instantiate_under(&self, wasi: WasiCtx, policy: Arc<NetPolicy>) -> Result<Plugin> {
-        let state = State {
-            wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            hooks: Hooks { policy },
-        };
-        let mut store = Store::new(&self.engine, state);
-        let bindings = self.pre.instantiate(&mut store)?;
+        let mut store = self.host.store(wasi, policy);
+        self.host.arm(&mut store);
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.host.explain(e))?;
         Ok(Plugin {
             store,
             bindings,
             runtime: self.clone(),
+            stopped: false,
         })
     }
 }
 
 /// One instance of the handler. The outer `Result` of each call is a trap
-/// or host failure; the inner one is the handler's answer.
+/// or host failure (after which the instance is stopped: make a new one);
+/// the inner one is the handler's answer.
 pub struct Plugin {
     store: Store<State>,
     bindings: AlertHandler,
     runtime: Runtime,
+    stopped: bool,
 }
 
 impl Plugin {
+    /// Runs one export under the deadline; a trap stops this instance.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&AlertHandler, &mut Store<State>) -> wasmtime::Result<T>,
+    ) -> Result<T> {
+        if self.stopped {
+            bail!("this instance was stopped by an earlier trap; make a new one");
+        }
+        self.runtime.host.arm(&mut self.store);
+        f(&self.bindings, &mut self.store).map_err(|e| {
+            self.stopped = true;
+            self.runtime.host.explain(e)
+        })
+    }
+
     /// Configures the instance, then limits its egress to the enabled
     /// workspaces' endpoints with their TLS settings. A certificate file the
     /// host cannot use makes the configuration invalid now, not at the first
     /// alert.
     pub fn configure(&mut self, config: &str) -> Result<Result<ConfigSummary, HandlerError>> {
-        let answer = self
-            .bindings
-            .alerting_handler_handler()
-            .call_configure(&mut self.store, config)?;
-        let summary = match answer {
-            Ok(summary) => summary,
-            Err(e) => return Ok(Err(e)),
-        };
+        let summary =
+            match self.call(|b, s| b.alerting_handler_handler().call_configure(s, config))? {
+                Ok(summary) => summary,
+                Err(e) => return Ok(Err(e)),
+            };
         match self.runtime.policy_for(&summary) {
             Ok(policy) => {
                 self.store.data_mut().hooks.policy = policy;
@@ -196,11 +192,10 @@ impl Plugin {
         event: &AlertEvent,
         options: &[(String, String)],
     ) -> Result<Result<Delivery, HandlerError>> {
-        Ok(self.bindings.alerting_handler_handler().call_handle_alert(
-            &mut self.store,
-            event,
-            options,
-        )?)
+        self.call(|b, s| {
+            b.alerting_handler_handler()
+                .call_handle_alert(s, event, options)
+        })
     }
 
     pub fn preview_alert(
@@ -208,26 +203,20 @@ impl Plugin {
         event: &AlertEvent,
         options: &[(String, String)],
     ) -> Result<Result<HttpRequest, HandlerError>> {
-        Ok(self
-            .bindings
-            .alerting_handler_handler()
-            .call_preview_alert(&mut self.store, event, options)?)
+        self.call(|b, s| {
+            b.alerting_handler_handler()
+                .call_preview_alert(s, event, options)
+        })
     }
 
     pub fn service_test_options(&mut self) -> Result<Vec<(String, String)>> {
-        Ok(self
-            .bindings
-            .alerting_handler_handler()
-            .call_service_test_options(&mut self.store)?)
+        self.call(|b, s| b.alerting_handler_handler().call_service_test_options(s))
     }
 
     pub fn service_test(
         &mut self,
         options: &[(String, String)],
     ) -> Result<Result<Delivery, HandlerError>> {
-        Ok(self
-            .bindings
-            .alerting_handler_handler()
-            .call_service_test(&mut self.store, options)?)
+        self.call(|b, s| b.alerting_handler_handler().call_service_test(s, options))
     }
 }
