@@ -1,0 +1,133 @@
+//! The host's network settings applied to the real component: the
+//! deny-list, proxies from the environment, connection reuse, and the
+//! connect-to map.
+
+mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
+
+use std::sync::{Arc, Mutex};
+
+use common::{event, runtime, web_api_config};
+use host_test::mock_slack::MockSlack;
+use host_test::net::cidr::DenyList;
+use host_test::net::proxy::ProxyConfig;
+use host_test::net::{ConnectTo, NetSettings};
+use host_test::runtime::{HandlerError, Level, Plugin, Runtime};
+
+fn logging(net: NetSettings) -> (Runtime, Arc<Mutex<Vec<String>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let net = NetSettings {
+        log: Arc::new(move |l| sink.lock().unwrap().push(l.to_string())),
+        ..net
+    };
+    (runtime().with_net(net), lines)
+}
+
+fn configured_on(runtime: &Runtime, config: &str) -> Plugin {
+    let mut plugin = runtime.instantiate().unwrap();
+    plugin.configure(config).unwrap().unwrap();
+    plugin
+}
+
+#[test]
+fn a_denied_address_range_is_refused_after_resolution() {
+    let slack = MockSlack::start().unwrap();
+    for spec in ["127.0.0.0/8", "private"] {
+        let net = NetSettings {
+            deny: DenyList::parse(spec).unwrap(),
+            ..NetSettings::default()
+        };
+        let (runtime, log) = logging(net);
+        // `localhost` resolves to a denied address: the check is on the address.
+        let config = web_api_config(&slack).replace("127.0.0.1", "localhost");
+        let mut plugin = configured_on(&runtime, &config);
+        match plugin
+            .handle_alert(&event("x", Level::Critical), &[])
+            .unwrap()
+        {
+            Err(HandlerError::RequestDenied(m)) => assert!(m.contains("prohibited"), "{m}"),
+            other => panic!("expected request-denied, got {other:?}"),
+        }
+        assert!(
+            log.lock().unwrap().iter().any(|l| l.contains("is denied")),
+            "{:?}",
+            log.lock().unwrap()
+        );
+    }
+    assert!(slack.requests().is_empty());
+}
+
+#[test]
+fn requests_go_through_the_proxy_from_the_environment() {
+    let slack = MockSlack::start().unwrap();
+    let proxy = proxy::ConnectProxy::start(slack.addr());
+    let env = [("HTTP_PROXY", format!("http://{}", proxy.addr))];
+    let proxies =
+        ProxyConfig::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap();
+    let (runtime, _) = logging(NetSettings {
+        proxy: proxies,
+        ..NetSettings::default()
+    });
+    // A name only the proxy knows: the host never resolves it itself.
+    let config =
+        web_api_config(&slack).replace(&slack.addr().to_string(), "slack.proxied.test:8080");
+    let mut plugin = configured_on(&runtime, &config);
+    plugin
+        .handle_alert(&event("via proxy", Level::Critical), &[])
+        .unwrap()
+        .unwrap();
+    assert_eq!(*proxy.targets.lock().unwrap(), ["slack.proxied.test:8080"]);
+    assert_eq!(slack.requests()[0].host, "slack.proxied.test:8080");
+}
+
+#[test]
+fn connections_are_reused_across_alerts_and_instances() {
+    let slack = MockSlack::start().unwrap();
+    let (reusing, _) = logging(NetSettings::default());
+    for _ in 0..2 {
+        let mut plugin = configured_on(&reusing, &web_api_config(&slack));
+        for _ in 0..5 {
+            plugin
+                .handle_alert(&event("x", Level::Critical), &[])
+                .unwrap()
+                .unwrap();
+        }
+    }
+    assert_eq!(reusing.net().connections_opened(), 1);
+
+    let (fresh_each_time, _) = logging(NetSettings {
+        reuse_connections: false,
+        ..NetSettings::default()
+    });
+    let mut plugin = configured_on(&fresh_each_time, &web_api_config(&slack));
+    for _ in 0..5 {
+        plugin
+            .handle_alert(&event("x", Level::Critical), &[])
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(fresh_each_time.net().connections_opened(), 5);
+    assert_eq!(slack.requests().len(), 15);
+}
+
+#[test]
+fn connect_to_maps_an_origin_and_keeps_the_host_header() {
+    let slack = MockSlack::start().unwrap();
+    let mut connect_to = ConnectTo::default();
+    connect_to.add("https://slack.com", &slack.url()).unwrap();
+    let (runtime, _) = logging(NetSettings::with_connect_to(connect_to));
+    let config = web_api_config(&slack).replace(&slack.url(), "https://slack.com");
+    let mut plugin = configured_on(&runtime, &config);
+    plugin
+        .handle_alert(&event("x", Level::Critical), &[])
+        .unwrap()
+        .unwrap();
+    let got = &slack.requests()[0];
+    assert_eq!(
+        (got.host.as_str(), got.path.as_str()),
+        ("slack.com", "/api/chat.postMessage")
+    );
+}
