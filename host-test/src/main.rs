@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 
+use host_test::host::{Host, Limits};
 use host_test::mock_slack::MockSlack;
 use host_test::net::cidr::DenyList;
 use host_test::net::proxy::ProxyConfig;
@@ -79,9 +80,41 @@ struct Target {
     /// and/or CIDRs, comma-separated (Kapacitor's -blacklist-cidrs).
     #[arg(long, value_name = "CIDRS")]
     deny_cidrs: Option<String>,
+    /// Where compiled components are kept (default: $XDG_CACHE_HOME/host-test
+    /// or ~/.cache/host-test).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile the component every time.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+    /// Stop a call that runs longer than this, network waits included.
+    #[arg(long, value_name = "SECONDS", default_value_t = 90)]
+    deadline_secs: u64,
+    /// Memory cap per instance.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    memory_mib: usize,
 }
 
 impl Target {
+    fn limits(&self) -> Limits {
+        Limits {
+            call_deadline: std::time::Duration::from_secs(self.deadline_secs),
+            memory_bytes: self.memory_mib << 20,
+        }
+    }
+
+    fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(|| {
+            let home = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            Some(home.join("host-test"))
+        })
+    }
+
     /// The host's network settings: these flags, and proxies from the
     /// environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) as Kapacitor takes them.
     fn net_settings(&self) -> anyhow::Result<NetSettings> {
@@ -220,9 +253,10 @@ fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, Failure> {
 
 /// Loads, instantiates and configures the handler for `kind`.
 fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummary), Failure> {
-    let net = target.net_settings()?;
+    let host = Host::new(target.net_settings()?, target.limits()).map_err(Failure::Host)?;
+    let cache_dir = target.cache_dir();
     if let Some(dir) = &target.plugins {
-        let loaded = plugins::load(dir, &net).map_err(|e| match e {
+        let loaded = plugins::load(dir, &host, cache_dir.as_deref()).map_err(|e| match e {
             LoadError::Host(e) => Failure::Host(e),
             LoadError::Config { error, .. } => Failure::Handler(error, json),
         })?;
@@ -251,7 +285,7 @@ fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummar
         .component
         .clone()
         .unwrap_or_else(|| PathBuf::from(COMPONENT_PATH));
-    let runtime = Runtime::load(&component, net).map_err(Failure::Host)?;
+    let runtime = Runtime::open(host, &component, cache_dir.as_deref()).map_err(Failure::Host)?;
     let mut plugin = runtime.instantiate().map_err(Failure::Host)?;
     let summary = plugin
         .configure(&text)

@@ -3,10 +3,11 @@
 //! plugin or configuration is reported before any alert arrives.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::net::NetSettings;
+use crate::host::Host;
 use crate::runtime::{ConfigSummary, HandlerError, Plugin, Runtime};
 
 /// A `NAME.wasm` and its `NAME.toml`.
@@ -72,13 +73,18 @@ pub enum LoadError {
 }
 
 /// Loads and configures every plugin in `dir`.
-pub fn load(dir: &Path, net: &NetSettings) -> Result<Vec<Loaded>, LoadError> {
+pub fn load(
+    dir: &Path,
+    host: &Arc<Host>,
+    cache_dir: Option<&Path>,
+) -> Result<Vec<Loaded>, LoadError> {
     let mut loaded = Vec::new();
     for entry in scan(dir).map_err(LoadError::Host)? {
         let text = std::fs::read_to_string(&entry.config)
             .with_context(|| format!("reading {}", entry.config.display()))
             .map_err(LoadError::Host)?;
-        let runtime = Runtime::load(&entry.wasm, net.clone()).map_err(LoadError::Host)?;
+        let runtime =
+            Runtime::open(host.clone(), &entry.wasm, cache_dir).map_err(LoadError::Host)?;
         let mut plugin = runtime.instantiate().map_err(LoadError::Host)?;
         match plugin.configure(&text).map_err(LoadError::Host)? {
             Ok(summary) => loaded.push(Loaded {

@@ -11,6 +11,7 @@ use wasmtime::component::Component;
 use wasmtime::Store;
 use wasmtime_wasi::WasiCtx;
 
+use crate::cache::{self, Source};
 use crate::host::{Host, Limits, State};
 use crate::net::{NetPolicy, NetSettings};
 
@@ -52,7 +53,32 @@ impl Runtime {
         let component = Component::from_file(host.engine(), &path)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("loading the component {}", path.display()))?;
-        let pre = AlertHandlerPre::new(host.linker().instantiate_pre(&component)?)?;
+        Runtime::from_component(host, &component, path)
+    }
+
+    /// Loads the component at `path` for `host`, precompiled from
+    /// `cache_dir` when it can be (see [`cache`](crate::cache)).
+    pub fn load_cached(
+        host: Arc<Host>,
+        path: impl AsRef<Path>,
+        cache_dir: &Path,
+    ) -> Result<(Runtime, Source)> {
+        let path = path.as_ref().to_path_buf();
+        let (component, source) = cache::load(host.engine(), &path, cache_dir)
+            .with_context(|| format!("loading the component {}", path.display()))?;
+        Ok((Runtime::from_component(host, &component, path)?, source))
+    }
+
+    /// Loads for `host`, through the cache in `cache_dir` when there is one.
+    pub fn open(host: Arc<Host>, path: &Path, cache_dir: Option<&Path>) -> Result<Runtime> {
+        match cache_dir {
+            Some(dir) => Ok(Runtime::load_cached(host, path, dir)?.0),
+            None => Runtime::load_on(host, path),
+        }
+    }
+
+    fn from_component(host: Arc<Host>, component: &Component, path: PathBuf) -> Result<Runtime> {
+        let pre = AlertHandlerPre::new(host.linker().instantiate_pre(component)?)?;
         Ok(Runtime {
             host,
             pre,

@@ -204,3 +204,36 @@ fn the_handler_runs_under_the_same_limits_and_recovers_after_a_trap() {
         .unwrap();
     assert_eq!(slack.requests().len(), 1);
 }
+
+#[test]
+fn the_compiled_component_is_cached_and_a_changed_wasm_recompiles() {
+    use host_test::cache::Source;
+    use host_test::runtime::{Runtime, COMPONENT_PATH};
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("slack.wasm");
+    std::fs::copy(COMPONENT_PATH, &plugin).unwrap();
+    let cache = dir.path().join("cache");
+    let host = runtime().host().clone();
+
+    let (_, first) = Runtime::load_cached(host.clone(), &plugin, &cache).unwrap();
+    let (warm, second) = Runtime::load_cached(host.clone(), &plugin, &cache).unwrap();
+    assert_eq!((first, second), (Source::Compiled, Source::Cached));
+    let slack = MockSlack::start().unwrap();
+    let mut instance = warm.instantiate().unwrap();
+    instance
+        .configure(&web_api_config(&slack))
+        .unwrap()
+        .unwrap();
+    instance
+        .handle_alert(&event("from the cache", Level::Ok), &[])
+        .unwrap()
+        .unwrap();
+
+    // Another wasm at the same path is compiled, not served stale.
+    let mut changed = std::fs::read(COMPONENT_PATH).unwrap();
+    changed.extend_from_slice(&[0, 6, 5, b'x', b'-', b'v', b'2', 1]); // a custom section
+    std::fs::write(&plugin, changed).unwrap();
+    let (_, third) = Runtime::load_cached(host, &plugin, &cache).unwrap();
+    assert_eq!(third, Source::Compiled);
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+}
