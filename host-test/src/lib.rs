@@ -10,6 +10,7 @@ pub mod host;
 pub mod mock_slack;
 pub mod net;
 pub mod plugins;
+pub mod pool;
 pub mod report;
 pub mod route;
 pub mod runtime;

@@ -92,6 +92,11 @@ struct Shared {
     scripted: VecDeque<Reply>,
     observer: Option<Observer>,
     tls_failures: usize,
+    /// While set, requests wait (for tests of concurrency and queues).
+    held: bool,
+    gate: Arc<tokio::sync::Notify>,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The running stand-in; stops when dropped.
@@ -151,6 +156,28 @@ impl MockSlack {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// Makes requests wait, unanswered, until [`MockSlack::release`].
+    pub fn hold(&self) {
+        self.shared.lock().unwrap().held = true;
+    }
+
+    /// Answers the held requests and stops holding.
+    pub fn release(&self) {
+        let mut shared = self.shared.lock().unwrap();
+        shared.held = false;
+        shared.gate.notify_waiters();
+    }
+
+    /// Requests received and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.shared.lock().unwrap().in_flight
+    }
+
+    /// The most requests that were ever unanswered at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.lock().unwrap().max_in_flight
     }
 
     /// Connections whose TLS handshake failed.
@@ -270,8 +297,23 @@ async fn answer(
         headers,
         body,
     };
+    let gate = {
+        let mut shared = shared.lock().unwrap();
+        shared.in_flight += 1;
+        shared.max_in_flight = shared.max_in_flight.max(shared.in_flight);
+        shared.gate.clone()
+    };
+    loop {
+        // Registered before the check, so a release in between is not missed.
+        let released = gate.notified();
+        if !shared.lock().unwrap().held {
+            break;
+        }
+        released.await;
+    }
     let reply = {
         let mut shared = shared.lock().unwrap();
+        shared.in_flight -= 1;
         let seq = shared.received.len() + 1;
         let reply = shared
             .scripted
