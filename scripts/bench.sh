@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The benchmarks behind the README's performance figures: builds the host for
+# speed (the bench profile), installs python-slack-sdk from PyPI for the
+# comparison, and runs everything against a Slack stand-in on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+python3 -m pip install --quiet --disable-pip-version-check 'slack_sdk==3.48.0'
+cargo bench -p host-test --bench handler -- "$@"
