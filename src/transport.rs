@@ -162,9 +162,19 @@ fn read(response: IncomingResponse, authority: &str) -> Result<RawResponse, Hand
             }
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(e)) => {
+                // The host's debug text can carry a backtrace: keep its
+                // first line.
                 let detail = wasi::http::types::http_error_code(&e)
                     .map(|c| from_error_code(c, authority).to_string())
-                    .unwrap_or_else(|| e.to_debug_string());
+                    .unwrap_or_else(|| {
+                        let text = e.to_debug_string();
+                        text.lines()
+                            .next()
+                            .unwrap_or_default()
+                            .chars()
+                            .take(200)
+                            .collect()
+                    });
                 return Err(HandlerError::Transport(format!(
                     "reading the answer from {authority} failed: {detail}"
                 )));

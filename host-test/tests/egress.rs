@@ -131,3 +131,53 @@ fn connect_to_maps_an_origin_and_keeps_the_host_header() {
         ("slack.com", "/api/chat.postMessage")
     );
 }
+
+/// A server that reads the request, then answers with `reply` and stalls.
+fn stalling_server(reply: &'static [u8]) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(reply);
+                std::thread::sleep(std::time::Duration::from_secs(30));
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn the_host_caps_response_timeouts_for_silent_and_stalling_servers() {
+    let net = NetSettings {
+        response_timeout: std::time::Duration::from_millis(300),
+        ..NetSettings::default()
+    };
+    let (runtime, _) = logging(net);
+    let silent = b"";
+    let stalling = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"ok\":";
+    for (reply, expected) in [
+        (&silent[..], "timed out waiting for the answer"),
+        (&stalling[..], "failed: connection read timeout"),
+    ] {
+        let addr = stalling_server(reply);
+        let config = format!(
+            "[slack]\nenabled = true\nurl = \"http://{addr}/api/chat.postMessage\"\ntoken = \"xoxb-t\"\nchannel = \"#c\"\n"
+        );
+        let mut plugin = configured_on(&runtime, &config);
+        match plugin
+            .handle_alert(&event("x", Level::Critical), &[])
+            .unwrap()
+        {
+            Err(HandlerError::Transport(m)) => {
+                assert!(m.contains(expected), "{m}");
+                assert_eq!(m.lines().count(), 1, "one line, no backtrace: {m}");
+            }
+            other => panic!("expected a transport timeout, got {other:?}"),
+        }
+    }
+}

@@ -14,12 +14,15 @@ use std::collections::{HashMap, HashSet};
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::Uri;
 use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -41,6 +44,9 @@ pub struct NetSettings {
     pub deny: DenyList,
     pub proxy: ProxyConfig,
     pub connect_timeout: Duration,
+    /// The longest the host waits for an answer to start, and between its
+    /// chunks; a guest may ask for less, never more.
+    pub response_timeout: Duration,
     /// Keep connections open for the next request (off only to measure).
     pub reuse_connections: bool,
     pub log: Logger,
@@ -55,6 +61,7 @@ impl Default for NetSettings {
             deny: DenyList::default(),
             proxy: ProxyConfig::default(),
             connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(30),
             reuse_connections: true,
             log: Arc::new(|line| eprintln!("host: {line}")),
             opened: Arc::new(AtomicU64::new(0)),
@@ -110,6 +117,7 @@ pub struct NetPolicy {
     fallback: HttpClient,
     connect_to: Arc<ConnectTo>,
     log: Logger,
+    response_timeout: Duration,
 }
 
 impl NetPolicy {
@@ -123,6 +131,7 @@ impl NetPolicy {
             fallback,
             connect_to: Arc::new(settings.connect_to.clone()),
             log: settings.log.clone(),
+            response_timeout: settings.response_timeout,
         })
     }
 
@@ -201,15 +210,17 @@ impl NetPolicy {
                 *request.uri_mut() = target;
             }
             let client = this.clients.get(&origin).unwrap_or(&this.fallback).clone();
-            let first_byte = options
-                .and_then(|o| o.first_byte_timeout)
-                .unwrap_or(Duration::from_secs(600));
+            let cap = |asked: Option<Duration>| {
+                asked.map_or(this.response_timeout, |a| a.min(this.response_timeout))
+            };
+            let first_byte = cap(options.and_then(|o| o.first_byte_timeout));
+            let between_bytes = cap(options.and_then(|o| o.between_bytes_timeout));
             let response = match tokio::time::timeout(first_byte, client.request(request)).await {
                 Err(_) => return Err(Error::ConnectionReadTimeout),
                 Ok(Err(e)) => return Err(this.failure(&origin, &e)),
                 Ok(Ok(response)) => response,
             };
-            Ok(response.map(|body| body.map_err(Error::from).boxed_unsync()))
+            Ok(response.map(|body| BetweenBytes::new(body, between_bytes).boxed_unsync()))
         }
     }
 
@@ -257,6 +268,58 @@ impl NetPolicy {
             source = e.source();
         }
         Error::HttpProtocolError
+    }
+}
+
+/// A response body that fails with a read timeout when no data comes for
+/// `timeout` (a server that starts answering and then stalls).
+struct BetweenBytes {
+    inner: hyper::body::Incoming,
+    timeout: Duration,
+    idle: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl BetweenBytes {
+    fn new(inner: hyper::body::Incoming, timeout: Duration) -> Self {
+        BetweenBytes {
+            inner,
+            timeout,
+            idle: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl Body for BetweenBytes {
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + this.timeout);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::from(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
