@@ -56,6 +56,14 @@ fn logging_host(limits: Limits) -> (Arc<Host>, Arc<Mutex<Vec<String>>>) {
     (Host::new(net, limits).unwrap(), lines)
 }
 
+/// The summary of an instance nobody configured: no workspaces.
+fn unconfigured() -> ConfigSummary {
+    ConfigSummary {
+        kind: String::new(),
+        workspaces: vec![],
+    }
+}
+
 /// The policy the host applies to an instance configured like `summary`.
 fn policy(host: &Host, summary: &ConfigSummary) -> NetPolicy {
     NetPolicy::for_summary(summary, host.net()).unwrap()
@@ -106,11 +114,7 @@ fn a_guest_reaches_only_its_enabled_workspaces_endpoints() {
 fn an_unconfigured_instance_reaches_nothing() {
     let slack = MockSlack::start().unwrap();
     let (host, _) = logging_host(Limits::default());
-    let nothing = ConfigSummary {
-        kind: String::new(),
-        workspaces: vec![],
-    };
-    let mut probe = Subject::new(host.clone(), policy(&host, &nothing));
+    let mut probe = Subject::new(host.clone(), policy(&host, &unconfigured()));
     assert_eq!(
         probe.fetch(&format!("{}/", slack.url())),
         Err("ErrorCode::HttpRequestDenied".into())
@@ -125,11 +129,7 @@ fn a_runaway_guest_is_stopped_at_its_deadline_and_the_host_goes_on() {
         ..Limits::default()
     };
     let (host, _) = logging_host(limits);
-    let nothing = ConfigSummary {
-        kind: String::new(),
-        workspaces: vec![],
-    };
-    let mut probe = Subject::new(host.clone(), policy(&host, &nothing));
+    let mut probe = Subject::new(host.clone(), policy(&host, &unconfigured()));
     let started = Instant::now();
     host.arm(&mut probe.store);
     let error = probe.probe.call_spin(&mut probe.store).unwrap_err();
@@ -142,7 +142,7 @@ fn a_runaway_guest_is_stopped_at_its_deadline_and_the_host_goes_on() {
     assert!(said.contains("ran past its 300ms deadline"), "{said}");
 
     // The same host serves the next instance.
-    let mut again = Subject::new(host.clone(), policy(&host, &nothing));
+    let mut again = Subject::new(host.clone(), policy(&host, &unconfigured()));
     host.arm(&mut again.store);
     assert_eq!(again.probe.call_grow(&mut again.store, 1).unwrap(), 1);
 }
@@ -154,11 +154,7 @@ fn a_guest_over_its_memory_cap_is_stopped() {
         ..Limits::default()
     };
     let (host, _) = logging_host(limits);
-    let nothing = ConfigSummary {
-        kind: String::new(),
-        workspaces: vec![],
-    };
-    let mut probe = Subject::new(host.clone(), policy(&host, &nothing));
+    let mut probe = Subject::new(host.clone(), policy(&host, &unconfigured()));
     host.arm(&mut probe.store);
     assert_eq!(probe.probe.call_grow(&mut probe.store, 8).unwrap(), 8);
     host.arm(&mut probe.store);
