@@ -12,6 +12,7 @@ pub mod net;
 pub mod plugins;
 pub mod pool;
 pub mod report;
+pub mod retry;
 pub mod route;
 pub mod runtime;
 pub mod tick;

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -14,6 +15,7 @@ use host_test::net::cidr::DenyList;
 use host_test::net::proxy::ProxyConfig;
 use host_test::net::{ConnectTo, NetSettings};
 use host_test::plugins::{self, LoadError};
+use host_test::retry::{self, Backoff};
 use host_test::route::{self, Decision};
 use host_test::runtime::{
     AlertEvent, ConfigSummary, Delivery, HandlerError, Plugin, Runtime, COMPONENT_PATH,
@@ -156,6 +158,10 @@ struct SendArgs {
     /// Print the request that would be sent (secrets redacted) instead of sending.
     #[arg(long)]
     dry_run: bool,
+    /// Retry transient failures (honouring Slack's Retry-After) for up to
+    /// this long; 0 sends once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    retry_for: u64,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -354,12 +360,33 @@ fn send(args: SendArgs) -> Result<(), Failure> {
         }
         return Ok(());
     }
-    let delivery = plugin
-        .handle_alert(&event, &options)
-        .map_err(Failure::Host)?
-        .map_err(|e| Failure::Handler(e, args.json))?;
-    print_delivery(&delivery, args.json);
-    Ok(())
+    let deadline = Instant::now() + Duration::from_secs(args.retry_for);
+    let sent = retry::send_with_retries(
+        &mut plugin,
+        &event,
+        &options,
+        &Backoff::default(),
+        deadline,
+        |e, n, wait| {
+            eprintln!(
+                "attempt {n}: {}; retrying in {wait:.1?}",
+                report::error_text(e)
+            );
+        },
+    )
+    .map_err(Failure::Host)?;
+    match sent.outcome {
+        Ok(delivery) => {
+            print_delivery(&delivery, args.json);
+            Ok(())
+        }
+        Err(e) => {
+            if let (Some(why), false) = (sent.stopped, args.json) {
+                eprintln!("gave up after {} attempt(s): {why}", sent.attempts);
+            }
+            Err(Failure::Handler(e, args.json))
+        }
+    }
 }
 
 fn service_test(args: TestArgs) -> Result<(), Failure> {

@@ -29,6 +29,8 @@ pub struct Received {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When its body had arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -281,6 +283,7 @@ async fn answer(
         })
         .collect();
     let received = Received {
+        at: std::time::Instant::now(),
         method: parts.method.to_string(),
         host: parts
             .headers

@@ -494,3 +494,93 @@ fn demo_runs_the_seed_examples() {
     assert!(out.contains("\"channel\": \"#error-reports\""), "{out}");
     no_secrets(&o);
 }
+
+#[test]
+fn send_waits_out_retry_after_and_delivers() {
+    let slack = MockSlack::start().unwrap();
+    slack.push_reply(
+        Reply::json(429, json!({"ok": false, "error": "rate_limited"}))
+            .with_header("retry-after", "1"),
+    );
+    slack.push_reply(Reply::text(503, "<html>busy</html>"));
+    let alert = examples("alerts/cpu-warning.json");
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &["--alert", alert.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("attempt 1: error (transient"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("retrying in 1.0s"), "{}", stderr(&o));
+    let got = slack.requests();
+    assert_eq!(got.len(), 3);
+    assert!(
+        got[1].at - got[0].at >= std::time::Duration::from_secs(1),
+        "a request inside the Retry-After window"
+    );
+    no_secrets(&o);
+}
+
+#[test]
+fn send_never_retries_a_permanent_failure() {
+    let slack = MockSlack::start().unwrap();
+    slack.push_reply(Reply::json(
+        200,
+        json!({"ok": false, "error": "invalid_auth"}),
+    ));
+    let alert = examples("alerts/cpu-warning.json");
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &["--alert", alert.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("gave up after 1 attempt(s): the failure is permanent"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(slack.requests().len(), 1);
+}
+
+#[test]
+fn send_gives_up_when_retry_after_is_past_its_deadline() {
+    let slack = MockSlack::start().unwrap();
+    slack.push_reply(
+        Reply::json(429, json!({"ok": false, "error": "rate_limited"}))
+            .with_header("retry-after", "120"),
+    );
+    let alert = examples("alerts/cpu-warning.json");
+    let o = run(
+        "send",
+        &slack,
+        "kapacitor.conf",
+        &[
+            "--alert",
+            alert.to_str().unwrap(),
+            "--retry-for",
+            "5",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let answer: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (
+            answer["error"].as_str(),
+            answer["retry_after_seconds"].as_u64()
+        ),
+        (Some("transient"), Some(120))
+    );
+    assert_eq!(
+        slack.requests().len(),
+        1,
+        "no request inside the Retry-After window"
+    );
+}
