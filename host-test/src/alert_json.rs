@@ -66,7 +66,14 @@ pub fn parse_level(text: &str) -> Result<Level> {
 
 /// Decodes one alert. Errors name the field that is wrong.
 pub fn decode(text: &str) -> Result<AlertEvent> {
-    let alert: PostAlert = serde_json::from_str(text).map_err(|e| anyhow!("alert JSON: {e}"))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| anyhow!("alert JSON: {e}"))?;
+    if !value.is_object() {
+        bail!(
+            "alert JSON: an alert is a JSON object, not {}",
+            json_kind(&value)
+        );
+    }
+    let alert: PostAlert = serde_json::from_value(value).map_err(|e| anyhow!("alert JSON: {e}"))?;
     let time = OffsetDateTime::parse(&alert.time, &Rfc3339).map_err(|e| {
         anyhow!(
             "alert JSON: `time` \"{}\" is not an RFC 3339 time: {e}",
@@ -134,6 +141,17 @@ pub fn decode(text: &str) -> Result<AlertEvent> {
         tags,
         fields,
     })
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn field_value(value: Value) -> Option<FieldValue> {
