@@ -1,0 +1,39 @@
+//! Any message, level and options rendered into Slack's payload and its
+//! redacted preview; the body must stay valid JSON carrying the message.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use slack_alert_handler::config::Config;
+use slack_alert_handler::event::{AlertEvent, Level};
+use slack_alert_handler::handler;
+
+const CONFIG: &str = r##"[[slack]]
+enabled = true
+default = true
+workspace = "alerts"
+url = "https://hooks.slack.com/services/T0/B0/SECRET"
+token = "xoxb-fuzz"
+channel = "#alerts"
+"##;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(config) = Config::parse(CONFIG) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(data);
+    let (head, message) = text.split_once('\u{0}').unwrap_or(("", &text));
+    let level = [Level::Ok, Level::Info, Level::Warning, Level::Critical][head.len() % 4];
+    let options: Vec<(String, String)> = head
+        .split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let event = AlertEvent::with_message(message, level);
+    if let Ok(prepared) = handler::prepare_alert(&config, &event, &options) {
+        let body: serde_json::Value =
+            serde_json::from_slice(&prepared.request.body).expect("the body is JSON");
+        assert_eq!(body["attachments"][0]["text"], message);
+        let preview = prepared.request.preview();
+        assert!(!preview.url.contains("SECRET") && !format!("{preview:?}").contains("xoxb-fuzz"));
+    }
+});

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target for SECONDS each (default 20; CI runs a short
+# pass). For a long run of one target:
+#   cargo +nightly fuzz run config -- -max_total_time=3600
+# A crash found becomes a case in tests/corpus/ (with its expected error).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-20}"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+for target in config options render response; do
+  cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -n 3
+done
