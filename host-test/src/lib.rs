@@ -15,4 +15,6 @@ pub mod report;
 pub mod retry;
 pub mod route;
 pub mod runtime;
+pub mod serve;
+pub mod spool;
 pub mod tick;

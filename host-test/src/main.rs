@@ -20,6 +20,8 @@ use host_test::route::{self, Decision};
 use host_test::runtime::{
     AlertEvent, ConfigSummary, Delivery, HandlerError, Plugin, Runtime, COMPONENT_PATH,
 };
+use host_test::serve::{self, Pacing};
+use host_test::spool::Spool;
 use host_test::{alert_json, demo, handler_file, report, tick};
 
 #[derive(Parser)]
@@ -43,6 +45,18 @@ enum Command {
     /// default workspace only if that is `global` (and, with
     /// `state-changes-only`, only when the level changed).
     Route(RouteArgs),
+    /// A long-running host: takes alerts over HTTP (Kapacitor's post-handler
+    /// JSON; query parameters are options), spools them, delivers them.
+    Serve(ServeArgs),
+    /// Show a spool: the alerts pending and how the others ended.
+    Spool {
+        /// The spool directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the documentation's examples against a local Slack stand-in.
     Demo {
         /// The examples directory.
@@ -168,6 +182,31 @@ struct SendArgs {
 }
 
 #[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Where to listen, e.g. 127.0.0.1:9100 (port 0 picks one; the first
+    /// line printed says which).
+    #[arg(long, value_name = "ADDR")]
+    listen: std::net::SocketAddr,
+    /// The spool directory.
+    #[arg(long, value_name = "DIR")]
+    spool: PathBuf,
+    /// The spool's size limit.
+    #[arg(long, value_name = "KIB", default_value_t = 64 * 1024)]
+    spool_max_kib: u64,
+    /// Time between messages to one channel (Slack allows about one a second).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    channel_interval_ms: u64,
+    /// Messages a quiet channel may take at once.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    channel_burst: u32,
+    /// First backoff for transient failures without Retry-After.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    backoff_base_ms: u64,
+}
+
+#[derive(Args)]
 struct TestArgs {
     #[command(flatten)]
     target: Target,
@@ -216,6 +255,8 @@ fn main() -> ExitCode {
             demo::run(&examples.unwrap_or_else(demo::examples_dir)).map_err(Failure::Host)
         }
         Command::MockSlack { port } => mock_slack(port).map_err(Failure::Host),
+        Command::Serve(args) => serve(args),
+        Command::Spool { dir, json } => show_spool(&dir, json).map_err(Failure::Host),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -428,6 +469,75 @@ fn route_alert(args: RouteArgs) -> Result<(), Failure> {
         .map_err(Failure::Host)?
         .map_err(|e| Failure::Handler(e, args.json))?;
     print_delivery(&delivery, args.json);
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let text = match &args.target.config {
+        Some(path) => read(path, "configuration")?,
+        None => return Err(Failure::Input(anyhow!("serve needs --config"))),
+    };
+    let host =
+        Host::new(args.target.net_settings()?, args.target.limits()).map_err(Failure::Host)?;
+    let component = args
+        .target
+        .component
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(COMPONENT_PATH));
+    let runtime = Runtime::open(host, &component, args.target.cache_dir().as_deref())
+        .map_err(Failure::Host)?;
+    let spool = Spool::open(&args.spool, args.spool_max_kib * 1024).map_err(Failure::Host)?;
+    let pending = spool.pending().len();
+    let pacing = Pacing {
+        channel_interval: Duration::from_millis(args.channel_interval_ms),
+        channel_burst: args.channel_burst,
+        backoff: Backoff {
+            base: Duration::from_millis(args.backoff_base_ms),
+            ..Backoff::default()
+        },
+    };
+    serve::run(&runtime, &text, args.listen, spool, pacing, |addr| {
+        // One write, and no panic if whoever started us stopped reading.
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let said = format!(
+            "listening on {addr}\n{pending} alert(s) pending in {}\n",
+            args.spool.display()
+        );
+        let _ = out.write_all(said.as_bytes()).and_then(|()| out.flush());
+    })
+    .map_err(Failure::Host)
+}
+
+fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {
+    if !dir.join("journal.jsonl").exists() {
+        bail!("{} holds no spool", dir.display());
+    }
+    let spool = Spool::open(dir, u64::MAX)?;
+    let pending = spool.pending();
+    if json {
+        let finished: Vec<_> = spool
+            .finished()
+            .iter()
+            .map(|(id, status, detail)| serde_json::json!({"id": id, "status": status, "detail": detail}))
+            .collect();
+        let ids: Vec<u64> = pending.iter().map(|p| p.id).collect();
+        println!(
+            "{}",
+            serde_json::json!({"pending": ids, "finished": finished})
+        );
+        return Ok(());
+    }
+    println!("{} pending", pending.len());
+    for p in &pending {
+        let id = serde_json::from_str::<serde_json::Value>(&p.alert)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(String::from));
+        println!("  #{} pending  alert {}", p.id, id.unwrap_or_default());
+    }
+    for (id, status, detail) in spool.finished() {
+        println!("  #{id} {status:?}  {detail}");
+    }
     Ok(())
 }
 

@@ -1,0 +1,325 @@
+//! `host-test serve`: a long-running host. It takes alerts over HTTP in
+//! Kapacitor's `post`-handler JSON (a real Kapacitor's `.post('http://…')`
+//! can feed it; query parameters are handler options), answers only once the
+//! alert is in the spool, and delivers from the spool: transient failures
+//! wait (Slack's `Retry-After` exactly, else backoff), each channel is paced
+//! (about one message a second, a short burst allowed), permanent failures
+//! end there.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+use crate::retry::{Backoff, Next};
+use crate::runtime::{HandlerError, Plugin, Runtime};
+use crate::spool::{Spool, SpoolError, Status};
+use crate::{alert_json, report};
+
+/// How the server paces and retries.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// The time between messages to one channel (Slack: about a second).
+    pub channel_interval: Duration,
+    /// How many messages a quiet channel may take at once.
+    pub channel_burst: u32,
+    pub backoff: Backoff,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing {
+            channel_interval: Duration::from_secs(1),
+            channel_burst: 3,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// A token bucket per channel.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+struct Shared {
+    spool: Mutex<Spool>,
+    arrived: Condvar,
+}
+
+/// Serves until the process ends. `ready` hears the bound address.
+pub fn run(
+    runtime: &Runtime,
+    config: &str,
+    listen: SocketAddr,
+    spool: Spool,
+    pacing: Pacing,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let mut plugin = configured(runtime, config)?;
+    let listener =
+        std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        spool: Mutex::new(spool),
+        arrived: Condvar::new(),
+    });
+    let intake = shared.clone();
+    std::thread::Builder::new()
+        .name("intake".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(accept_loop(listener, intake));
+        })?;
+    ready(bound);
+
+    let mut state: HashMap<u64, (u32, Instant)> = HashMap::new();
+    let mut blocked: HashMap<String, Instant> = HashMap::new();
+    let mut buckets: HashMap<String, Bucket> = HashMap::new();
+    loop {
+        let pending = shared
+            .spool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pending();
+        let now = Instant::now();
+        let mut next_wake = now + Duration::from_secs(1);
+        let mut sent_one = false;
+        for item in pending {
+            let (attempts, not_before) = *state.entry(item.id).or_insert((0, now));
+            if not_before > now {
+                next_wake = next_wake.min(not_before);
+                continue;
+            }
+            let event = match alert_json::decode(&item.alert) {
+                Ok(event) => event,
+                Err(e) => {
+                    finish(&shared, item.id, Status::Failed, &format!("{e:#}"));
+                    continue;
+                }
+            };
+            // The channel the request goes to: the rate limit's key.
+            let key = match plugin.preview_alert(&event, &item.options) {
+                Ok(Ok(request)) => {
+                    let channel: serde_json::Value =
+                        serde_json::from_str(&request.body).unwrap_or_default();
+                    format!(
+                        "{} {}",
+                        request.url,
+                        channel["channel"].as_str().unwrap_or_default()
+                    )
+                }
+                Ok(Err(e)) => {
+                    finish(&shared, item.id, Status::Failed, &report::error_text(&e));
+                    continue;
+                }
+                Err(e) => {
+                    finish(&shared, item.id, Status::Failed, &format!("{e:#}"));
+                    plugin = configured(runtime, config)?;
+                    continue;
+                }
+            };
+            if let Some(until) = blocked.get(&key).filter(|until| **until > now) {
+                next_wake = next_wake.min(*until);
+                continue;
+            }
+            let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+                tokens: f64::from(pacing.channel_burst),
+                last: now,
+            });
+            let refill = now.duration_since(bucket.last).as_secs_f64()
+                / pacing.channel_interval.as_secs_f64();
+            bucket.tokens = (bucket.tokens + refill).min(f64::from(pacing.channel_burst.max(1)));
+            bucket.last = now;
+            if bucket.tokens < 1.0 {
+                let wait = pacing.channel_interval.mul_f64(1.0 - bucket.tokens);
+                next_wake = next_wake.min(now + wait);
+                continue;
+            }
+            bucket.tokens -= 1.0;
+            sent_one = true;
+            match plugin.handle_alert(&event, &item.options) {
+                Ok(Ok(delivery)) => {
+                    let detail =
+                        format!("{} {}", delivery.channel, delivery.ts.unwrap_or_default());
+                    finish(&shared, item.id, Status::Delivered, detail.trim());
+                    state.remove(&item.id);
+                }
+                Ok(Err(error)) => match pacing.backoff.next(&error, attempts + 1) {
+                    Next::GiveUp => {
+                        finish(
+                            &shared,
+                            item.id,
+                            Status::Failed,
+                            &report::error_text(&error),
+                        );
+                        state.remove(&item.id);
+                    }
+                    Next::RetryAfter(wait) => {
+                        let until = Instant::now() + wait;
+                        if let HandlerError::Transient(t) = &error {
+                            if t.retry_after_seconds.is_some() {
+                                blocked.insert(key, until);
+                            }
+                        }
+                        state.insert(item.id, (attempts + 1, until));
+                    }
+                },
+                Err(trap) => {
+                    finish(&shared, item.id, Status::Failed, &format!("{trap:#}"));
+                    plugin = configured(runtime, config)?;
+                }
+            }
+            break; // re-read the spool: new alerts and new times
+        }
+        if !sent_one {
+            let spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
+            let wait = next_wake
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            let _ = shared.arrived.wait_timeout(spool, wait);
+        }
+    }
+}
+
+fn configured(runtime: &Runtime, config: &str) -> Result<Plugin> {
+    let mut plugin = runtime.instantiate()?;
+    plugin
+        .configure(config)?
+        .map_err(|e| anyhow::anyhow!("{}", report::error_text(&e)))?;
+    Ok(plugin)
+}
+
+fn finish(shared: &Shared, id: u64, status: Status, detail: &str) {
+    let mut spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = spool.finish(id, status, detail) {
+        eprintln!("serve: recording the end of alert {id} failed: {e:#}");
+    }
+}
+
+async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| intake(req, shared.clone()));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Decodes a query component: `%XX` escapes and `+` for a space.
+fn percent_decode(text: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn answer(status: u16, body: serde_json::Value) -> hyper::Response<Full<Bytes>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_default()
+}
+
+async fn intake(
+    req: hyper::Request<hyper::body::Incoming>,
+    shared: Arc<Shared>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    if req.method() == hyper::Method::GET {
+        let spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
+        let pending: Vec<u64> = spool.pending().iter().map(|p| p.id).collect();
+        let finished: Vec<_> = spool
+            .finished()
+            .iter()
+            .map(|(id, status, detail)| json!({"id": id, "status": status, "detail": detail}))
+            .collect();
+        return Ok(answer(
+            200,
+            json!({"pending": pending, "finished": finished}),
+        ));
+    }
+    let options: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (percent_decode(k), percent_decode(v)),
+                    None => (percent_decode(p), String::new()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return Ok(answer(
+            400,
+            json!({"error": "the request body could not be read"}),
+        ));
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return Ok(answer(400, json!({"error": "the alert is not UTF-8"})));
+    };
+    if let Err(e) = alert_json::decode(text) {
+        return Ok(answer(400, json!({"error": format!("{e:#}")})));
+    }
+    let accepted = shared
+        .spool
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .accept(text, options);
+    match accepted {
+        Ok(id) => {
+            shared.arrived.notify_all();
+            Ok(answer(202, json!({"id": id})))
+        }
+        Err(e @ SpoolError::Full { .. }) => Ok(answer(503, json!({"error": e.to_string()}))),
+        Err(e) => Ok(answer(500, json!({"error": e.to_string()}))),
+    }
+}

@@ -1,0 +1,244 @@
+//! `host-test serve`: alerts posted over HTTP are on disk before the answer,
+//! delivered from the spool, and still delivered after the host is killed
+//! and restarted, each exactly once.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::web_api_config;
+use host_test::mock_slack::MockSlack;
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    /// Kept open so the server can go on writing to its stdout.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    fn start(config: &Path, spool: &Path, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--spool",
+            spool.to_str().unwrap(),
+            "--channel-interval-ms",
+            "10",
+            "--backoff-base-ms",
+            "50",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_host-test"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("the first line says where")
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            addr,
+            _stdout: stdout,
+        }
+    }
+
+    /// POSTs `body`; the status and the JSON answer.
+    fn post(&self, body: &str) -> (u16, Value) {
+        self.request(&format!(
+            "POST /alert HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    fn spool(&self) -> Value {
+        self.request("GET /spool HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .1
+    }
+
+    fn request(&self, raw: &str) -> (u16, Value) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream.write_all(raw.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn alert(id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","message":"alert {id}","time":"2026-11-26T10:00:00Z","level":"CRITICAL"}}"#
+    )
+}
+
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn posted_alerts_are_spooled_and_delivered() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("slack.toml");
+    std::fs::write(&config, web_api_config(&slack)).unwrap();
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    for id in ["a", "b", "c"] {
+        let (status, answer) = server.post(&alert(id));
+        assert_eq!(status, 202, "{answer}");
+    }
+    wait_until("three deliveries", || slack.requests().len() == 3);
+    wait_until("an empty queue", || {
+        server.spool()["finished"].as_array().map(Vec::len) == Some(3)
+    });
+    let spool = server.spool();
+    assert_eq!(spool["pending"], serde_json::json!([]));
+    assert!(spool["finished"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["status"] == "delivered"));
+    let texts: Vec<_> = slack
+        .requests()
+        .iter()
+        .map(|r| r.json()["attachments"][0]["text"].clone())
+        .collect();
+    assert_eq!(texts, ["alert a", "alert b", "alert c"]);
+}
+
+#[test]
+fn bad_alerts_are_refused_with_a_named_error_and_options_come_from_the_query() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("slack.toml");
+    std::fs::write(&config, web_api_config(&slack)).unwrap();
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    let (status, answer) =
+        server.post(r#"{"id":"x","message":"m","time":"2026-11-26T10:00:00Z","level":"LOUD"}"#);
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown level \"LOUD\""),
+        "{answer}"
+    );
+    let body = alert("q");
+    let (status, _) = server.request(&format!(
+        "POST /?channel=%23other HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(status, 202);
+    wait_until("the delivery", || slack.requests().len() == 1);
+    assert_eq!(slack.requests()[0].json()["channel"], "#other");
+}
+
+#[test]
+fn a_killed_host_delivers_what_was_pending_after_restart_exactly_once() {
+    // A port where Slack is not yet listening: every attempt is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("slack.toml");
+    std::fs::write(
+        &config,
+        format!("[slack]\nenabled = true\nurl = \"http://127.0.0.1:{port}/api/chat.postMessage\"\ntoken = \"xoxb-t\"\nchannel = \"#c\"\n"),
+    )
+    .unwrap();
+    let spool = dir.path().join("spool");
+    let server = Server::start(&config, &spool, &[]);
+    for id in ["one", "two"] {
+        assert_eq!(server.post(&alert(id)).0, 202);
+    }
+    server.kill();
+
+    let shown = Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args(["spool", "--dir", spool.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["pending"], serde_json::json!([1, 2]));
+
+    let slack = MockSlack::start_on(port).unwrap();
+    let server = Server::start(&config, &spool, &[]);
+    wait_until("both deliveries", || slack.requests().len() == 2);
+    wait_until("the spool to record them", || {
+        server.spool()["pending"] == serde_json::json!([])
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(slack.requests().len(), 2, "nothing delivered twice");
+}
+
+#[test]
+fn a_full_spool_says_so() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("slack.toml");
+    std::fs::write(
+        &config,
+        format!("[slack]\nenabled = true\nurl = \"http://127.0.0.1:{port}/x\"\n"),
+    )
+    .unwrap();
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &["--spool-max-kib", "1"],
+    );
+    let mut statuses = Vec::new();
+    for n in 0..20 {
+        let (status, answer) = server.post(&alert(&format!("{n:0>40}")));
+        statuses.push(status);
+        if status == 503 {
+            assert!(
+                answer["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("the spool is full"),
+                "{answer}"
+            );
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&503), "{statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 202).count() >= 2);
+}
