@@ -99,6 +99,57 @@ struct Shared {
     gate: Arc<tokio::sync::Notify>,
     in_flight: usize,
     max_in_flight: usize,
+    limit: Option<ChannelLimit>,
+}
+
+/// Slack's per-channel rate limit, enforced by the stand-in.
+struct ChannelLimit {
+    interval: std::time::Duration,
+    retry_after: std::time::Duration,
+    last_accepted: std::collections::HashMap<String, std::time::Instant>,
+    blocked_until: std::collections::HashMap<String, std::time::Instant>,
+    limited: usize,
+    inside_window: usize,
+}
+
+/// A 429 if `req` breaks the channel's rate limit; counts a request that
+/// came while its channel was told to wait.
+fn rate_limit(shared: &mut Shared, req: &Received) -> Option<Reply> {
+    let limit = shared.limit.as_mut()?;
+    if !req.is_web_api() {
+        return None;
+    }
+    let channel = req.json()["channel"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if limit
+        .blocked_until
+        .get(&channel)
+        .is_some_and(|until| req.at < *until)
+    {
+        limit.inside_window += 1;
+    } else if limit
+        .last_accepted
+        .get(&channel)
+        .is_some_and(|last| req.at < *last + limit.interval)
+    {
+        limit.limited += 1;
+        limit
+            .blocked_until
+            .insert(channel, req.at + limit.retry_after);
+    } else {
+        limit.last_accepted.insert(channel, req.at);
+        return None;
+    }
+    let seconds = limit.retry_after.as_secs().max(1);
+    Some(
+        Reply::json(
+            429,
+            json!({"ok": false, "error": "ratelimited", "retry_after": seconds}),
+        )
+        .with_header("retry-after", &seconds.to_string()),
+    )
 }
 
 /// The running stand-in; stops when dropped.
@@ -170,6 +221,40 @@ impl MockSlack {
         let mut shared = self.shared.lock().unwrap();
         shared.held = false;
         shared.gate.notify_waiters();
+    }
+
+    /// Enforces a per-channel rate limit on Web API requests: one per
+    /// `interval`; a request sooner gets `429` with `Retry-After:
+    /// retry_after` (whole seconds), and that channel is blocked as long.
+    pub fn limit_channels(&self, interval: std::time::Duration, retry_after: std::time::Duration) {
+        self.shared.lock().unwrap().limit = Some(ChannelLimit {
+            interval,
+            retry_after,
+            last_accepted: Default::default(),
+            blocked_until: Default::default(),
+            limited: 0,
+            inside_window: 0,
+        });
+    }
+
+    /// How many `429`s the rate limit answered.
+    pub fn rate_limited(&self) -> usize {
+        self.shared
+            .lock()
+            .unwrap()
+            .limit
+            .as_ref()
+            .map_or(0, |l| l.limited)
+    }
+
+    /// How many requests came for a channel inside its `Retry-After` window.
+    pub fn inside_retry_after(&self) -> usize {
+        self.shared
+            .lock()
+            .unwrap()
+            .limit
+            .as_ref()
+            .map_or(0, |l| l.inside_window)
     }
 
     /// Requests received and not yet answered.
@@ -318,10 +403,13 @@ async fn answer(
         let mut shared = shared.lock().unwrap();
         shared.in_flight -= 1;
         let seq = shared.received.len() + 1;
-        let reply = shared
-            .scripted
-            .pop_front()
-            .unwrap_or_else(|| slack_answer(&received, seq));
+        let reply = match shared.scripted.pop_front() {
+            Some(reply) => reply,
+            None => match rate_limit(&mut shared, &received) {
+                Some(limited) => limited,
+                None => slack_answer(&received, seq),
+            },
+        };
         if let Some(observer) = &shared.observer {
             observer(&received, &reply);
         }

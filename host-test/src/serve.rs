@@ -45,6 +45,14 @@ impl Default for Pacing {
     }
 }
 
+/// A pending alert, decoded and keyed by its channel.
+#[derive(Clone)]
+struct Prepared {
+    key: String,
+    event: crate::runtime::AlertEvent,
+    options: Vec<(String, String)>,
+}
+
 /// A token bucket per channel.
 struct Bucket {
     tokens: f64,
@@ -91,49 +99,71 @@ pub fn run(
     let mut state: HashMap<u64, (u32, Instant)> = HashMap::new();
     let mut blocked: HashMap<String, Instant> = HashMap::new();
     let mut buckets: HashMap<String, Bucket> = HashMap::new();
+    // Each pending alert decoded and keyed by channel once.
+    let mut prepared: HashMap<u64, Prepared> = HashMap::new();
     loop {
         let pending = shared
             .spool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pending();
+            .pending_ids();
         let now = Instant::now();
         let mut next_wake = now + Duration::from_secs(1);
         let mut sent_one = false;
-        for item in pending {
-            let (attempts, not_before) = *state.entry(item.id).or_insert((0, now));
+        for id in pending {
+            let (attempts, not_before) = *state.entry(id).or_insert((0, now));
             if not_before > now {
                 next_wake = next_wake.min(not_before);
                 continue;
             }
-            let event = match alert_json::decode(&item.alert) {
-                Ok(event) => event,
-                Err(e) => {
-                    finish(&shared, item.id, Status::Failed, &format!("{e:#}"));
+            if let std::collections::hash_map::Entry::Vacant(slot) = prepared.entry(id) {
+                let Some(item) = shared
+                    .spool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(id)
+                else {
                     continue;
-                }
-            };
-            // The channel the request goes to: the rate limit's key.
-            let key = match plugin.preview_alert(&event, &item.options) {
-                Ok(Ok(request)) => {
-                    let channel: serde_json::Value =
-                        serde_json::from_str(&request.body).unwrap_or_default();
-                    format!(
-                        "{} {}",
-                        request.url,
-                        channel["channel"].as_str().unwrap_or_default()
-                    )
-                }
-                Ok(Err(e)) => {
-                    finish(&shared, item.id, Status::Failed, &report::error_text(&e));
-                    continue;
-                }
-                Err(e) => {
-                    finish(&shared, item.id, Status::Failed, &format!("{e:#}"));
-                    plugin = configured(runtime, config)?;
-                    continue;
-                }
-            };
+                };
+                let event = match alert_json::decode(&item.alert) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        finish(&shared, id, Status::Failed, &format!("{e:#}"));
+                        continue;
+                    }
+                };
+                // The channel the request goes to: the rate limit's key.
+                let key = match plugin.preview_alert(&event, &item.options) {
+                    Ok(Ok(request)) => {
+                        let body: serde_json::Value =
+                            serde_json::from_str(&request.body).unwrap_or_default();
+                        format!(
+                            "{} {}",
+                            request.url,
+                            body["channel"].as_str().unwrap_or_default()
+                        )
+                    }
+                    Ok(Err(e)) => {
+                        finish(&shared, id, Status::Failed, &report::error_text(&e));
+                        continue;
+                    }
+                    Err(e) => {
+                        finish(&shared, id, Status::Failed, &format!("{e:#}"));
+                        plugin = configured(runtime, config)?;
+                        continue;
+                    }
+                };
+                slot.insert(Prepared {
+                    key,
+                    event,
+                    options: item.options,
+                });
+            }
+            let Prepared {
+                key,
+                event,
+                options,
+            } = prepared[&id].clone();
             if let Some(until) = blocked.get(&key).filter(|until| **until > now) {
                 next_wake = next_wake.min(*until);
                 continue;
@@ -153,35 +183,39 @@ pub fn run(
             }
             bucket.tokens -= 1.0;
             sent_one = true;
-            match plugin.handle_alert(&event, &item.options) {
+            match plugin.handle_alert(&event, &options) {
                 Ok(Ok(delivery)) => {
                     let detail =
                         format!("{} {}", delivery.channel, delivery.ts.unwrap_or_default());
-                    finish(&shared, item.id, Status::Delivered, detail.trim());
-                    state.remove(&item.id);
+                    finish(&shared, id, Status::Delivered, detail.trim());
+                    state.remove(&id);
+                    prepared.remove(&id);
                 }
                 Ok(Err(error)) => match pacing.backoff.next(&error, attempts + 1) {
                     Next::GiveUp => {
-                        finish(
-                            &shared,
-                            item.id,
-                            Status::Failed,
-                            &report::error_text(&error),
-                        );
-                        state.remove(&item.id);
+                        finish(&shared, id, Status::Failed, &report::error_text(&error));
+                        state.remove(&id);
                     }
                     Next::RetryAfter(wait) => {
                         let until = Instant::now() + wait;
                         if let HandlerError::Transient(t) = &error {
                             if t.retry_after_seconds.is_some() {
+                                // Nothing to this channel until then, and no
+                                // burst after: resume at the steady rate.
+                                if let Some(bucket) = buckets.get_mut(&key) {
+                                    bucket.tokens = 0.0;
+                                    bucket.last = until;
+                                }
                                 blocked.insert(key, until);
                             }
                         }
-                        state.insert(item.id, (attempts + 1, until));
+                        state.insert(id, (attempts + 1, until));
                     }
                 },
                 Err(trap) => {
-                    finish(&shared, item.id, Status::Failed, &format!("{trap:#}"));
+                    finish(&shared, id, Status::Failed, &format!("{trap:#}"));
+                    state.remove(&id);
+                    prepared.remove(&id);
                     plugin = configured(runtime, config)?;
                 }
             }

@@ -184,6 +184,16 @@ impl Spool {
         Ok(())
     }
 
+    /// The ids of the pending alerts, oldest first.
+    pub fn pending_ids(&self) -> Vec<u64> {
+        self.pending.keys().copied().collect()
+    }
+
+    /// One pending alert.
+    pub fn get(&self, id: u64) -> Option<Pending> {
+        self.pending.get(&id).cloned()
+    }
+
     /// The pending alerts, oldest first.
     pub fn pending(&self) -> Vec<Pending> {
         self.pending.values().cloned().collect()
