@@ -2,16 +2,18 @@
 //! Slack stand-in on loopback. The examples keep their https://slack.com
 //! URLs; `--connect-to` sends them to the stand-in.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use host_test::mock_slack::{MockSlack, Reply};
 use serde_json::{json, Value};
 
-fn examples(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The absolute path of a file in `examples/`.
+fn examples(file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples")
-        .join(file)
+        .join(file);
+    path.to_str().expect("a UTF-8 path").to_string()
 }
 
 fn host_test(args: &[&str]) -> Output {
@@ -33,15 +35,14 @@ fn stderr(o: &Output) -> String {
 fn run(command: &str, slack: &MockSlack, config: &str, rest: &[&str]) -> Output {
     let route = format!("https://slack.com={}", slack.url());
     let config = examples(config);
-    let mut args = vec![
-        command,
-        "--config",
-        config.to_str().unwrap(),
-        "--connect-to",
-        &route,
-    ];
+    let mut args = vec![command, "--config", config.as_str(), "--connect-to", &route];
     args.extend_from_slice(rest);
     host_test(&args)
+}
+
+/// `send` against the seed configuration, routed to `slack`.
+fn send(slack: &MockSlack, rest: &[&str]) -> Output {
+    run("send", slack, "kapacitor.conf", rest)
 }
 
 fn no_secrets(o: &Output) {
@@ -57,12 +58,7 @@ fn no_secrets(o: &Output) {
 fn send_with_no_options_uses_the_default_workspace() {
     let slack = MockSlack::start().unwrap();
     let alert = examples("alerts/cpu-warning.json");
-    let o = run(
-        "send",
-        &slack,
-        "kapacitor.conf",
-        &["--alert", alert.to_str().unwrap()],
-    );
+    let o = send(&slack, &["--alert", alert.as_str()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stdout(&o).contains("delivered: workspace \"alerts\", channel \"#alerts\""),
@@ -86,15 +82,13 @@ fn send_with_a_handler_file_and_json_output() {
     let slack = MockSlack::start().unwrap();
     let alert = examples("alerts/500-errors-24h.json");
     let handler = examples("slack_500_errors_daily.yaml");
-    let o = run(
-        "send",
+    let o = send(
         &slack,
-        "kapacitor.conf",
         &[
             "--alert",
-            alert.to_str().unwrap(),
+            alert.as_str(),
             "--handler",
-            handler.to_str().unwrap(),
+            handler.as_str(),
             "--json",
         ],
     );
@@ -116,15 +110,13 @@ fn send_with_a_tickscript_and_option_flags() {
     let slack = MockSlack::start().unwrap();
     let alert = examples("alerts/machine-on-fire.json");
     let tick = examples("slack-cpu-alert-workspace.tick");
-    let o = run(
-        "send",
+    let o = send(
         &slack,
-        "kapacitor.conf",
         &[
             "--alert",
-            alert.to_str().unwrap(),
+            alert.as_str(),
             "--tick",
-            tick.to_str().unwrap(),
+            tick.as_str(),
             "--option",
             "channel=#fire",
         ],
@@ -143,12 +135,7 @@ fn send_with_a_tickscript_and_option_flags() {
 fn dry_run_prints_the_request_without_secrets_and_sends_nothing() {
     let slack = MockSlack::start().unwrap();
     let alert = examples("alerts/cpu-warning.json");
-    let o = run(
-        "send",
-        &slack,
-        "kapacitor.conf",
-        &["--alert", alert.to_str().unwrap(), "--dry-run", "--json"],
-    );
+    let o = send(&slack, &["--alert", alert.as_str(), "--dry-run", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let request: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(request["method"], "POST");
@@ -166,16 +153,9 @@ fn dry_run_prints_the_request_without_secrets_and_sends_nothing() {
 fn handler_errors_exit_non_zero_with_the_components_error() {
     let slack = MockSlack::start().unwrap();
     let alert = examples("alerts/cpu-warning.json");
-    let o = run(
-        "send",
+    let o = send(
         &slack,
-        "kapacitor.conf",
-        &[
-            "--alert",
-            alert.to_str().unwrap(),
-            "--option",
-            "workspace=nope",
-        ],
+        &["--alert", alert.as_str(), "--option", "workspace=nope"],
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -190,12 +170,7 @@ fn handler_errors_exit_non_zero_with_the_components_error() {
         200,
         json!({"ok": false, "error": "not_in_channel"}),
     ));
-    let o = run(
-        "send",
-        &slack,
-        "kapacitor.conf",
-        &["--alert", alert.to_str().unwrap(), "--json"],
-    );
+    let o = send(&slack, &["--alert", alert.as_str(), "--json"]);
     assert_eq!(o.status.code(), Some(1));
     let answer: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(
@@ -214,16 +189,9 @@ fn a_handler_of_another_kind_or_topic_is_refused() {
     let slack = MockSlack::start().unwrap();
     let alert = examples("alerts/cpu-warning.json");
     let aggregate = examples("500_errors_24h.yaml");
-    let o = run(
-        "send",
+    let o = send(
         &slack,
-        "kapacitor.conf",
-        &[
-            "--alert",
-            alert.to_str().unwrap(),
-            "--handler",
-            aggregate.to_str().unwrap(),
-        ],
+        &["--alert", alert.as_str(), "--handler", aggregate.as_str()],
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -234,16 +202,9 @@ fn a_handler_of_another_kind_or_topic_is_refused() {
 
     let alert = examples("alerts/cpu-critical.json");
     let daily = examples("slack_500_errors_daily.yaml");
-    let o = run(
-        "send",
+    let o = send(
         &slack,
-        "kapacitor.conf",
-        &[
-            "--alert",
-            alert.to_str().unwrap(),
-            "--handler",
-            daily.to_str().unwrap(),
-        ],
+        &["--alert", alert.as_str(), "--handler", daily.as_str()],
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("published to topic `cpu`, but handler `slack-500-errors-daily` subscribes to `500-errors-24h`"), "{}", stderr(&o));
@@ -263,7 +224,7 @@ fn bad_input_files_exit_2_and_name_the_problem() {
     let o = host_test(&[
         "send",
         "--config",
-        config.to_str().unwrap(),
+        config.as_str(),
         "--alert",
         bad.to_str().unwrap(),
     ]);
@@ -280,7 +241,7 @@ fn bad_input_files_exit_2_and_name_the_problem() {
         "--config",
         "/nonexistent.conf",
         "--alert",
-        good.to_str().unwrap(),
+        good.as_str(),
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent.conf"), "{}", stderr(&o));
@@ -297,7 +258,7 @@ fn invalid_configuration_is_reported_with_line_and_key() {
         "--config",
         conf.to_str().unwrap(),
         "--alert",
-        alert.to_str().unwrap(),
+        alert.as_str(),
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -355,7 +316,7 @@ fn route_sends_only_through_a_global_default() {
         "route",
         &slack,
         "kapacitor.conf",
-        &["--alert", warning.to_str().unwrap()],
+        &["--alert", warning.as_str()],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -369,7 +330,7 @@ fn route_sends_only_through_a_global_default() {
         "route",
         &slack,
         "kapacitor-global.conf",
-        &["--alert", warning.to_str().unwrap()],
+        &["--alert", warning.as_str()],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -388,7 +349,7 @@ fn route_with_state_changes_only_suppresses_an_unchanged_level() {
         "route",
         &slack,
         "kapacitor-global.conf",
-        &["--alert", unchanged.to_str().unwrap(), "--json"],
+        &["--alert", unchanged.as_str(), "--json"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
@@ -402,7 +363,7 @@ fn route_with_state_changes_only_suppresses_an_unchanged_level() {
         "route",
         &slack,
         "kapacitor-global.conf",
-        &["--alert", changed.to_str().unwrap()],
+        &["--alert", changed.as_str()],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(slack.requests().len(), 1);
@@ -428,7 +389,7 @@ fn without_state_changes_only_an_unchanged_level_is_sent_again() {
         "--connect-to",
         &route,
         "--alert",
-        unchanged.to_str().unwrap(),
+        unchanged.as_str(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(slack.requests().len(), 1);
@@ -454,9 +415,9 @@ fn plugin_directory_loads_name_wasm_with_name_toml() {
         "--connect-to",
         &route,
         "--alert",
-        alert.to_str().unwrap(),
+        alert.as_str(),
         "--handler",
-        handler.to_str().unwrap(),
+        handler.as_str(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(slack.requests()[0].json()["icon_emoji"], ":fire:");
@@ -471,7 +432,7 @@ fn plugin_directory_loads_name_wasm_with_name_toml() {
         "--plugins",
         dir.path().to_str().unwrap(),
         "--alert",
-        alert.to_str().unwrap(),
+        alert.as_str(),
     ]);
     assert_eq!(o.status.code(), Some(3));
     assert!(
@@ -504,12 +465,7 @@ fn send_waits_out_retry_after_and_delivers() {
     );
     slack.push_reply(Reply::text(503, "<html>busy</html>"));
     let alert = examples("alerts/cpu-warning.json");
-    let o = run(
-        "send",
-        &slack,
-        "kapacitor.conf",
-        &["--alert", alert.to_str().unwrap()],
-    );
+    let o = send(&slack, &["--alert", alert.as_str()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("attempt 1: error (transient"),
@@ -534,12 +490,7 @@ fn send_never_retries_a_permanent_failure() {
         json!({"ok": false, "error": "invalid_auth"}),
     ));
     let alert = examples("alerts/cpu-warning.json");
-    let o = run(
-        "send",
-        &slack,
-        "kapacitor.conf",
-        &["--alert", alert.to_str().unwrap()],
-    );
+    let o = send(&slack, &["--alert", alert.as_str()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("gave up after 1 attempt(s): the failure is permanent"),
@@ -557,17 +508,9 @@ fn send_gives_up_when_retry_after_is_past_its_deadline() {
             .with_header("retry-after", "120"),
     );
     let alert = examples("alerts/cpu-warning.json");
-    let o = run(
-        "send",
+    let o = send(
         &slack,
-        "kapacitor.conf",
-        &[
-            "--alert",
-            alert.to_str().unwrap(),
-            "--retry-for",
-            "5",
-            "--json",
-        ],
+        &["--alert", alert.as_str(), "--retry-for", "5", "--json"],
     );
     assert_eq!(o.status.code(), Some(1));
     let answer: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
