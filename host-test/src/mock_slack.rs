@@ -100,6 +100,8 @@ struct Shared {
     in_flight: usize,
     max_in_flight: usize,
     limit: Option<ChannelLimit>,
+    /// Every `n`th request gets a transient failure (`503`).
+    fail_every: Option<usize>,
 }
 
 /// Slack's per-channel rate limit, enforced by the stand-in.
@@ -235,6 +237,12 @@ impl MockSlack {
             limited: 0,
             inside_window: 0,
         });
+    }
+
+    /// Answers every `n`th request with a transient `503`
+    /// (`service_unavailable`): `5` is a 20 % fault rate.
+    pub fn fail_every(&self, n: usize) {
+        self.shared.lock().unwrap().fail_every = Some(n.max(1));
     }
 
     /// How many `429`s the rate limit answered.
@@ -407,6 +415,9 @@ async fn answer(
             Some(reply) => reply,
             None => match rate_limit(&mut shared, &received) {
                 Some(limited) => limited,
+                None if shared.fail_every.is_some_and(|n| seq % n == 0) => {
+                    Reply::json(503, json!({"ok": false, "error": "service_unavailable"}))
+                }
                 None => slack_answer(&received, seq),
             },
         };

@@ -292,3 +292,48 @@ fn a_storm_to_one_channel_is_paced_and_each_alert_delivered_once() {
         "no request inside a Retry-After window"
     );
 }
+
+#[test]
+fn a_soak_with_one_request_in_five_failing_loses_and_repeats_nothing() {
+    let slack = MockSlack::start().unwrap();
+    slack.fail_every(5);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("slack.toml");
+    std::fs::write(&config, web_api_config(&slack)).unwrap();
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &["--channel-interval-ms", "1", "--channel-burst", "50"],
+    );
+    const ALERTS: usize = 10_000;
+    for n in 0..ALERTS {
+        let body = alert(&format!("soak-{n:05}"));
+        let (status, _) = server.request(&format!(
+            "POST /?channel=%23c{} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            n % 100,
+            body.len()
+        ));
+        assert_eq!(status, 202);
+    }
+    wait_until("every alert to end", || {
+        server.spool()["finished"].as_array().map(Vec::len) == Some(ALERTS)
+    });
+    let delivered: Vec<String> = slack
+        .requests()
+        .iter()
+        .zip(1..)
+        .filter(|(_, seq)| seq % 5 != 0)
+        .filter_map(|(r, _)| {
+            r.json()["attachments"][0]["text"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    let mut unique = delivered.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ALERTS, "nothing lost");
+    assert_eq!(delivered.len(), ALERTS, "nothing delivered twice");
+    let finished = server.spool()["finished"].as_array().unwrap().clone();
+    assert!(finished.iter().all(|f| f["status"] == "delivered"));
+}
