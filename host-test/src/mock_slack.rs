@@ -415,7 +415,7 @@ async fn answer(
             Some(reply) => reply,
             None => match rate_limit(&mut shared, &received) {
                 Some(limited) => limited,
-                None if shared.fail_every.is_some_and(|n| seq % n == 0) => {
+                None if shared.fail_every.is_some_and(|n| seq.is_multiple_of(n)) => {
                     Reply::json(503, json!({"ok": false, "error": "service_unavailable"}))
                 }
                 None => slack_answer(&received, seq),

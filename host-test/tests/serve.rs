@@ -322,7 +322,7 @@ fn a_soak_with_one_request_in_five_failing_loses_and_repeats_nothing() {
         .requests()
         .iter()
         .zip(1..)
-        .filter(|(_, seq)| seq % 5 != 0)
+        .filter(|(_, seq): &(_, usize)| !seq.is_multiple_of(5))
         .filter_map(|(r, _)| {
             r.json()["attachments"][0]["text"]
                 .as_str()
