@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Result};
 
-use crate::runtime::{AlertEvent, Delivery, HandlerError, Plugin, Runtime};
+use crate::runtime::{AlertEvent, Delivery, HandlerError, Runtime};
 
 /// What became of one alert: the outer error is the host's (a trap, which
 /// stopped that instance), the inner one the handler's.
@@ -51,7 +51,7 @@ impl Pool {
         for n in 0..workers.max(1) {
             let plugin = match first.take() {
                 Some(p) => p,
-                None => configured(runtime, config)?,
+                None => runtime.configured(config)?,
             };
             let (runtime, config, receiver) =
                 (runtime.clone(), config.to_string(), receiver.clone());
@@ -67,7 +67,7 @@ impl Pool {
                         let outcome = plugin.handle_alert(&job.event, &job.options);
                         if outcome.is_err() {
                             // A trap stopped this instance; serve on with a new one.
-                            match configured(&runtime, &config) {
+                            match runtime.configured(&config) {
                                 Ok(fresh) => plugin = fresh,
                                 Err(e) => {
                                     let _ = job.reply.send(Err(e));
@@ -136,12 +136,4 @@ impl Drop for Pool {
             let _ = worker.join();
         }
     }
-}
-
-fn configured(runtime: &Runtime, config: &str) -> Result<Plugin> {
-    let mut plugin = runtime.instantiate()?;
-    plugin
-        .configure(config)?
-        .map_err(|e| anyhow!("the configuration was refused: {e:?}"))?;
-    Ok(plugin)
 }

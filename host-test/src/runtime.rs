@@ -152,6 +152,19 @@ impl Runtime {
         self.instantiate_under(wasi, Arc::new(open))
     }
 
+    /// A fresh instance configured with `config`; a refused configuration
+    /// is an error saying why.
+    pub fn configured(&self, config: &str) -> Result<Plugin> {
+        let mut plugin = self.instantiate()?;
+        if let Err(e) = plugin.configure(config)? {
+            bail!(
+                "the configuration was refused: {}",
+                crate::report::error_text(&e)
+            );
+        }
+        Ok(plugin)
+    }
+
     fn instantiate_under(&self, wasi: WasiCtx, policy: Arc<NetPolicy>) -> Result<Plugin> {
         let mut store = self.host.store(wasi, policy);
         self.host.arm(&mut store);

@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 use crate::retry::{Backoff, Next};
-use crate::runtime::{HandlerError, Plugin, Runtime};
+use crate::runtime::{HandlerError, Runtime};
 use crate::spool::{Spool, SpoolError, Status};
 use crate::{alert_json, report};
 
@@ -73,7 +73,7 @@ pub fn run(
     pacing: Pacing,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    let mut plugin = configured(runtime, config)?;
+    let mut plugin = runtime.configured(config)?;
     let listener =
         std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
     listener.set_nonblocking(true)?;
@@ -149,7 +149,7 @@ pub fn run(
                     }
                     Err(e) => {
                         finish(&shared, id, Status::Failed, &format!("{e:#}"));
-                        plugin = configured(runtime, config)?;
+                        plugin = runtime.configured(config)?;
                         continue;
                     }
                 };
@@ -216,7 +216,7 @@ pub fn run(
                     finish(&shared, id, Status::Failed, &format!("{trap:#}"));
                     state.remove(&id);
                     prepared.remove(&id);
-                    plugin = configured(runtime, config)?;
+                    plugin = runtime.configured(config)?;
                 }
             }
             break; // re-read the spool: new alerts and new times
@@ -229,14 +229,6 @@ pub fn run(
             let _ = shared.arrived.wait_timeout(spool, wait);
         }
     }
-}
-
-fn configured(runtime: &Runtime, config: &str) -> Result<Plugin> {
-    let mut plugin = runtime.instantiate()?;
-    plugin
-        .configure(config)?
-        .map_err(|e| anyhow::anyhow!("{}", report::error_text(&e)))?;
-    Ok(plugin)
 }
 
 fn finish(shared: &Shared, id: u64, status: Status, detail: &str) {
