@@ -172,11 +172,7 @@ fn server_errors_are_transient() {
 #[test]
 fn connection_refused_is_a_transport_error() {
     // Bind then drop a listener: nothing listens on that port any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let (mut plugin, _) = configured(&format!(
         "[slack]\nenabled = true\nurl = \"http://127.0.0.1:{port}/services/T/B/SECRETPATH\"\n"
     ));
@@ -444,11 +440,7 @@ fn no_error_carries_the_token_or_the_webhook_path() {
     const TOKEN: &str = "xoxb-DISTINCTIVE-TOKEN-4242";
     const PATH: &str = "B0DISTINCTIVEWEBHOOKPATH";
     let slack = MockSlack::start().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let config = format!(
         r##"[[slack]]
 enabled = true

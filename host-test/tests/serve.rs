@@ -97,6 +97,13 @@ impl Drop for Server {
     }
 }
 
+/// Writes the configuration `serve` reads.
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("slack.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 fn alert(id: &str) -> String {
     format!(
         r#"{{"id":"{id}","message":"alert {id}","time":"2026-11-26T10:00:00Z","level":"CRITICAL"}}"#
@@ -116,8 +123,7 @@ fn wait_until(what: &str, cond: impl Fn() -> bool) {
 fn posted_alerts_are_spooled_and_delivered() {
     let slack = MockSlack::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slack.toml");
-    std::fs::write(&config, web_api_config(&slack)).unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
     let server = Server::start(&config, &dir.path().join("spool"), &[]);
     for id in ["a", "b", "c"] {
         let (status, answer) = server.post(&alert(id));
@@ -146,8 +152,7 @@ fn posted_alerts_are_spooled_and_delivered() {
 fn bad_alerts_are_refused_with_a_named_error_and_options_come_from_the_query() {
     let slack = MockSlack::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slack.toml");
-    std::fs::write(&config, web_api_config(&slack)).unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
     let server = Server::start(&config, &dir.path().join("spool"), &[]);
     let (status, answer) =
         server.post(r#"{"id":"x","message":"m","time":"2026-11-26T10:00:00Z","level":"LOUD"}"#);
@@ -172,18 +177,9 @@ fn bad_alerts_are_refused_with_a_named_error_and_options_come_from_the_query() {
 #[test]
 fn a_killed_host_delivers_what_was_pending_after_restart_exactly_once() {
     // A port where Slack is not yet listening: every attempt is refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slack.toml");
-    std::fs::write(
-        &config,
-        format!("[slack]\nenabled = true\nurl = \"http://127.0.0.1:{port}/api/chat.postMessage\"\ntoken = \"xoxb-t\"\nchannel = \"#c\"\n"),
-    )
-    .unwrap();
+    let config = write_config(dir.path(), &format!("[slack]\nenabled = true\nurl = \"http://127.0.0.1:{port}/api/chat.postMessage\"\ntoken = \"xoxb-t\"\nchannel = \"#c\"\n"));
     let spool = dir.path().join("spool");
     let server = Server::start(&config, &spool, &[]);
     for id in ["one", "two"] {
@@ -210,18 +206,12 @@ fn a_killed_host_delivers_what_was_pending_after_restart_exactly_once() {
 
 #[test]
 fn a_full_spool_says_so() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slack.toml");
-    std::fs::write(
-        &config,
-        format!("[slack]\nenabled = true\nurl = \"http://127.0.0.1:{port}/x\"\n"),
-    )
-    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("[slack]\nenabled = true\nurl = \"http://127.0.0.1:{port}/x\"\n"),
+    );
     let server = Server::start(
         &config,
         &dir.path().join("spool"),
@@ -253,8 +243,7 @@ fn a_storm_to_one_channel_is_paced_and_each_alert_delivered_once() {
     let slack = MockSlack::start().unwrap();
     slack.limit_channels(Duration::from_millis(5), Duration::from_secs(1));
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slack.toml");
-    std::fs::write(&config, web_api_config(&slack)).unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
     // A burst of 3 makes the stand-in answer 429 at least once.
     let server = Server::start(
         &config,
@@ -298,8 +287,7 @@ fn a_soak_with_one_request_in_five_failing_loses_and_repeats_nothing() {
     let slack = MockSlack::start().unwrap();
     slack.fail_every(5);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slack.toml");
-    std::fs::write(&config, web_api_config(&slack)).unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
     let server = Server::start(
         &config,
         &dir.path().join("spool"),

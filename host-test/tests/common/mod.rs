@@ -58,6 +58,15 @@ pub fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A port on 127.0.0.1 where nothing listens (bound, then let go).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// One enabled Web API workspace `alerts` at the stand-in, with a token.
 pub fn web_api_config(slack: &MockSlack) -> String {
     format!(
