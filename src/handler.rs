@@ -55,6 +55,8 @@ pub struct Prepared {
     pub workspace: String,
     pub channel: String,
     pub request: Request,
+    /// Whether the message was cut to Slack's limit.
+    pub truncated: bool,
 }
 
 /// Prepares the request for an alert with a handler's options.
@@ -89,6 +91,7 @@ fn prepare(
         workspace: ws.id.clone(),
         channel: message.channel.clone(),
         request: Request::new(ws, &message),
+        truncated: message.attachments[0].text.len() != text.len(),
     })
 }
 
@@ -104,13 +107,18 @@ pub struct Delivery {
 
 impl Prepared {
     /// The delivery, given Slack's successful answer.
+    /// The handler's own warning (a cut message) comes first.
     pub fn delivered(self, answer: Answer) -> Delivery {
+        let mut warnings = answer.warnings;
+        if self.truncated {
+            warnings.insert(0, payload::TRUNCATED_WARNING.to_string());
+        }
         Delivery {
             workspace: self.workspace,
             channel: self.channel,
             channel_id: answer.channel_id,
             ts: answer.ts,
-            warnings: answer.warnings,
+            warnings,
         }
     }
 }

@@ -30,16 +30,42 @@ pub struct Attachment {
     pub mrkdwn_in: [&'static str; 1],
 }
 
+/// The most characters of an alert's message sent to Slack: Slack cuts a
+/// message's text above 40,000 characters (and may refuse it with
+/// `msg_too_long`), silently for whoever reads it.
+pub const MAX_TEXT_CHARS: usize = 40_000;
+
+/// The warning returned with a delivery whose message was cut to
+/// [`MAX_TEXT_CHARS`].
+pub const TRUNCATED_WARNING: &str = "handler_truncated_message";
+
+/// `text` cut to at most [`MAX_TEXT_CHARS`] characters, with a visible
+/// marker at the end saying how long it was; `None` when it fits. Cut on a
+/// character boundary, so the text stays valid UTF-8.
+pub fn truncate(text: &str) -> Option<String> {
+    // Counting stops just past the limit, so a huge message is not walked twice.
+    text.chars().nth(MAX_TEXT_CHARS)?;
+    let total = text.chars().count();
+    let marker = format!(
+        "\n… [message truncated by slack-alert-handler: it had {total} characters, Slack takes {MAX_TEXT_CHARS}]"
+    );
+    let keep = MAX_TEXT_CHARS - marker.chars().count();
+    let cut = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
+    Some(format!("{}{marker}", &text[..cut]))
+}
+
 /// Kapacitor's message: channel, username and icon from the options, else
 /// the workspace; the alert's message as one attachment coloured by level.
+/// A message longer than Slack takes is cut with a marker ([`truncate`]).
 pub fn message(ws: &Workspace, options: &HandlerOptions, text: &str, level: Level) -> Message {
     let pick =
         |option: &str, section: &str| if option.is_empty() { section } else { option }.to_string();
+    let text = truncate(text).unwrap_or_else(|| text.to_string());
     Message {
         attachments: vec![Attachment {
-            fallback: text.to_string(),
+            fallback: text.clone(),
             color: level.color(),
-            text: text.to_string(),
+            text,
             mrkdwn_in: ["text"],
         }],
         channel: pick(&options.channel, &ws.channel),
@@ -243,5 +269,22 @@ mod tests {
         let text = "x".repeat(40_000);
         let m = message(&ws(), &HandlerOptions::default(), &text, Level::Critical);
         assert_eq!(m.attachments[0].text.len(), 40_000);
+        assert!(truncate(&text).is_none());
+    }
+
+    #[test]
+    fn a_longer_message_is_cut_with_a_visible_marker() {
+        // Multi-byte characters: the cut must fall on a character boundary.
+        let text = "é🔥".repeat(500_000);
+        let m = message(&ws(), &HandlerOptions::default(), &text, Level::Critical);
+        let sent = &m.attachments[0].text;
+        assert_eq!(sent.chars().count(), MAX_TEXT_CHARS);
+        assert!(sent.ends_with(
+            "… [message truncated by slack-alert-handler: it had 1000000 characters, Slack takes 40000]"
+        ), "{}", &sent[sent.len() - 200..]);
+        assert!(text.starts_with(sent.split('\n').next().unwrap()));
+        assert_eq!(m.attachments[0].fallback, *sent);
+        let one_more = "x".repeat(MAX_TEXT_CHARS + 1);
+        assert_eq!(truncate(&one_more).unwrap().chars().count(), MAX_TEXT_CHARS);
     }
 }

@@ -114,11 +114,22 @@ pub fn delivery_text(d: &Delivery) -> String {
     if let Some(ts) = &d.ts {
         s += &format!(", ts {ts}");
     }
-    if !d.warnings.is_empty() {
-        s += &format!(" (Slack warned: {})", d.warnings.join(", "));
+    let (own, slack): (Vec<&String>, Vec<&String>) = d
+        .warnings
+        .iter()
+        .partition(|w| w.as_str() == TRUNCATED_WARNING);
+    if !own.is_empty() {
+        s += " (the message was longer than Slack's 40,000 characters and was cut, marked at its end)";
+    }
+    if !slack.is_empty() {
+        let slack: Vec<&str> = slack.iter().map(|w| w.as_str()).collect();
+        s += &format!(" (Slack warned: {})", slack.join(", "));
     }
     s
 }
+
+/// The handler's warning for a message cut to Slack's limit.
+pub const TRUNCATED_WARNING: &str = "handler_truncated_message";
 
 pub fn delivery_json(d: &Delivery) -> Value {
     json!({

@@ -78,6 +78,37 @@ fn send_with_no_options_uses_the_default_workspace() {
 }
 
 #[test]
+fn send_reports_a_one_megabyte_message_cut_to_slacks_limit() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let alert = dir.path().join("big.json");
+    let message = "m".repeat(1024 * 1024);
+    std::fs::write(
+        &alert,
+        format!(r#"{{"id":"big","message":"{message}","time":"2026-11-26T10:00:00Z","level":"CRITICAL"}}"#),
+    )
+    .unwrap();
+    let o = send(&slack, &["--alert", alert.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("longer than Slack's 40,000 characters and was cut"),
+        "{}",
+        stdout(&o)
+    );
+    let o = send(&slack, &["--alert", alert.to_str().unwrap(), "--json"]);
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        answer["warnings"],
+        serde_json::json!(["handler_truncated_message"])
+    );
+    let sent = slack.requests()[0].json();
+    assert!(sent["attachments"][0]["text"]
+        .as_str()
+        .unwrap()
+        .ends_with("it had 1048576 characters, Slack takes 40000]"));
+}
+
+#[test]
 fn send_with_a_handler_file_and_json_output() {
     let slack = MockSlack::start().unwrap();
     let alert = examples("alerts/500-errors-24h.json");

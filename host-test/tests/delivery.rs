@@ -208,10 +208,40 @@ fn a_forty_thousand_character_message_is_delivered() {
 }
 
 #[test]
+fn a_one_megabyte_message_is_cut_to_slacks_limit_with_a_marker_and_a_warning() {
+    let slack = MockSlack::start().unwrap();
+    let (mut plugin, _) = configured(&web_api_config(&slack));
+    let text: String = "ünïcode ".repeat(131_072);
+    let delivery = plugin
+        .handle_alert(&event(&text, Level::Critical), &[])
+        .expect("no trap")
+        .expect("delivered");
+    assert_eq!(delivery.warnings, ["handler_truncated_message"]);
+    let got = slack.requests()[0].json();
+    let sent = got["attachments"][0]["text"].as_str().unwrap();
+    assert_eq!(sent.chars().count(), 40_000);
+    assert!(
+        sent.ends_with("… [message truncated by slack-alert-handler: it had 1048576 characters, Slack takes 40000]"),
+        "{}",
+        &sent[sent.len() - 120..]
+    );
+    assert_eq!(got["attachments"][0]["fallback"].as_str(), Some(sent));
+    // The dry run shows the same cut.
+    let preview = plugin
+        .preview_alert(&event(&text, Level::Critical), &[])
+        .unwrap()
+        .unwrap();
+    assert!(preview
+        .body
+        .contains("[message truncated by slack-alert-handler"));
+    still_works(&mut plugin, &slack);
+}
+
+#[test]
 fn a_message_of_multibyte_characters_is_delivered_whole() {
     let slack = MockSlack::start().unwrap();
     let (mut plugin, _) = configured(&web_api_config(&slack));
-    let text: String = "🔥é<&>".repeat(10_000);
+    let text: String = "🔥é<&>".repeat(8_000); // 40,000 characters: the limit
     plugin
         .handle_alert(&event(&text, Level::Critical), &[])
         .unwrap()
