@@ -5,6 +5,8 @@
 //! shell, compiled only for wasm, is two modules: `component` (the WIT
 //! exports) and `transport` (WASI HTTP).
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod alert_json;
 pub mod config;
 pub mod config_source;
 pub mod error;
