@@ -109,6 +109,10 @@ struct Target {
     /// Memory cap per instance.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     memory_mib: usize,
+    /// The longest wait for Slack's answer to start, and between its chunks
+    /// (the component may ask for less).
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    response_timeout_ms: u64,
 }
 
 impl Target {
@@ -148,6 +152,7 @@ impl Target {
             connect_to,
             deny,
             proxy,
+            response_timeout: std::time::Duration::from_millis(self.response_timeout_ms),
             ..NetSettings::default()
         })
     }
@@ -516,15 +521,10 @@ fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {
     let spool = Spool::open(dir, u64::MAX)?;
     let pending = spool.pending();
     if json {
-        let finished: Vec<_> = spool
-            .finished()
-            .iter()
-            .map(|(id, status, detail)| serde_json::json!({"id": id, "status": status, "detail": detail}))
-            .collect();
         let ids: Vec<u64> = pending.iter().map(|p| p.id).collect();
         println!(
             "{}",
-            serde_json::json!({"pending": ids, "finished": finished})
+            serde_json::json!({"pending": ids, "finished": spool.finished()})
         );
         return Ok(());
     }
@@ -535,8 +535,12 @@ fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {
             .and_then(|v| v["id"].as_str().map(String::from));
         println!("  #{} pending  alert {}", p.id, id.unwrap_or_default());
     }
-    for (id, status, detail) in spool.finished() {
-        println!("  #{id} {status:?}  {detail}");
+    for f in spool.finished() {
+        let plural = if f.attempts == 1 { "" } else { "s" };
+        println!(
+            "  #{} {:?} after {} attempt{plural}  {}",
+            f.id, f.status, f.attempts, f.detail
+        );
     }
     Ok(())
 }

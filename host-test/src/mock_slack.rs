@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -86,12 +86,36 @@ impl Reply {
     }
 }
 
+/// A misbehaviour for one request: one step of a fault script.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Sends the reply's status, headers and the first half of its body,
+    /// then resets the connection (TCP RST).
+    ResetMidResponse(Reply),
+    /// Sends the reply's body in `chunks` pieces with `pause` before each
+    /// after the first.
+    SlowBody {
+        reply: Reply,
+        chunks: usize,
+        pause: std::time::Duration,
+    },
+    /// Says nothing for this long, then gives the stand-in's own answer.
+    Silent(std::time::Duration),
+}
+
+/// What the stand-in does with the next request when told.
+#[derive(Debug, Clone)]
+enum Step {
+    Reply(Reply),
+    Fault(Fault),
+}
+
 type Observer = Box<dyn Fn(&Received, &Reply) + Send + Sync>;
 
 #[derive(Default)]
 struct Shared {
     received: Vec<Received>,
-    scripted: VecDeque<Reply>,
+    scripted: VecDeque<Step>,
     observer: Option<Observer>,
     tls_failures: usize,
     /// While set, requests wait (for tests of concurrency and queues).
@@ -292,7 +316,20 @@ impl MockSlack {
     /// The next request gets `reply` instead of the stand-in's own answer;
     /// several queue up in order.
     pub fn push_reply(&self, reply: Reply) {
-        self.shared.lock().unwrap().scripted.push_back(reply);
+        self.shared
+            .lock()
+            .unwrap()
+            .scripted
+            .push_back(Step::Reply(reply));
+    }
+
+    /// The next request meets `fault`; faults and replies queue up together.
+    pub fn push_fault(&self, fault: Fault) {
+        self.shared
+            .lock()
+            .unwrap()
+            .scripted
+            .push_back(Step::Fault(fault));
     }
 
     /// Calls `observer` for every request and the answer it got.
@@ -333,11 +370,14 @@ async fn serve(
             _ = &mut stopped => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                // A second handle on the socket, so a fault can reset it.
+                let Ok((stream, twin)) = twin(stream) else { continue };
                 let shared = shared.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let state = shared.clone();
-                    let service = service_fn(move |req| answer(req, state.clone()));
+                    let twin = Arc::new(Mutex::new(Some(twin)));
+                    let service = service_fn(move |req| answer(req, state.clone(), twin.clone()));
                     match tls {
                         None => {
                             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
@@ -355,10 +395,92 @@ async fn serve(
     }
 }
 
+/// The stream and a duplicate of its socket.
+fn twin(
+    stream: tokio::net::TcpStream,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::TcpStream)> {
+    let stream = stream.into_std()?;
+    let twin = stream.try_clone()?;
+    Ok((tokio::net::TcpStream::from_std(stream)?, twin))
+}
+
+/// The socket shared with a connection's requests, for a reset.
+type Twin = Arc<Mutex<Option<std::net::TcpStream>>>;
+
+/// A response body sent a chunk at a time, with pauses, that may end in a
+/// connection reset.
+struct Scripted {
+    chunks: VecDeque<Bytes>,
+    pause: std::time::Duration,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    reset: Option<Twin>,
+}
+
+impl Scripted {
+    fn whole(body: Vec<u8>) -> Self {
+        Scripted {
+            chunks: VecDeque::from([Bytes::from(body)]),
+            pause: std::time::Duration::ZERO,
+            sleep: None,
+            reset: None,
+        }
+    }
+
+    fn in_chunks(body: &[u8], chunks: usize, pause: std::time::Duration) -> Self {
+        let size = body.len().div_ceil(chunks.max(1)).max(1);
+        Scripted {
+            chunks: body.chunks(size).map(Bytes::copy_from_slice).collect(),
+            pause,
+            sleep: None,
+            reset: None,
+        }
+    }
+}
+
+impl hyper::body::Body for Scripted {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        if let Some(sleep) = self.sleep.as_mut() {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.sleep = None;
+        }
+        match self.chunks.pop_front() {
+            Some(chunk) => {
+                if !self.pause.is_zero() {
+                    self.sleep = Some(Box::pin(tokio::time::sleep(self.pause)));
+                }
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+            }
+            None => match self.reset.take() {
+                Some(twin) => {
+                    // Linger 0: closing sends RST. Dropping our handle
+                    // leaves hyper's as the last, dropped on this error.
+                    if let Some(socket) = twin.lock().unwrap().take() {
+                        let _ = socket2::SockRef::from(&socket)
+                            .set_linger(Some(std::time::Duration::ZERO));
+                    }
+                    Poll::Ready(Some(Err(std::io::ErrorKind::ConnectionReset.into())))
+                }
+                None => Poll::Ready(None),
+            },
+        }
+    }
+}
+
 async fn answer(
     req: hyper::Request<Incoming>,
     shared: Arc<Mutex<Shared>>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    twin: Twin,
+) -> Result<hyper::Response<Scripted>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -407,33 +529,68 @@ async fn answer(
         }
         released.await;
     }
-    let reply = {
+    // Recorded on arrival: a client that gives up on a silent answer drops
+    // this future, and the request still happened.
+    let (step, seq) = {
         let mut shared = shared.lock().unwrap();
         shared.in_flight -= 1;
-        let seq = shared.received.len() + 1;
-        let reply = match shared.scripted.pop_front() {
-            Some(reply) => reply,
-            None => match rate_limit(&mut shared, &received) {
-                Some(limited) => limited,
-                None if shared.fail_every.is_some_and(|n| seq.is_multiple_of(n)) => {
-                    Reply::json(503, json!({"ok": false, "error": "service_unavailable"}))
-                }
-                None => slack_answer(&received, seq),
-            },
+        shared.received.push(received.clone());
+        (shared.scripted.pop_front(), shared.received.len())
+    };
+    if let Some(Step::Fault(Fault::Silent(quiet))) = &step {
+        tokio::time::sleep(*quiet).await;
+    }
+    let (reply, body) = {
+        let mut shared = shared.lock().unwrap();
+        let (reply, body) = match step {
+            Some(Step::Reply(reply)) => {
+                let body = Scripted::whole(reply.body.clone());
+                (reply, body)
+            }
+            Some(Step::Fault(Fault::ResetMidResponse(reply))) => {
+                let half = &reply.body[..reply.body.len() / 2];
+                let mut body = Scripted::in_chunks(half, 1, std::time::Duration::from_millis(50));
+                body.reset = Some(twin);
+                (reply, body)
+            }
+            Some(Step::Fault(Fault::SlowBody {
+                reply,
+                chunks,
+                pause,
+            })) => {
+                let body = Scripted::in_chunks(&reply.body, chunks, pause);
+                (reply, body)
+            }
+            Some(Step::Fault(Fault::Silent(_))) | None => {
+                let reply = own_answer(&mut shared, &received, seq);
+                (reply.clone(), Scripted::whole(reply.body))
+            }
         };
         if let Some(observer) = &shared.observer {
             observer(&received, &reply);
         }
-        shared.received.push(received);
-        reply
+        (reply, body)
     };
     let mut response = hyper::Response::builder().status(reply.status);
     for (k, v) in &reply.headers {
         response = response.header(k, v);
     }
+    // The declared length is the whole body's, also when it is cut short.
+    response = response.header("content-length", reply.body.len());
     Ok(response
-        .body(Full::new(Bytes::from(reply.body)))
-        .unwrap_or_default())
+        .body(body)
+        .unwrap_or_else(|_| hyper::Response::new(Scripted::whole(Vec::new()))))
+}
+
+/// The stand-in's own answer: the rate limit's, the fault rate's, or Slack's.
+fn own_answer(shared: &mut Shared, received: &Received, seq: usize) -> Reply {
+    match rate_limit(shared, received) {
+        Some(limited) => limited,
+        None if shared.fail_every.is_some_and(|n| seq.is_multiple_of(n)) => {
+            Reply::json(503, json!({"ok": false, "error": "service_unavailable"}))
+        }
+        None => slack_answer(received, seq),
+    }
 }
 
 /// What Slack itself would answer a well-formed request.

@@ -128,7 +128,7 @@ pub fn run(
                 let event = match alert_json::decode(&item.alert) {
                     Ok(event) => event,
                     Err(e) => {
-                        finish(&shared, id, Status::Failed, &format!("{e:#}"));
+                        finish(&shared, id, Status::Failed, &format!("{e:#}"), 0);
                         continue;
                     }
                 };
@@ -144,11 +144,11 @@ pub fn run(
                         )
                     }
                     Ok(Err(e)) => {
-                        finish(&shared, id, Status::Failed, &report::error_text(&e));
+                        finish(&shared, id, Status::Failed, &report::error_text(&e), 0);
                         continue;
                     }
                     Err(e) => {
-                        finish(&shared, id, Status::Failed, &format!("{e:#}"));
+                        finish(&shared, id, Status::Failed, &format!("{e:#}"), 0);
                         plugin = runtime.configured(config)?;
                         continue;
                     }
@@ -183,20 +183,38 @@ pub fn run(
             }
             bucket.tokens -= 1.0;
             sent_one = true;
+            let attempt = attempts + 1;
             match plugin.handle_alert(&event, &options) {
                 Ok(Ok(delivery)) => {
-                    let detail =
-                        format!("{} {}", delivery.channel, delivery.ts.unwrap_or_default());
-                    finish(&shared, id, Status::Delivered, detail.trim());
+                    let mut detail =
+                        format!("{} {}", delivery.channel, delivery.ts.unwrap_or_default())
+                            .trim()
+                            .to_string();
+                    if !delivery.warnings.is_empty() {
+                        detail += &format!(" (warnings: {})", delivery.warnings.join(", "));
+                    }
+                    finish(&shared, id, Status::Delivered, &detail, attempt);
                     state.remove(&id);
                     prepared.remove(&id);
                 }
-                Ok(Err(error)) => match pacing.backoff.next(&error, attempts + 1) {
+                Ok(Err(error)) => match pacing.backoff.next(&error, attempt) {
                     Next::GiveUp => {
-                        finish(&shared, id, Status::Failed, &report::error_text(&error));
+                        finish(
+                            &shared,
+                            id,
+                            Status::Failed,
+                            &report::error_text(&error),
+                            attempt,
+                        );
                         state.remove(&id);
+                        prepared.remove(&id);
                     }
                     Next::RetryAfter(wait) => {
+                        eprintln!(
+                            "serve: #{id} attempt {attempt}: {}; next try in {} ms",
+                            report::error_text(&error),
+                            wait.as_millis()
+                        );
                         let until = Instant::now() + wait;
                         if let HandlerError::Transient(t) = &error {
                             if t.retry_after_seconds.is_some() {
@@ -209,11 +227,11 @@ pub fn run(
                                 blocked.insert(key, until);
                             }
                         }
-                        state.insert(id, (attempts + 1, until));
+                        state.insert(id, (attempt, until));
                     }
                 },
                 Err(trap) => {
-                    finish(&shared, id, Status::Failed, &format!("{trap:#}"));
+                    finish(&shared, id, Status::Failed, &format!("{trap:#}"), attempt);
                     state.remove(&id);
                     prepared.remove(&id);
                     plugin = runtime.configured(config)?;
@@ -231,9 +249,16 @@ pub fn run(
     }
 }
 
-fn finish(shared: &Shared, id: u64, status: Status, detail: &str) {
+/// Records how alert `id` ended, and says so on stderr.
+fn finish(shared: &Shared, id: u64, status: Status, detail: &str, attempts: u32) {
+    let plural = if attempts == 1 { "" } else { "s" };
+    let verb = match status {
+        Status::Delivered => "delivered to",
+        Status::Failed => "failed:",
+    };
+    eprintln!("serve: #{id} {verb} {detail} ({attempts} attempt{plural})");
     let mut spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = spool.finish(id, status, detail) {
+    if let Err(e) = spool.finish(id, status, detail, attempts) {
         eprintln!("serve: recording the end of alert {id} failed: {e:#}");
     }
 }
@@ -300,14 +325,9 @@ async fn intake(
     if req.method() == hyper::Method::GET {
         let spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
         let pending: Vec<u64> = spool.pending().iter().map(|p| p.id).collect();
-        let finished: Vec<_> = spool
-            .finished()
-            .iter()
-            .map(|(id, status, detail)| json!({"id": id, "status": status, "detail": detail}))
-            .collect();
         return Ok(answer(
             200,
-            json!({"pending": pending, "finished": finished}),
+            json!({"pending": pending, "finished": spool.finished()}),
         ));
     }
     let options: Vec<(String, String)> = req

@@ -35,7 +35,20 @@ enum Record {
         id: u64,
         status: Status,
         detail: String,
+        /// Requests made for it (0 when none was, e.g. a bad option).
+        #[serde(default)]
+        attempts: u32,
     },
+}
+
+/// How an alert ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finished {
+    pub id: u64,
+    pub status: Status,
+    /// Where it went (channel and `ts`, Slack's warnings) or why it failed.
+    pub detail: String,
+    pub attempts: u32,
 }
 
 /// How an alert ended.
@@ -85,7 +98,7 @@ pub struct Spool {
     next_id: u64,
     pending: BTreeMap<u64, Pending>,
     /// Final statuses seen since the journal was last emptied, newest last.
-    finished: Vec<(u64, Status, String)>,
+    finished: Vec<Finished>,
 }
 
 impl Spool {
@@ -112,9 +125,19 @@ impl Spool {
                         next_id = next_id.max(id + 1);
                         pending.insert(id, Pending { id, alert, options });
                     }
-                    Record::Done { id, status, detail } => {
+                    Record::Done {
+                        id,
+                        status,
+                        detail,
+                        attempts,
+                    } => {
                         pending.remove(&id);
-                        finished.push((id, status, detail));
+                        finished.push(Finished {
+                            id,
+                            status,
+                            detail,
+                            attempts,
+                        });
                     }
                 }
             }
@@ -168,16 +191,23 @@ impl Spool {
         Ok(id)
     }
 
-    /// Records how alert `id` ended; it is no longer pending.
-    pub fn finish(&mut self, id: u64, status: Status, detail: &str) -> Result<()> {
+    /// Records how alert `id` ended after `attempts` requests; it is no
+    /// longer pending.
+    pub fn finish(&mut self, id: u64, status: Status, detail: &str, attempts: u32) -> Result<()> {
         let line = serde_json::to_string(&Record::Done {
             id,
             status,
             detail: detail.to_string(),
+            attempts,
         })?;
         self.append(&line)?;
         self.pending.remove(&id);
-        self.finished.push((id, status, detail.to_string()));
+        self.finished.push(Finished {
+            id,
+            status,
+            detail: detail.to_string(),
+            attempts,
+        });
         if self.pending.is_empty() && self.size > self.limit / 2 {
             self.compact()?;
         }
@@ -200,7 +230,7 @@ impl Spool {
     }
 
     /// How the alerts finished since the journal was last compacted.
-    pub fn finished(&self) -> &[(u64, Status, String)] {
+    pub fn finished(&self) -> &[Finished] {
         &self.finished
     }
 
@@ -251,7 +281,7 @@ mod tests {
             .accept("{\"id\":\"a\"}", vec![("channel".into(), "#x".into())])
             .unwrap();
         let b = spool.accept("{\"id\":\"b\"}", vec![]).unwrap();
-        spool.finish(a, Status::Delivered, "ts 1.2").unwrap();
+        spool.finish(a, Status::Delivered, "ts 1.2", 1).unwrap();
         drop(spool);
         let spool = Spool::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(
@@ -260,7 +290,12 @@ mod tests {
         );
         assert_eq!(
             spool.finished()[0],
-            (a, Status::Delivered, "ts 1.2".to_string())
+            Finished {
+                id: a,
+                status: Status::Delivered,
+                detail: "ts 1.2".to_string(),
+                attempts: 1
+            }
         );
         // Ids keep increasing across restarts.
         let mut spool = spool;
@@ -294,7 +329,7 @@ mod tests {
         }
         // Finishing one makes room again (the journal is compacted).
         spool
-            .finish(first, Status::Failed, "channel_not_found")
+            .finish(first, Status::Failed, "channel_not_found", 1)
             .unwrap();
         spool.accept(&"z".repeat(100), vec![]).unwrap();
         assert_eq!(spool.pending().len(), 2);

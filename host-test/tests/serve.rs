@@ -3,121 +3,16 @@
 //! and restarted, each exactly once.
 
 mod common;
+#[path = "common/server.rs"]
+mod server;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::web_api_config;
 use host_test::mock_slack::MockSlack;
 use serde_json::Value;
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    /// Kept open so the server can go on writing to its stdout.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Server {
-    fn start(config: &Path, spool: &Path, extra: &[&str]) -> Server {
-        let mut args = vec![
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--spool",
-            spool.to_str().unwrap(),
-            "--backoff-base-ms",
-            "50",
-        ];
-        // Time scaled down: 10 ms between messages to a channel, unless asked.
-        if !extra.contains(&"--channel-interval-ms") {
-            args.extend(["--channel-interval-ms", "10"]);
-        }
-        args.extend_from_slice(extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_host-test"))
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("the first line says where")
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            addr,
-            _stdout: stdout,
-        }
-    }
-
-    /// POSTs `body`; the status and the JSON answer.
-    fn post(&self, body: &str) -> (u16, Value) {
-        self.request(&format!(
-            "POST /alert HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ))
-    }
-
-    fn spool(&self) -> Value {
-        self.request("GET /spool HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .1
-    }
-
-    fn request(&self, raw: &str) -> (u16, Value) {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream.write_all(raw.as_bytes()).unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Writes the configuration `serve` reads.
-fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
-    let path = dir.join("slack.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn alert(id: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","message":"alert {id}","time":"2026-11-26T10:00:00Z","level":"CRITICAL"}}"#
-    )
-}
-
-fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    // Bounded; generous because CI may share the cores with a build.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use server::{alert, wait_until, write_config, Server};
 
 #[test]
 fn posted_alerts_are_spooled_and_delivered() {

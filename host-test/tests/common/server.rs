@@ -1,0 +1,141 @@
+//! A `host-test serve` child process for the integration tests: started on a
+//! free port with time scaled down, fed over HTTP, its stderr kept in a log
+//! file beside the spool (`SPOOL.log`).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Server {
+    pub log: PathBuf,
+    child: Child,
+    addr: SocketAddr,
+    /// Kept open so the server can go on writing to its stdout.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    pub fn start(config: &Path, spool: &Path, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--spool",
+            spool.to_str().unwrap(),
+            "--backoff-base-ms",
+            "50",
+        ];
+        // Time scaled down: 10 ms between messages to a channel, unless asked.
+        if !extra.contains(&"--channel-interval-ms") {
+            args.extend(["--channel-interval-ms", "10"]);
+        }
+        args.extend_from_slice(extra);
+        let mut log = spool.as_os_str().to_owned();
+        log.push(".log");
+        let log = PathBuf::from(log);
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_host-test"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("the first line says where")
+            .parse()
+            .unwrap();
+        Server {
+            log,
+            child,
+            addr,
+            _stdout: stdout,
+        }
+    }
+
+    /// POSTs `body`; the status and the JSON answer.
+    pub fn post(&self, body: &str) -> (u16, Value) {
+        self.request(&format!(
+            "POST /alert HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    /// POSTs `body` with handler options in the query (`channel=%23c&...`).
+    pub fn post_with(&self, query: &str, body: &str) -> (u16, Value) {
+        self.request(&format!(
+            "POST /alert?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    /// What the server has logged so far.
+    pub fn logged(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn spool(&self) -> Value {
+        self.request("GET /spool HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .1
+    }
+
+    pub fn request(&self, raw: &str) -> (u16, Value) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream.write_all(raw.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes the configuration `serve` reads.
+pub fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("slack.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn alert(id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","message":"alert {id}","time":"2026-11-26T10:00:00Z","level":"CRITICAL"}}"#
+    )
+}
+
+pub fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    // Bounded; generous because CI may share the cores with a build.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cond() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
