@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 python3 -m pip install --quiet --disable-pip-version-check 'slack_sdk==3.48.0'
 cargo bench -p host-test --bench handler -- "$@"
+# The storm at Slack's real rate (one message a second per channel): about
+# a minute and a half with the default STORM_ALERTS=30.
+cargo bench -p host-test --bench storm -- "$@"

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -477,18 +478,51 @@ fn route_alert(args: RouteArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn serve(args: ServeArgs) -> Result<(), Failure> {
-    let text = match &args.target.config {
-        Some(path) => read(path, "configuration")?,
-        None => return Err(Failure::Input(anyhow!("serve needs --config"))),
+/// The `slack` plugin of a plugin directory: its component and configuration
+/// (every plugin is loaded and configured first, so a bad one is reported).
+fn slack_plugin(
+    dir: &Path,
+    host: &Arc<Host>,
+    target: &Target,
+) -> Result<(PathBuf, String), Failure> {
+    let loaded = plugins::load(dir, host, target.cache_dir().as_deref()).map_err(|e| match e {
+        LoadError::Host(e) => Failure::Host(e),
+        LoadError::Config { error, .. } => Failure::Handler(error, false),
+    })?;
+    let Some(name) = loaded
+        .iter()
+        .find(|l| l.summary.kind == "slack")
+        .map(|l| l.name.clone())
+    else {
+        return Err(Failure::Input(anyhow!(
+            "no plugin in {} handles kind `slack`",
+            dir.display()
+        )));
     };
+    let entry = plugins::scan(dir)
+        .map_err(Failure::Host)?
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| {
+            Failure::Host(anyhow!("plugin {name} disappeared from {}", dir.display()))
+        })?;
+    Ok((entry.wasm, read(&entry.config, "configuration")?))
+}
+
+fn serve(args: ServeArgs) -> Result<(), Failure> {
     let host =
         Host::new(args.target.net_settings()?, args.target.limits()).map_err(Failure::Host)?;
-    let component = args
-        .target
-        .component
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(COMPONENT_PATH));
+    let (component, text) = match (&args.target.plugins, &args.target.config) {
+        (Some(dir), _) => slack_plugin(dir, &host, &args.target)?,
+        (None, Some(path)) => (
+            args.target
+                .component
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(COMPONENT_PATH)),
+            read(path, "configuration")?,
+        ),
+        (None, None) => return Err(Failure::Input(anyhow!("serve needs --config or --plugins"))),
+    };
     let runtime = Runtime::open(host, &component, args.target.cache_dir().as_deref())
         .map_err(Failure::Host)?;
     let spool = Spool::open(&args.spool, args.spool_max_kib * 1024).map_err(Failure::Host)?;

@@ -184,7 +184,14 @@ pub fn run(
             bucket.tokens -= 1.0;
             sent_one = true;
             let attempt = attempts + 1;
-            match plugin.handle_alert(&event, &options) {
+            let answer = plugin.handle_alert(&event, &options);
+            // The time the request was out earns no tokens: the next one
+            // leaves an interval after this answer came back, so it reaches
+            // Slack an interval after this one did, whatever the delays.
+            if let Some(bucket) = buckets.get_mut(&key) {
+                bucket.last = Instant::now();
+            }
+            match answer {
                 Ok(Ok(delivery)) => {
                     let mut detail =
                         format!("{} {}", delivery.channel, delivery.ts.unwrap_or_default())
@@ -219,10 +226,11 @@ pub fn run(
                         if let HandlerError::Transient(t) = &error {
                             if t.retry_after_seconds.is_some() {
                                 // Nothing to this channel until then, and no
-                                // burst after: resume at the steady rate.
+                                // burst after: one message then, and the steady rate on.
                                 if let Some(bucket) = buckets.get_mut(&key) {
                                     bucket.tokens = 0.0;
-                                    bucket.last = until;
+                                    bucket.last =
+                                        until.checked_sub(pacing.channel_interval).unwrap_or(until);
                                 }
                                 blocked.insert(key, until);
                             }

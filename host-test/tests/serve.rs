@@ -44,6 +44,31 @@ fn posted_alerts_are_spooled_and_delivered() {
 }
 
 #[test]
+fn serve_takes_the_slack_plugin_from_a_plugin_directory() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(
+        host_test::runtime::COMPONENT_PATH,
+        plugins.join("slack.wasm"),
+    )
+    .unwrap();
+    std::fs::write(plugins.join("slack.toml"), web_api_config(&slack)).unwrap();
+    let server = Server::start_with(
+        &["--plugins", plugins.to_str().unwrap()],
+        &dir.path().join("spool"),
+        &[],
+    );
+    assert_eq!(server.post(&alert("p")).0, 202);
+    wait_until("the delivery", || slack.requests().len() == 1);
+    assert_eq!(
+        slack.requests()[0].json()["attachments"][0]["text"],
+        "alert p"
+    );
+}
+
+#[test]
 fn bad_alerts_are_refused_with_a_named_error_and_options_come_from_the_query() {
     let slack = MockSlack::start().unwrap();
     let dir = tempfile::tempdir().unwrap();

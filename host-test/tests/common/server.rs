@@ -22,17 +22,22 @@ pub struct Server {
 
 impl Server {
     pub fn start(config: &Path, spool: &Path, extra: &[&str]) -> Server {
-        let mut args = vec![
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
+        Server::start_with(&["--config", config.to_str().unwrap()], spool, extra)
+    }
+
+    /// Starts with `target` naming what to run (`--config FILE` or
+    /// `--plugins DIR`).
+    pub fn start_with(target: &[&str], spool: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["serve"];
+        args.extend_from_slice(target);
+        args.extend([
             "--listen",
             "127.0.0.1:0",
             "--spool",
             spool.to_str().unwrap(),
             "--backoff-base-ms",
             "50",
-        ];
+        ]);
         // Time scaled down: 10 ms between messages to a channel, unless asked.
         if !extra.contains(&"--channel-interval-ms") {
             args.extend(["--channel-interval-ms", "10"]);
