@@ -396,6 +396,15 @@ fn run_fault_script() -> Evidence {
         }
     }
     assert!(tls.tls_failures() >= 1, "the TLS handshake was refused");
+    let logged = server.logged();
+    assert!(
+        logged.contains("#2 attempt 1: error (transport, retrying can help): transport error: reading the answer from 127.0.0.1"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("failed: connection terminated; next try in"),
+        "the reset is named: {logged}"
+    );
     assert!(
         failures.is_empty(),
         "{} scenario(s) ended wrong:\n{}",

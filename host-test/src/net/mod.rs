@@ -305,7 +305,7 @@ impl Body for BetweenBytes {
                     .reset(tokio::time::Instant::now() + this.timeout);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::from(e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(body_failure(e)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match this.idle.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
@@ -321,6 +321,28 @@ impl Body for BetweenBytes {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// The wasi:http code for a body that failed part-way: a reset or a cut-off
+/// answer by name, anything else as hyper says it.
+fn body_failure(error: hyper::Error) -> Error {
+    if error.is_incomplete_message() {
+        return Error::HttpResponseIncomplete;
+    }
+    let mut source = error.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
+                    return Error::ConnectionTerminated
+                }
+                std::io::ErrorKind::UnexpectedEof => return Error::HttpResponseIncomplete,
+                _ => {}
+            }
+        }
+        source = e.source();
+    }
+    Error::from(error)
 }
 
 /// The wasi:http code for a rustls failure inside an I/O error.
