@@ -1,6 +1,7 @@
 //! How the CLI shows results: a line for people, or JSON with `--json`.
 
 use serde_json::{json, Value};
+use slack_alert_handler::payload::TRUNCATED_WARNING;
 
 use crate::runtime::{ConfigSummary, Delivery, HandlerError, HttpRequest};
 
@@ -114,22 +115,20 @@ pub fn delivery_text(d: &Delivery) -> String {
     if let Some(ts) = &d.ts {
         s += &format!(", ts {ts}");
     }
-    let (own, slack): (Vec<&String>, Vec<&String>) = d
-        .warnings
-        .iter()
-        .partition(|w| w.as_str() == TRUNCATED_WARNING);
-    if !own.is_empty() {
+    if d.warnings.iter().any(|w| w == TRUNCATED_WARNING) {
         s += " (the message was longer than Slack's 40,000 characters and was cut, marked at its end)";
     }
+    let slack: Vec<&str> = d
+        .warnings
+        .iter()
+        .map(String::as_str)
+        .filter(|w| *w != TRUNCATED_WARNING)
+        .collect();
     if !slack.is_empty() {
-        let slack: Vec<&str> = slack.iter().map(|w| w.as_str()).collect();
         s += &format!(" (Slack warned: {})", slack.join(", "));
     }
     s
 }
-
-/// The handler's warning for a message cut to Slack's limit.
-pub const TRUNCATED_WARNING: &str = "handler_truncated_message";
 
 pub fn delivery_json(d: &Delivery) -> Value {
     json!({
