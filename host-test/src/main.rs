@@ -555,11 +555,7 @@ fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {
     let spool = Spool::open(dir, u64::MAX)?;
     let pending = spool.pending();
     if json {
-        let ids: Vec<u64> = pending.iter().map(|p| p.id).collect();
-        println!(
-            "{}",
-            serde_json::json!({"pending": ids, "finished": spool.finished()})
-        );
+        println!("{}", spool.status_json());
         return Ok(());
     }
     println!("{} pending", pending.len());

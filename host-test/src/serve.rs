@@ -332,11 +332,7 @@ async fn intake(
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     if req.method() == hyper::Method::GET {
         let spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
-        let pending: Vec<u64> = spool.pending().iter().map(|p| p.id).collect();
-        return Ok(answer(
-            200,
-            json!({"pending": pending, "finished": spool.finished()}),
-        ));
+        return Ok(answer(200, spool.status_json()));
     }
     let options: Vec<(String, String)> = req
         .uri()

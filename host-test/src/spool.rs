@@ -31,27 +31,23 @@ enum Record {
         alert: String,
         options: Vec<(String, String)>,
     },
-    Done {
-        id: u64,
-        status: Status,
-        detail: String,
-        /// Requests made for it (0 when none was, e.g. a bad option).
-        #[serde(default)]
-        attempts: u32,
-    },
+    Done(Finished),
 }
 
-/// How an alert ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// How an alert ended: the journal's `done` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finished {
     pub id: u64,
     pub status: Status,
     /// Where it went (channel and `ts`, Slack's warnings) or why it failed.
     pub detail: String,
+    /// Requests made for it (0 when none was, e.g. a bad option; absent
+    /// in journals written before it was recorded).
+    #[serde(default)]
     pub attempts: u32,
 }
 
-/// How an alert ended.
+/// Whether an alert was delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -125,19 +121,9 @@ impl Spool {
                         next_id = next_id.max(id + 1);
                         pending.insert(id, Pending { id, alert, options });
                     }
-                    Record::Done {
-                        id,
-                        status,
-                        detail,
-                        attempts,
-                    } => {
-                        pending.remove(&id);
-                        finished.push(Finished {
-                            id,
-                            status,
-                            detail,
-                            attempts,
-                        });
+                    Record::Done(done) => {
+                        pending.remove(&done.id);
+                        finished.push(done);
                     }
                 }
             }
@@ -194,20 +180,16 @@ impl Spool {
     /// Records how alert `id` ended after `attempts` requests; it is no
     /// longer pending.
     pub fn finish(&mut self, id: u64, status: Status, detail: &str, attempts: u32) -> Result<()> {
-        let line = serde_json::to_string(&Record::Done {
+        let done = Finished {
             id,
             status,
             detail: detail.to_string(),
             attempts,
-        })?;
+        };
+        let line = serde_json::to_string(&Record::Done(done.clone()))?;
         self.append(&line)?;
         self.pending.remove(&id);
-        self.finished.push(Finished {
-            id,
-            status,
-            detail: detail.to_string(),
-            attempts,
-        });
+        self.finished.push(done);
         if self.pending.is_empty() && self.size > self.limit / 2 {
             self.compact()?;
         }
@@ -232,6 +214,12 @@ impl Spool {
     /// How the alerts finished since the journal was last compacted.
     pub fn finished(&self) -> &[Finished] {
         &self.finished
+    }
+
+    /// The spool as `GET /spool` and `host-test spool --json` show it: the
+    /// pending ids and how the others ended.
+    pub fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({"pending": self.pending_ids(), "finished": self.finished})
     }
 
     fn append(&mut self, line: &str) -> Result<()> {
