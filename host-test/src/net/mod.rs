@@ -249,26 +249,33 @@ impl NetPolicy {
                     ConnectError::BadName(_) => Error::TlsProtocolError,
                 };
             }
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                if let Some(tls) = tls_error(io) {
-                    return tls;
-                }
-                if matches!(
-                    io.kind(),
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-                ) {
-                    return Error::ConnectionTerminated;
-                }
-            }
-            if let Some(h) = e.downcast_ref::<hyper::Error>() {
-                if h.is_incomplete_message() || h.is_closed() {
-                    return Error::HttpResponseIncomplete;
-                }
+            if let Some(code) = broken_connection(e) {
+                return code;
             }
             source = e.source();
         }
         Error::HttpProtocolError
     }
+}
+
+/// The wasi:http code when `error` says how the connection broke: a TLS
+/// failure, a reset, or an answer cut off. Used for the request and for
+/// the body read after it.
+fn broken_connection(error: &(dyn StdError + 'static)) -> Option<Error> {
+    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        if let Some(tls) = tls_error(io) {
+            return Some(tls);
+        }
+        return match io.kind() {
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
+                Some(Error::ConnectionTerminated)
+            }
+            std::io::ErrorKind::UnexpectedEof => Some(Error::HttpResponseIncomplete),
+            _ => None,
+        };
+    }
+    let hyper = error.downcast_ref::<hyper::Error>()?;
+    (hyper.is_incomplete_message() || hyper.is_closed()).then_some(Error::HttpResponseIncomplete)
 }
 
 /// A response body that fails with a read timeout when no data comes for
@@ -323,22 +330,13 @@ impl Body for BetweenBytes {
     }
 }
 
-/// The wasi:http code for a body that failed part-way: a reset or a cut-off
-/// answer by name, anything else as hyper says it.
+/// The wasi:http code for a body that failed part-way: how the connection
+/// broke when that is known, else hyper's own account.
 fn body_failure(error: hyper::Error) -> Error {
-    if error.is_incomplete_message() {
-        return Error::HttpResponseIncomplete;
-    }
-    let mut source = error.source();
+    let mut source: Option<&(dyn StdError + 'static)> = Some(&error);
     while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
-                    return Error::ConnectionTerminated
-                }
-                std::io::ErrorKind::UnexpectedEof => return Error::HttpResponseIncomplete,
-                _ => {}
-            }
+        if let Some(code) = broken_connection(e) {
+            return code;
         }
         source = e.source();
     }
