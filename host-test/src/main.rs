@@ -117,6 +117,13 @@ struct Target {
 }
 
 impl Target {
+    /// The component to run with --config: the flag's, else this checkout's.
+    fn component(&self) -> PathBuf {
+        self.component
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(COMPONENT_PATH))
+    }
+
     fn limits(&self) -> Limits {
         Limits {
             call_deadline: std::time::Duration::from_secs(self.deadline_secs),
@@ -334,10 +341,7 @@ fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummar
         .as_ref()
         .ok_or_else(|| anyhow!("--config or --plugins is required"))?;
     let text = read(config_path, "configuration")?;
-    let component = target
-        .component
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(COMPONENT_PATH));
+    let component = target.component();
     let runtime = Runtime::open(host, &component, cache_dir.as_deref()).map_err(Failure::Host)?;
     let mut plugin = runtime.instantiate().map_err(Failure::Host)?;
     let summary = plugin
@@ -478,53 +482,44 @@ fn route_alert(args: RouteArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The `slack` plugin of a plugin directory: its component and configuration
-/// (every plugin is loaded and configured first, so a bad one is reported).
+/// The `slack` plugin of a plugin directory: its compiled component and
+/// configuration (every plugin is loaded and configured first, so a bad one
+/// is reported).
 fn slack_plugin(
     dir: &Path,
     host: &Arc<Host>,
     target: &Target,
-) -> Result<(PathBuf, String), Failure> {
+) -> Result<(Runtime, String), Failure> {
     let loaded = plugins::load(dir, host, target.cache_dir().as_deref()).map_err(|e| match e {
         LoadError::Host(e) => Failure::Host(e),
         LoadError::Config { error, .. } => Failure::Handler(error, false),
     })?;
-    let Some(name) = loaded
-        .iter()
-        .find(|l| l.summary.kind == "slack")
-        .map(|l| l.name.clone())
-    else {
-        return Err(Failure::Input(anyhow!(
-            "no plugin in {} handles kind `slack`",
-            dir.display()
-        )));
-    };
-    let entry = plugins::scan(dir)
-        .map_err(Failure::Host)?
+    loaded
         .into_iter()
-        .find(|e| e.name == name)
+        .find(|l| l.summary.kind == "slack")
+        .map(|l| (l.runtime, l.config))
         .ok_or_else(|| {
-            Failure::Host(anyhow!("plugin {name} disappeared from {}", dir.display()))
-        })?;
-    Ok((entry.wasm, read(&entry.config, "configuration")?))
+            Failure::Input(anyhow!(
+                "no plugin in {} handles kind `slack`",
+                dir.display()
+            ))
+        })
 }
 
 fn serve(args: ServeArgs) -> Result<(), Failure> {
     let host =
         Host::new(args.target.net_settings()?, args.target.limits()).map_err(Failure::Host)?;
-    let (component, text) = match (&args.target.plugins, &args.target.config) {
+    let (runtime, text) = match (&args.target.plugins, &args.target.config) {
         (Some(dir), _) => slack_plugin(dir, &host, &args.target)?,
-        (None, Some(path)) => (
-            args.target
-                .component
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(COMPONENT_PATH)),
-            read(path, "configuration")?,
-        ),
+        (None, Some(path)) => {
+            let text = read(path, "configuration")?;
+            let component = args.target.component();
+            let runtime = Runtime::open(host, &component, args.target.cache_dir().as_deref())
+                .map_err(Failure::Host)?;
+            (runtime, text)
+        }
         (None, None) => return Err(Failure::Input(anyhow!("serve needs --config or --plugins"))),
     };
-    let runtime = Runtime::open(host, &component, args.target.cache_dir().as_deref())
-        .map_err(Failure::Host)?;
     let spool = Spool::open(&args.spool, args.spool_max_kib * 1024).map_err(Failure::Host)?;
     let pending = spool.pending().len();
     let pacing = Pacing {

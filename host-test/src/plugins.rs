@@ -62,6 +62,10 @@ pub struct Loaded {
     pub name: String,
     pub summary: ConfigSummary,
     pub plugin: Plugin,
+    /// The compiled component, for more instances.
+    pub runtime: Runtime,
+    /// The configuration it accepted.
+    pub config: String,
 }
 
 /// What went wrong loading a directory.
@@ -91,6 +95,8 @@ pub fn load(
                 name: entry.name,
                 summary,
                 plugin,
+                runtime,
+                config: text,
             }),
             Err(error) => {
                 return Err(LoadError::Config {
