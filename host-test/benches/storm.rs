@@ -8,19 +8,15 @@
 //! `cargo bench -p host-test --bench storm` (`--quick` for a short storm;
 //! `STORM_ALERTS=N` for N alerts to one channel, default 30).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
+#[path = "../tests/common/server.rs"]
+mod server;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use host_test::mock_slack::MockSlack;
-use host_test::net::NetSettings;
-use host_test::retry::Backoff;
-use host_test::runtime::Runtime;
-use host_test::serve::{self, Pacing};
-use host_test::spool::Spool;
+use server::{alert, write_config, Server};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -30,66 +26,8 @@ fn config(url: &str) -> String {
     )
 }
 
-/// Starts `serve` on a thread; its address.
-fn start_serve(slack: &MockSlack, burst: u32, spool: &std::path::Path) -> Result<SocketAddr> {
-    let config = config(&slack.url());
-    let spool = Spool::open(spool, 64 << 20)?;
-    let pacing = Pacing {
-        channel_interval: INTERVAL,
-        channel_burst: burst,
-        backoff: Backoff::default(),
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = match Runtime::load_default(NetSettings::default()) {
-            Ok(r) => r,
-            Err(e) => return eprintln!("loading the component: {e:#}"),
-        };
-        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        let ran = serve::run(&runtime, &config, listen, spool, pacing, |addr| {
-            let _ = tx.send(addr);
-        });
-        if let Err(e) = ran {
-            eprintln!("serve: {e:#}");
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .context("serve did not start")
-}
-
-fn request(addr: SocketAddr, raw: &str) -> Result<String> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.write_all(raw.as_bytes())?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
-}
-
-fn post(addr: SocketAddr, channel: &str, n: usize) -> Result<()> {
-    let body = format!(
-        r#"{{"id":"storm-{n}","message":"storm alert {n}","time":"2026-11-26T10:00:00Z","level":"CRITICAL"}}"#
-    );
-    let answer = request(
-        addr,
-        &format!(
-            "POST /?channel=%23{channel} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    )?;
-    if !answer.starts_with("HTTP/1.1 202") {
-        bail!("serve refused alert {n}: {answer}");
-    }
-    Ok(())
-}
-
-fn finished(addr: SocketAddr) -> Result<usize> {
-    let answer = request(
-        addr,
-        "GET /spool HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )?;
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let spool: serde_json::Value = serde_json::from_str(body)?;
-    Ok(spool["finished"].as_array().map_or(0, Vec::len))
+fn finished(server: &Server) -> usize {
+    server.spool()["finished"].as_array().map_or(0, Vec::len)
 }
 
 /// One storm: `per_channel` alerts to each of `channels` channels.
@@ -97,17 +35,36 @@ fn storm(channels: usize, per_channel: usize, burst: u32) -> Result<()> {
     let slack = MockSlack::start()?;
     slack.limit_channels(INTERVAL, Duration::from_secs(1));
     let dir = tempfile::tempdir()?;
-    let addr = start_serve(&slack, burst, dir.path())?;
+    let config = write_config(dir.path(), &config(&slack.url()));
+    let interval = INTERVAL.as_millis().to_string();
+    let burst = burst.to_string();
+    // `host-test serve` as users run it, built with the bench profile.
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &[
+            "--channel-interval-ms",
+            &interval,
+            "--channel-burst",
+            &burst,
+        ],
+    );
     let total = channels * per_channel;
     let started = Instant::now();
     for n in 0..per_channel {
         for c in 0..channels {
-            post(addr, &format!("c{c}"), n * channels + c)?;
+            let (status, answer) = server.post_with(
+                &format!("channel=%23c{c}"),
+                &alert(&format!("storm-{n}-{c}")),
+            );
+            if status != 202 {
+                bail!("serve refused an alert: {status} {answer}");
+            }
         }
     }
     let posted = started.elapsed();
     let deadline = started + INTERVAL * (per_channel as u32 * 3 + 30);
-    while finished(addr)? < total {
+    while finished(&server) < total {
         if Instant::now() > deadline {
             bail!("the storm did not end in time");
         }
