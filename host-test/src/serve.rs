@@ -181,7 +181,9 @@ pub fn run(
                 next_wake = next_wake.min(now + wait);
                 continue;
             }
-            bucket.tokens -= 1.0;
+            // Whole tokens only: a fraction left by a late wake-up would let
+            // the next message leave less than an interval after this answer.
+            bucket.tokens = (bucket.tokens - 1.0).floor();
             sent_one = true;
             let attempt = attempts + 1;
             let answer = plugin.handle_alert(&event, &options);
