@@ -38,14 +38,15 @@ fn current_config() -> Result<Arc<Config>, HandlerError> {
 }
 
 fn deliver(prepared: Prepared) -> Result<Delivery, HandlerError> {
-    let raw = transport::send(&prepared.request)?;
-    let answer = response::classify(
-        raw.status,
-        raw.retry_after.as_deref(),
-        &raw.body,
-        raw.truncated,
-    )?;
-    Ok(prepared.delivered(answer))
+    prepared.deliver(|request| {
+        let raw = transport::send(request)?;
+        response::classify(
+            raw.status,
+            raw.retry_after.as_deref(),
+            &raw.body,
+            raw.truncated,
+        )
+    })
 }
 
 impl Guest for Component {

@@ -11,8 +11,11 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::error::HandlerError;
+use crate::style::{self, RawField, Style};
+use crate::template::Template;
+use crate::weburl::WebUrl;
 
-/// Every key a `[[slack]]` section may have.
+/// Kapacitor's keys of a `[[slack]]` section; [`style::KEYS`] are ours.
 pub const KEYS: [&str; 14] = [
     "enabled",
     "default",
@@ -78,6 +81,16 @@ pub struct Workspace {
     pub ssl_cert: String,
     pub ssl_key: String,
     pub insecure_skip_verify: bool,
+    /// The message settings this handler adds (`layout`, templates, ...).
+    pub style: Style,
+}
+
+impl Workspace {
+    /// Whether it posts through the Web API (with a token) rather than a
+    /// webhook, which cannot edit or thread messages.
+    pub fn is_web_api(&self) -> bool {
+        !self.token.is_empty()
+    }
 }
 
 /// How the sections were written.
@@ -282,6 +295,11 @@ fn read_section(table: &DeTable, mut section: Section, problems: &mut Problems) 
             "global" => bool_into(&mut ws.global),
             "state-changes-only" => bool_into(&mut ws.state_changes_only),
             "insecure-skip-verify" => bool_into(&mut ws.insecure_skip_verify),
+            _ if style::KEYS.contains(&name) => {
+                if let Err(message) = read_style_key(&mut ws.style, name, value.get_ref()) {
+                    problems.push(span, &section, message);
+                }
+            }
             _ => {
                 let slot: &mut String = match name {
                     "workspace" => &mut ws.id,
@@ -315,11 +333,75 @@ fn read_section(table: &DeTable, mut section: Section, problems: &mut Problems) 
     ws
 }
 
+/// Reads one of our message settings from its TOML value: text for most,
+/// booleans for `link-names` and `thread-broadcast`, an array of tables for
+/// `fields`. Templates are compiled here, once.
+fn read_style_key(style: &mut Style, name: &str, value: &DeValue) -> Result<(), String> {
+    match name {
+        "link-names" | "thread-broadcast" => match value.as_bool() {
+            Some(flag) => {
+                style.set_flag(name, flag);
+                Ok(())
+            }
+            None => Err(format!(
+                "`{name}` must be a boolean, not {}",
+                value.type_str()
+            )),
+        },
+        "fields" => {
+            let shape =
+                "`fields` must be an array of tables: { title = \"...\", value = \"...\", short = true }";
+            let DeValue::Array(items) = value else {
+                return Err(format!("{shape}, not {}", value.type_str()));
+            };
+            let mut fields = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let DeValue::Table(table) = item.get_ref() else {
+                    return Err(format!(
+                        "{shape}; item {} is {}",
+                        i + 1,
+                        item.get_ref().type_str()
+                    ));
+                };
+                let mut raw = RawField::default();
+                for (k, v) in table.iter() {
+                    let key: &str = k.get_ref();
+                    match (key, v.get_ref()) {
+                        ("title", DeValue::String(s)) => raw.title = s.to_string(),
+                        ("value", DeValue::String(s)) => raw.value = s.to_string(),
+                        ("short", DeValue::Boolean(b)) => raw.short = *b,
+                        _ => {
+                            return Err(format!(
+                                "`fields` item {}: `{key}` must be title (a string), value (a string) or short (a boolean)",
+                                i + 1
+                            ))
+                        }
+                    }
+                }
+                fields.push(raw.compile(i, Template::compile)?);
+            }
+            style.fields = Some(fields);
+            Ok(())
+        }
+        _ => match value.as_str() {
+            Some(text) => style.set(name, text, Template::compile),
+            None => Err(format!(
+                "`{name}` must be a string, not {}",
+                value.type_str()
+            )),
+        },
+    }
+}
+
 fn unknown_key_message(name: &str) -> String {
     let normalised = normalise_key(name);
-    match KEYS.iter().find(|k| normalise_key(k) == normalised) {
+    let all = KEYS.iter().chain(style::KEYS.iter());
+    match all.clone().find(|k| normalise_key(k) == normalised) {
         Some(known) => format!("unknown key `{name}` (did you mean `{known}`?)"),
-        None => format!("unknown key `{name}`; the keys are {}", KEYS.join(", ")),
+        None => format!(
+            "unknown key `{name}`; the keys are {}",
+            all.copied().collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -360,6 +442,13 @@ fn validate(form: Form, all: &[Workspace], spans: &[Range<usize>], problems: &mu
         if ws.state_changes_only && !(ws.default && ws.global) {
             say("stateChangesOnly may only be assigned when the config is both default and global");
         }
+        if let Err(message) = ws.style.check_layout() {
+            say(&message);
+        }
+        let on_recovery = ws.style.on_recovery();
+        if on_recovery != style::OnRecovery::New && !ws.url.is_empty() && !ws.is_web_api() {
+            say(&webhook_cannot(on_recovery));
+        }
         match (ws.ssl_cert.is_empty(), ws.ssl_key.is_empty()) {
             (false, true) => say("Must provide both key and cert files: only cert file provided."),
             (true, false) => say("Must provide both key and cert files: only key file provided."),
@@ -398,17 +487,25 @@ fn validate(form: Form, all: &[Workspace], spans: &[Range<usize>], problems: &mu
     }
 }
 
+/// Why `on-recovery` `update` or `thread` cannot work with a webhook.
+pub fn webhook_cannot(on_recovery: style::OnRecovery) -> String {
+    format!(
+        "on-recovery = \"{}\" needs the Web API (a `token` and chat.postMessage's URL): a webhook cannot edit or reply to a message",
+        on_recovery.as_str()
+    )
+}
+
 /// The URL must be absolute `http` or `https` with a host. The reason never
 /// quotes the URL.
-fn check_url(raw: &str) -> Result<url::Url, String> {
-    let parsed = url::Url::parse(raw).map_err(|e| e.to_string())?;
-    if parsed.scheme() != "https" && parsed.scheme() != "http" {
+fn check_url(raw: &str) -> Result<WebUrl, String> {
+    let parsed = WebUrl::parse(raw)?;
+    if parsed.scheme != "https" && parsed.scheme != "http" {
         return Err(format!(
             "the scheme must be https or http, not `{}`",
-            parsed.scheme()
+            parsed.scheme
         ));
     }
-    if parsed.host_str().is_none_or(str::is_empty) {
+    if parsed.host.is_empty() {
         return Err("the URL has no host".to_string());
     }
     Ok(parsed)
@@ -421,12 +518,7 @@ pub fn endpoint(ws: &Workspace) -> Option<(String, String)> {
         return None;
     }
     let url = check_url(ws.url.expose()).ok()?;
-    let host = url.host_str()?;
-    let authority = match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    };
-    Some((url.scheme().to_string(), authority))
+    Some((url.scheme.clone(), url.authority()))
 }
 
 #[cfg(test)]

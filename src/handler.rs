@@ -1,13 +1,15 @@
 //! The handler's operations on plain types: summarise a configuration,
-//! prepare the request for an alert or a service test, and turn Slack's
-//! answer into a delivery. No I/O: the caller sends the request.
+//! prepare the requests for an alert or a service test, and turn Slack's
+//! answers into a delivery. No I/O: the caller passes in how to send.
 
 use crate::config::{self, Config};
 use crate::error::HandlerError;
-use crate::event::AlertEvent;
-use crate::options::{HandlerOptions, TestOptions};
-use crate::payload::{self, Request};
+use crate::event::{AlertEvent, Level};
+use crate::options::{HandlerOptions, PreviousMessage, TestOptions};
+use crate::payload::Request;
+use crate::render;
 use crate::response::Answer;
+use crate::style::OnRecovery;
 
 /// The handler kind, as a Kapacitor handler file's `kind`.
 pub const KIND: &str = "slack";
@@ -49,24 +51,58 @@ pub fn summary(config: &Config) -> Vec<WorkspaceSummary> {
         .collect()
 }
 
-/// A request ready to send, with where it goes.
+/// A request ready to send, with where it goes and what follows it.
 #[derive(Clone)]
 pub struct Prepared {
     pub workspace: String,
     pub channel: String,
+    /// The first request: a post, an update, or a reply in a thread.
     pub request: Request,
-    /// Whether the message was cut to Slack's limit.
-    pub truncated: bool,
+    /// What the answer to `request` leads to.
+    pub then: Then,
+    /// The handler's own warnings (cuts, failed templates).
+    pub warnings: Vec<String>,
 }
 
-/// Prepares the request for an alert with a handler's options.
+/// What comes after the first request, with `on-recovery` `update` or
+/// `thread` and the alert's earlier message known.
+#[derive(Clone)]
+pub enum Then {
+    /// A new message: its answer is the delivery.
+    Nothing,
+    /// `request` edits the earlier message; if Slack no longer has it, the
+    /// alert is posted as `fallback`, a new message.
+    Updated {
+        previous: PreviousMessage,
+        fallback: Request,
+    },
+    /// `request` replies in the earlier message's thread (else `fallback`
+    /// is posted); a recovery then updates the parent with `parent`.
+    Replied {
+        previous: PreviousMessage,
+        fallback: Request,
+        parent: Option<Request>,
+    },
+}
+
+/// Slack's answers that mean the earlier message cannot be edited or
+/// replied to any more, so a new one is posted instead.
+const GONE: [&str; 5] = [
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+    "thread_not_found",
+    "invalid_thread_ts",
+];
+
+/// Prepares the requests for an alert with a handler's options.
 pub fn prepare_alert(
     config: &Config,
     event: &AlertEvent,
     options: &[(String, String)],
 ) -> Result<Prepared, HandlerError> {
     let options = HandlerOptions::parse(options)?;
-    prepare(config, &options, &event.message, event)
+    prepare(config, &options, event)
 }
 
 /// Prepares the service test's request.
@@ -76,22 +112,58 @@ pub fn prepare_test(
 ) -> Result<Prepared, HandlerError> {
     let test = TestOptions::parse(options)?;
     let event = AlertEvent::with_message(&test.message, test.level);
-    prepare(config, &test.handler, &test.message, &event)
+    prepare(config, &test.handler, &event)
 }
 
 fn prepare(
     config: &Config,
     options: &HandlerOptions,
-    text: &str,
     event: &AlertEvent,
 ) -> Result<Prepared, HandlerError> {
     let ws = config.select(&options.workspace)?;
-    let message = payload::message(ws, options, text, event.level);
+    let style = ws.style.merged(&options.style);
+    style.check_layout().map_err(HandlerError::InvalidOption)?;
+    let on_recovery = style.on_recovery();
+    if on_recovery != OnRecovery::New && !ws.is_web_api() {
+        return Err(HandlerError::InvalidOption(config::webhook_cannot(
+            on_recovery,
+        )));
+    }
+    let rendered = render::message(ws, options, &style, event);
+    let post = Request::new(ws, &rendered.message);
+    let (request, then) = match (on_recovery, &options.previous) {
+        (OnRecovery::New, _) | (_, None) => (post, Then::Nothing),
+        (OnRecovery::Update, Some(previous)) => (
+            Request::update(ws, &rendered.as_update(&previous.channel_id, &previous.ts)),
+            Then::Updated {
+                previous: previous.clone(),
+                fallback: post,
+            },
+        ),
+        (OnRecovery::Thread, Some(previous)) => {
+            let mut reply = rendered.message.clone();
+            reply.channel = previous.channel_id.clone();
+            reply.thread_ts = Some(previous.ts.clone());
+            reply.reply_broadcast = style.thread_broadcast.filter(|b| *b);
+            let parent = (event.level == Level::Ok).then(|| {
+                Request::update(ws, &rendered.as_update(&previous.channel_id, &previous.ts))
+            });
+            (
+                Request::new(ws, &reply),
+                Then::Replied {
+                    previous: previous.clone(),
+                    fallback: post,
+                    parent,
+                },
+            )
+        }
+    };
     Ok(Prepared {
         workspace: ws.id.clone(),
-        channel: message.channel.clone(),
-        request: Request::new(ws, &message),
-        truncated: message.attachments[0].text.len() != text.len(),
+        channel: rendered.message.channel.clone(),
+        request,
+        then,
+        warnings: rendered.warnings,
     })
 }
 
@@ -106,27 +178,96 @@ pub struct Delivery {
 }
 
 impl Prepared {
-    /// The delivery, given Slack's successful answer.
-    /// The handler's own warning (a cut message) comes first.
-    pub fn delivered(self, answer: Answer) -> Delivery {
-        let mut warnings = answer.warnings;
-        if self.truncated {
-            warnings.insert(0, payload::TRUNCATED_WARNING.to_string());
-        }
-        Delivery {
+    /// Sends the prepared requests through `send` (which does the I/O and
+    /// classifies Slack's answer) and says what was delivered: for an
+    /// update or a reply, the alert's message is the earlier one; when that
+    /// is gone, the new message posted instead. The handler's own warnings
+    /// come first.
+    pub fn deliver(
+        self,
+        mut send: impl FnMut(&Request) -> Result<Answer, HandlerError>,
+    ) -> Result<Delivery, HandlerError> {
+        let mut warnings = self.warnings;
+        let first = send(&self.request);
+        let answer = match self.then {
+            Then::Nothing => first?,
+            Then::Updated { previous, fallback } => match first {
+                Ok(answer) => keep(answer, &previous),
+                Err(e) => posted_instead(e, &fallback, &mut send, &mut warnings)?,
+            },
+            Then::Replied {
+                previous,
+                fallback,
+                parent,
+            } => match first {
+                Ok(answer) => {
+                    if let Some(update) = parent {
+                        if let Err(e) = send(&update) {
+                            warnings.push(format!("handler_parent_not_updated:{}", code(&e)));
+                        }
+                    }
+                    keep(answer, &previous)
+                }
+                Err(e) => posted_instead(e, &fallback, &mut send, &mut warnings)?,
+            },
+        };
+        warnings.extend(answer.warnings);
+        Ok(Delivery {
             workspace: self.workspace,
             channel: self.channel,
             channel_id: answer.channel_id,
             ts: answer.ts,
             warnings,
+        })
+    }
+}
+
+/// The answer to an update or a reply, naming the alert's message: the
+/// earlier one.
+fn keep(answer: Answer, previous: &PreviousMessage) -> Answer {
+    Answer {
+        channel_id: answer
+            .channel_id
+            .or_else(|| Some(previous.channel_id.clone())),
+        ts: Some(previous.ts.clone()),
+        warnings: answer.warnings,
+    }
+}
+
+/// When the earlier message is gone, posts `fallback` as a new message
+/// (which becomes the alert's); any other error stands.
+fn posted_instead(
+    error: HandlerError,
+    fallback: &Request,
+    send: &mut impl FnMut(&Request) -> Result<Answer, HandlerError>,
+    warnings: &mut Vec<String>,
+) -> Result<Answer, HandlerError> {
+    match &error {
+        HandlerError::SlackRejected(r) if GONE.contains(&r.code.as_str()) => {
+            warnings.push(format!("handler_posted_new_message:{}", r.code));
+            send(fallback)
         }
+        _ => Err(error),
+    }
+}
+
+/// Slack's code for an error, or the error's kind.
+fn code(e: &HandlerError) -> String {
+    match e {
+        HandlerError::SlackRejected(r) => r.code.clone(),
+        HandlerError::Transient(t) => t.code.clone(),
+        HandlerError::Transport(_) => "transport".to_string(),
+        HandlerError::Tls(_) => "tls".to_string(),
+        HandlerError::RequestDenied(_) => "request_denied".to_string(),
+        _ => "internal".to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Level;
+    use crate::error::SlackRejection;
+    use serde_json::Value;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
@@ -163,7 +304,7 @@ mod tests {
     #[test]
     fn unknown_option_stops_before_anything_is_sent() {
         let event = AlertEvent::with_message("x", Level::Ok);
-        let e = prepare_alert(&seed(), &event, &pairs(&[("color", "red")]))
+        let e = prepare_alert(&seed(), &event, &pairs(&[("colour", "red")]))
             .err()
             .unwrap();
         assert!(matches!(e, HandlerError::UnknownOption(_)));
@@ -185,5 +326,175 @@ mod tests {
         assert_eq!(s[0].endpoint, Some(("https".into(), "slack.com".into())));
         assert!(s[0].is_default && !s[1].is_default);
         assert!(!format!("{s:?}").contains("mY5uP3Rs3CrE7t0keN"));
+    }
+
+    fn threaded(mode: &str) -> Config {
+        Config::parse(&format!(
+            "[slack]\nenabled = true\nurl = \"https://slack.test/api/chat.postMessage\"\ntoken = \"xoxb-1\"\nchannel = \"#ops\"\non-recovery = \"{mode}\"\n"
+        ))
+        .unwrap()
+    }
+
+    fn earlier() -> Vec<(String, String)> {
+        pairs(&[("previous-channel-id", "C42"), ("previous-ts", "100.1")])
+    }
+
+    fn answer(ts: &str) -> Answer {
+        Answer {
+            channel_id: Some("C42".into()),
+            ts: Some(ts.into()),
+            warnings: vec![],
+        }
+    }
+
+    fn rejected(code: &str) -> HandlerError {
+        HandlerError::SlackRejected(SlackRejection {
+            status: 200,
+            code: code.into(),
+            message: String::new(),
+        })
+    }
+
+    /// Delivers through a fake Slack that answers in turn, recording
+    /// (URL, body) of each request.
+    fn run(
+        p: Prepared,
+        answers: Vec<Result<Answer, HandlerError>>,
+    ) -> (Result<Delivery, HandlerError>, Vec<(String, Value)>) {
+        let mut answers = answers.into_iter();
+        let mut sent = Vec::new();
+        let d = p.deliver(|r| {
+            sent.push((
+                r.url.expose().to_string(),
+                serde_json::from_slice(&r.body).unwrap(),
+            ));
+            answers.next().unwrap()
+        });
+        (d, sent)
+    }
+
+    #[test]
+    fn without_an_earlier_message_every_mode_posts() {
+        for mode in ["new", "update", "thread"] {
+            let e = AlertEvent::with_message("x", Level::Critical);
+            let (d, sent) = run(
+                prepare_alert(&threaded(mode), &e, &[]).unwrap(),
+                vec![Ok(answer("7.7"))],
+            );
+            assert_eq!(d.unwrap().ts.as_deref(), Some("7.7"));
+            assert_eq!(sent.len(), 1);
+            assert!(sent[0].0.ends_with("/chat.postMessage"));
+        }
+    }
+
+    #[test]
+    fn update_edits_the_earlier_message_by_channel_id() {
+        let e = AlertEvent::with_message("recovered", Level::Ok);
+        let p = prepare_alert(&threaded("update"), &e, &earlier()).unwrap();
+        let (d, sent) = run(p, vec![Ok(answer("100.1"))]);
+        assert_eq!(sent[0].0, "https://slack.test/api/chat.update");
+        assert_eq!(sent[0].1["channel"], "C42");
+        assert_eq!(sent[0].1["ts"], "100.1");
+        assert_eq!(sent[0].1["attachments"][0]["color"], "good");
+        assert!(sent[0].1.get("username").is_none());
+        let d = d.unwrap();
+        assert_eq!(
+            (d.channel_id.as_deref(), d.ts.as_deref()),
+            (Some("C42"), Some("100.1"))
+        );
+    }
+
+    #[test]
+    fn a_message_slack_lost_is_posted_anew_and_becomes_the_alerts() {
+        for code in ["message_not_found", "cant_update_message"] {
+            let e = AlertEvent::with_message("still bad", Level::Critical);
+            let p = prepare_alert(&threaded("update"), &e, &earlier()).unwrap();
+            let (d, sent) = run(p, vec![Err(rejected(code)), Ok(answer("200.2"))]);
+            let d = d.unwrap();
+            assert_eq!(d.ts.as_deref(), Some("200.2"));
+            assert_eq!(d.warnings, [format!("handler_posted_new_message:{code}")]);
+            assert!(sent[1].0.ends_with("/chat.postMessage"));
+            assert_eq!(sent[1].1["channel"], "#ops");
+        }
+        // Any other refusal stands.
+        let e = AlertEvent::with_message("x", Level::Critical);
+        let p = prepare_alert(&threaded("update"), &e, &earlier()).unwrap();
+        let (d, sent) = run(p, vec![Err(rejected("invalid_auth"))]);
+        assert_eq!(d.unwrap_err(), rejected("invalid_auth"));
+        assert_eq!(sent.len(), 1);
+    }
+
+    #[test]
+    fn thread_replies_and_a_recovery_updates_the_parent() {
+        let e = AlertEvent::with_message("still bad", Level::Critical);
+        let (d, sent) = run(
+            prepare_alert(&threaded("thread"), &e, &earlier()).unwrap(),
+            vec![Ok(answer("300.3"))],
+        );
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].1["thread_ts"], "100.1");
+        assert_eq!(sent[0].1["channel"], "C42");
+        assert!(sent[0].1.get("reply_broadcast").is_none());
+        assert_eq!(d.unwrap().ts.as_deref(), Some("100.1"));
+
+        let e = AlertEvent::with_message("fine", Level::Ok);
+        let mut opts = earlier();
+        opts.extend(pairs(&[("thread-broadcast", "true")]));
+        let (d, sent) = run(
+            prepare_alert(&threaded("thread"), &e, &opts).unwrap(),
+            vec![Ok(answer("400.4")), Ok(answer("100.1"))],
+        );
+        assert_eq!(sent[0].1["reply_broadcast"], true);
+        assert!(sent[1].0.ends_with("/chat.update"));
+        assert_eq!(sent[1].1["ts"], "100.1");
+        assert_eq!(sent[1].1["attachments"][0]["color"], "good");
+        assert!(d.unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn a_parent_that_cannot_be_updated_is_a_warning_not_a_failure() {
+        let e = AlertEvent::with_message("fine", Level::Ok);
+        let (d, _) = run(
+            prepare_alert(&threaded("thread"), &e, &earlier()).unwrap(),
+            vec![Ok(answer("400.4")), Err(rejected("edit_window_closed"))],
+        );
+        assert_eq!(
+            d.unwrap().warnings,
+            ["handler_parent_not_updated:edit_window_closed"]
+        );
+    }
+
+    #[test]
+    fn update_and_thread_need_the_web_api() {
+        let e = Config::parse(
+            "[slack]\nenabled = true\nurl = \"https://hooks.slack.com/services/T/B/X\"\non-recovery = \"thread\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("on-recovery = \"thread\" needs the Web API"),
+            "{e}"
+        );
+        let webhook = Config::parse(
+            "[slack]\nenabled = true\nurl = \"https://hooks.slack.com/services/T/B/X\"\n",
+        )
+        .unwrap();
+        let ev = AlertEvent::with_message("x", Level::Ok);
+        let e = prepare_alert(&webhook, &ev, &pairs(&[("on-recovery", "update")]))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, HandlerError::InvalidOption(m) if m.contains("a webhook cannot")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn new_mode_ignores_an_earlier_message() {
+        let e = AlertEvent::with_message("x", Level::Ok);
+        let p = prepare_alert(&threaded("new"), &e, &earlier()).unwrap();
+        let (d, sent) = run(p, vec![Ok(answer("9.9"))]);
+        assert!(sent[0].0.ends_with("/chat.postMessage"));
+        assert_eq!(d.unwrap().ts.as_deref(), Some("9.9"));
     }
 }

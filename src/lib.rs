@@ -1,7 +1,8 @@
 //! Kapacitor's Slack event handler as a WebAssembly component.
 //!
 //! The functional core (configuration, workspace choice, options, the
-//! message, what Slack's answer means) is plain Rust, tested natively. The
+//! message settings and templates, rendering, what Slack's answer means)
+//! is plain Rust, tested natively. The
 //! shell, compiled only for wasm, is two modules: `component` (the WIT
 //! exports) and `transport` (WASI HTTP).
 
@@ -15,7 +16,12 @@ pub mod handler;
 pub mod options;
 pub mod payload;
 pub mod redact;
+pub mod render;
 pub mod response;
+pub mod style;
+pub mod template;
+pub mod timefmt;
+pub mod weburl;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

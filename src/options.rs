@@ -4,6 +4,8 @@
 use crate::config::normalise_key;
 use crate::error::HandlerError;
 use crate::event::Level;
+use crate::style::{self, Style};
+use crate::template::Template;
 
 /// The options of one Slack handler. An empty value means "use the
 /// workspace's setting".
@@ -13,36 +15,85 @@ pub struct HandlerOptions {
     pub channel: String,
     pub username: String,
     pub icon_emoji: String,
+    /// Our message settings; they win over the section's.
+    pub style: Style,
+    /// The alert's earlier message, as the host passes it back
+    /// (`previous-channel-id`, `previous-ts`).
+    pub previous: Option<PreviousMessage>,
 }
 
-/// The handler-file keys; `iconEmoji` (TICKscript) is accepted too.
+/// An alert's earlier message: where `update` edits and `thread` replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousMessage {
+    pub channel_id: String,
+    pub ts: String,
+}
+
+/// Kapacitor's handler-file keys; `iconEmoji` (TICKscript) is accepted too.
 pub const HANDLER_KEYS: [&str; 4] = ["workspace", "channel", "username", "icon-emoji"];
+
+/// The options a host sets to pass an alert's earlier message back.
+pub const PREVIOUS_KEYS: [&str; 2] = ["previous-channel-id", "previous-ts"];
 
 impl HandlerOptions {
     /// Reads options strictly, as Kapacitor decodes topic-handler options:
     /// an unknown key is an error. A repeated key takes its last value.
+    /// Templates are compiled once per distinct text, not per alert.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, HandlerError> {
         let mut options = HandlerOptions::default();
+        let (mut channel_id, mut ts) = (String::new(), String::new());
         for (key, value) in pairs {
-            if !options.set(key, value) {
-                return Err(unknown(key, &HANDLER_KEYS));
+            match key.as_str() {
+                "previous-channel-id" => channel_id = value.clone(),
+                "previous-ts" => ts = value.clone(),
+                _ => {
+                    if !options.set(key, value)? {
+                        return Err(unknown(key, &all_keys()));
+                    }
+                }
             }
         }
+        options.previous = match (channel_id.is_empty(), ts.is_empty()) {
+            (true, true) => None,
+            (false, false) => Some(PreviousMessage { channel_id, ts }),
+            _ => {
+                return Err(HandlerError::InvalidOption(
+                    "`previous-channel-id` and `previous-ts` go together: one was given without the other".to_string(),
+                ))
+            }
+        };
         Ok(options)
     }
 
     /// Sets one option; false when the key is not a handler option.
-    fn set(&mut self, key: &str, value: &str) -> bool {
+    fn set(&mut self, key: &str, value: &str) -> Result<bool, HandlerError> {
         let slot = match key {
             "workspace" => &mut self.workspace,
             "channel" => &mut self.channel,
             "username" => &mut self.username,
             "icon-emoji" | "iconEmoji" => &mut self.icon_emoji,
-            _ => return false,
+            _ => {
+                let Some(key) = style::canonical(key) else {
+                    return Ok(false);
+                };
+                self.style
+                    .set(key, value, Template::compile_cached)
+                    .map_err(HandlerError::InvalidOption)?;
+                return Ok(true);
+            }
         };
         *slot = value.to_string();
-        true
+        Ok(true)
     }
+}
+
+/// Every handler option a person sets.
+fn all_keys() -> Vec<&'static str> {
+    HANDLER_KEYS
+        .iter()
+        .chain(style::KEYS.iter())
+        .copied()
+        .collect()
 }
 
 /// The service test's options (`kapacitor service-tests slack`).
@@ -80,7 +131,7 @@ impl TestOptions {
                         .map_err(|e| HandlerError::InvalidOption(format!("`level`: {e}")))?;
                 }
                 _ => {
-                    if !options.handler.set(key, value) {
+                    if !options.handler.set(key, value)? {
                         let keys: Vec<&str> = TEST_DEFAULTS.iter().map(|(k, _)| *k).collect();
                         return Err(unknown(key, &keys));
                     }
@@ -91,6 +142,7 @@ impl TestOptions {
     }
 }
 
+/// Which option was meant, when the key is a near miss.
 fn unknown(key: &str, known: &[&str]) -> HandlerError {
     let normalised = normalise_key(key);
     match known.iter().find(|k| normalise_key(k) == normalised) {
@@ -129,7 +181,8 @@ mod tests {
                 workspace: "alerts".into(),
                 channel: "#c".into(),
                 username: "bot".into(),
-                icon_emoji: ":fire:".into()
+                icon_emoji: ":fire:".into(),
+                ..Default::default()
             }
         );
     }
@@ -149,10 +202,48 @@ mod tests {
                 "unknown option `icon_emoji` (did you mean `icon-emoji`?)".into()
             )
         );
-        let e = HandlerOptions::parse(&pairs(&[("color", "red")])).unwrap_err();
+        let e = HandlerOptions::parse(&pairs(&[("colour", "red")])).unwrap_err();
         assert!(e
             .to_string()
-            .contains("the options are workspace, channel, username, icon-emoji"));
+            .contains("the options are workspace, channel, username, icon-emoji, layout, title"));
+    }
+
+    #[test]
+    fn message_settings_are_options_too() {
+        let o = HandlerOptions::parse(&pairs(&[
+            ("layout", "blocks"),
+            ("titleLink", "https://x.test/{{id}}"),
+            ("on-recovery", "thread"),
+        ]))
+        .unwrap();
+        assert_eq!(o.style.layout, Some(crate::style::Layout::Blocks));
+        assert_eq!(
+            o.style.title_link.unwrap().source(),
+            "https://x.test/{{id}}"
+        );
+        let e = HandlerOptions::parse(&pairs(&[("title", "{{#each}}")])).unwrap_err();
+        assert!(
+            matches!(&e, HandlerError::InvalidOption(m) if m.starts_with("`title`: template error at line 1")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_earlier_message_comes_as_a_pair() {
+        let o = HandlerOptions::parse(&pairs(&[
+            ("previous-channel-id", "C1"),
+            ("previous-ts", "1.2"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            o.previous,
+            Some(PreviousMessage {
+                channel_id: "C1".into(),
+                ts: "1.2".into()
+            })
+        );
+        let e = HandlerOptions::parse(&pairs(&[("previous-ts", "1.2")])).unwrap_err();
+        assert!(e.to_string().contains("go together"));
     }
 
     #[test]

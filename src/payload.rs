@@ -1,39 +1,186 @@
-//! What is posted to Slack for an alert: Kapacitor's message body and the
-//! HTTP request that carries it. Plain data, built in this one place.
+//! What is posted to Slack: the message body (Kapacitor's by default, ours
+//! with the extensions), the chat.update body, Slack's size limits, and the
+//! HTTP request that carries them. Plain data, built in this one place;
+//! `render` fills it in.
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::config::{Secret, Workspace};
-use crate::event::Level;
-use crate::options::HandlerOptions;
 use crate::redact;
+use crate::weburl::WebUrl;
 
-/// Kapacitor's chat.postMessage / webhook body. The fields are in the order
+/// A chat.postMessage / webhook body. Kapacitor's fields are in the order
 /// Go's encoder writes them (sorted), so the bytes match too apart from
-/// Go's `\u003c`-style escapes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Go's `\u003c`-style escapes; ours are left out when not set, so without
+/// them the body is Kapacitor's exactly.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     pub attachments: Vec<Attachment>,
     pub channel: String,
     pub icon_emoji: String,
-    /// Always empty: Kapacitor sends the alert's message in the attachment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icon_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_names: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_broadcast: Option<bool>,
+    /// Kapacitor leaves it empty (the message is in the attachment); here
+    /// it carries the mentions, and with Block Kit the notification text.
     pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<String>,
     pub username: String,
 }
 
-/// The one attachment Kapacitor sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The chat.update body: the message's channel id and `ts`, and what it
+/// now says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Update {
+    pub attachments: Vec<Attachment>,
+    pub channel: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_names: Option<bool>,
+    pub text: String,
+    pub ts: String,
+}
+
+/// The one attachment. Kapacitor's has `fallback`, `color`, `text`,
+/// `mrkdwn_in`, in that order; the others are ours.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Attachment {
     pub fallback: String,
-    pub color: &'static str,
-    pub text: String,
-    pub mrkdwn_in: [&'static str; 1],
+    pub color: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pretext: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title_link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<Field>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub footer: Option<String>,
+    /// Block Kit blocks, inside the attachment so its colour bar stays.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mrkdwn_in: Vec<&'static str>,
+}
+
+/// A legacy attachment field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Field {
+    pub title: String,
+    pub value: String,
+    pub short: bool,
+}
+
+/// Slack's size limits, in characters: what the handler never sends more of.
+pub mod limits {
+    /// A message's text (Slack cuts above it, or refuses `msg_too_long`).
+    pub const TEXT: usize = 40_000;
+    /// A Block Kit header's `plain_text`.
+    pub const HEADER: usize = 150;
+    /// A Block Kit section's text.
+    pub const SECTION: usize = 3_000;
+    /// One Block Kit section field.
+    pub const FIELD: usize = 2_000;
+    /// Fields in one Block Kit section.
+    pub const FIELDS_PER_SECTION: usize = 10;
+    /// Blocks in one message.
+    pub const BLOCKS: usize = 50;
+    /// A legacy attachment's title.
+    pub const ATTACHMENT_TITLE: usize = 1_024;
+    /// A legacy attachment's footer.
+    pub const FOOTER: usize = 300;
+
+    use serde_json::Value;
+
+    /// Checks a message body against Slack's limits: what every request the
+    /// handler sends is held to (by its tests and fuzzers). The error names
+    /// the part and its size.
+    pub fn check(body: &Value) -> Result<(), String> {
+        fn at_most(what: &str, v: &Value, max: usize) -> Result<(), String> {
+            let n = v.as_str().map_or(0, |s| s.chars().count());
+            if n > max {
+                return Err(format!("{what} has {n} characters; Slack takes {max}"));
+            }
+            Ok(())
+        }
+        fn filled(what: &str, v: &Value, max: usize) -> Result<(), String> {
+            if v.as_str().is_none_or(|s| s.trim().is_empty()) {
+                return Err(format!("{what} is empty; Slack refuses that"));
+            }
+            at_most(what, v, max)
+        }
+        at_most("text", &body["text"], TEXT)?;
+        let empty = Vec::new();
+        for a in body["attachments"].as_array().unwrap_or(&empty) {
+            for (key, max) in [
+                ("fallback", TEXT),
+                ("pretext", TEXT),
+                ("text", TEXT),
+                ("title", ATTACHMENT_TITLE),
+                ("footer", FOOTER),
+            ] {
+                at_most(&format!("attachment {key}"), &a[key], max)?;
+            }
+            let Some(blocks) = a["blocks"].as_array() else {
+                continue;
+            };
+            filled(
+                "the top-level text of a Block Kit message",
+                &body["text"],
+                TEXT,
+            )?;
+            if blocks.is_empty() || blocks.len() > BLOCKS {
+                return Err(format!(
+                    "{} blocks; Slack takes 1 to {BLOCKS}",
+                    blocks.len()
+                ));
+            }
+            for b in blocks {
+                match b["type"].as_str().unwrap_or_default() {
+                    "header" => filled("a header", &b["text"]["text"], HEADER)?,
+                    "section" => {
+                        if let Some(fields) = b["fields"].as_array() {
+                            if fields.is_empty() || fields.len() > FIELDS_PER_SECTION {
+                                return Err(format!(
+                                    "a section has {} fields; Slack takes 1 to {FIELDS_PER_SECTION}",
+                                    fields.len()
+                                ));
+                            }
+                            for f in fields {
+                                filled("a section field", &f["text"], FIELD)?;
+                            }
+                        } else {
+                            filled("a section's text", &b["text"]["text"], SECTION)?;
+                        }
+                    }
+                    "context" => {
+                        let elements = b["elements"].as_array().unwrap_or(&empty);
+                        if elements.is_empty() || elements.len() > 10 {
+                            return Err("a context block needs 1 to 10 elements".to_string());
+                        }
+                        for e in elements {
+                            filled("a context element", &e["text"], SECTION)?;
+                        }
+                    }
+                    other => return Err(format!("unexpected block type `{other}`")),
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The most characters of an alert's message sent to Slack: Slack cuts a
 /// message's text above 40,000 characters (and may refuse it with
 /// `msg_too_long`), silently for whoever reads it.
-pub const MAX_TEXT_CHARS: usize = 40_000;
+pub const MAX_TEXT_CHARS: usize = limits::TEXT;
 
 /// The warning returned with a delivery whose message was cut to
 /// [`MAX_TEXT_CHARS`].
@@ -54,27 +201,6 @@ pub fn truncate(text: &str) -> Option<String> {
     Some(format!("{}{marker}", &text[..cut]))
 }
 
-/// Kapacitor's message: channel, username and icon from the options, else
-/// the workspace; the alert's message as one attachment coloured by level.
-/// A message longer than Slack takes is cut with a marker ([`truncate`]).
-pub fn message(ws: &Workspace, options: &HandlerOptions, text: &str, level: Level) -> Message {
-    let pick =
-        |option: &str, section: &str| if option.is_empty() { section } else { option }.to_string();
-    let text = truncate(text).unwrap_or_else(|| text.to_string());
-    Message {
-        attachments: vec![Attachment {
-            fallback: text.clone(),
-            color: level.color(),
-            text,
-            mrkdwn_in: ["text"],
-        }],
-        channel: pick(&options.channel, &ws.channel),
-        icon_emoji: pick(&options.icon_emoji, &ws.icon_emoji),
-        text: String::new(),
-        username: pick(&options.username, &ws.username),
-    }
-}
-
 /// The request to send: it holds the URL and token, so it is never printed;
 /// [`Request::preview`] is the printable form.
 #[derive(Clone, PartialEq, Eq)]
@@ -93,8 +219,18 @@ impl Request {
         Request {
             url: ws.url.clone(),
             token: ws.token.clone(),
-            // Serializing plain strings into a Vec cannot fail.
+            // Serializing plain data into a Vec cannot fail.
             body: serde_json::to_vec(message).unwrap_or_default(),
+        }
+    }
+
+    /// `POST` of an update to the workspace's Web API: its URL with the
+    /// last path segment replaced by `chat.update`.
+    pub fn update(ws: &Workspace, update: &Update) -> Self {
+        Request {
+            url: Secret::new(method_url(ws.url.expose(), "chat.update")),
+            token: ws.token.clone(),
+            body: serde_json::to_vec(update).unwrap_or_default(),
         }
     }
 
@@ -136,6 +272,20 @@ impl Request {
     }
 }
 
+/// `url` with its last path segment replaced by `method`
+/// (`…/api/chat.postMessage` → `…/api/chat.update`); the query stays.
+pub fn method_url(url: &str, method: &str) -> String {
+    match WebUrl::parse(url) {
+        Ok(mut parsed) => {
+            let dir = parsed.path.rfind('/').map_or("", |i| &parsed.path[..i]);
+            parsed.path = format!("{dir}/{method}");
+            parsed.to_url()
+        }
+        // The configuration was validated; keep the URL as it is.
+        Err(_) => url.to_string(),
+    }
+}
+
 /// A request with its secrets removed (the WIT `http-request`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preview {
@@ -148,7 +298,6 @@ pub struct Preview {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Value};
 
     fn ws() -> Workspace {
         Workspace {
@@ -160,84 +309,30 @@ mod tests {
         }
     }
 
-    fn body(m: &Message) -> Value {
-        serde_json::to_value(m).unwrap()
-    }
-
-    #[test]
-    fn kapacitor_oracle_payload() {
-        // One section, username kapacitor, option channel #test, CRITICAL.
-        let w = Workspace {
-            username: "kapacitor".into(),
-            channel: String::new(),
-            ..ws()
-        };
-        let o = HandlerOptions {
-            channel: "#test".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            body(&message(&w, &o, "message", Level::Critical)),
-            json!({"attachments":[{"fallback":"message","color":"danger","text":"message","mrkdwn_in":["text"]}],
-                   "channel":"#test","icon_emoji":"","text":"","username":"kapacitor"})
-        );
-    }
-
-    #[test]
-    fn keys_are_written_in_gos_sorted_order() {
-        let m = message(&ws(), &HandlerOptions::default(), "m", Level::Ok);
-        let s = String::from_utf8(Request::new(&ws(), &m).body).unwrap();
-        assert!(s.starts_with(r##"{"attachments":[{"fallback":"m","color":"good","text":"m","mrkdwn_in":["text"]}],"channel":"#alerts","icon_emoji":"","text":"","username":"AlertBot"}"##), "{s}");
-    }
-
-    #[test]
-    fn options_override_and_empty_options_fall_back() {
-        let w = Workspace {
-            icon_emoji: ":ws:".into(),
-            ..ws()
-        };
-        let o = HandlerOptions {
-            channel: String::new(),
-            username: "Other".into(),
-            icon_emoji: ":fire:".into(),
-            ..Default::default()
-        };
-        let m = message(&w, &o, "x", Level::Warning);
-        assert_eq!(
-            (
-                m.channel.as_str(),
-                m.username.as_str(),
-                m.icon_emoji.as_str()
-            ),
-            ("#alerts", "Other", ":fire:")
-        );
-        assert_eq!(m.attachments[0].color, "warning");
-        let m = message(&w, &HandlerOptions::default(), "x", Level::Info);
-        assert_eq!(m.icon_emoji, ":ws:");
-    }
-
-    #[test]
-    fn no_slack_escaping_is_done() {
-        let m = message(
-            &ws(),
-            &HandlerOptions::default(),
-            "a < b & c > d",
-            Level::Critical,
-        );
-        assert_eq!(m.attachments[0].text, "a < b & c > d");
+    fn message() -> Message {
+        Message {
+            attachments: vec![],
+            channel: "#alerts".into(),
+            icon_emoji: String::new(),
+            icon_url: None,
+            link_names: None,
+            reply_broadcast: None,
+            text: "x".into(),
+            thread_ts: None,
+            username: String::new(),
+        }
     }
 
     #[test]
     fn bearer_only_with_a_token() {
-        let m = message(&ws(), &HandlerOptions::default(), "x", Level::Critical);
-        let without = Request::new(&ws(), &m);
+        let without = Request::new(&ws(), &message());
         assert!(!without.headers().iter().any(|(k, _)| k == "authorization"));
         let with = Request::new(
             &Workspace {
                 token: Secret::new("xoxb-1"),
                 ..ws()
             },
-            &m,
+            &message(),
         );
         assert!(with
             .headers()
@@ -254,8 +349,7 @@ mod tests {
             token: Secret::new("xoxb-SECRET"),
             ..ws()
         };
-        let p =
-            Request::new(&w, &message(&w, &HandlerOptions::default(), "x", Level::Ok)).preview();
+        let p = Request::new(&w, &message()).preview();
         let shown = format!("{p:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
         assert_eq!(p.url, "https://hooks.slack.com/[redacted]");
@@ -265,26 +359,52 @@ mod tests {
     }
 
     #[test]
-    fn a_forty_thousand_character_message_is_kept_whole() {
-        let text = "x".repeat(40_000);
-        let m = message(&ws(), &HandlerOptions::default(), &text, Level::Critical);
-        assert_eq!(m.attachments[0].text.len(), 40_000);
-        assert!(truncate(&text).is_none());
+    fn chat_update_replaces_the_last_path_segment() {
+        assert_eq!(
+            method_url("https://slack.com/api/chat.postMessage", "chat.update"),
+            "https://slack.com/api/chat.update"
+        );
+        assert_eq!(
+            method_url(
+                "http://127.0.0.1:9/slack/api/chat.postMessage?x=1",
+                "chat.update"
+            ),
+            "http://127.0.0.1:9/slack/api/chat.update?x=1"
+        );
     }
 
     #[test]
-    fn a_longer_message_is_cut_with_a_visible_marker() {
-        // Multi-byte characters: the cut must fall on a character boundary.
-        let text = "é🔥".repeat(500_000);
-        let m = message(&ws(), &HandlerOptions::default(), &text, Level::Critical);
-        let sent = &m.attachments[0].text;
-        assert_eq!(sent.chars().count(), MAX_TEXT_CHARS);
-        assert!(sent.ends_with(
-            "… [message truncated by slack-alert-handler: it had 1000000 characters, Slack takes 40000]"
-        ), "{}", &sent[sent.len() - 200..]);
-        assert!(text.starts_with(sent.split('\n').next().unwrap()));
-        assert_eq!(m.attachments[0].fallback, *sent);
+    fn truncate_cuts_to_exactly_the_limit() {
+        assert!(truncate(&"x".repeat(MAX_TEXT_CHARS)).is_none());
         let one_more = "x".repeat(MAX_TEXT_CHARS + 1);
         assert_eq!(truncate(&one_more).unwrap().chars().count(), MAX_TEXT_CHARS);
+    }
+
+    proptest::proptest! {
+        /// Over lengths around the limit and text in several scripts: the
+        /// text is cut exactly when it is longer than Slack takes, to
+        /// exactly the limit, on a character boundary, keeping its start.
+        #[test]
+        fn truncation_by_characters_not_bytes(
+            extra in 0usize..6,
+            under in proptest::bool::ANY,
+            script in proptest::sample::select(vec!["x", "é", "🔥", "日本", "a\u{301}", "<&>"]),
+        ) {
+            let unit_chars = script.chars().count();
+            let target = if under { MAX_TEXT_CHARS - extra } else { MAX_TEXT_CHARS + extra };
+            let text: String = script.repeat(target.div_ceil(unit_chars)).chars().take(target).collect();
+            let len = text.chars().count();
+            match truncate(&text) {
+                None => proptest::prop_assert!(len <= MAX_TEXT_CHARS),
+                Some(cut) => {
+                    proptest::prop_assert!(len > MAX_TEXT_CHARS);
+                    proptest::prop_assert_eq!(cut.chars().count(), MAX_TEXT_CHARS);
+                    let kept = cut.split("\n… [message truncated").next().unwrap();
+                    proptest::prop_assert!(text.starts_with(kept));
+                    let marker = format!("it had {len} characters");
+                    proptest::prop_assert!(cut.contains(&marker));
+                }
+            }
+        }
     }
 }

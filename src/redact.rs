@@ -1,29 +1,31 @@
 //! Removing secrets from what is shown: a legacy webhook URL carries its
 //! secret in the path, a token travels in `Authorization`.
 
+use crate::weburl::WebUrl;
+
 /// What stands in for a removed secret.
 pub const REDACTED: &str = "[redacted]";
 
 /// The URL with user-info, query and fragment removed and, unless it is a
 /// Web API method (`/api/...`), the path replaced by `/[redacted]`.
 pub fn url(raw: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(raw) else {
+    let Ok(mut parsed) = WebUrl::parse(raw) else {
         return REDACTED.to_string();
     };
-    let _ = parsed.set_username("");
-    let _ = parsed.set_password(None);
-    parsed.set_fragment(None);
-    if parsed.query().is_some() {
-        parsed.set_query(Some(REDACTED));
+    if parsed.host.is_empty() {
+        return REDACTED.to_string();
     }
-    let path = parsed.path().to_string();
-    let web_api_method = path
+    if parsed.query.is_some() {
+        parsed.query = Some(REDACTED.to_string());
+    }
+    let web_api_method = parsed
+        .path
         .strip_prefix("/api/")
         .is_some_and(|m| !m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'));
-    if !web_api_method && path != "/" {
-        parsed.set_path(&format!("/{REDACTED}"));
+    if !web_api_method && parsed.path != "/" {
+        parsed.path = format!("/{REDACTED}");
     }
-    parsed.to_string()
+    parsed.to_url()
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use wasi::io::streams::StreamError;
 
 use crate::error::HandlerError;
 use crate::payload::Request;
+use crate::weburl::WebUrl;
 
 /// How long to wait for the connection (and TLS handshake).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,21 +41,14 @@ pub struct RawResponse {
 /// Sends `request` and reads the answer. Never traps: every failure is a
 /// [`HandlerError`] naming the endpoint's host, never its path or token.
 pub fn send(request: &Request) -> Result<RawResponse, HandlerError> {
-    let url = url::Url::parse(request.url.expose())
+    let url = WebUrl::parse(request.url.expose())
         .map_err(|_| HandlerError::Internal("the workspace URL does not parse".into()))?;
-    let host = url.host_str().unwrap_or_default();
-    let authority = match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    };
-    let scheme = match url.scheme() {
+    let authority = url.authority();
+    let scheme = match url.scheme.as_str() {
         "http" => Scheme::Http,
         _ => Scheme::Https,
     };
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
+    let path = url.path_and_query();
 
     let headers: Vec<(String, Vec<u8>)> = request
         .headers()
