@@ -12,6 +12,6 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 mkdir -p fuzz/corpus/alert fuzz/corpus/config
 cp examples/alerts/*.json fuzz/corpus/alert/
 cp examples/*.conf fuzz/corpus/config/
-for target in alert config options render response; do
+for target in alert config options render template response; do
   cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -n 3
 done

