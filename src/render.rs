@@ -54,6 +54,10 @@ struct Defaults {
     title: Template,
     text: Template,
     footer: Template,
+    /// Kapacitor's layout: the message as it is.
+    raw_message: Template,
+    /// What a field's part that fails renders to.
+    empty: Template,
 }
 
 fn defaults() -> &'static Defaults {
@@ -65,6 +69,8 @@ fn defaults() -> &'static Defaults {
             title: t("{{emoji level}} {{level}}: {{id}}"),
             text: t("{{message}}"),
             footer: t("{{#if taskName}}{{taskName}} · {{/if}}{{time}}"),
+            raw_message: t("{{{message}}}"),
+            empty: t(""),
         }
     })
 }
@@ -98,7 +104,20 @@ impl Renderer<'_> {
         }
     }
 
-    /// An optional part: `None` when not set or when it renders empty.
+    /// A one-line part (title, footer): rendered as [`Renderer::part`],
+    /// without the spaces a template's `{{#if}}` leaves at its ends.
+    fn line(
+        &mut self,
+        key: &str,
+        template: Option<&Template>,
+        default: &Template,
+        escape: Escape,
+    ) -> String {
+        trimmed(self.part(key, template, default, escape))
+    }
+
+    /// An optional part, trimmed: `None` when not set or when it renders
+    /// empty.
     fn optional(
         &mut self,
         key: &str,
@@ -107,7 +126,7 @@ impl Renderer<'_> {
     ) -> Option<String> {
         let template = template?;
         let text = match template.render(&self.context, escape) {
-            Ok(text) => text,
+            Ok(text) => trimmed(text),
             Err(_) => {
                 self.warn(template_warning(key));
                 return None;
@@ -167,8 +186,10 @@ impl Renderer<'_> {
         match specs {
             Some(specs) => {
                 for spec in specs {
-                    let title = self.part("fields", Some(&spec.title), &empty(), Escape::Mrkdwn);
-                    let value = self.part("fields", Some(&spec.value), &empty(), Escape::Mrkdwn);
+                    let empty = &defaults().empty;
+                    let title =
+                        trimmed(self.part("fields", Some(&spec.title), empty, Escape::Mrkdwn));
+                    let value = self.part("fields", Some(&spec.value), empty, Escape::Mrkdwn);
                     if !(title.is_empty() && value.is_empty()) {
                         out.push(Field {
                             title,
@@ -192,9 +213,13 @@ impl Renderer<'_> {
     }
 }
 
-fn empty() -> Template {
-    // The empty template always compiles.
-    Template::compile("").unwrap_or_else(|_| unreachable!())
+fn trimmed(text: String) -> String {
+    let t = text.trim();
+    if t.len() == text.len() {
+        text
+    } else {
+        t.to_string()
+    }
 }
 
 /// `good`, `warning`, `danger`, `#RGB` or `#RRGGBB`.
@@ -252,10 +277,7 @@ pub fn message(
 fn kapacitor(r: &mut Renderer, style: &Style, mentions: &str) -> (Attachment, String) {
     let text = match &style.text {
         None => r.event.message.clone(),
-        Some(t) => {
-            let raw = Template::compile_cached("{{{message}}}").unwrap_or_else(|_| empty());
-            r.part("text", Some(t), &raw, Escape::Mrkdwn)
-        }
+        Some(t) => r.part("text", Some(t), &defaults().raw_message, Escape::Mrkdwn),
     };
     let text = r.fit_text(text);
     let attachment = Attachment {
@@ -271,14 +293,14 @@ fn kapacitor(r: &mut Renderer, style: &Style, mentions: &str) -> (Attachment, St
 /// A legacy attachment with title, pretext, text, fields and footer.
 fn attachment(r: &mut Renderer, style: &Style, mentions: &str) -> (Attachment, String) {
     let d = defaults();
-    let title = r.part("title", style.title.as_ref(), &d.title, Escape::Mrkdwn);
+    let title = r.line("title", style.title.as_ref(), &d.title, Escape::Mrkdwn);
     let title = r.fit("title", title, limits::ATTACHMENT_TITLE);
     let text = r.part("text", style.text.as_ref(), &d.text, Escape::Mrkdwn);
     let text = r.fit_text(text);
     let pretext = r
         .optional("pretext", style.pretext.as_ref(), Escape::Mrkdwn)
         .map(|p| r.fit("pretext", p, limits::TEXT));
-    let footer = r.part("footer", style.footer.as_ref(), &d.footer, Escape::Mrkdwn);
+    let footer = r.line("footer", style.footer.as_ref(), &d.footer, Escape::Mrkdwn);
     let footer = r.fit("footer", footer, limits::FOOTER);
     let title_link = r.optional("title-link", style.title_link.as_ref(), Escape::Plain);
     let fields = r.fields(style.fields.as_ref());
@@ -307,7 +329,7 @@ fn blocks(r: &mut Renderer, style: &Style, mentions: &str) -> (Attachment, Strin
     let d = defaults();
     let mut blocks: Vec<Value> = Vec::new();
 
-    let header = r.part("title", style.title.as_ref(), &d.title, Escape::Plain);
+    let header = r.line("title", style.title.as_ref(), &d.title, Escape::Plain);
     let header = r.fit("title", header, limits::HEADER);
     if !header.trim().is_empty() {
         blocks.push(json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}));
@@ -340,7 +362,7 @@ fn blocks(r: &mut Renderer, style: &Style, mentions: &str) -> (Attachment, Strin
     }
     flush(&mut short, &mut field_blocks);
 
-    let footer = r.part("footer", style.footer.as_ref(), &d.footer, Escape::Mrkdwn);
+    let footer = r.line("footer", style.footer.as_ref(), &d.footer, Escape::Mrkdwn);
     let footer = r.fit("footer", footer, limits::FOOTER);
     let link = r.optional("title-link", style.title_link.as_ref(), Escape::Plain);
     let mut context: Vec<Value> = Vec::new();
@@ -373,8 +395,8 @@ fn blocks(r: &mut Renderer, style: &Style, mentions: &str) -> (Attachment, Strin
     let lead = match r.optional("pretext", style.pretext.as_ref(), Escape::Mrkdwn) {
         Some(pretext) => pretext,
         None => {
-            let title = r.part("title", style.title.as_ref(), &d.title, Escape::Mrkdwn);
-            if !title.trim().is_empty() {
+            let title = r.line("title", style.title.as_ref(), &d.title, Escape::Mrkdwn);
+            if !title.is_empty() {
                 title
             } else if !text.trim().is_empty() {
                 text

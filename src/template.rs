@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use handlebars::{
     handlebars_helper, Context, Handlebars, Helper, HelperResult, Output, RenderContext,
@@ -21,11 +21,11 @@ use crate::event::{AlertEvent, FieldValue, Level};
 use crate::timefmt;
 
 /// A compiled template and its source. Two templates are equal when their
-/// sources are.
+/// sources are; a clone shares the compiled form.
 #[derive(Clone)]
 pub struct Template {
     source: String,
-    compiled: handlebars::Template,
+    compiled: Arc<handlebars::Template>,
 }
 
 impl PartialEq for Template {
@@ -60,7 +60,7 @@ impl Template {
         })?;
         Ok(Template {
             source: source.to_string(),
-            compiled,
+            compiled: Arc::new(compiled),
         })
     }
 

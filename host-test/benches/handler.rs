@@ -4,7 +4,8 @@
 //! - cold start (compiling the component) and warm start (loading the
 //!   precompiled component, instantiating, configuring);
 //! - guest work per alert (choose the workspace, render, build the request:
-//!   `preview-alert`) inside wasmtime against the same Rust compiled natively;
+//!   `preview-alert`) inside wasmtime against the same Rust compiled natively,
+//!   for Kapacitor's layout and for templated Block Kit;
 //! - alerts per second to a Slack stand-in on 127.0.0.1: the component with
 //!   and without connection reuse, a pool of instances, a plain native hyper
 //!   client posting the same payload (the floor), and python-slack-sdk's
@@ -62,6 +63,22 @@ fn event() -> AlertEvent {
 
 fn options() -> Vec<(String, String)> {
     vec![("iconEmoji".into(), ":fire:".into())]
+}
+
+/// Block Kit with templated title, text and footer, a field and a mention:
+/// everything rendering does, per alert.
+fn blocks_options() -> Vec<(String, String)> {
+    [
+        ("layout", "blocks"),
+        ("title", "{{emoji level}} {{level}}: {{name}} on {{tags.host}}"),
+        ("text", "{{message}} ({{truncate details 200}})"),
+        ("footer", "{{taskName}} · for {{duration}} · {{time}}"),
+        ("fields", r#"[{"title":"Host","value":"{{tags.host}}","short":true}]"#),
+        ("mention", "here"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -141,58 +158,58 @@ fn main() -> Result<()> {
         median(instantiate).as_secs_f64() * 1e6
     );
 
-    // Guest work per alert: wasm against native.
+    // Guest work per alert: wasm against native, for Kapacitor's layout
+    // and for Block Kit with templates (compiled once; rendered per alert).
     let mut plugin = runtime.instantiate()?;
     plugin
         .configure(&text)?
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let (event, options) = (event(), options());
-    for _ in 0..200 {
-        plugin
-            .preview_alert(&event, &options)?
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    }
-    let t = Instant::now();
-    for _ in 0..guest_calls {
-        plugin
-            .preview_alert(&event, &options)?
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    }
-    let in_wasm = t.elapsed() / guest_calls as u32;
-
     let native_config =
         slack_alert_handler::config::Config::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let native_event = slack_alert_handler::event::AlertEvent::with_message(
+    let mut native_event = slack_alert_handler::event::AlertEvent::with_message(
         MESSAGE,
         slack_alert_handler::event::Level::Critical,
     );
-    let prepare = || {
-        slack_alert_handler::handler::prepare_alert(&native_config, &native_event, &options)
-            .expect("prepares")
-            .request
-            .preview()
-    };
-    for _ in 0..200 {
-        std::hint::black_box(prepare());
-    }
-    let t = Instant::now();
-    for _ in 0..guest_calls * 5 {
-        std::hint::black_box(prepare());
-    }
-    let native = t.elapsed() / (guest_calls * 5) as u32;
+    native_event.id = "cpu:host=web-01".into();
+    native_event.tags = vec![("host".into(), "web-01".into())];
+    let event = event();
     println!("guest work per alert (choose workspace, render, build request):");
-    println!(
-        "  in wasmtime (preview-alert, incl. the WIT call): {:.2} µs",
-        in_wasm.as_secs_f64() * 1e6
-    );
-    println!(
-        "  native Rust (same code, opt-level 3):           {:.2} µs",
-        native.as_secs_f64() * 1e6
-    );
-    println!(
-        "  ratio wasm / native: {:.1}x\n",
-        in_wasm.as_secs_f64() / native.as_secs_f64()
-    );
+    for (layout, options) in [("kapacitor", options()), ("blocks", blocks_options())] {
+        for _ in 0..200 {
+            plugin
+                .preview_alert(&event, &options)?
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        let t = Instant::now();
+        for _ in 0..guest_calls {
+            plugin
+                .preview_alert(&event, &options)?
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        let in_wasm = t.elapsed() / guest_calls as u32;
+        let prepare = || {
+            slack_alert_handler::handler::prepare_alert(&native_config, &native_event, &options)
+                .expect("prepares")
+                .request
+                .preview()
+        };
+        for _ in 0..200 {
+            std::hint::black_box(prepare());
+        }
+        let t = Instant::now();
+        for _ in 0..guest_calls * 5 {
+            std::hint::black_box(prepare());
+        }
+        let native = t.elapsed() / (guest_calls * 5) as u32;
+        println!(
+            "  {layout:<9} in wasmtime (preview-alert, incl. the WIT call): {:.2} µs; native Rust (opt-level 3): {:.2} µs; wasm / native {:.1}x",
+            in_wasm.as_secs_f64() * 1e6,
+            native.as_secs_f64() * 1e6,
+            in_wasm.as_secs_f64() / native.as_secs_f64()
+        );
+    }
+    println!();
+    let options = options();
 
     // Alerts per second to the stand-in.
     let mut rows: Vec<(String, f64)> = Vec::new();

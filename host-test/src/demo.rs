@@ -1,4 +1,6 @@
-//! `host-test demo`: the seed's examples against the local Slack stand-in.
+//! `host-test demo`: the seed's examples against the local Slack stand-in,
+//! then our extensions (templates, Block Kit, mentions, one message per
+//! alert).
 //! The configuration keeps its `https://slack.com/...` URL; the host, which
 //! owns networking, routes slack.com to the stand-in.
 
@@ -97,27 +99,95 @@ pub fn run(examples: &Path) -> Result<()> {
             }
             Err(e) => println!("   {}", report::error_text(&e)),
         }
-        for r in slack.requests().into_iter().skip(seen_before) {
-            let auth = match r.header("authorization") {
-                Some(_) => "Bearer [redacted]",
-                None => "(none)",
-            };
-            println!(
-                "   Slack received: {} https://{}{}  Authorization: {auth}",
-                r.method, r.host, r.path
-            );
-            let body = serde_json::to_string_pretty(&r.json())?;
-            println!("   {}", body.replace('\n', "\n   "));
-        }
-        println!();
+        show_requests(&slack, seen_before)?;
     }
     let received = slack.requests().len();
     println!(
-        "{delivered} of {} alerts delivered; the Slack stand-in received {received} requests.",
+        "{delivered} of {} alerts delivered; the Slack stand-in received {received} requests.\n",
         SCENARIOS.len()
     );
     if delivered != SCENARIOS.len() || received != SCENARIOS.len() {
         bail!("the demo did not deliver every alert exactly once");
     }
+    rendered(examples, &runtime, &slack)
+}
+
+/// The alert's life the rendered examples follow: firing, still firing,
+/// recovered.
+const LIFE: [&str; 3] = [
+    "alerts/cpu-critical.json",
+    "alerts/cpu-still-critical.json",
+    "alerts/cpu-recovered.json",
+];
+
+/// Our extensions: `slack-rendered.conf` (Block Kit, templates, a mention,
+/// `on-recovery = thread`), then `slack_cpu_update.yaml` (an attachment
+/// edited in place). Like a host, the demo passes each delivery's message
+/// back with the alert's next event.
+fn rendered(examples: &Path, runtime: &Runtime, slack: &MockSlack) -> Result<()> {
+    let read = |name: &str| {
+        let path = examples.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let mut plugin = runtime.instantiate()?;
+    if let Err(e) = plugin.configure(&read("slack-rendered.conf")?)? {
+        bail!("examples/slack-rendered.conf: {}", report::error_text(&e));
+    }
+    let update = handler_file::parse(&read("slack_cpu_update.yaml")?)?;
+    let handlers = [
+        ("slack-rendered.conf: blocks, templates, <!here> on CRITICAL, on-recovery = thread", Vec::new()),
+        ("slack_cpu_update.yaml: attachment layout, on-recovery = update", update.options),
+    ];
+    let mut delivered = 0;
+    for (label, options) in handlers {
+        println!("== {label}");
+        let mut previous: Option<(String, String)> = None;
+        for alert_file in LIFE {
+            let event =
+                alert_json::decode(&read(alert_file)?).with_context(|| alert_file.to_string())?;
+            let mut with_previous = options.clone();
+            if let Some((channel_id, ts)) = &previous {
+                with_previous.push(("previous-channel-id".into(), channel_id.clone()));
+                with_previous.push(("previous-ts".into(), ts.clone()));
+            }
+            println!("-- alert {alert_file} ({:?})", event.level);
+            let seen_before = slack.requests().len();
+            match plugin.handle_alert(&event, &with_previous)? {
+                Ok(d) => {
+                    delivered += 1;
+                    println!("   {}", report::delivery_text(&d));
+                    previous = d.channel_id.zip(d.ts);
+                }
+                Err(e) => println!("   {}", report::error_text(&e)),
+            }
+            show_requests(slack, seen_before)?;
+        }
+    }
+    println!(
+        "{delivered} of {} rendered alerts delivered.",
+        2 * LIFE.len()
+    );
+    if delivered != 2 * LIFE.len() {
+        bail!("the demo did not deliver every rendered alert");
+    }
+    Ok(())
+}
+
+/// Prints what the stand-in received since `seen_before`, the token
+/// redacted.
+fn show_requests(slack: &MockSlack, seen_before: usize) -> Result<()> {
+    for r in slack.requests().into_iter().skip(seen_before) {
+        let auth = match r.header("authorization") {
+            Some(_) => "Bearer [redacted]",
+            None => "(none)",
+        };
+        println!(
+            "   Slack received: {} https://{}{}  Authorization: {auth}",
+            r.method, r.host, r.path
+        );
+        let body = serde_json::to_string_pretty(&r.json())?;
+        println!("   {}", body.replace('\n', "\n   "));
+    }
+    println!();
     Ok(())
 }

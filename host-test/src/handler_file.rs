@@ -27,8 +27,8 @@ struct Raw {
     options: Option<serde_yaml::Mapping>,
 }
 
-/// Parses a handler file. Option values must be scalars; they are passed on
-/// as strings.
+/// Parses a handler file. Scalar option values are passed on as strings;
+/// `fields`, a list of tables, as its JSON text.
 pub fn parse(text: &str) -> Result<HandlerFile> {
     let raw: Raw = serde_yaml::from_str(text).map_err(|e| anyhow!("handler file: {e}"))?;
     if raw.id.is_empty()
@@ -52,6 +52,10 @@ pub fn parse(text: &str) -> Result<HandlerFile> {
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => n.to_string(),
             Value::Null => String::new(),
+            list_or_map @ (Value::Sequence(_) | Value::Mapping(_)) if key == "fields" => {
+                serde_json::to_string(&list_or_map)
+                    .map_err(|e| anyhow!("handler file: option `{key}`: {e}"))?
+            }
             _ => bail!("handler file: option `{key}` must be a string"),
         };
         options.push((key, value));
