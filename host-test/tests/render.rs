@@ -380,3 +380,29 @@ fn the_stock_wasmtime_cli_renders_the_same_request() {
     assert_eq!(wave_string_field(&stdout, "url"), url);
     assert!(!stdout.contains("mY5uP3Rs3CrE7t0keN1"), "the token leaked: {stdout}");
 }
+
+#[test]
+fn send_dry_run_prints_the_rendered_request() {
+    let out = Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .current_dir(repo())
+        .args([
+            "send",
+            "--config",
+            "examples/slack-rendered.conf",
+            "--alert",
+            "examples/alerts/cpu-critical.json",
+            "--handler",
+            "examples/slack_cpu_thread.yaml",
+            "--dry-run",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let request: Value = serde_json::from_str(&stdout).unwrap();
+    let body = &request["body"];
+    assert_eq!(body["attachments"][0]["blocks"][0]["type"], "header");
+    assert_eq!(body["text"], "<!here> :red_circle: CRITICAL: cpu");
+    assert!(!stdout.contains("mY5uP3Rs3CrE7t0keN1"));
+}
