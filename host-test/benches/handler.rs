@@ -70,10 +70,16 @@ fn options() -> Vec<(String, String)> {
 fn blocks_options() -> Vec<(String, String)> {
     [
         ("layout", "blocks"),
-        ("title", "{{emoji level}} {{level}}: {{name}} on {{tags.host}}"),
+        (
+            "title",
+            "{{emoji level}} {{level}}: {{name}} on {{tags.host}}",
+        ),
         ("text", "{{message}} ({{truncate details 200}})"),
         ("footer", "{{taskName}} · for {{duration}} · {{time}}"),
-        ("fields", r#"[{"title":"Host","value":"{{tags.host}}","short":true}]"#),
+        (
+            "fields",
+            r#"[{"title":"Host","value":"{{tags.host}}","short":true}]"#,
+        ),
         ("mention", "here"),
     ]
     .iter()

@@ -135,8 +135,14 @@ fn rendered(examples: &Path, runtime: &Runtime, slack: &MockSlack) -> Result<()>
     }
     let update = handler_file::parse(&read("slack_cpu_update.yaml")?)?;
     let handlers = [
-        ("slack-rendered.conf: blocks, templates, <!here> on CRITICAL, on-recovery = thread", Vec::new()),
-        ("slack_cpu_update.yaml: attachment layout, on-recovery = update", update.options),
+        (
+            "slack-rendered.conf: blocks, templates, <!here> on CRITICAL, on-recovery = thread",
+            Vec::new(),
+        ),
+        (
+            "slack_cpu_update.yaml: attachment layout, on-recovery = update",
+            update.options,
+        ),
     ];
     let mut delivered = 0;
     for (label, options) in handlers {
@@ -150,7 +156,7 @@ fn rendered(examples: &Path, runtime: &Runtime, slack: &MockSlack) -> Result<()>
                 with_previous.push(("previous-channel-id".into(), channel_id.clone()));
                 with_previous.push(("previous-ts".into(), ts.clone()));
             }
-            println!("-- alert {alert_file} ({:?})", event.level);
+            println!("-- alert {alert_file}");
             let seen_before = slack.requests().len();
             match plugin.handle_alert(&event, &with_previous)? {
                 Ok(d) => {

@@ -22,7 +22,7 @@ use host_test::runtime::{
     AlertEvent, ConfigSummary, Delivery, HandlerError, Plugin, Runtime, COMPONENT_PATH,
 };
 use host_test::serve::{self, Pacing};
-use host_test::spool::Spool;
+use host_test::spool::{self, Spool};
 use host_test::{alert_json, demo, handler_file, report, tick};
 
 #[derive(Parser)]
@@ -182,6 +182,11 @@ struct SendArgs {
     /// A handler option (repeatable); overrides the handler file's.
     #[arg(long = "option", value_name = "KEY=VALUE")]
     options: Vec<String>,
+    /// The alert's earlier message, as a delivery prints it: with
+    /// `on-recovery` `update` it is edited, with `thread` replied to
+    /// (the options previous-channel-id and previous-ts).
+    #[arg(long, value_name = "CHANNEL_ID:TS", value_parser = previous_message)]
+    previous_message: Option<(String, String)>,
     /// Print the request that would be sent (secrets redacted) instead of sending.
     #[arg(long)]
     dry_run: bool,
@@ -311,6 +316,26 @@ fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, Failure> {
         .collect()
 }
 
+/// `--previous-message`: a channel id and a message `ts`, e.g.
+/// `C0123:1700000000.000001`.
+fn previous_message(value: &str) -> Result<(String, String), String> {
+    let well_formed = |channel: &str, ts: &str| {
+        !channel.is_empty()
+            && channel.chars().all(|c| c.is_ascii_alphanumeric())
+            && ts.split_once('.').is_some_and(|(s, f)| {
+                !s.is_empty()
+                    && !f.is_empty()
+                    && (s.to_owned() + f).chars().all(|c| c.is_ascii_digit())
+            })
+    };
+    match value.split_once(':') {
+        Some((channel, ts)) if well_formed(channel, ts) => Ok((channel.to_string(), ts.to_string())),
+        _ => Err(format!(
+            "expected CHANNEL_ID:TS as a delivery prints them, e.g. C0123:1700000000.000001, got `{value}`"
+        )),
+    }
+}
+
 /// Loads, instantiates and configures the handler for `kind`.
 fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummary), Failure> {
     let host = Host::new(target.net_settings()?, target.limits()).map_err(Failure::Host)?;
@@ -398,6 +423,9 @@ fn send(args: SendArgs) -> Result<(), Failure> {
             .ok_or_else(|| anyhow!("{} has no .slack() handler", path.display()))?;
     }
     options.extend(parse_pairs(&args.options)?);
+    if let Some((channel_id, ts)) = &args.previous_message {
+        options = spool::with_previous(&options, channel_id, ts);
+    }
     let (mut plugin, _) = open(&args.target, &kind, args.json)?;
     if args.dry_run {
         let request = plugin
@@ -547,7 +575,7 @@ fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {
     if !dir.join("journal.jsonl").exists() {
         bail!("{} holds no spool", dir.display());
     }
-    let spool = Spool::open(dir, u64::MAX)?;
+    let spool = Spool::open_read_only(dir)?;
     let pending = spool.pending();
     if json {
         println!("{}", spool.status_json());
@@ -565,6 +593,19 @@ fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {
         println!(
             "  #{} {:?} after {} attempt{plural}  {}",
             f.id, f.status, f.attempts, f.detail
+        );
+    }
+    let messages = spool.messages();
+    println!("{} alert message(s) kept for later events", messages.len());
+    for m in &messages {
+        let workspace = if m.workspace.is_empty() {
+            "(default)"
+        } else {
+            &m.workspace
+        };
+        println!(
+            "  alert {}  workspace \"{workspace}\"  --previous-message {}:{}",
+            m.key, m.channel_id, m.ts
         );
     }
     Ok(())

@@ -1,8 +1,12 @@
-//! A local Slack stand-in on 127.0.0.1: answers as `chat.postMessage`
-//! (paths under `/api/`) or as a legacy incoming webhook (any other path)
-//! would, records every request, and can be told to give canned answers.
-//! It speaks plain HTTP, or HTTPS with a server configuration the test
-//! provides (its own certificates, client certificates required or not).
+//! A local Slack stand-in on 127.0.0.1: answers as `chat.update` (a path
+//! ending in `/chat.update`), `chat.postMessage` (any other path under
+//! `/api/`) or a legacy incoming webhook (any other path) would, records
+//! every request, and can be told to give canned answers. It keeps the
+//! messages it posted (channel id, `ts`, thread, latest body), so updates
+//! and thread replies are checked as Slack checks them, and a test can read
+//! what a channel finally shows. It speaks plain HTTP, or HTTPS with a
+//! server configuration the test provides (its own certificates, client
+//! certificates required or not).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -110,6 +114,20 @@ enum Step {
     Fault(Fault),
 }
 
+/// A message the stand-in posted, as it stands now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The channel id it answered with, e.g. `CALERTS` for `#alerts`.
+    pub channel_id: String,
+    pub ts: String,
+    /// The parent's `ts` when it is a reply in a thread.
+    pub thread_ts: Option<String>,
+    /// The latest body: the post's, or the last `chat.update`'s.
+    pub body: Value,
+    /// How many times `chat.update` changed it.
+    pub updates: usize,
+}
+
 type Observer = Box<dyn Fn(&Received, &Reply) + Send + Sync>;
 
 #[derive(Default)]
@@ -126,6 +144,19 @@ struct Shared {
     limit: Option<ChannelLimit>,
     /// Every `n`th request gets a transient failure (`503`).
     fail_every: Option<usize>,
+    /// The messages posted and not deleted, oldest first.
+    messages: Vec<Message>,
+    /// Every channel id the stand-in answered with.
+    channel_ids: std::collections::HashSet<String>,
+}
+
+impl Shared {
+    fn delete_message(&mut self, ts: &str) -> bool {
+        let before = self.messages.len();
+        self.messages
+            .retain(|m| m.ts != ts && m.thread_ts.as_deref() != Some(ts));
+        self.messages.len() != before
+    }
 }
 
 /// Slack's per-channel rate limit, enforced by the stand-in.
@@ -138,17 +169,29 @@ struct ChannelLimit {
     inside_window: usize,
 }
 
+impl ChannelLimit {
+    fn new(interval: std::time::Duration, retry_after: std::time::Duration) -> ChannelLimit {
+        ChannelLimit {
+            interval,
+            retry_after,
+            last_accepted: Default::default(),
+            blocked_until: Default::default(),
+            limited: 0,
+            inside_window: 0,
+        }
+    }
+}
+
 /// A 429 if `req` breaks the channel's rate limit; counts a request that
-/// came while its channel was told to wait.
+/// came while its channel was told to wait. `chat.update` is not limited:
+/// Slack rates it per workspace (tier 3), not per channel.
 fn rate_limit(shared: &mut Shared, req: &Received) -> Option<Reply> {
     let limit = shared.limit.as_mut()?;
-    if !req.is_web_api() {
+    if !req.is_web_api() || api_method(req) == "chat.update" {
         return None;
     }
-    let channel = req.json()["channel"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    // By id: `#alerts` and `CALERTS` are one channel.
+    let channel = channel_id(req.json()["channel"].as_str().unwrap_or_default());
     if limit
         .blocked_until
         .get(&channel)
@@ -253,14 +296,7 @@ impl MockSlack {
     /// `interval`; a request sooner gets `429` with `Retry-After:
     /// retry_after` (whole seconds), and that channel is blocked as long.
     pub fn limit_channels(&self, interval: std::time::Duration, retry_after: std::time::Duration) {
-        self.shared.lock().unwrap().limit = Some(ChannelLimit {
-            interval,
-            retry_after,
-            last_accepted: Default::default(),
-            blocked_until: Default::default(),
-            limited: 0,
-            inside_window: 0,
-        });
+        self.shared.lock().unwrap().limit = Some(ChannelLimit::new(interval, retry_after));
     }
 
     /// Answers every `n`th request with a transient `503`
@@ -330,6 +366,19 @@ impl MockSlack {
             .unwrap()
             .scripted
             .push_back(Step::Fault(fault));
+    }
+
+    /// The messages posted (and not deleted) as they stand now, oldest
+    /// first: thread replies among them, with their parent's `ts`.
+    pub fn messages(&self) -> Vec<Message> {
+        self.shared.lock().unwrap().messages.clone()
+    }
+
+    /// Forgets the message `ts` (and its thread's replies), as if someone
+    /// deleted it in Slack: updating it is then `message_not_found`, and
+    /// replying to it `thread_not_found`. Whether there was one.
+    pub fn delete_message(&self, ts: &str) -> bool {
+        self.shared.lock().unwrap().delete_message(ts)
     }
 
     /// Calls `observer` for every request and the answer it got.
@@ -589,12 +638,44 @@ fn own_answer(shared: &mut Shared, received: &Received, seq: usize) -> Reply {
         None if shared.fail_every.is_some_and(|n| seq.is_multiple_of(n)) => {
             Reply::json(503, json!({"ok": false, "error": "service_unavailable"}))
         }
-        None => slack_answer(received, seq),
+        None => slack_answer(shared, received, seq),
     }
 }
 
+/// The Web API method a request names: its path's last segment.
+fn api_method(req: &Received) -> &str {
+    let path = req.path.split('?').next().unwrap_or_default();
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+/// Whether `channel` is already a channel id such as `C0123ABC`.
+fn is_channel_id(channel: &str) -> bool {
+    channel.len() > 1
+        && channel.starts_with('C')
+        && channel
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// The channel id the stand-in gives a channel: `C` and the name's
+/// letters and digits in upper case (`#alerts` → `CALERTS`); an id stays
+/// itself.
+fn channel_id(channel: &str) -> String {
+    if is_channel_id(channel) {
+        return channel.to_string();
+    }
+    std::iter::once('C')
+        .chain(
+            channel
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_uppercase()),
+        )
+        .collect()
+}
+
 /// What Slack itself would answer a well-formed request.
-fn slack_answer(req: &Received, seq: usize) -> Reply {
+fn slack_answer(shared: &mut Shared, req: &Received, seq: usize) -> Reply {
     let body = req.json();
     if req.method != "POST" {
         return Reply::text(405, "method_not_allowed");
@@ -605,41 +686,274 @@ fn slack_answer(req: &Received, seq: usize) -> Reply {
             _ => Reply::text(400, "invalid_payload"),
         };
     }
-    let error = |code: &str| Reply::json(200, json!({"ok": false, "error": code}));
     if !req
         .header("authorization")
         .is_some_and(|a| a.starts_with("Bearer ") && a.len() > 7)
     {
-        return error("not_authed");
+        return slack_error("not_authed");
     }
     let Value::Object(_) = body else {
-        return error("invalid_json");
+        return slack_error("invalid_json");
     };
     let channel = body["channel"].as_str().unwrap_or("");
     if channel.is_empty() {
-        return error("channel_not_found");
+        return slack_error("channel_not_found");
     }
+    let empty = |key: &str| body[key].as_array().is_none_or(|a| a.is_empty());
     let text = body["text"].as_str().unwrap_or("");
-    if text.is_empty() && body["attachments"].as_array().is_none_or(|a| a.is_empty()) {
-        return error("no_text");
+    if text.is_empty() && empty("attachments") && empty("blocks") {
+        return slack_error("no_text");
     }
-    let channel_id: String = std::iter::once('C')
-        .chain(
-            channel
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .map(|c| c.to_ascii_uppercase()),
-        )
-        .collect();
+    if api_method(req) == "chat.update" {
+        update(shared, body)
+    } else {
+        post(shared, body, seq)
+    }
+}
+
+fn slack_error(code: &str) -> Reply {
+    Reply::json(200, json!({"ok": false, "error": code}))
+}
+
+/// `chat.postMessage`: a new message, or a reply in the thread of
+/// `thread_ts`, which must be a message in that channel.
+fn post(shared: &mut Shared, body: Value, seq: usize) -> Reply {
+    let channel_id = channel_id(body["channel"].as_str().unwrap_or_default());
+    let thread_ts = body["thread_ts"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(String::from);
+    if let Some(parent) = &thread_ts {
+        if !shared
+            .messages
+            .iter()
+            .any(|m| m.channel_id == channel_id && m.ts == *parent)
+        {
+            return slack_error("thread_not_found");
+        }
+    }
     let ts = format!("1700000000.{seq:06}");
+    let text = body["text"].as_str().unwrap_or("");
+    let mut message = json!({"type": "message", "subtype": "bot_message", "text": text, "ts": ts,
+                             "username": body["username"], "attachments": body["attachments"]});
+    if let Some(parent) = &thread_ts {
+        message["thread_ts"] = json!(parent);
+    }
+    shared.channel_ids.insert(channel_id.clone());
+    shared.messages.push(Message {
+        channel_id: channel_id.clone(),
+        ts: ts.clone(),
+        thread_ts,
+        body,
+        updates: 0,
+    });
     Reply::json(
         200,
-        json!({
-            "ok": true,
-            "channel": channel_id,
-            "ts": ts,
-            "message": {"type": "message", "subtype": "bot_message", "text": text, "ts": ts,
-                        "username": body["username"], "attachments": body["attachments"]},
-        }),
+        json!({"ok": true, "channel": channel_id, "ts": ts, "message": message}),
     )
+}
+
+/// `chat.update`: `channel` must be a channel id the stand-in gave (a
+/// `#name` is `channel_not_found`, as in Slack), `ts` a message in it.
+fn update(shared: &mut Shared, body: Value) -> Reply {
+    let channel = body["channel"].as_str().unwrap_or_default().to_string();
+    if !shared.channel_ids.contains(&channel) {
+        return slack_error("channel_not_found");
+    }
+    let ts = body["ts"].as_str().unwrap_or_default().to_string();
+    let Some(message) = shared
+        .messages
+        .iter_mut()
+        .find(|m| m.channel_id == channel && m.ts == ts)
+    else {
+        return slack_error("message_not_found");
+    };
+    let answer = json!({
+        "ok": true,
+        "channel": channel,
+        "ts": ts,
+        "text": body["text"],
+        "message": {"type": "message", "subtype": "bot_message", "text": body["text"],
+                    "attachments": body["attachments"], "blocks": body["blocks"]},
+    });
+    message.body = body;
+    message.updates += 1;
+    Reply::json(200, answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asks the stand-in's own answer for a Web API call with a token.
+    fn call(shared: &mut Shared, method: &str, body: Value) -> Value {
+        let req = Received {
+            method: "POST".into(),
+            host: "slack.com".into(),
+            path: format!("/api/{method}"),
+            headers: vec![("Authorization".into(), "Bearer xoxb-t".into())],
+            body: body.to_string().into_bytes(),
+            at: std::time::Instant::now(),
+        };
+        shared.received.push(req.clone());
+        let seq = shared.received.len();
+        serde_json::from_slice(&own_answer(shared, &req, seq).body).unwrap()
+    }
+
+    fn post(shared: &mut Shared, body: Value) -> (String, String) {
+        let answer = call(shared, "chat.postMessage", body);
+        assert_eq!(answer["ok"], true, "{answer}");
+        (
+            answer["channel"].as_str().unwrap().to_string(),
+            answer["ts"].as_str().unwrap().to_string(),
+        )
+    }
+
+    #[test]
+    fn an_update_replaces_the_message_it_names_by_channel_id_and_ts() {
+        let mut shared = Shared::default();
+        let (channel, ts) = post(&mut shared, json!({"channel": "#alerts", "text": "firing"}));
+        assert_eq!(channel, "CALERTS");
+        let answer = call(
+            &mut shared,
+            "chat.update",
+            json!({"channel": channel, "ts": ts, "text": "resolved"}),
+        );
+        assert_eq!(answer["ok"], true, "{answer}");
+        assert_eq!(
+            (&answer["channel"], &answer["ts"]),
+            (&json!(channel), &json!(ts))
+        );
+        assert_eq!(answer["message"]["text"], "resolved");
+        let [message] = shared.messages.as_slice() else {
+            panic!("one message: {:?}", shared.messages)
+        };
+        assert_eq!(
+            (message.body["text"].as_str(), message.updates),
+            (Some("resolved"), 1)
+        );
+    }
+
+    #[test]
+    fn an_update_needs_the_channel_id_not_its_name() {
+        let mut shared = Shared::default();
+        let (_, ts) = post(&mut shared, json!({"channel": "#alerts", "text": "firing"}));
+        let answer = call(
+            &mut shared,
+            "chat.update",
+            json!({"channel": "#alerts", "ts": ts, "text": "resolved"}),
+        );
+        assert_eq!(answer, json!({"ok": false, "error": "channel_not_found"}));
+        assert_eq!(shared.messages[0].updates, 0);
+    }
+
+    #[test]
+    fn an_update_of_a_message_it_does_not_have_is_message_not_found() {
+        let mut shared = Shared::default();
+        let (channel, ts) = post(&mut shared, json!({"channel": "#alerts", "text": "firing"}));
+        let unknown = call(
+            &mut shared,
+            "chat.update",
+            json!({"channel": channel, "ts": "1.000009", "text": "x"}),
+        );
+        assert_eq!(unknown["error"], "message_not_found");
+        assert!(shared.delete_message(&ts));
+        let deleted = call(
+            &mut shared,
+            "chat.update",
+            json!({"channel": channel, "ts": ts, "text": "x"}),
+        );
+        assert_eq!(deleted["error"], "message_not_found");
+    }
+
+    #[test]
+    fn an_update_without_a_token_is_not_authed() {
+        let mut shared = Shared::default();
+        let req = Received {
+            method: "POST".into(),
+            host: "slack.com".into(),
+            path: "/api/chat.update".into(),
+            headers: vec![],
+            body: json!({"channel": "C1", "ts": "1.1", "text": "x"})
+                .to_string()
+                .into_bytes(),
+            at: std::time::Instant::now(),
+        };
+        let answer: Value = serde_json::from_slice(&own_answer(&mut shared, &req, 1).body).unwrap();
+        assert_eq!(answer["error"], "not_authed");
+    }
+
+    #[test]
+    fn a_reply_goes_into_its_parents_thread_in_that_channel_only() {
+        let mut shared = Shared::default();
+        let (channel, parent) = post(&mut shared, json!({"channel": "#alerts", "text": "firing"}));
+        // Posting to the id is posting to the channel.
+        let answer = call(
+            &mut shared,
+            "chat.postMessage",
+            json!({"channel": channel, "text": "still", "thread_ts": parent, "reply_broadcast": true}),
+        );
+        assert_eq!(answer["ok"], true, "{answer}");
+        assert_eq!(answer["channel"], "CALERTS");
+        assert_eq!(answer["message"]["thread_ts"], json!(parent));
+        assert_eq!(
+            shared.messages[1].thread_ts.as_deref(),
+            Some(parent.as_str())
+        );
+        assert_eq!(shared.messages[1].body["reply_broadcast"], true);
+        let elsewhere = call(
+            &mut shared,
+            "chat.postMessage",
+            json!({"channel": "#other", "text": "x", "thread_ts": parent}),
+        );
+        assert_eq!(elsewhere, json!({"ok": false, "error": "thread_not_found"}));
+        assert_eq!(shared.messages.len(), 2);
+    }
+
+    #[test]
+    fn deleting_a_parent_takes_its_thread_with_it() {
+        let mut shared = Shared::default();
+        let (channel, parent) = post(&mut shared, json!({"channel": "#alerts", "text": "firing"}));
+        post(
+            &mut shared,
+            json!({"channel": channel, "text": "r", "thread_ts": parent}),
+        );
+        post(
+            &mut shared,
+            json!({"channel": "#alerts", "text": "another"}),
+        );
+        assert!(shared.delete_message(&parent));
+        assert_eq!(shared.messages.len(), 1);
+        assert!(!shared.delete_message(&parent));
+        let reply = call(
+            &mut shared,
+            "chat.postMessage",
+            json!({"channel": channel, "text": "r", "thread_ts": parent}),
+        );
+        assert_eq!(reply["error"], "thread_not_found");
+    }
+
+    #[test]
+    fn the_rate_limit_counts_a_channel_by_id_and_leaves_updates_alone() {
+        let mut shared = Shared {
+            limit: Some(ChannelLimit::new(
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs(1),
+            )),
+            ..Shared::default()
+        };
+        let (channel, ts) = post(&mut shared, json!({"channel": "#alerts", "text": "a"}));
+        let update = call(
+            &mut shared,
+            "chat.update",
+            json!({"channel": channel, "ts": ts, "text": "b"}),
+        );
+        assert_eq!(update["ok"], true, "{update}");
+        let again = call(
+            &mut shared,
+            "chat.postMessage",
+            json!({"channel": "CALERTS", "text": "c"}),
+        );
+        assert_eq!(again["error"], "ratelimited");
+    }
 }

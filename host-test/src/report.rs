@@ -115,15 +115,23 @@ pub fn delivery_text(d: &Delivery) -> String {
     if let Some(ts) = &d.ts {
         s += &format!(", ts {ts}");
     }
+    if let (Some(id), Some(ts)) = (&d.channel_id, &d.ts) {
+        // As `send --previous-message` takes it, for the alert's next event.
+        s += &format!(" (message {id}:{ts})");
+    }
     if d.warnings.iter().any(|w| w == TRUNCATED_WARNING) {
         s += " (the message was longer than Slack's 40,000 characters and was cut, marked at its end)";
     }
-    let slack: Vec<&str> = d
+    // The handler's own warnings start with `handler_`; the rest are Slack's.
+    let (handler, slack): (Vec<&str>, Vec<&str>) = d
         .warnings
         .iter()
         .map(String::as_str)
         .filter(|w| *w != TRUNCATED_WARNING)
-        .collect();
+        .partition(|w| w.starts_with("handler_"));
+    if !handler.is_empty() {
+        s += &format!(" (the handler warned: {})", handler.join(", "));
+    }
     if !slack.is_empty() {
         s += &format!(" (Slack warned: {})", slack.join(", "));
     }

@@ -5,8 +5,15 @@
 //! wait (Slack's `Retry-After` exactly, else backoff), each channel is paced
 //! (about one message a second, a short burst allowed), permanent failures
 //! end there.
+//!
+//! Events of one alert (one alert key: its id and handler options) go out
+//! in the order they were accepted, each only once the one before has
+//! ended, and each is sent with the alert's message so far
+//! (`previous-channel-id`, `previous-ts`) for `on-recovery` `update` or
+//! `thread`; what the delivery makes the alert's message is recorded with
+//! its `done` record (see [`crate::spool`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
@@ -21,8 +28,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 use crate::retry::{Backoff, Next};
-use crate::runtime::{HandlerError, Runtime};
-use crate::spool::{Spool, SpoolError, Status};
+use crate::runtime::{HandlerError, Level, Runtime};
+use crate::spool::{self, Finished, Spool, SpoolError, Status};
 use crate::{alert_json, report};
 
 /// How the server paces and retries.
@@ -45,12 +52,15 @@ impl Default for Pacing {
     }
 }
 
-/// A pending alert, decoded and keyed by its channel.
-#[derive(Clone)]
+/// A pending alert, decoded.
 struct Prepared {
-    key: String,
+    /// Its alert's key ([`spool::alert_key`]): one key's events go in order.
+    alert: String,
     event: crate::runtime::AlertEvent,
     options: Vec<(String, String)>,
+    /// Where its request goes (URL and channel): the pacing key, known
+    /// once it was previewed.
+    channel: Option<String>,
 }
 
 /// A token bucket per channel.
@@ -99,7 +109,8 @@ pub fn run(
     let mut state: HashMap<u64, (u32, Instant)> = HashMap::new();
     let mut blocked: HashMap<String, Instant> = HashMap::new();
     let mut buckets: HashMap<String, Bucket> = HashMap::new();
-    // Each pending alert decoded and keyed by channel once.
+    // Each pending alert decoded once, and previewed once it is its alert's
+    // next event.
     let mut prepared: HashMap<u64, Prepared> = HashMap::new();
     loop {
         let pending = shared
@@ -110,12 +121,10 @@ pub fn run(
         let now = Instant::now();
         let mut next_wake = now + Duration::from_secs(1);
         let mut sent_one = false;
+        // The alerts whose next event this pass has met: a later event of
+        // one of them waits, even when that one cannot go yet.
+        let mut heads: HashSet<String> = HashSet::new();
         for id in pending {
-            let (attempts, not_before) = *state.entry(id).or_insert((0, now));
-            if not_before > now {
-                next_wake = next_wake.min(not_before);
-                continue;
-            }
             if let std::collections::hash_map::Entry::Vacant(slot) = prepared.entry(id) {
                 let Some(item) = shared
                     .spool
@@ -125,50 +134,79 @@ pub fn run(
                 else {
                     continue;
                 };
-                let event = match alert_json::decode(&item.alert) {
-                    Ok(event) => event,
+                match alert_json::decode(&item.alert) {
+                    Ok(event) => {
+                        slot.insert(Prepared {
+                            alert: spool::alert_key(&event.id, &item.options),
+                            event,
+                            options: item.options,
+                            channel: None,
+                        });
+                    }
                     Err(e) => {
-                        finish(&shared, id, Status::Failed, &format!("{e:#}"), 0);
+                        finish(
+                            &shared,
+                            Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
+                        );
                         continue;
                     }
-                };
+                }
+            }
+            let item = &prepared[&id];
+            if !heads.insert(item.alert.clone()) {
+                continue;
+            }
+            let (attempts, not_before) = *state.entry(id).or_insert((0, now));
+            if not_before > now {
+                next_wake = next_wake.min(not_before);
+                continue;
+            }
+            let channel = match &item.channel {
+                Some(channel) => channel.clone(),
                 // The channel the request goes to: the rate limit's key.
-                let key = match plugin.preview_alert(&event, &item.options) {
+                None => match plugin.preview_alert(&item.event, &options_for(&shared, item)) {
                     Ok(Ok(request)) => {
                         let body: serde_json::Value =
                             serde_json::from_str(&request.body).unwrap_or_default();
-                        format!(
+                        let channel = format!(
                             "{} {}",
                             request.url,
                             body["channel"].as_str().unwrap_or_default()
-                        )
+                        );
+                        if let Some(item) = prepared.get_mut(&id) {
+                            item.channel = Some(channel.clone());
+                        }
+                        channel
                     }
                     Ok(Err(e)) => {
-                        finish(&shared, id, Status::Failed, &report::error_text(&e), 0);
+                        let done = Finished::new(id, Status::Failed, &report::error_text(&e), 0);
+                        finish(&shared, done);
+                        // Its alert's next event may go in this pass.
+                        if let Some(item) = prepared.remove(&id) {
+                            heads.remove(&item.alert);
+                        }
+                        state.remove(&id);
                         continue;
                     }
                     Err(e) => {
-                        finish(&shared, id, Status::Failed, &format!("{e:#}"), 0);
+                        finish(
+                            &shared,
+                            Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
+                        );
+                        if let Some(item) = prepared.remove(&id) {
+                            heads.remove(&item.alert);
+                        }
+                        state.remove(&id);
                         plugin = runtime.configured(config)?;
                         continue;
                     }
-                };
-                slot.insert(Prepared {
-                    key,
-                    event,
-                    options: item.options,
-                });
-            }
-            let Prepared {
-                key,
-                event,
-                options,
-            } = prepared[&id].clone();
-            if let Some(until) = blocked.get(&key).filter(|until| **until > now) {
+                },
+            };
+            if let Some(until) = blocked.get(&channel).filter(|until| **until > now) {
                 next_wake = next_wake.min(*until);
                 continue;
             }
-            let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+            let bucket = buckets.entry(channel.clone()).or_insert(Bucket {
                 tokens: f64::from(pacing.channel_burst),
                 last: now,
             });
@@ -186,35 +224,43 @@ pub fn run(
             bucket.tokens = (bucket.tokens - 1.0).floor();
             sent_one = true;
             let attempt = attempts + 1;
-            let answer = plugin.handle_alert(&event, &options);
+            let Some(item) = prepared.get(&id) else {
+                break;
+            };
+            let answer = plugin.handle_alert(&item.event, &options_for(&shared, item));
             // The time the request was out earns no tokens: the next one
             // leaves an interval after this answer came back, so it reaches
             // Slack an interval after this one did, whatever the delays.
-            if let Some(bucket) = buckets.get_mut(&key) {
+            if let Some(bucket) = buckets.get_mut(&channel) {
                 bucket.last = Instant::now();
             }
             match answer {
                 Ok(Ok(delivery)) => {
-                    let mut detail =
-                        format!("{} {}", delivery.channel, delivery.ts.unwrap_or_default())
-                            .trim()
-                            .to_string();
+                    let mut detail = format!(
+                        "{} {}",
+                        delivery.channel,
+                        delivery.ts.as_deref().unwrap_or_default()
+                    )
+                    .trim()
+                    .to_string();
                     if !delivery.warnings.is_empty() {
                         detail += &format!(" (warnings: {})", delivery.warnings.join(", "));
                     }
-                    finish(&shared, id, Status::Delivered, &detail, attempt);
+                    let done = Finished::new(id, Status::Delivered, &detail, attempt).remembering(
+                        &item.alert,
+                        matches!(item.event.level, Level::Ok),
+                        &delivery.workspace,
+                        delivery.channel_id.as_deref(),
+                        delivery.ts.as_deref(),
+                    );
+                    finish(&shared, done);
                     state.remove(&id);
                     prepared.remove(&id);
                 }
                 Ok(Err(error)) => match pacing.backoff.next(&error, attempt) {
                     Next::GiveUp => {
-                        finish(
-                            &shared,
-                            id,
-                            Status::Failed,
-                            &report::error_text(&error),
-                            attempt,
-                        );
+                        let detail = report::error_text(&error);
+                        finish(&shared, Finished::new(id, Status::Failed, &detail, attempt));
                         state.remove(&id);
                         prepared.remove(&id);
                     }
@@ -229,19 +275,20 @@ pub fn run(
                             if t.retry_after_seconds.is_some() {
                                 // Nothing to this channel until then, and no
                                 // burst after: one message then, and the steady rate on.
-                                if let Some(bucket) = buckets.get_mut(&key) {
+                                if let Some(bucket) = buckets.get_mut(&channel) {
                                     bucket.tokens = 0.0;
                                     bucket.last =
                                         until.checked_sub(pacing.channel_interval).unwrap_or(until);
                                 }
-                                blocked.insert(key, until);
+                                blocked.insert(channel, until);
                             }
                         }
                         state.insert(id, (attempt, until));
                     }
                 },
                 Err(trap) => {
-                    finish(&shared, id, Status::Failed, &format!("{trap:#}"), attempt);
+                    let detail = format!("{trap:#}");
+                    finish(&shared, Finished::new(id, Status::Failed, &detail, attempt));
                     state.remove(&id);
                     prepared.remove(&id);
                     plugin = runtime.configured(config)?;
@@ -259,16 +306,36 @@ pub fn run(
     }
 }
 
-/// Records how alert `id` ended, and says so on stderr.
-fn finish(shared: &Shared, id: u64, status: Status, detail: &str, attempts: u32) {
+/// `item`'s options with its alert's message so far, for `on-recovery`
+/// `update` and `thread` (a handler with `new` ignores it).
+fn options_for(shared: &Shared, item: &Prepared) -> Vec<(String, String)> {
+    let kept = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
+    match kept.message(&item.alert) {
+        Some(m) => spool::with_previous(&item.options, &m.channel_id, &m.ts),
+        None => item.options.clone(),
+    }
+}
+
+/// Records how an alert ended (and what that makes its alert's message),
+/// and says so on stderr.
+fn finish(shared: &Shared, done: Finished) {
+    let Finished {
+        id,
+        status,
+        attempts,
+        ..
+    } = done;
     let plural = if attempts == 1 { "" } else { "s" };
     let verb = match status {
         Status::Delivered => "delivered to",
         Status::Failed => "failed:",
     };
-    eprintln!("serve: #{id} {verb} {detail} ({attempts} attempt{plural})");
+    eprintln!(
+        "serve: #{id} {verb} {} ({attempts} attempt{plural})",
+        done.detail
+    );
     let mut spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = spool.finish(id, status, detail, attempts) {
+    if let Err(e) = spool.finish(done) {
         eprintln!("serve: recording the end of alert {id} failed: {e:#}");
     }
 }

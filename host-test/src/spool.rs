@@ -3,7 +3,12 @@
 //! per record, each fsynced before the caller goes on:
 //!
 //! - `{"op":"accept","id":7,"alert":"<the alert JSON>","options":[...]}`
-//! - `{"op":"done","id":7,"status":"delivered","detail":"..."}`
+//! - `{"op":"done","id":7,"status":"delivered","detail":"...","attempts":1,
+//!   "message":{"key":"...","workspace":"alerts","channel_id":"C0123","ts":"1700000000.000001"}}`
+//!   (`message` or `"forget":"<key>"` only when the delivery changed the
+//!   alert's message, see below)
+//! - `{"op":"message","key":"...","workspace":"...","channel_id":"...","ts":"..."}`,
+//!   written by compaction
 //!
 //! Replaying the journal at start gives back what is pending. When nothing is
 //! pending the journal is emptied, and when it would pass its size limit it
@@ -11,10 +16,16 @@
 //! spool says it is full. Tokens never reach the spool: it holds alerts and
 //! options, not the configuration.
 //!
+//! The spool also keeps, per alert key (see [`alert_key`]), the alert's
+//! message (`on-recovery` `update` / `thread`: the message later events
+//! edit or reply to), in the same fsynced line as the `done` record of the
+//! delivery that made it, so a crash never leaves one without the other.
+//! Compaction keeps the table as `message` records.
+//!
 //! A crash between Slack's confirmation and the `done` record re-sends that
 //! one alert after restart; that window is one fsync long.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +43,8 @@ enum Record {
         options: Vec<(String, String)>,
     },
     Done(Finished),
+    /// An alert's message, kept across a compaction.
+    Message(AlertMessage),
 }
 
 /// How an alert ended: the journal's `done` record.
@@ -45,6 +58,174 @@ pub struct Finished {
     /// in journals written before it was recorded).
     #[serde(default)]
     pub attempts: u32,
+    /// The alert's message from now on, replacing its key's earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<AlertMessage>,
+    /// The alert key whose message is forgotten: the alert recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget: Option<String>,
+}
+
+impl Finished {
+    /// An ending that changes no alert's message.
+    pub fn new(id: u64, status: Status, detail: &str, attempts: u32) -> Finished {
+        Finished {
+            id,
+            status,
+            detail: detail.to_string(),
+            attempts,
+            message: None,
+            forget: None,
+        }
+    }
+
+    /// The same ending, with what the delivery of an event of alert `key`
+    /// changes in the message table. The one rule: a delivery of a recovery
+    /// (level OK) forgets the key, so the alert's next firing starts a new
+    /// message; a delivery of any other level that names its message
+    /// (Web API: channel id and `ts`) becomes the key's message. Failures,
+    /// and webhook deliveries of a firing, change nothing.
+    pub fn remembering(
+        mut self,
+        key: &str,
+        recovered: bool,
+        workspace: &str,
+        channel_id: Option<&str>,
+        ts: Option<&str>,
+    ) -> Finished {
+        if self.status != Status::Delivered {
+            return self;
+        }
+        if recovered {
+            self.forget = Some(key.to_string());
+        } else if let (Some(channel_id), Some(ts)) = (channel_id, ts) {
+            self.message = Some(AlertMessage {
+                key: key.to_string(),
+                workspace: workspace.to_string(),
+                channel_id: channel_id.to_string(),
+                ts: ts.to_string(),
+            });
+        }
+        self
+    }
+}
+
+/// The handler options in which a host names an alert's earlier message
+/// (WIT `handle-alert`); never part of an alert key.
+pub const PREVIOUS_CHANNEL_ID: &str = "previous-channel-id";
+pub const PREVIOUS_TS: &str = "previous-ts";
+
+/// The key an alert's message is kept under: its `id` with the handler
+/// options it was accepted with (sorted; without [`PREVIOUS_CHANNEL_ID`]
+/// and [`PREVIOUS_TS`]), so two handlers of one alert id keep a message
+/// each. Canonical JSON: `["cpu:nil",[["channel","#ops"]]]`.
+pub fn alert_key(id: &str, options: &[(String, String)]) -> String {
+    let mut options: Vec<&(String, String)> = options
+        .iter()
+        .filter(|(k, _)| k != PREVIOUS_CHANNEL_ID && k != PREVIOUS_TS)
+        .collect();
+    options.sort();
+    serde_json::json!([id, options]).to_string()
+}
+
+/// `options` naming the message `ts` in channel `channel_id` as the
+/// alert's earlier message (any such options already there are replaced).
+pub fn with_previous(
+    options: &[(String, String)],
+    channel_id: &str,
+    ts: &str,
+) -> Vec<(String, String)> {
+    options
+        .iter()
+        .filter(|(k, _)| k != PREVIOUS_CHANNEL_ID && k != PREVIOUS_TS)
+        .cloned()
+        .chain([
+            (PREVIOUS_CHANNEL_ID.to_string(), channel_id.to_string()),
+            (PREVIOUS_TS.to_string(), ts.to_string()),
+        ])
+        .collect()
+}
+
+/// An alert's message: the one its later events edit or reply to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertMessage {
+    /// The alert key ([`alert_key`]).
+    pub key: String,
+    pub workspace: String,
+    /// The channel id Slack answered with, e.g. `C0123`.
+    pub channel_id: String,
+    pub ts: String,
+}
+
+/// The most alert messages kept. Past it, or past a quarter of the spool's
+/// size limit (so pending alerts always keep three quarters), the oldest
+/// kept is dropped: that alert's next event starts a new message.
+pub const MAX_MESSAGES: usize = 10_000;
+
+/// The alert messages by key, oldest first, bounded (see [`MAX_MESSAGES`]).
+struct Messages {
+    by_key: HashMap<String, (u64, AlertMessage)>,
+    /// Keys by when their message was last stored.
+    by_age: BTreeMap<u64, String>,
+    next_age: u64,
+    /// The size of their `message` records in the journal.
+    bytes: u64,
+    max_bytes: u64,
+}
+
+impl Messages {
+    fn new(max_bytes: u64) -> Messages {
+        Messages {
+            by_key: HashMap::new(),
+            by_age: BTreeMap::new(),
+            next_age: 0,
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    fn record_size(message: &AlertMessage) -> u64 {
+        serde_json::to_string(&Record::Message(message.clone())).map_or(0, |l| l.len() as u64 + 1)
+    }
+
+    fn remember(&mut self, message: AlertMessage) {
+        self.forget(&message.key);
+        self.bytes += Messages::record_size(&message);
+        self.by_age.insert(self.next_age, message.key.clone());
+        self.by_key
+            .insert(message.key.clone(), (self.next_age, message));
+        self.next_age += 1;
+        while self.by_key.len() > MAX_MESSAGES || self.bytes > self.max_bytes {
+            let Some((_, oldest)) = self.by_age.pop_first() else {
+                break;
+            };
+            if let Some((_, dropped)) = self.by_key.remove(&oldest) {
+                self.bytes -= Messages::record_size(&dropped);
+            }
+        }
+    }
+
+    fn forget(&mut self, key: &str) {
+        if let Some((age, message)) = self.by_key.remove(key) {
+            self.by_age.remove(&age);
+            self.bytes -= Messages::record_size(&message);
+        }
+    }
+
+    fn apply(&mut self, done: &Finished) {
+        if let Some(key) = &done.forget {
+            self.forget(key);
+        }
+        if let Some(message) = &done.message {
+            self.remember(message.clone());
+        }
+    }
+
+    fn oldest_first(&self) -> impl Iterator<Item = &AlertMessage> {
+        self.by_age
+            .values()
+            .filter_map(|k| self.by_key.get(k).map(|(_, m)| m))
+    }
 }
 
 /// Whether an alert was delivered.
@@ -95,6 +276,7 @@ pub struct Spool {
     pending: BTreeMap<u64, Pending>,
     /// Final statuses seen since the journal was last emptied, newest last.
     finished: Vec<Finished>,
+    messages: Messages,
 }
 
 impl Spool {
@@ -103,17 +285,58 @@ impl Spool {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the spool directory {}", dir.display()))?;
         let path = dir.join("journal.jsonl");
+        let (mut spool, whole) = Spool::replay(&path, limit, || {
+            OpenOptions::new().create(true).append(true).open(&path)
+        })?;
+        if spool.size > whole {
+            // Otherwise the next record would continue the torn line, and
+            // be lost with it at the next replay. (Appends go to the end.)
+            spool
+                .file
+                .set_len(whole)
+                .and_then(|()| spool.file.sync_data())
+                .with_context(|| format!("cutting the torn last line of {}", path.display()))?;
+            spool.size = whole;
+        }
+        Ok(spool)
+    }
+
+    /// Reads the spool in `dir` without changing it (a `serve` may be
+    /// writing to it): for showing it. Accepting or finishing fails.
+    pub fn open_read_only(dir: &Path) -> Result<Spool> {
+        let path = dir.join("journal.jsonl");
+        Ok(Spool::replay(&path, u64::MAX, || File::open(&path))?.0)
+    }
+
+    /// The spool the journal at `path` holds, with `file` opened by `open`,
+    /// and the length of the journal up to its last whole line.
+    fn replay(
+        path: &Path,
+        limit: u64,
+        open: impl FnOnce() -> std::io::Result<File>,
+    ) -> Result<(Spool, u64)> {
         let mut pending = BTreeMap::new();
         let mut finished = Vec::new();
+        let mut messages = Messages::new(limit / 4);
         let mut next_id = 1;
+        let mut whole = 0;
         if path.exists() {
-            let reader = BufReader::new(
-                File::open(&path).with_context(|| format!("opening {}", path.display()))?,
+            let mut reader = BufReader::new(
+                File::open(path).with_context(|| format!("opening {}", path.display()))?,
             );
-            for line in reader.lines() {
-                let line = line.with_context(|| format!("reading {}", path.display()))?;
-                // A line cut short by a crash mid-write is the last one; skip it.
-                let Ok(record) = serde_json::from_str::<Record>(&line) else {
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let read = reader
+                    .read_until(b'\n', &mut line)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                // A line cut short by a crash mid-write is the last one, with
+                // no newline: skipped.
+                if read == 0 || line.last() != Some(&b'\n') {
+                    break;
+                }
+                whole += read as u64;
+                let Ok(record) = serde_json::from_slice::<Record>(&line) else {
                     continue;
                 };
                 match record {
@@ -123,26 +346,26 @@ impl Spool {
                     }
                     Record::Done(done) => {
                         pending.remove(&done.id);
+                        messages.apply(&done);
                         finished.push(done);
                     }
+                    Record::Message(message) => messages.remember(message),
                 }
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let file = open().with_context(|| format!("opening {}", path.display()))?;
         let size = file.metadata()?.len();
-        Ok(Spool {
-            path,
+        let spool = Spool {
+            path: path.to_path_buf(),
             file,
             size,
             limit,
             next_id,
             pending,
             finished,
-        })
+            messages,
+        };
+        Ok((spool, whole))
     }
 
     /// Puts an alert on disk; when this returns `Ok`, it survives a crash.
@@ -177,18 +400,13 @@ impl Spool {
         Ok(id)
     }
 
-    /// Records how alert `id` ended after `attempts` requests; it is no
-    /// longer pending.
-    pub fn finish(&mut self, id: u64, status: Status, detail: &str, attempts: u32) -> Result<()> {
-        let done = Finished {
-            id,
-            status,
-            detail: detail.to_string(),
-            attempts,
-        };
+    /// Records how an alert ended, and what that changes in the alert
+    /// messages, in one fsynced line; it is no longer pending.
+    pub fn finish(&mut self, done: Finished) -> Result<()> {
         let line = serde_json::to_string(&Record::Done(done.clone()))?;
         self.append(&line)?;
-        self.pending.remove(&id);
+        self.pending.remove(&done.id);
+        self.messages.apply(&done);
         self.finished.push(done);
         if self.pending.is_empty() && self.size > self.limit / 2 {
             self.compact()?;
@@ -216,26 +434,47 @@ impl Spool {
         &self.finished
     }
 
+    /// The message kept for alert `key`, if any.
+    pub fn message(&self, key: &str) -> Option<&AlertMessage> {
+        self.messages.by_key.get(key).map(|(_, m)| m)
+    }
+
+    /// The alert messages kept, oldest first.
+    pub fn messages(&self) -> Vec<AlertMessage> {
+        self.messages.oldest_first().cloned().collect()
+    }
+
     /// The spool as `GET /spool` and `host-test spool --json` show it: the
-    /// pending ids and how the others ended.
+    /// pending ids, how the others ended, and the alert messages kept.
     pub fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({"pending": self.pending_ids(), "finished": self.finished})
+        serde_json::json!({
+            "pending": self.pending_ids(),
+            "finished": self.finished,
+            "messages": self.messages(),
+        })
     }
 
     fn append(&mut self, line: &str) -> Result<()> {
-        self.file.write_all(line.as_bytes())?;
-        self.file.write_all(b"\n")?;
+        // One write: a crash leaves a whole line or a torn one, never a
+        // whole record without its newline.
+        self.file.write_all(format!("{line}\n").as_bytes())?;
         self.file.sync_data()?;
         self.size += line.len() as u64 + 1;
         Ok(())
     }
 
-    /// Rewrites the journal with only the pending alerts (atomically: a
-    /// new file, fsynced, renamed over the old one).
+    /// Rewrites the journal with only the alert messages, oldest first,
+    /// and the pending alerts (atomically: a new file, fsynced, renamed
+    /// over the old one).
     fn compact(&mut self) -> Result<()> {
         let fresh = self.path.with_extension("jsonl.new");
         let mut out = File::create(&fresh)?;
         let mut size = 0;
+        for m in self.messages.oldest_first() {
+            let line = serde_json::to_string(&Record::Message(m.clone()))? + "\n";
+            out.write_all(line.as_bytes())?;
+            size += line.len() as u64;
+        }
         for p in self.pending.values() {
             let record = Record::Accept {
                 id: p.id,
@@ -269,7 +508,9 @@ mod tests {
             .accept("{\"id\":\"a\"}", vec![("channel".into(), "#x".into())])
             .unwrap();
         let b = spool.accept("{\"id\":\"b\"}", vec![]).unwrap();
-        spool.finish(a, Status::Delivered, "ts 1.2", 1).unwrap();
+        spool
+            .finish(Finished::new(a, Status::Delivered, "ts 1.2", 1))
+            .unwrap();
         drop(spool);
         let spool = Spool::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(
@@ -278,12 +519,7 @@ mod tests {
         );
         assert_eq!(
             spool.finished()[0],
-            Finished {
-                id: a,
-                status: Status::Delivered,
-                detail: "ts 1.2".to_string(),
-                attempts: 1
-            }
+            Finished::new(a, Status::Delivered, "ts 1.2", 1)
         );
         // Ids keep increasing across restarts.
         let mut spool = spool;
@@ -317,9 +553,239 @@ mod tests {
         }
         // Finishing one makes room again (the journal is compacted).
         spool
-            .finish(first, Status::Failed, "channel_not_found", 1)
+            .finish(Finished::new(first, Status::Failed, "channel_not_found", 1))
             .unwrap();
         spool.accept(&"z".repeat(100), vec![]).unwrap();
         assert_eq!(spool.pending().len(), 2);
+    }
+
+    fn delivered(spool: &mut Spool, key: &str, recovered: bool, ts: &str) {
+        let id = spool.accept("{}", vec![]).unwrap();
+        let done = Finished::new(id, Status::Delivered, ts, 1).remembering(
+            key,
+            recovered,
+            "alerts",
+            Some("C1"),
+            Some(ts),
+        );
+        spool.finish(done).unwrap();
+    }
+
+    fn kept(spool: &Spool) -> Vec<(String, String)> {
+        spool
+            .messages()
+            .into_iter()
+            .map(|m| (m.key, m.ts))
+            .collect()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_alert_key_is_its_id_and_sorted_options_without_the_previous_message() {
+        let a = alert_key("cpu", &pairs(&[("channel", "#a"), ("username", "x")]));
+        let b = alert_key(
+            "cpu",
+            &pairs(&[("username", "x"), ("previous-ts", "1.1"), ("channel", "#a")]),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a, r##"["cpu",[["channel","#a"],["username","x"]]]"##);
+        assert_ne!(a, alert_key("cpu", &pairs(&[("channel", "#b")])));
+        assert_ne!(alert_key("cpu", &[]), alert_key("mem", &[]));
+    }
+
+    #[test]
+    fn the_previous_message_options_replace_any_given() {
+        let options = with_previous(
+            &pairs(&[("channel", "#a"), ("previous-ts", "1.1")]),
+            "C9",
+            "2.2",
+        );
+        assert_eq!(
+            options,
+            pairs(&[
+                ("channel", "#a"),
+                ("previous-channel-id", "C9"),
+                ("previous-ts", "2.2")
+            ])
+        );
+    }
+
+    #[test]
+    fn a_firing_delivery_is_remembered_and_a_recovery_forgets_it() {
+        let done = |status| Finished::new(1, status, "", 1);
+        let fired = done(Status::Delivered).remembering("k", false, "w", Some("C1"), Some("1.1"));
+        assert_eq!(fired.message.as_ref().map(|m| m.ts.as_str()), Some("1.1"));
+        assert_eq!(fired.forget, None);
+        let recovered =
+            done(Status::Delivered).remembering("k", true, "w", Some("C1"), Some("1.1"));
+        assert_eq!(
+            (recovered.message, recovered.forget.as_deref()),
+            (None, Some("k"))
+        );
+        // Nothing to remember: a failure, or a webhook (no channel id, no ts).
+        assert_eq!(
+            done(Status::Failed).remembering("k", false, "w", Some("C1"), Some("1.1")),
+            done(Status::Failed)
+        );
+        assert_eq!(
+            done(Status::Delivered).remembering("k", false, "w", None, None),
+            done(Status::Delivered)
+        );
+    }
+
+    #[test]
+    fn alert_messages_survive_a_reopen_and_a_forget_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        delivered(&mut spool, "a", false, "1.1");
+        delivered(&mut spool, "b", false, "2.2");
+        delivered(&mut spool, "a", false, "1.3");
+        delivered(&mut spool, "b", true, "2.4");
+        drop(spool);
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(kept(&spool), [("a".to_string(), "1.3".to_string())]);
+        assert_eq!(spool.message("a").unwrap().channel_id, "C1");
+        assert_eq!(spool.message("b"), None);
+    }
+
+    #[test]
+    fn alert_messages_survive_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 4096).unwrap();
+        delivered(&mut spool, "a", false, "1.1");
+        delivered(&mut spool, "b", false, "2.2");
+        let pending = spool.accept("{\"id\":\"p\"}", vec![]).unwrap();
+        spool.compact().unwrap();
+        let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+        assert!(!journal.contains("\"op\":\"done\""), "compacted: {journal}");
+        assert!(journal.contains("\"op\":\"message\""), "{journal}");
+        drop(spool);
+        let mut spool = Spool::open(dir.path(), 4096).unwrap();
+        assert_eq!(spool.pending_ids(), [pending]);
+        assert_eq!(
+            kept(&spool),
+            [("a".into(), "1.1".into()), ("b".into(), "2.2".into())]
+        );
+        // Compacted again, still in age order: `a` replaced is now newest.
+        delivered(&mut spool, "a", false, "1.5");
+        spool.compact().unwrap();
+        drop(spool);
+        let spool = Spool::open(dir.path(), 4096).unwrap();
+        assert_eq!(
+            kept(&spool),
+            [("b".into(), "2.2".into()), ("a".into(), "1.5".into())]
+        );
+    }
+
+    #[test]
+    fn a_torn_done_record_leaves_the_alert_pending_and_the_next_record_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        delivered(&mut spool, "a", false, "1.1");
+        let id = spool.accept("{}", vec![]).unwrap();
+        drop(spool);
+        let done = Finished::new(id, Status::Delivered, "", 1).remembering(
+            "a",
+            false,
+            "alerts",
+            Some("C1"),
+            Some("1.9"),
+        );
+        let line = serde_json::to_string(&Record::Done(done)).unwrap();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("journal.jsonl"))
+            .unwrap();
+        file.write_all(&line.as_bytes()[..line.len() - 5]).unwrap();
+        drop(file);
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.pending_ids(), [id]);
+        assert_eq!(kept(&spool), [("a".into(), "1.1".into())]);
+        // The torn tail is gone: the next record is read back.
+        spool
+            .finish(Finished::new(id, Status::Delivered, "", 1).remembering(
+                "a",
+                false,
+                "alerts",
+                Some("C1"),
+                Some("1.7"),
+            ))
+            .unwrap();
+        drop(spool);
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert!(spool.pending_ids().is_empty());
+        assert_eq!(kept(&spool), [("a".into(), "1.7".into())]);
+    }
+
+    #[test]
+    fn reading_a_spool_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.accept("{}", vec![]).unwrap();
+        drop(spool);
+        let path = dir.path().join("journal.jsonl");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"op\":\"acc").unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let spool = Spool::open_read_only(dir.path()).unwrap();
+        assert_eq!(spool.pending().len(), 1);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_journal_from_before_alert_messages_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("journal.jsonl"),
+            concat!(
+                r#"{"op":"accept","id":1,"alert":"{}","options":[]}"#,
+                "\n",
+                r#"{"op":"accept","id":2,"alert":"{}","options":[]}"#,
+                "\n",
+                r##"{"op":"done","id":1,"status":"delivered","detail":"#c 1.1"}"##,
+                "\n",
+            ),
+        )
+        .unwrap();
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.pending_ids(), [2]);
+        assert_eq!(
+            spool.finished(),
+            [Finished::new(1, Status::Delivered, "#c 1.1", 0)]
+        );
+        assert!(spool.messages().is_empty());
+    }
+
+    #[test]
+    fn the_message_table_drops_the_oldest_past_its_bounds() {
+        let message = |n: usize| AlertMessage {
+            key: format!("k{n}"),
+            workspace: "w".into(),
+            channel_id: "C1".into(),
+            ts: format!("1.{n:06}"),
+        };
+        let mut table = Messages::new(u64::MAX);
+        for n in 0..=MAX_MESSAGES {
+            table.remember(message(n));
+        }
+        assert_eq!(table.by_key.len(), MAX_MESSAGES);
+        assert!(!table.by_key.contains_key("k0"));
+        assert!(table.by_key.contains_key("k1"));
+        // A quarter of the spool's limit bounds it too: room for two here.
+        let size = Messages::record_size(&message(1));
+        let mut table = Messages::new(size * 2);
+        for n in 1..=3 {
+            table.remember(message(n));
+        }
+        let keys: Vec<&str> = table.oldest_first().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys, ["k2", "k3"]);
+        assert_eq!(table.bytes, size * 2);
+        table.forget("k2");
+        assert_eq!(table.bytes, size);
     }
 }

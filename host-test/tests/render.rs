@@ -74,13 +74,24 @@ fn golden(name: &str, body: &Value) {
 fn golden_requests_per_layout() {
     let kapacitor = read("examples/kapacitor.conf");
     let rendered = read("examples/slack-rendered.conf");
-    let cases: [(&str, &str, Vec<(String, String)>); 3] = [
-        ("kapacitor", &kapacitor, handler_options("slack_cpu_handler.yaml")),
-        ("attachment", &rendered, handler_options("slack_cpu_update.yaml")),
+    let cases = [
+        (
+            "kapacitor",
+            &kapacitor,
+            handler_options("slack_cpu_handler.yaml"),
+        ),
+        (
+            "attachment",
+            &rendered,
+            handler_options("slack_cpu_update.yaml"),
+        ),
         ("blocks", &rendered, vec![]),
     ];
     for (layout, config, opts) in &cases {
-        for (state, file) in [("firing", "cpu-critical.json"), ("recovered", "cpu-recovered.json")] {
+        for (state, file) in [
+            ("firing", "cpu-critical.json"),
+            ("recovered", "cpu-recovered.json"),
+        ] {
             let (url, body) = preview(config, &alert(file), opts);
             assert_eq!(url, "https://slack.com/api/chat.postMessage");
             golden(&format!("{layout}-{state}"), &body);
@@ -108,7 +119,10 @@ fn kapacitors_payload_is_unchanged_without_our_keys() {
 #[test]
 fn alert_data_never_pings_or_injects_markup() {
     let slack = MockSlack::start().unwrap();
-    let mut e = event("<!channel> deploy & <script>alert(1)</script>", Level::Critical);
+    let mut e = event(
+        "<!channel> deploy & <script>alert(1)</script>",
+        Level::Critical,
+    );
     e.tags = vec![("host".into(), "<@U999> & co".into())];
     for layout in ["attachment", "blocks"] {
         let (_, body) = preview(
@@ -118,7 +132,10 @@ fn alert_data_never_pings_or_injects_markup() {
         );
         let text = body.to_string();
         assert!(!text.contains("<!channel>") || layout == "blocks", "{text}");
-        assert!(text.contains("&lt;!channel&gt; deploy &amp; &lt;script&gt;alert(1)&lt;/script&gt;"), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt; deploy &amp; &lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{text}"
+        );
         assert!(!text.contains("<@U999>") || layout == "blocks", "{text}");
         if layout == "blocks" {
             // A plain_text header shows the data as typed: it cannot ping.
@@ -151,7 +168,10 @@ fn alert_data_never_pings_or_injects_markup() {
 fn mentions_go_out_only_at_their_levels() {
     let slack = MockSlack::start().unwrap();
     let config = web_api_config(&slack);
-    let mention = options(&[("layout", "blocks"), ("mention", "here,U024BE7LH,S0614TZR7")]);
+    let mention = options(&[
+        ("layout", "blocks"),
+        ("mention", "here,U024BE7LH,S0614TZR7"),
+    ]);
     let text = |level, extra: &[(&str, &str)]| {
         let mut o = mention.clone();
         o.extend(options(extra));
@@ -180,7 +200,9 @@ fn template_syntax_errors_name_section_key_line_and_column() {
         panic!("{e:?}")
     };
     assert!(
-        m.contains("[[slack]] #1 (workspace \"alerts\"): `footer`: template error at line 2, column"),
+        m.contains(
+            "[[slack]] #1 (workspace \"alerts\"): `footer`: template error at line 2, column"
+        ),
         "{m}"
     );
     // The same through an option, at send time.
@@ -217,7 +239,10 @@ fn a_template_that_fails_for_one_alert_still_delivers() {
         sent["attachments"][0]["blocks"][0]["text"]["text"],
         ":red_circle: CRITICAL: cpu:nil"
     );
-    assert_eq!(sent["attachments"][0]["blocks"][1]["text"]["text"], "disk full");
+    assert_eq!(
+        sent["attachments"][0]["blocks"][1]["text"]["text"],
+        "disk full"
+    );
 }
 
 #[test]
@@ -225,20 +250,33 @@ fn parts_past_slacks_limits_are_cut_and_the_delivery_says_so() {
     let slack = MockSlack::start().unwrap();
     let (mut plugin, _) = configured(&web_api_config(&slack));
     let mut e = event(&"m".repeat(5_000), Level::Critical);
-    e.tags = (0..600).map(|i| (format!("tag{i}"), "v".repeat(2_500))).collect();
+    e.tags = (0..600)
+        .map(|i| (format!("tag{i}"), "v".repeat(2_500)))
+        .collect();
     let d = plugin
         .handle_alert(
             &e,
-            &options(&[("layout", "blocks"), ("title", &"t".repeat(400)), ("footer", &"f".repeat(400))]),
+            &options(&[
+                ("layout", "blocks"),
+                ("title", &"t".repeat(400)),
+                ("footer", &"f".repeat(400)),
+            ]),
         )
         .expect("no trap")
         .expect("delivered");
     for w in ["title", "text", "fields", "footer"] {
-        assert!(d.warnings.contains(&format!("handler_truncated_{w}")), "{w}: {:?}", d.warnings);
+        assert!(
+            d.warnings.contains(&format!("handler_truncated_{w}")),
+            "{w}: {:?}",
+            d.warnings
+        );
     }
     let body = slack.requests()[0].json();
     limits::check(&body).unwrap();
-    assert_eq!(body["attachments"][0]["blocks"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        body["attachments"][0]["blocks"].as_array().unwrap().len(),
+        50
+    );
 }
 
 /// The stock wasmtime CLI that `scripts/setup.sh` installs from PyPI.
@@ -375,10 +413,17 @@ fn the_stock_wasmtime_cli_renders_the_same_request() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stock: Value = serde_json::from_str(&wave_string_field(&stdout, "body")).unwrap();
-    let (url, ours) = preview(&config, &e, &options(&[("layout", "blocks"), ("mention", "here")]));
+    let (url, ours) = preview(
+        &config,
+        &e,
+        &options(&[("layout", "blocks"), ("mention", "here")]),
+    );
     assert_eq!(stock, ours);
     assert_eq!(wave_string_field(&stdout, "url"), url);
-    assert!(!stdout.contains("mY5uP3Rs3CrE7t0keN1"), "the token leaked: {stdout}");
+    assert!(
+        !stdout.contains("mY5uP3Rs3CrE7t0keN1"),
+        "the token leaked: {stdout}"
+    );
 }
 
 #[test]
@@ -399,7 +444,11 @@ fn send_dry_run_prints_the_rendered_request() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let request: Value = serde_json::from_str(&stdout).unwrap();
     let body = &request["body"];
     assert_eq!(body["attachments"][0]["blocks"][0]["type"], "header");
