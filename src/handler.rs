@@ -497,4 +497,23 @@ mod tests {
         assert!(sent[0].0.ends_with("/chat.postMessage"));
         assert_eq!(d.unwrap().ts.as_deref(), Some("9.9"));
     }
+
+    #[test]
+    fn templates_are_never_compiled_per_alert() {
+        let config = Config::parse(
+            "[slack]\nenabled = true\nurl = \"https://slack.test/api/chat.postMessage\"\ntoken = \"t\"\nlayout = \"blocks\"\ntitle = \"{{level}} {{id}}\"\n",
+        )
+        .unwrap();
+        let options = pairs(&[
+            ("footer", "{{taskName}} for {{duration}}"),
+            ("fields", r#"[{"title":"Host","value":"{{tags.host}}"}]"#),
+        ]);
+        let event = AlertEvent::with_message("x", Level::Critical);
+        prepare_alert(&config, &event, &options).unwrap();
+        let before = crate::template::compilations();
+        for _ in 0..100 {
+            prepare_alert(&config, &event, &options).unwrap();
+        }
+        assert_eq!(crate::template::compilations(), before);
+    }
 }

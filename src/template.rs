@@ -42,6 +42,17 @@ impl fmt::Debug for Template {
     }
 }
 
+thread_local! {
+    /// Templates compiled on this thread, for the test that proves an
+    /// alert compiles none.
+    static COMPILATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many templates this thread has compiled.
+pub fn compilations() -> usize {
+    COMPILATIONS.with(std::cell::Cell::get)
+}
+
 /// The most option templates kept compiled; past it the cache starts over.
 const CACHE_LIMIT: usize = 256;
 
@@ -49,6 +60,7 @@ impl Template {
     /// Compiles `source`. The error names the line and column inside the
     /// template and what is wrong there.
     pub fn compile(source: &str) -> Result<Template, String> {
+        COMPILATIONS.with(|n| n.set(n.get() + 1));
         let compiled = handlebars::Template::compile(source).map_err(|e| {
             let reason = e.reason().to_string();
             match e.pos() {
