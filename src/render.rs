@@ -77,12 +77,21 @@ fn defaults() -> &'static Defaults {
 
 /// Renders templates for one alert, collecting warnings.
 struct Renderer<'a> {
-    context: Context,
+    /// Built on the first template rendered: Kapacitor's layout without
+    /// templates never needs it.
+    context: std::cell::OnceCell<Context>,
+    workspace: &'a str,
+    channel: &'a str,
     event: &'a AlertEvent,
     warnings: Vec<String>,
 }
 
 impl Renderer<'_> {
+    fn context(&self) -> &Context {
+        self.context
+            .get_or_init(|| template::context(self.event, self.workspace, self.channel))
+    }
+
     /// `template` rendered, or `default` when it is not set; a failure
     /// renders `default` and warns with `key`.
     fn part(
@@ -93,13 +102,13 @@ impl Renderer<'_> {
         escape: Escape,
     ) -> String {
         let Some(template) = template else {
-            return default.render(&self.context, escape).unwrap_or_default();
+            return default.render(self.context(), escape).unwrap_or_default();
         };
-        match template.render(&self.context, escape) {
+        match template.render(self.context(), escape) {
             Ok(text) => text,
             Err(_) => {
                 self.warn(template_warning(key));
-                default.render(&self.context, escape).unwrap_or_default()
+                default.render(self.context(), escape).unwrap_or_default()
             }
         }
     }
@@ -125,7 +134,7 @@ impl Renderer<'_> {
         escape: Escape,
     ) -> Option<String> {
         let template = template?;
-        let text = match template.render(&self.context, escape) {
+        let text = match template.render(self.context(), escape) {
             Ok(text) => trimmed(text),
             Err(_) => {
                 self.warn(template_warning(key));
@@ -170,7 +179,7 @@ impl Renderer<'_> {
         let Some(template) = &style.color else {
             return level;
         };
-        match template.render(&self.context, Escape::Plain) {
+        match template.render(self.context(), Escape::Plain) {
             Ok(c) if is_color(c.trim()) => c.trim().to_string(),
             Ok(c) if c.trim().is_empty() => level,
             _ => {
@@ -243,7 +252,9 @@ pub fn message(
         |option: &str, section: &str| if option.is_empty() { section } else { option }.to_string();
     let channel = pick(&options.channel, &ws.channel);
     let mut r = Renderer {
-        context: template::context(event, &ws.id, &channel),
+        context: std::cell::OnceCell::new(),
+        workspace: &ws.id,
+        channel: &channel,
         event,
         warnings: Vec::new(),
     };
@@ -256,6 +267,7 @@ pub fn message(
         Layout::Attachment => attachment(&mut r, style, &mentions),
         Layout::Blocks => blocks(&mut r, style, &mentions),
     };
+    let warnings = r.warnings;
     Rendered {
         message: Message {
             attachments: vec![attachment],
@@ -268,7 +280,7 @@ pub fn message(
             thread_ts: None,
             username: pick(&options.username, &ws.username),
         },
-        warnings: r.warnings,
+        warnings,
     }
 }
 
