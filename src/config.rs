@@ -86,6 +86,19 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// An enabled Web API section posting to `#alerts` as `AlertBot`, with
+    /// no token: the unit tests' workspace.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Workspace {
+        Workspace {
+            enabled: true,
+            url: Secret::new("https://slack.com/api/chat.postMessage"),
+            channel: "#alerts".into(),
+            username: "AlertBot".into(),
+            ..Workspace::default()
+        }
+    }
+
     /// Whether it posts through the Web API (with a token) rather than a
     /// webhook, which cannot edit or thread messages.
     pub fn is_web_api(&self) -> bool {

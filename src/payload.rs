@@ -300,13 +300,7 @@ mod tests {
     use super::*;
 
     fn ws() -> Workspace {
-        Workspace {
-            enabled: true,
-            url: Secret::new("https://slack.com/api/chat.postMessage"),
-            channel: "#alerts".into(),
-            username: "AlertBot".into(),
-            ..Workspace::default()
-        }
+        Workspace::for_tests()
     }
 
     fn message() -> Message {

@@ -448,18 +448,11 @@ fn field_text(f: &Field) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
     use crate::event::Level;
     use serde_json::{json, Value};
 
     fn ws() -> Workspace {
-        Workspace {
-            enabled: true,
-            url: Secret::new("https://slack.com/api/chat.postMessage"),
-            channel: "#alerts".into(),
-            username: "AlertBot".into(),
-            ..Workspace::default()
-        }
+        Workspace::for_tests()
     }
 
     fn kapacitor(w: &Workspace, o: &HandlerOptions, text: &str, level: Level) -> Rendered {
@@ -755,22 +748,28 @@ mod tests {
         }
     }
 
+    /// `e` in the default Block Kit layout, and its blocks.
+    fn blocks_of(e: &AlertEvent) -> (Rendered, Vec<Value>) {
+        let r = message(
+            &ws(),
+            &HandlerOptions::default(),
+            &styled(&[("layout", "blocks")]),
+            e,
+        );
+        let blocks = body(&r.message)["attachments"][0]["blocks"]
+            .as_array()
+            .unwrap()
+            .clone();
+        (r, blocks)
+    }
+
     #[test]
     fn many_fields_fill_sections_of_ten_and_stop_at_fifty_blocks() {
         let mut e = event();
         e.tags = (0..25)
             .map(|i| (format!("t{i}"), "v".repeat(2100)))
             .collect();
-        let r = message(
-            &ws(),
-            &HandlerOptions::default(),
-            &styled(&[("layout", "blocks")]),
-            &e,
-        );
-        let blocks = body(&r.message)["attachments"][0]["blocks"]
-            .as_array()
-            .unwrap()
-            .clone();
+        let (r, blocks) = blocks_of(&e);
         let sections: Vec<usize> = blocks
             .iter()
             .filter_map(|b| b["fields"].as_array().map(Vec::len))
@@ -781,16 +780,7 @@ mod tests {
         assert!(r.warnings.contains(&"handler_truncated_fields".to_string()));
 
         e.tags = (0..1000).map(|i| (format!("t{i}"), "v".into())).collect();
-        let r = message(
-            &ws(),
-            &HandlerOptions::default(),
-            &styled(&[("layout", "blocks")]),
-            &e,
-        );
-        let blocks = body(&r.message)["attachments"][0]["blocks"]
-            .as_array()
-            .unwrap()
-            .clone();
+        let (_, blocks) = blocks_of(&e);
         assert_eq!(blocks.len(), 50);
         assert!(blocks[48].to_string().contains("more blocks of fields cut"));
         assert_eq!(blocks[49]["type"], "context");
