@@ -213,6 +213,10 @@ struct ServeArgs {
     /// The spool's size limit.
     #[arg(long, value_name = "KIB", default_value_t = 64 * 1024)]
     spool_max_kib: u64,
+    /// How many finished alerts `GET /spool` remembers (the newest), so
+    /// memory stays flat however long serve runs.
+    #[arg(long, value_name = "N", default_value_t = spool::KEEP_FINISHED)]
+    keep_finished: usize,
     /// Time between messages to one channel (Slack allows about one a second).
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     channel_interval_ms: u64,
@@ -548,7 +552,8 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
         (None, None) => return Err(Failure::Input(anyhow!("serve needs --config or --plugins"))),
     };
-    let spool = Spool::open(&args.spool, args.spool_max_kib * 1024).map_err(Failure::Host)?;
+    let mut spool = Spool::open(&args.spool, args.spool_max_kib * 1024).map_err(Failure::Host)?;
+    spool.keep_finished(args.keep_finished);
     let pending = spool.pending().len();
     let pacing = Pacing {
         channel_interval: Duration::from_millis(args.channel_interval_ms),

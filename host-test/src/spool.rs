@@ -9,12 +9,19 @@
 //!   alert's message, see below)
 //! - `{"op":"message","key":"...","workspace":"...","channel_id":"...","ts":"..."}`,
 //!   written by compaction
+//! - `{"op":"ids","next":42}`, the first line compaction writes: ids are
+//!   never given out twice, across compactions and restarts.
 //!
-//! Replaying the journal at start gives back what is pending. When nothing is
-//! pending the journal is emptied, and when it would pass its size limit it
-//! is rewritten with only the pending records; if that is still too big the
-//! spool says it is full. Tokens never reach the spool: it holds alerts and
-//! options, not the configuration.
+//! Replaying the journal at start gives back what is pending. A last line
+//! cut short by a crash is cut off (and the cut fsynced), so the next record
+//! starts on its own line; a damaged line anywhere else stops the start
+//! with its line number, since records were lost. When nothing is pending
+//! and the journal has grown, or when it would pass its size limit, it is
+//! rewritten with only the next id, the alert messages and the pending
+//! records; if that is still too big the spool says it is full. The history
+//! of finished alerts kept in memory is bounded ([`KEEP_FINISHED`] by
+//! default). Tokens never reach the spool: it holds alerts and options, not
+//! the configuration.
 //!
 //! The spool also keeps, per alert key (see [`alert_key`]), the alert's
 //! message (`on-recovery` `update` / `thread`: the message later events
@@ -25,7 +32,7 @@
 //! A crash between Slack's confirmation and the `done` record re-sends that
 //! one alert after restart; that window is one fsync long.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -45,7 +52,16 @@ enum Record {
     Done(Finished),
     /// An alert's message, kept across a compaction.
     Message(AlertMessage),
+    /// The first line of a compacted journal: ids below `next` were given
+    /// out already, so they are never given again (a compaction may drop
+    /// every record that named them).
+    Ids {
+        next: u64,
+    },
 }
+
+/// How many finished alerts a spool remembers by default, newest kept.
+pub const KEEP_FINISHED: usize = 10_000;
 
 /// How an alert ended: the journal's `done` record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,8 +290,10 @@ pub struct Spool {
     limit: u64,
     next_id: u64,
     pending: BTreeMap<u64, Pending>,
-    /// Final statuses seen since the journal was last emptied, newest last.
-    finished: Vec<Finished>,
+    /// Final statuses seen since the journal was last compacted, newest
+    /// last, at most `keep_finished` of them.
+    finished: VecDeque<Finished>,
+    keep_finished: usize,
     messages: Messages,
 }
 
@@ -316,10 +334,14 @@ impl Spool {
         open: impl FnOnce() -> std::io::Result<File>,
     ) -> Result<(Spool, u64)> {
         let mut pending = BTreeMap::new();
-        let mut finished = Vec::new();
+        let mut finished = VecDeque::new();
         let mut messages = Messages::new(limit / 4);
         let mut next_id = 1;
         let mut whole = 0;
+        // A whole line that does not parse is damage; only as the last line
+        // can it be a write the crash cut short (and is then cut off).
+        let mut damaged: Option<(usize, String)> = None;
+        let mut number = 0;
         if path.exists() {
             let mut reader = BufReader::new(
                 File::open(path).with_context(|| format!("opening {}", path.display()))?,
@@ -335,10 +357,21 @@ impl Spool {
                 if read == 0 || line.last() != Some(&b'\n') {
                     break;
                 }
-                whole += read as u64;
-                let Ok(record) = serde_json::from_slice::<Record>(&line) else {
-                    continue;
+                number += 1;
+                if let Some((at, why)) = damaged.take() {
+                    anyhow::bail!(
+                        "{} line {at} is damaged ({why}) and is not the last line: the spool will not start on a journal that lost a record in its middle; move the file aside to start empty, or repair that line",
+                        path.display()
+                    );
+                }
+                let record = match serde_json::from_slice::<Record>(&line) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        damaged = Some((number, e.to_string()));
+                        continue;
+                    }
                 };
+                whole += read as u64;
                 match record {
                     Record::Accept { id, alert, options } => {
                         next_id = next_id.max(id + 1);
@@ -347,9 +380,13 @@ impl Spool {
                     Record::Done(done) => {
                         pending.remove(&done.id);
                         messages.apply(&done);
-                        finished.push(done);
+                        finished.push_back(done);
+                        if finished.len() > KEEP_FINISHED {
+                            finished.pop_front();
+                        }
                     }
                     Record::Message(message) => messages.remember(message),
+                    Record::Ids { next } => next_id = next_id.max(next),
                 }
             }
         }
@@ -363,6 +400,7 @@ impl Spool {
             next_id,
             pending,
             finished,
+            keep_finished: KEEP_FINISHED,
             messages,
         };
         Ok((spool, whole))
@@ -407,7 +445,8 @@ impl Spool {
         self.append(&line)?;
         self.pending.remove(&done.id);
         self.messages.apply(&done);
-        self.finished.push(done);
+        self.finished.push_back(done);
+        self.trim_finished();
         if self.pending.is_empty() && self.size > self.limit / 2 {
             self.compact()?;
         }
@@ -429,9 +468,23 @@ impl Spool {
         self.pending.values().cloned().collect()
     }
 
-    /// How the alerts finished since the journal was last compacted.
-    pub fn finished(&self) -> &[Finished] {
-        &self.finished
+    /// How the alerts finished since the journal was last compacted, at
+    /// most the last [`Spool::keep_finished`] of them.
+    pub fn finished(&self) -> impl ExactSizeIterator<Item = &Finished> {
+        self.finished.iter()
+    }
+
+    /// Remembers at most `n` finished alerts (the newest), so memory stays
+    /// flat however long the spool runs.
+    pub fn keep_finished(&mut self, n: usize) {
+        self.keep_finished = n;
+        self.trim_finished();
+    }
+
+    fn trim_finished(&mut self) {
+        while self.finished.len() > self.keep_finished {
+            self.finished.pop_front();
+        }
     }
 
     /// The message kept for alert `key`, if any.
@@ -463,13 +516,15 @@ impl Spool {
         Ok(())
     }
 
-    /// Rewrites the journal with only the alert messages, oldest first,
-    /// and the pending alerts (atomically: a new file, fsynced, renamed
+    /// Rewrites the journal with the next id, the alert messages, oldest
+    /// first, and the pending alerts (atomically: a new file, fsynced, renamed
     /// over the old one).
     fn compact(&mut self) -> Result<()> {
         let fresh = self.path.with_extension("jsonl.new");
         let mut out = File::create(&fresh)?;
-        let mut size = 0;
+        let ids = serde_json::to_string(&Record::Ids { next: self.next_id })? + "\n";
+        out.write_all(ids.as_bytes())?;
+        let mut size = ids.len() as u64;
         for m in self.messages.oldest_first() {
             let line = serde_json::to_string(&Record::Message(m.clone()))? + "\n";
             out.write_all(line.as_bytes())?;
@@ -518,8 +573,8 @@ mod tests {
             [b]
         );
         assert_eq!(
-            spool.finished()[0],
-            Finished::new(a, Status::Delivered, "ts 1.2", 1)
+            spool.finished().next(),
+            Some(&Finished::new(a, Status::Delivered, "ts 1.2", 1))
         );
         // Ids keep increasing across restarts.
         let mut spool = spool;
@@ -544,11 +599,12 @@ mod tests {
     #[test]
     fn the_spool_is_bounded_and_says_so() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::open(dir.path(), 300).unwrap();
+        // Room for two of these, and the compacted journal's first line.
+        let mut spool = Spool::open(dir.path(), 340).unwrap();
         let first = spool.accept(&"x".repeat(100), vec![]).unwrap();
         spool.accept(&"y".repeat(100), vec![]).unwrap();
         match spool.accept(&"z".repeat(100), vec![]) {
-            Err(SpoolError::Full { limit }) => assert_eq!(limit, 300),
+            Err(SpoolError::Full { limit }) => assert_eq!(limit, 340),
             other => panic!("expected full, got {other:?}"),
         }
         // Finishing one makes room again (the journal is compacted).
@@ -755,7 +811,7 @@ mod tests {
         let spool = Spool::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(spool.pending_ids(), [2]);
         assert_eq!(
-            spool.finished(),
+            spool.finished().cloned().collect::<Vec<_>>(),
             [Finished::new(1, Status::Delivered, "#c 1.1", 0)]
         );
         assert!(spool.messages().is_empty());
@@ -787,5 +843,94 @@ mod tests {
         assert_eq!(table.bytes, size * 2);
         table.forget("k2");
         assert_eq!(table.bytes, size);
+    }
+
+    #[test]
+    fn a_torn_tail_then_an_accepted_alert_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let a = spool.accept("{\"id\":\"a\"}", vec![]).unwrap();
+        drop(spool);
+        let path = dir.path().join("journal.jsonl");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"op\":\"accept\",\"id\":2,\"al").unwrap();
+        drop(file);
+        // What a crash would do next: open, acknowledge one more, die.
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let b = spool.accept("{\"id\":\"b\"}", vec![]).unwrap();
+        drop(spool);
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.pending_ids(), [a, b]);
+    }
+
+    #[test]
+    fn a_damaged_line_in_the_middle_stops_the_start_with_its_line_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.accept("{\"id\":\"a\"}", vec![]).unwrap();
+        drop(spool);
+        let path = dir.path().join("journal.jsonl");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text += "{\"op\":\"accept\",\"id\":2,\"alert\":\"x\"\n";
+        std::fs::write(&path, &text).unwrap();
+        // As the last line it is a write the crash cut short: cut off.
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.pending_ids(), [1]);
+        spool.accept("{\"id\":\"c\"}", vec![]).unwrap();
+        drop(spool);
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("\"x\"\n"));
+        // In the middle, records were lost: refuse, naming the line.
+        let mut lines: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.insert(1, "garbage".to_string());
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let e = Spool::open(dir.path(), 1 << 20).err().expect("refused");
+        let shown = format!("{e:#}");
+        assert!(shown.contains("line 2 is damaged"), "{shown}");
+    }
+
+    #[test]
+    fn ids_are_never_given_twice_across_compaction_and_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        // A small limit, so finishing the last pending alert compacts.
+        let mut spool = Spool::open(dir.path(), 400).unwrap();
+        let path = dir.path().join("journal.jsonl");
+        // Until a compaction leaves no record naming any id given out.
+        let last = loop {
+            let last = spool.accept(&"x".repeat(60), vec![]).unwrap();
+            spool
+                .finish(Finished::new(last, Status::Delivered, "", 1))
+                .unwrap();
+            let journal = std::fs::read_to_string(&path).unwrap();
+            if !journal.contains("accept") || last >= 10 {
+                break last;
+            }
+        };
+        drop(spool);
+        let journal = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            journal,
+            format!("{{\"op\":\"ids\",\"next\":{}}}\n", last + 1)
+        );
+        let mut spool = Spool::open(dir.path(), 400).unwrap();
+        assert!(spool.accept("{}", vec![]).unwrap() > last);
+    }
+
+    #[test]
+    fn the_finished_history_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.keep_finished(3);
+        for _ in 0..10 {
+            let id = spool.accept("{}", vec![]).unwrap();
+            spool
+                .finish(Finished::new(id, Status::Delivered, "", 1))
+                .unwrap();
+        }
+        let ids: Vec<u64> = spool.finished().map(|f| f.id).collect();
+        assert_eq!(ids, [8, 9, 10]);
     }
 }
