@@ -23,11 +23,6 @@ pub fn error_kind(e: &HandlerError) -> &'static str {
     }
 }
 
-/// Whether retrying can help, as the WIT documents each case.
-pub fn is_retryable(e: &HandlerError) -> bool {
-    matches!(e, HandlerError::Transient(_) | HandlerError::Transport(_))
-}
-
 /// One sentence for a person.
 pub fn error_text(e: &HandlerError) -> String {
     let text = match e {
@@ -63,7 +58,7 @@ pub fn error_text(e: &HandlerError) -> String {
         HandlerError::RequestDenied(m) => format!("request denied by the host: {m}"),
         HandlerError::Internal(m) => format!("internal error: {m}"),
     };
-    let retry = if is_retryable(e) {
+    let retry = if e.is_retryable() {
         "retrying can help"
     } else {
         "retrying will not help"
@@ -72,7 +67,7 @@ pub fn error_text(e: &HandlerError) -> String {
 }
 
 pub fn error_json(e: &HandlerError) -> Value {
-    let mut v = json!({"delivered": false, "error": error_kind(e), "retryable": is_retryable(e)});
+    let mut v = json!({"delivered": false, "error": error_kind(e), "retryable": e.is_retryable()});
     match e {
         HandlerError::SlackRejected(r) => {
             v["status"] = json!(r.status);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::runtime::{AlertEvent, Delivery, HandlerError, Plugin};
+use crate::runtime::{AlertEvent, Delivery, HandlerError, Plugin, TransientFailure};
 
 /// How to back off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,14 +41,16 @@ pub enum Next {
 impl Backoff {
     /// The decision after the `attempt`-th attempt (1-based) failed with `error`.
     pub fn next(&self, error: &HandlerError, attempt: u32) -> Next {
+        if !error.is_retryable() {
+            return Next::GiveUp;
+        }
         match error {
-            HandlerError::Transient(t) => match t.retry_after_seconds {
-                // Exactly what Slack asked: no request before it elapses.
-                Some(seconds) => Next::RetryAfter(Duration::from_secs(u64::from(seconds))),
-                None => Next::RetryAfter(self.delay(attempt)),
-            },
-            HandlerError::Transport(_) => Next::RetryAfter(self.delay(attempt)),
-            _ => Next::GiveUp,
+            // Exactly what Slack asked: no request before it elapses.
+            HandlerError::Transient(TransientFailure {
+                retry_after_seconds: Some(seconds),
+                ..
+            }) => Next::RetryAfter(Duration::from_secs(u64::from(*seconds))),
+            _ => Next::RetryAfter(self.delay(attempt)),
         }
     }
 
@@ -126,7 +128,7 @@ pub fn send_with_retries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{SlackRejection, TransientFailure};
+    use crate::runtime::SlackRejection;
 
     fn transient(retry_after: Option<u32>) -> HandlerError {
         HandlerError::Transient(TransientFailure {

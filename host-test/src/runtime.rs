@@ -25,6 +25,18 @@ pub use alerting::handler::types::{
     SlackRejection, Timestamp, TlsSettings, TransientFailure, WorkspaceSummary,
 };
 
+impl HandlerError {
+    /// Whether sending the same alert again can succeed without a person
+    /// changing something, as the WIT documents each case: the one place
+    /// the host decides it (retries, reports).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            HandlerError::Transient(_) | HandlerError::Transport(_)
+        )
+    }
+}
+
 /// The component built from this checkout by `build.rs`.
 pub const COMPONENT_PATH: &str = env!("SLACK_HANDLER_WASM");
 
