@@ -7,16 +7,14 @@
 mod common;
 #[path = "common/pki.rs"]
 mod pki;
-#[path = "common/server.rs"]
-mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::server::{alert, wait_until, write_config, Server};
 use host_test::mock_slack::{Fault, MockSlack, Reply};
 use serde_json::{json, Value};
-use server::{alert, wait_until, write_config, Server};
 
 /// Distinctive secrets, to be found nowhere but in the configuration file.
 const TOKEN: &str = "xoxb-SWEEP-7f3c9e1a-token";

@@ -5,16 +5,14 @@
 //! finally shows. Also `send --previous-message`.
 
 mod common;
-#[path = "common/server.rs"]
-mod server;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::server::{wait_until, write_config, Server};
 use common::web_api_config;
 use host_test::mock_slack::{Message, MockSlack, Reply};
 use serde_json::{json, Value};
-use server::{wait_until, write_config, Server};
 
 /// An event of alert `id` in Kapacitor's post-handler JSON.
 fn event(id: &str, level: &str, message: &str) -> String {

@@ -3,16 +3,14 @@
 //! and restarted, each exactly once.
 
 mod common;
-#[path = "common/server.rs"]
-mod server;
 
 use std::process::Command;
 use std::time::Duration;
 
+use common::server::{alert, wait_until, write_config, Server};
 use common::web_api_config;
 use host_test::mock_slack::MockSlack;
 use serde_json::Value;
-use server::{alert, wait_until, write_config, Server};
 
 #[test]
 fn posted_alerts_are_spooled_and_delivered() {

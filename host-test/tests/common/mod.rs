@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::sync::OnceLock;
 
 use host_test::mock_slack::MockSlack;
