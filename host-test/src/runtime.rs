@@ -13,7 +13,7 @@ use wasmtime_wasi::WasiCtx;
 
 use crate::cache::{self, Source};
 use crate::host::{Host, Limits, State};
-use crate::net::{NetPolicy, NetSettings};
+use crate::net::{Destination, NetPolicy, NetSettings};
 
 wasmtime::component::bindgen!({
     world: "alert-handler",
@@ -35,6 +35,29 @@ impl HandlerError {
             HandlerError::Transient(_) | HandlerError::Transport(_)
         )
     }
+}
+
+/// A plugin's configuration summary in the network layer's terms: where
+/// each workspace's requests go and with which TLS.
+pub fn destinations(summary: &ConfigSummary) -> Vec<Destination> {
+    summary
+        .workspaces
+        .iter()
+        .map(|ws| Destination {
+            id: ws.id.clone(),
+            enabled: ws.enabled,
+            endpoint: ws
+                .endpoint
+                .as_ref()
+                .map(|e| (e.scheme.clone(), e.authority.clone())),
+            tls: crate::net::tls::TlsSettings {
+                ssl_ca: ws.tls.ssl_ca.clone(),
+                ssl_cert: ws.tls.ssl_cert.clone(),
+                ssl_key: ws.tls.ssl_key.clone(),
+                insecure_skip_verify: ws.tls.insecure_skip_verify,
+            },
+        })
+        .collect()
 }
 
 /// The component built from this checkout by `build.rs`.
@@ -139,7 +162,10 @@ impl Runtime {
         if let Some(policy) = policies.get(&key) {
             return Ok(policy.clone());
         }
-        let policy = Arc::new(NetPolicy::for_summary(summary, self.host.net())?);
+        let policy = Arc::new(NetPolicy::for_destinations(
+            &destinations(summary),
+            self.host.net(),
+        )?);
         policies.insert(key, policy.clone());
         Ok(policy)
     }

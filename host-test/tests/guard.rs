@@ -11,7 +11,7 @@ use common::{configured, event, runtime, web_api_config};
 use host_test::host::{Host, Limits, State};
 use host_test::mock_slack::MockSlack;
 use host_test::net::{NetPolicy, NetSettings};
-use host_test::runtime::{ConfigSummary, Level};
+use host_test::runtime::{destinations, ConfigSummary, Level};
 use wasmtime::component::Component;
 use wasmtime::Store;
 use wasmtime_wasi::WasiCtx;
@@ -66,7 +66,7 @@ fn unconfigured() -> ConfigSummary {
 
 /// The policy the host applies to an instance configured like `summary`.
 fn policy(host: &Host, summary: &ConfigSummary) -> NetPolicy {
-    NetPolicy::for_summary(summary, host.net()).unwrap()
+    NetPolicy::for_destinations(&destinations(summary), host.net()).unwrap()
 }
 
 #[test]

@@ -27,7 +27,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::runtime::ConfigSummary;
 use cidr::DenyList;
 pub use connect_to::ConnectTo;
 use connector::{ConnectError, Connector};
@@ -120,6 +119,19 @@ pub struct NetPolicy {
     response_timeout: Duration,
 }
 
+/// Where one workspace's requests go, as the host's network layer needs
+/// it: what a plugin's configuration summary says, in the network's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The workspace id, for messages.
+    pub id: String,
+    /// Only enabled destinations are reached.
+    pub enabled: bool,
+    /// Scheme and authority (`https`, `slack.com:443`).
+    pub endpoint: Option<(String, String)>,
+    pub tls: TlsSettings,
+}
+
 impl NetPolicy {
     /// No allowlist and default TLS, for an instance the host did not
     /// configure (it found its configuration in the environment).
@@ -135,32 +147,27 @@ impl NetPolicy {
         })
     }
 
-    /// The policy for a configuration: only the enabled workspaces'
-    /// endpoints, each with its workspace's TLS. Unreadable or malformed
+    /// The policy for a configuration's destinations: only the enabled
+    /// ones are reached, each with its own TLS. Unreadable or malformed
     /// certificate files are errors now, naming the key and the path.
-    pub fn for_summary(
-        summary: &ConfigSummary,
+    pub fn for_destinations(
+        destinations: &[Destination],
         settings: &NetSettings,
     ) -> Result<NetPolicy, String> {
         let mut policy = NetPolicy::open(settings)?;
         let mut allow = HashSet::new();
         let mut seen: HashMap<Origin, (String, TlsSettings)> = HashMap::new();
-        for ws in &summary.workspaces {
-            let settings_of_ws = TlsSettings {
-                ssl_ca: ws.tls.ssl_ca.clone(),
-                ssl_cert: ws.tls.ssl_cert.clone(),
-                ssl_key: ws.tls.ssl_key.clone(),
-                insecure_skip_verify: ws.tls.insecure_skip_verify,
-            };
+        for ws in destinations {
+            let settings_of_ws = ws.tls.clone();
             // Every workspace's files are checked, enabled or not, as Kapacitor does.
             let config = tls::client_config(&settings_of_ws, &ws.id)?;
-            let Some(endpoint) = ws.endpoint.as_ref().filter(|_| ws.enabled) else {
+            let Some((scheme, authority)) = ws.endpoint.as_ref().filter(|_| ws.enabled) else {
                 continue;
             };
-            let origin = Origin::parse(&endpoint.scheme, &endpoint.authority).ok_or_else(|| {
+            let origin = Origin::parse(scheme, authority).ok_or_else(|| {
                 format!(
-                    "workspace \"{}\": bad endpoint {}://{}",
-                    ws.id, endpoint.scheme, endpoint.authority
+                    "workspace \"{}\": bad endpoint {scheme}://{authority}",
+                    ws.id
                 )
             })?;
             if let Some((other, other_tls)) = seen.get(&origin) {
@@ -173,7 +180,7 @@ impl NetPolicy {
                 }
                 continue;
             }
-            if ws.tls.insecure_skip_verify {
+            if settings_of_ws.insecure_skip_verify {
                 (settings.log)(&format!(
                     "warning: workspace \"{}\": insecure-skip-verify is set, so {origin}'s TLS certificate is not verified",
                     ws.id
