@@ -5,7 +5,7 @@
 use anyhow::{anyhow, Result};
 use slack_alert_handler::event;
 
-use crate::runtime::{AlertEvent, FieldValue, Level, Timestamp};
+use crate::bindings::{AlertEvent, FieldValue, Level, Timestamp};
 
 /// Decodes one alert. Errors name the field that is wrong.
 pub fn decode(text: &str) -> Result<AlertEvent> {

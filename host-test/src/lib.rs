@@ -3,6 +3,7 @@
 //! the test bed (with a local Slack stand-in).
 
 pub mod alert_json;
+pub mod bindings;
 pub mod cache;
 pub mod demo;
 pub mod handler_file;

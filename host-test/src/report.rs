@@ -3,67 +3,16 @@
 use serde_json::{json, Value};
 use slack_alert_handler::payload::TRUNCATED_WARNING;
 
-use crate::runtime::{ConfigSummary, Delivery, HandlerError, HttpRequest};
+use crate::bindings::{ConfigSummary, Delivery, HandlerError, HttpRequest};
 
 /// The WIT case name of an error.
 pub fn error_kind(e: &HandlerError) -> &'static str {
-    match e {
-        HandlerError::NotConfigured(_) => "not-configured",
-        HandlerError::InvalidConfig(_) => "invalid-config",
-        HandlerError::UnknownOption(_) => "unknown-option",
-        HandlerError::InvalidOption(_) => "invalid-option",
-        HandlerError::WorkspaceNotFound(_) => "workspace-not-found",
-        HandlerError::WorkspaceDisabled(_) => "workspace-disabled",
-        HandlerError::SlackRejected(_) => "slack-rejected",
-        HandlerError::Transient(_) => "transient",
-        HandlerError::Transport(_) => "transport",
-        HandlerError::Tls(_) => "tls",
-        HandlerError::RequestDenied(_) => "request-denied",
-        HandlerError::Internal(_) => "internal",
-    }
+    e.kind()
 }
 
 /// One sentence for a person.
 pub fn error_text(e: &HandlerError) -> String {
-    let text = match e {
-        HandlerError::NotConfigured(m) => format!("not configured: {m}"),
-        HandlerError::InvalidConfig(m) => {
-            format!("invalid configuration:\n  {}", m.replace('\n', "\n  "))
-        }
-        HandlerError::UnknownOption(m) => m.clone(),
-        HandlerError::InvalidOption(m) => format!("invalid option: {m}"),
-        HandlerError::WorkspaceNotFound(id) => format!("workspace id not found: \"{id}\""),
-        HandlerError::WorkspaceDisabled(id) => {
-            format!("service is not enabled (workspace \"{id}\")")
-        }
-        HandlerError::SlackRejected(r) => {
-            format!(
-                "Slack rejected the message: {} (HTTP {}): {}",
-                r.code, r.status, r.message
-            )
-        }
-        HandlerError::Transient(t) => {
-            let mut s = format!("Slack is temporarily failing: {}", t.code);
-            if let Some(status) = t.status {
-                s += &format!(" (HTTP {status})");
-            }
-            s += &format!(": {}", t.message);
-            if let Some(secs) = t.retry_after_seconds {
-                s += &format!("; Slack asks to retry after {secs}s");
-            }
-            s
-        }
-        HandlerError::Transport(m) => format!("transport error: {m}"),
-        HandlerError::Tls(m) => format!("TLS error: {m}"),
-        HandlerError::RequestDenied(m) => format!("request denied by the host: {m}"),
-        HandlerError::Internal(m) => format!("internal error: {m}"),
-    };
-    let retry = if e.is_retryable() {
-        "retrying can help"
-    } else {
-        "retrying will not help"
-    };
-    format!("error ({}, {retry}): {text}", error_kind(e))
+    e.describe()
 }
 
 pub fn error_json(e: &HandlerError) -> Value {

@@ -128,7 +128,7 @@ pub fn send_with_retries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::SlackRejection;
+    use crate::bindings::SlackRejection;
 
     fn transient(retry_after: Option<u32>) -> HandlerError {
         HandlerError::Transient(TransientFailure {

@@ -1,7 +1,7 @@
 //! What Kapacitor's alert node does with `global` and `state-changes-only`
 //! for an alert node that has no explicit `.slack()`.
 
-use crate::runtime::{AlertEvent, ConfigSummary, Level};
+use crate::bindings::{AlertEvent, ConfigSummary, Level};
 
 /// Whether an alert from an alert node without `.slack()` goes to Slack.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,27 +15,11 @@ use crate::cache::{self, Source};
 use crate::host::{Host, Limits, State};
 use crate::net::{Destination, NetPolicy, NetSettings};
 
-wasmtime::component::bindgen!({
-    world: "alert-handler",
-    path: "../wit",
-});
-
-pub use alerting::handler::types::{
+pub use crate::bindings::{
     AlertEvent, ConfigSummary, Delivery, Endpoint, FieldValue, HandlerError, HttpRequest, Level,
     SlackRejection, Timestamp, TlsSettings, TransientFailure, WorkspaceSummary,
 };
-
-impl HandlerError {
-    /// Whether sending the same alert again can succeed without a person
-    /// changing something, as the WIT documents each case: the one place
-    /// the host decides it (retries, reports).
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            HandlerError::Transient(_) | HandlerError::Transport(_)
-        )
-    }
-}
+use crate::bindings::{AlertHandler, AlertHandlerPre};
 
 /// A plugin's configuration summary in the network layer's terms: where
 /// each workspace's requests go and with which TLS.
@@ -195,10 +179,7 @@ impl Runtime {
     pub fn configured(&self, config: &str) -> Result<Plugin> {
         let mut plugin = self.instantiate()?;
         if let Err(e) = plugin.configure(config)? {
-            bail!(
-                "the configuration was refused: {}",
-                crate::report::error_text(&e)
-            );
+            bail!("the configuration was refused: {}", e.describe());
         }
         Ok(plugin)
     }
