@@ -16,6 +16,7 @@ pub mod report;
 pub mod retry;
 pub mod route;
 pub mod runtime;
+pub mod scheduler;
 pub mod serve;
 pub mod spool;
 pub mod tick;

@@ -226,6 +226,10 @@ struct ServeArgs {
     /// First backoff for transient failures without Retry-After.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     backoff_base_ms: u64,
+    /// Configured instances delivering at once, to different channels (one
+    /// channel has at most one request in flight).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    workers: usize,
 }
 
 #[derive(Args)]
@@ -562,6 +566,7 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
             base: Duration::from_millis(args.backoff_base_ms),
             ..Backoff::default()
         },
+        workers: args.workers.max(1),
     };
     serve::run(&runtime, &text, args.listen, spool, pacing, |addr| {
         // One write, and no panic if whoever started us stopped reading.

@@ -13,10 +13,10 @@
 //! `thread`; what the delivery makes the alert's message is recorded with
 //! its `done` record (see [`crate::spool`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -28,11 +28,12 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 use crate::retry::{Backoff, Next};
-use crate::runtime::{HandlerError, Level, Runtime};
+use crate::runtime::{AlertEvent, HandlerError, Level, Plugin, Runtime};
+use crate::scheduler::{Decision, Outcome, Rules, Scheduler};
 use crate::spool::{self, Finished, Spool, SpoolError, Status};
 use crate::{alert_json, report};
 
-/// How the server paces and retries.
+/// How the server paces, retries and how many requests it has out.
 #[derive(Debug, Clone, Copy)]
 pub struct Pacing {
     /// The time between messages to one channel (Slack: about a second).
@@ -40,6 +41,9 @@ pub struct Pacing {
     /// How many messages a quiet channel may take at once.
     pub channel_burst: u32,
     pub backoff: Backoff,
+    /// Configured instances delivering at once (one channel has at most
+    /// one request in flight).
+    pub workers: usize,
 }
 
 impl Default for Pacing {
@@ -48,30 +52,55 @@ impl Default for Pacing {
             channel_interval: Duration::from_secs(1),
             channel_burst: 3,
             backoff: Backoff::default(),
+            workers: 4,
         }
     }
 }
 
-/// A pending alert, decoded.
+impl Pacing {
+    /// The scheduler's rules. The margin for round-trip jitter starts at
+    /// 30 ms for Slack's one second (a tenth of shorter intervals) and
+    /// grows with `429`s to at most half an interval.
+    fn rules(&self) -> Rules {
+        let interval = self.channel_interval;
+        Rules {
+            interval,
+            burst: self.channel_burst.max(1),
+            margin: (interval / 10).min(Duration::from_millis(30)),
+            max_margin: (interval / 2).min(Duration::from_millis(500)),
+            max_in_flight: self.workers.max(1),
+        }
+    }
+}
+
+/// A pending alert, decoded, with its keys.
+#[derive(Clone)]
 struct Prepared {
     /// Its alert's key ([`spool::alert_key`]): one key's events go in order.
     alert: String,
-    event: crate::runtime::AlertEvent,
+    event: AlertEvent,
     options: Vec<(String, String)>,
-    /// Where its request goes (URL and channel): the pacing key, known
-    /// once it was previewed.
-    channel: Option<String>,
-}
-
-/// A token bucket per channel.
-struct Bucket {
-    tokens: f64,
-    last: Instant,
+    /// Requests made for it so far.
+    attempts: u32,
 }
 
 struct Shared {
     spool: Mutex<Spool>,
+    /// Signalled (with `spool`) when intake accepts an alert.
     arrived: Condvar,
+    engine: Mutex<Engine>,
+    /// Signalled (with `engine`) when an alert is queued or an attempt ends.
+    changed: Condvar,
+}
+
+/// The scheduler and the alerts it knows.
+struct Engine {
+    scheduler: Scheduler,
+    items: HashMap<u64, Prepared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Serves until the process ends. `ready` hears the bound address.
@@ -83,7 +112,12 @@ pub fn run(
     pacing: Pacing,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    let mut plugin = runtime.configured(config)?;
+    // Each instance is configured before anything is accepted, so a bad
+    // configuration stops the start.
+    let mut planner = runtime.configured(config)?;
+    let workers: Vec<Plugin> = (0..pacing.workers.max(1))
+        .map(|_| runtime.configured(config))
+        .collect::<Result<_>>()?;
     let listener =
         std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
     listener.set_nonblocking(true)?;
@@ -91,6 +125,11 @@ pub fn run(
     let shared = Arc::new(Shared {
         spool: Mutex::new(spool),
         arrived: Condvar::new(),
+        engine: Mutex::new(Engine {
+            scheduler: Scheduler::new(pacing.rules()),
+            items: HashMap::new(),
+        }),
+        changed: Condvar::new(),
     });
     let intake = shared.clone();
     std::thread::Builder::new()
@@ -104,212 +143,205 @@ pub fn run(
             };
             rt.block_on(accept_loop(listener, intake));
         })?;
+    for (n, plugin) in workers.into_iter().enumerate() {
+        let (shared, runtime, config) = (shared.clone(), runtime.clone(), config.to_string());
+        std::thread::Builder::new()
+            .name(format!("worker-{n}"))
+            .spawn(move || deliver(&shared, &runtime, &config, plugin, pacing.backoff))?;
+    }
     ready(bound);
 
-    let mut state: HashMap<u64, (u32, Instant)> = HashMap::new();
-    let mut blocked: HashMap<String, Instant> = HashMap::new();
-    let mut buckets: HashMap<String, Bucket> = HashMap::new();
-    // Each pending alert decoded once, and previewed once it is its alert's
-    // next event.
-    let mut prepared: HashMap<u64, Prepared> = HashMap::new();
+    // Queue what is pending, then each alert as intake accepts it: decoded,
+    // previewed for its channel (the pacing key), handed to the scheduler.
+    let mut seen = 0;
     loop {
-        let pending = shared
-            .spool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pending_ids();
-        let now = Instant::now();
-        let mut next_wake = now + Duration::from_secs(1);
-        let mut sent_one = false;
-        // The alerts whose next event this pass has met: a later event of
-        // one of them waits, even when that one cannot go yet.
-        let mut heads: HashSet<String> = HashSet::new();
-        for id in pending {
-            if let std::collections::hash_map::Entry::Vacant(slot) = prepared.entry(id) {
-                let Some(item) = shared
-                    .spool
-                    .lock()
+        let fresh = {
+            let mut spool = lock(&shared.spool);
+            while spool.last_id() <= seen {
+                spool = shared
+                    .arrived
+                    .wait_timeout(spool, Duration::from_secs(1))
                     .unwrap_or_else(|e| e.into_inner())
-                    .get(id)
-                else {
-                    continue;
+                    .0;
+            }
+            // Read and marked seen under one lock: nothing accepted between.
+            let fresh = spool.pending_after(seen);
+            seen = spool.last_id();
+            fresh
+        };
+        for item in fresh {
+            if let Some(trapped) = plan(&shared, &mut planner, item) {
+                eprintln!("serve: the component trapped while previewing: {trapped:#}");
+                planner = runtime.configured(config)?;
+            }
+        }
+    }
+}
+
+/// Decodes and previews one accepted alert and queues it; an alert that
+/// cannot be sent fails now. Returns the trap when the component trapped.
+fn plan(shared: &Shared, planner: &mut Plugin, item: spool::Pending) -> Option<anyhow::Error> {
+    let id = item.id;
+    let event = match alert_json::decode(&item.alert) {
+        Ok(event) => event,
+        Err(e) => {
+            finish(
+                shared,
+                Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
+            );
+            return None;
+        }
+    };
+    let prepared = Prepared {
+        alert: spool::alert_key(&event.id, &item.options),
+        event,
+        options: item.options,
+        attempts: 0,
+    };
+    // The channel the request goes to: the rate limit's key.
+    let channel = match planner.preview_alert(&prepared.event, &options_for(shared, &prepared)) {
+        Ok(Ok(request)) => {
+            let body: serde_json::Value = serde_json::from_str(&request.body).unwrap_or_default();
+            format!(
+                "{} {}",
+                request.url,
+                body["channel"].as_str().unwrap_or_default()
+            )
+        }
+        Ok(Err(e)) => {
+            finish(
+                shared,
+                Finished::new(id, Status::Failed, &report::error_text(&e), 0),
+            );
+            return None;
+        }
+        Err(trap) => {
+            finish(
+                shared,
+                Finished::new(id, Status::Failed, &format!("{trap:#}"), 0),
+            );
+            return Some(trap);
+        }
+    };
+    let mut engine = lock(&shared.engine);
+    engine
+        .scheduler
+        .add(id, &channel, &prepared.alert, Instant::now());
+    engine.items.insert(id, prepared);
+    shared.changed.notify_all();
+    None
+}
+
+/// One worker: takes what the scheduler says to send, sends it with its
+/// own instance, records the ending, tells the scheduler.
+fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin, backoff: Backoff) {
+    loop {
+        let (id, mut item) = {
+            let mut engine = lock(&shared.engine);
+            loop {
+                let now = Instant::now();
+                let wait = match engine.scheduler.next(now) {
+                    Decision::Send(id) => match engine.items.get(&id) {
+                        Some(item) => break (id, item.clone()),
+                        None => {
+                            engine.scheduler.done(id, Outcome::Ended);
+                            continue;
+                        }
+                    },
+                    Decision::Wait(until) => until.map_or(Duration::from_secs(1), |t| {
+                        t.saturating_duration_since(now)
+                            .clamp(Duration::from_millis(1), Duration::from_secs(1))
+                    }),
                 };
-                match alert_json::decode(&item.alert) {
-                    Ok(event) => {
-                        slot.insert(Prepared {
-                            alert: spool::alert_key(&event.id, &item.options),
-                            event,
-                            options: item.options,
-                            channel: None,
-                        });
-                    }
-                    Err(e) => {
-                        finish(
-                            &shared,
-                            Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
-                        );
-                        continue;
-                    }
+                engine = shared
+                    .changed
+                    .wait_timeout(engine, wait)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        };
+        item.attempts += 1;
+        let attempt = item.attempts;
+        let answer = plugin.handle_alert(&item.event, &options_for(shared, &item));
+        let outcome = match answer {
+            Ok(Ok(delivery)) => {
+                let mut detail = format!(
+                    "{} {}",
+                    delivery.channel,
+                    delivery.ts.as_deref().unwrap_or_default()
+                )
+                .trim()
+                .to_string();
+                if !delivery.warnings.is_empty() {
+                    detail += &format!(" (warnings: {})", delivery.warnings.join(", "));
                 }
+                let done = Finished::new(id, Status::Delivered, &detail, attempt).remembering(
+                    &item.alert,
+                    matches!(item.event.level, Level::Ok),
+                    &delivery.workspace,
+                    delivery.channel_id.as_deref(),
+                    delivery.ts.as_deref(),
+                );
+                finish(shared, done);
+                Outcome::Ended
             }
-            let item = &prepared[&id];
-            if !heads.insert(item.alert.clone()) {
-                continue;
-            }
-            let (attempts, not_before) = *state.entry(id).or_insert((0, now));
-            if not_before > now {
-                next_wake = next_wake.min(not_before);
-                continue;
-            }
-            let channel = match &item.channel {
-                Some(channel) => channel.clone(),
-                // The channel the request goes to: the rate limit's key.
-                None => match plugin.preview_alert(&item.event, &options_for(&shared, item)) {
-                    Ok(Ok(request)) => {
-                        let body: serde_json::Value =
-                            serde_json::from_str(&request.body).unwrap_or_default();
-                        let channel = format!(
-                            "{} {}",
-                            request.url,
-                            body["channel"].as_str().unwrap_or_default()
-                        );
-                        if let Some(item) = prepared.get_mut(&id) {
-                            item.channel = Some(channel.clone());
-                        }
-                        channel
-                    }
-                    Ok(Err(e)) => {
-                        let done = Finished::new(id, Status::Failed, &report::error_text(&e), 0);
-                        finish(&shared, done);
-                        // Its alert's next event may go in this pass.
-                        if let Some(item) = prepared.remove(&id) {
-                            heads.remove(&item.alert);
-                        }
-                        state.remove(&id);
-                        continue;
-                    }
-                    Err(e) => {
-                        finish(
-                            &shared,
-                            Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
-                        );
-                        if let Some(item) = prepared.remove(&id) {
-                            heads.remove(&item.alert);
-                        }
-                        state.remove(&id);
-                        plugin = runtime.configured(config)?;
-                        continue;
-                    }
-                },
-            };
-            if let Some(until) = blocked.get(&channel).filter(|until| **until > now) {
-                next_wake = next_wake.min(*until);
-                continue;
-            }
-            let bucket = buckets.entry(channel.clone()).or_insert(Bucket {
-                tokens: f64::from(pacing.channel_burst),
-                last: now,
-            });
-            let refill = now.duration_since(bucket.last).as_secs_f64()
-                / pacing.channel_interval.as_secs_f64();
-            bucket.tokens = (bucket.tokens + refill).min(f64::from(pacing.channel_burst.max(1)));
-            bucket.last = now;
-            if bucket.tokens < 1.0 {
-                let wait = pacing.channel_interval.mul_f64(1.0 - bucket.tokens);
-                next_wake = next_wake.min(now + wait);
-                continue;
-            }
-            // Whole tokens only: a fraction left by a late wake-up would let
-            // the next message leave less than an interval after this answer.
-            bucket.tokens = (bucket.tokens - 1.0).floor();
-            sent_one = true;
-            let attempt = attempts + 1;
-            let Some(item) = prepared.get(&id) else {
-                break;
-            };
-            let answer = plugin.handle_alert(&item.event, &options_for(&shared, item));
-            // The time the request was out earns no tokens: the next one
-            // leaves an interval after this answer came back, so it reaches
-            // Slack an interval after this one did, whatever the delays.
-            if let Some(bucket) = buckets.get_mut(&channel) {
-                bucket.last = Instant::now();
-            }
-            match answer {
-                Ok(Ok(delivery)) => {
-                    let mut detail = format!(
-                        "{} {}",
-                        delivery.channel,
-                        delivery.ts.as_deref().unwrap_or_default()
-                    )
-                    .trim()
-                    .to_string();
-                    if !delivery.warnings.is_empty() {
-                        detail += &format!(" (warnings: {})", delivery.warnings.join(", "));
-                    }
-                    let done = Finished::new(id, Status::Delivered, &detail, attempt).remembering(
-                        &item.alert,
-                        matches!(item.event.level, Level::Ok),
-                        &delivery.workspace,
-                        delivery.channel_id.as_deref(),
-                        delivery.ts.as_deref(),
+            Ok(Err(error)) => match backoff.next(&error, attempt) {
+                Next::GiveUp => {
+                    let detail = report::error_text(&error);
+                    finish(shared, Finished::new(id, Status::Failed, &detail, attempt));
+                    Outcome::Ended
+                }
+                Next::RetryAfter(wait) => {
+                    eprintln!(
+                        "serve: #{id} attempt {attempt}: {}; next try in {} ms",
+                        report::error_text(&error),
+                        wait.as_millis()
                     );
-                    finish(&shared, done);
-                    state.remove(&id);
-                    prepared.remove(&id);
+                    let (retry_after, rate_limited) = match &error {
+                        HandlerError::Transient(t) => (
+                            t.retry_after_seconds.is_some(),
+                            t.status == Some(429)
+                                || matches!(t.code.as_str(), "rate_limited" | "ratelimited"),
+                        ),
+                        _ => (false, false),
+                    };
+                    Outcome::Retry {
+                        at: Instant::now() + wait,
+                        retry_after,
+                        rate_limited,
+                    }
                 }
-                Ok(Err(error)) => match pacing.backoff.next(&error, attempt) {
-                    Next::GiveUp => {
-                        let detail = report::error_text(&error);
-                        finish(&shared, Finished::new(id, Status::Failed, &detail, attempt));
-                        state.remove(&id);
-                        prepared.remove(&id);
-                    }
-                    Next::RetryAfter(wait) => {
-                        eprintln!(
-                            "serve: #{id} attempt {attempt}: {}; next try in {} ms",
-                            report::error_text(&error),
-                            wait.as_millis()
-                        );
-                        let until = Instant::now() + wait;
-                        if let HandlerError::Transient(t) = &error {
-                            if t.retry_after_seconds.is_some() {
-                                // Nothing to this channel until then, and no
-                                // burst after: one message then, and the steady rate on.
-                                if let Some(bucket) = buckets.get_mut(&channel) {
-                                    bucket.tokens = 0.0;
-                                    bucket.last =
-                                        until.checked_sub(pacing.channel_interval).unwrap_or(until);
-                                }
-                                blocked.insert(channel, until);
-                            }
-                        }
-                        state.insert(id, (attempt, until));
-                    }
-                },
-                Err(trap) => {
-                    let detail = format!("{trap:#}");
-                    finish(&shared, Finished::new(id, Status::Failed, &detail, attempt));
-                    state.remove(&id);
-                    prepared.remove(&id);
-                    plugin = runtime.configured(config)?;
+            },
+            Err(trap) => {
+                let detail = format!("{trap:#}");
+                finish(shared, Finished::new(id, Status::Failed, &detail, attempt));
+                match runtime.configured(config) {
+                    Ok(fresh) => plugin = fresh,
+                    Err(e) => eprintln!("serve: a fresh instance failed to configure: {e:#}"),
+                }
+                Outcome::Ended
+            }
+        };
+        let mut engine = lock(&shared.engine);
+        match outcome {
+            Outcome::Ended => {
+                engine.items.remove(&id);
+            }
+            Outcome::Retry { .. } => {
+                if let Some(kept) = engine.items.get_mut(&id) {
+                    kept.attempts = attempt;
                 }
             }
-            break; // re-read the spool: new alerts and new times
         }
-        if !sent_one {
-            let spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
-            let wait = next_wake
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1));
-            let _ = shared.arrived.wait_timeout(spool, wait);
-        }
+        engine.scheduler.done(id, outcome);
+        shared.changed.notify_all();
     }
 }
 
 /// `item`'s options with its alert's message so far, for `on-recovery`
 /// `update` and `thread` (a handler with `new` ignores it).
 fn options_for(shared: &Shared, item: &Prepared) -> Vec<(String, String)> {
-    let kept = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
+    let kept = lock(&shared.spool);
     match kept.message(&item.alert) {
         Some(m) => spool::with_previous(&item.options, &m.channel_id, &m.ts),
         None => item.options.clone(),

@@ -458,6 +458,20 @@ impl Spool {
         self.pending.keys().copied().collect()
     }
 
+    /// The newest id given out (0 before the first).
+    pub fn last_id(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    /// The pending alerts accepted after `id`, oldest first: what a reader
+    /// that has seen up to `id` has not, without listing the rest again.
+    pub fn pending_after(&self, id: u64) -> Vec<Pending> {
+        self.pending
+            .range(id + 1..)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
     /// One pending alert.
     pub fn get(&self, id: u64) -> Option<Pending> {
         self.pending.get(&id).cloned()

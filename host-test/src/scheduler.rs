@@ -1,0 +1,478 @@
+//! What `serve` sends next, when, and to whom: the delivery engine's core.
+//! No I/O and no clock of its own (every call takes `now`), so each rule is
+//! unit-tested with a fake clock; `serve` is intake, spool and workers
+//! around it.
+//!
+//! The rules:
+//! - **Order**: first in, first out per channel, and per alert key (an
+//!   alert's events): a channel sends its queue's head only, and only when
+//!   that alert has no earlier event still pending.
+//! - **One request in flight per channel**, so its order and pacing hold;
+//!   different channels go at once, up to `max_in_flight`.
+//! - **Pacing** per channel, at Slack's rate and not below it: a burst of
+//!   whole messages, then one per interval counted from when the previous
+//!   request *left*, plus a margin for the jitter of the round trips (a
+//!   `429` that still comes widens it), so arrivals stay an interval apart.
+//! - **`Retry-After`** blocks the channel until then; one message goes when
+//!   the block ends, then the steady rate (no burst).
+//! - **Backoff**: a failed attempt waits until the time the caller gives
+//!   (`retry::Backoff` decides it); giving up is the caller's `Ended`.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How the scheduler paces.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// Slack's interval between messages to one channel (about 1 s).
+    pub interval: Duration,
+    /// Messages a quiet channel may take at once.
+    pub burst: u32,
+    /// The first margin added to the interval for round-trip jitter.
+    pub margin: Duration,
+    /// The widest the margin grows after `429`s.
+    pub max_margin: Duration,
+    /// Requests in flight at once, over all channels.
+    pub max_in_flight: usize,
+}
+
+impl Rules {
+    /// How far ahead of the steady rate a burst may run: `burst - 1` steps
+    /// of an interval and the channel's margin.
+    fn tolerance(&self, margin: Duration) -> Duration {
+        (self.interval + margin) * self.burst.saturating_sub(1)
+    }
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            interval: Duration::from_secs(1),
+            burst: 3,
+            margin: Duration::from_millis(30),
+            max_margin: Duration::from_millis(500),
+            max_in_flight: 4,
+        }
+    }
+}
+
+/// What the scheduler says to do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Send this alert now (it is marked in flight).
+    Send(u64),
+    /// Nothing can go before this time (`None`: not before something
+    /// changes: an alert arrives or a request ends).
+    Wait(Option<Instant>),
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered, or failed for good: the alert leaves the scheduler.
+    Ended,
+    /// Try again at `at`. `retry_after`: Slack said when (the channel waits
+    /// too); `rate_limited`: it was a `429`.
+    Retry {
+        at: Instant,
+        retry_after: bool,
+        rate_limited: bool,
+    },
+}
+
+struct Alert {
+    channel: String,
+    key: String,
+    not_before: Instant,
+}
+
+struct Channel {
+    queue: VecDeque<u64>,
+    busy: bool,
+    /// The theoretical time of the next message at the steady rate; a
+    /// message may go `burst - 1` intervals before it (GCRA).
+    earliest: Option<Instant>,
+    blocked_until: Option<Instant>,
+    margin: Duration,
+}
+
+/// The pending alerts and the state of each channel.
+pub struct Scheduler {
+    rules: Rules,
+    alerts: HashMap<u64, Alert>,
+    channels: HashMap<String, Channel>,
+    /// Channels with queued alerts, in the order they get turns.
+    turns: VecDeque<String>,
+    /// Each alert key's pending events, oldest first.
+    keys: HashMap<String, VecDeque<u64>>,
+    in_flight: usize,
+}
+
+impl Scheduler {
+    pub fn new(rules: Rules) -> Scheduler {
+        Scheduler {
+            rules,
+            alerts: HashMap::new(),
+            channels: HashMap::new(),
+            turns: VecDeque::new(),
+            keys: HashMap::new(),
+            in_flight: 0,
+        }
+    }
+
+    /// Queues alert `id` for `channel` (its pacing key), as an event of
+    /// alert `key`, ready from `now`.
+    pub fn add(&mut self, id: u64, channel: &str, key: &str, now: Instant) {
+        if self.alerts.contains_key(&id) {
+            return;
+        }
+        let margin = self.rules.margin;
+        let state = self
+            .channels
+            .entry(channel.to_string())
+            .or_insert_with(|| Channel {
+                queue: VecDeque::new(),
+                busy: false,
+                earliest: None,
+                blocked_until: None,
+                margin,
+            });
+        if state.queue.is_empty() && !self.turns.iter().any(|c| c == channel) {
+            self.turns.push_back(channel.to_string());
+        }
+        state.queue.push_back(id);
+        self.keys.entry(key.to_string()).or_default().push_back(id);
+        self.alerts.insert(
+            id,
+            Alert {
+                channel: channel.to_string(),
+                key: key.to_string(),
+                not_before: now,
+            },
+        );
+    }
+
+    /// How many alerts are pending (queued or in flight).
+    pub fn pending(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// The next alert to send at `now`, or until when to wait.
+    pub fn next(&mut self, now: Instant) -> Decision {
+        if self.in_flight >= self.rules.max_in_flight {
+            return Decision::Wait(None);
+        }
+        let mut wake: Option<Instant> = None;
+        let mut later = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        for turn in 0..self.turns.len() {
+            let name = &self.turns[turn];
+            let Some(channel) = self.channels.get(name) else {
+                continue;
+            };
+            let Some(&head) = channel.queue.front() else {
+                continue;
+            };
+            if channel.busy {
+                continue;
+            }
+            let alert = &self.alerts[&head];
+            // An earlier event of the same alert (in another channel) first.
+            if self.keys.get(&alert.key).and_then(|q| q.front()) != Some(&head) {
+                continue;
+            }
+            let ready = [
+                Some(alert.not_before),
+                channel.blocked_until,
+                channel.earliest.map(|e| {
+                    let tolerance = self.rules.tolerance(channel.margin);
+                    e.checked_sub(tolerance).unwrap_or(e)
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now);
+            if ready > now {
+                later(ready);
+                continue;
+            }
+            // Send: the channel's turn goes to the back.
+            let name = self.turns.remove(turn).unwrap_or_default();
+            let (interval, margin) = (self.rules.interval, channel.margin);
+            let channel = self.channels.get_mut(&name).expect("looked up above");
+            channel.busy = true;
+            let base = channel.earliest.map_or(now, |e| e.max(now));
+            channel.earliest = Some(base + interval + margin);
+            self.turns.push_back(name);
+            self.in_flight += 1;
+            return Decision::Send(head);
+        }
+        Decision::Wait(wake)
+    }
+
+    /// Records how the attempt at alert `id` ended.
+    pub fn done(&mut self, id: u64, outcome: Outcome) {
+        let Some(alert) = self.alerts.get_mut(&id) else {
+            return;
+        };
+        let name = alert.channel.clone();
+        let Some(channel) = self.channels.get_mut(&name) else {
+            return;
+        };
+        if channel.busy {
+            channel.busy = false;
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        match outcome {
+            Outcome::Ended => {
+                let key = alert.key.clone();
+                self.alerts.remove(&id);
+                channel.queue.retain(|q| *q != id);
+                if channel.queue.is_empty() {
+                    self.turns.retain(|c| *c != name);
+                }
+                if let Some(events) = self.keys.get_mut(&key) {
+                    events.retain(|e| *e != id);
+                    if events.is_empty() {
+                        self.keys.remove(&key);
+                    }
+                }
+            }
+            Outcome::Retry {
+                at,
+                retry_after,
+                rate_limited,
+            } => {
+                alert.not_before = at;
+                if rate_limited {
+                    channel.margin = (channel.margin * 2).min(self.rules.max_margin);
+                }
+                if retry_after {
+                    channel.blocked_until = Some(at);
+                    // One message when the block ends, then the steady rate.
+                    channel.earliest = Some(at + self.rules.tolerance(channel.margin));
+                }
+            }
+        }
+    }
+
+    /// The margin a channel's pacing adds to the interval now.
+    pub fn margin(&self, channel: &str) -> Option<Duration> {
+        self.channels.get(channel).map(|c| c.margin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    fn rules(burst: u32) -> Rules {
+        Rules {
+            interval: SEC,
+            burst,
+            margin: Duration::from_millis(30),
+            max_margin: Duration::from_millis(500),
+            max_in_flight: 8,
+        }
+    }
+
+    /// Sends everything it can at `now`, ending each attempt at once.
+    fn drain(s: &mut Scheduler, now: Instant) -> Vec<u64> {
+        let mut sent = Vec::new();
+        while let Decision::Send(id) = s.next(now) {
+            sent.push(id);
+            s.done(id, Outcome::Ended);
+        }
+        sent
+    }
+
+    #[test]
+    fn a_quiet_channel_takes_its_burst_in_whole_messages_then_one_per_interval() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(rules(3));
+        for id in 1..=6 {
+            s.add(id, "#a", &format!("k{id}"), t0);
+        }
+        assert_eq!(drain(&mut s, t0), [1, 2, 3]);
+        // The steady rate counts from when the previous request left, plus
+        // the margin: not a hair before.
+        let next = t0 + SEC + Duration::from_millis(30);
+        assert_eq!(s.next(t0), Decision::Wait(Some(next)));
+        assert_eq!(
+            drain(&mut s, next - Duration::from_millis(1)),
+            Vec::<u64>::new()
+        );
+        assert_eq!(drain(&mut s, next), [4]);
+        assert_eq!(
+            s.next(next),
+            Decision::Wait(Some(next + SEC + Duration::from_millis(30)))
+        );
+    }
+
+    #[test]
+    fn without_a_burst_arrivals_stay_an_interval_and_a_margin_apart() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(rules(1));
+        for id in 1..=3 {
+            s.add(id, "#a", &format!("k{id}"), t0);
+        }
+        let mut now = t0;
+        let mut times = Vec::new();
+        while s.pending() > 0 {
+            match s.next(now) {
+                Decision::Send(id) => {
+                    times.push(now);
+                    // A slow answer does not delay the next message: pacing
+                    // counts from when the request left.
+                    s.done(id, Outcome::Ended);
+                }
+                Decision::Wait(Some(t)) => now = t,
+                Decision::Wait(None) => unreachable!(),
+            }
+        }
+        let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(gaps, [SEC + Duration::from_millis(30); 2]);
+    }
+
+    #[test]
+    fn one_request_in_flight_per_channel_and_channels_go_at_once() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(rules(3));
+        s.add(1, "#a", "k1", t0);
+        s.add(2, "#a", "k2", t0);
+        s.add(3, "#b", "k3", t0);
+        assert_eq!(s.next(t0), Decision::Send(1));
+        assert_eq!(s.next(t0), Decision::Send(3));
+        // #a's second waits for its first to end.
+        assert_eq!(s.next(t0), Decision::Wait(None));
+        s.done(1, Outcome::Ended);
+        assert_eq!(s.next(t0), Decision::Send(2));
+    }
+
+    #[test]
+    fn in_flight_requests_are_capped() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(Rules {
+            max_in_flight: 2,
+            ..rules(1)
+        });
+        for (id, c) in [(1, "#a"), (2, "#b"), (3, "#c")] {
+            s.add(id, c, &format!("k{id}"), t0);
+        }
+        assert_eq!(s.next(t0), Decision::Send(1));
+        assert_eq!(s.next(t0), Decision::Send(2));
+        assert_eq!(s.next(t0), Decision::Wait(None));
+        s.done(2, Outcome::Ended);
+        assert_eq!(s.next(t0), Decision::Send(3));
+    }
+
+    #[test]
+    fn a_channel_is_first_in_first_out_even_while_its_head_backs_off() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(rules(3));
+        s.add(1, "#a", "k1", t0);
+        s.add(2, "#a", "k2", t0);
+        assert_eq!(s.next(t0), Decision::Send(1));
+        let later = t0 + Duration::from_millis(500);
+        s.done(
+            1,
+            Outcome::Retry {
+                at: later,
+                retry_after: false,
+                rate_limited: false,
+            },
+        );
+        assert_eq!(s.next(t0), Decision::Wait(Some(later)));
+        assert_eq!(s.next(later), Decision::Send(1));
+        s.done(1, Outcome::Ended);
+        assert_eq!(s.next(later), Decision::Send(2));
+    }
+
+    #[test]
+    fn an_alerts_events_keep_their_order_across_channels() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(rules(3));
+        // The firing went to #a; the recovery (an update) to CA, its id.
+        s.add(1, "#a", "cpu", t0);
+        s.add(2, "CA", "cpu", t0);
+        s.add(3, "#b", "disk", t0);
+        assert_eq!(s.next(t0), Decision::Send(1));
+        assert_eq!(s.next(t0), Decision::Send(3));
+        assert_eq!(s.next(t0), Decision::Wait(None));
+        s.done(1, Outcome::Ended);
+        assert_eq!(s.next(t0), Decision::Send(2));
+    }
+
+    #[test]
+    fn retry_after_blocks_the_channel_then_one_message_then_the_steady_rate() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(rules(3));
+        for id in 1..=4 {
+            s.add(id, "#a", &format!("k{id}"), t0);
+        }
+        s.add(9, "#b", "k9", t0);
+        assert_eq!(s.next(t0), Decision::Send(1));
+        let until = t0 + 2 * SEC;
+        s.done(
+            1,
+            Outcome::Retry {
+                at: until,
+                retry_after: true,
+                rate_limited: true,
+            },
+        );
+        // Other channels go on.
+        assert_eq!(s.next(t0), Decision::Send(9));
+        s.done(9, Outcome::Ended);
+        assert_eq!(s.next(t0), Decision::Wait(Some(until)));
+        assert_eq!(
+            s.next(until - Duration::from_millis(1)),
+            Decision::Wait(Some(until))
+        );
+        assert_eq!(drain(&mut s, until), [1]);
+        // No burst after the block: the next one an interval and the
+        // (widened) margin later.
+        assert_eq!(s.margin("#a"), Some(Duration::from_millis(60)));
+        assert_eq!(
+            s.next(until),
+            Decision::Wait(Some(until + SEC + Duration::from_millis(60)))
+        );
+    }
+
+    #[test]
+    fn a_429_widens_the_margin_up_to_its_cap() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(rules(1));
+        s.add(1, "#a", "k", t0);
+        for i in 1..=10 {
+            let Decision::Send(id) = s.next(t0 + 10 * i * SEC) else {
+                panic!("sends")
+            };
+            s.done(
+                id,
+                Outcome::Retry {
+                    at: t0,
+                    retry_after: false,
+                    rate_limited: true,
+                },
+            );
+        }
+        assert_eq!(s.margin("#a"), Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn channels_take_turns() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(Rules {
+            max_in_flight: 1,
+            ..rules(10)
+        });
+        for id in 1..=3 {
+            s.add(id, "#a", &format!("a{id}"), t0);
+            s.add(10 + id, "#b", &format!("b{id}"), t0);
+        }
+        assert_eq!(drain(&mut s, t0), [1, 11, 2, 12, 3, 13]);
+    }
+}
