@@ -30,10 +30,12 @@ fn finished(server: &Server) -> usize {
     server.spool()["finished"].as_array().map_or(0, Vec::len)
 }
 
-/// One storm: `per_channel` alerts to each of `channels` channels.
-fn storm(channels: usize, per_channel: usize, burst: u32) -> Result<()> {
+/// One storm: `per_channel` alerts to each of `channels` channels, to a
+/// stand-in that answers `rtt` after each request arrives.
+fn storm(channels: usize, per_channel: usize, burst: u32, rtt: Duration) -> Result<()> {
     let slack = MockSlack::start()?;
     slack.limit_channels(INTERVAL, Duration::from_secs(1));
+    slack.answer_after(rtt);
     let dir = tempfile::tempdir()?;
     let config = write_config(dir.path(), &config(&slack.url()));
     let interval = INTERVAL.as_millis().to_string();
@@ -72,10 +74,13 @@ fn storm(channels: usize, per_channel: usize, burst: u32) -> Result<()> {
     }
     let took = started.elapsed();
     let delivered = slack.requests().len() - slack.rate_limited();
-    let floor = INTERVAL * (per_channel as u32 - 1);
+    // The last message can reach Slack no sooner, and its answer takes a
+    // round trip more.
+    let floor = INTERVAL * (per_channel as u32 - 1) + rtt;
     println!(
-        "  {channels} channel(s) × {per_channel} alerts, burst {burst}: {:.2} s (floor {:.0} s, {:.1} % of the rate limit's pace); \
+        "  {channels} channel(s) × {per_channel} alerts, burst {burst}, answers after {} ms: {:.2} s (floor {:.1} s, {:.1} % of the rate limit's pace); \
          {delivered} delivered, {} × 429, {} inside a Retry-After window; posting took {:.0} ms",
+        rtt.as_millis(),
         took.as_secs_f64(),
         floor.as_secs_f64(),
         100.0 * floor.as_secs_f64() / took.as_secs_f64(),
@@ -103,8 +108,11 @@ fn main() -> Result<()> {
     // A burst of one matches the stand-in's strict limit; the default
     // burst of three meets a 429 at the start, as it would with a Slack
     // that allows no burst.
-    storm(1, alerts, 1)?;
-    storm(1, alerts, 3)?;
-    storm(10, alerts / 2, 1)?;
+    let now = Duration::ZERO;
+    storm(1, alerts, 1, now)?;
+    storm(1, alerts, 3, now)?;
+    storm(10, alerts / 2, 1, now)?;
+    // Slack's real round trip, many channels: what concurrency is for.
+    storm(20, 8, 1, Duration::from_millis(200))?;
     Ok(())
 }

@@ -228,7 +228,7 @@ struct ServeArgs {
     backoff_base_ms: u64,
     /// Configured instances delivering at once, to different channels (one
     /// channel has at most one request in flight).
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = 8)]
     workers: usize,
 }
 

@@ -144,6 +144,8 @@ struct Shared {
     limit: Option<ChannelLimit>,
     /// Every `n`th request gets a transient failure (`503`).
     fail_every: Option<usize>,
+    /// How long every answer takes (Slack's round trip is about 200 ms).
+    delay: std::time::Duration,
     /// The messages posted and not deleted, oldest first.
     messages: Vec<Message>,
     /// Every channel id the stand-in answered with.
@@ -297,6 +299,12 @@ impl MockSlack {
     /// retry_after` (whole seconds), and that channel is blocked as long.
     pub fn limit_channels(&self, interval: std::time::Duration, retry_after: std::time::Duration) {
         self.shared.lock().unwrap().limit = Some(ChannelLimit::new(interval, retry_after));
+    }
+
+    /// Answers every request `delay` after it arrived, as a Slack far
+    /// away would (the rate limit still counts arrivals).
+    pub fn answer_after(&self, delay: std::time::Duration) {
+        self.shared.lock().unwrap().delay = delay;
     }
 
     /// Answers every `n`th request with a transient `503`
@@ -580,12 +588,19 @@ async fn answer(
     }
     // Recorded on arrival: a client that gives up on a silent answer drops
     // this future, and the request still happened.
-    let (step, seq) = {
+    let (step, seq, delay) = {
         let mut shared = shared.lock().unwrap();
         shared.in_flight -= 1;
         shared.received.push(received.clone());
-        (shared.scripted.pop_front(), shared.received.len())
+        (
+            shared.scripted.pop_front(),
+            shared.received.len(),
+            shared.delay,
+        )
     };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     if let Some(Step::Fault(Fault::Silent(quiet))) = &step {
         tokio::time::sleep(*quiet).await;
     }

@@ -52,7 +52,7 @@ impl Default for Pacing {
             channel_interval: Duration::from_secs(1),
             channel_burst: 3,
             backoff: Backoff::default(),
-            workers: 4,
+            workers: 8,
         }
     }
 }
