@@ -30,7 +30,7 @@ use serde_json::json;
 use crate::retry::{Backoff, Next};
 use crate::runtime::{AlertEvent, HandlerError, Level, Plugin, Runtime};
 use crate::scheduler::{Decision, Outcome, Rules, Scheduler};
-use crate::spool::{self, Finished, Spool, SpoolError, Status};
+use crate::spool::{self, Finished, GroupCommit, Spool, SpoolError, Status};
 use crate::{alert_json, report};
 
 /// How the server paces, retries and how many requests it has out.
@@ -86,6 +86,8 @@ struct Prepared {
 
 struct Shared {
     spool: Mutex<Spool>,
+    /// Concurrent intake shares fsyncs; a `202` still means on disk.
+    commit: GroupCommit,
     /// Signalled (with `spool`) when intake accepts an alert.
     arrived: Condvar,
     engine: Mutex<Engine>,
@@ -124,6 +126,7 @@ pub fn run(
     let bound = listener.local_addr()?;
     let shared = Arc::new(Shared {
         spool: Mutex::new(spool),
+        commit: GroupCommit::default(),
         arrived: Condvar::new(),
         engine: Mutex::new(Engine {
             scheduler: Scheduler::new(pacing.rules()),
@@ -135,7 +138,10 @@ pub fn run(
     std::thread::Builder::new()
         .name("intake".into())
         .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            // Connections are served on two threads; writing the spool
+            // runs on blocking threads, where concurrent alerts share fsyncs.
+            let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
             else {
@@ -460,17 +466,24 @@ async fn intake(
     if let Err(e) = alert_json::decode(text) {
         return Ok(answer(400, json!({"error": format!("{e:#}")})));
     }
-    let accepted = shared
-        .spool
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .accept(text, options);
+    let text = text.to_string();
+    let spool = shared.clone();
+    let accepted = tokio::task::spawn_blocking(move || {
+        let ticket = lock(&spool.spool).accept_unsynced(&text, options)?;
+        spool
+            .commit
+            .wait(&spool.spool, ticket)
+            .map_err(SpoolError::Io)?;
+        Ok::<u64, SpoolError>(ticket.id)
+    })
+    .await;
     match accepted {
-        Ok(id) => {
+        Ok(Ok(id)) => {
             shared.arrived.notify_all();
             Ok(answer(202, json!({"id": id})))
         }
-        Err(e @ SpoolError::Full { .. }) => Ok(answer(503, json!({"error": e.to_string()}))),
-        Err(e) => Ok(answer(500, json!({"error": e.to_string()}))),
+        Ok(Err(e @ SpoolError::Full { .. })) => Ok(answer(503, json!({"error": e.to_string()}))),
+        Ok(Err(e)) => Ok(answer(500, json!({"error": e.to_string()}))),
+        Err(e) => Ok(answer(500, json!({"error": format!("intake failed: {e}")}))),
     }
 }

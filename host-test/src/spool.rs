@@ -60,6 +60,81 @@ enum Record {
     },
 }
 
+/// An accepted alert whose record may not be on disk yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: u64,
+    /// Its record's number since the spool opened.
+    record: u64,
+}
+
+/// Group commit: concurrent intake shares fsyncs. A caller holding a
+/// [`Ticket`] waits until its record is on disk; the first waiter with
+/// nobody syncing syncs everything written so far, for itself and every
+/// record written before, while the others wait for it.
+#[derive(Default)]
+pub struct GroupCommit {
+    state: std::sync::Mutex<Committed>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Committed {
+    /// Records known to be on disk.
+    synced: u64,
+    syncing: bool,
+    /// fsyncs made, for tests and metrics.
+    syncs: u64,
+}
+
+impl GroupCommit {
+    /// Returns once `ticket`'s record is on disk (an `Err` if the sync
+    /// failed: the alert must not be acknowledged).
+    pub fn wait(&self, spool: &std::sync::Mutex<Spool>, ticket: Ticket) -> Result<()> {
+        let mut state = self.lock();
+        loop {
+            if state.synced >= ticket.record {
+                return Ok(());
+            }
+            if state.syncing {
+                state = self.done.wait(state).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            state.syncing = true;
+            drop(state);
+            let point = {
+                let spool = spool.lock().unwrap_or_else(|e| e.into_inner());
+                if spool.synced >= ticket.record {
+                    Ok((None, spool.synced))
+                } else {
+                    spool.sync_point().map(|(file, upto)| (Some(file), upto))
+                }
+            };
+            let synced = point.and_then(|(file, upto)| {
+                if let Some(file) = file {
+                    file.sync_data()?;
+                }
+                Ok(upto)
+            });
+            state = self.lock();
+            state.syncing = false;
+            self.done.notify_all();
+            let upto = synced?;
+            state.syncs += 1;
+            state.synced = state.synced.max(upto);
+        }
+    }
+
+    /// fsyncs this group commit made.
+    pub fn syncs(&self) -> u64 {
+        self.lock().syncs
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Committed> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// How many finished alerts a spool remembers by default, newest kept.
 pub const KEEP_FINISHED: usize = 10_000;
 
@@ -288,6 +363,10 @@ pub struct Spool {
     file: File,
     size: u64,
     limit: u64,
+    /// Records written since the spool opened, and how many of them are
+    /// known to be on disk.
+    written: u64,
+    synced: u64,
     next_id: u64,
     pending: BTreeMap<u64, Pending>,
     /// Final statuses seen since the journal was last compacted, newest
@@ -397,6 +476,8 @@ impl Spool {
             file,
             size,
             limit,
+            written: 0,
+            synced: 0,
             next_id,
             pending,
             finished,
@@ -412,6 +493,24 @@ impl Spool {
         alert: &str,
         options: Vec<(String, String)>,
     ) -> Result<u64, SpoolError> {
+        let ticket = self.accept_unsynced(alert, options)?;
+        if self.synced < ticket.record {
+            self.file
+                .sync_data()
+                .map_err(|e| SpoolError::Io(e.into()))?;
+            self.synced = self.written;
+        }
+        Ok(ticket.id)
+    }
+
+    /// Writes an alert's record without waiting for the disk: it is durable
+    /// once [`GroupCommit::wait`] returns for the ticket, which shares one
+    /// fsync among every record written meanwhile.
+    pub fn accept_unsynced(
+        &mut self,
+        alert: &str,
+        options: Vec<(String, String)>,
+    ) -> Result<Ticket, SpoolError> {
         let id = self.next_id;
         let record = Record::Accept {
             id,
@@ -425,7 +524,7 @@ impl Spool {
                 return Err(SpoolError::Full { limit: self.limit });
             }
         }
-        self.append(&line).map_err(SpoolError::Io)?;
+        self.write(&line).map_err(SpoolError::Io)?;
         self.next_id += 1;
         self.pending.insert(
             id,
@@ -435,7 +534,10 @@ impl Spool {
                 options,
             },
         );
-        Ok(id)
+        Ok(Ticket {
+            id,
+            record: self.written,
+        })
     }
 
     /// Records how an alert ended, and what that changes in the alert
@@ -521,13 +623,28 @@ impl Spool {
         })
     }
 
+    /// Appends a record and waits for the disk.
     fn append(&mut self, line: &str) -> Result<()> {
+        self.write(line)?;
+        self.file.sync_data()?;
+        self.synced = self.written;
+        Ok(())
+    }
+
+    /// Appends a record without waiting for the disk.
+    fn write(&mut self, line: &str) -> Result<()> {
         // One write: a crash leaves a whole line or a torn one, never a
         // whole record without its newline.
         self.file.write_all(format!("{line}\n").as_bytes())?;
-        self.file.sync_data()?;
         self.size += line.len() as u64 + 1;
+        self.written += 1;
         Ok(())
+    }
+
+    /// What a group commit syncs: the journal as it is now, and how many
+    /// records it holds.
+    fn sync_point(&self) -> Result<(File, u64)> {
+        Ok((self.file.try_clone()?, self.written))
     }
 
     /// Rewrites the journal with the next id, the alert messages, oldest
@@ -561,6 +678,8 @@ impl Spool {
         }
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         self.size = size;
+        // The new journal was synced whole: every record is on disk.
+        self.synced = self.written;
         Ok(())
     }
 }
@@ -946,5 +1065,41 @@ mod tests {
         }
         let ids: Vec<u64> = spool.finished().map(|f| f.id).collect();
         assert_eq!(ids, [8, 9, 10]);
+    }
+
+    #[test]
+    fn concurrent_intake_shares_fsyncs_and_every_acknowledged_alert_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = std::sync::Arc::new(std::sync::Mutex::new(
+            Spool::open(dir.path(), 64 << 20).unwrap(),
+        ));
+        let commit = std::sync::Arc::new(GroupCommit::default());
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let (spool, commit) = (spool.clone(), commit.clone());
+                std::thread::spawn(move || {
+                    for n in 0..50 {
+                        let alert = format!("{{\"id\":\"{t}-{n}\"}}");
+                        let ticket = spool
+                            .lock()
+                            .unwrap()
+                            .accept_unsynced(&alert, vec![])
+                            .unwrap();
+                        commit.wait(&spool, ticket).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(
+            commit.syncs() < 800,
+            "{} fsyncs for 800 alerts",
+            commit.syncs()
+        );
+        drop(spool);
+        let reopened = Spool::open(dir.path(), 64 << 20).unwrap();
+        assert_eq!(reopened.pending().len(), 800);
     }
 }
