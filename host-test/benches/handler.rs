@@ -31,6 +31,9 @@ use host_test::net::NetSettings;
 use host_test::pool::Pool;
 use host_test::runtime::{AlertEvent, Level, Runtime, Timestamp, COMPONENT_PATH};
 
+#[path = "../tests/common/server.rs"]
+mod server;
+
 fn config(url: &str) -> String {
     format!(
         "[[slack]]\nenabled = true\ndefault = true\nworkspace = \"alerts\"\nurl = \"{url}/api/chat.postMessage\"\ntoken = \"xoxb-bench\"\nchannel = \"#alerts\"\nusername = \"AlertBot\"\n"
@@ -285,6 +288,18 @@ fn main() -> Result<()> {
         Err(e) => println!("python-slack-sdk: skipped ({e:#}); scripts/bench.sh installs it\n"),
     }
 
+    // `host-test serve` as users run it (a child process, this profile):
+    // alerts acknowledged by 16 keep-alive connections, then the backlog
+    // drained over 100 channels with pacing off.
+    let (intake, drain) = serve_intake_and_drain(posts.max(1_000))?;
+    rows.push((
+        "serve: draining a backlog over 100 channels, pacing off".into(),
+        drain,
+    ));
+    println!(
+        "serve intake: {intake:.0} alerts/s acknowledged (each on disk) over 16 keep-alive connections\n"
+    );
+
     let floor = rows
         .iter()
         .find(|(n, _)| n.starts_with("native hyper"))
@@ -301,6 +316,99 @@ fn main() -> Result<()> {
 }
 
 /// The same payload posted by a plain hyper client with keep-alive.
+/// `serve`'s intake (alerts/s acknowledged, 16 connections) and drain
+/// (alerts/s delivered from a backlog of `alerts` over 100 channels,
+/// pacing off, the default 8 workers).
+fn serve_intake_and_drain(alerts: usize) -> Result<(f64, f64)> {
+    let slack = MockSlack::start()?;
+    let dir = tempfile::tempdir()?;
+    let config = server::write_config(dir.path(), &config(&slack.url()));
+    let server = server::Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &["--channel-interval-ms", "0", "--channel-burst", "1"],
+    );
+    // Intake alone: Slack holds its answers until the backlog is in.
+    slack.hold();
+    let connections = 16;
+    let per_connection = alerts.div_ceil(connections);
+    let t = Instant::now();
+    let threads: Vec<_> = (0..connections)
+        .map(|c| {
+            let addr = server.addr();
+            std::thread::spawn(move || keep_alive_posts(addr, c, per_connection))
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a poster")?;
+    }
+    let total = connections * per_connection;
+    let intake = per_second(total, t.elapsed());
+    let t = Instant::now();
+    slack.release();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    // Counted at the stand-in: asking serve (`GET`) would cost it work.
+    while slack.received() < total {
+        if Instant::now() > deadline {
+            anyhow::bail!("serve did not drain its backlog in time");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let drained = per_second(total, t.elapsed());
+    // Every alert delivered once, each ending recorded.
+    while server.spool()["finished"].as_array().map_or(0, Vec::len) < total.min(10_000) {
+        if Instant::now() > deadline {
+            anyhow::bail!("serve did not record every ending in time");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if slack.received() != total {
+        anyhow::bail!("{} requests for {total} alerts", slack.received());
+    }
+    Ok((intake, drained))
+}
+
+/// Posts `count` alerts over one keep-alive connection, each to one of
+/// 100 channels; every answer must be `202`.
+fn keep_alive_posts(addr: std::net::SocketAddr, connection: usize, count: usize) -> Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::net::TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    for n in 0..count {
+        let body = server::alert(&format!("drain-{connection}-{n}"));
+        write!(
+            writer,
+            "POST /?channel=%23c{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            (connection * count + n) % 100,
+            body.len()
+        )?;
+        let mut status = String::new();
+        reader.read_line(&mut status)?;
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header)?;
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse()?;
+                }
+            }
+        }
+        let mut answer = vec![0; length];
+        reader.read_exact(&mut answer)?;
+        if !status.contains(" 202 ") {
+            anyhow::bail!("serve answered {status}");
+        }
+    }
+    Ok(())
+}
+
 fn hyper_floor(base: &str, body: &str, posts: usize) -> Result<f64> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -352,6 +352,11 @@ impl MockSlack {
         self.addr
     }
 
+    /// How many requests have been received (cheaper than [`MockSlack::requests`]).
+    pub fn received(&self) -> usize {
+        self.shared.lock().unwrap().received.len()
+    }
+
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<Received> {
         self.shared.lock().unwrap().received.clone()

@@ -372,8 +372,10 @@ fn finish(shared: &Shared, done: Finished) {
         "serve: #{id} {verb} {} ({attempts} attempt{plural})",
         done.detail
     );
-    let mut spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = spool.finish(done) {
+    // Workers ending alerts at once share fsyncs, as intake does; the
+    // ending is on disk before the alert's next event is sent.
+    let recorded = lock(&shared.spool).finish_unsynced(done);
+    if let Err(e) = recorded.and_then(|ticket| shared.commit.wait(&shared.spool, ticket)) {
         eprintln!("serve: recording the end of alert {id} failed: {e:#}");
     }
 }

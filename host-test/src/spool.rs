@@ -494,12 +494,7 @@ impl Spool {
         options: Vec<(String, String)>,
     ) -> Result<u64, SpoolError> {
         let ticket = self.accept_unsynced(alert, options)?;
-        if self.synced < ticket.record {
-            self.file
-                .sync_data()
-                .map_err(|e| SpoolError::Io(e.into()))?;
-            self.synced = self.written;
-        }
+        self.sync_through(ticket.record).map_err(SpoolError::Io)?;
         Ok(ticket.id)
     }
 
@@ -543,8 +538,20 @@ impl Spool {
     /// Records how an alert ended, and what that changes in the alert
     /// messages, in one fsynced line; it is no longer pending.
     pub fn finish(&mut self, done: Finished) -> Result<()> {
+        let ticket = self.finish_unsynced(done)?;
+        self.sync_through(ticket.record)
+    }
+
+    /// [`Spool::finish`] without waiting for the disk: the ending counts
+    /// at once (the alert is no longer pending, its message is kept), and
+    /// is durable once [`GroupCommit::wait`] returns for the ticket.
+    pub fn finish_unsynced(&mut self, done: Finished) -> Result<Ticket> {
         let line = serde_json::to_string(&Record::Done(done.clone()))?;
-        self.append(&line)?;
+        self.write(&line)?;
+        let ticket = Ticket {
+            id: done.id,
+            record: self.written,
+        };
         self.pending.remove(&done.id);
         self.messages.apply(&done);
         self.finished.push_back(done);
@@ -552,7 +559,7 @@ impl Spool {
         if self.pending.is_empty() && self.size > self.limit / 2 {
             self.compact()?;
         }
-        Ok(())
+        Ok(ticket)
     }
 
     /// The ids of the pending alerts, oldest first.
@@ -623,11 +630,12 @@ impl Spool {
         })
     }
 
-    /// Appends a record and waits for the disk.
-    fn append(&mut self, line: &str) -> Result<()> {
-        self.write(line)?;
-        self.file.sync_data()?;
-        self.synced = self.written;
+    /// Waits until record `record` is on disk (and every one before it).
+    fn sync_through(&mut self, record: u64) -> Result<()> {
+        if self.synced < record {
+            self.file.sync_data()?;
+            self.synced = self.written;
+        }
         Ok(())
     }
 

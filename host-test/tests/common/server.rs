@@ -74,6 +74,11 @@ impl Server {
         }
     }
 
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// POSTs `body`; the status and the JSON answer.
     pub fn post(&self, body: &str) -> (u16, Value) {
         self.request(&format!(
