@@ -85,6 +85,8 @@ struct Prepared {
 }
 
 struct Shared {
+    /// The configuration's default workspace id, for pacing keys.
+    default_workspace: String,
     spool: Mutex<Spool>,
     /// Concurrent intake shares fsyncs; a `202` still means on disk.
     commit: GroupCommit,
@@ -99,6 +101,15 @@ struct Shared {
 struct Engine {
     scheduler: Scheduler,
     items: HashMap<u64, Prepared>,
+    /// A channel's id (`CALERTS`, learnt from a delivery) to the pacing key
+    /// of its name (`#alerts`): one Slack channel, one pace.
+    aliases: HashMap<String, String>,
+}
+
+/// The pacing key: the workspace and the channel, as Slack limits them. A
+/// webhook bound to one channel (no `channel` in its body) is its own key.
+fn pacing_key(workspace: &str, channel: &str) -> String {
+    format!("{workspace} {channel}")
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,7 +127,17 @@ pub fn run(
 ) -> Result<()> {
     // Each instance is configured before anything is accepted, so a bad
     // configuration stops the start.
-    let mut planner = runtime.configured(config)?;
+    let mut planner = runtime.instantiate()?;
+    let summary = planner
+        .configure(config)?
+        .map_err(|e| anyhow::anyhow!("the configuration was refused: {}", e.describe()))?;
+    // The workspace an alert without a `workspace` option goes to.
+    let default_workspace = summary
+        .workspaces
+        .iter()
+        .find(|w| w.is_default)
+        .map(|w| w.id.clone())
+        .unwrap_or_default();
     let workers: Vec<Plugin> = (0..pacing.workers.max(1))
         .map(|_| runtime.configured(config))
         .collect::<Result<_>>()?;
@@ -125,12 +146,14 @@ pub fn run(
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let shared = Arc::new(Shared {
+        default_workspace,
         spool: Mutex::new(spool),
         commit: GroupCommit::default(),
         arrived: Condvar::new(),
         engine: Mutex::new(Engine {
             scheduler: Scheduler::new(pacing.rules()),
             items: HashMap::new(),
+            aliases: HashMap::new(),
         }),
         changed: Condvar::new(),
     });
@@ -204,15 +227,19 @@ fn plan(shared: &Shared, planner: &mut Plugin, item: spool::Pending) -> Option<a
         options: item.options,
         attempts: 0,
     };
-    // The channel the request goes to: the rate limit's key.
+    // Where the request goes: the rate limit's key.
+    let workspace = prepared
+        .options
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "workspace")
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+        .unwrap_or(&shared.default_workspace);
     let channel = match planner.preview_alert(&prepared.event, &options_for(shared, &prepared)) {
         Ok(Ok(request)) => {
             let body: serde_json::Value = serde_json::from_str(&request.body).unwrap_or_default();
-            format!(
-                "{} {}",
-                request.url,
-                body["channel"].as_str().unwrap_or_default()
-            )
+            pacing_key(workspace, body["channel"].as_str().unwrap_or_default())
         }
         Ok(Err(e)) => {
             finish(
@@ -230,6 +257,7 @@ fn plan(shared: &Shared, planner: &mut Plugin, item: spool::Pending) -> Option<a
         }
     };
     let mut engine = lock(&shared.engine);
+    let channel = engine.aliases.get(&channel).cloned().unwrap_or(channel);
     engine
         .scheduler
         .add(id, &channel, &prepared.alert, Instant::now());
@@ -280,6 +308,16 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
                 .to_string();
                 if !delivery.warnings.is_empty() {
                     detail += &format!(" (warnings: {})", delivery.warnings.join(", "));
+                }
+                if let Some(channel_id) = delivery
+                    .channel_id
+                    .as_deref()
+                    .filter(|c| !delivery.channel.is_empty() && *c != delivery.channel)
+                {
+                    lock(&shared.engine).aliases.insert(
+                        pacing_key(&delivery.workspace, channel_id),
+                        pacing_key(&delivery.workspace, &delivery.channel),
+                    );
                 }
                 let done = Finished::new(id, Status::Delivered, &detail, attempt).remembering(
                     &item.alert,

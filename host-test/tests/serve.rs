@@ -243,3 +243,40 @@ fn a_soak_with_one_request_in_five_failing_loses_and_repeats_nothing() {
     let finished = server.spool()["finished"].as_array().unwrap().clone();
     assert!(finished.iter().all(|f| f["status"] == "delivered"));
 }
+
+#[test]
+fn a_retry_after_from_one_webhook_blocks_that_webhook_only() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Two webhooks, each bound to its channel: their URLs differ only in
+    // the secret path, which a preview redacts; each is its own pace.
+    let config = format!(
+        "[[slack]]\nenabled = true\ndefault = true\nworkspace = \"a\"\nurl = \"{0}/services/T0/BA/AAAA\"\n\n\
+         [[slack]]\nenabled = true\nworkspace = \"b\"\nurl = \"{0}/services/T0/BB/BBBB\"\n",
+        slack.url()
+    );
+    let config = write_config(dir.path(), &config);
+    slack.push_reply(
+        host_test::mock_slack::Reply::text(429, "rate_limited").with_header("retry-after", "2"),
+    );
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    assert_eq!(server.post_with("workspace=a", &alert("a1")).0, 202);
+    wait_until("the 429", || slack.received() == 1);
+    assert_eq!(server.post_with("workspace=b", &alert("b1")).0, 202);
+    wait_until("both delivered", || {
+        server.spool()["finished"].as_array().map(Vec::len) == Some(2)
+    });
+    let requests = slack.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/services/T0/BA/AAAA",
+            "/services/T0/BB/BBBB",
+            "/services/T0/BA/AAAA"
+        ]
+    );
+    // b did not wait out a's Retry-After; a did.
+    assert!(requests[1].at - requests[0].at < Duration::from_secs(1));
+    assert!(requests[2].at - requests[0].at >= Duration::from_secs(2));
+}
