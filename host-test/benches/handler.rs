@@ -371,37 +371,11 @@ fn serve_intake_and_drain(alerts: usize) -> Result<(f64, f64)> {
 /// Posts `count` alerts over one keep-alive connection, each to one of
 /// 100 channels; every answer must be `202`.
 fn keep_alive_posts(addr: std::net::SocketAddr, connection: usize, count: usize) -> Result<()> {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let stream = std::net::TcpStream::connect(addr)?;
-    stream.set_nodelay(true)?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
+    let mut serve = server::Connection::open(addr)?;
     for n in 0..count {
         let body = server::alert(&format!("drain-{connection}-{n}"));
-        write!(
-            writer,
-            "POST /?channel=%23c{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            (connection * count + n) % 100,
-            body.len()
-        )?;
-        let mut status = String::new();
-        reader.read_line(&mut status)?;
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header)?;
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse()?;
-                }
-            }
-        }
-        let mut answer = vec![0; length];
-        reader.read_exact(&mut answer)?;
+        let query = format!("channel=%23c{}", (connection * count + n) % 100);
+        let status = serve.post(&query, &body)?;
         if !status.contains(" 202 ") {
             anyhow::bail!("serve answered {status}");
         }

@@ -79,6 +79,15 @@ impl Server {
         self.addr
     }
 
+    /// Its resident memory, from `/proc` (Linux), in KiB.
+    pub fn resident_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// POSTs `body`; the status and the JSON answer.
     pub fn post(&self, body: &str) -> (u16, Value) {
         self.request(&format!(
@@ -133,6 +142,52 @@ pub fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("slack.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// One keep-alive HTTP/1.1 connection to `serve`, for benchmarks that post
+/// many alerts.
+pub struct Connection {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Connection {
+    pub fn open(addr: SocketAddr) -> std::io::Result<Connection> {
+        let writer = TcpStream::connect(addr)?;
+        writer.set_nodelay(true)?;
+        Ok(Connection {
+            reader: BufReader::new(writer.try_clone()?),
+            writer,
+        })
+    }
+
+    /// POSTs `body` with `query` (handler options); the status line.
+    pub fn post(&mut self, query: &str, body: &str) -> std::io::Result<String> {
+        write!(
+            self.writer,
+            "POST /?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut status = String::new();
+        self.reader.read_line(&mut status)?;
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            self.reader.read_line(&mut header)?;
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut answer = vec![0; length];
+        self.reader.read_exact(&mut answer)?;
+        Ok(status.trim_end().to_string())
+    }
 }
 
 pub fn alert(id: &str) -> String {
