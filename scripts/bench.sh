@@ -10,3 +10,6 @@ cargo bench -p host-test --bench handler -- "$@"
 # The storm at Slack's real rate (one message a second per channel): about
 # a minute and a half with the default STORM_ALERTS=30.
 cargo bench -p host-test --bench storm -- "$@"
+# A million alerts through serve, with its resident memory along the way:
+# several minutes (SOAK_ALERTS=N for fewer).
+cargo bench -p host-test --bench soak -- "$@"
