@@ -63,7 +63,7 @@ pub fn run(examples: &Path) -> Result<()> {
     let mut plugin = runtime.instantiate()?;
     let summary = match plugin.configure(&read("kapacitor.conf")?)? {
         Ok(summary) => summary,
-        Err(e) => bail!("examples/kapacitor.conf: {}", report::error_text(&e)),
+        Err(e) => bail!("examples/kapacitor.conf: {}", e.describe()),
     };
     println!("Configured from examples/kapacitor.conf:");
     println!(
@@ -97,7 +97,7 @@ pub fn run(examples: &Path) -> Result<()> {
                 delivered += 1;
                 println!("   {}", report::delivery_text(&d));
             }
-            Err(e) => println!("   {}", report::error_text(&e)),
+            Err(e) => println!("   {}", e.describe()),
         }
         show_requests(&slack, seen_before)?;
     }
@@ -131,7 +131,7 @@ fn rendered(examples: &Path, runtime: &Runtime, slack: &MockSlack) -> Result<()>
     };
     let mut plugin = runtime.instantiate()?;
     if let Err(e) = plugin.configure(&read("slack-rendered.conf")?)? {
-        bail!("examples/slack-rendered.conf: {}", report::error_text(&e));
+        bail!("examples/slack-rendered.conf: {}", e.describe());
     }
     let update = handler_file::parse(&read("slack_cpu_update.yaml")?)?;
     let handlers = [
@@ -164,7 +164,7 @@ fn rendered(examples: &Path, runtime: &Runtime, slack: &MockSlack) -> Result<()>
                     println!("   {}", report::delivery_text(&d));
                     previous = d.channel_id.zip(d.ts);
                 }
-                Err(e) => println!("   {}", report::error_text(&e)),
+                Err(e) => println!("   {}", e.describe()),
             }
             show_requests(slack, seen_before)?;
         }

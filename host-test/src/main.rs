@@ -294,7 +294,7 @@ fn main() -> ExitCode {
             if json {
                 println!("{}", report::error_json(&e));
             } else {
-                eprintln!("{}", report::error_text(&e));
+                eprintln!("{}", e.describe());
             }
             ExitCode::from(1)
         }
@@ -455,10 +455,7 @@ fn send(args: SendArgs) -> Result<(), Failure> {
         &Backoff::default(),
         deadline,
         |e, n, wait| {
-            eprintln!(
-                "attempt {n}: {}; retrying in {wait:.1?}",
-                report::error_text(e)
-            );
+            eprintln!("attempt {n}: {}; retrying in {wait:.1?}", e.describe());
         },
     )
     .map_err(Failure::Host)?;
@@ -488,7 +485,7 @@ fn service_test(args: TestArgs) -> Result<(), Failure> {
         Err(e) => {
             println!(
                 "{}",
-                serde_json::json!({"success": false, "message": report::error_text(&e)})
+                serde_json::json!({"success": false, "message": e.describe()})
             );
             Err(Failure::Reported)
         }

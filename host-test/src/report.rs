@@ -5,18 +5,8 @@ use slack_alert_handler::payload::TRUNCATED_WARNING;
 
 use crate::bindings::{ConfigSummary, Delivery, HandlerError, HttpRequest};
 
-/// The WIT case name of an error.
-pub fn error_kind(e: &HandlerError) -> &'static str {
-    e.kind()
-}
-
-/// One sentence for a person.
-pub fn error_text(e: &HandlerError) -> String {
-    e.describe()
-}
-
 pub fn error_json(e: &HandlerError) -> Value {
-    let mut v = json!({"delivered": false, "error": error_kind(e), "retryable": e.is_retryable()});
+    let mut v = json!({"delivered": false, "error": e.kind(), "retryable": e.is_retryable()});
     match e {
         HandlerError::SlackRejected(r) => {
             v["status"] = json!(r.status);

@@ -27,11 +27,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
+use crate::alert_json;
 use crate::retry::{Backoff, Next};
 use crate::runtime::{AlertEvent, HandlerError, Level, Plugin, Runtime};
 use crate::scheduler::{Decision, Outcome, Rules, Scheduler};
 use crate::spool::{self, Finished, GroupCommit, Spool, SpoolError, Status};
-use crate::{alert_json, report};
 
 /// How the server paces, retries and how many requests it has out.
 #[derive(Debug, Clone, Copy)]
@@ -242,10 +242,7 @@ fn plan(shared: &Shared, planner: &mut Plugin, item: spool::Pending) -> Option<a
             pacing_key(workspace, body["channel"].as_str().unwrap_or_default())
         }
         Ok(Err(e)) => {
-            finish(
-                shared,
-                Finished::new(id, Status::Failed, &report::error_text(&e), 0),
-            );
+            finish(shared, Finished::new(id, Status::Failed, &e.describe(), 0));
             return None;
         }
         Err(trap) => {
@@ -314,6 +311,8 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
         item.attempts += 1;
         let attempt = item.attempts;
         let answer = plugin.handle_alert(&item.event, &options_for(shared, &item));
+        // A channel's id learnt from this delivery, to pace with its name.
+        let mut alias = None;
         let outcome = match answer {
             Ok(Ok(delivery)) => {
                 let mut detail = format!(
@@ -326,16 +325,16 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
                 if !delivery.warnings.is_empty() {
                     detail += &format!(" (warnings: {})", delivery.warnings.join(", "));
                 }
-                if let Some(channel_id) = delivery
+                alias = delivery
                     .channel_id
                     .as_deref()
                     .filter(|c| !delivery.channel.is_empty() && *c != delivery.channel)
-                {
-                    lock(&shared.engine).aliases.insert(
-                        pacing_key(&delivery.workspace, channel_id),
-                        pacing_key(&delivery.workspace, &delivery.channel),
-                    );
-                }
+                    .map(|channel_id| {
+                        (
+                            pacing_key(&delivery.workspace, channel_id),
+                            pacing_key(&delivery.workspace, &delivery.channel),
+                        )
+                    });
                 let done = Finished::new(id, Status::Delivered, &detail, attempt).remembering(
                     &item.alert,
                     matches!(item.event.level, Level::Ok),
@@ -348,14 +347,14 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
             }
             Ok(Err(error)) => match backoff.next(&error, attempt) {
                 Next::GiveUp => {
-                    let detail = report::error_text(&error);
+                    let detail = error.describe();
                     finish(shared, Finished::new(id, Status::Failed, &detail, attempt));
                     Outcome::Ended
                 }
                 Next::RetryAfter(wait) => {
                     eprintln!(
                         "serve: #{id} attempt {attempt}: {}; next try in {} ms",
-                        report::error_text(&error),
+                        error.describe(),
                         wait.as_millis()
                     );
                     let (retry_after, rate_limited) = match &error {
@@ -376,14 +375,15 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
             Err(trap) => {
                 let detail = format!("{trap:#}");
                 finish(shared, Finished::new(id, Status::Failed, &detail, attempt));
-                match runtime.configured(config) {
-                    Ok(fresh) => plugin = fresh,
-                    Err(e) => eprintln!("serve: a fresh instance failed to configure: {e:#}"),
-                }
+                // A trapped instance is dead: replaced before the next request.
+                served = RECYCLE_AFTER;
                 Outcome::Ended
             }
         };
         let mut engine = lock(&shared.engine);
+        if let Some((id_key, name_key)) = alias {
+            engine.aliases.insert(id_key, name_key);
+        }
         match outcome {
             Outcome::Ended => {
                 engine.items.remove(&id);

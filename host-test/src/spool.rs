@@ -581,11 +581,6 @@ impl Spool {
             .collect()
     }
 
-    /// One pending alert.
-    pub fn get(&self, id: u64) -> Option<Pending> {
-        self.pending.get(&id).cloned()
-    }
-
     /// The pending alerts, oldest first.
     pub fn pending(&self) -> Vec<Pending> {
         self.pending.values().cloned().collect()

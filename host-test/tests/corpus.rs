@@ -11,7 +11,6 @@ use std::process::Command;
 
 use common::{event, instance, options, web_api_config};
 use host_test::mock_slack::MockSlack;
-use host_test::report;
 use host_test::runtime::{HandlerError, Level};
 
 fn corpus() -> PathBuf {
@@ -76,7 +75,7 @@ fn bad_configurations_are_refused_with_a_named_error() {
         let answer = plugin.configure(&config).expect("configure must not trap");
         let (got_kind, got) = match &answer {
             Ok(_) => ("accepted", String::new()),
-            Err(e) => (report::error_kind(e), format!("{e:?}")),
+            Err(e) => (e.kind(), format!("{e:?}")),
         };
         let got = match &answer {
             Err(HandlerError::InvalidConfig(m)) => m.clone(),
@@ -111,7 +110,7 @@ fn bad_options_get_a_named_error() {
             Ok(d) => ("delivered", d.workspace),
             Err(HandlerError::UnknownOption(m)) => ("unknown-option", m),
             Err(HandlerError::WorkspaceNotFound(id)) => ("workspace-not-found", id),
-            Err(e) => (report::error_kind(&e), format!("{e:?}")),
+            Err(e) => (e.kind(), format!("{e:?}")),
         };
         check(&mut failures, path, kind, text, got_kind, &got);
     }

@@ -499,7 +499,7 @@ token = "{TOKEN}"
             .expect("no trap");
         seen.push(format!("{r:?}"));
         if let Err(e) = r {
-            seen.push(host_test::report::error_text(&e));
+            seen.push(e.describe());
             seen.push(host_test::report::error_json(&e).to_string());
         }
         seen.push(format!(
