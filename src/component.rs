@@ -163,6 +163,7 @@ fn to_wit_summary(s: WorkspaceSummary) -> wit::WorkspaceSummary {
         is_default: s.is_default,
         global: s.global,
         state_changes_only: s.state_changes_only,
+        channel: s.channel,
         endpoint: s
             .endpoint
             .map(|(scheme, authority)| wit::Endpoint { scheme, authority }),

@@ -22,6 +22,8 @@ pub struct WorkspaceSummary {
     pub is_default: bool,
     pub global: bool,
     pub state_changes_only: bool,
+    /// The section's `channel`, when it names one.
+    pub channel: Option<String>,
     /// Scheme and authority of the URL.
     pub endpoint: Option<(String, String)>,
     pub ssl_ca: Option<String>,
@@ -32,7 +34,7 @@ pub struct WorkspaceSummary {
 
 /// Summarises a configuration for the host.
 pub fn summary(config: &Config) -> Vec<WorkspaceSummary> {
-    let path = |p: &str| (!p.is_empty()).then(|| p.to_string());
+    let given = |p: &str| (!p.is_empty()).then(|| p.to_string());
     config
         .workspaces
         .iter()
@@ -42,10 +44,11 @@ pub fn summary(config: &Config) -> Vec<WorkspaceSummary> {
             is_default: config.is_default(ws),
             global: ws.global,
             state_changes_only: ws.state_changes_only,
+            channel: given(&ws.channel),
             endpoint: config::endpoint(ws),
-            ssl_ca: path(&ws.ssl_ca),
-            ssl_cert: path(&ws.ssl_cert),
-            ssl_key: path(&ws.ssl_key),
+            ssl_ca: given(&ws.ssl_ca),
+            ssl_cert: given(&ws.ssl_cert),
+            ssl_key: given(&ws.ssl_key),
             insecure_skip_verify: ws.insecure_skip_verify,
         })
         .collect()

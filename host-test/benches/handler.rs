@@ -288,17 +288,14 @@ fn main() -> Result<()> {
         Err(e) => println!("python-slack-sdk: skipped ({e:#}); scripts/bench.sh installs it\n"),
     }
 
-    // `host-test serve` as users run it (a child process, this profile):
-    // alerts acknowledged by 16 keep-alive connections, then the backlog
-    // drained over 100 channels with pacing off.
-    let (intake, drain) = serve_intake_and_drain(posts.max(1_000))?;
+    // `host-test serve` as users run it (a child process, this profile): a
+    // backlog drained over 100 channels with pacing off (its intake has a
+    // bench of its own: `--bench intake`).
+    let drain = serve_drain(posts.max(1_000))?;
     rows.push((
         "serve: draining a backlog over 100 channels, pacing off".into(),
         drain,
     ));
-    println!(
-        "serve intake: {intake:.0} alerts/s acknowledged (each on disk) over 16 keep-alive connections\n"
-    );
 
     let floor = rows
         .iter()
@@ -316,10 +313,9 @@ fn main() -> Result<()> {
 }
 
 /// The same payload posted by a plain hyper client with keep-alive.
-/// `serve`'s intake (alerts/s acknowledged, 16 connections) and drain
-/// (alerts/s delivered from a backlog of `alerts` over 100 channels,
-/// pacing off, the default 8 workers).
-fn serve_intake_and_drain(alerts: usize) -> Result<(f64, f64)> {
+/// `serve`'s drain: alerts/s delivered from a backlog of `alerts` over 100
+/// channels, pacing off, the default 8 workers.
+fn serve_drain(alerts: usize) -> Result<f64> {
     let slack = MockSlack::start()?;
     let dir = tempfile::tempdir()?;
     let config = server::write_config(dir.path(), &config(&slack.url()));
@@ -328,11 +324,10 @@ fn serve_intake_and_drain(alerts: usize) -> Result<(f64, f64)> {
         &dir.path().join("spool"),
         &["--channel-interval-ms", "0", "--channel-burst", "1"],
     );
-    // Intake alone: Slack holds its answers until the backlog is in.
+    // Slack holds its answers until the backlog is in.
     slack.hold();
     let connections = 16;
     let per_connection = alerts.div_ceil(connections);
-    let t = Instant::now();
     let threads: Vec<_> = (0..connections)
         .map(|c| {
             let addr = server.addr();
@@ -343,7 +338,6 @@ fn serve_intake_and_drain(alerts: usize) -> Result<(f64, f64)> {
         thread.join().expect("a poster")?;
     }
     let total = connections * per_connection;
-    let intake = per_second(total, t.elapsed());
     let t = Instant::now();
     slack.release();
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -365,7 +359,7 @@ fn serve_intake_and_drain(alerts: usize) -> Result<(f64, f64)> {
     if slack.received() != total {
         anyhow::bail!("{} requests for {total} alerts", slack.received());
     }
-    Ok((intake, drained))
+    Ok(drained)
 }
 
 /// Posts `count` alerts over one keep-alive connection, each to one of

@@ -23,6 +23,20 @@ impl HandlerError {
         )
     }
 
+    /// Whether the handler refused before any request left: the alert or
+    /// its options were wrong for the configuration.
+    pub fn refused_before_sending(&self) -> bool {
+        matches!(
+            self,
+            HandlerError::NotConfigured(_)
+                | HandlerError::InvalidConfig(_)
+                | HandlerError::UnknownOption(_)
+                | HandlerError::InvalidOption(_)
+                | HandlerError::WorkspaceNotFound(_)
+                | HandlerError::WorkspaceDisabled(_)
+        )
+    }
+
     /// The WIT case name, e.g. `slack-rejected`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -5,7 +5,9 @@
 pub mod alert_json;
 pub mod bindings;
 pub mod cache;
+pub mod commit;
 pub mod demo;
+pub mod destination;
 pub mod handler_file;
 pub mod host;
 pub mod mock_slack;

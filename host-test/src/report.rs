@@ -115,6 +115,7 @@ pub fn summary_json(s: &ConfigSummary) -> Value {
             "default": w.is_default,
             "global": w.global,
             "state-changes-only": w.state_changes_only,
+            "channel": w.channel,
             "endpoint": w.endpoint.as_ref().map(|e| format!("{}://{}", e.scheme, e.authority)),
             "ssl-ca": w.tls.ssl_ca,
             "ssl-cert": w.tls.ssl_cert,

@@ -137,7 +137,8 @@ impl Scheduler {
                 blocked_until: None,
                 margin,
             });
-        if state.queue.is_empty() && !self.turns.iter().any(|c| c == channel) {
+        // A channel is in `turns` exactly while its queue is not empty.
+        if state.queue.is_empty() {
             self.turns.push_back(channel.to_string());
         }
         state.queue.push_back(id);

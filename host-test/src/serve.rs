@@ -28,10 +28,12 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 use crate::alert_json;
+use crate::commit::GroupCommit;
+use crate::destination::{pacing_key, Destinations};
 use crate::retry::{Backoff, Next};
 use crate::runtime::{AlertEvent, HandlerError, Level, Plugin, Runtime};
 use crate::scheduler::{Decision, Outcome, Rules, Scheduler};
-use crate::spool::{self, Finished, GroupCommit, Spool, SpoolError, Status};
+use crate::spool::{self, Finished, Spool, SpoolError, Status};
 
 /// How the server paces, retries and how many requests it has out.
 #[derive(Debug, Clone, Copy)]
@@ -85,13 +87,13 @@ struct Prepared {
 }
 
 struct Shared {
-    /// The configuration's default workspace id, for pacing keys.
-    default_workspace: String,
-    spool: Mutex<Spool>,
+    /// Where alerts go: their pacing keys.
+    destinations: Destinations,
+    spool: Arc<Mutex<Spool>>,
     /// Concurrent intake shares fsyncs; a `202` still means on disk.
     commit: GroupCommit,
-    /// Signalled (with `spool`) when intake accepts an alert.
-    arrived: Condvar,
+    /// Signalled (with `spool`) when accepted alerts are on disk.
+    arrived: Arc<Condvar>,
     engine: Mutex<Engine>,
     /// Signalled (with `engine`) when an alert is queued or an attempt ends.
     changed: Condvar,
@@ -104,12 +106,6 @@ struct Engine {
     /// A channel's id (`CALERTS`, learnt from a delivery) to the pacing key
     /// of its name (`#alerts`): one Slack channel, one pace.
     aliases: HashMap<String, String>,
-}
-
-/// The pacing key: the workspace and the channel, as Slack limits them. A
-/// webhook bound to one channel (no `channel` in its body) is its own key.
-fn pacing_key(workspace: &str, channel: &str) -> String {
-    format!("{workspace} {channel}")
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,17 +123,10 @@ pub fn run(
 ) -> Result<()> {
     // Each instance is configured before anything is accepted, so a bad
     // configuration stops the start.
-    let mut planner = runtime.instantiate()?;
-    let summary = planner
+    let summary = runtime
+        .instantiate()?
         .configure(config)?
         .map_err(|e| anyhow::anyhow!("the configuration was refused: {}", e.describe()))?;
-    // The workspace an alert without a `workspace` option goes to.
-    let default_workspace = summary
-        .workspaces
-        .iter()
-        .find(|w| w.is_default)
-        .map(|w| w.id.clone())
-        .unwrap_or_default();
     let workers: Vec<Plugin> = (0..pacing.workers.max(1))
         .map(|_| runtime.configured(config))
         .collect::<Result<_>>()?;
@@ -145,11 +134,14 @@ pub fn run(
         std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
+    let spool = Arc::new(Mutex::new(spool));
+    let arrived = Arc::new(Condvar::new());
+    let wake_planner = arrived.clone();
     let shared = Arc::new(Shared {
-        default_workspace,
-        spool: Mutex::new(spool),
-        commit: GroupCommit::default(),
-        arrived: Condvar::new(),
+        destinations: Destinations::new(&summary),
+        commit: GroupCommit::start(spool.clone(), move || wake_planner.notify_all())?,
+        spool,
+        arrived,
         engine: Mutex::new(Engine {
             scheduler: Scheduler::new(pacing.rules()),
             items: HashMap::new(),
@@ -161,10 +153,10 @@ pub fn run(
     std::thread::Builder::new()
         .name("intake".into())
         .spawn(move || {
-            // Connections are served on two threads; writing the spool
-            // runs on blocking threads, where concurrent alerts share fsyncs.
+            // An alert is written on an intake thread and awaits the
+            // committer's fsync without holding it.
             let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                .worker_threads(intake_threads())
                 .enable_all()
                 .build()
             else {
@@ -180,8 +172,8 @@ pub fn run(
     }
     ready(bound);
 
-    // Queue what is pending, then each alert as intake accepts it: decoded,
-    // previewed for its channel (the pacing key), handed to the scheduler.
+    // Queue what is pending, then each alert once intake has it on disk:
+    // decoded and handed to the scheduler under its destination.
     let mut seen = 0;
     loop {
         let fresh = {
@@ -198,69 +190,55 @@ pub fn run(
             seen = spool.last_id();
             fresh
         };
-        for item in fresh {
-            if let Some(trapped) = plan(&shared, &mut planner, item) {
-                eprintln!("serve: the component trapped while previewing: {trapped:#}");
-                planner = runtime.configured(config)?;
-            }
-        }
+        plan(&shared, fresh);
     }
 }
 
-/// Decodes and previews one accepted alert and queues it; an alert that
-/// cannot be sent fails now. Returns the trap when the component trapped.
-fn plan(shared: &Shared, planner: &mut Plugin, item: spool::Pending) -> Option<anyhow::Error> {
-    let id = item.id;
-    let event = match alert_json::decode(&item.alert) {
-        Ok(event) => event,
-        Err(e) => {
-            finish(
-                shared,
-                Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
-            );
-            return None;
-        }
-    };
-    let prepared = Prepared {
-        alert: spool::alert_key(&event.id, &item.options),
-        event,
-        options: item.options,
-        attempts: 0,
-    };
-    // Where the request goes: the rate limit's key.
-    let workspace = prepared
-        .options
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "workspace")
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-        .unwrap_or(&shared.default_workspace);
-    let channel = match planner.preview_alert(&prepared.event, &options_for(shared, &prepared)) {
-        Ok(Ok(request)) => {
-            let body: serde_json::Value = serde_json::from_str(&request.body).unwrap_or_default();
-            pacing_key(workspace, body["channel"].as_str().unwrap_or_default())
-        }
-        Ok(Err(e)) => {
-            finish(shared, Finished::new(id, Status::Failed, &e.describe(), 0));
-            return None;
-        }
-        Err(trap) => {
-            finish(
-                shared,
-                Finished::new(id, Status::Failed, &format!("{trap:#}"), 0),
-            );
-            return Some(trap);
-        }
-    };
+/// Decodes accepted alerts and queues them under their destinations; an
+/// alert that cannot be decoded fails now.
+fn plan(shared: &Shared, fresh: Vec<spool::Pending>) {
+    let mut queued = Vec::with_capacity(fresh.len());
+    for item in fresh {
+        let id = item.id;
+        let event = match alert_json::decode(&item.alert) {
+            Ok(event) => event,
+            Err(e) => {
+                finish(
+                    shared,
+                    Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
+                );
+                continue;
+            }
+        };
+        let key = shared.destinations.pacing_key(&item.options);
+        let prepared = Prepared {
+            alert: spool::alert_key(&event.id, &item.options),
+            event,
+            options: item.options,
+            attempts: 0,
+        };
+        queued.push((id, key, prepared));
+    }
+    if queued.is_empty() {
+        return;
+    }
     let mut engine = lock(&shared.engine);
-    let channel = engine.aliases.get(&channel).cloned().unwrap_or(channel);
-    engine
-        .scheduler
-        .add(id, &channel, &prepared.alert, Instant::now());
-    engine.items.insert(id, prepared);
+    let now = Instant::now();
+    for (id, key, prepared) in queued {
+        let key = engine.aliases.get(&key).cloned().unwrap_or(key);
+        engine.scheduler.add(id, &key, &prepared.alert, now);
+        engine.items.insert(id, prepared);
+    }
     shared.changed.notify_all();
-    None
+}
+
+/// Threads serving intake's connections: half the machine's cores (at
+/// least one, at most four), the rest left to the committer, the planner and
+/// the workers. On two cores one thread takes more alerts than two: the
+/// threads would mostly hand work to each other.
+pub fn intake_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores / 2).clamp(1, 4)
 }
 
 /// Requests an instance makes before a worker replaces it with a fresh
@@ -348,7 +326,9 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
             Ok(Err(error)) => match backoff.next(&error, attempt) {
                 Next::GiveUp => {
                     let detail = error.describe();
-                    finish(shared, Finished::new(id, Status::Failed, &detail, attempt));
+                    // Options wrong for the configuration: no request left.
+                    let requests = attempt - u32::from(error.refused_before_sending());
+                    finish(shared, Finished::new(id, Status::Failed, &detail, requests));
                     Outcome::Ended
                 }
                 Next::RetryAfter(wait) => {
@@ -430,7 +410,7 @@ fn finish(shared: &Shared, done: Finished) {
     // Workers ending alerts at once share fsyncs, as intake does; the
     // ending is on disk before the alert's next event is sent.
     let recorded = lock(&shared.spool).finish_unsynced(done);
-    if let Err(e) = recorded.and_then(|ticket| shared.commit.wait(&shared.spool, ticket)) {
+    if let Err(e) = recorded.and_then(|ticket| Ok(shared.commit.wait(ticket)?)) {
         eprintln!("serve: recording the end of alert {id} failed: {e:#}");
     }
 }
@@ -523,24 +503,21 @@ async fn intake(
     if let Err(e) = alert_json::decode(text) {
         return Ok(answer(400, json!({"error": format!("{e:#}")})));
     }
-    let text = text.to_string();
-    let spool = shared.clone();
-    let accepted = tokio::task::spawn_blocking(move || {
-        let ticket = lock(&spool.spool).accept_unsynced(&text, options)?;
-        spool
+    // Written now, acknowledged once on disk: the committer shares one
+    // fsync among every alert written meanwhile.
+    let ticket = lock(&shared.spool).accept_unsynced(text, options);
+    let accepted = match ticket {
+        Ok(ticket) => shared
             .commit
-            .wait(&spool.spool, ticket)
-            .map_err(SpoolError::Io)?;
-        Ok::<u64, SpoolError>(ticket.id)
-    })
-    .await;
+            .durable(ticket)
+            .await
+            .map(|()| ticket.id)
+            .map_err(|e| SpoolError::Io(e.into())),
+        Err(e) => Err(e),
+    };
     match accepted {
-        Ok(Ok(id)) => {
-            shared.arrived.notify_all();
-            Ok(answer(202, json!({"id": id})))
-        }
-        Ok(Err(e @ SpoolError::Full { .. })) => Ok(answer(503, json!({"error": e.to_string()}))),
-        Ok(Err(e)) => Ok(answer(500, json!({"error": e.to_string()}))),
-        Err(e) => Ok(answer(500, json!({"error": format!("intake failed: {e}")}))),
+        Ok(id) => Ok(answer(202, json!({"id": id}))),
+        Err(e @ SpoolError::Full { .. }) => Ok(answer(503, json!({"error": e.to_string()}))),
+        Err(e) => Ok(answer(500, json!({"error": e.to_string()}))),
     }
 }

@@ -68,70 +68,11 @@ pub struct Ticket {
     record: u64,
 }
 
-/// Group commit: concurrent intake shares fsyncs. A caller holding a
-/// [`Ticket`] waits until its record is on disk; the first waiter with
-/// nobody syncing syncs everything written so far, for itself and every
-/// record written before, while the others wait for it.
-#[derive(Default)]
-pub struct GroupCommit {
-    state: std::sync::Mutex<Committed>,
-    done: std::sync::Condvar,
-}
-
-#[derive(Default)]
-struct Committed {
-    /// Records known to be on disk.
-    synced: u64,
-    syncing: bool,
-    /// fsyncs made, for tests and metrics.
-    syncs: u64,
-}
-
-impl GroupCommit {
-    /// Returns once `ticket`'s record is on disk (an `Err` if the sync
-    /// failed: the alert must not be acknowledged).
-    pub fn wait(&self, spool: &std::sync::Mutex<Spool>, ticket: Ticket) -> Result<()> {
-        let mut state = self.lock();
-        loop {
-            if state.synced >= ticket.record {
-                return Ok(());
-            }
-            if state.syncing {
-                state = self.done.wait(state).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            state.syncing = true;
-            drop(state);
-            let point = {
-                let spool = spool.lock().unwrap_or_else(|e| e.into_inner());
-                if spool.synced >= ticket.record {
-                    Ok((None, spool.synced))
-                } else {
-                    spool.sync_point().map(|(file, upto)| (Some(file), upto))
-                }
-            };
-            let synced = point.and_then(|(file, upto)| {
-                if let Some(file) = file {
-                    file.sync_data()?;
-                }
-                Ok(upto)
-            });
-            state = self.lock();
-            state.syncing = false;
-            self.done.notify_all();
-            let upto = synced?;
-            state.syncs += 1;
-            state.synced = state.synced.max(upto);
-        }
-    }
-
-    /// fsyncs this group commit made.
-    pub fn syncs(&self) -> u64 {
-        self.lock().syncs
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Committed> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+impl Ticket {
+    /// Its record's number since the spool opened: every record up to it
+    /// is on disk once the journal is synced after it was written.
+    pub(crate) fn record(&self) -> u64 {
+        self.record
     }
 }
 
@@ -361,6 +302,10 @@ impl std::fmt::Display for SpoolError {
 pub struct Spool {
     path: PathBuf,
     file: File,
+    /// Records appended but not yet written to `file`: a group commit
+    /// writes them all with one call before its fsync.
+    unwritten: Vec<u8>,
+    /// The journal's size, `unwritten` included.
     size: u64,
     limit: u64,
     /// Records written since the spool opened, and how many of them are
@@ -474,6 +419,7 @@ impl Spool {
         let spool = Spool {
             path: path.to_path_buf(),
             file,
+            unwritten: Vec::new(),
             size,
             limit,
             written: 0,
@@ -499,7 +445,7 @@ impl Spool {
     }
 
     /// Writes an alert's record without waiting for the disk: it is durable
-    /// once [`GroupCommit::wait`] returns for the ticket, which shares one
+    /// once [`crate::commit::GroupCommit`] returns for the ticket, which shares one
     /// fsync among every record written meanwhile.
     pub fn accept_unsynced(
         &mut self,
@@ -544,7 +490,7 @@ impl Spool {
 
     /// [`Spool::finish`] without waiting for the disk: the ending counts
     /// at once (the alert is no longer pending, its message is kept), and
-    /// is durable once [`GroupCommit::wait`] returns for the ticket.
+    /// is durable once [`crate::commit::GroupCommit`] returns for the ticket.
     pub fn finish_unsynced(&mut self, done: Finished) -> Result<Ticket> {
         let line = serde_json::to_string(&Record::Done(done.clone()))?;
         self.write(&line)?;
@@ -628,26 +574,50 @@ impl Spool {
     /// Waits until record `record` is on disk (and every one before it).
     fn sync_through(&mut self, record: u64) -> Result<()> {
         if self.synced < record {
+            self.flush()?;
             self.file.sync_data()?;
             self.synced = self.written;
         }
         Ok(())
     }
 
-    /// Appends a record without waiting for the disk.
+    /// Appends a record without waiting for the disk (nor for the file: it
+    /// is written with the others of its group commit).
     fn write(&mut self, line: &str) -> Result<()> {
-        // One write: a crash leaves a whole line or a torn one, never a
-        // whole record without its newline.
-        self.file.write_all(format!("{line}\n").as_bytes())?;
+        self.unwritten.extend_from_slice(line.as_bytes());
+        self.unwritten.push(b'\n');
         self.size += line.len() as u64 + 1;
         self.written += 1;
         Ok(())
     }
 
-    /// What a group commit syncs: the journal as it is now, and how many
-    /// records it holds.
-    fn sync_point(&self) -> Result<(File, u64)> {
-        Ok((self.file.try_clone()?, self.written))
+    /// Writes the appended records to the file in one call: a crash leaves
+    /// whole lines and at most one torn last line, never a record without
+    /// its newline. If the write fails, the file is cut back to its last
+    /// whole line, so a half-written record cannot sit in the middle of the
+    /// journal; the records are lost, and none of them was acknowledged.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.unwritten.is_empty() {
+            return Ok(());
+        }
+        let result = self.file.write_all(&self.unwritten);
+        if result.is_err() {
+            self.size -= self.unwritten.len() as u64;
+            let _ = self.file.set_len(self.size);
+        }
+        self.unwritten.clear();
+        result
+    }
+
+    /// What a group commit syncs: the journal with what was appended so far
+    /// written to it (none when every record is on disk already, e.g. after
+    /// a compaction), and how many records it holds.
+    pub(crate) fn sync_point(&mut self) -> std::io::Result<(Option<File>, u64)> {
+        if self.synced >= self.written {
+            return Ok((None, self.written));
+        }
+        self.flush()?;
+        Ok((Some(self.file.try_clone()?), self.written))
     }
 
     /// Rewrites the journal with the next id, the alert messages, oldest
@@ -680,10 +650,21 @@ impl Spool {
             File::open(dir)?.sync_all()?;
         }
         self.file = OpenOptions::new().append(true).open(&self.path)?;
+        // What was appended is in the new journal already.
+        self.unwritten.clear();
         self.size = size;
         // The new journal was synced whole: every record is on disk.
         self.synced = self.written;
         Ok(())
+    }
+}
+
+impl Drop for Spool {
+    /// A spool closed in order leaves what was appended on disk.
+    fn drop(&mut self) {
+        if !self.unwritten.is_empty() && self.flush().is_ok() {
+            let _ = self.file.sync_data();
+        }
     }
 }
 
@@ -1068,41 +1049,5 @@ mod tests {
         }
         let ids: Vec<u64> = spool.finished().map(|f| f.id).collect();
         assert_eq!(ids, [8, 9, 10]);
-    }
-
-    #[test]
-    fn concurrent_intake_shares_fsyncs_and_every_acknowledged_alert_is_on_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = std::sync::Arc::new(std::sync::Mutex::new(
-            Spool::open(dir.path(), 64 << 20).unwrap(),
-        ));
-        let commit = std::sync::Arc::new(GroupCommit::default());
-        let threads: Vec<_> = (0..16)
-            .map(|t| {
-                let (spool, commit) = (spool.clone(), commit.clone());
-                std::thread::spawn(move || {
-                    for n in 0..50 {
-                        let alert = format!("{{\"id\":\"{t}-{n}\"}}");
-                        let ticket = spool
-                            .lock()
-                            .unwrap()
-                            .accept_unsynced(&alert, vec![])
-                            .unwrap();
-                        commit.wait(&spool, ticket).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert!(
-            commit.syncs() < 800,
-            "{} fsyncs for 800 alerts",
-            commit.syncs()
-        );
-        drop(spool);
-        let reopened = Spool::open(dir.path(), 64 << 20).unwrap();
-        assert_eq!(reopened.pending().len(), 800);
     }
 }

@@ -28,6 +28,16 @@ impl Server {
     /// Starts with `target` naming what to run (`--config FILE` or
     /// `--plugins DIR`).
     pub fn start_with(target: &[&str], spool: &Path, extra: &[&str]) -> Server {
+        Server::start_binary(
+            Path::new(env!("CARGO_BIN_EXE_host-test")),
+            target,
+            spool,
+            extra,
+        )
+    }
+
+    /// Starts `binary` (a `host-test` built elsewhere, for a baseline).
+    pub fn start_binary(binary: &Path, target: &[&str], spool: &Path, extra: &[&str]) -> Server {
         let mut args = vec!["serve"];
         args.extend_from_slice(target);
         args.extend([
@@ -51,7 +61,7 @@ impl Server {
             .append(true)
             .open(&log)
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_host-test"))
+        let mut child = Command::new(binary)
             .args(&args)
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -163,11 +173,13 @@ impl Connection {
 
     /// POSTs `body` with `query` (handler options); the status line.
     pub fn post(&mut self, query: &str, body: &str) -> std::io::Result<String> {
-        write!(
-            self.writer,
+        // One write, as HTTP clients send a small request: `write!` straight
+        // to the socket would send each piece in a segment of its own.
+        let request = format!(
             "POST /?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
-        )?;
+        );
+        self.writer.write_all(request.as_bytes())?;
         let mut status = String::new();
         self.reader.read_line(&mut status)?;
         let mut length = 0;
