@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 python3 -m pip install --quiet --disable-pip-version-check 'slack_sdk==3.48.0'
 cargo bench -p host-test --bench handler -- "$@"
+# serve's intake beside the serve issue 9 started from (one fsync per alert),
+# built once into .tools/ by bench-baseline.sh, and a bare hyper server.
+INTAKE_BASELINE="$(scripts/bench-baseline.sh)" cargo bench -p host-test --bench intake -- "$@"
 # The storm at Slack's real rate (one message a second per channel): about
 # a minute and a half with the default STORM_ALERTS=30.
 cargo bench -p host-test --bench storm -- "$@"

@@ -10,6 +10,8 @@ pub mod demo;
 pub mod destination;
 pub mod handler_file;
 pub mod host;
+pub mod intake;
+pub mod metrics;
 pub mod mock_slack;
 pub mod net;
 pub mod plugins;

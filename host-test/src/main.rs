@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use host_test::host::{Host, Limits};
+use host_test::intake::{self, Token};
 use host_test::mock_slack::MockSlack;
 use host_test::net::cidr::DenyList;
 use host_test::net::proxy::ProxyConfig;
@@ -230,6 +231,33 @@ struct ServeArgs {
     /// channel has at most one request in flight).
     #[arg(long, value_name = "N", default_value_t = 8)]
     workers: usize,
+    /// A file holding the bearer token every request but `GET /healthz`
+    /// must carry (`Authorization: Bearer <token>`).
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without a token (anyone who can
+    /// reach serve can then post into Slack and read the spool).
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// The largest alert body taken; larger ones are answered 413.
+    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    max_alert_kib: usize,
+    /// Seconds a request's headers, and then its body, may take to arrive
+    /// (and an idle keep-alive connection stays open).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    read_timeout_secs: u64,
+    /// Connections open at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_connections: usize,
+    /// How log lines on stderr look: `text`, or `json` (one object a line).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args)]
@@ -553,6 +581,25 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
         (None, None) => return Err(Failure::Input(anyhow!("serve needs --config or --plugins"))),
     };
+    let token = match &args.auth_token_file {
+        Some(path) => Some(Token::read(path).map_err(Failure::Input)?),
+        None if args.listen.ip().is_loopback() || args.insecure_no_auth => None,
+        None => {
+            return Err(Failure::Input(anyhow!(
+                "serve would listen on {} without authentication: give --auth-token-file FILE, listen on a loopback address (127.0.0.1), or say --insecure-no-auth",
+                args.listen
+            )))
+        }
+    };
+    let access = serve::Access {
+        token,
+        limits: intake::Limits {
+            max_alert_bytes: args.max_alert_kib.max(1) * 1024,
+            read_timeout: Duration::from_secs(args.read_timeout_secs.max(1)),
+            max_connections: args.max_connections.max(1),
+        },
+    };
+    init_logs(args.log_format);
     let mut spool = Spool::open(&args.spool, args.spool_max_kib * 1024).map_err(Failure::Host)?;
     spool.keep_finished(args.keep_finished);
     let pending = spool.pending().len();
@@ -565,17 +612,38 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         },
         workers: args.workers.max(1),
     };
-    serve::run(&runtime, &text, args.listen, spool, pacing, |addr| {
-        // One write, and no panic if whoever started us stopped reading.
-        use std::io::Write;
-        let mut out = std::io::stdout();
-        let said = format!(
-            "listening on {addr}\n{pending} alert(s) pending in {}\n",
-            args.spool.display()
-        );
-        let _ = out.write_all(said.as_bytes()).and_then(|()| out.flush());
-    })
+    serve::run(
+        &runtime,
+        &text,
+        args.listen,
+        spool,
+        pacing,
+        access,
+        |addr| {
+            // One write, and no panic if whoever started us stopped reading.
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let said = format!(
+                "listening on {addr}\n{pending} alert(s) pending in {}\n",
+                args.spool.display()
+            );
+            let _ = out.write_all(said.as_bytes()).and_then(|()| out.flush());
+        },
+    )
     .map_err(Failure::Host)
+}
+
+/// serve's log lines on stderr, text or JSON; `RUST_LOG`-style filtering
+/// is not offered: every line is an attempt, an ending or a state change.
+fn init_logs(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => logs.try_init(),
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+    };
 }
 
 fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {

@@ -14,26 +14,23 @@
 //! its `done` record (see [`crate::spool`]).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use serde_json::json;
+use tracing::{error, info, warn};
 
 use crate::alert_json;
 use crate::commit::GroupCommit;
 use crate::destination::{pacing_key, Destinations};
+use crate::intake::{self, Front, KapacitorPost, Limits, Token};
+use crate::metrics::Metrics;
 use crate::retry::{Backoff, Next};
 use crate::runtime::{AlertEvent, HandlerError, Level, Plugin, Runtime};
 use crate::scheduler::{Decision, Outcome, Rules, Scheduler};
-use crate::spool::{self, Finished, Spool, SpoolError, Status};
+use crate::spool::{self, Finished, Spool, Status};
 
 /// How the server paces, retries and how many requests it has out.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +77,8 @@ impl Pacing {
 struct Prepared {
     /// Its alert's key ([`spool::alert_key`]): one key's events go in order.
     alert: String,
+    /// Its pacing key: the workspace and the channel.
+    channel: String,
     event: AlertEvent,
     options: Vec<(String, String)>,
     /// Requests made for it so far.
@@ -91,7 +90,10 @@ struct Shared {
     destinations: Destinations,
     spool: Arc<Mutex<Spool>>,
     /// Concurrent intake shares fsyncs; a `202` still means on disk.
-    commit: GroupCommit,
+    commit: Arc<GroupCommit>,
+    metrics: Arc<Metrics>,
+    /// Set on SIGTERM (or SIGINT): workers finish their attempt and stop.
+    stopping: AtomicBool,
     /// Signalled (with `spool`) when accepted alerts are on disk.
     arrived: Arc<Condvar>,
     engine: Mutex<Engine>,
@@ -112,13 +114,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Serves until the process ends. `ready` hears the bound address.
+/// Who may call serve and how much it reads.
+#[derive(Default)]
+pub struct Access {
+    /// The bearer token every request but `GET /healthz` must carry.
+    pub token: Option<Token>,
+    pub limits: Limits,
+}
+
+/// Serves until SIGTERM or SIGINT: then the requests in flight are
+/// answered, the attempts in flight end and are recorded, and it returns
+/// (what is still pending is delivered after the next start). `ready` hears
+/// the bound address.
 pub fn run(
     runtime: &Runtime,
     config: &str,
     listen: SocketAddr,
     spool: Spool,
     pacing: Pacing,
+    access: Access,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     // Each instance is configured before anything is accepted, so a bad
@@ -137,9 +151,23 @@ pub fn run(
     let spool = Arc::new(Mutex::new(spool));
     let arrived = Arc::new(Condvar::new());
     let wake_planner = arrived.clone();
+    let commit = Arc::new(GroupCommit::start(spool.clone(), move || {
+        wake_planner.notify_all()
+    })?);
+    let metrics = Arc::new(Metrics::new());
+    let front = Arc::new(Front {
+        spool: spool.clone(),
+        commit: commit.clone(),
+        metrics: metrics.clone(),
+        format: Box::new(KapacitorPost),
+        token: access.token,
+        limits: access.limits,
+    });
     let shared = Arc::new(Shared {
         destinations: Destinations::new(&summary),
-        commit: GroupCommit::start(spool.clone(), move || wake_planner.notify_all())?,
+        commit,
+        metrics,
+        stopping: AtomicBool::new(false),
         spool,
         arrived,
         engine: Mutex::new(Engine {
@@ -149,36 +177,44 @@ pub fn run(
         }),
         changed: Condvar::new(),
     });
-    let intake = shared.clone();
-    std::thread::Builder::new()
+    // An alert is written on an intake thread and awaits the committer's
+    // fsync without holding it.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(intake_threads())
+        .enable_all()
+        .build()?;
+    let signals = rt.block_on(async { Signals::new() })?;
+    let stopper = shared.clone();
+    let intake = std::thread::Builder::new()
         .name("intake".into())
         .spawn(move || {
-            // An alert is written on an intake thread and awaits the
-            // committer's fsync without holding it.
-            let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(intake_threads())
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(accept_loop(listener, intake));
+            rt.block_on(intake::serve(listener, front, async move {
+                let signal = signals.next().await;
+                info!(
+                    signal,
+                    "stopping: finishing the requests and attempts in flight"
+                );
+                stopper.stop();
+            }));
         })?;
+    let mut delivering = Vec::new();
     for (n, plugin) in workers.into_iter().enumerate() {
         let (shared, runtime, config) = (shared.clone(), runtime.clone(), config.to_string());
-        std::thread::Builder::new()
-            .name(format!("worker-{n}"))
-            .spawn(move || deliver(&shared, &runtime, &config, plugin, pacing.backoff))?;
+        delivering.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{n}"))
+                .spawn(move || deliver(&shared, &runtime, &config, plugin, pacing.backoff))?,
+        );
     }
     ready(bound);
 
     // Queue what is pending, then each alert once intake has it on disk:
     // decoded and handed to the scheduler under its destination.
     let mut seen = 0;
-    loop {
+    while !shared.stopping() {
         let fresh = {
             let mut spool = lock(&shared.spool);
-            while spool.last_id() <= seen {
+            while spool.last_id() <= seen && !shared.stopping() {
                 spool = shared
                     .arrived
                     .wait_timeout(spool, Duration::from_secs(1))
@@ -192,6 +228,56 @@ pub fn run(
         };
         plan(&shared, fresh);
     }
+    for worker in delivering {
+        let _ = worker.join();
+    }
+    let _ = intake.join();
+    let pending = lock(&shared.spool).pending_count();
+    info!(
+        pending,
+        "stopped; pending alerts are delivered after the next start"
+    );
+    Ok(())
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Tells the planner and the workers to stop, and wakes them.
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Under each lock, so no waiter misses it between check and wait.
+        drop(lock(&self.spool));
+        self.arrived.notify_all();
+        drop(lock(&self.engine));
+        self.changed.notify_all();
+    }
+}
+
+/// SIGTERM and SIGINT, listened for from the start.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The name of the next signal.
+    async fn next(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
 }
 
 /// Decodes accepted alerts and queues them under their destinations; an
@@ -203,8 +289,10 @@ fn plan(shared: &Shared, fresh: Vec<spool::Pending>) {
         let event = match alert_json::decode(&item.alert) {
             Ok(event) => event,
             Err(e) => {
+                shared.metrics.failed("invalid-alert");
                 finish(
                     shared,
+                    "",
                     Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
                 );
                 continue;
@@ -213,6 +301,7 @@ fn plan(shared: &Shared, fresh: Vec<spool::Pending>) {
         let key = shared.destinations.pacing_key(&item.options);
         let prepared = Prepared {
             alert: spool::alert_key(&event.id, &item.options),
+            channel: key.clone(),
             event,
             options: item.options,
             attempts: 0,
@@ -224,8 +313,9 @@ fn plan(shared: &Shared, fresh: Vec<spool::Pending>) {
     }
     let mut engine = lock(&shared.engine);
     let now = Instant::now();
-    for (id, key, prepared) in queued {
+    for (id, key, mut prepared) in queued {
         let key = engine.aliases.get(&key).cloned().unwrap_or(key);
+        prepared.channel.clone_from(&key);
         engine.scheduler.add(id, &key, &prepared.alert, now);
         engine.items.insert(id, prepared);
     }
@@ -259,12 +349,15 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
                     plugin = fresh;
                     served = 1;
                 }
-                Err(e) => eprintln!("serve: a fresh instance failed to configure: {e:#}"),
+                Err(e) => error!("a fresh instance failed to configure: {e:#}"),
             }
         }
         let (id, mut item) = {
             let mut engine = lock(&shared.engine);
             loop {
+                if shared.stopping() {
+                    return;
+                }
                 let now = Instant::now();
                 let wait = match engine.scheduler.next(now) {
                     Decision::Send(id) => match engine.items.get(&id) {
@@ -320,7 +413,8 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
                     delivery.channel_id.as_deref(),
                     delivery.ts.as_deref(),
                 );
-                finish(shared, done);
+                shared.metrics.delivered();
+                finish(shared, &item.channel, done);
                 Outcome::Ended
             }
             Ok(Err(error)) => match backoff.next(&error, attempt) {
@@ -328,14 +422,22 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
                     let detail = error.describe();
                     // Options wrong for the configuration: no request left.
                     let requests = attempt - u32::from(error.refused_before_sending());
-                    finish(shared, Finished::new(id, Status::Failed, &detail, requests));
+                    shared.metrics.failed(&error_code(&error));
+                    finish(
+                        shared,
+                        &item.channel,
+                        Finished::new(id, Status::Failed, &detail, requests),
+                    );
                     Outcome::Ended
                 }
                 Next::RetryAfter(wait) => {
-                    eprintln!(
-                        "serve: #{id} attempt {attempt}: {}; next try in {} ms",
-                        error.describe(),
-                        wait.as_millis()
+                    warn!(
+                        alert = id,
+                        attempt,
+                        channel = item.channel,
+                        error = error.describe(),
+                        retry_in_ms = wait.as_millis() as u64,
+                        "attempt failed; will retry"
                     );
                     let (retry_after, rate_limited) = match &error {
                         HandlerError::Transient(t) => (
@@ -345,6 +447,7 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
                         ),
                         _ => (false, false),
                     };
+                    shared.metrics.retry(rate_limited);
                     Outcome::Retry {
                         at: Instant::now() + wait,
                         retry_after,
@@ -354,7 +457,12 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
             },
             Err(trap) => {
                 let detail = format!("{trap:#}");
-                finish(shared, Finished::new(id, Status::Failed, &detail, attempt));
+                shared.metrics.failed("trap");
+                finish(
+                    shared,
+                    &item.channel,
+                    Finished::new(id, Status::Failed, &detail, attempt),
+                );
                 // A trapped instance is dead: replaced before the next request.
                 served = RECYCLE_AFTER;
                 Outcome::Ended
@@ -390,134 +498,33 @@ fn options_for(shared: &Shared, item: &Prepared) -> Vec<(String, String)> {
 }
 
 /// Records how an alert ended (and what that makes its alert's message),
-/// and says so on stderr.
-fn finish(shared: &Shared, done: Finished) {
-    let Finished {
-        id,
-        status,
-        attempts,
-        ..
-    } = done;
-    let plural = if attempts == 1 { "" } else { "s" };
-    let verb = match status {
-        Status::Delivered => "delivered to",
-        Status::Failed => "failed:",
-    };
-    eprintln!(
-        "serve: #{id} {verb} {} ({attempts} attempt{plural})",
-        done.detail
-    );
+/// and logs it.
+fn finish(shared: &Shared, channel: &str, done: Finished) {
+    let (id, attempts) = (done.id, done.attempts);
+    match done.status {
+        Status::Delivered => info!(
+            alert = id,
+            channel,
+            attempts,
+            detail = done.detail,
+            "delivered"
+        ),
+        Status::Failed => warn!(alert = id, channel, attempts, error = done.detail, "failed"),
+    }
     // Workers ending alerts at once share fsyncs, as intake does; the
     // ending is on disk before the alert's next event is sent.
     let recorded = lock(&shared.spool).finish_unsynced(done);
     if let Err(e) = recorded.and_then(|ticket| Ok(shared.commit.wait(ticket)?)) {
-        eprintln!("serve: recording the end of alert {id} failed: {e:#}");
+        error!(alert = id, "recording the end of the alert failed: {e:#}");
     }
 }
 
-async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| intake(req, shared.clone()));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-/// Decodes a query component: `%XX` escapes and `+` for a space.
-fn percent_decode(text: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn answer(status: u16, body: serde_json::Value) -> hyper::Response<Full<Bytes>> {
-    hyper::Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap_or_default()
-}
-
-async fn intake(
-    req: hyper::Request<hyper::body::Incoming>,
-    shared: Arc<Shared>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
-    if req.method() == hyper::Method::GET {
-        let spool = shared.spool.lock().unwrap_or_else(|e| e.into_inner());
-        return Ok(answer(200, spool.status_json()));
-    }
-    let options: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| {
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (percent_decode(k), percent_decode(v)),
-                    None => (percent_decode(p), String::new()),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
-        return Ok(answer(
-            400,
-            json!({"error": "the request body could not be read"}),
-        ));
-    };
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return Ok(answer(400, json!({"error": "the alert is not UTF-8"})));
-    };
-    if let Err(e) = alert_json::decode(text) {
-        return Ok(answer(400, json!({"error": format!("{e:#}")})));
-    }
-    // Written now, acknowledged once on disk: the committer shares one
-    // fsync among every alert written meanwhile.
-    let ticket = lock(&shared.spool).accept_unsynced(text, options);
-    let accepted = match ticket {
-        Ok(ticket) => shared
-            .commit
-            .durable(ticket)
-            .await
-            .map(|()| ticket.id)
-            .map_err(|e| SpoolError::Io(e.into())),
-        Err(e) => Err(e),
-    };
-    match accepted {
-        Ok(id) => Ok(answer(202, json!({"id": id}))),
-        Err(e @ SpoolError::Full { .. }) => Ok(answer(503, json!({"error": e.to_string()}))),
-        Err(e) => Ok(answer(500, json!({"error": e.to_string()}))),
+/// The `code` label of a failure: Slack's error code when Slack refused,
+/// else the handler error's case.
+fn error_code(error: &HandlerError) -> String {
+    match error {
+        HandlerError::SlackRejected(r) => r.code.clone(),
+        HandlerError::Transient(t) => t.code.clone(),
+        other => other.kind().to_string(),
     }
 }

@@ -46,6 +46,10 @@ use serde::{Deserialize, Serialize};
 enum Record {
     Accept {
         id: u64,
+        /// When it was accepted, in milliseconds since the Unix epoch (0 in
+        /// journals written before it was recorded).
+        #[serde(default)]
+        at: u64,
         alert: String,
         options: Vec<(String, String)>,
     },
@@ -272,6 +276,8 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Pending {
     pub id: u64,
+    /// When it was accepted (ms since the Unix epoch; 0 if not recorded).
+    pub at: u64,
     /// The alert as it was posted (Kapacitor's JSON).
     pub alert: String,
     pub options: Vec<(String, String)>,
@@ -397,9 +403,22 @@ impl Spool {
                 };
                 whole += read as u64;
                 match record {
-                    Record::Accept { id, alert, options } => {
+                    Record::Accept {
+                        id,
+                        at,
+                        alert,
+                        options,
+                    } => {
                         next_id = next_id.max(id + 1);
-                        pending.insert(id, Pending { id, alert, options });
+                        pending.insert(
+                            id,
+                            Pending {
+                                id,
+                                at,
+                                alert,
+                                options,
+                            },
+                        );
                     }
                     Record::Done(done) => {
                         pending.remove(&done.id);
@@ -453,8 +472,10 @@ impl Spool {
         options: Vec<(String, String)>,
     ) -> Result<Ticket, SpoolError> {
         let id = self.next_id;
+        let at = unix_ms();
         let record = Record::Accept {
             id,
+            at,
             alert: alert.to_string(),
             options: options.clone(),
         };
@@ -471,6 +492,7 @@ impl Spool {
             id,
             Pending {
                 id,
+                at,
                 alert: alert.to_string(),
                 options,
             },
@@ -509,6 +531,19 @@ impl Spool {
     }
 
     /// The ids of the pending alerts, oldest first.
+    /// How many alerts are pending.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// How long the oldest pending alert has waited (`None` when nothing is
+    /// pending, or its journal predates the record of when).
+    pub fn oldest_pending_age(&self) -> Option<std::time::Duration> {
+        let (_, oldest) = self.pending.first_key_value()?;
+        (oldest.at > 0)
+            .then(|| std::time::Duration::from_millis(unix_ms().saturating_sub(oldest.at)))
+    }
+
     pub fn pending_ids(&self) -> Vec<u64> {
         self.pending.keys().copied().collect()
     }
@@ -637,6 +672,7 @@ impl Spool {
         for p in self.pending.values() {
             let record = Record::Accept {
                 id: p.id,
+                at: p.at,
                 alert: p.alert.clone(),
                 options: p.options.clone(),
             };
@@ -657,6 +693,13 @@ impl Spool {
         self.synced = self.written;
         Ok(())
     }
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Drop for Spool {
@@ -717,11 +760,11 @@ mod tests {
     fn the_spool_is_bounded_and_says_so() {
         let dir = tempfile::tempdir().unwrap();
         // Room for two of these, and the compacted journal's first line.
-        let mut spool = Spool::open(dir.path(), 340).unwrap();
+        let mut spool = Spool::open(dir.path(), 400).unwrap();
         let first = spool.accept(&"x".repeat(100), vec![]).unwrap();
         spool.accept(&"y".repeat(100), vec![]).unwrap();
         match spool.accept(&"z".repeat(100), vec![]) {
-            Err(SpoolError::Full { limit }) => assert_eq!(limit, 340),
+            Err(SpoolError::Full { limit }) => assert_eq!(limit, 400),
             other => panic!("expected full, got {other:?}"),
         }
         // Finishing one makes room again (the journal is compacted).

@@ -396,11 +396,11 @@ fn run_fault_script() -> Evidence {
     assert!(tls.tls_failures() >= 1, "the TLS handshake was refused");
     let logged = server.logged();
     assert!(
-        logged.contains("#2 attempt 1: error (transport, retrying can help): transport error: reading the answer from 127.0.0.1"),
+        logged.contains("attempt failed; will retry alert=2 attempt=1 channel=\"web #web\" error=\"error (transport, retrying can help): transport error: reading the answer from 127.0.0.1"),
         "{logged}"
     );
     assert!(
-        logged.contains("failed: connection terminated; next try in"),
+        logged.contains("failed: connection terminated\" retry_in_ms="),
         "the reset is named: {logged}"
     );
     assert!(
@@ -414,7 +414,9 @@ fn run_fault_script() -> Evidence {
     let n = finished(&server).len();
     assert_eq!(server.post_with("workspace=down", &alert("down")).0, 202);
     wait_until("two refused attempts", || {
-        server.logged().contains(&format!("#{} attempt 2", n + 1))
+        server
+            .logged()
+            .contains(&format!("alert={} attempt=2", n + 1))
     });
     assert!(
         server.logged().contains("connection refused"),
@@ -484,7 +486,7 @@ fn no_token_or_webhook_path_in_any_output_log_summary_or_spool_file() {
         ("serve's log".into(), evidence.logs.clone()),
         ("serve's GET /spool".into(), evidence.spool_shown.clone()),
     ];
-    assert!(evidence.logs.contains("serve: #"), "serve logs its work");
+    assert!(evidence.logs.contains(" alert=1 "), "serve logs its work");
 
     // The CLI, against a stand-in, for each kind of outcome.
     let slack = MockSlack::start().unwrap();

@@ -1,0 +1,431 @@
+//! serve's HTTP front: who may call it, how much of a request it reads,
+//! what it takes in, and its routes.
+//!
+//! - `POST` (any path): alerts in the intake format (Kapacitor's `post`
+//!   JSON; query parameters are handler options), answered `202 {"id":N}`
+//!   once on disk; `400` naming what is wrong, `401` without the token,
+//!   `408` for a body that trickles in, `413` for one over the limit
+//!   (refused on its `Content-Length` before reading it, else after reading
+//!   no more than the limit), `503` when the spool is full.
+//! - `GET /healthz`, without authentication, for load balancers: ready.
+//! - `GET /metrics`: Prometheus' text format.
+//! - Any other `GET`: the spool (pending alerts, recent endings, messages).
+//!
+//! Headers must arrive within the read timeout (an idle keep-alive
+//! connection is closed after it too), and at most `max_connections` are
+//! open at once: more wait in the kernel's backlog.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::alert_json;
+use crate::commit::GroupCommit;
+use crate::metrics::{self, Metrics};
+use crate::spool::{Spool, SpoolError};
+
+/// How much the front reads and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest body taken (`--max-alert-kib`).
+    pub max_alert_bytes: usize,
+    /// For a request's headers, and again for its body; also how long an
+    /// idle keep-alive connection stays open.
+    pub read_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_alert_bytes: 1024 * 1024,
+            read_timeout: Duration::from_secs(10),
+            max_connections: 256,
+        }
+    }
+}
+
+/// An alert as intake hands it to the spool: Kapacitor's alert JSON and
+/// the handler options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    pub alert: String,
+    pub options: Vec<(String, String)>,
+}
+
+/// A format serve takes alerts in. Kapacitor's `post` handler is the one
+/// there is; Alertmanager's webhook (several alerts a request) slots in
+/// beside it.
+pub trait IntakeFormat: Send + Sync + 'static {
+    /// Turns a request body and the query's handler options into alerts,
+    /// or says what is wrong with it.
+    fn decode(&self, body: &str, options: Vec<(String, String)>) -> Result<Vec<Incoming>, String>;
+}
+
+/// Kapacitor's `post`-handler JSON, one alert a request, kept as sent.
+pub struct KapacitorPost;
+
+impl IntakeFormat for KapacitorPost {
+    fn decode(&self, body: &str, options: Vec<(String, String)>) -> Result<Vec<Incoming>, String> {
+        alert_json::decode(body).map_err(|e| format!("{e:#}"))?;
+        Ok(vec![Incoming {
+            alert: body.to_string(),
+            options,
+        }])
+    }
+}
+
+/// The bearer token callers must present.
+pub struct Token(Vec<u8>);
+
+impl Token {
+    /// Reads the token from `path` (surrounding whitespace dropped). Errors
+    /// name the file, never its content.
+    pub fn read(path: &Path) -> Result<Token> {
+        let text = std::fs::read(path)
+            .with_context(|| format!("reading the auth token file {}", path.display()))?;
+        let token = text.trim_ascii();
+        if token.is_empty() {
+            bail!("the auth token file {} is empty", path.display());
+        }
+        if token.iter().any(|b| !b.is_ascii_graphic()) {
+            bail!(
+                "the auth token file {} holds more than one word (a token is printable ASCII without spaces)",
+                path.display()
+            );
+        }
+        Ok(Token(token.to_vec()))
+    }
+
+    /// Whether `Authorization` carries this token, compared in constant
+    /// time.
+    fn admits(&self, header: Option<&HeaderValue>) -> bool {
+        let Some(given) = header.and_then(|h| h.as_bytes().strip_prefix(b"Bearer ")) else {
+            return false;
+        };
+        bool::from(given.ct_eq(&self.0))
+    }
+}
+
+/// What the front needs of serve.
+pub struct Front {
+    pub spool: Arc<Mutex<Spool>>,
+    pub commit: Arc<GroupCommit>,
+    pub metrics: Arc<Metrics>,
+    pub format: Box<dyn IntakeFormat>,
+    pub token: Option<Token>,
+    pub limits: Limits,
+}
+
+/// Serves connections until `stop` resolves, then lets the requests in
+/// flight finish (each alert already written is answered) and returns.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    front: Arc<Front>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        front.limits.max_connections.max(1),
+    ));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut stop => break,
+        };
+        let Ok(slot) = slot else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => break,
+        };
+        let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        let timeout = front.limits.read_timeout;
+        let front = front.clone();
+        let service = service_fn(move |req| route(req, front.clone()));
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    graceful.shutdown().await;
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Answer {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A refusal: counted, and said in JSON.
+fn refuse(front: &Front, status: StatusCode, error: &str) -> Answer {
+    front.metrics.refused(status.as_u16());
+    answer(status, json!({ "error": error }))
+}
+
+async fn route(
+    req: Request<hyper::body::Incoming>,
+    front: Arc<Front>,
+) -> Result<Answer, Infallible> {
+    if req.method() == Method::GET && req.uri().path() == "/healthz" {
+        return Ok(answer(StatusCode::OK, json!({"status": "ready"})));
+    }
+    if let Some(token) = &front.token {
+        if !token.admits(req.headers().get(AUTHORIZATION)) {
+            let mut refused = refuse(
+                &front,
+                StatusCode::UNAUTHORIZED,
+                "this serve needs Authorization: Bearer <token>",
+            );
+            refused
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return Ok(refused);
+        }
+    }
+    match *req.method() {
+        Method::GET if req.uri().path() == "/metrics" => Ok(metrics_page(&front)),
+        Method::GET => {
+            let status = lock(&front.spool).status_json();
+            Ok(answer(StatusCode::OK, status))
+        }
+        Method::POST => Ok(take(req, &front).await),
+        _ => Ok(refuse(
+            &front,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST an alert, or GET /healthz, /metrics or the spool",
+        )),
+    }
+}
+
+fn metrics_page(front: &Front) -> Answer {
+    let (pending, oldest) = {
+        let spool = lock(&front.spool);
+        (spool.pending_count(), spool.oldest_pending_age())
+    };
+    let text = front.metrics.render(
+        pending,
+        oldest.map_or(0.0, |age| age.as_secs_f64()),
+        front.commit.syncs(),
+    );
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    response
+}
+
+/// Reads, decodes and spools one `POST`.
+async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
+    let limit = front.limits.max_alert_bytes;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = format!(
+        "the alert is larger than {} KiB (serve --max-alert-kib)",
+        limit / 1024
+    );
+    if declared.is_some_and(|n| n > limit as u64) {
+        return refuse(front, StatusCode::PAYLOAD_TOO_LARGE, &too_large);
+    }
+    let options = query_options(req.uri().query().unwrap_or_default());
+    let body = Limited::new(req.into_body(), limit).collect();
+    let body = match tokio::time::timeout(front.limits.read_timeout, body).await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return refuse(front, StatusCode::PAYLOAD_TOO_LARGE, &too_large);
+        }
+        Ok(Err(_)) => {
+            return refuse(
+                front,
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            );
+        }
+        Err(_) => {
+            return refuse(
+                front,
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {} s",
+                    front.limits.read_timeout.as_secs()
+                ),
+            );
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return refuse(front, StatusCode::BAD_REQUEST, "the alert is not UTF-8");
+    };
+    let alerts = match front.format.decode(text, options) {
+        Ok(alerts) if alerts.is_empty() => {
+            return refuse(front, StatusCode::BAD_REQUEST, "the request holds no alert");
+        }
+        Ok(alerts) => alerts,
+        Err(e) => return refuse(front, StatusCode::BAD_REQUEST, &e),
+    };
+    // Written now, acknowledged once on disk: the committer shares one
+    // fsync among every alert written meanwhile.
+    let written: Result<Vec<_>, SpoolError> = {
+        let mut spool = lock(&front.spool);
+        alerts
+            .into_iter()
+            .map(|a| spool.accept_unsynced(&a.alert, a.options))
+            .collect()
+    };
+    let tickets = match written {
+        Ok(tickets) => tickets,
+        Err(e @ SpoolError::Full { .. }) => {
+            return refuse(front, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        }
+        Err(e) => return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let last = *tickets.last().expect("at least one alert");
+    if let Err(e) = front.commit.durable(last).await {
+        let e = SpoolError::Io(e.into());
+        return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    }
+    front.metrics.accepted(tickets.len() as u64);
+    match tickets.as_slice() {
+        [one] => answer(StatusCode::ACCEPTED, json!({ "id": one.id })),
+        many => answer(
+            StatusCode::ACCEPTED,
+            json!({ "ids": many.iter().map(|t| t.id).collect::<Vec<_>>() }),
+        ),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A query's parameters, decoded: the handler options.
+fn query_options(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// Decodes a query component: `%XX` escapes and `+` for a space.
+fn percent_decode(text: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_read_without_its_newline_and_compared_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret-token\n").unwrap();
+        let token = Token::read(&path).unwrap();
+        let header = |v: &str| HeaderValue::from_str(v).unwrap();
+        assert!(token.admits(Some(&header("Bearer s3cret-token"))));
+        assert!(!token.admits(Some(&header("Bearer s3cret-toke"))));
+        assert!(!token.admits(Some(&header("Bearer s3cret-token2"))));
+        assert!(!token.admits(Some(&header("Basic s3cret-token"))));
+        assert!(!token.admits(None));
+    }
+
+    #[test]
+    fn a_bad_token_file_is_named_and_never_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "two words\n").unwrap();
+        let e = format!("{:#}", Token::read(&path).err().unwrap());
+        assert!(
+            e.contains(&path.display().to_string()) && !e.contains("two"),
+            "{e}"
+        );
+        std::fs::write(&path, "  \n").unwrap();
+        let e = format!("{:#}", Token::read(&path).err().unwrap());
+        assert!(e.contains("empty"), "{e}");
+        let e = format!("{:#}", Token::read(&dir.path().join("none")).err().unwrap());
+        assert!(e.contains("none"), "{e}");
+    }
+
+    #[test]
+    fn query_options_are_percent_decoded() {
+        assert_eq!(
+            query_options("channel=%23ops&username=a+b&flag&&x=%zz"),
+            [
+                ("channel".to_string(), "#ops".to_string()),
+                ("username".into(), "a b".into()),
+                ("flag".into(), String::new()),
+                ("x".into(), "%zz".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn kapacitor_post_takes_one_alert_as_sent_and_names_what_is_wrong() {
+        let body = r#"{"id":"cpu","message":"m","time":"2026-11-26T10:00:00Z","level":"CRITICAL"}"#;
+        let alerts = KapacitorPost.decode(body, vec![]).unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].alert, body);
+        let loud = body.replace("CRITICAL", "LOUD");
+        let e = KapacitorPost.decode(&loud, vec![]).unwrap_err();
+        assert!(e.contains("level"), "{e}");
+    }
+}

@@ -1,0 +1,189 @@
+//! serve's metrics, for `GET /metrics` in Prometheus' (OpenMetrics) text
+//! format. Counters are bumped where things happen; the gauges that
+//! describe the spool are read when scraped.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// The content type `GET /metrics` answers with.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A label set of one label.
+type Label = Vec<(&'static str, String)>;
+
+/// Longest label value kept: codes come from Slack's answers.
+const MAX_LABEL: usize = 64;
+
+pub struct Metrics {
+    registry: Registry,
+    accepted: Counter,
+    refused: Family<Label, Counter>,
+    delivered: Counter,
+    failed: Family<Label, Counter>,
+    retries: Counter,
+    rate_limited: Counter,
+    fsyncs: Counter,
+    pending: Gauge,
+    oldest_pending: Gauge<f64, AtomicU64>,
+    /// One scrape at a time: the fsync count is caught up by its delta.
+    scrape: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("slack_handler");
+        let metrics = Metrics {
+            accepted: Counter::default(),
+            refused: Family::default(),
+            delivered: Counter::default(),
+            failed: Family::default(),
+            retries: Counter::default(),
+            rate_limited: Counter::default(),
+            fsyncs: Counter::default(),
+            pending: Gauge::default(),
+            oldest_pending: Gauge::default(),
+            scrape: Mutex::new(()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "alerts_accepted",
+            "Alerts acknowledged with 202 (each on disk)",
+            metrics.accepted.clone(),
+        );
+        registry.register(
+            "requests_refused",
+            "Intake requests refused, by HTTP status",
+            metrics.refused.clone(),
+        );
+        registry.register(
+            "alerts_delivered",
+            "Alerts Slack accepted",
+            metrics.delivered.clone(),
+        );
+        registry.register(
+            "alerts_failed",
+            "Alerts that ended undelivered, by error code (Slack's, or the handler error's case)",
+            metrics.failed.clone(),
+        );
+        registry.register(
+            "retries",
+            "Attempts that failed transiently and will be retried",
+            metrics.retries.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Answers that were Slack's rate limit (429 or ratelimited)",
+            metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "spool_fsyncs",
+            "fsyncs of the spool's journal (group commit shares them)",
+            metrics.fsyncs.clone(),
+        );
+        registry.register(
+            "alerts_pending",
+            "Alerts accepted and not yet ended",
+            metrics.pending.clone(),
+        );
+        registry.register(
+            "oldest_pending_age_seconds",
+            "Age of the oldest pending alert (0 when none is)",
+            metrics.oldest_pending.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    pub fn accepted(&self, n: u64) {
+        self.accepted.inc_by(n);
+    }
+
+    /// An intake request answered with `status` (4xx, 5xx).
+    pub fn refused(&self, status: u16) {
+        self.refused
+            .get_or_create(&vec![("status", status.to_string())])
+            .inc();
+    }
+
+    pub fn delivered(&self) {
+        self.delivered.inc();
+    }
+
+    pub fn failed(&self, code: &str) {
+        let code: String = code.chars().take(MAX_LABEL).collect();
+        self.failed.get_or_create(&vec![("code", code)]).inc();
+    }
+
+    pub fn retry(&self, rate_limited: bool) {
+        self.retries.inc();
+        if rate_limited {
+            self.rate_limited.inc();
+        }
+    }
+
+    /// The text for a scrape, with the spool's gauges as they are now.
+    pub fn render(&self, pending: usize, oldest_age_seconds: f64, fsyncs: u64) -> String {
+        let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.pending.set(pending as i64);
+        self.oldest_pending.set(oldest_age_seconds);
+        let counted = self.fsyncs.get();
+        self.fsyncs.inc_by(fsyncs.saturating_sub(counted));
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scrape_names_every_metric_with_its_value() {
+        let m = Metrics::new();
+        m.accepted(3);
+        m.delivered();
+        m.failed("channel_not_found");
+        m.retry(true);
+        m.retry(false);
+        m.refused(413);
+        let text = m.render(2, 1.5, 7);
+        for line in [
+            "slack_handler_alerts_accepted_total 3",
+            "slack_handler_alerts_delivered_total 1",
+            "slack_handler_alerts_failed_total{code=\"channel_not_found\"} 1",
+            "slack_handler_retries_total 2",
+            "slack_handler_rate_limited_total 1",
+            "slack_handler_requests_refused_total{status=\"413\"} 1",
+            "slack_handler_spool_fsyncs_total 7",
+            "slack_handler_alerts_pending 2",
+            "slack_handler_oldest_pending_age_seconds 1.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_long_code_is_cut() {
+        let m = Metrics::new();
+        m.failed(&"x".repeat(500));
+        let text = m.render(0, 0.0, 0);
+        assert!(text.contains(&format!("code=\"{}\"", "x".repeat(MAX_LABEL))));
+    }
+}
