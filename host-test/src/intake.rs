@@ -7,6 +7,10 @@
 //!   `408` for a body that trickles in, `413` for one over the limit
 //!   (refused on its `Content-Length` before reading it, else after reading
 //!   no more than the limit), `503` when the spool is full.
+//! - `POST /spool/resend` with `{"failed": true}` or `{"ids": [N, ...]}`:
+//!   failed alerts the spool keeps are accepted again as new alerts,
+//!   `202 {"resent": [{"id": N, "as": M}, ...]}` once on disk; `404` naming
+//!   an id that is not a kept failed alert (then nothing is resent).
 //! - `GET /healthz`, without authentication, for load balancers: ready.
 //! - `GET /metrics`: Prometheus' text format.
 //! - Any other `GET`: the spool (pending alerts, recent endings, messages).
@@ -217,6 +221,7 @@ async fn route(
             let status = lock(&front.spool).status_json();
             Ok(answer(StatusCode::OK, status))
         }
+        Method::POST if req.uri().path() == "/spool/resend" => Ok(resend(req, &front).await),
         Method::POST => Ok(take(req, &front).await),
         _ => Ok(refuse(
             &front,
@@ -244,8 +249,8 @@ fn metrics_page(front: &Front) -> Answer {
     response
 }
 
-/// Reads, decodes and spools one `POST`.
-async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
+/// Reads a request's body within the limits, or says why not.
+async fn read_body(req: Request<hyper::body::Incoming>, front: &Front) -> Result<Bytes, Answer> {
     let limit = front.limits.max_alert_bytes;
     let declared = req
         .headers()
@@ -253,36 +258,99 @@ async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let too_large = format!(
-        "the alert is larger than {} KiB (serve --max-alert-kib)",
+        "the body is larger than {} KiB (serve --max-alert-kib)",
         limit / 1024
     );
     if declared.is_some_and(|n| n > limit as u64) {
-        return refuse(front, StatusCode::PAYLOAD_TOO_LARGE, &too_large);
+        return Err(refuse(front, StatusCode::PAYLOAD_TOO_LARGE, &too_large));
     }
-    let options = query_options(req.uri().query().unwrap_or_default());
     let body = Limited::new(req.into_body(), limit).collect();
-    let body = match tokio::time::timeout(front.limits.read_timeout, body).await {
-        Ok(Ok(body)) => body.to_bytes(),
+    match tokio::time::timeout(front.limits.read_timeout, body).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return refuse(front, StatusCode::PAYLOAD_TOO_LARGE, &too_large);
+            Err(refuse(front, StatusCode::PAYLOAD_TOO_LARGE, &too_large))
         }
-        Ok(Err(_)) => {
+        Ok(Err(_)) => Err(refuse(
+            front,
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read",
+        )),
+        Err(_) => Err(refuse(
+            front,
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the body did not arrive within {} s",
+                front.limits.read_timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+/// `POST /spool/resend`: failed alerts accepted again.
+async fn resend(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Ask {
+        #[serde(default)]
+        failed: bool,
+        #[serde(default)]
+        ids: Vec<u64>,
+    }
+    let body = match read_body(req, front).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let ask: Ask = match serde_json::from_slice(&body) {
+        Ok(ask) => ask,
+        Err(e) => {
             return refuse(
                 front,
                 StatusCode::BAD_REQUEST,
-                "the request body could not be read",
-            );
+                &format!("expected {{\"failed\": true}} or {{\"ids\": [N, ...]}}: {e}"),
+            )
         }
-        Err(_) => {
-            return refuse(
-                front,
-                StatusCode::REQUEST_TIMEOUT,
-                &format!(
-                    "the body did not arrive within {} s",
-                    front.limits.read_timeout.as_secs()
-                ),
-            );
+    };
+    let resent = {
+        let mut spool = lock(&front.spool);
+        let ids: Vec<u64> = if ask.failed {
+            spool.failed_alerts().map(|f| f.id).collect()
+        } else {
+            ask.ids
+        };
+        spool.resend_unsynced(&ids)
+    };
+    let resent = match resent {
+        Ok(resent) => resent,
+        Err(e @ SpoolError::NotFailed { .. }) => {
+            return refuse(front, StatusCode::NOT_FOUND, &e.to_string())
         }
+        Err(e @ SpoolError::Full { .. }) => {
+            return refuse(front, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+        Err(e) => return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    if let Some((_, last)) = resent.last() {
+        if let Err(e) = front.commit.durable(*last).await {
+            let e = SpoolError::Io(e.into());
+            return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
+    }
+    front.metrics.accepted(resent.len() as u64);
+    answer(
+        StatusCode::ACCEPTED,
+        json!({ "resent": resent
+            .iter()
+            .map(|(old, t)| json!({"id": old, "as": t.id}))
+            .collect::<Vec<_>>() }),
+    )
+}
+
+/// Reads, decodes and spools one `POST`.
+async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
+    let options = query_options(req.uri().query().unwrap_or_default());
+    let body = match read_body(req, front).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let Ok(text) = std::str::from_utf8(&body) else {
         return refuse(front, StatusCode::BAD_REQUEST, "the alert is not UTF-8");

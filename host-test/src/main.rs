@@ -50,15 +50,9 @@ enum Command {
     /// A long-running host: takes alerts over HTTP (Kapacitor's post-handler
     /// JSON; query parameters are options), spools them, delivers them.
     Serve(ServeArgs),
-    /// Show a spool: the alerts pending and how the others ended.
-    Spool {
-        /// The spool directory.
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Show a spool: the alerts pending, how the others ended, the failed
+    /// ones that can be resent (`spool resend`).
+    Spool(SpoolArgs),
     /// Run the documentation's examples against a local Slack stand-in.
     Demo {
         /// The examples directory.
@@ -261,6 +255,38 @@ enum LogFormat {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SpoolArgs {
+    #[command(subcommand)]
+    action: Option<SpoolAction>,
+    /// The spool directory.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum SpoolAction {
+    /// Send failed alerts again, each as a new alert with the same JSON and
+    /// options, for a `serve` started on the spool to deliver. With `serve`
+    /// running on it, do the same over HTTP: `POST /spool/resend` with
+    /// `{"failed": true}` or `{"ids": [N, ...]}`.
+    Resend {
+        /// The spool directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Every failed alert the spool keeps.
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        failed: bool,
+        /// A failed alert's id (repeatable).
+        #[arg(long, value_name = "N")]
+        id: Vec<u64>,
+    },
+}
+
+#[derive(Args)]
 struct TestArgs {
     #[command(flatten)]
     target: Target,
@@ -310,7 +336,13 @@ fn main() -> ExitCode {
         }
         Command::MockSlack { port } => mock_slack(port).map_err(Failure::Host),
         Command::Serve(args) => serve(args),
-        Command::Spool { dir, json } => show_spool(&dir, json).map_err(Failure::Host),
+        Command::Spool(args) => match (args.action, args.dir) {
+            (Some(SpoolAction::Resend { dir, failed, id }), _) => resend(&dir, failed, &id),
+            (None, Some(dir)) => show_spool(&dir, args.json).map_err(Failure::Host),
+            (None, None) => Err(Failure::Input(anyhow!(
+                "spool needs --dir DIR (or: spool resend --dir DIR --failed)"
+            ))),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -683,6 +715,33 @@ fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {
             m.key, m.channel_id, m.ts
         );
     }
+    Ok(())
+}
+
+/// `spool resend`: failed alerts accepted again, for the next serve.
+fn resend(dir: &Path, all_failed: bool, ids: &[u64]) -> Result<(), Failure> {
+    if !dir.join("journal.jsonl").exists() {
+        return Err(Failure::Input(anyhow!("{} holds no spool", dir.display())));
+    }
+    let mut spool = Spool::open(dir, u64::MAX).map_err(|e| {
+        Failure::Input(e.context("to resend while serve runs, POST /spool/resend to it"))
+    })?;
+    let ids: Vec<u64> = if all_failed {
+        spool.failed_alerts().map(|f| f.id).collect()
+    } else {
+        ids.to_vec()
+    };
+    let resent = spool
+        .resend(&ids)
+        .map_err(|e| Failure::Input(anyhow!("{e}")))?;
+    for (old, new) in &resent {
+        println!("#{old} resent as #{new}");
+    }
+    println!(
+        "{} alert(s) resent; serve delivers them when it starts on {}",
+        resent.len(),
+        dir.display()
+    );
     Ok(())
 }
 

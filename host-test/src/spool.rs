@@ -62,6 +62,83 @@ enum Record {
     Ids {
         next: u64,
     },
+    /// A failed alert kept for sending again, across a compaction.
+    Failed(FailedAlert),
+    /// Failed alert `id` was sent again as alert `as`: it is no longer kept.
+    Resent {
+        id: u64,
+        #[serde(rename = "as")]
+        as_id: u64,
+    },
+}
+
+/// A failed alert, kept (the newest [`MAX_FAILED`]) so it can be sent
+/// again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedAlert {
+    pub id: u64,
+    #[serde(default)]
+    pub at: u64,
+    pub alert: String,
+    pub options: Vec<(String, String)>,
+    /// Why it failed.
+    pub detail: String,
+}
+
+/// The most failed alerts kept for sending again. Past it, or past an
+/// eighth of the spool's size limit (so they never crowd out pending
+/// alerts), the oldest is dropped.
+pub const MAX_FAILED: usize = 1_000;
+
+/// The failed alerts kept for sending again, by id, bounded.
+struct Failures {
+    by_id: BTreeMap<u64, FailedAlert>,
+    /// The size of their `failed` records in the journal.
+    bytes: u64,
+    max_bytes: u64,
+}
+
+impl Failures {
+    fn new(max_bytes: u64) -> Failures {
+        Failures {
+            by_id: BTreeMap::new(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    fn record_size(alert: &FailedAlert) -> u64 {
+        serde_json::to_string(&Record::Failed(alert.clone())).map_or(0, |l| l.len() as u64 + 1)
+    }
+
+    fn keep(&mut self, alert: FailedAlert) {
+        self.remove(alert.id);
+        self.bytes += Failures::record_size(&alert);
+        self.by_id.insert(alert.id, alert);
+        while self.by_id.len() > MAX_FAILED || self.bytes > self.max_bytes {
+            let Some((_, oldest)) = self.by_id.pop_first() else {
+                break;
+            };
+            self.bytes -= Failures::record_size(&oldest);
+        }
+    }
+
+    /// Keeps a pending alert that failed with `detail`.
+    fn keep_pending(&mut self, alert: Pending, detail: &str) {
+        self.keep(FailedAlert {
+            id: alert.id,
+            at: alert.at,
+            alert: alert.alert,
+            options: alert.options,
+            detail: detail.to_string(),
+        });
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(gone) = self.by_id.remove(&id) {
+            self.bytes -= Failures::record_size(&gone);
+        }
+    }
 }
 
 /// An accepted alert whose record may not be on disk yet.
@@ -291,6 +368,10 @@ pub enum SpoolError {
         limit: u64,
     },
     Io(anyhow::Error),
+    /// A resend named an id that is not a failed alert the spool keeps.
+    NotFailed {
+        id: u64,
+    },
 }
 
 impl std::fmt::Display for SpoolError {
@@ -300,6 +381,10 @@ impl std::fmt::Display for SpoolError {
                 write!(f, "the spool is full ({limit} bytes of pending alerts)")
             }
             SpoolError::Io(e) => write!(f, "the spool could not be written: {e:#}"),
+            SpoolError::NotFailed { id } => write!(
+                f,
+                "alert {id} is not a failed alert this spool keeps (it was delivered, is pending, was resent, or is older than the last {MAX_FAILED} failures)"
+            ),
         }
     }
 }
@@ -325,6 +410,10 @@ pub struct Spool {
     finished: VecDeque<Finished>,
     keep_finished: usize,
     messages: Messages,
+    /// Failed alerts that can be sent again, by id.
+    failed: Failures,
+    /// Held while the spool is open for writing: one writer at a time.
+    _lock: Option<File>,
 }
 
 impl Spool {
@@ -332,10 +421,12 @@ impl Spool {
     pub fn open(dir: &Path, limit: u64) -> Result<Spool> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the spool directory {}", dir.display()))?;
+        let lock = lock_dir(dir)?;
         let path = dir.join("journal.jsonl");
         let (mut spool, whole) = Spool::replay(&path, limit, || {
             OpenOptions::new().create(true).append(true).open(&path)
         })?;
+        spool._lock = Some(lock);
         if spool.size > whole {
             // Otherwise the next record would continue the torn line, and
             // be lost with it at the next replay. (Appends go to the end.)
@@ -363,7 +454,8 @@ impl Spool {
         limit: u64,
         open: impl FnOnce() -> std::io::Result<File>,
     ) -> Result<(Spool, u64)> {
-        let mut pending = BTreeMap::new();
+        let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+        let mut failed = Failures::new(limit / 8);
         let mut finished = VecDeque::new();
         let mut messages = Messages::new(limit / 4);
         let mut next_id = 1;
@@ -421,7 +513,11 @@ impl Spool {
                         );
                     }
                     Record::Done(done) => {
-                        pending.remove(&done.id);
+                        if let Some(alert) = pending.remove(&done.id) {
+                            if done.status == Status::Failed {
+                                failed.keep_pending(alert, &done.detail);
+                            }
+                        }
                         messages.apply(&done);
                         finished.push_back(done);
                         if finished.len() > KEEP_FINISHED {
@@ -430,6 +526,11 @@ impl Spool {
                     }
                     Record::Message(message) => messages.remember(message),
                     Record::Ids { next } => next_id = next_id.max(next),
+                    Record::Failed(alert) => {
+                        next_id = next_id.max(alert.id + 1);
+                        failed.keep(alert);
+                    }
+                    Record::Resent { id, .. } => failed.remove(id),
                 }
             }
         }
@@ -448,6 +549,8 @@ impl Spool {
             finished,
             keep_finished: KEEP_FINISHED,
             messages,
+            failed,
+            _lock: None,
         };
         Ok((spool, whole))
     }
@@ -520,7 +623,11 @@ impl Spool {
             id: done.id,
             record: self.written,
         };
-        self.pending.remove(&done.id);
+        if let Some(alert) = self.pending.remove(&done.id) {
+            if done.status == Status::Failed {
+                self.failed.keep_pending(alert, &done.detail);
+            }
+        }
         self.messages.apply(&done);
         self.finished.push_back(done);
         self.trim_finished();
@@ -531,6 +638,54 @@ impl Spool {
     }
 
     /// The ids of the pending alerts, oldest first.
+    /// The failed alerts kept for sending again, oldest first.
+    pub fn failed_alerts(&self) -> impl Iterator<Item = &FailedAlert> {
+        self.failed.by_id.values()
+    }
+
+    /// Accepts failed alerts `ids` again, each as a new alert with the same
+    /// JSON and options, and records that each was resent (so it is not
+    /// resent twice); durable once the last ticket is committed. An id that
+    /// is not a kept failed alert is an error naming it, and nothing is
+    /// resent.
+    pub fn resend_unsynced(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, SpoolError> {
+        if let Some(unknown) = ids.iter().find(|id| !self.failed.by_id.contains_key(id)) {
+            return Err(SpoolError::NotFailed { id: *unknown });
+        }
+        let mut resent = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(alert) = self.failed.by_id.get(id).cloned() else {
+                continue; // named twice
+            };
+            let ticket = self.accept_unsynced(&alert.alert, alert.options)?;
+            let line = serde_json::to_string(&Record::Resent {
+                id: *id,
+                as_id: ticket.id,
+            })
+            .map_err(|e| SpoolError::Io(e.into()))?;
+            self.write(&line).map_err(SpoolError::Io)?;
+            self.failed.remove(*id);
+            resent.push((
+                *id,
+                Ticket {
+                    id: ticket.id,
+                    record: self.written,
+                },
+            ));
+        }
+        Ok(resent)
+    }
+
+    /// [`Spool::resend_unsynced`], on disk when it returns; the old and new
+    /// ids.
+    pub fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, u64)>, SpoolError> {
+        let resent = self.resend_unsynced(ids)?;
+        if let Some((_, last)) = resent.last() {
+            self.sync_through(last.record).map_err(SpoolError::Io)?;
+        }
+        Ok(resent.into_iter().map(|(old, t)| (old, t.id)).collect())
+    }
+
     /// How many alerts are pending.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
@@ -603,6 +758,12 @@ impl Spool {
             "pending": self.pending_ids(),
             "finished": self.finished,
             "messages": self.messages(),
+            "resendable": self
+                .failed
+                .by_id
+                .values()
+                .map(|f| serde_json::json!({"id": f.id, "detail": f.detail}))
+                .collect::<Vec<_>>(),
         })
     }
 
@@ -669,6 +830,11 @@ impl Spool {
             out.write_all(line.as_bytes())?;
             size += line.len() as u64;
         }
+        for f in self.failed.by_id.values() {
+            let line = serde_json::to_string(&Record::Failed(f.clone()))? + "\n";
+            out.write_all(line.as_bytes())?;
+            size += line.len() as u64;
+        }
         for p in self.pending.values() {
             let record = Record::Accept {
                 id: p.id,
@@ -692,6 +858,27 @@ impl Spool {
         // The new journal was synced whole: every record is on disk.
         self.synced = self.written;
         Ok(())
+    }
+}
+
+/// Takes the spool directory's lock: one process writes a spool at a time.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the spool {} is in use by another process (a serve running on it?)",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
     }
 }
 
@@ -1092,5 +1279,68 @@ mod tests {
         }
         let ids: Vec<u64> = spool.finished().map(|f| f.id).collect();
         assert_eq!(ids, [8, 9, 10]);
+    }
+
+    #[test]
+    fn a_failed_alert_is_resent_once_across_compaction_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let failed = spool
+            .accept("{\"id\":\"gone\"}", vec![("channel".into(), "#x".into())])
+            .unwrap();
+        let delivered = spool.accept("{}", vec![]).unwrap();
+        spool
+            .finish(Finished::new(
+                failed,
+                Status::Failed,
+                "channel_not_found",
+                1,
+            ))
+            .unwrap();
+        spool
+            .finish(Finished::new(delivered, Status::Delivered, "#x 1.2", 1))
+            .unwrap();
+        assert_eq!(
+            spool.failed_alerts().map(|f| f.id).collect::<Vec<_>>(),
+            [failed]
+        );
+        // Nothing pending: compacted; the failed alert survives it.
+        spool.compact().unwrap();
+        drop(spool);
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        let kept: Vec<_> = spool.failed_alerts().cloned().collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].detail, "channel_not_found");
+        assert!(matches!(
+            spool.resend(&[delivered]),
+            Err(SpoolError::NotFailed { id }) if id == delivered
+        ));
+        let resent = spool.resend(&[failed]).unwrap();
+        let (old, new) = resent[0];
+        assert_eq!(old, failed);
+        assert!(new > delivered, "a new id");
+        let pending = spool.pending();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].alert, "{\"id\":\"gone\"}");
+        assert_eq!(
+            pending[0].options,
+            [("channel".to_string(), "#x".to_string())]
+        );
+        drop(spool);
+        // Resent is recorded: not resendable again after a restart.
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.failed_alerts().count(), 0);
+        assert!(spool.resend(&[failed]).is_err());
+        assert_eq!(spool.pending().len(), 1);
+    }
+
+    #[test]
+    fn one_process_writes_a_spool_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Spool::open(dir.path(), 1 << 20).unwrap();
+        let e = Spool::open(dir.path(), 1 << 20).err().unwrap().to_string();
+        assert!(e.contains("in use by another process"), "{e}");
+        // Reading it is still fine.
+        assert!(Spool::open_read_only(dir.path()).is_ok());
     }
 }

@@ -417,3 +417,101 @@ fn sigterm_lets_the_attempt_in_flight_end_is_recorded_and_exits_zero() {
     assert_eq!(shown["finished"][0]["status"], "delivered", "{shown}");
     assert_eq!(slack.requests().len(), 1);
 }
+
+#[test]
+fn failed_alerts_are_sent_again_over_http_or_from_the_cli() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let spool = dir.path().join("spool");
+    let token = with_token(dir.path());
+    let server = Server::start(&config, &spool, &["--auth-token-file", &token]);
+    for _ in 0..2 {
+        slack.push_reply(Reply::json(
+            200,
+            json!({"ok": false, "error": "channel_not_found"}),
+        ));
+    }
+    for id in ["first", "second"] {
+        let (status, _) = call(
+            &server,
+            "POST",
+            "/?channel=%23gone",
+            Some(TOKEN),
+            &alert(id),
+        );
+        assert_eq!(status, 202);
+    }
+    let resendable = |server: &Server| -> Vec<u64> {
+        let (_, shown) = call(server, "GET", "/spool", Some(TOKEN), "");
+        let shown: Value = serde_json::from_str(&shown).unwrap();
+        shown["resendable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_u64().unwrap())
+            .collect()
+    };
+    wait_until("two failures", || resendable(&server).len() == 2);
+
+    // Over HTTP, authenticated: an unknown id is named and nothing is sent.
+    let (status, _) = call(&server, "POST", "/spool/resend", None, r#"{"ids":[1]}"#);
+    assert_eq!(status, 401);
+    let (status, answer) = call(
+        &server,
+        "POST",
+        "/spool/resend",
+        Some(TOKEN),
+        r#"{"ids":[1,99]}"#,
+    );
+    assert_eq!(status, 404, "{answer}");
+    assert!(
+        answer.contains("alert 99 is not a failed alert"),
+        "{answer}"
+    );
+    let (status, answer) = call(
+        &server,
+        "POST",
+        "/spool/resend",
+        Some(TOKEN),
+        r#"{"ids":[1]}"#,
+    );
+    assert_eq!(status, 202, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["resent"][0]["id"], 1);
+    wait_until("the resent alert delivered", || slack.requests().len() == 3);
+    assert_eq!(slack.requests()[2].json()["channel"], "#gone");
+    assert_eq!(resendable(&server), [2]);
+
+    // From the CLI: refused while serve runs, then done offline.
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_host-test"))
+            .args(["spool", "resend", "--dir", spool.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["--failed"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("in use") && stderr.contains("POST /spool/resend"),
+        "{stderr}"
+    );
+    server.kill();
+    let out = cli(&["--failed"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("#2 resent as #"), "{stdout}");
+    let out = cli(&["--id", "2"]);
+    assert_eq!(out.status.code(), Some(2), "resent once only");
+    let server = Server::start(&config, &spool, &["--auth-token-file", &token]);
+    wait_until("the alert resent offline delivered", || {
+        slack.requests().len() == 4
+    });
+    drop(server);
+}
