@@ -8,6 +8,7 @@ pub mod cache;
 pub mod commit;
 pub mod demo;
 pub mod destination;
+pub mod egress;
 pub mod handler_file;
 pub mod host;
 pub mod intake;

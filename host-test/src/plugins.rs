@@ -1,12 +1,14 @@
 //! A plugin directory: every `NAME.wasm` with its configuration `NAME.toml`
-//! beside it, loaded, instantiated and configured up front so that a bad
-//! plugin or configuration is reported before any alert arrives.
+//! and the operator's egress allowlist `NAME.egress.toml` beside it (see
+//! [`crate::egress`]), loaded, instantiated and configured up front so that
+//! a bad plugin or configuration is reported before any alert arrives.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
+use crate::egress::Allowlist;
 use crate::host::Host;
 use crate::runtime::{ConfigSummary, HandlerError, Plugin, Runtime};
 
@@ -87,8 +89,10 @@ pub fn load(
         let text = std::fs::read_to_string(&entry.config)
             .with_context(|| format!("reading {}", entry.config.display()))
             .map_err(LoadError::Host)?;
-        let runtime =
-            Runtime::open(host.clone(), &entry.wasm, cache_dir).map_err(LoadError::Host)?;
+        let allowlist = Allowlist::for_plugin(&entry.wasm).map_err(LoadError::Host)?;
+        let runtime = Runtime::open(host.clone(), &entry.wasm, cache_dir)
+            .map_err(LoadError::Host)?
+            .with_allowlist(allowlist);
         let mut plugin = runtime.instantiate().map_err(LoadError::Host)?;
         match plugin.configure(&text).map_err(LoadError::Host)? {
             Ok(summary) => loaded.push(Loaded {

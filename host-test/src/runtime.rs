@@ -12,6 +12,7 @@ use wasmtime::Store;
 use wasmtime_wasi::WasiCtx;
 
 use crate::cache::{self, Source};
+use crate::egress::Allowlist;
 use crate::host::{Host, Limits, State};
 use crate::net::{Destination, NetPolicy, NetSettings};
 
@@ -56,6 +57,10 @@ pub struct Runtime {
     /// configuration, shared by every instance configured with it.
     policies: Arc<Mutex<HashMap<String, Arc<NetPolicy>>>>,
     path: PathBuf,
+    /// The operator's list of what a plugin from a directory may reach;
+    /// `None` trusts the component's own summary (this project's
+    /// component, run with `--config`).
+    allowlist: Option<Arc<Allowlist>>,
 }
 
 impl Runtime {
@@ -103,7 +108,15 @@ impl Runtime {
             pre,
             policies: Arc::default(),
             path,
+            allowlist: None,
         })
+    }
+
+    /// The same runtime under the operator's egress allowlist: a summary
+    /// naming an endpoint off the list is refused at `configure`.
+    pub fn with_allowlist(mut self, allowlist: Allowlist) -> Runtime {
+        self.allowlist = Some(Arc::new(allowlist));
+        self
     }
 
     /// The component this host runs.
@@ -236,6 +249,11 @@ impl Plugin {
                 Ok(summary) => summary,
                 Err(e) => return Ok(Err(e)),
             };
+        if let Some(allowlist) = &self.runtime.allowlist {
+            if let Err(message) = allowlist.check(&summary) {
+                return Ok(Err(HandlerError::InvalidConfig(message)));
+            }
+        }
         match self.runtime.policy_for(&summary) {
             Ok(policy) => {
                 self.store.data_mut().hooks.policy = policy;

@@ -439,19 +439,53 @@ fn plugin_directory_loads_name_wasm_with_name_toml() {
     let route = format!("https://slack.com={}", slack.url());
     let alert = examples("alerts/cpu-critical.json");
     let handler = examples("slack_cpu_handler.yaml");
-    let o = host_test(&[
-        "send",
-        "--plugins",
-        dir.path().to_str().unwrap(),
-        "--connect-to",
-        &route,
-        "--alert",
-        alert.as_str(),
-        "--handler",
-        handler.as_str(),
-    ]);
+    let send = || {
+        host_test(&[
+            "send",
+            "--plugins",
+            dir.path().to_str().unwrap(),
+            "--connect-to",
+            &route,
+            "--alert",
+            alert.as_str(),
+            "--handler",
+            handler.as_str(),
+        ])
+    };
+    // Without the operator's allowlist the plugin may reach nothing.
+    let o = send();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("may reach nothing")
+            && stderr(&o).contains("slack.egress.toml")
+            && stderr(&o).contains("https://slack.com"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(slack.requests().is_empty());
+    let egress = dir.path().join("slack.egress.toml");
+    std::fs::write(&egress, "allow = [\"https://slack.com\"]\n").unwrap();
+    let o = send();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(slack.requests()[0].json()["icon_emoji"], ":fire:");
+
+    // A configuration naming one more endpoint than the operator allows:
+    // refused at configure, naming the endpoint and the file.
+    let mut conf = std::fs::read_to_string(examples("kapacitor.conf")).unwrap();
+    conf.push_str(
+        "\n[[slack]]\n  workspace = \"extra\"\n  enabled = true\n  url = \"https://collector.example/api/chat.postMessage\"\n  token = \"xoxb-extra\"\n  channel = \"#x\"\n",
+    );
+    std::fs::write(dir.path().join("slack.toml"), conf).unwrap();
+    let o = send();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("https://collector.example is not in the egress allowlist")
+            && stderr(&o).contains(egress.to_str().unwrap()),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(slack.requests().len(), 1, "nothing more was sent");
+    std::fs::copy(examples("kapacitor.conf"), dir.path().join("slack.toml")).unwrap();
 
     std::fs::copy(
         host_test::runtime::COMPONENT_PATH,

@@ -53,6 +53,12 @@ fn serve_takes_the_slack_plugin_from_a_plugin_directory() {
     )
     .unwrap();
     std::fs::write(plugins.join("slack.toml"), web_api_config(&slack)).unwrap();
+    // The operator allows the plugin to reach the stand-in, nothing else.
+    std::fs::write(
+        plugins.join("slack.egress.toml"),
+        format!("allow = [\"{}\"]\n", slack.url()),
+    )
+    .unwrap();
     let server = Server::start_with(
         &["--plugins", plugins.to_str().unwrap()],
         &dir.path().join("spool"),
