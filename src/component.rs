@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::error::HandlerError;
 use crate::event::{AlertEvent, FieldValue, Level};
 use crate::handler::{self, Delivery, Prepared, WorkspaceSummary};
-use crate::{config_source, options, response, transport};
+use crate::{config_source, describe, options, response, transport};
 
 wit_bindgen::generate!({
     world: "alert-handler",
@@ -50,6 +50,23 @@ fn deliver(prepared: Prepared) -> Result<Delivery, HandlerError> {
 }
 
 impl Guest for Component {
+    fn describe() -> wit::Description {
+        let settings = |list: &[describe::Setting]| {
+            list.iter()
+                .map(|(name, doc)| wit::Setting {
+                    name: name.to_string(),
+                    doc: doc.to_string(),
+                })
+                .collect()
+        };
+        wit::Description {
+            kind: describe::kind().to_string(),
+            version: describe::VERSION.to_string(),
+            config_keys: settings(&describe::CONFIG_KEYS),
+            options: settings(&describe::OPTIONS),
+        }
+    }
+
     fn configure(text: String) -> Result<wit::ConfigSummary, wit::HandlerError> {
         let config = Config::parse(&text).map_err(to_wit_error)?;
         let workspaces = handler::summary(&config)

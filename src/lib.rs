@@ -10,6 +10,7 @@
 pub mod alert_json;
 pub mod config;
 pub mod config_source;
+pub mod describe;
 pub mod error;
 pub mod event;
 pub mod handler;

@@ -9,8 +9,9 @@ wasmtime::component::bindgen!({
 });
 
 pub use alerting::handler::types::{
-    AlertEvent, ConfigSummary, Delivery, Endpoint, FieldValue, HandlerError, HttpRequest, Level,
-    SlackRejection, Timestamp, TlsSettings, TransientFailure, WorkspaceSummary,
+    AlertEvent, ConfigSummary, Delivery, Description, Endpoint, FieldValue, HandlerError,
+    HttpRequest, Level, Setting, SlackRejection, Timestamp, TlsSettings, TransientFailure,
+    WorkspaceSummary,
 };
 
 impl HandlerError {

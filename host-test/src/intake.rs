@@ -11,7 +11,8 @@
 //!   failed alerts the spool keeps are accepted again as new alerts,
 //!   `202 {"resent": [{"id": N, "as": M}, ...]}` once on disk; `404` naming
 //!   an id that is not a kept failed alert (then nothing is resent).
-//! - `GET /healthz`, without authentication, for load balancers: ready.
+//! - `GET /healthz`, without authentication, for load balancers: ready,
+//!   with the plugins of the directory that did not load and why.
 //! - `GET /metrics`: Prometheus' text format.
 //! - Any other `GET`: the spool (pending alerts, recent endings, messages).
 //!
@@ -132,6 +133,8 @@ pub struct Front {
     pub format: Box<dyn IntakeFormat>,
     pub token: Option<Token>,
     pub limits: Limits,
+    /// Plugins that did not load, each with why, for `/healthz`.
+    pub broken: Vec<String>,
 }
 
 /// Serves connections until `stop` resolves, then lets the requests in
@@ -200,7 +203,14 @@ async fn route(
     front: Arc<Front>,
 ) -> Result<Answer, Infallible> {
     if req.method() == Method::GET && req.uri().path() == "/healthz" {
-        return Ok(answer(StatusCode::OK, json!({"status": "ready"})));
+        // Ready: serve listens only once its spool is open and its
+        // instances are configured. Plugins that did not load are named.
+        let health = if front.broken.is_empty() {
+            json!({"status": "ready"})
+        } else {
+            json!({"status": "ready", "broken": front.broken})
+        };
+        return Ok(answer(StatusCode::OK, health));
     }
     if let Some(token) = &front.token {
         if !token.admits(req.headers().get(AUTHORIZATION)) {

@@ -16,7 +16,7 @@ use host_test::mock_slack::MockSlack;
 use host_test::net::cidr::DenyList;
 use host_test::net::proxy::ProxyConfig;
 use host_test::net::{ConnectTo, NetSettings};
-use host_test::plugins::{self, LoadError};
+use host_test::plugins::{self, Broken, Reason};
 use host_test::retry::{self, Backoff};
 use host_test::route::{self, Decision};
 use host_test::runtime::{
@@ -53,6 +53,16 @@ enum Command {
     /// Show a spool: the alerts pending, how the others ended, the failed
     /// ones that can be resent (`spool resend`).
     Spool(SpoolArgs),
+    /// Say what a handler component is and what it takes (its `describe`):
+    /// kind, version, configuration keys and options, each with a line.
+    Describe {
+        /// The component (default: the one built from this checkout).
+        #[arg(long, value_name = "FILE.wasm")]
+        component: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the documentation's examples against a local Slack stand-in.
     Demo {
         /// The examples directory.
@@ -331,6 +341,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send(args),
         Command::Test(args) => service_test(args),
         Command::Route(args) => route_alert(args),
+        Command::Describe { component, json } => describe(component, json),
         Command::Demo { examples } => {
             demo::run(&examples.unwrap_or_else(demo::examples_dir)).map_err(Failure::Host)
         }
@@ -409,25 +420,8 @@ fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummar
     let host = Host::new(target.net_settings()?, target.limits()).map_err(Failure::Host)?;
     let cache_dir = target.cache_dir();
     if let Some(dir) = &target.plugins {
-        let loaded = plugins::load(dir, &host, cache_dir.as_deref()).map_err(|e| match e {
-            LoadError::Host(e) => Failure::Host(e),
-            LoadError::Config { error, .. } => Failure::Handler(error, json),
-        })?;
-        let names: Vec<String> = loaded
-            .iter()
-            .map(|l| format!("{} ({})", l.name, l.summary.kind))
-            .collect();
-        let found = loaded
-            .into_iter()
-            .find(|l| l.summary.kind == kind || l.name == kind);
-        return match found {
-            Some(l) => Ok((l.plugin, l.summary)),
-            None => Err(Failure::Input(anyhow!(
-                "no plugin in {} handles kind `{kind}`; loaded: {}",
-                dir.display(),
-                names.join(", ")
-            ))),
-        };
+        let loaded = from_directory(dir, &host, target, kind, json)?;
+        return Ok((loaded.plugin, loaded.summary));
     }
     let config_path = target
         .config
@@ -578,38 +572,72 @@ fn route_alert(args: RouteArgs) -> Result<(), Failure> {
 /// The `slack` plugin of a plugin directory: its compiled component and
 /// configuration (every plugin is loaded and configured first, so a bad one
 /// is reported).
-fn slack_plugin(
+/// The plugin for `kind` from a plugin directory. The others load on their
+/// own: each that did not is named on stderr with why, and returned.
+fn from_directory_reporting(
     dir: &Path,
     host: &Arc<Host>,
     target: &Target,
-) -> Result<(Runtime, String), Failure> {
-    let loaded = plugins::load(dir, host, target.cache_dir().as_deref()).map_err(|e| match e {
-        LoadError::Host(e) => Failure::Host(e),
-        LoadError::Config { error, .. } => Failure::Handler(error, false),
-    })?;
-    loaded
-        .into_iter()
-        .find(|l| l.summary.kind == "slack")
-        .map(|l| (l.runtime, l.config))
-        .ok_or_else(|| {
-            Failure::Input(anyhow!(
-                "no plugin in {} handles kind `slack`",
-                dir.display()
-            ))
-        })
+    kind: &str,
+    json: bool,
+) -> Result<(plugins::Loaded, Vec<String>), Failure> {
+    let mut directory =
+        plugins::load(dir, host, target.cache_dir().as_deref()).map_err(Failure::Host)?;
+    let broken: Vec<String> = directory.broken.iter().map(Broken::to_string).collect();
+    for line in &broken {
+        eprintln!("warning: {line}");
+    }
+    let names = directory.names();
+    match directory.take(kind) {
+        Ok(loaded) => Ok((loaded, broken)),
+        Err(Some(Broken {
+            reason: Reason::Config(error),
+            ..
+        })) => Err(Failure::Handler(error.clone(), json)),
+        Err(Some(
+            broken @ Broken {
+                reason: Reason::SameKind { .. },
+                ..
+            },
+        )) => Err(Failure::Input(anyhow!("{broken}"))),
+        Err(Some(broken)) => Err(Failure::Host(anyhow!("{broken}"))),
+        Err(None) => Err(Failure::Input(anyhow!(
+            "no plugin in {} handles kind `{kind}`; loaded: {}",
+            dir.display(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ))),
+    }
+}
+
+fn from_directory(
+    dir: &Path,
+    host: &Arc<Host>,
+    target: &Target,
+    kind: &str,
+    json: bool,
+) -> Result<plugins::Loaded, Failure> {
+    Ok(from_directory_reporting(dir, host, target, kind, json)?.0)
 }
 
 fn serve(args: ServeArgs) -> Result<(), Failure> {
     let host =
         Host::new(args.target.net_settings()?, args.target.limits()).map_err(Failure::Host)?;
-    let (runtime, text) = match (&args.target.plugins, &args.target.config) {
-        (Some(dir), _) => slack_plugin(dir, &host, &args.target)?,
+    let (runtime, text, broken) = match (&args.target.plugins, &args.target.config) {
+        (Some(dir), _) => {
+            let (loaded, broken) =
+                from_directory_reporting(dir, &host, &args.target, "slack", false)?;
+            (loaded.runtime, loaded.config, broken)
+        }
         (None, Some(path)) => {
             let text = read(path, "configuration")?;
             let component = args.target.component();
             let runtime = Runtime::open(host, &component, args.target.cache_dir().as_deref())
                 .map_err(Failure::Host)?;
-            (runtime, text)
+            (runtime, text, Vec::new())
         }
         (None, None) => return Err(Failure::Input(anyhow!("serve needs --config or --plugins"))),
     };
@@ -624,6 +652,7 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         }
     };
     let access = serve::Access {
+        broken,
         token,
         limits: intake::Limits {
             max_alert_bytes: args.max_alert_kib.max(1) * 1024,
@@ -714,6 +743,51 @@ fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {
             "  alert {}  workspace \"{workspace}\"  --previous-message {}:{}",
             m.key, m.channel_id, m.ts
         );
+    }
+    Ok(())
+}
+
+/// `describe`: what a component says it is, before any configuration.
+fn describe(component: Option<PathBuf>, json: bool) -> Result<(), Failure> {
+    let component = component.unwrap_or_else(|| PathBuf::from(COMPONENT_PATH));
+    let host = Host::new(NetSettings::default(), Limits::default()).map_err(Failure::Host)?;
+    let d = Runtime::open(host, &component, None)
+        .and_then(|r| r.instantiate())
+        .and_then(|mut p| p.describe())
+        .map_err(Failure::Host)?;
+    let list = |settings: &[host_test::runtime::Setting]| {
+        settings
+            .iter()
+            .map(|s| (s.name.clone(), s.doc.clone()))
+            .collect::<Vec<_>>()
+    };
+    if json {
+        let object = |settings: &[host_test::runtime::Setting]| {
+            settings
+                .iter()
+                .map(|s| serde_json::json!({"name": s.name, "doc": s.doc}))
+                .collect::<Vec<_>>()
+        };
+        println!(
+            "{}",
+            serde_json::json!({
+                "kind": d.kind,
+                "version": d.version,
+                "config-keys": object(&d.config_keys),
+                "options": object(&d.options),
+            })
+        );
+        return Ok(());
+    }
+    println!("kind {} version {}", d.kind, d.version);
+    for (title, settings) in [
+        ("configuration keys", &d.config_keys),
+        ("options", &d.options),
+    ] {
+        println!("{title}:");
+        for (name, doc) in list(settings) {
+            println!("  {name:<22} {doc}");
+        }
     }
     Ok(())
 }

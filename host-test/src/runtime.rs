@@ -17,8 +17,9 @@ use crate::host::{Host, Limits, State};
 use crate::net::{Destination, NetPolicy, NetSettings};
 
 pub use crate::bindings::{
-    AlertEvent, ConfigSummary, Delivery, Endpoint, FieldValue, HandlerError, HttpRequest, Level,
-    SlackRejection, Timestamp, TlsSettings, TransientFailure, WorkspaceSummary,
+    AlertEvent, ConfigSummary, Delivery, Description, Endpoint, FieldValue, HandlerError,
+    HttpRequest, Level, Setting, SlackRejection, Timestamp, TlsSettings, TransientFailure,
+    WorkspaceSummary,
 };
 use crate::bindings::{AlertHandler, AlertHandlerPre};
 
@@ -272,6 +273,11 @@ impl Plugin {
             b.alerting_handler_handler()
                 .call_handle_alert(s, event, options)
         })
+    }
+
+    /// What the handler is and takes (callable before `configure`).
+    pub fn describe(&mut self) -> Result<Description> {
+        self.call(|b, s| b.alerting_handler_handler().call_describe(s))
     }
 
     pub fn preview_alert(

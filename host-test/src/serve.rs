@@ -117,6 +117,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Who may call serve and how much it reads.
 #[derive(Default)]
 pub struct Access {
+    /// Plugins of the directory that did not load, each with why (shown by
+    /// `GET /healthz`).
+    pub broken: Vec<String>,
     /// The bearer token every request but `GET /healthz` must carry.
     pub token: Option<Token>,
     pub limits: Limits,
@@ -162,6 +165,7 @@ pub fn run(
         format: Box::new(KapacitorPost),
         token: access.token,
         limits: access.limits,
+        broken: access.broken,
     });
     let shared = Arc::new(Shared {
         destinations: Destinations::new(&summary),

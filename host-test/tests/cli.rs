@@ -487,24 +487,66 @@ fn plugin_directory_loads_name_wasm_with_name_toml() {
     assert_eq!(slack.requests().len(), 1, "nothing more was sent");
     std::fs::copy(examples("kapacitor.conf"), dir.path().join("slack.toml")).unwrap();
 
+    // Each plugin loads on its own: one without its configuration is
+    // named, and the others serve.
     std::fs::copy(
         host_test::runtime::COMPONENT_PATH,
         dir.path().join("orphan.wasm"),
     )
     .unwrap();
-    let o = host_test(&[
-        "send",
-        "--plugins",
-        dir.path().to_str().unwrap(),
-        "--alert",
-        alert.as_str(),
-    ]);
-    assert_eq!(o.status.code(), Some(3));
+    let o = send();
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("orphan.toml is missing"),
+        stderr(&o).contains("orphan.wasm: its configuration")
+            && stderr(&o).contains("orphan.toml is missing"),
         "{}",
         stderr(&o)
     );
+
+    // Two plugins of one kind: an error naming both.
+    std::fs::copy(
+        host_test::runtime::COMPONENT_PATH,
+        dir.path().join("twin.wasm"),
+    )
+    .unwrap();
+    std::fs::copy(examples("kapacitor.conf"), dir.path().join("twin.toml")).unwrap();
+    let o = send();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("slack.wasm")
+            && stderr(&o).contains("twin.wasm")
+            && stderr(&o).contains("handles kind `slack` too"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn describe_says_what_the_component_is_before_any_configuration() {
+    let o = host_test(&["describe", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(d["kind"], "slack");
+    assert_eq!(d["version"], env!("CARGO_PKG_VERSION"));
+    let names = |list: &str| -> Vec<String> {
+        d[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for key in ["url", "token", "channel", "layout", "on-recovery"] {
+        assert!(names("config-keys").contains(&key.to_string()), "{key}");
+    }
+    for option in ["workspace", "channel", "previous-ts"] {
+        assert!(names("options").contains(&option.to_string()), "{option}");
+    }
+    assert!(d["config-keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| !s["doc"].as_str().unwrap().is_empty()));
 }
 
 #[test]

@@ -53,6 +53,9 @@ fn serve_takes_the_slack_plugin_from_a_plugin_directory() {
     )
     .unwrap();
     std::fs::write(plugins.join("slack.toml"), web_api_config(&slack)).unwrap();
+    // Not a component at all: named, and the slack plugin still serves.
+    std::fs::write(plugins.join("broken.wasm"), b"not wasm").unwrap();
+    std::fs::write(plugins.join("broken.toml"), "").unwrap();
     // The operator allows the plugin to reach the stand-in, nothing else.
     std::fs::write(
         plugins.join("slack.egress.toml"),
@@ -66,6 +69,15 @@ fn serve_takes_the_slack_plugin_from_a_plugin_directory() {
     );
     assert_eq!(server.post(&alert("p")).0, 202);
     wait_until("the delivery", || slack.requests().len() == 1);
+    // A plugin that did not load is named by /healthz; the others serve.
+    let (status, health) =
+        server.request("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    let broken = health["broken"][0].as_str().unwrap_or_default();
+    assert!(
+        broken.contains("plugin ") && broken.contains("broken.wasm"),
+        "{health}"
+    );
     assert_eq!(
         slack.requests()[0].json()["attachments"][0]["text"],
         "alert p"
