@@ -249,3 +249,53 @@ fn unreadable_or_malformed_tls_files_fail_at_configure_time() {
     ));
     assert!(m.contains("do not go together"), "{m}");
 }
+
+#[test]
+fn an_x509_v1_client_certificate_works_for_mutual_tls_as_in_kapacitor() {
+    let server_ca = Ca::new("server CA");
+    let (config, presented) = pki::server_taking_any_client_cert(&server_ca.leaf(&["127.0.0.1"]));
+    let server = MockSlack::start_tls(config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/x509v1");
+    let ca = pki::write(dir.path(), "server-ca.pem", &server_ca.pem);
+    let keys = format!(
+        "ssl-ca = \"{}\"\nssl-cert = \"{fixtures}/client.pem\"\nssl-key = \"{fixtures}/client.key\"\n",
+        ca.display()
+    );
+    let (mut plugin, _) = instance_logging();
+    configure(&mut plugin, &workspace("a", &server.url(), &keys, true));
+    send(&mut plugin, "a").expect("the server took the v1 client certificate");
+    assert_eq!(server.requests().len(), 1);
+    use rustls::pki_types::pem::PemObject;
+    let v1 = std::fs::read_to_string(format!("{fixtures}/client.pem")).unwrap();
+    let v1 = rustls::pki_types::CertificateDer::from_pem_slice(v1.as_bytes()).unwrap();
+    assert_eq!(presented.lock().unwrap().first(), Some(&v1.to_vec()));
+}
+
+#[test]
+fn a_client_certificate_for_another_key_is_refused_at_configure() {
+    let ca = Ca::new("client CA");
+    let one = ca.leaf(&["one"]);
+    let other = ca.leaf(&["other"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cert = pki::write(dir.path(), "one.pem", &one.cert_pem);
+    let key = pki::write(dir.path(), "other.key", &other.key_pem);
+    let keys = format!(
+        "ssl-cert = \"{}\"\nssl-key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let (mut plugin, _) = instance_logging();
+    let refused = plugin
+        .configure(&workspace("a", "https://slack.example", &keys, true))
+        .expect("no trap");
+    match refused {
+        Err(HandlerError::InvalidConfig(m)) => {
+            assert!(
+                m.contains("do not go together") && m.contains("another key"),
+                "{m}"
+            )
+        }
+        other => panic!("expected invalid-config, got {other:?}"),
+    }
+}

@@ -8,9 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// A workspace's TLS settings, as the component's summary gives them.
@@ -59,9 +61,31 @@ pub fn client_config(settings: &TlsSettings, workspace: &str) -> Result<Arc<Clie
         (Some(cert), Some(key)) => {
             let chain = read_certificates(cert).map_err(|e| at("ssl-cert", cert, e))?;
             let key_der = read_key(key).map_err(|e| at("ssl-key", key, e))?;
-            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
-                format!("workspace \"{workspace}\": ssl-cert \"{cert}\" and ssl-key \"{key}\" do not go together: {e}")
-            })?
+            let signer = provider()
+                .key_provider
+                .load_private_key(key_der)
+                .map_err(|e| at("ssl-key", key, format!("not a usable private key: {e}")))?;
+            let mismatch = || {
+                format!("workspace \"{workspace}\": ssl-cert \"{cert}\" and ssl-key \"{key}\" do not go together: the certificate is for another key")
+            };
+            // Compared by hand: rustls's own check parses the certificate
+            // with webpki, which takes only X.509 v3, and a v1 certificate
+            // (`openssl x509 -req` without extensions) works with Kapacitor.
+            match (certificate_key(&chain[0]), signer.public_key()) {
+                (Some(in_cert), Some(of_key)) if in_cert != of_key.as_ref() => {
+                    return Err(mismatch())
+                }
+                (None, _) => {
+                    return Err(at(
+                        "ssl-cert",
+                        cert,
+                        "its first certificate is not a well-formed X.509 certificate".to_string(),
+                    ))
+                }
+                _ => {}
+            }
+            let certified = Arc::new(CertifiedKey::new(chain, signer));
+            builder.with_client_cert_resolver(Arc::new(ClientCertificate(certified)))
         }
         (Some(_), None) => {
             return Err(format!("workspace \"{workspace}\": Must provide both key and cert files: only cert file provided."))
@@ -72,6 +96,68 @@ pub fn client_config(settings: &TlsSettings, workspace: &str) -> Result<Arc<Clie
         (None, None) => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// The one client certificate a workspace presents, whatever the server
+/// asks for (as Go's client does with one certificate).
+#[derive(Debug)]
+struct ClientCertificate(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for ClientCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// The `subjectPublicKeyInfo` of a DER certificate, whole (tag and length
+/// included), for X.509 v1 as for v3: the seventh field of the
+/// `tbsCertificate` when the optional `[0] version` is there, the sixth
+/// when it is not (v1).
+pub fn certificate_key(der: &[u8]) -> Option<&[u8]> {
+    /// Splits one DER element off `input`: (the whole element, its content,
+    /// the rest).
+    fn element(input: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+        let (_tag, rest) = input.split_first()?;
+        let (&len, rest) = rest.split_first()?;
+        let (len, rest) = if len < 0x80 {
+            (usize::from(len), rest)
+        } else {
+            let n = usize::from(len & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |a, b| (a << 8) | usize::from(*b));
+            (len, &rest[n..])
+        };
+        if rest.len() < len {
+            return None;
+        }
+        let header = input.len() - rest.len();
+        Some((&input[..header + len], &rest[..len], &rest[len..]))
+    }
+    let (_, certificate, _) = element(der).filter(|(whole, _, _)| whole[0] == 0x30)?;
+    let (_, tbs, _) = element(certificate).filter(|(whole, _, _)| whole[0] == 0x30)?;
+    let mut fields = tbs;
+    // `[0] EXPLICIT Version`: absent in v1.
+    if fields.first() == Some(&0xa0) {
+        fields = element(fields)?.2;
+    }
+    // serialNumber, signature, issuer, validity, subject.
+    for _ in 0..5 {
+        fields = element(fields)?.2;
+    }
+    let (spki, _, _) = element(fields).filter(|(whole, _, _)| whole[0] == 0x30)?;
+    Some(spki)
 }
 
 fn read(path: &str) -> Result<Vec<u8>, String> {
@@ -142,5 +228,51 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::certificate_key;
+
+    #[test]
+    fn the_key_of_a_v3_and_of_a_v1_certificate_is_found() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        use rcgen::PublicKeyData;
+        assert_eq!(
+            certificate_key(cert.der()),
+            Some(&key.subject_public_key_info()[..])
+        );
+
+        use rustls::pki_types::pem::PemObject;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/x509v1");
+        let v1 =
+            rustls::pki_types::CertificateDer::from_pem_file(format!("{dir}/client.pem")).unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_file(format!("{dir}/client.key")).unwrap();
+        let signer = super::provider()
+            .key_provider
+            .load_private_key(key)
+            .unwrap();
+        assert_eq!(
+            certificate_key(&v1),
+            Some(signer.public_key().unwrap().as_ref())
+        );
+    }
+
+    #[test]
+    fn garbage_is_not_a_certificate() {
+        for bytes in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x84\xff\xff\xff\xff",
+            b"\x30\x03\x30\x01\x00",
+        ] {
+            assert_eq!(certificate_key(bytes), None, "{bytes:?}");
+        }
     }
 }
