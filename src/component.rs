@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::config::Config;
+use crate::config::{Config, Sources};
 use crate::error::HandlerError;
 use crate::event::{AlertEvent, FieldValue, Level};
 use crate::handler::{self, Delivery, Prepared, WorkspaceSummary};
@@ -32,9 +32,29 @@ fn current_config() -> Result<Arc<Config>, HandlerError> {
         return Ok(config.clone());
     }
     let text = config_source::find(|k| std::env::var(k).ok(), |p| std::fs::read_to_string(p))?;
-    let config = Arc::new(Config::parse(&text)?);
+    let config = Arc::new(Config::parse_with(&text, &Wasi)?);
     *slot = Some(config.clone());
     Ok(config)
+}
+
+/// The environment and files, through WASI: only what the host gave this
+/// instance (its `--env` and `--dir`, or a host's WASI context).
+struct Wasi;
+
+impl Sources for Wasi {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "not found (is its directory given to the component?)".to_string()
+            }
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        })
+    }
 }
 
 fn deliver(prepared: Prepared) -> Result<Delivery, HandlerError> {
@@ -68,7 +88,7 @@ impl Guest for Component {
     }
 
     fn configure(text: String) -> Result<wit::ConfigSummary, wit::HandlerError> {
-        let config = Config::parse(&text).map_err(to_wit_error)?;
+        let config = Config::parse_with(&text, &Wasi).map_err(to_wit_error)?;
         let workspaces = handler::summary(&config)
             .into_iter()
             .map(to_wit_summary)

@@ -33,6 +33,9 @@ pub const KEYS: [&str; 14] = [
     "insecure-skip-verify",
 ];
 
+/// Keys naming a file that holds a secret (Alertmanager's convention).
+pub const FILE_KEYS: [&str; 2] = ["token-file", "url-file"];
+
 /// A string that must not be printed: `Debug` shows only whether it is set.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -127,6 +130,16 @@ impl Config {
     /// `[slack]` table, or a whole `kapacitor.conf` whose other sections are
     /// ignored. Every problem found is reported, one per line.
     pub fn parse(text: &str) -> Result<Config, HandlerError> {
+        Config::parse_with(text, &NoSources)
+    }
+
+    /// [`Config::parse`], with the environment and files as `sources`
+    /// give them: Kapacitor's `KAPACITOR_SLACK_<n>_<KEY>` overrides for the
+    /// n-th section (0-based, its keys upper-cased with `_` for `-`), then
+    /// `token-file` and `url-file` (Alertmanager's convention: the secret is
+    /// the file's text, surrounding whitespace dropped). A problem names the
+    /// key, the variable or the path, never a value.
+    pub fn parse_with(text: &str, sources: &dyn Sources) -> Result<Config, HandlerError> {
         let doc = DeTable::parse(text).map_err(|e| {
             // The error's own Display quotes the offending line, which may
             // hold a token: report only the position and the message.
@@ -165,7 +178,8 @@ impl Config {
             };
             match item.get_ref() {
                 DeValue::Table(table) => {
-                    workspaces.push(read_section(table, section, &mut problems));
+                    let span = item.span();
+                    workspaces.push(read_section(table, span, section, &mut problems, sources));
                 }
                 other => problems.push(
                     item.span(),
@@ -280,7 +294,80 @@ fn line_of(text: &str, offset: usize) -> usize {
         .count()
 }
 
-fn read_section(table: &DeTable, mut section: Section, problems: &mut Problems) -> Workspace {
+/// Where secrets come from besides the configuration text.
+pub trait Sources {
+    /// An environment variable, when set.
+    fn var(&self, name: &str) -> Option<String>;
+    /// A file's text, or why it cannot be read (never its content).
+    fn read(&self, path: &str) -> Result<String, String>;
+}
+
+/// No environment and no files: what [`Config::parse`] sees.
+pub struct NoSources;
+
+impl Sources for NoSources {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+
+    fn read(&self, _: &str) -> Result<String, String> {
+        Err("no files can be read here".to_string())
+    }
+}
+
+/// The keys Kapacitor's environment overrides reach, and ours for files.
+const ENV_KEYS: [&str; 16] = [
+    "enabled",
+    "default",
+    "workspace",
+    "url",
+    "token",
+    "channel",
+    "username",
+    "icon-emoji",
+    "global",
+    "state-changes-only",
+    "ssl-ca",
+    "ssl-cert",
+    "ssl-key",
+    "insecure-skip-verify",
+    "token-file",
+    "url-file",
+];
+
+/// `KAPACITOR_SLACK_0_ICON_EMOJI` for `icon-emoji` in the first section.
+pub fn env_name(index: usize, key: &str) -> String {
+    format!(
+        "KAPACITOR_SLACK_{index}_{}",
+        key.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// Go's `strconv.ParseBool`, as Kapacitor reads a boolean variable.
+fn go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A `token-file` or `url-file` and where it was set.
+struct FileKey {
+    path: String,
+    /// The key's span in the text, or the section's when a variable set it.
+    span: Range<usize>,
+    /// The variable that set it, if one did.
+    from_env: Option<String>,
+}
+
+fn read_section(
+    table: &DeTable,
+    table_span: Range<usize>,
+    mut section: Section,
+    problems: &mut Problems,
+    sources: &dyn Sources,
+) -> Workspace {
     // The id first, so every message about this section can name it.
     if let Some(v) = table.get("workspace") {
         if let Some(id) = v.get_ref().as_str() {
@@ -288,9 +375,33 @@ fn read_section(table: &DeTable, mut section: Section, problems: &mut Problems) 
         }
     }
     let mut ws = Workspace::default();
+    let (mut token_file, mut url_file) = (None, None);
     for (key, value) in table.iter() {
         let name: &str = key.get_ref();
         let span = key.span();
+        if name == "token-file" || name == "url-file" {
+            let Some(path) = value.get_ref().as_str() else {
+                problems.push(
+                    span,
+                    &section,
+                    format!(
+                        "`{name}` must be a string (a path), not {}",
+                        value.get_ref().type_str()
+                    ),
+                );
+                continue;
+            };
+            let file = Some(FileKey {
+                path: path.to_string(),
+                span,
+                from_env: None,
+            });
+            match name {
+                "token-file" => token_file = file,
+                _ => url_file = file,
+            }
+            continue;
+        }
         let mut bool_into = |slot: &mut bool| match value.get_ref().as_bool() {
             Some(b) => *slot = b,
             None => problems.push(
@@ -341,6 +452,93 @@ fn read_section(table: &DeTable, mut section: Section, problems: &mut Problems) 
                     ),
                 }
             }
+        }
+    }
+    // Kapacitor's environment overrides, over what the text says.
+    let mut token_from_env = None;
+    let mut url_from_env = None;
+    for key in ENV_KEYS {
+        let variable = env_name(section.index, key);
+        let Some(value) = sources.var(&variable).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let flag = |slot: &mut bool, problems: &mut Problems| match go_bool(&value) {
+            Some(b) => *slot = b,
+            None => problems.push(
+                table_span.clone(),
+                &section,
+                format!("{variable} must be true or false (or 1, 0, t, f)"),
+            ),
+        };
+        match key {
+            "enabled" => flag(&mut ws.enabled, problems),
+            "default" => flag(&mut ws.default, problems),
+            "global" => flag(&mut ws.global, problems),
+            "state-changes-only" => flag(&mut ws.state_changes_only, problems),
+            "insecure-skip-verify" => flag(&mut ws.insecure_skip_verify, problems),
+            "workspace" => ws.id = value,
+            "url" => {
+                ws.url = Secret::new(value);
+                url_from_env = Some(variable);
+            }
+            "token" => {
+                ws.token = Secret::new(value);
+                token_from_env = Some(variable);
+            }
+            "channel" => ws.channel = value,
+            "username" => ws.username = value,
+            "icon-emoji" => ws.icon_emoji = value,
+            "ssl-ca" => ws.ssl_ca = value,
+            "ssl-cert" => ws.ssl_cert = value,
+            "ssl-key" => ws.ssl_key = value,
+            "token-file" | "url-file" => {
+                let file = Some(FileKey {
+                    path: value,
+                    span: table_span.clone(),
+                    from_env: Some(variable),
+                });
+                match key {
+                    "token-file" => token_file = file,
+                    _ => url_file = file,
+                }
+            }
+            _ => {}
+        }
+    }
+    // Secrets from files, read once, here.
+    for (key, file, slot, set_by) in [
+        ("token", token_file, &mut ws.token, token_from_env),
+        ("url", url_file, &mut ws.url, url_from_env),
+    ] {
+        let Some(file) = file else { continue };
+        let named = match &file.from_env {
+            Some(variable) => format!("`{key}-file` (from {variable})"),
+            None => format!("`{key}-file`"),
+        };
+        if !slot.is_empty() {
+            let other = match set_by {
+                Some(variable) => format!("`{key}` (from {variable})"),
+                None => format!("`{key}`"),
+            };
+            problems.push(
+                file.span,
+                &section,
+                format!("{other} and {named} are both set: keep one"),
+            );
+            continue;
+        }
+        match sources.read(&file.path) {
+            Ok(text) if text.trim().is_empty() => problems.push(
+                file.span,
+                &section,
+                format!("{named} \"{}\" is empty", file.path),
+            ),
+            Ok(text) => *slot = Secret::new(text.trim()),
+            Err(why) => problems.push(
+                file.span,
+                &section,
+                format!("{named} \"{}\": cannot read it: {why}", file.path),
+            ),
         }
     }
     ws
@@ -408,7 +606,10 @@ fn read_style_key(style: &mut Style, name: &str, value: &DeValue) -> Result<(), 
 
 fn unknown_key_message(name: &str) -> String {
     let normalised = normalise_key(name);
-    let all = KEYS.iter().chain(style::KEYS.iter());
+    let all = KEYS
+        .iter()
+        .chain(FILE_KEYS.iter())
+        .chain(style::KEYS.iter());
     match all.clone().find(|k| normalise_key(k) == normalised) {
         Some(known) => format!("unknown key `{name}` (did you mean `{known}`?)"),
         None => format!(
@@ -885,5 +1086,143 @@ workspace = "off"
         let shown = format!("{c:?}");
         assert!(!shown.contains("my_secret_token"), "{shown}");
         assert!(!shown.contains("/private"), "{shown}");
+    }
+
+    /// An environment and files for [`Config::parse_with`].
+    #[derive(Default)]
+    struct Fake {
+        vars: Vec<(&'static str, &'static str)>,
+        files: Vec<(&'static str, &'static str)>,
+    }
+
+    impl Sources for Fake {
+        fn var(&self, name: &str) -> Option<String> {
+            self.vars
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+
+        fn read(&self, path: &str) -> Result<String, String> {
+            self.files
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, t)| t.to_string())
+                .ok_or_else(|| "No such file or directory".to_string())
+        }
+    }
+
+    const WITH_FILES: &str = "[[slack]]\nenabled = true\nurl = \"https://slack.com/api/chat.postMessage\"\ntoken-file = \"/run/secrets/slack-token\"\nchannel = \"#a\"\n";
+
+    #[test]
+    fn token_and_url_come_from_files_without_their_newline() {
+        let fake = Fake {
+            files: vec![
+                ("/run/secrets/slack-token", "xoxb-from-file\n"),
+                (
+                    "/run/secrets/hook",
+                    "https://hooks.slack.com/services/T/B/SECRET\r\n",
+                ),
+            ],
+            ..Fake::default()
+        };
+        let c = Config::parse_with(WITH_FILES, &fake).unwrap();
+        assert_eq!(c.workspaces[0].token.expose(), "xoxb-from-file");
+        let hook = "[slack]\nenabled = true\nurl-file = \"/run/secrets/hook\"\n";
+        let c = Config::parse_with(hook, &fake).unwrap();
+        assert_eq!(
+            c.workspaces[0].url.expose(),
+            "https://hooks.slack.com/services/T/B/SECRET"
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_named_by_key_and_path() {
+        let e = Config::parse_with(WITH_FILES, &Fake::default()).unwrap_err();
+        let HandlerError::InvalidConfig(m) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            m,
+            "line 4, [[slack]] #1: `token-file` \"/run/secrets/slack-token\": cannot read it: No such file or directory"
+        );
+        let empty = Fake {
+            files: vec![("/run/secrets/slack-token", " \n")],
+            ..Fake::default()
+        };
+        let e = Config::parse_with(WITH_FILES, &empty).unwrap_err();
+        assert!(format!("{e:?}").contains("is empty"), "{e:?}");
+        // Without a source of files at all (Config::parse), the same.
+        assert!(Config::parse(WITH_FILES).is_err());
+    }
+
+    #[test]
+    fn a_secret_given_twice_is_refused_naming_both() {
+        let text = WITH_FILES.replace("channel", "token = \"xoxb-inline\"\nchannel");
+        let fake = Fake {
+            files: vec![("/run/secrets/slack-token", "xoxb-from-file")],
+            ..Fake::default()
+        };
+        let e = format!("{:?}", Config::parse_with(&text, &fake).unwrap_err());
+        assert!(e.contains("`token` and `token-file` are both set"), "{e}");
+        assert!(!e.contains("xoxb"), "no secret in the error: {e}");
+        let env = Fake {
+            vars: vec![("KAPACITOR_SLACK_0_TOKEN", "xoxb-env")],
+            files: vec![("/run/secrets/slack-token", "xoxb-from-file")],
+        };
+        let e = format!("{:?}", Config::parse_with(WITH_FILES, &env).unwrap_err());
+        assert!(
+            e.contains("`token` (from KAPACITOR_SLACK_0_TOKEN) and `token-file` are both set"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn kapacitors_environment_overrides_apply_by_section_index() {
+        let text = "[[slack]]\nworkspace = \"a\"\nenabled = false\nurl = \"https://slack.com/api/chat.postMessage\"\nchannel = \"#a\"\n[[slack]]\nworkspace = \"b\"\ndefault = true\nenabled = true\nurl = \"https://slack.com/api/chat.postMessage\"\nchannel = \"#b\"\n";
+        let fake = Fake {
+            vars: vec![
+                ("KAPACITOR_SLACK_0_ENABLED", "TRUE"),
+                ("KAPACITOR_SLACK_0_TOKEN", "xoxb-env"),
+                ("KAPACITOR_SLACK_1_ICON_EMOJI", ":fire:"),
+                ("KAPACITOR_SLACK_1_CHANNEL", ""),
+                ("KAPACITOR_SLACK_2_TOKEN", "no such section: ignored"),
+            ],
+            ..Fake::default()
+        };
+        let c = Config::parse_with(text, &fake).unwrap();
+        assert!(c.workspaces[0].enabled);
+        assert_eq!(c.workspaces[0].token.expose(), "xoxb-env");
+        assert_eq!(c.workspaces[1].icon_emoji, ":fire:");
+        assert_eq!(
+            c.workspaces[1].channel, "#b",
+            "an empty variable sets nothing"
+        );
+        assert_eq!(c.workspaces.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_boolean_variable_is_named_not_quoted() {
+        let fake = Fake {
+            vars: vec![("KAPACITOR_SLACK_0_GLOBAL", "sometimes")],
+            files: vec![("/run/secrets/slack-token", "xoxb")],
+        };
+        let e = format!("{:?}", Config::parse_with(WITH_FILES, &fake).unwrap_err());
+        assert!(
+            e.contains("[[slack]] #1: KAPACITOR_SLACK_0_GLOBAL must be true or false"),
+            "{e}"
+        );
+        assert!(!e.contains("sometimes"), "{e}");
+    }
+
+    #[test]
+    fn a_variable_can_name_the_token_file() {
+        let text = WITH_FILES.replace("token-file = \"/run/secrets/slack-token\"\n", "");
+        let fake = Fake {
+            vars: vec![("KAPACITOR_SLACK_0_TOKEN_FILE", "/elsewhere/token")],
+            files: vec![("/elsewhere/token", "xoxb-elsewhere\n")],
+        };
+        let c = Config::parse_with(&text, &fake).unwrap();
+        assert_eq!(c.workspaces[0].token.expose(), "xoxb-elsewhere");
     }
 }

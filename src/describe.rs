@@ -12,7 +12,7 @@ pub type Setting = (&'static str, &'static str);
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The keys of a `[[slack]]` section.
-pub const CONFIG_KEYS: [Setting; 28] = [
+pub const CONFIG_KEYS: [Setting; 30] = [
     (
         "enabled",
         "Whether this workspace may send (default false).",
@@ -50,6 +50,14 @@ pub const CONFIG_KEYS: [Setting; 28] = [
     (
         "insecure-skip-verify",
         "Accept any server certificate (logged; for testing only).",
+    ),
+    (
+        "token-file",
+        "A file holding the token, instead of token (its text, trimmed).",
+    ),
+    (
+        "url-file",
+        "A file holding the URL, instead of url (a webhook's URL is secret).",
     ),
     (
         "layout",
@@ -164,6 +172,7 @@ mod tests {
     fn the_lists_are_the_keys_the_handler_takes() {
         let config: Vec<&str> = config::KEYS
             .iter()
+            .chain(config::FILE_KEYS.iter())
             .chain(style::KEYS.iter())
             .copied()
             .collect();

@@ -22,6 +22,7 @@ pub mod retry;
 pub mod route;
 pub mod runtime;
 pub mod scheduler;
+pub mod secrets;
 pub mod serve;
 pub mod spool;
 pub mod tick;

@@ -430,7 +430,7 @@ fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummar
     let text = read(config_path, "configuration")?;
     let component = target.component();
     let runtime = Runtime::open(host, &component, cache_dir.as_deref()).map_err(Failure::Host)?;
-    let mut plugin = runtime.instantiate().map_err(Failure::Host)?;
+    let mut plugin = runtime.instantiate_for(&text).map_err(Failure::Host)?;
     let summary = plugin
         .configure(&text)
         .map_err(Failure::Host)?

@@ -213,7 +213,7 @@ fn configure(wasm: &Path, runtime: &Runtime) -> Result<(ConfigSummary, Plugin, S
     let text = std::fs::read_to_string(&config)
         .with_context(|| format!("reading {}", config.display()))
         .map_err(Reason::Host)?;
-    let mut plugin = runtime.instantiate().map_err(Reason::Host)?;
+    let mut plugin = runtime.instantiate_for(&text).map_err(Reason::Host)?;
     match plugin.configure(&text).map_err(Reason::Host)? {
         Ok(summary) => Ok((summary, plugin, text)),
         Err(error) => Err(Reason::Config(error)),

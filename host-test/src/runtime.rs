@@ -188,10 +188,23 @@ impl Runtime {
         self.instantiate_under(wasi, Arc::new(open))
     }
 
+    /// A fresh instance about to be configured with `config`: it may read
+    /// Kapacitor's `KAPACITOR_SLACK_*` variables and, read-only, the
+    /// directories of the files `config` names (see [`crate::secrets`]);
+    /// like [`Runtime::instantiate`] it reaches nothing until configured.
+    pub fn instantiate_for(&self, config: &str) -> Result<Plugin> {
+        let nothing = ConfigSummary {
+            kind: String::new(),
+            workspaces: vec![],
+        };
+        let policy = self.policy_for(&nothing).map_err(anyhow::Error::msg)?;
+        self.instantiate_under(crate::secrets::wasi_for(config), policy)
+    }
+
     /// A fresh instance configured with `config`; a refused configuration
     /// is an error saying why.
     pub fn configured(&self, config: &str) -> Result<Plugin> {
-        let mut plugin = self.instantiate()?;
+        let mut plugin = self.instantiate_for(config)?;
         if let Err(e) = plugin.configure(config)? {
             bail!("the configuration was refused: {}", e.describe());
         }

@@ -141,7 +141,7 @@ pub fn run(
     // Each instance is configured before anything is accepted, so a bad
     // configuration stops the start.
     let summary = runtime
-        .instantiate()?
+        .instantiate_for(config)?
         .configure(config)?
         .map_err(|e| anyhow::anyhow!("the configuration was refused: {}", e.describe()))?;
     let workers: Vec<Plugin> = (0..pacing.workers.max(1))

@@ -634,3 +634,71 @@ fn send_gives_up_when_retry_after_is_past_its_deadline() {
         "no request inside the Retry-After window"
     );
 }
+
+#[test]
+fn secrets_come_from_files_and_kapacitors_variables_never_from_elsewhere() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("token"), "xoxb-from-a-file\n").unwrap();
+    let config = dir.path().join("slack.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[slack]]\nenabled = true\nurl = \"{}/api/chat.postMessage\"\ntoken-file = \"{}\"\nchannel = \"#from-the-file\"\n",
+            slack.url(),
+            secrets.join("token").display()
+        ),
+    )
+    .unwrap();
+    let alert = examples("alerts/cpu-critical.json");
+    let send = |env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_host-test"))
+            .args([
+                "send",
+                "--config",
+                config.to_str().unwrap(),
+                "--alert",
+                &alert,
+            ])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let o = send(&[("KAPACITOR_SLACK_0_CHANNEL", "#from-the-environment")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let request = &slack.requests()[0];
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer xoxb-from-a-file")
+    );
+    assert_eq!(request.json()["channel"], "#from-the-environment");
+    for text in [stdout(&o), stderr(&o)] {
+        assert!(
+            !text.contains("xoxb-from-a-file"),
+            "the token leaked: {text}"
+        );
+    }
+
+    // A file that is not there: named by key and path, content never shown.
+    std::fs::remove_file(secrets.join("token")).unwrap();
+    let o = send(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`token-file`")
+            && stderr(&o).contains("secrets/token\": cannot read it"),
+        "{}",
+        stderr(&o)
+    );
+    // A bad variable is named, its value not shown.
+    std::fs::write(secrets.join("token"), "xoxb-from-a-file\n").unwrap();
+    let o = send(&[("KAPACITOR_SLACK_0_ENABLED", "perhaps")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("KAPACITOR_SLACK_0_ENABLED must be true or false")
+            && !stderr(&o).contains("perhaps"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -455,3 +455,41 @@ fn send_dry_run_prints_the_rendered_request() {
     assert_eq!(body["text"], "<!here> :red_circle: CRITICAL: cpu");
     assert!(!stdout.contains("mY5uP3Rs3CrE7t0keN1"));
 }
+
+#[test]
+fn the_stock_wasmtime_cli_reads_secrets_through_env_and_dir() {
+    let cli = stock_wasmtime();
+    let slack = host_test::mock_slack::MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "xoxb-stock-cli\n").unwrap();
+    let path = dir.path().to_str().unwrap();
+    let config = format!(
+        "[[slack]]\nenabled = true\nurl = \"{}/api/chat.postMessage\"\ntoken-file = \"{path}/token\"\nchannel = \"#from-config\"\n",
+        slack.url()
+    );
+    let invoke = format!(
+        "handle-alert({}, [])",
+        wave_event(&alert("cpu-critical.json"))
+    );
+    let out = Command::new(&cli)
+        .args(["run", "-S", "http", "--env"])
+        .arg(format!("SLACK_HANDLER_CONFIG={config}"))
+        .args(["--env", "KAPACITOR_SLACK_0_CHANNEL=#from-env"])
+        .args(["--dir", &format!("{path}::{path}")])
+        .args(["--invoke", &invoke])
+        .arg(COMPONENT_PATH)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("ok("),
+        "wasmtime run failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let request = &slack.requests()[0];
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer xoxb-stock-cli")
+    );
+    assert_eq!(request.json()["channel"], "#from-env");
+}
