@@ -291,7 +291,7 @@ fn main() -> Result<()> {
     // `host-test serve` as users run it (a child process, this profile): a
     // backlog drained over 100 channels with pacing off (its intake has a
     // bench of its own: `--bench intake`).
-    let drain = serve_drain(posts.max(1_000))?;
+    let drain = serve_drain((posts * 10).max(10_000))?;
     rows.push((
         "serve: draining a backlog over 100 channels, pacing off".into(),
         drain,

@@ -118,7 +118,12 @@ impl Token {
     /// Whether `Authorization` carries this token, compared in constant
     /// time.
     fn admits(&self, header: Option<&HeaderValue>) -> bool {
-        let Some(given) = header.and_then(|h| h.as_bytes().strip_prefix(b"Bearer ")) else {
+        // The scheme is case-insensitive (RFC 9110); the token is not.
+        let Some(given) = header
+            .map(HeaderValue::as_bytes)
+            .filter(|h| h.len() > 7 && h[..7].eq_ignore_ascii_case(b"bearer "))
+            .map(|h| &h[7..])
+        else {
             return false;
         };
         bool::from(given.ct_eq(&self.0))
@@ -460,6 +465,8 @@ mod tests {
         let token = Token::read(&path).unwrap();
         let header = |v: &str| HeaderValue::from_str(v).unwrap();
         assert!(token.admits(Some(&header("Bearer s3cret-token"))));
+        assert!(token.admits(Some(&header("bearer s3cret-token"))));
+        assert!(!token.admits(Some(&header("Bearer S3CRET-TOKEN"))));
         assert!(!token.admits(Some(&header("Bearer s3cret-toke"))));
         assert!(!token.admits(Some(&header("Bearer s3cret-token2"))));
         assert!(!token.admits(Some(&header("Basic s3cret-token"))));

@@ -228,12 +228,13 @@ impl Scheduler {
             Outcome::Ended => {
                 let key = alert.key.clone();
                 self.alerts.remove(&id);
-                channel.queue.retain(|q| *q != id);
+                // Almost always the head (first in, first out): O(1) then.
+                remove_id(&mut channel.queue, id);
                 if channel.queue.is_empty() {
                     self.turns.retain(|c| *c != name);
                 }
                 if let Some(events) = self.keys.get_mut(&key) {
-                    events.retain(|e| *e != id);
+                    remove_id(events, id);
                     if events.is_empty() {
                         self.keys.remove(&key);
                     }
@@ -260,6 +261,15 @@ impl Scheduler {
     /// The margin a channel's pacing adds to the interval now.
     pub fn margin(&self, channel: &str) -> Option<Duration> {
         self.channels.get(channel).map(|c| c.margin)
+    }
+}
+
+/// Removes `id` from a queue where it is usually the first.
+fn remove_id(queue: &mut VecDeque<u64>, id: u64) {
+    if queue.front() == Some(&id) {
+        queue.pop_front();
+    } else {
+        queue.retain(|q| *q != id);
     }
 }
 
