@@ -5,12 +5,17 @@ use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use crate::lambda::Lambda;
+
 /// A handler file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct HandlerFile {
     pub id: String,
     pub topic: Option<String>,
     pub kind: String,
+    /// Its `match` expression: the handler takes an event only when it
+    /// holds.
+    pub matches: Option<Lambda>,
     pub options: Vec<(String, String)>,
 }
 
@@ -22,7 +27,7 @@ struct Raw {
     topic: Option<String>,
     kind: String,
     #[serde(default, rename = "match")]
-    _match: Option<String>,
+    matches: Option<String>,
     #[serde(default)]
     options: Option<serde_yaml::Mapping>,
 }
@@ -60,10 +65,17 @@ pub fn parse(text: &str) -> Result<HandlerFile> {
         };
         options.push((key, value));
     }
+    let matches = match raw.matches.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            Some(Lambda::parse(text).map_err(|e| anyhow!("handler file: `match` {e}: `{text}`"))?)
+        }
+    };
     Ok(HandlerFile {
         id: raw.id,
         topic: raw.topic,
         kind: raw.kind,
+        matches,
         options,
     })
 }
@@ -85,6 +97,19 @@ mod tests {
                 ("icon-emoji".into(), ":fire:".into())
             ]
         );
+    }
+
+    #[test]
+    fn a_match_is_parsed_at_load_and_a_bad_one_named_with_its_column() {
+        let h = parse("id: h\nkind: slack\nmatch: level() == CRITICAL AND changed()\n").unwrap();
+        assert_eq!(
+            h.matches.map(|m| m.text().to_string()).as_deref(),
+            Some("level() == CRITICAL AND changed()")
+        );
+        let e = parse("id: h\nkind: slack\nmatch: level() = CRITICAL\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`match` column 9: `=` alone"), "{e}");
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let Ok((stream, _)) = accepted else {
+            // Out of file descriptors, say: wait instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let timeout = front.limits.read_timeout;

@@ -12,6 +12,7 @@ pub mod egress;
 pub mod handler_file;
 pub mod host;
 pub mod intake;
+pub mod lambda;
 pub mod metrics;
 pub mod mock_slack;
 pub mod net;

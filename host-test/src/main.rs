@@ -477,6 +477,26 @@ fn send(args: SendArgs) -> Result<(), Failure> {
             (None, subscribed) => event.topic = subscribed,
             _ => {}
         }
+        // Kapacitor hands an event to a topic handler only when its
+        // `match` holds.
+        if let Some(lambda) = &handler.matches {
+            let holds = lambda.matches(&event);
+            if holds != Ok(true) {
+                let why = match holds {
+                    Ok(_) => format!("match `{}` is false for this alert", lambda.text()),
+                    Err(why) => format!("match `{}` cannot be evaluated: {why}", lambda.text()),
+                };
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"delivered": false, "suppressed": why})
+                    );
+                } else {
+                    println!("suppressed: handler `{}`: {why}", handler.id);
+                }
+                return Ok(());
+            }
+        }
         options = handler.options;
     }
     if let Some(path) = &args.tick {
@@ -569,9 +589,6 @@ fn route_alert(args: RouteArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The `slack` plugin of a plugin directory: its compiled component and
-/// configuration (every plugin is loaded and configured first, so a bad one
-/// is reported).
 /// The plugin for `kind` from a plugin directory. The others load on their
 /// own: each that did not is named on stderr with why, and returned.
 fn from_directory_reporting(

@@ -702,3 +702,61 @@ fn secrets_come_from_files_and_kapacitors_variables_never_from_elsewhere() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_handler_files_match_decides_whether_it_takes_the_alert() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, matches: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!("id: {name}\ntopic: cpu\nkind: slack\nmatch: {matches}\noptions:\n  workspace: alerts\n"),
+        )
+        .unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let send_with = |alert: &str, handler: &str| {
+        run(
+            "send",
+            &slack,
+            "kapacitor.conf",
+            &["--alert", &examples(alert), "--handler", handler],
+        )
+    };
+    let critical_changes = write("critical", "level() == CRITICAL AND changed()");
+    let o = send_with("alerts/cpu-warning.json", &critical_changes);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(
+            "suppressed: handler `critical`: match `level() == CRITICAL AND changed()` is false"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    assert!(slack.requests().is_empty());
+    let o = send_with("alerts/cpu-critical.json", &critical_changes);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(slack.requests().len(), 1, "{}", stdout(&o));
+
+    // A tag the alert does not have: not taken, and said why.
+    // (In YAML the expression is quoted when it starts with a quote.)
+    let by_host = write("by-host", "'\"host\" =~ /^server/'");
+    let o = send_with("alerts/cpu-critical.json", &by_host);
+    assert!(
+        stdout(&o).contains("cannot be evaluated: the event has no tag \"host\""),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(slack.requests().len(), 1);
+
+    // A bad expression is refused at load, naming the file and the column.
+    let bad = write("bad", "level() == CRITICAL AND host == 'a'");
+    let o = send_with("alerts/cpu-critical.json", &bad);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad") && stderr(&o).contains("`match` column 25"),
+        "{}",
+        stderr(&o)
+    );
+}
