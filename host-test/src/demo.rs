@@ -4,6 +4,7 @@
 //! The configuration keeps its `https://slack.com/...` URL; the host, which
 //! owns networking, routes slack.com to the stand-in.
 
+use crate::say;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -53,20 +54,20 @@ pub fn run(examples: &Path) -> Result<()> {
     let slack = MockSlack::start()?;
     let mut connect_to = ConnectTo::default();
     connect_to.add("https://slack.com", &slack.url())?;
-    println!(
+    say!(
         "Slack stand-in listening on {}; the host routes https://slack.com there.",
         slack.url()
     );
 
     let runtime = Runtime::load_default(NetSettings::with_connect_to(connect_to))?;
-    println!("Loaded {}", runtime.path().display());
+    say!("Loaded {}", runtime.path().display());
     let mut plugin = runtime.instantiate()?;
     let summary = match plugin.configure(&read("kapacitor.conf")?)? {
         Ok(summary) => summary,
         Err(e) => bail!("examples/kapacitor.conf: {}", e.describe()),
     };
-    println!("Configured from examples/kapacitor.conf:");
-    println!(
+    say!("Configured from examples/kapacitor.conf:");
+    say!(
         "{}\n",
         serde_json::to_string_pretty(&report::summary_json(&summary))?
     );
@@ -88,21 +89,21 @@ pub fn run(examples: &Path) -> Result<()> {
         };
         let event =
             alert_json::decode(&read(alert_file)?).with_context(|| alert_file.to_string())?;
-        println!("== {label}, alert {alert_file}");
+        say!("== {label}, alert {alert_file}");
         let shown: Vec<String> = options.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("   options: [{}]", shown.join(", "));
+        say!("   options: [{}]", shown.join(", "));
         let seen_before = slack.requests().len();
         match plugin.handle_alert(&event, &options)? {
             Ok(d) => {
                 delivered += 1;
-                println!("   {}", report::delivery_text(&d));
+                say!("   {}", report::delivery_text(&d));
             }
-            Err(e) => println!("   {}", e.describe()),
+            Err(e) => say!("   {}", e.describe()),
         }
         show_requests(&slack, seen_before)?;
     }
     let received = slack.requests().len();
-    println!(
+    say!(
         "{delivered} of {} alerts delivered; the Slack stand-in received {received} requests.\n",
         SCENARIOS.len()
     );
@@ -146,7 +147,7 @@ fn rendered(examples: &Path, runtime: &Runtime, slack: &MockSlack) -> Result<()>
     ];
     let mut delivered = 0;
     for (label, options) in handlers {
-        println!("== {label}");
+        say!("== {label}");
         let mut previous: Option<(String, String)> = None;
         for alert_file in LIFE {
             let event =
@@ -156,20 +157,20 @@ fn rendered(examples: &Path, runtime: &Runtime, slack: &MockSlack) -> Result<()>
                 with_previous.push(("previous-channel-id".into(), channel_id.clone()));
                 with_previous.push(("previous-ts".into(), ts.clone()));
             }
-            println!("-- alert {alert_file}");
+            say!("-- alert {alert_file}");
             let seen_before = slack.requests().len();
             match plugin.handle_alert(&event, &with_previous)? {
                 Ok(d) => {
                     delivered += 1;
-                    println!("   {}", report::delivery_text(&d));
+                    say!("   {}", report::delivery_text(&d));
                     previous = d.channel_id.zip(d.ts);
                 }
-                Err(e) => println!("   {}", e.describe()),
+                Err(e) => say!("   {}", e.describe()),
             }
             show_requests(slack, seen_before)?;
         }
     }
-    println!(
+    say!(
         "{delivered} of {} rendered alerts delivered.",
         2 * LIFE.len()
     );
@@ -187,13 +188,15 @@ fn show_requests(slack: &MockSlack, seen_before: usize) -> Result<()> {
             Some(_) => "Bearer [redacted]",
             None => "(none)",
         };
-        println!(
+        say!(
             "   Slack received: {} https://{}{}  Authorization: {auth}",
-            r.method, r.host, r.path
+            r.method,
+            r.host,
+            r.path
         );
         let body = serde_json::to_string_pretty(&r.json())?;
-        println!("   {}", body.replace('\n', "\n   "));
+        say!("   {}", body.replace('\n', "\n   "));
     }
-    println!();
+    say!();
     Ok(())
 }

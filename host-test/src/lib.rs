@@ -27,3 +27,13 @@ pub mod secrets;
 pub mod serve;
 pub mod spool;
 pub mod tick;
+
+/// `println!` that does not panic when standard output is gone (a pipe
+/// closed early, as `| head` does): what is left to print is dropped.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}

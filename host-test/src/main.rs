@@ -2,6 +2,7 @@
 //! host would. Exit codes: 0 delivered (or deliberately not sent), 1 the
 //! handler's error, 2 bad input to the CLI, 3 the host or component failed.
 
+use host_test::say;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -363,7 +364,7 @@ fn main() -> ExitCode {
         }
         Err(Failure::Handler(e, json)) => {
             if json {
-                println!("{}", report::error_json(&e));
+                say!("{}", report::error_json(&e));
             } else {
                 eprintln!("{}", e.describe());
             }
@@ -453,9 +454,9 @@ fn load_alert(path: &Path) -> Result<AlertEvent, Failure> {
 
 fn print_delivery(d: &Delivery, json: bool) {
     if json {
-        println!("{}", report::delivery_json(d));
+        say!("{}", report::delivery_json(d));
     } else {
-        println!("{}", report::delivery_text(d));
+        say!("{}", report::delivery_text(d));
     }
 }
 
@@ -487,12 +488,12 @@ fn send(args: SendArgs) -> Result<(), Failure> {
                     Err(why) => format!("match `{}` cannot be evaluated: {why}", lambda.text()),
                 };
                 if args.json {
-                    println!(
+                    say!(
                         "{}",
                         serde_json::json!({"delivered": false, "suppressed": why})
                     );
                 } else {
-                    println!("suppressed: handler `{}`: {why}", handler.id);
+                    say!("suppressed: handler `{}`: {why}", handler.id);
                 }
                 return Ok(());
             }
@@ -515,9 +516,9 @@ fn send(args: SendArgs) -> Result<(), Failure> {
             .map_err(Failure::Host)?
             .map_err(|e| Failure::Handler(e, args.json))?;
         if args.json {
-            println!("{}", report::request_json(&request));
+            say!("{}", report::request_json(&request));
         } else {
-            println!("{}", report::request_text(&request));
+            say!("{}", report::request_text(&request));
         }
         return Ok(());
     }
@@ -553,11 +554,11 @@ fn service_test(args: TestArgs) -> Result<(), Failure> {
     // Kapacitor's service-test answer: {"success": bool, "message": "..."}.
     match plugin.service_test(&options).map_err(Failure::Host)? {
         Ok(_) => {
-            println!("{}", serde_json::json!({"success": true, "message": ""}));
+            say!("{}", serde_json::json!({"success": true, "message": ""}));
             Ok(())
         }
         Err(e) => {
-            println!(
+            say!(
                 "{}",
                 serde_json::json!({"success": false, "message": e.describe()})
             );
@@ -572,12 +573,12 @@ fn route_alert(args: RouteArgs) -> Result<(), Failure> {
     let decision = route::decide(&summary, &event);
     if decision != Decision::Send {
         if args.json {
-            println!(
+            say!(
                 "{}",
                 serde_json::json!({"delivered": false, "suppressed": decision.reason()})
             );
         } else {
-            println!("suppressed: {}", decision.reason());
+            say!("suppressed: {}", decision.reason());
         }
         return Ok(());
     }
@@ -731,34 +732,39 @@ fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {
     let spool = Spool::open_read_only(dir)?;
     let pending = spool.pending();
     if json {
-        println!("{}", spool.status_json());
+        say!("{}", spool.status_json());
         return Ok(());
     }
-    println!("{} pending", pending.len());
+    say!("{} pending", pending.len());
     for p in &pending {
         let id = serde_json::from_str::<serde_json::Value>(&p.alert)
             .ok()
             .and_then(|v| v["id"].as_str().map(String::from));
-        println!("  #{} pending  alert {}", p.id, id.unwrap_or_default());
+        say!("  #{} pending  alert {}", p.id, id.unwrap_or_default());
     }
     for f in spool.finished() {
         let plural = if f.attempts == 1 { "" } else { "s" };
-        println!(
+        say!(
             "  #{} {:?} after {} attempt{plural}  {}",
-            f.id, f.status, f.attempts, f.detail
+            f.id,
+            f.status,
+            f.attempts,
+            f.detail
         );
     }
     let messages = spool.messages();
-    println!("{} alert message(s) kept for later events", messages.len());
+    say!("{} alert message(s) kept for later events", messages.len());
     for m in &messages {
         let workspace = if m.workspace.is_empty() {
             "(default)"
         } else {
             &m.workspace
         };
-        println!(
+        say!(
             "  alert {}  workspace \"{workspace}\"  --previous-message {}:{}",
-            m.key, m.channel_id, m.ts
+            m.key,
+            m.channel_id,
+            m.ts
         );
     }
     Ok(())
@@ -785,7 +791,7 @@ fn describe(component: Option<PathBuf>, json: bool) -> Result<(), Failure> {
                 .map(|s| serde_json::json!({"name": s.name, "doc": s.doc}))
                 .collect::<Vec<_>>()
         };
-        println!(
+        say!(
             "{}",
             serde_json::json!({
                 "kind": d.kind,
@@ -796,14 +802,14 @@ fn describe(component: Option<PathBuf>, json: bool) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    println!("kind {} version {}", d.kind, d.version);
+    say!("kind {} version {}", d.kind, d.version);
     for (title, settings) in [
         ("configuration keys", &d.config_keys),
         ("options", &d.options),
     ] {
-        println!("{title}:");
+        say!("{title}:");
         for (name, doc) in list(settings) {
-            println!("  {name:<22} {doc}");
+            say!("  {name:<22} {doc}");
         }
     }
     Ok(())
@@ -826,9 +832,9 @@ fn resend(dir: &Path, all_failed: bool, ids: &[u64]) -> Result<(), Failure> {
         .resend(&ids)
         .map_err(|e| Failure::Input(anyhow!("{e}")))?;
     for (old, new) in &resent {
-        println!("#{old} resent as #{new}");
+        say!("#{old} resent as #{new}");
     }
-    println!(
+    say!(
         "{} alert(s) resent; serve delivers them when it starts on {}",
         resent.len(),
         dir.display()
@@ -844,7 +850,7 @@ fn mock_slack(port: u16) -> anyhow::Result<()> {
         } else {
             "(none)"
         };
-        println!(
+        say!(
             "{} {}{} Authorization: {auth} -> {} {}\n{}",
             r.method,
             r.host,
@@ -854,11 +860,11 @@ fn mock_slack(port: u16) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&r.json()).unwrap_or_default()
         );
     });
-    println!(
+    say!(
         "Slack stand-in listening on {} (Ctrl-C stops it)",
         slack.url()
     );
-    println!(
+    say!(
         "chat.postMessage: POST {}/api/chat.postMessage; webhooks: POST {}/services/...",
         slack.url(),
         slack.url()
