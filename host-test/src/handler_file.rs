@@ -57,7 +57,11 @@ pub fn parse(text: &str) -> Result<HandlerFile> {
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => n.to_string(),
             Value::Null => String::new(),
-            list_or_map @ (Value::Sequence(_) | Value::Mapping(_)) if key == "fields" => {
+            // `fields` (a Slack handler's) and `topics` (a publish handler's)
+            // are lists: passed on as their JSON text.
+            list_or_map @ (Value::Sequence(_) | Value::Mapping(_))
+                if key == "fields" || key == "topics" =>
+            {
                 serde_json::to_string(&list_or_map)
                     .map_err(|e| anyhow!("handler file: option `{key}`: {e}"))?
             }

@@ -2,6 +2,7 @@
 //! component the way a real alerting host would, owns its networking, and is
 //! the test bed (with a local Slack stand-in).
 
+pub mod aggregate;
 pub mod alert_json;
 pub mod bindings;
 pub mod cache;
@@ -27,6 +28,7 @@ pub mod secrets;
 pub mod serve;
 pub mod spool;
 pub mod tick;
+pub mod topics;
 
 /// `println!` that does not panic when standard output is gone (a pipe
 /// closed early, as `| head` does): what is left to print is dropped.

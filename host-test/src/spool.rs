@@ -40,6 +40,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::{Collected, Window};
+
 /// One journal line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
@@ -70,6 +72,36 @@ enum Record {
         #[serde(rename = "as")]
         as_id: u64,
     },
+    /// An event an `aggregate` handler collected, into its window that
+    /// started at `start_ms` (a new one if none is open).
+    Collect {
+        handler: String,
+        start_ms: u64,
+        event: Collected,
+    },
+    /// An aggregate's open window, as compaction keeps it.
+    Window {
+        handler: String,
+        window: Window,
+    },
+    /// An aggregate's window ended and is closed; the event it published
+    /// became these alerts and collections, in the same line so that a
+    /// crash keeps both or neither.
+    Emit {
+        handler: String,
+        accepts: Vec<NewAlert>,
+        collects: Vec<(String, u64, Collected)>,
+    },
+}
+
+/// An alert accepted inside another record (an aggregate's `emit`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewAlert {
+    id: u64,
+    #[serde(default)]
+    at: u64,
+    alert: String,
+    options: Vec<(String, String)>,
 }
 
 /// A failed alert, kept (the newest [`MAX_FAILED`]) so it can be sent
@@ -412,6 +444,8 @@ pub struct Spool {
     messages: Messages,
     /// Failed alerts that can be sent again, by id.
     failed: Failures,
+    /// The `aggregate` handlers' open windows, by handler id.
+    windows: BTreeMap<String, Window>,
     /// Held while the spool is open for writing: one writer at a time.
     _lock: Option<File>,
 }
@@ -456,6 +490,7 @@ impl Spool {
     ) -> Result<(Spool, u64)> {
         let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
         let mut failed = Failures::new(limit / 8);
+        let mut windows: BTreeMap<String, Window> = BTreeMap::new();
         let mut finished = VecDeque::new();
         let mut messages = Messages::new(limit / 4);
         let mut next_id = 1;
@@ -531,6 +566,42 @@ impl Spool {
                         failed.keep(alert);
                     }
                     Record::Resent { id, .. } => failed.remove(id),
+                    Record::Collect {
+                        handler,
+                        start_ms,
+                        event,
+                    } => windows
+                        .entry(handler)
+                        .or_insert_with(|| Window::open(start_ms))
+                        .add(event),
+                    Record::Window { handler, window } => {
+                        windows.insert(handler, window);
+                    }
+                    Record::Emit {
+                        handler,
+                        accepts,
+                        collects,
+                    } => {
+                        windows.remove(&handler);
+                        for a in accepts {
+                            next_id = next_id.max(a.id + 1);
+                            pending.insert(
+                                a.id,
+                                Pending {
+                                    id: a.id,
+                                    at: a.at,
+                                    alert: a.alert,
+                                    options: a.options,
+                                },
+                            );
+                        }
+                        for (other, start_ms, event) in collects {
+                            windows
+                                .entry(other)
+                                .or_insert_with(|| Window::open(start_ms))
+                                .add(event);
+                        }
+                    }
                 }
             }
         }
@@ -550,6 +621,7 @@ impl Spool {
             keep_finished: KEEP_FINISHED,
             messages,
             failed,
+            windows,
             _lock: None,
         };
         Ok((spool, whole))
@@ -604,6 +676,114 @@ impl Spool {
             id,
             record: self.written,
         })
+    }
+
+    /// Appends a line, compacting first when it would pass the size limit.
+    fn write_within_limit(&mut self, line: &str) -> Result<(), SpoolError> {
+        if self.size + line.len() as u64 + 1 > self.limit {
+            self.compact().map_err(SpoolError::Io)?;
+            if self.size + line.len() as u64 + 1 > self.limit {
+                return Err(SpoolError::Full { limit: self.limit });
+            }
+        }
+        self.write(line).map_err(SpoolError::Io)
+    }
+
+    /// Adds an event to aggregate `handler`'s window (opening one now if
+    /// none is open), without waiting for the disk.
+    pub fn collect_unsynced(
+        &mut self,
+        handler: &str,
+        event: Collected,
+    ) -> Result<Ticket, SpoolError> {
+        let start_ms = self
+            .windows
+            .get(handler)
+            .map_or_else(unix_ms, |w| w.start_ms);
+        let record = Record::Collect {
+            handler: handler.to_string(),
+            start_ms,
+            event: event.clone(),
+        };
+        let line = serde_json::to_string(&record).map_err(|e| SpoolError::Io(e.into()))?;
+        self.write_within_limit(&line)?;
+        self.windows
+            .entry(handler.to_string())
+            .or_insert_with(|| Window::open(start_ms))
+            .add(event);
+        Ok(Ticket {
+            id: 0,
+            record: self.written,
+        })
+    }
+
+    /// The aggregates' open windows.
+    pub fn windows(&self) -> &BTreeMap<String, Window> {
+        &self.windows
+    }
+
+    /// Closes aggregate `handler`'s window, accepting the alerts and making
+    /// the collections its event led to, in one line; the new alerts' ids.
+    pub fn emit_unsynced(
+        &mut self,
+        handler: &str,
+        accepts: Vec<(String, Vec<(String, String)>)>,
+        collects: Vec<(String, Collected)>,
+    ) -> Result<(Vec<u64>, Ticket), SpoolError> {
+        let at = unix_ms();
+        let first = self.next_id;
+        let accepts: Vec<NewAlert> = accepts
+            .into_iter()
+            .enumerate()
+            .map(|(n, (alert, options))| NewAlert {
+                id: first + n as u64,
+                at,
+                alert,
+                options,
+            })
+            .collect();
+        let collects: Vec<(String, u64, Collected)> = collects
+            .into_iter()
+            .map(|(other, event)| {
+                let start = self.windows.get(&other).map_or(at, |w| w.start_ms);
+                (other, start, event)
+            })
+            .collect();
+        let record = Record::Emit {
+            handler: handler.to_string(),
+            accepts: accepts.clone(),
+            collects: collects.clone(),
+        };
+        let line = serde_json::to_string(&record).map_err(|e| SpoolError::Io(e.into()))?;
+        self.write_within_limit(&line)?;
+        self.windows.remove(handler);
+        let mut ids = Vec::with_capacity(accepts.len());
+        for a in accepts {
+            self.next_id = self.next_id.max(a.id + 1);
+            ids.push(a.id);
+            self.pending.insert(
+                a.id,
+                Pending {
+                    id: a.id,
+                    at: a.at,
+                    alert: a.alert,
+                    options: a.options,
+                },
+            );
+        }
+        for (other, start_ms, event) in collects {
+            self.windows
+                .entry(other)
+                .or_insert_with(|| Window::open(start_ms))
+                .add(event);
+        }
+        Ok((
+            ids,
+            Ticket {
+                id: 0,
+                record: self.written,
+            },
+        ))
     }
 
     /// Records how an alert ended, and what that changes in the alert
@@ -827,6 +1007,15 @@ impl Spool {
         let mut size = ids.len() as u64;
         for m in self.messages.oldest_first() {
             let line = serde_json::to_string(&Record::Message(m.clone()))? + "\n";
+            out.write_all(line.as_bytes())?;
+            size += line.len() as u64;
+        }
+        for (handler, window) in &self.windows {
+            let record = Record::Window {
+                handler: handler.clone(),
+                window: window.clone(),
+            };
+            let line = serde_json::to_string(&record)? + "\n";
             out.write_all(line.as_bytes())?;
             size += line.len() as u64;
         }
@@ -1342,5 +1531,56 @@ mod tests {
         assert!(e.contains("in use by another process"), "{e}");
         // Reading it is still fine.
         assert!(Spool::open_read_only(dir.path()).is_ok());
+    }
+
+    fn collected(message: &str) -> Collected {
+        Collected::from_alert(&format!(
+            r#"{{"id":"errors","message":"{message}","time":"2026-11-26T10:00:00Z","level":"INFO"}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_aggregates_window_survives_reopen_and_compaction_and_closes_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        for n in 0..3 {
+            let ticket = spool
+                .collect_unsynced("agg", collected(&format!("e{n}")))
+                .unwrap();
+            spool.sync_through(ticket.record).unwrap();
+        }
+        let start = spool.windows()["agg"].start_ms;
+        drop(spool);
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.windows()["agg"].count, 3);
+        assert_eq!(spool.windows()["agg"].start_ms, start);
+        spool.compact().unwrap();
+        drop(spool);
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.windows()["agg"].count, 3, "kept by compaction");
+        let (ids, ticket) = spool
+            .emit_unsynced(
+                "agg",
+                vec![(
+                    "{\"id\":\"agg\"}".into(),
+                    vec![("workspace".into(), "w".into())],
+                )],
+                vec![("other".into(), collected("chained"))],
+            )
+            .unwrap();
+        spool.sync_through(ticket.record).unwrap();
+        assert_eq!(ids.len(), 1);
+        drop(spool);
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert!(!spool.windows().contains_key("agg"), "closed");
+        assert_eq!(spool.windows()["other"].count, 1);
+        let pending = spool.pending();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].id, ids[0]);
+        assert_eq!(
+            pending[0].options,
+            [("workspace".to_string(), "w".to_string())]
+        );
     }
 }
