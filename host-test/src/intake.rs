@@ -7,6 +7,10 @@
 //!   `408` for a body that trickles in, `413` for one over the limit
 //!   (refused on its `Content-Length` before reading it, else after reading
 //!   no more than the limit), `503` when the spool is full.
+//! - `POST /?topic=NAME`: published to a topic (`serve --handlers DIR`):
+//!   each handler of the topic whose `match` holds takes it (a delivery, an
+//!   aggregate's collection, a publish to other topics); `202 {"ids": [...],
+//!   "collected": [...]}` once all of it is on disk.
 //! - `POST /spool/resend` with `{"failed": true}` or `{"ids": [N, ...]}`:
 //!   failed alerts the spool keeps are accepted again as new alerts,
 //!   `202 {"resent": [{"id": N, "as": M}, ...]}` once on disk; `404` naming
@@ -36,10 +40,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::aggregate::Collected;
 use crate::alert_json;
 use crate::commit::GroupCommit;
 use crate::metrics::{self, Metrics};
 use crate::spool::{Spool, SpoolError};
+use crate::topics::{Handlers, Route};
 
 /// How much the front reads and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +146,8 @@ pub struct Front {
     pub limits: Limits,
     /// Plugins that did not load, each with why, for `/healthz`.
     pub broken: Vec<String>,
+    /// The topic handlers (`--handlers`), for alerts posted with `?topic=`.
+    pub topics: Option<Arc<Handlers>>,
 }
 
 /// Serves connections until `stop` resolves, then lets the requests in
@@ -362,6 +370,71 @@ async fn resend(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
     )
 }
 
+/// `POST /?topic=NAME`: each alert goes to the handlers of the topic whose
+/// `match` holds: a delivery spooled per `slack` handler, a collection per
+/// `aggregate`, `publish` passing it on. `202` once all of it is on disk,
+/// with the new alerts' ids and the aggregates that collected it.
+async fn publish(front: &Front, topic: &str, alerts: Vec<Incoming>) -> Answer {
+    let Some(handlers) = &front.topics else {
+        return refuse(
+            front,
+            StatusCode::BAD_REQUEST,
+            "`topic` needs serve --handlers DIR (a directory of topic-handler files)",
+        );
+    };
+    let mut ids = Vec::new();
+    let mut collected = Vec::new();
+    let mut last = None;
+    let written: Result<(), SpoolError> = {
+        let mut spool = lock(&front.spool);
+        alerts.iter().try_for_each(|incoming| {
+            let Ok(mut event) = crate::alert_json::decode(&incoming.alert) else {
+                return Ok(());
+            };
+            event.topic = Some(topic.to_string());
+            let (routes, notes) = handlers.route(topic, &event);
+            for note in notes {
+                tracing::warn!(topic, "{note}");
+            }
+            for route in routes {
+                match route {
+                    Route::Deliver { options, .. } => {
+                        let ticket = spool.accept_unsynced(&incoming.alert, options)?;
+                        ids.push(ticket.id);
+                        last = Some(ticket);
+                    }
+                    Route::Collect { handler } => {
+                        let event = Collected::from_alert(&incoming.alert)
+                            .map_err(|e| SpoolError::Io(anyhow::anyhow!(e)))?;
+                        last = Some(spool.collect_unsynced(&handler, event)?);
+                        collected.push(handler);
+                    }
+                }
+            }
+            Ok(())
+        })
+    };
+    match written {
+        Ok(()) => {}
+        Err(e @ SpoolError::Full { .. }) => {
+            return refuse(front, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        }
+        Err(e) => return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+    if let Some(last) = last {
+        if let Err(e) = front.commit.durable(last).await {
+            let e = SpoolError::Io(e.into());
+            return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
+    }
+    front.metrics.accepted(ids.len() as u64);
+    let mut body = json!({ "ids": ids, "collected": collected });
+    if ids.is_empty() && collected.is_empty() {
+        body["note"] = json!(format!("no handler of topic `{topic}` took it"));
+    }
+    answer(StatusCode::ACCEPTED, body)
+}
+
 /// Reads, decodes and spools one `POST`.
 async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
     let options = query_options(req.uri().query().unwrap_or_default());
@@ -379,6 +452,16 @@ async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
         Ok(alerts) => alerts,
         Err(e) => return refuse(front, StatusCode::BAD_REQUEST, &e),
     };
+    // `?topic=NAME`: published to a topic, for its handlers to take.
+    let topic = alerts[0]
+        .options
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "topic")
+        .map(|(_, v)| v.clone());
+    if let Some(topic) = topic {
+        return publish(front, &topic, alerts).await;
+    }
     // Written now, acknowledged once on disk: the committer shares one
     // fsync among every alert written meanwhile.
     let written: Result<Vec<_>, SpoolError> = {

@@ -25,6 +25,7 @@ use host_test::runtime::{
 };
 use host_test::serve::{self, Pacing};
 use host_test::spool::{self, Spool};
+use host_test::topics::{Handlers, Route};
 use host_test::{alert_json, demo, handler_file, report, tick};
 
 #[derive(Parser)]
@@ -54,6 +55,11 @@ enum Command {
     /// Show a spool: the alerts pending, how the others ended, the failed
     /// ones that can be resent (`spool resend`).
     Spool(SpoolArgs),
+    /// Publish one alert to a topic of a handler directory, as Kapacitor's
+    /// alert service would: each handler whose `match` holds takes it (a
+    /// `slack` handler sends it now; an `aggregate` needs `serve`, which
+    /// keeps its window).
+    Publish(PublishArgs),
     /// Say what a handler component is and what it takes (its `describe`):
     /// kind, version, configuration keys and options, each with a line.
     Describe {
@@ -257,12 +263,38 @@ struct ServeArgs {
     /// How log lines on stderr look: `text`, or `json` (one object a line).
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     log_format: LogFormat,
+    /// A directory of Kapacitor topic-handler files (slack, aggregate,
+    /// publish): alerts posted with `?topic=NAME` go to that topic's handlers.
+    #[arg(long, value_name = "DIR")]
+    handlers: Option<PathBuf>,
+    /// Divides the handlers' intervals, for demos and tests: 3600 turns an
+    /// aggregate's 24 h into 24 s.
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    time_scale: f64,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The directory of topic-handler files.
+    #[arg(long, value_name = "DIR")]
+    handlers: PathBuf,
+    /// The topic.
+    #[arg(long)]
+    topic: String,
+    /// The alert, in Kapacitor's `post`-handler JSON.
+    #[arg(long, value_name = "FILE")]
+    alert: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -343,6 +375,7 @@ fn main() -> ExitCode {
         Command::Test(args) => service_test(args),
         Command::Route(args) => route_alert(args),
         Command::Describe { component, json } => describe(component, json),
+        Command::Publish(args) => publish(args),
         Command::Demo { examples } => {
             demo::run(&examples.unwrap_or_else(demo::examples_dir)).map_err(Failure::Host)
         }
@@ -669,7 +702,14 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
             )))
         }
     };
+    let topics = match &args.handlers {
+        Some(dir) => Some(Arc::new(
+            Handlers::load(dir, args.time_scale).map_err(Failure::Input)?,
+        )),
+        None => None,
+    };
     let access = serve::Access {
+        topics,
         broken,
         token,
         limits: intake::Limits {
@@ -768,6 +808,50 @@ fn show_spool(dir: &Path, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `publish`: one alert through a topic's handlers, once.
+fn publish(args: PublishArgs) -> Result<(), Failure> {
+    let handlers = Handlers::load(&args.handlers, 1.0).map_err(Failure::Input)?;
+    let mut event = load_alert(&args.alert)?;
+    event.topic = Some(args.topic.clone());
+    let (routes, notes) = handlers.route(&args.topic, &event);
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
+    if routes.is_empty() {
+        say!("no handler of topic `{}` took it", args.topic);
+        return Ok(());
+    }
+    let mut plugin = None;
+    let mut failed = None;
+    for route in routes {
+        match route {
+            Route::Collect { handler } => say!(
+                "aggregate `{handler}` collects it: `serve --handlers` keeps its window and publishes when the interval ends"
+            ),
+            Route::Deliver { handler, options } => {
+                if plugin.is_none() {
+                    plugin = Some(open(&args.target, "slack", args.json)?.0);
+                }
+                let plugin = plugin.as_mut().expect("opened above");
+                match plugin.handle_alert(&event, &options).map_err(Failure::Host)? {
+                    Ok(delivery) => {
+                        say!("handler `{handler}`:");
+                        print_delivery(&delivery, args.json);
+                    }
+                    Err(e) => {
+                        eprintln!("handler `{handler}`: {}", e.describe());
+                        failed = Some(e);
+                    }
+                }
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err(Failure::Handler(e, args.json)),
+        None => Ok(()),
+    }
 }
 
 /// `describe`: what a component says it is, before any configuration.

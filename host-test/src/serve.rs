@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tracing::{error, info, warn};
 
+use crate::aggregate::{self, Collected, Window};
 use crate::alert_json;
 use crate::commit::GroupCommit;
 use crate::destination::{pacing_key, Destinations};
@@ -31,6 +32,7 @@ use crate::retry::{Backoff, Next};
 use crate::runtime::{AlertEvent, HandlerError, Level, Plugin, Runtime};
 use crate::scheduler::{Decision, Outcome, Rules, Scheduler};
 use crate::spool::{self, Finished, Spool, Status};
+use crate::topics::{Handlers, Route};
 
 /// How the server paces, retries and how many requests it has out.
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +125,9 @@ pub struct Access {
     /// The bearer token every request but `GET /healthz` must carry.
     pub token: Option<Token>,
     pub limits: Limits,
+    /// Topic handlers (`--handlers DIR`): alerts posted with `?topic=` go to
+    /// them, and their aggregates publish when their intervals end.
+    pub topics: Option<Arc<Handlers>>,
 }
 
 /// Serves until SIGTERM or SIGINT: then the requests in flight are
@@ -166,6 +171,7 @@ pub fn run(
         token: access.token,
         limits: access.limits,
         broken: access.broken,
+        topics: access.topics.clone(),
     });
     let shared = Arc::new(Shared {
         destinations: Destinations::new(&summary),
@@ -210,6 +216,17 @@ pub fn run(
                 .spawn(move || deliver(&shared, &runtime, &config, plugin, pacing.backoff))?,
         );
     }
+    let aggregating = match access.topics {
+        Some(topics) if topics.aggregates().next().is_some() => {
+            let shared = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("aggregate".into())
+                    .spawn(move || aggregate(&shared, &topics))?,
+            )
+        }
+        _ => None,
+    };
     ready(bound);
 
     // Queue what is pending, then each alert once intake has it on disk:
@@ -234,6 +251,9 @@ pub fn run(
     }
     for worker in delivering {
         let _ = worker.join();
+    }
+    if let Some(aggregating) = aggregating {
+        let _ = aggregating.join();
     }
     let _ = intake.join();
     let pending = lock(&shared.spool).pending_count();
@@ -282,6 +302,94 @@ impl Signals {
             _ = self.interrupt.recv() => "SIGINT",
         }
     }
+}
+
+/// Closes each aggregate's window when its interval ends, and publishes
+/// its event to the aggregate's topic: the alerts and collections that
+/// leads to are written with the window's closing, in one record. A window
+/// whose interval ended while serve was down closes at once.
+fn aggregate(shared: &Shared, topics: &Handlers) {
+    while !shared.stopping() {
+        let now = unix_ms();
+        let mut next = now + 1_000;
+        let due: Vec<(String, Window)> = lock(&shared.spool)
+            .windows()
+            .iter()
+            .filter_map(|(handler, window)| {
+                let ends = match topics.aggregate(handler) {
+                    Some(spec) => window.ends_ms(spec),
+                    // Its handler file is gone: the window closes unsent.
+                    None => now,
+                };
+                if ends <= now {
+                    Some((handler.clone(), window.clone()))
+                } else {
+                    next = next.min(ends);
+                    None
+                }
+            })
+            .collect();
+        for (handler, window) in due {
+            close_window(shared, topics, &handler, &window);
+        }
+        let wait = next.saturating_sub(unix_ms()).clamp(5, 1_000);
+        std::thread::sleep(Duration::from_millis(wait));
+    }
+}
+
+fn close_window(shared: &Shared, topics: &Handlers, handler: &str, window: &Window) {
+    let (mut accepts, mut collects) = (Vec::new(), Vec::new());
+    let spec = topics.aggregate(handler);
+    let event = spec.and_then(|spec| Some((spec, aggregate::emit(handler, spec, window)?)));
+    if let Some((spec, alert)) = &event {
+        match alert_json::decode(alert) {
+            Ok(mut decoded) => {
+                decoded.topic = Some(spec.topic.clone());
+                let (routes, notes) = topics.route(&spec.topic, &decoded);
+                for note in notes {
+                    warn!(topic = spec.topic, "{note}");
+                }
+                for route in routes {
+                    match route {
+                        Route::Deliver { options, .. } => accepts.push((alert.clone(), options)),
+                        Route::Collect { handler: next } => {
+                            if let Ok(c) = Collected::from_alert(alert) {
+                                collects.push((next, c));
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => error!(handler, "the aggregated event is not an alert: {e:#}"),
+        }
+    } else if spec.is_none() {
+        warn!(
+            handler,
+            "no aggregate handler has this id any more; its window closes unsent"
+        );
+    }
+    let closed = lock(&shared.spool).emit_unsynced(handler, accepts, collects);
+    match closed
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .and_then(|(ids, ticket)| {
+            shared.commit.wait(ticket)?;
+            Ok(ids)
+        }) {
+        Ok(ids) => info!(
+            handler,
+            events = window.count,
+            alerts = ?ids,
+            "aggregate interval ended"
+        ),
+        Err(e) => error!(handler, "closing the aggregate's window failed: {e:#}"),
+    }
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Decodes accepted alerts and queues them under their destinations; an

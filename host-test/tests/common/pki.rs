@@ -100,9 +100,10 @@ pub fn server(leaf: &Leaf, clients: Option<&Ca>) -> Arc<ServerConfig> {
 /// accepts any one whose holder proves its key, X.509 v1 included (as Go's
 /// `tls.RequireAnyClientCert`; webpki's verifier takes only v3). The
 /// certificates presented are recorded.
-pub fn server_taking_any_client_cert(
-    leaf: &Leaf,
-) -> (Arc<ServerConfig>, Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+/// The client certificates a server was presented (DER), in order.
+pub type Presented = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+pub fn server_taking_any_client_cert(leaf: &Leaf) -> (Arc<ServerConfig>, Presented) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
@@ -126,7 +127,7 @@ pub fn server_taking_any_client_cert(
 #[derive(Debug)]
 struct AnyClientCert {
     provider: Arc<rustls::crypto::CryptoProvider>,
-    seen: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    seen: Presented,
 }
 
 impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
