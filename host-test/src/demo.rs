@@ -110,7 +110,75 @@ pub fn run(examples: &Path) -> Result<()> {
     if delivered != SCENARIOS.len() || received != SCENARIOS.len() {
         bail!("the demo did not deliver every alert exactly once");
     }
-    rendered(examples, &runtime, &slack)
+    rendered(examples, &runtime, &slack)?;
+    pipeline(examples, &mut plugin, &slack)
+}
+
+/// The documentation's pipeline: `500_errors.tick` publishes 500 errors to
+/// `500-errors`, `500_errors_24h.yaml` aggregates a day of them into one
+/// event on `500-errors-24h`, `slack_500_errors_daily.yaml` posts it. The
+/// demo runs the same cores `serve --handlers` runs, with the day passing
+/// at once (`serve --time-scale` runs it in real time, faster).
+fn pipeline(examples: &Path, plugin: &mut crate::runtime::Plugin, slack: &MockSlack) -> Result<()> {
+    use crate::aggregate::{self, Collected, Window};
+    use crate::topics::{Handlers, Route};
+    say!(
+        "== the 500-errors pipeline: 500_errors_24h.yaml (aggregate), slack_500_errors_daily.yaml"
+    );
+    let handlers = Handlers::load(examples, 1.0)?;
+    let mut windows: Vec<(String, Window)> = Vec::new();
+    for n in 1..=42 {
+        let alert = format!(
+            r#"{{"id":"errors:500=true","message":"500 errors: {n}","time":"2026-11-26T10:{:02}:00Z","level":"INFO","data":{{"series":[{{"name":"errors","tags":{{"500":"true"}},"columns":["time","count"],"values":[["2026-11-26T10:{:02}:00Z",{n}]]}}]}}}}"#,
+            n % 60,
+            n % 60
+        );
+        let mut event = alert_json::decode(&alert)?;
+        event.topic = Some("500-errors".into());
+        for route in handlers.route("500-errors", &event).0 {
+            if let Route::Collect { handler } = route {
+                let at = windows.iter().position(|(h, _)| *h == handler);
+                let at = at.unwrap_or_else(|| {
+                    windows.push((handler, Window::open(0)));
+                    windows.len() - 1
+                });
+                windows[at]
+                    .1
+                    .add(Collected::from_alert(&alert).map_err(anyhow::Error::msg)?);
+            }
+        }
+    }
+    say!("   42 alerts published to `500-errors`; nothing is sent until the interval ends.");
+    let seen_before = slack.requests().len();
+    for (handler, window) in &windows {
+        let Some(spec) = handlers.aggregate(handler) else {
+            continue;
+        };
+        let Some(alert) = aggregate::emit(handler, spec, window) else {
+            continue;
+        };
+        say!(
+            "   {} later, `{handler}` publishes to `{}`:",
+            spec.interval_text,
+            spec.topic
+        );
+        let mut event = alert_json::decode(&alert)?;
+        event.topic = Some(spec.topic.clone());
+        for route in handlers.route(&spec.topic, &event).0 {
+            if let Route::Deliver { handler, options } = route {
+                match plugin.handle_alert(&event, &options)? {
+                    Ok(d) => say!("   handler `{handler}`: {}", report::delivery_text(&d)),
+                    Err(e) => say!("   handler `{handler}`: {}", e.describe()),
+                }
+            }
+        }
+    }
+    show_requests(slack, seen_before)?;
+    let sent = slack.requests().len() - seen_before;
+    if sent != 1 {
+        bail!("the pipeline sent {sent} messages, not one");
+    }
+    Ok(())
 }
 
 /// The alert's life the rendered examples follow: firing, still firing,

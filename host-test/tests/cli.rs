@@ -560,6 +560,12 @@ fn demo_runs_the_seed_examples() {
     );
     assert!(out.contains("\"icon_emoji\": \":exclamation:\""), "{out}");
     assert!(out.contains("\"channel\": \"#error-reports\""), "{out}");
+    // The documentation's pipeline: 42 errors, one daily message.
+    assert!(
+        out.contains("42 alerts published to `500-errors`")
+            && out.contains("\"text\": \"42 500 errors last 24 hours.\""),
+        "{out}"
+    );
     no_secrets(&o);
 }
 
@@ -758,5 +764,54 @@ fn a_handler_files_match_decides_whether_it_takes_the_alert() {
         stderr(&o).contains("bad") && stderr(&o).contains("`match` column 25"),
         "{}",
         stderr(&o)
+    );
+}
+
+#[test]
+fn publish_sends_an_alert_through_a_topics_handlers_once() {
+    let slack = MockSlack::start().unwrap();
+    let route = format!("https://slack.com={}", slack.url());
+    let o = host_test(&[
+        "publish",
+        "--config",
+        &examples("kapacitor.conf"),
+        "--connect-to",
+        &route,
+        "--handlers",
+        &examples(""),
+        "--topic",
+        "500-errors-24h",
+        "--alert",
+        &examples("alerts/500-errors-24h.json"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("handler `slack-500-errors-daily`:"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(slack.requests().len(), 1);
+    assert_eq!(slack.requests()[0].json()["channel"], "#error-reports");
+    let o = host_test(&[
+        "publish",
+        "--config",
+        &examples("kapacitor.conf"),
+        "--handlers",
+        &examples(""),
+        "--topic",
+        "500-errors",
+        "--alert",
+        &examples("alerts/500-errors-24h.json"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("aggregate `500-errors-24h` collects it"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        slack.requests().len(),
+        1,
+        "an aggregate sends nothing at once"
     );
 }
