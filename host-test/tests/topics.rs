@@ -28,6 +28,10 @@ fn error_alert(n: usize) -> String {
 }
 
 fn start(slack: &MockSlack, spool: &Path) -> Server {
+    start_scaled(slack, spool, "7200")
+}
+
+fn start_scaled(slack: &MockSlack, spool: &Path, scale: &str) -> Server {
     let route = format!("https://slack.com={}", slack.url());
     Server::start(
         &examples().join("kapacitor.conf"),
@@ -36,7 +40,7 @@ fn start(slack: &MockSlack, spool: &Path) -> Server {
             "--handlers",
             examples().to_str().unwrap(),
             "--time-scale",
-            "7200",
+            scale,
             "--connect-to",
             &route,
         ],
@@ -140,4 +144,26 @@ fn a_topic_needs_handlers_and_a_topic_nobody_handles_is_said() {
         answer["error"].as_str().unwrap().contains("--handlers"),
         "{answer}"
     );
+}
+
+#[test]
+fn an_interval_that_ends_while_serve_is_down_is_delivered_when_it_comes_back() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    // A day in two seconds.
+    let server = start_scaled(&slack, &spool, "43200");
+    for n in 0..5 {
+        post(&server, n);
+    }
+    server.kill();
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert!(slack.requests().is_empty());
+    let server = start_scaled(&slack, &spool, "43200");
+    let body = the_daily_message(&slack);
+    assert_eq!(
+        body["attachments"][0]["text"],
+        "5 500 errors last 24 hours."
+    );
+    drop(server);
 }
