@@ -46,7 +46,43 @@ const SCENARIOS: [(Source, &str); 4] = [
     ),
 ];
 
-pub fn run(examples: &Path) -> Result<()> {
+/// Writes the page `preview` draws for the request the plugin would send,
+/// as `DIR/NAME.html`, when a directory is given.
+fn write_preview(
+    html: Option<&Path>,
+    name: &str,
+    plugin: &mut crate::runtime::Plugin,
+    event: &crate::runtime::AlertEvent,
+    options: &[(String, String)],
+) -> Result<()> {
+    let Some(dir) = html else {
+        return Ok(());
+    };
+    let request = match plugin.preview_alert(event, options)? {
+        Ok(request) => request,
+        Err(e) => bail!("previewing {name}: {}", e.describe()),
+    };
+    let file: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{file}.html"));
+    std::fs::write(&path, crate::preview::page(name, &request.body))
+        .with_context(|| format!("writing {}", path.display()))?;
+    say!("   preview: {}", path.display());
+    Ok(())
+}
+
+pub fn run(examples: &Path, html: Option<&Path>) -> Result<()> {
+    if let Some(dir) = html {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let read = |name: &str| {
         let path = examples.join(name);
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
@@ -93,6 +129,19 @@ pub fn run(examples: &Path) -> Result<()> {
         let shown: Vec<String> = options.iter().map(|(k, v)| format!("{k}={v}")).collect();
         say!("   options: [{}]", shown.join(", "));
         let seen_before = slack.requests().len();
+        write_preview(
+            html,
+            &format!(
+                "{}-{}",
+                delivered + 1,
+                alert_file
+                    .trim_start_matches("alerts/")
+                    .trim_end_matches(".json")
+            ),
+            &mut plugin,
+            &event,
+            &options,
+        )?;
         match plugin.handle_alert(&event, &options)? {
             Ok(d) => {
                 delivered += 1;
@@ -110,7 +159,7 @@ pub fn run(examples: &Path) -> Result<()> {
     if delivered != SCENARIOS.len() || received != SCENARIOS.len() {
         bail!("the demo did not deliver every alert exactly once");
     }
-    rendered(examples, &runtime, &slack)?;
+    rendered(examples, &runtime, &slack, html)?;
     pipeline(examples, &mut plugin, &slack)
 }
 
@@ -193,7 +242,12 @@ const LIFE: [&str; 3] = [
 /// `on-recovery = thread`), then `slack_cpu_update.yaml` (an attachment
 /// edited in place). Like a host, the demo passes each delivery's message
 /// back with the alert's next event.
-fn rendered(examples: &Path, runtime: &Runtime, slack: &MockSlack) -> Result<()> {
+fn rendered(
+    examples: &Path,
+    runtime: &Runtime,
+    slack: &MockSlack,
+    html: Option<&Path>,
+) -> Result<()> {
     let read = |name: &str| {
         let path = examples.join(name);
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
@@ -227,6 +281,14 @@ fn rendered(examples: &Path, runtime: &Runtime, slack: &MockSlack) -> Result<()>
             }
             say!("-- alert {alert_file}");
             let seen_before = slack.requests().len();
+            let name = format!(
+                "{}-{}",
+                label.split(':').next().unwrap_or(label),
+                alert_file
+                    .trim_start_matches("alerts/")
+                    .trim_end_matches(".json")
+            );
+            write_preview(html, &name, &mut plugin, &event, &with_previous)?;
             match plugin.handle_alert(&event, &with_previous)? {
                 Ok(d) => {
                     delivered += 1;

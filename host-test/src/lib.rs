@@ -19,6 +19,7 @@ pub mod mock_slack;
 pub mod net;
 pub mod plugins;
 pub mod pool;
+pub mod preview;
 pub mod report;
 pub mod retry;
 pub mod route;

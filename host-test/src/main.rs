@@ -60,6 +60,9 @@ enum Command {
     /// `slack` handler sends it now; an `aggregate` needs `serve`, which
     /// keeps its window).
     Publish(PublishArgs),
+    /// Draw the message the component would send for an alert, as Slack
+    /// draws it, in a self-contained HTML page (nothing is sent).
+    Preview(PreviewArgs),
     /// Say what a handler component is and what it takes (its `describe`):
     /// kind, version, configuration keys and options, each with a line.
     Describe {
@@ -75,6 +78,10 @@ enum Command {
         /// The examples directory.
         #[arg(long, value_name = "DIR")]
         examples: Option<PathBuf>,
+        /// Also write, for each example, the page `preview` draws of the
+        /// message, into this directory.
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
     },
     /// Run the Slack stand-in alone, printing each request it receives.
     MockSlack {
@@ -182,6 +189,34 @@ impl Target {
 struct SendArgs {
     #[command(flatten)]
     target: Target,
+    #[command(flatten)]
+    what: AlertArgs,
+    /// Print the request that would be sent (secrets redacted) instead of sending.
+    #[arg(long)]
+    dry_run: bool,
+    /// Retry transient failures (honouring Slack's Retry-After) for up to
+    /// this long; 0 sends once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    retry_for: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PreviewArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    what: AlertArgs,
+    /// Where to write the page.
+    #[arg(long, value_name = "OUT.html")]
+    html: PathBuf,
+}
+
+/// An alert and where its handler options come from.
+#[derive(Args)]
+struct AlertArgs {
     /// The alert, in Kapacitor's `post`-handler JSON.
     #[arg(long, value_name = "FILE")]
     alert: PathBuf,
@@ -199,16 +234,6 @@ struct SendArgs {
     /// (the options previous-channel-id and previous-ts).
     #[arg(long, value_name = "CHANNEL_ID:TS", value_parser = previous_message)]
     previous_message: Option<(String, String)>,
-    /// Print the request that would be sent (secrets redacted) instead of sending.
-    #[arg(long)]
-    dry_run: bool,
-    /// Retry transient failures (honouring Slack's Retry-After) for up to
-    /// this long; 0 sends once.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    retry_for: u64,
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
@@ -376,9 +401,12 @@ fn main() -> ExitCode {
         Command::Route(args) => route_alert(args),
         Command::Describe { component, json } => describe(component, json),
         Command::Publish(args) => publish(args),
-        Command::Demo { examples } => {
-            demo::run(&examples.unwrap_or_else(demo::examples_dir)).map_err(Failure::Host)
-        }
+        Command::Preview(args) => preview(args),
+        Command::Demo { examples, html } => demo::run(
+            &examples.unwrap_or_else(demo::examples_dir),
+            html.as_deref(),
+        )
+        .map_err(Failure::Host),
         Command::MockSlack { port } => mock_slack(port).map_err(Failure::Host),
         Command::Serve(args) => serve(args),
         Command::Spool(args) => match (args.action, args.dir) {
@@ -493,11 +521,17 @@ fn print_delivery(d: &Delivery, json: bool) {
     }
 }
 
-fn send(args: SendArgs) -> Result<(), Failure> {
-    let mut event = load_alert(&args.alert)?;
+/// An alert ready to hand to a plugin: the handler's kind, the event, the
+/// options.
+type Prepared = (String, AlertEvent, Vec<(String, String)>);
+
+/// The alert, its handler's kind and options; `None` (after saying so)
+/// when the handler's `match` does not take it.
+fn prepare(what: &AlertArgs, json: bool) -> Result<Option<Prepared>, Failure> {
+    let mut event = load_alert(&what.alert)?;
     let mut options = Vec::new();
     let mut kind = "slack".to_string();
-    if let Some(path) = &args.handler {
+    if let Some(path) = &what.handler {
         let handler = handler_file::parse(&read(path, "handler file")?)
             .with_context(|| path.display().to_string())?;
         kind = handler.kind;
@@ -520,7 +554,7 @@ fn send(args: SendArgs) -> Result<(), Failure> {
                     Ok(_) => format!("match `{}` is false for this alert", lambda.text()),
                     Err(why) => format!("match `{}` cannot be evaluated: {why}", lambda.text()),
                 };
-                if args.json {
+                if json {
                     say!(
                         "{}",
                         serde_json::json!({"delivered": false, "suppressed": why})
@@ -528,20 +562,46 @@ fn send(args: SendArgs) -> Result<(), Failure> {
                 } else {
                     say!("suppressed: handler `{}`: {why}", handler.id);
                 }
-                return Ok(());
+                return Ok(None);
             }
         }
         options = handler.options;
     }
-    if let Some(path) = &args.tick {
+    if let Some(path) = &what.tick {
         options = tick::slack_options(&read(path, "TICKscript")?)
             .with_context(|| path.display().to_string())?
             .ok_or_else(|| anyhow!("{} has no .slack() handler", path.display()))?;
     }
-    options.extend(parse_pairs(&args.options)?);
-    if let Some((channel_id, ts)) = &args.previous_message {
+    options.extend(parse_pairs(&what.options)?);
+    if let Some((channel_id, ts)) = &what.previous_message {
         options = spool::with_previous(&options, channel_id, ts);
     }
+    Ok(Some((kind, event, options)))
+}
+
+/// `preview`: the message the component would send, drawn as Slack draws
+/// it, in an HTML page.
+fn preview(args: PreviewArgs) -> Result<(), Failure> {
+    let Some((kind, event, options)) = prepare(&args.what, false)? else {
+        return Ok(());
+    };
+    let (mut plugin, _) = open(&args.target, &kind, false)?;
+    let request = plugin
+        .preview_alert(&event, &options)
+        .map_err(Failure::Host)?
+        .map_err(|e| Failure::Handler(e, false))?;
+    let title = format!("{} — {}", event.id, args.what.alert.display());
+    std::fs::write(&args.html, host_test::preview::page(&title, &request.body))
+        .with_context(|| format!("writing {}", args.html.display()))
+        .map_err(Failure::Host)?;
+    say!("wrote {}", args.html.display());
+    Ok(())
+}
+
+fn send(args: SendArgs) -> Result<(), Failure> {
+    let Some((kind, event, options)) = prepare(&args.what, args.json)? else {
+        return Ok(());
+    };
     let (mut plugin, _) = open(&args.target, &kind, args.json)?;
     if args.dry_run {
         let request = plugin
