@@ -315,26 +315,6 @@ impl Sources for NoSources {
     }
 }
 
-/// The keys Kapacitor's environment overrides reach, and ours for files.
-const ENV_KEYS: [&str; 16] = [
-    "enabled",
-    "default",
-    "workspace",
-    "url",
-    "token",
-    "channel",
-    "username",
-    "icon-emoji",
-    "global",
-    "state-changes-only",
-    "ssl-ca",
-    "ssl-cert",
-    "ssl-key",
-    "insecure-skip-verify",
-    "token-file",
-    "url-file",
-];
-
 /// `KAPACITOR_SLACK_0_ICON_EMOJI` for `icon-emoji` in the first section.
 pub fn env_name(index: usize, key: &str) -> String {
     format!(
@@ -457,7 +437,8 @@ fn read_section(
     // Kapacitor's environment overrides, over what the text says.
     let mut token_from_env = None;
     let mut url_from_env = None;
-    for key in ENV_KEYS {
+    // Kapacitor's keys, and ours for files.
+    for &key in KEYS.iter().chain(FILE_KEYS.iter()) {
         let variable = env_name(section.index, key);
         let Some(value) = sources.var(&variable).filter(|v| !v.is_empty()) else {
             continue;

@@ -368,9 +368,10 @@ fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
     Ok(tokens)
 }
 
-/// Go-style durations as TICKscript writes them: `10s`, `1h30m`, `500ms`.
+/// Go-style durations as TICKscript writes them: `10s`, `1h30m`, `500ms`
+/// (and TICKscript's `d` and `w`).
 fn parse_duration(word: &str) -> Option<i64> {
-    let units = [
+    const UNITS: [(&str, i64); 10] = [
         ("ns", 1i64),
         ("us", 1_000),
         ("µs", 1_000),
@@ -382,7 +383,16 @@ fn parse_duration(word: &str) -> Option<i64> {
         ("d", 86_400_000_000_000),
         ("w", 604_800_000_000_000),
     ];
+    sum_of_units(word, &UNITS)
+}
+
+/// A duration written as numbers with units (`1h30m`), in nanoseconds;
+/// longer unit names first in `units` where one is a prefix of another.
+pub(crate) fn sum_of_units(word: &str, units: &[(&str, i64)]) -> Option<i64> {
     let mut rest = word;
+    if rest.is_empty() {
+        return None;
+    }
     let mut total: i64 = 0;
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;

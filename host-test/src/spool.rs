@@ -655,13 +655,7 @@ impl Spool {
             options: options.clone(),
         };
         let line = serde_json::to_string(&record).map_err(|e| SpoolError::Io(e.into()))?;
-        if self.size + line.len() as u64 + 1 > self.limit {
-            self.compact().map_err(SpoolError::Io)?;
-            if self.size + line.len() as u64 + 1 > self.limit {
-                return Err(SpoolError::Full { limit: self.limit });
-            }
-        }
-        self.write(&line).map_err(SpoolError::Io)?;
+        self.write_within_limit(&line)?;
         self.next_id += 1;
         self.pending.insert(
             id,

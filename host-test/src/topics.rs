@@ -283,8 +283,8 @@ fn load_one(file: &Path, time_scale: f64) -> Result<Handler> {
 
 /// A Go duration (`24h`, `1h30m`, `90s`, `500ms`) in nanoseconds.
 pub fn go_duration(text: &str) -> Option<u64> {
-    let units = [
-        ("ns", 1u64),
+    const UNITS: [(&str, i64); 7] = [
+        ("ns", 1),
         ("us", 1_000),
         ("µs", 1_000),
         ("ms", 1_000_000),
@@ -292,23 +292,7 @@ pub fn go_duration(text: &str) -> Option<u64> {
         ("m", 60_000_000_000),
         ("h", 3_600_000_000_000),
     ];
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: u64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, scale) = units.iter().find(|(u, _)| rest.starts_with(u))?;
-        total = total.checked_add(n.checked_mul(*scale)?)?;
-        rest = &rest[unit.len()..];
-    }
-    Some(total)
+    crate::lambda::sum_of_units(text.trim(), &UNITS).and_then(|n| u64::try_from(n).ok())
 }
 
 #[cfg(test)]

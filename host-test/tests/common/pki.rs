@@ -68,15 +68,20 @@ pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     path
 }
 
+/// `leaf`'s certificate chain and key, as rustls takes them.
+fn chain_and_key(leaf: &Leaf) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let chain = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    (chain, key)
+}
+
 /// A TLS server configuration presenting `leaf`; with `clients`, it requires
 /// a client certificate signed by that CA.
 pub fn server(leaf: &Leaf, clients: Option<&Ca>) -> Arc<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    let (chain, key) = chain_and_key(leaf);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .unwrap();
@@ -105,11 +110,7 @@ pub type Presented = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
 
 pub fn server_taking_any_client_cert(leaf: &Leaf) -> (Arc<ServerConfig>, Presented) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    let (chain, key) = chain_and_key(leaf);
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let verifier = AnyClientCert {
         provider: provider.clone(),
