@@ -392,6 +392,9 @@ async fn publish(front: &Front, topic: &str, alerts: Vec<Incoming>) -> Answer {
                 return Ok(());
             };
             event.topic = Some(topic.to_string());
+            // Spooled with its topic, as Kapacitor's event has it (templates
+            // can show it).
+            let alert = with_topic(&incoming.alert, topic);
             let (routes, notes) = handlers.route(topic, &event);
             for note in notes {
                 tracing::warn!(topic, "{note}");
@@ -399,12 +402,12 @@ async fn publish(front: &Front, topic: &str, alerts: Vec<Incoming>) -> Answer {
             for route in routes {
                 match route {
                     Route::Deliver { options, .. } => {
-                        let ticket = spool.accept_unsynced(&incoming.alert, options)?;
+                        let ticket = spool.accept_unsynced(&alert, options)?;
                         ids.push(ticket.id);
                         last = Some(ticket);
                     }
                     Route::Collect { handler } => {
-                        let event = Collected::from_alert(&incoming.alert)
+                        let event = Collected::from_alert(&alert)
                             .map_err(|e| SpoolError::Io(anyhow::anyhow!(e)))?;
                         last = Some(spool.collect_unsynced(&handler, event)?);
                         collected.push(handler);
@@ -433,6 +436,17 @@ async fn publish(front: &Front, topic: &str, alerts: Vec<Incoming>) -> Answer {
         body["note"] = json!(format!("no handler of topic `{topic}` took it"));
     }
     answer(StatusCode::ACCEPTED, body)
+}
+
+/// The alert JSON with `topic` set.
+fn with_topic(alert: &str, topic: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(alert) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert("topic".into(), json!(topic));
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => alert.to_string(),
+    }
 }
 
 /// Reads, decodes and spools one `POST`.
