@@ -553,6 +553,7 @@ impl Parser {
 mod tests {
     use super::*;
     use crate::bindings::Timestamp;
+    use proptest::prelude::Strategy;
 
     fn event(level: Level, previous: Option<Level>) -> AlertEvent {
         AlertEvent {
@@ -659,5 +660,31 @@ mod tests {
         );
         let why = Lambda::parse("name()").unwrap().matches(&e).unwrap_err();
         assert!(why.contains("not true or false"), "{why}");
+    }
+
+    proptest::proptest! {
+        /// Whatever a handler file holds, parsing answers, and what parses
+        /// evaluates to an answer: never a panic.
+        #[test]
+        fn any_text_parses_or_fails_and_evaluates_without_panicking(text in ".{0,60}") {
+            if let Ok(lambda) = Lambda::parse(&text) {
+                let _ = lambda.matches(&event(Level::Critical, Some(Level::Ok)));
+            }
+        }
+
+        #[test]
+        fn expression_like_text_too(
+            text in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "level()", "changed()", "==", "!=", "<", ">=", "=~", "!~", "AND", "OR",
+                    "!", "(", ")", "CRITICAL", "'a'", "\"host\"", "/s.*/", "5m", "1.5", "TRUE", " ",
+                ]),
+                0..12,
+            ).prop_map(|parts| parts.concat())
+        ) {
+            if let Ok(lambda) = Lambda::parse(&text) {
+                let _ = lambda.matches(&event(Level::Warning, None));
+            }
+        }
     }
 }

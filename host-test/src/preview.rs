@@ -498,4 +498,21 @@ mod tests {
         }
         assert!(page("x", "not json").contains("not JSON"));
     }
+
+    proptest::proptest! {
+        /// Whatever text an alert carries, the page is drawn: never a panic,
+        /// never a raw `<` from the text.
+        #[test]
+        fn any_text_is_drawn_without_panicking(text in ".{0,80}") {
+            let html = mrkdwn(&text);
+            proptest::prop_assert!(!html.contains("<script"));
+            let body = serde_json::json!({
+                "channel": "#a", "text": text, "username": text,
+                "attachments": [{"color": text, "title": text, "text": text,
+                    "fields": [{"title": text, "value": text, "short": true}],
+                    "mrkdwn_in": ["text", "fields"]}],
+            });
+            let _ = page(&text, &body.to_string());
+        }
+    }
 }
