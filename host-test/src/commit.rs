@@ -14,7 +14,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
-use crate::spool::{Spool, Ticket};
+use crate::spool::Ticket;
+use crate::store::Store;
 
 /// The handle; dropping it answers what is queued and stops the committer.
 pub struct GroupCommit {
@@ -40,7 +41,7 @@ impl GroupCommit {
     /// on disk, before its writers are answered (serve wakes its planner
     /// there).
     pub fn start(
-        spool: Arc<Mutex<Spool>>,
+        spool: Arc<Mutex<dyn Store>>,
         synced: impl Fn() + Send + 'static,
     ) -> io::Result<GroupCommit> {
         let inner = Arc::new(Inner {
@@ -107,7 +108,7 @@ impl Inner {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn run(&self, spool: &Mutex<Spool>, synced: impl Fn()) {
+    fn run(&self, spool: &Mutex<dyn Store>, synced: impl Fn()) {
         // Records known to be on disk.
         let mut on_disk = 0;
         loop {
@@ -128,12 +129,12 @@ impl Inner {
                 // Every record in the batch was written before it was asked
                 // for, so one fsync of everything written so far covers them.
                 let point = spool.lock().unwrap_or_else(|e| e.into_inner()).sync_point();
-                let outcome = point.and_then(|(file, upto)| match file {
-                    Some(file) => {
+                let outcome = point.and_then(|point| match point.sync {
+                    Some(sync) => {
                         self.lock().syncs += 1;
-                        file.sync_data().map(|()| upto)
+                        sync().map(|()| point.through)
                     }
-                    None => Ok(upto),
+                    None => Ok(point.through),
                 });
                 outcome.map(|upto| on_disk = on_disk.max(upto))
             };
@@ -153,6 +154,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spool::Spool;
 
     #[test]
     fn concurrent_writers_share_fsyncs_and_every_answered_record_is_on_disk() {

@@ -44,7 +44,8 @@ use crate::aggregate::Collected;
 use crate::alert_json;
 use crate::commit::GroupCommit;
 use crate::metrics::{self, Metrics};
-use crate::spool::{Spool, SpoolError};
+use crate::spool::SpoolError;
+use crate::store::Store;
 use crate::topics::{Handlers, Route};
 
 /// How much the front reads and for how long.
@@ -138,7 +139,7 @@ impl Token {
 
 /// What the front needs of serve.
 pub struct Front {
-    pub spool: Arc<Mutex<Spool>>,
+    pub spool: Arc<Mutex<dyn Store>>,
     pub commit: Arc<GroupCommit>,
     pub metrics: Arc<Metrics>,
     pub format: Box<dyn IntakeFormat>,
@@ -338,11 +339,11 @@ async fn resend(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
     let resent = {
         let mut spool = lock(&front.spool);
         let ids: Vec<u64> = if ask.failed {
-            spool.failed_alerts().map(|f| f.id).collect()
+            spool.failed_ids()
         } else {
             ask.ids
         };
-        spool.resend_unsynced(&ids)
+        spool.resend(&ids)
     };
     let resent = match resent {
         Ok(resent) => resent,
@@ -402,14 +403,14 @@ async fn publish(front: &Front, topic: &str, alerts: Vec<Incoming>) -> Answer {
             for route in routes {
                 match route {
                     Route::Deliver { options, .. } => {
-                        let ticket = spool.accept_unsynced(&alert, options)?;
+                        let ticket = spool.accept(&alert, options)?;
                         ids.push(ticket.id);
                         last = Some(ticket);
                     }
                     Route::Collect { handler } => {
                         let event = Collected::from_alert(&alert)
                             .map_err(|e| SpoolError::Io(anyhow::anyhow!(e)))?;
-                        last = Some(spool.collect_unsynced(&handler, event)?);
+                        last = Some(spool.collect(&handler, event)?);
                         collected.push(handler);
                     }
                 }
@@ -482,7 +483,7 @@ async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
         let mut spool = lock(&front.spool);
         alerts
             .into_iter()
-            .map(|a| spool.accept_unsynced(&a.alert, a.options))
+            .map(|a| spool.accept(&a.alert, a.options))
             .collect()
     };
     let tickets = match written {
@@ -507,7 +508,7 @@ async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

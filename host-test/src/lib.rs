@@ -28,6 +28,7 @@ pub mod scheduler;
 pub mod secrets;
 pub mod serve;
 pub mod spool;
+pub mod store;
 pub mod tick;
 pub mod topics;
 

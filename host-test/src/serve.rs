@@ -31,7 +31,8 @@ use crate::metrics::Metrics;
 use crate::retry::{Backoff, Next};
 use crate::runtime::{AlertEvent, HandlerError, Level, Plugin, Runtime};
 use crate::scheduler::{Decision, Outcome, Rules, Scheduler};
-use crate::spool::{self, Finished, Spool, Status};
+use crate::spool::{self, Finished, Status};
+use crate::store::Store;
 use crate::topics::{Handlers, Route};
 
 /// How the server paces, retries and how many requests it has out.
@@ -90,13 +91,15 @@ struct Prepared {
 struct Shared {
     /// Where alerts go: their pacing keys.
     destinations: Destinations,
-    spool: Arc<Mutex<Spool>>,
+    spool: Arc<Mutex<dyn Store>>,
     /// Concurrent intake shares fsyncs; a `202` still means on disk.
     commit: Arc<GroupCommit>,
     metrics: Arc<Metrics>,
     /// Set on SIGTERM (or SIGINT): workers finish their attempt and stop.
     stopping: AtomicBool,
-    /// Signalled (with `spool`) when accepted alerts are on disk.
+    /// Counts the times accepted alerts reached the disk; signalled with
+    /// `arrived` each time, for the planner.
+    arrivals: Arc<Mutex<u64>>,
     arrived: Arc<Condvar>,
     engine: Mutex<Engine>,
     /// Signalled (with `engine`) when an alert is queued or an attempt ends.
@@ -112,7 +115,7 @@ struct Engine {
     aliases: HashMap<String, String>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -138,7 +141,7 @@ pub fn run(
     runtime: &Runtime,
     config: &str,
     listen: SocketAddr,
-    spool: Spool,
+    store: impl Store + 'static,
     pacing: Pacing,
     access: Access,
     ready: impl FnOnce(SocketAddr),
@@ -156,11 +159,14 @@ pub fn run(
         std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let spool = Arc::new(Mutex::new(spool));
+    // The file spool, or any other store.
+    let spool: Arc<Mutex<dyn Store>> = Arc::new(Mutex::new(store));
+    let arrivals = Arc::new(Mutex::new(0u64));
     let arrived = Arc::new(Condvar::new());
-    let wake_planner = arrived.clone();
+    let (count, wake_planner) = (arrivals.clone(), arrived.clone());
     let commit = Arc::new(GroupCommit::start(spool.clone(), move || {
-        wake_planner.notify_all()
+        *lock(&count) += 1;
+        wake_planner.notify_all();
     })?);
     let metrics = Arc::new(Metrics::new());
     let front = Arc::new(Front {
@@ -179,6 +185,7 @@ pub fn run(
         metrics,
         stopping: AtomicBool::new(false),
         spool,
+        arrivals,
         arrived,
         engine: Mutex::new(Engine {
             scheduler: Scheduler::new(pacing.rules()),
@@ -233,21 +240,28 @@ pub fn run(
     // decoded and handed to the scheduler under its destination.
     let mut seen = 0;
     while !shared.stopping() {
+        // Taken before looking: an arrival after it is never missed.
+        let arrivals = *lock(&shared.arrivals);
         let fresh = {
-            let mut spool = lock(&shared.spool);
-            while spool.last_id() <= seen && !shared.stopping() {
-                spool = shared
-                    .arrived
-                    .wait_timeout(spool, Duration::from_secs(1))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
+            let spool = lock(&shared.spool);
             // Read and marked seen under one lock: nothing accepted between.
-            let fresh = spool.pending_after(seen);
+            let fresh = (spool.last_id() > seen).then(|| spool.pending_after(seen));
             seen = spool.last_id();
             fresh
         };
-        plan(&shared, fresh);
+        match fresh {
+            Some(fresh) => plan(&shared, fresh),
+            None => {
+                let mut now = lock(&shared.arrivals);
+                while *now == arrivals && !shared.stopping() {
+                    now = shared
+                        .arrived
+                        .wait_timeout(now, Duration::from_secs(1))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
     }
     for worker in delivering {
         let _ = worker.join();
@@ -273,7 +287,7 @@ impl Shared {
     fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         // Under each lock, so no waiter misses it between check and wait.
-        drop(lock(&self.spool));
+        drop(lock(&self.arrivals));
         self.arrived.notify_all();
         drop(lock(&self.engine));
         self.changed.notify_all();
@@ -314,15 +328,15 @@ fn aggregate(shared: &Shared, topics: &Handlers) {
         let mut next = now + 1_000;
         let due: Vec<(String, Window)> = lock(&shared.spool)
             .windows()
-            .iter()
+            .into_iter()
             .filter_map(|(handler, window)| {
-                let ends = match topics.aggregate(handler) {
+                let ends = match topics.aggregate(&handler) {
                     Some(spec) => window.ends_ms(spec),
                     // Its handler file is gone: the window closes unsent.
                     None => now,
                 };
                 if ends <= now {
-                    Some((handler.clone(), window.clone()))
+                    Some((handler, window))
                 } else {
                     next = next.min(ends);
                     None
@@ -368,7 +382,7 @@ fn close_window(shared: &Shared, topics: &Handlers, handler: &str, window: &Wind
             "no aggregate handler has this id any more; its window closes unsent"
         );
     }
-    let closed = lock(&shared.spool).emit_unsynced(handler, accepts, collects);
+    let closed = lock(&shared.spool).emit(handler, accepts, collects);
     match closed
         .map_err(|e| anyhow::anyhow!("{e}"))
         .and_then(|(ids, ticket)| {
@@ -625,7 +639,7 @@ fn finish(shared: &Shared, channel: &str, done: Finished) {
     }
     // Workers ending alerts at once share fsyncs, as intake does; the
     // ending is on disk before the alert's next event is sent.
-    let recorded = lock(&shared.spool).finish_unsynced(done);
+    let recorded = lock(&shared.spool).finish(done);
     if let Err(e) = recorded.and_then(|ticket| Ok(shared.commit.wait(ticket)?)) {
         error!(alert = id, "recording the end of the alert failed: {e:#}");
     }

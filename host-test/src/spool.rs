@@ -182,6 +182,11 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// A store's ticket for write number `record` (of alert `id`, or 0).
+    pub fn new(id: u64, record: u64) -> Ticket {
+        Ticket { id, record }
+    }
+
     /// Its record's number since the spool opened: every record up to it
     /// is on disk once the journal is synced after it was written.
     pub(crate) fn record(&self) -> u64 {
