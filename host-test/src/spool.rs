@@ -575,10 +575,7 @@ impl Spool {
                         handler,
                         start_ms,
                         event,
-                    } => windows
-                        .entry(handler)
-                        .or_insert_with(|| Window::open(start_ms))
-                        .add(event),
+                    } => collect_into(&mut windows, handler, start_ms, event),
                     Record::Window { handler, window } => {
                         windows.insert(handler, window);
                     }
@@ -587,25 +584,14 @@ impl Spool {
                         accepts,
                         collects,
                     } => {
-                        windows.remove(&handler);
-                        for a in accepts {
-                            next_id = next_id.max(a.id + 1);
-                            pending.insert(
-                                a.id,
-                                Pending {
-                                    id: a.id,
-                                    at: a.at,
-                                    alert: a.alert,
-                                    options: a.options,
-                                },
-                            );
-                        }
-                        for (other, start_ms, event) in collects {
-                            windows
-                                .entry(other)
-                                .or_insert_with(|| Window::open(start_ms))
-                                .add(event);
-                        }
+                        emit_into(
+                            &mut windows,
+                            &mut pending,
+                            &mut next_id,
+                            &handler,
+                            accepts,
+                            collects,
+                        );
                     }
                 }
             }
@@ -706,10 +692,7 @@ impl Spool {
         };
         let line = serde_json::to_string(&record).map_err(|e| SpoolError::Io(e.into()))?;
         self.write_within_limit(&line)?;
-        self.windows
-            .entry(handler.to_string())
-            .or_insert_with(|| Window::open(start_ms))
-            .add(event);
+        collect_into(&mut self.windows, handler.to_string(), start_ms, event);
         Ok(Ticket {
             id: 0,
             record: self.written,
@@ -755,27 +738,14 @@ impl Spool {
         };
         let line = serde_json::to_string(&record).map_err(|e| SpoolError::Io(e.into()))?;
         self.write_within_limit(&line)?;
-        self.windows.remove(handler);
-        let mut ids = Vec::with_capacity(accepts.len());
-        for a in accepts {
-            self.next_id = self.next_id.max(a.id + 1);
-            ids.push(a.id);
-            self.pending.insert(
-                a.id,
-                Pending {
-                    id: a.id,
-                    at: a.at,
-                    alert: a.alert,
-                    options: a.options,
-                },
-            );
-        }
-        for (other, start_ms, event) in collects {
-            self.windows
-                .entry(other)
-                .or_insert_with(|| Window::open(start_ms))
-                .add(event);
-        }
+        let ids = emit_into(
+            &mut self.windows,
+            &mut self.pending,
+            &mut self.next_id,
+            handler,
+            accepts,
+            collects,
+        );
         Ok((
             ids,
             Ticket {
@@ -1047,6 +1017,52 @@ impl Spool {
         self.synced = self.written;
         Ok(())
     }
+}
+
+/// Applies a `collect` record: the event joins `handler`'s window, which
+/// opens at `start_ms` if none is open. Live and at replay alike.
+fn collect_into(
+    windows: &mut BTreeMap<String, Window>,
+    handler: String,
+    start_ms: u64,
+    event: Collected,
+) {
+    windows
+        .entry(handler)
+        .or_insert_with(|| Window::open(start_ms))
+        .add(event);
+}
+
+/// Applies an `emit` record: `handler`'s window closes, its alerts become
+/// pending, its collections join their windows. Live and at replay alike;
+/// the new alerts' ids.
+fn emit_into(
+    windows: &mut BTreeMap<String, Window>,
+    pending: &mut BTreeMap<u64, Pending>,
+    next_id: &mut u64,
+    handler: &str,
+    accepts: Vec<NewAlert>,
+    collects: Vec<(String, u64, Collected)>,
+) -> Vec<u64> {
+    windows.remove(handler);
+    let mut ids = Vec::with_capacity(accepts.len());
+    for a in accepts {
+        *next_id = (*next_id).max(a.id + 1);
+        ids.push(a.id);
+        pending.insert(
+            a.id,
+            Pending {
+                id: a.id,
+                at: a.at,
+                alert: a.alert,
+                options: a.options,
+            },
+        );
+    }
+    for (other, start_ms, event) in collects {
+        collect_into(windows, other, start_ms, event);
+    }
+    ids
 }
 
 /// Takes the spool directory's lock: one process writes a spool at a time.
