@@ -319,6 +319,27 @@ fn wave_level(level: Level) -> &'static str {
     }
 }
 
+/// `wasmtime run --invoke INVOKE` of the component configured by
+/// `SLACK_HANDLER_CONFIG=config`, with `extra` arguments (`--env`, `--dir`);
+/// its stdout, which must be an `ok(...)`.
+fn run_stock(cli: &Path, config: &str, extra: &[&str], invoke: &str) -> String {
+    let out = Command::new(cli)
+        .args(["run", "-S", "http", "--env"])
+        .arg(format!("SLACK_HANDLER_CONFIG={config}"))
+        .args(extra)
+        .args(["--invoke", invoke])
+        .arg(COMPONENT_PATH)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.starts_with("ok("),
+        "wasmtime run failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// An `alert-event` in WAVE, as `wasmtime run --invoke` takes it.
 fn wave_event(e: &AlertEvent) -> String {
     use host_test::runtime::FieldValue;
@@ -399,19 +420,7 @@ fn the_stock_wasmtime_cli_renders_the_same_request() {
         "preview-alert({}, [(\"layout\", \"blocks\"), (\"mention\", \"here\")])",
         wave_event(&e)
     );
-    let out = Command::new(&cli)
-        .args(["run", "-S", "http", "--env"])
-        .arg(format!("SLACK_HANDLER_CONFIG={config}"))
-        .args(["--invoke", &invoke])
-        .arg(COMPONENT_PATH)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.starts_with("ok("),
-        "wasmtime run failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_stock(&cli, &config, &[], &invoke);
     let stock: Value = serde_json::from_str(&wave_string_field(&stdout, "body")).unwrap();
     let (url, ours) = preview(
         &config,
@@ -471,20 +480,17 @@ fn the_stock_wasmtime_cli_reads_secrets_through_env_and_dir() {
         "handle-alert({}, [])",
         wave_event(&alert("cpu-critical.json"))
     );
-    let out = Command::new(&cli)
-        .args(["run", "-S", "http", "--env"])
-        .arg(format!("SLACK_HANDLER_CONFIG={config}"))
-        .args(["--env", "KAPACITOR_SLACK_0_CHANNEL=#from-env"])
-        .args(["--dir", &format!("{path}::{path}")])
-        .args(["--invoke", &invoke])
-        .arg(COMPONENT_PATH)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.starts_with("ok("),
-        "wasmtime run failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
+    let dir = format!("{path}::{path}");
+    run_stock(
+        &cli,
+        &config,
+        &[
+            "--env",
+            "KAPACITOR_SLACK_0_CHANNEL=#from-env",
+            "--dir",
+            &dir,
+        ],
+        &invoke,
     );
     let request = &slack.requests()[0];
     assert_eq!(
