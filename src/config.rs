@@ -752,6 +752,24 @@ mod tests {
 "##;
 
     #[test]
+    fn a_section_template_is_bounded_as_an_option_is() {
+        let section = |key: &str, template: &str| {
+            format!("[slack]\nenabled = true\nurl = \"https://slack.test/api/chat.postMessage\"\nlayout = \"blocks\"\n{key} = '{template}'\n")
+        };
+        let e = err(&section("footer", &"f".repeat(8_193)));
+        assert!(
+            e.ends_with(
+                "`footer`: the template is 8,193 bytes; the most a template may have is 8,192"
+            ),
+            "{e}"
+        );
+        assert!(e.starts_with("line 5,"), "{e}");
+        let deep = format!("{}x{}", "{{#if a}}".repeat(17), "{{/if}}".repeat(17));
+        let e = err(&section("title", &deep));
+        assert!(e.contains("`title`: the template nests"), "{e}");
+    }
+
+    #[test]
     fn seed_configuration_parses() {
         let c = Config::parse(SEED).unwrap();
         assert_eq!(c.form, Form::Array);

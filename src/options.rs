@@ -159,6 +159,7 @@ fn unknown(key: &str, known: &[&str]) -> HandlerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::{MAX_TEMPLATE_BYTES, MAX_TEMPLATE_NESTING};
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
@@ -226,6 +227,56 @@ mod tests {
             matches!(&e, HandlerError::InvalidOption(m) if m.starts_with("`title`: template error at line 1")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn an_over_long_template_option_names_the_key_and_the_limit() {
+        let e = HandlerOptions::parse(&pairs(&[("title", &"t".repeat(9_312))])).unwrap_err();
+        assert_eq!(
+            e,
+            HandlerError::InvalidOption(
+                "`title`: the template is 9,312 bytes; the most a template may have is 8,192"
+                    .into()
+            )
+        );
+        let fields = format!(
+            r#"[{{"title":"t","value":"{}"}}]"#,
+            "v".repeat(MAX_TEMPLATE_BYTES)
+        );
+        let e = HandlerOptions::parse(&pairs(&[("fields", &fields)])).unwrap_err();
+        assert!(
+            matches!(&e, HandlerError::InvalidOption(m) if m == "`fields` is 8,218 bytes; the most it may have, its templates and their JSON together, is 8,192"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_over_deep_template_option_names_the_key_and_the_limit() {
+        let deep = format!("{}x{}", "{{#if a}}".repeat(17), "{{/if}}".repeat(17));
+        let e = HandlerOptions::parse(&pairs(&[("text", &deep)])).unwrap_err();
+        assert!(
+            matches!(&e, HandlerError::InvalidOption(m) if m.starts_with("`text`: the template nests") && m.ends_with("the most a template may nest is 16")),
+            "{e:?}"
+        );
+        let fields = format!(r#"[{{"title":"t","value":"{deep}"}}]"#);
+        let e = HandlerOptions::parse(&pairs(&[("fields", &fields)])).unwrap_err();
+        assert!(
+            matches!(&e, HandlerError::InvalidOption(m) if m.starts_with("`fields` item 1 `value`: the template nests")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn template_options_at_the_limits_are_accepted() {
+        let long = "t".repeat(MAX_TEMPLATE_BYTES);
+        let deep = format!(
+            "{}x{}",
+            "{{#if a}}".repeat(MAX_TEMPLATE_NESTING),
+            "{{/if}}".repeat(MAX_TEMPLATE_NESTING)
+        );
+        let o = HandlerOptions::parse(&pairs(&[("title", &long), ("text", &deep)])).unwrap();
+        assert_eq!(o.style.title.unwrap().source(), long);
+        assert_eq!(o.style.text.unwrap().source(), deep);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! option wins. None of them set means Kapacitor's message, byte for byte.
 
 use crate::event::Level;
-use crate::template::Template;
+use crate::template::{grouped, Template, MAX_TEMPLATE_BYTES};
 
 /// Every key, as a `[[slack]]` key and a handler option.
 pub const KEYS: [&str; 14] = [
@@ -154,7 +154,18 @@ impl Style {
             "pretext" => template(&mut self.pretext)?,
             "footer" => template(&mut self.footer)?,
             "color" => template(&mut self.color)?,
-            "fields" => self.fields = Some(fields_from_json(value, compile)?),
+            "fields" => {
+                // Each item's templates are bounded when compiled; the whole
+                // list is bounded here, or its number of items would not be.
+                if value.len() > MAX_TEMPLATE_BYTES {
+                    return Err(format!(
+                        "`fields` is {} bytes; the most it may have, its templates and their JSON together, is {}",
+                        grouped(value.len()),
+                        grouped(MAX_TEMPLATE_BYTES)
+                    ));
+                }
+                self.fields = Some(fields_from_json(value, compile)?)
+            }
             "icon-url" => {
                 if !(value.starts_with("https://") || value.starts_with("http://")) {
                     return Err("`icon-url` must be an http or https URL".to_string());

@@ -20,11 +20,36 @@ use serde_json::{json, Map, Value};
 use crate::event::{AlertEvent, FieldValue, Level};
 use crate::timefmt;
 
+/// The most bytes of text one template may have: each template given as a
+/// handler option (`title`, `title-link`, `text`, `pretext`, `footer`,
+/// `color`, each `fields` item, and the `fields` option as a whole) and each
+/// of a `[[slack]]` section's. Longer text is refused before it is compiled:
+/// a compiled template takes up to about 100 times its text in memory, and
+/// Slack shows at most 3,000 characters of a section anyway.
+pub const MAX_TEMPLATE_BYTES: usize = 8 * 1024;
+
+/// The deepest one template may nest blocks (`{{#if}}`, `{{#each}}`, any
+/// `{{#…}}`) and brackets inside `{{ }}` (subexpressions `( )`, literals
+/// `[ ]` and `{ }`), counted together. Deeper is refused before it is
+/// compiled: the template parser recurses once a level, and in the
+/// component nothing guards its stack.
+pub const MAX_TEMPLATE_NESTING: usize = 16;
+
+/// The most option templates the instance keeps compiled.
+pub const MAX_CACHED_TEMPLATES: usize = 256;
+
+/// The most template text, in bytes, the option templates kept compiled may
+/// have together. A compiled template can take about 100 times its text
+/// (measured on a 64-bit host; less in the 32-bit component), so this keeps
+/// the cache under some 25 MiB at worst, well inside an instance's 64 MiB,
+/// while still holding hundreds of ordinary templates.
+pub const MAX_CACHED_TEMPLATE_BYTES: usize = 256 * 1024;
+
 /// A compiled template and its source. Two templates are equal when their
 /// sources are; a clone shares the compiled form.
 #[derive(Clone)]
 pub struct Template {
-    source: String,
+    source: Arc<str>,
     compiled: Arc<handlebars::Template>,
 }
 
@@ -53,13 +78,12 @@ pub fn compilations() -> usize {
     COMPILATIONS.with(std::cell::Cell::get)
 }
 
-/// The most option templates kept compiled; past it the cache starts over.
-const CACHE_LIMIT: usize = 256;
-
 impl Template {
-    /// Compiles `source`. The error names the line and column inside the
-    /// template and what is wrong there.
+    /// Compiles `source`. Text over [`MAX_TEMPLATE_BYTES`] or nesting over
+    /// [`MAX_TEMPLATE_NESTING`] is refused before compiling; any other error
+    /// names the line and column inside the template and what is wrong there.
     pub fn compile(source: &str) -> Result<Template, String> {
+        check_bounds(source)?;
         COMPILATIONS.with(|n| n.set(n.get() + 1));
         let compiled = handlebars::Template::compile(source).map_err(|e| {
             let reason = e.reason().to_string();
@@ -71,30 +95,32 @@ impl Template {
             }
         })?;
         Ok(Template {
-            source: source.to_string(),
+            source: source.into(),
             compiled: Arc::new(compiled),
         })
     }
 
     /// Compiles `source` once per instance: handler options carry their
     /// templates with every alert, and a handler's options repeat, so each
-    /// distinct source is compiled the first time it is seen.
+    /// distinct source is compiled the first time it is seen and kept while
+    /// the cache's bounds allow.
     pub fn compile_cached(source: &str) -> Result<Template, String> {
-        static CACHE: OnceLock<Mutex<HashMap<String, Template>>> = OnceLock::new();
-        let cache = CACHE.get_or_init(Default::default);
+        static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+        let cache = CACHE.get_or_init(|| {
+            Mutex::new(Cache::new(MAX_CACHED_TEMPLATES, MAX_CACHED_TEMPLATE_BYTES))
+        });
         if let Some(t) = cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(source)
         {
-            return Ok(t.clone());
+            return Ok(t);
         }
         let template = Template::compile(source)?;
-        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(source.to_string(), template.clone());
+        cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(template.clone());
         Ok(template)
     }
 
@@ -113,6 +139,287 @@ impl Template {
             .renders(registry, context, &mut RenderContext::new(None))
             .map_err(|e| e.to_string())
     }
+}
+
+/// Compiled templates by source, bounded by count and by the bytes of
+/// their sources; past either bound the least recently used go first, so
+/// a stream of new templates cannot push out the ones every alert uses.
+struct Cache {
+    entries: HashMap<Arc<str>, Cached>,
+    bytes: usize,
+    clock: u64,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+struct Cached {
+    template: Template,
+    used: u64,
+}
+
+impl Cache {
+    fn new(max_entries: usize, max_bytes: usize) -> Cache {
+        Cache {
+            entries: HashMap::new(),
+            bytes: 0,
+            clock: 0,
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    fn get(&mut self, source: &str) -> Option<Template> {
+        self.clock += 1;
+        let entry = self.entries.get_mut(source)?;
+        entry.used = self.clock;
+        Some(entry.template.clone())
+    }
+
+    fn insert(&mut self, template: Template) {
+        let size = template.source.len();
+        if size > self.max_bytes || self.entries.contains_key(&template.source) {
+            return;
+        }
+        while !self.entries.is_empty()
+            && (self.entries.len() >= self.max_entries || self.bytes + size > self.max_bytes)
+        {
+            self.evict_least_recently_used();
+        }
+        self.clock += 1;
+        self.bytes += size;
+        let used = self.clock;
+        self.entries
+            .insert(template.source.clone(), Cached { template, used });
+    }
+
+    fn evict_least_recently_used(&mut self) {
+        let oldest = self
+            .entries
+            .iter()
+            .min_by_key(|(_, c)| c.used)
+            .map(|(source, _)| source.clone());
+        if let Some(source) = oldest {
+            self.entries.remove(&source);
+            self.bytes -= source.len();
+        }
+    }
+}
+
+/// Refuses a template over [`MAX_TEMPLATE_BYTES`] or
+/// [`MAX_TEMPLATE_NESTING`], in words that name the limit.
+fn check_bounds(source: &str) -> Result<(), String> {
+    if source.len() > MAX_TEMPLATE_BYTES {
+        return Err(format!(
+            "the template is {} bytes; the most a template may have is {}",
+            grouped(source.len()),
+            grouped(MAX_TEMPLATE_BYTES)
+        ));
+    }
+    if nests_deeper_than(source.as_bytes(), MAX_TEMPLATE_NESTING) {
+        return Err(format!(
+            "the template nests blocks (`{{{{#…}}}}`) and brackets more than {MAX_TEMPLATE_NESTING} deep; the most a template may nest is {MAX_TEMPLATE_NESTING}"
+        ));
+    }
+    Ok(())
+}
+
+/// `n` with a comma between thousands: `8,192`.
+pub(crate) fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether the template parser would nest deeper than `limit` on `src`:
+/// blocks (`{{#…}}` … `{{/…}}`) and, inside `{{ }}`, brackets.
+///
+/// One pass, no recursion, so the check itself cannot be made deep. It
+/// reads the template as the parser does where that is simple: text with
+/// its `\{{` escapes, comments, strings, `[…]` path segments. After
+/// anything else that could hide a closing `{{/…}}` or bracket from a
+/// simple reading (a raw block `{{{{`, a partial `{{>`, an object literal,
+/// a `[…]` holding quotes or brackets) it stops reading closes and counts
+/// every opening from there on, which can only overcount.
+fn nests_deeper_than(src: &[u8], limit: usize) -> bool {
+    let at = |i: usize, s: &[u8]| src.get(i..).is_some_and(|rest| rest.starts_with(s));
+    let skip_blank = |mut i: usize| {
+        while src
+            .get(i)
+            .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'~'))
+        {
+            i += 1;
+        }
+        i
+    };
+    let find = |from: usize, s: &[u8]| {
+        src.get(from..)
+            .and_then(|rest| rest.windows(s.len()).position(|w| w == s))
+            .map(|p| from + p)
+    };
+    // Where the next `--}}` is, remembered so that many unclosed `{{!--`
+    // do not each search to the end.
+    let mut long_comment_end: Option<Option<usize>> = None;
+    let mut blocks = 0;
+    let mut i = 0;
+    while i < src.len() {
+        match src[i] {
+            b'\\' => {
+                let run = src[i..].iter().take_while(|&&c| c == b'\\').count();
+                i += run;
+                // `\{{` (and `\{{{{`) is literal text; `\\{{` is a
+                // backslash and then a real `{{`.
+                if run == 1 && at(i, b"{{") {
+                    i += if at(i + 2, b"{{") { 4 } else { 2 };
+                }
+            }
+            b'{' if at(i, b"{{{{") => return openings_exceed(src, i, blocks, limit),
+            b'{' if at(i, b"{{!") => {
+                let long = at(i, b"{{!--").then(|| {
+                    if long_comment_end.is_none_or(|end| end.is_some_and(|e| e < i + 5)) {
+                        long_comment_end = Some(find(i + 5, b"--}}"));
+                    }
+                    long_comment_end.flatten().map(|e| e + 4)
+                });
+                i = match long.flatten() {
+                    Some(end) => end,
+                    None => find(i + 3, b"}}").map_or(src.len(), |e| e + 2),
+                };
+            }
+            b'{' if at(i, b"{{") => {
+                let start = i;
+                let mut j = skip_blank(i + 2);
+                match src.get(j) {
+                    Some(b'#') => {
+                        j = skip_blank(j + 1);
+                        if src.get(j) == Some(&b'>') {
+                            return openings_exceed(src, start, blocks, limit);
+                        }
+                        blocks += 1;
+                        if blocks > limit {
+                            return true;
+                        }
+                    }
+                    Some(b'/') => blocks = usize::saturating_sub(blocks, 1),
+                    Some(b'>') => return openings_exceed(src, start, blocks, limit),
+                    // `{{{ }}}`: the third brace is not a literal.
+                    Some(b'{') => j += 1,
+                    _ => {}
+                }
+                // The expression, up to its `}}`.
+                let mut brackets = 0;
+                loop {
+                    match src.get(j) {
+                        None => return false,
+                        Some(&quote @ (b'"' | b'\'')) => {
+                            j += 1;
+                            while let Some(&c) = src.get(j) {
+                                j += if c == b'\\' { 2 } else { 1 };
+                                if c == quote {
+                                    break;
+                                }
+                            }
+                        }
+                        Some(b'(') => {
+                            brackets += 1;
+                            if blocks + brackets > limit {
+                                return true;
+                            }
+                            j += 1;
+                        }
+                        Some(b')') => {
+                            brackets = usize::saturating_sub(brackets, 1);
+                            j += 1;
+                        }
+                        Some(b'[') => {
+                            // A path segment `[...]` or an array literal:
+                            // both end at the first `]` when nothing in
+                            // between could start a string or a bracket.
+                            let end = src[j + 1..]
+                                .iter()
+                                .position(|c| {
+                                    matches!(
+                                        c,
+                                        b']' | b'"'
+                                            | b'\''
+                                            | b'['
+                                            | b'('
+                                            | b')'
+                                            | b'{'
+                                            | b'}'
+                                            | b'\\'
+                                    )
+                                })
+                                .map(|p| j + 1 + p);
+                            match end {
+                                Some(e) if src[e] == b']' => {
+                                    if blocks + brackets + 1 > limit {
+                                        return true;
+                                    }
+                                    j = e + 1;
+                                }
+                                Some(_) => {
+                                    return openings_exceed(src, j, blocks + brackets, limit)
+                                }
+                                None => return blocks + brackets + 1 > limit,
+                            }
+                        }
+                        Some(b'{') => return openings_exceed(src, j, blocks + brackets, limit),
+                        Some(b'}') if at(j, b"}}") => break,
+                        Some(_) => j += 1,
+                    }
+                }
+                i = j + 2;
+            }
+            _ => i += 1,
+        }
+    }
+    false
+}
+
+/// Whether `depth` plus every opening from `from` on passes `limit`:
+/// `{{#`, `(`, `[` and a `{` that is not part of `{{`. Closings are not
+/// counted, so this is never less than the real depth.
+fn openings_exceed(src: &[u8], from: usize, mut depth: usize, limit: usize) -> bool {
+    let mut i = from;
+    while i < src.len() {
+        match src[i] {
+            b'(' | b'[' => depth += 1,
+            b'{' => {
+                let run = src[i..].iter().take_while(|&&c| c == b'{').count();
+                let mut j = i + run;
+                if run == 1 {
+                    depth += 1;
+                } else {
+                    while src
+                        .get(j)
+                        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'~'))
+                    {
+                        j += 1;
+                    }
+                    if src.get(j) == Some(&b'#') {
+                        depth += 1;
+                    }
+                }
+                i = j.max(i + run);
+                if depth > limit {
+                    return true;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if depth > limit {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Where rendered text lands, which says how `{{ }}` values are escaped.
@@ -355,6 +662,217 @@ mod tests {
         let b = Template::compile_cached("{{level}}!").unwrap();
         assert_eq!(a, b);
         assert!(Template::compile_cached("{{#if}}").is_err());
+    }
+
+    /// `n` blocks nested, opened with `open` and closed with `{{/name}}`,
+    /// with `inside` after each opening.
+    fn nested(n: usize, (open, name): (&str, &str), inside: &str) -> String {
+        let close = format!("{{{{/{name}}}}}");
+        format!(
+            "{}x{}",
+            format!("{open}{inside}").repeat(n),
+            close.repeat(n)
+        )
+    }
+
+    const BLOCKS: [(&str, &str); 5] = [
+        ("{{#if a}}", "if"),
+        ("{{#each tags}}", "each"),
+        ("{{#with tags}}", "with"),
+        ("{{#unless a}}", "unless"),
+        ("{{~# mine a ~}}", "mine"),
+    ];
+
+    #[test]
+    fn a_template_at_the_byte_limit_compiles() {
+        let text = format!("{{{{level}}}}{}", "x".repeat(MAX_TEMPLATE_BYTES - 9));
+        assert_eq!(text.len(), MAX_TEMPLATE_BYTES);
+        assert!(Template::compile(&text).is_ok());
+    }
+
+    #[test]
+    fn a_template_over_the_byte_limit_is_refused_before_compiling() {
+        let before = compilations();
+        let e = Template::compile(&"x".repeat(MAX_TEMPLATE_BYTES + 1)).unwrap_err();
+        assert_eq!(
+            e,
+            "the template is 8,193 bytes; the most a template may have is 8,192"
+        );
+        assert_eq!(compilations(), before);
+    }
+
+    #[test]
+    fn nesting_at_the_limit_compiles_for_every_block_helper() {
+        for block in BLOCKS {
+            let text = nested(MAX_TEMPLATE_NESTING, block, "");
+            assert!(Template::compile(&text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn nesting_one_deeper_is_refused_before_compiling() {
+        let before = compilations();
+        for block in BLOCKS {
+            let e = Template::compile(&nested(MAX_TEMPLATE_NESTING + 1, block, "")).unwrap_err();
+            assert_eq!(
+                e,
+                "the template nests blocks (`{{#…}}`) and brackets more than 16 deep; the most a template may nest is 16",
+                "{block:?}"
+            );
+        }
+        assert_eq!(compilations(), before);
+    }
+
+    #[test]
+    fn blocks_one_after_another_do_not_add_up() {
+        let text = "{{#if a}}{{#each tags}}{{@key}}{{/each}}{{/if}}".repeat(100);
+        assert!(Template::compile(&text).is_ok());
+    }
+
+    #[test]
+    fn brackets_inside_an_expression_count_as_nesting() {
+        let parens = |n: usize| {
+            format!(
+                "{{{{#if {}a{}}}}}x{{{{/if}}}}",
+                "(eq ".repeat(n),
+                " b)".repeat(n)
+            )
+        };
+        assert!(Template::compile(&parens(MAX_TEMPLATE_NESTING - 1)).is_ok());
+        assert!(Template::compile(&parens(MAX_TEMPLATE_NESTING))
+            .unwrap_err()
+            .contains("more than 16 deep"));
+        let arrays = |n: usize| format!("{{{{lookup {}1{} 0}}}}", "[".repeat(n), "]".repeat(n));
+        assert!(Template::compile(&arrays(MAX_TEMPLATE_NESTING)).is_ok());
+        assert!(Template::compile(&arrays(MAX_TEMPLATE_NESTING + 1))
+            .unwrap_err()
+            .contains("more than 16 deep"));
+    }
+
+    /// Text the parser reads as no closing at all, though it holds `{{/if}}`
+    /// or `)`; and whether the check reads it exactly (else it overcounts).
+    const HIDERS: [(&str, bool); 12] = [
+        (r"\{{/if}}", true),
+        (r"\\{{x}}", true),
+        ("{{x \"{{/if}}\"}}", true),
+        ("{{x 'a\\'{{/if}}'}}", true),
+        ("{{x (y \")\" \"{{/if}}\")}}", true),
+        ("{{!-- {{/if}} --}}", true),
+        ("{{! {{/if}}", true),
+        ("{{x.[a b]}}", true),
+        ("{{{{raw}}}}{{/if}}{{{{/raw}}}}", false),
+        ("{{x.[ {{/if}} ]}}", false),
+        ("{{x [\"{{/if}}\" 1]}}", false),
+        ("{{> p \"{{/if}}\"}}", false),
+    ];
+
+    #[test]
+    fn closings_the_parser_does_not_see_do_not_hide_depth() {
+        for (hider, _) in HIDERS {
+            // The parser takes the blocks around the hider as really nested.
+            let at_limit = nested(MAX_TEMPLATE_NESTING, BLOCKS[0], hider);
+            handlebars::Template::compile(&at_limit).unwrap_or_else(|e| panic!("{hider}: {e}"));
+            let deeper = nested(MAX_TEMPLATE_NESTING + 1, BLOCKS[0], hider);
+            let e = Template::compile(&deeper).unwrap_err();
+            assert!(e.contains("more than 16 deep"), "{hider}: {e}");
+        }
+    }
+
+    #[test]
+    fn hostile_text_at_the_byte_limit_is_checked_without_panicking() {
+        for unit in [
+            "{{!--", "{{!", "\\", "{{a [", "{{a \"", "{{{{", "{{#", "{{/", "[", "(", "{{a (",
+            "{{a {",
+        ] {
+            let text: String = unit.repeat(MAX_TEMPLATE_BYTES / unit.len());
+            let _ = Template::compile(&text);
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text made of the template syntax's characters is checked
+        /// without panicking.
+        #[test]
+        fn the_check_takes_any_text(text in "[{}#/()\\[\\]\"'\\\\!~> a=-]{0,300}") {
+            let _ = check_bounds(&text);
+        }
+
+        /// Templates of blocks in any order with text the parser does not
+        /// read as closings between them: the check refuses every one nested
+        /// deeper than the limit, and refuses none within it when it reads
+        /// that text exactly.
+        #[test]
+        fn the_check_never_undercounts_nesting(
+            steps in proptest::collection::vec((0u8..4, 0usize..HIDERS.len()), 0..60),
+        ) {
+            let (mut text, mut open, mut deepest, mut exact) = (String::new(), Vec::new(), 0, true);
+            for (step, hider) in steps {
+                match step {
+                    0 | 1 => {
+                        let name = ["if", "each"][usize::from(step)];
+                        text.push_str(&format!("{{{{#{name} a}}}}"));
+                        open.push(name);
+                        deepest = deepest.max(open.len());
+                    }
+                    2 => {
+                        if let Some(name) = open.pop() {
+                            text.push_str(&format!("{{{{/{name}}}}}"));
+                        }
+                    }
+                    _ => {
+                        text.push_str(HIDERS[hider].0);
+                        exact &= HIDERS[hider].1;
+                    }
+                }
+            }
+            while let Some(name) = open.pop() {
+                text.push_str(&format!("{{{{/{name}}}}}"));
+            }
+            let refused = check_bounds(&text).is_err();
+            if deepest > MAX_TEMPLATE_NESTING {
+                proptest::prop_assert!(refused, "{text}");
+            } else if exact {
+                proptest::prop_assert!(!refused, "{text}");
+                proptest::prop_assert!(handlebars::Template::compile(&text).is_ok(), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_cache_keeps_what_its_byte_bound_allows_and_drops_the_least_recently_used() {
+        let mut cache = Cache::new(MAX_CACHED_TEMPLATES, MAX_CACHED_TEMPLATE_BYTES);
+        let big = |i: usize| format!("{i:05}{}", "x".repeat(MAX_TEMPLATE_BYTES - 5));
+        let fit = MAX_CACHED_TEMPLATE_BYTES / MAX_TEMPLATE_BYTES;
+        for i in 0..fit {
+            cache.insert(Template::compile(&big(i)).unwrap());
+        }
+        assert_eq!(
+            (cache.entries.len(), cache.bytes),
+            (fit, MAX_CACHED_TEMPLATE_BYTES)
+        );
+        assert!(cache.get(&big(0)).is_some());
+        cache.insert(Template::compile(&big(fit)).unwrap());
+        assert_eq!(cache.entries.len(), fit);
+        assert!(cache.bytes <= MAX_CACHED_TEMPLATE_BYTES);
+        assert!(cache.get(&big(1)).is_none(), "the least recently used goes");
+        assert!(cache.get(&big(0)).is_some() && cache.get(&big(fit)).is_some());
+        // Small templates take the room of one big one, as many as fit.
+        for i in 0..100 {
+            cache.insert(Template::compile(&format!("{i} {{{{level}}}}")).unwrap());
+        }
+        assert!(cache.bytes <= MAX_CACHED_TEMPLATE_BYTES);
+        assert!(cache.get("99 {{level}}").is_some());
+    }
+
+    #[test]
+    fn the_cache_keeps_at_most_its_count() {
+        let mut cache = Cache::new(MAX_CACHED_TEMPLATES, MAX_CACHED_TEMPLATE_BYTES);
+        for i in 0..=MAX_CACHED_TEMPLATES {
+            cache.insert(Template::compile(&format!("{i}")).unwrap());
+        }
+        assert_eq!(cache.entries.len(), MAX_CACHED_TEMPLATES);
+        assert!(cache.get("0").is_none());
+        assert!(cache.get(&MAX_CACHED_TEMPLATES.to_string()).is_some());
     }
 
     #[test]
