@@ -216,9 +216,13 @@ fn from_error_code(code: ErrorCode, authority: &str) -> HandlerError {
         E::ConnectionRefused => HandlerError::Transport(at("connection refused".into())),
         E::ConnectionTerminated => HandlerError::Transport(at("connection reset".into())),
         E::ConnectionTimeout => HandlerError::Transport(at("connection timed out".into())),
-        E::ConnectionReadTimeout | E::HttpResponseTimeout => {
+        E::ConnectionReadTimeout => {
             HandlerError::Transport(at("timed out waiting for the answer".into()))
         }
+        // The host's whole-answer deadline: the answer kept coming, too slowly.
+        E::HttpResponseTimeout => HandlerError::Transport(at(
+            "the answer did not complete within the host's response deadline".into(),
+        )),
         E::ConnectionWriteTimeout => HandlerError::Transport(at("timed out sending".into())),
         E::ConnectionLimitReached => HandlerError::Transport(at("connection limit reached".into())),
         E::HttpResponseIncomplete => HandlerError::Transport(at("the answer was cut off".into())),

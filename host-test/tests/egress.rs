@@ -181,3 +181,83 @@ fn the_host_caps_response_timeouts_for_silent_and_stalling_servers() {
         }
     }
 }
+
+/// A server that reads the request, then sends `head` and `body`, the part
+/// named by `trickled` a byte every 100 ms (far inside any between-bytes
+/// timeout).
+fn trickling_server(trickled: &'static str) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = r#"{"ok":true,"channel":"CC","ts":"1.000001","message":{"text":"a long enough answer to trickle"}}"#;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: {}\r\nContent-Length: {}\r\n\r\n",
+        "p".repeat(40),
+        body.len()
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let head = head.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                let _ = stream.read(&mut buf);
+                for (part, text) in [("head", head.as_str()), ("body", body)] {
+                    if part != trickled {
+                        let _ = stream.write_all(text.as_bytes());
+                        continue;
+                    }
+                    for b in text.bytes() {
+                        if stream.write_all(&[b]).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_answer_trickled_past_the_response_deadline_is_a_transport_error() {
+    let net = NetSettings {
+        response_deadline: std::time::Duration::from_millis(800),
+        ..NetSettings::default()
+    };
+    let (runtime, log) = logging(net);
+    for (trickled, said) in [
+        (
+            "head",
+            "the answer did not complete within the host's response deadline",
+        ),
+        ("body", "HTTP response timeout"),
+    ] {
+        let addr = trickling_server(trickled);
+        let config = format!(
+            "[slack]\nenabled = true\nurl = \"http://{addr}/api/chat.postMessage\"\ntoken = \"xoxb-t\"\nchannel = \"#c\"\n"
+        );
+        let mut plugin = configured_on(&runtime, &config);
+        let started = std::time::Instant::now();
+        let outcome = plugin
+            .handle_alert(&event("x", Level::Critical), &[])
+            .unwrap();
+        let took = started.elapsed();
+        match outcome {
+            Err(HandlerError::Transport(m)) => assert!(m.contains(said), "{trickled}: {m}"),
+            other => panic!("{trickled}: expected a transport error, got {other:?}"),
+        }
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "{trickled}: ended after {took:?}"
+        );
+        let log = log.lock().unwrap();
+        assert!(
+            log.iter().any(|l| l.contains(&format!(
+                "did not complete within the 800ms response deadline (its {trickled} was still arriving)"
+            ))),
+            "{log:?}"
+        );
+    }
+}

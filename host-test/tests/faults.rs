@@ -448,6 +448,66 @@ fn every_fault_through_serve_ends_as_it_should() {
     run_fault_script();
 }
 
+#[test]
+fn an_answer_trickled_past_the_response_deadline_is_retried_and_delivered() {
+    let slack = MockSlack::start().unwrap();
+    // The first answer's body comes a byte a second: every byte is within
+    // the 30 s between-bytes timeout, the whole answer is not within 2 s.
+    let trickled = ok();
+    slack.push_fault(Fault::SlowBody {
+        chunks: trickled.body.len(),
+        reply: trickled,
+        pause: Duration::from_secs(1),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &common::web_api_config(&slack));
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &["--response-deadline-secs", "2", "--deadline-secs", "20"],
+    );
+    let started = Instant::now();
+    assert_eq!(server.post(&alert("trickled")).0, 202);
+    wait_until("the ending", || !finished(&server).is_empty());
+    let took = started.elapsed();
+    let ended = &finished(&server)[0];
+    assert_eq!(ended["status"], "delivered", "{ended}");
+    assert_eq!(ended["attempts"], 2, "{ended}");
+    // Ended by the response deadline, not the call's.
+    assert!(took < Duration::from_secs(10), "delivered after {took:?}");
+    let logged = server.logged();
+    assert!(
+        logged.contains("did not complete within the 2s response deadline")
+            && logged.contains("attempt failed; will retry alert=1 attempt=1")
+            && logged.contains("(transport, retrying can help)"),
+        "{logged}"
+    );
+    assert_eq!(slack.requests().len(), 2);
+}
+
+#[test]
+fn a_response_deadline_not_below_the_call_deadline_is_refused() {
+    let out = host_test(&[
+        "serve",
+        "--config",
+        "/nonexistent.conf",
+        "--listen",
+        "127.0.0.1:0",
+        "--spool",
+        "/nonexistent/spool",
+        "--response-deadline-secs",
+        "90",
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(
+            "--response-deadline-secs 90 must be at least 1 and below --deadline-secs 90"
+        ),
+        "{said}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // The secrets sweep.
 

@@ -46,6 +46,12 @@ pub struct NetSettings {
     /// The longest the host waits for an answer to start, and between its
     /// chunks; a guest may ask for less, never more.
     pub response_timeout: Duration,
+    /// The longest a whole answer, head and body, may take from the moment
+    /// the request is handed over: an answer that keeps trickling in ends
+    /// as wasi:http's `HTTP-response-timeout` (a transport error the guest
+    /// reports as retryable) instead of holding its instance until the
+    /// call's deadline. Keep it below that deadline (`host::Limits`).
+    pub response_deadline: Duration,
     /// Keep connections open for the next request (off only to measure).
     pub reuse_connections: bool,
     pub log: Logger,
@@ -61,6 +67,7 @@ impl Default for NetSettings {
             proxy: ProxyConfig::default(),
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(30),
+            response_deadline: Duration::from_secs(30),
             reuse_connections: true,
             log: Arc::new(|line| eprintln!("host: {line}")),
             opened: Arc::new(AtomicU64::new(0)),
@@ -117,6 +124,7 @@ pub struct NetPolicy {
     connect_to: Arc<ConnectTo>,
     log: Logger,
     response_timeout: Duration,
+    response_deadline: Duration,
 }
 
 /// Where one workspace's requests go, as the host's network layer needs
@@ -144,6 +152,7 @@ impl NetPolicy {
             connect_to: Arc::new(settings.connect_to.clone()),
             log: settings.log.clone(),
             response_timeout: settings.response_timeout,
+            response_deadline: settings.response_deadline,
         })
     }
 
@@ -222,12 +231,26 @@ impl NetPolicy {
             };
             let first_byte = cap(options.and_then(|o| o.first_byte_timeout));
             let between_bytes = cap(options.and_then(|o| o.between_bytes_timeout));
-            let response = match tokio::time::timeout(first_byte, client.request(request)).await {
-                Err(_) => return Err(Error::ConnectionReadTimeout),
+            let now = tokio::time::Instant::now();
+            let deadline = Deadline {
+                at: now + this.response_deadline,
+                after: this.response_deadline,
+                origin: origin.clone(),
+                log: this.log.clone(),
+            };
+            let first_byte_first = first_byte < this.response_deadline;
+            let head_by = if first_byte_first {
+                now + first_byte
+            } else {
+                deadline.at
+            };
+            let response = match tokio::time::timeout_at(head_by, client.request(request)).await {
+                Err(_) if first_byte_first => return Err(Error::ConnectionReadTimeout),
+                Err(_) => return Err(deadline.passed("head")),
                 Ok(Err(e)) => return Err(this.failure(&origin, &e)),
                 Ok(Ok(response)) => response,
             };
-            Ok(response.map(|body| BetweenBytes::new(body, between_bytes).boxed_unsync()))
+            Ok(response.map(|body| TimedBody::new(body, between_bytes, deadline).boxed_unsync()))
         }
     }
 
@@ -285,25 +308,53 @@ fn broken_connection(error: &(dyn StdError + 'static)) -> Option<Error> {
     (hyper.is_incomplete_message() || hyper.is_closed()).then_some(Error::HttpResponseIncomplete)
 }
 
-/// A response body that fails with a read timeout when no data comes for
-/// `timeout` (a server that starts answering and then stalls).
-struct BetweenBytes {
-    inner: hyper::body::Incoming,
-    timeout: Duration,
-    idle: Pin<Box<tokio::time::Sleep>>,
+/// When a whole answer must have arrived, and whom to tell when it has not.
+struct Deadline {
+    at: tokio::time::Instant,
+    /// How long it was, for the log.
+    after: Duration,
+    origin: Origin,
+    log: Logger,
 }
 
-impl BetweenBytes {
-    fn new(inner: hyper::body::Incoming, timeout: Duration) -> Self {
-        BetweenBytes {
+impl Deadline {
+    /// The error for an answer whose `part` (head or body) was still coming
+    /// at the deadline, logged with the deadline's length: the guest's code
+    /// has no room for it.
+    fn passed(&self, part: &str) -> Error {
+        (self.log)(&format!(
+            "the answer from {} did not complete within the {:?} response deadline (its {part} was still arriving)",
+            self.origin, self.after
+        ));
+        Error::HttpResponseTimeout
+    }
+}
+
+/// A response body under the host's timeouts: a read timeout when no data
+/// comes for `between_bytes` (a server that starts answering and then
+/// stalls), a response timeout when it has not all come by the deadline (a
+/// server that trickles, resetting every between-bytes timer).
+struct TimedBody {
+    inner: hyper::body::Incoming,
+    between_bytes: Duration,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    deadline: Deadline,
+    whole: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl TimedBody {
+    fn new(inner: hyper::body::Incoming, between_bytes: Duration, deadline: Deadline) -> Self {
+        TimedBody {
             inner,
-            timeout,
-            idle: Box::pin(tokio::time::sleep(timeout)),
+            between_bytes,
+            idle: Box::pin(tokio::time::sleep(between_bytes)),
+            whole: Box::pin(tokio::time::sleep_until(deadline.at)),
+            deadline,
         }
     }
 }
 
-impl Body for BetweenBytes {
+impl Body for TimedBody {
     type Data = bytes::Bytes;
     type Error = Error;
 
@@ -312,11 +363,14 @@ impl Body for BetweenBytes {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Error>>> {
         let this = self.get_mut();
+        if this.whole.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(this.deadline.passed("body"))));
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle
                     .as_mut()
-                    .reset(tokio::time::Instant::now() + this.timeout);
+                    .reset(tokio::time::Instant::now() + this.between_bytes);
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(body_failure(e)))),
