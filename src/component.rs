@@ -76,6 +76,7 @@ impl Guest for Component {
                 .map(|(name, doc)| wit::Setting {
                     name: name.to_string(),
                     doc: doc.to_string(),
+                    host_only: crate::options::PREVIOUS_KEYS.contains(name),
                 })
                 .collect()
         };

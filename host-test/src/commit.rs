@@ -1,21 +1,26 @@
-//! Group commit: one thread makes the spool's records durable for everyone
-//! waiting on them. A writer appends its record without waiting for the
-//! disk ([`Spool::accept_unsynced`], [`Spool::finish_unsynced`]), then asks
-//! for its ticket; the committer takes every request that came in
-//! meanwhile, makes one fsync that covers them all and answers each. Alone,
-//! a record costs one fsync as before; under load one fsync covers a batch,
-//! and nobody is answered before their record is on disk.
+//! Group commit: one thread makes the store's writes durable for everyone
+//! waiting on them, and the one way serve writes to its store.
+//!
+//! [`GroupCommit::write`] runs a write under the store's lock and registers
+//! its writer before the lock is let go, so the committer knows every
+//! writer of every write it syncs. The committer appends everything staged
+//! meanwhile and fsyncs once for all of them, outside the lock, then
+//! answers each: alone, a write costs one fsync; under load one fsync
+//! covers a batch. A write that the sync could not make durable (a full
+//! disk) is dropped and its writer gets the error: nobody is answered
+//! before their write is on disk, and nothing answered with an error takes
+//! effect.
 //!
 //! Intake awaits the answer without holding a thread (a `202` is sent only
 //! then); workers, on threads of their own, block on it.
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::spool::Ticket;
-use crate::store::Store;
+use crate::store::{Store, SyncStart};
 
 /// The handle; dropping it answers what is queued and stops the committer.
 pub struct GroupCommit {
@@ -24,56 +29,104 @@ pub struct GroupCommit {
 }
 
 struct Inner {
+    store: Arc<Mutex<dyn Store>>,
     queue: Mutex<Queue>,
     wake: Condvar,
 }
 
 #[derive(Default)]
 struct Queue {
+    /// Writers waiting, by the number of their last write.
     waiting: Vec<(u64, oneshot::Sender<io::Result<()>>)>,
-    /// fsyncs made, for tests and metrics.
+    /// fsyncs made, and syncs that failed, for tests and metrics.
     syncs: u64,
+    failures: u64,
     stop: bool,
 }
 
+/// A write's durability, to wait for.
+pub struct Durable(Option<oneshot::Receiver<io::Result<()>>>);
+
+impl Durable {
+    /// Resolves once the write is on disk, or with the error that kept it
+    /// off (then it did not take effect, and must not be acknowledged).
+    pub async fn wait(self) -> io::Result<()> {
+        match self.0 {
+            None => Ok(()),
+            Some(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
+        }
+    }
+
+    /// [`Durable::wait`] for a thread outside the async runtime.
+    pub fn wait_blocking(self) -> io::Result<()> {
+        match self.0 {
+            None => Ok(()),
+            Some(answer) => answer.blocking_recv().unwrap_or_else(|_| Err(stopped())),
+        }
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("the committer stopped")
+}
+
 impl GroupCommit {
-    /// Starts the committer for `spool`; `synced` runs each time a batch is
-    /// on disk, before its writers are answered (serve wakes its planner
-    /// there).
+    /// Starts the committer for `store`; `synced` runs each time writes
+    /// took effect, before their writers are answered (serve wakes its
+    /// planner there).
     pub fn start(
-        spool: Arc<Mutex<dyn Store>>,
+        store: Arc<Mutex<dyn Store>>,
         synced: impl Fn() + Send + 'static,
     ) -> io::Result<GroupCommit> {
         let inner = Arc::new(Inner {
+            store,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
         });
         let shared = inner.clone();
         let committer = std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || shared.run(&spool, synced))?;
+            .spawn(move || shared.run(synced))?;
         Ok(GroupCommit {
             inner,
             committer: Some(committer),
         })
     }
 
-    /// Resolves once `ticket`'s record is on disk, or with the error that
-    /// kept it off (then the alert must not be acknowledged).
-    pub fn durable(&self, ticket: Ticket) -> impl std::future::Future<Output = io::Result<()>> {
-        let answer = self.request(ticket);
-        async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(io::Error::other("the committer stopped")))
-        }
+    /// The store, for reading (writes go through [`GroupCommit::write`]).
+    pub fn store(&self) -> MutexGuard<'_, dyn Store + 'static> {
+        lock(&self.inner.store)
     }
 
-    /// [`GroupCommit::durable`] for a thread outside the async runtime.
-    pub fn wait(&self, ticket: Ticket) -> io::Result<()> {
-        self.request(ticket)
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(io::Error::other("the committer stopped")))
+    /// Runs `write` on the store under its lock, all or nothing (an error
+    /// drops whatever it wrote), and returns its value with what to wait on
+    /// for its writes to be durable.
+    pub fn write<T, E>(
+        &self,
+        write: impl FnOnce(&mut dyn Store) -> Result<T, E>,
+    ) -> Result<(T, Durable), E> {
+        let mut store = self.store();
+        let before = store.written();
+        let value = match write(&mut *store) {
+            Ok(value) => value,
+            Err(e) => {
+                store.rollback(before);
+                return Err(e);
+            }
+        };
+        let after = store.written();
+        if after == before {
+            return Ok((value, Durable(None)));
+        }
+        // Registered before the store's lock is let go: the committer
+        // cannot sync this write without knowing who waits for it.
+        let (tx, rx) = oneshot::channel();
+        let mut queue = self.inner.lock();
+        queue.waiting.push((after, tx));
+        if queue.waiting.len() == 1 {
+            self.inner.wake.notify_one();
+        }
+        Ok((value, Durable(Some(rx))))
     }
 
     /// fsyncs made so far.
@@ -81,15 +134,9 @@ impl GroupCommit {
         self.inner.lock().syncs
     }
 
-    fn request(&self, ticket: Ticket) -> oneshot::Receiver<io::Result<()>> {
-        let (tx, rx) = oneshot::channel();
-        let mut queue = self.inner.lock();
-        queue.waiting.push((ticket.record(), tx));
-        // Only the first request of a batch has to wake the committer.
-        if queue.waiting.len() == 1 {
-            self.inner.wake.notify_one();
-        }
-        rx
+    /// Syncs that failed (their writes dropped) so far.
+    pub fn failures(&self) -> u64 {
+        self.inner.lock().failures
     }
 }
 
@@ -103,16 +150,20 @@ impl Drop for GroupCommit {
     }
 }
 
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.queue)
     }
 
-    fn run(&self, spool: &Mutex<dyn Store>, synced: impl Fn()) {
-        // Records known to be on disk.
-        let mut on_disk = 0;
+    fn run(&self, synced: impl Fn()) {
+        // What was last said about failing writes, and when.
+        let mut complaint: Option<(String, Instant)> = None;
         loop {
-            let batch = {
+            {
                 let mut queue = self.lock();
                 while queue.waiting.is_empty() && !queue.stop {
                     queue = self.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
@@ -120,28 +171,52 @@ impl Inner {
                 if queue.waiting.is_empty() {
                     return;
                 }
-                std::mem::take(&mut queue.waiting)
-            };
-            let needed = batch.iter().map(|(record, _)| *record).max().unwrap_or(0);
-            let result = if needed <= on_disk {
-                Ok(())
-            } else {
-                // Every record in the batch was written before it was asked
-                // for, so one fsync of everything written so far covers them.
-                let point = spool.lock().unwrap_or_else(|e| e.into_inner()).sync_point();
-                let outcome = point.and_then(|point| match point.sync {
-                    Some(sync) => {
-                        self.lock().syncs += 1;
-                        sync().map(|()| point.through)
-                    }
-                    None => Ok(point.through),
-                });
-                outcome.map(|upto| on_disk = on_disk.max(upto))
-            };
-            if result.is_ok() {
-                synced();
             }
-            for (_, reply) in batch {
+            // Every write staged so far has its writer registered.
+            let start = lock(&self.store).begin_sync();
+            let (through, result) = match start {
+                SyncStart::Done { through } => (through, Ok(())),
+                SyncStart::Failed { through, error } => (through, Err(error)),
+                SyncStart::Started { through, sync } => {
+                    self.lock().syncs += 1;
+                    let outcome = sync();
+                    (through, lock(&self.store).end_sync(outcome))
+                }
+            };
+            match &result {
+                Ok(()) => {
+                    if complaint.take().is_some() {
+                        tracing::info!("the spool is written again; intake takes alerts again");
+                    }
+                    synced();
+                }
+                Err(e) => {
+                    self.lock().failures += 1;
+                    let why = lock(&self.store).trouble().unwrap_or_else(|| e.to_string());
+                    // Said when it starts, when the reason changes, and
+                    // every ten seconds while it lasts.
+                    let due = complaint
+                        .as_ref()
+                        .is_none_or(|(said, at): &(String, Instant)| {
+                            *said != why || at.elapsed() >= Duration::from_secs(10)
+                        });
+                    if due {
+                        tracing::error!(
+                            "the spool could not be written, alerts are refused with 503 meanwhile: {why}"
+                        );
+                        complaint = Some((why, Instant::now()));
+                    }
+                }
+            }
+            let answered: Vec<_> = {
+                let mut queue = self.lock();
+                let (done, left) = std::mem::take(&mut queue.waiting)
+                    .into_iter()
+                    .partition(|(record, _)| *record <= through);
+                queue.waiting = left;
+                done
+            };
+            for (_, reply) in answered {
                 let _ = reply.send(match &result {
                     Ok(()) => Ok(()),
                     Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
@@ -156,23 +231,25 @@ mod tests {
     use super::*;
     use crate::spool::Spool;
 
+    fn started(dir: &std::path::Path, limit: u64) -> (Arc<Mutex<dyn Store>>, GroupCommit) {
+        let spool: Arc<Mutex<dyn Store>> = Arc::new(Mutex::new(Spool::open(dir, limit).unwrap()));
+        let commit = GroupCommit::start(spool.clone(), || {}).unwrap();
+        (spool, commit)
+    }
+
     #[test]
     fn concurrent_writers_share_fsyncs_and_every_answered_record_is_on_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Arc::new(Mutex::new(Spool::open(dir.path(), 64 << 20).unwrap()));
-        let commit = Arc::new(GroupCommit::start(spool.clone(), || {}).unwrap());
+        let (spool, commit) = started(dir.path(), 64 << 20);
+        let commit = Arc::new(commit);
         let threads: Vec<_> = (0..16)
             .map(|t| {
-                let (spool, commit) = (spool.clone(), commit.clone());
+                let commit = commit.clone();
                 std::thread::spawn(move || {
                     for n in 0..50 {
                         let alert = format!("{{\"id\":\"{t}-{n}\"}}");
-                        let ticket = spool
-                            .lock()
-                            .unwrap()
-                            .accept_unsynced(&alert, vec![])
-                            .unwrap();
-                        commit.wait(ticket).unwrap();
+                        let (_, durable) = commit.write(|s| s.accept(&alert, vec![])).unwrap();
+                        durable.wait_blocking().unwrap();
                     }
                 })
             })
@@ -191,23 +268,114 @@ mod tests {
     #[tokio::test]
     async fn intake_awaits_its_record_without_a_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Arc::new(Mutex::new(Spool::open(dir.path(), 1 << 20).unwrap()));
+        let spool: Arc<Mutex<dyn Store>> =
+            Arc::new(Mutex::new(Spool::open(dir.path(), 1 << 20).unwrap()));
         let woken = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = woken.clone();
         let commit = GroupCommit::start(spool.clone(), move || {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         })
         .unwrap();
-        let ticket = spool
-            .lock()
-            .unwrap()
-            .accept_unsynced("{\"id\":\"a\"}", vec![])
+        let (_, durable) = commit
+            .write(|s| s.accept("{\"id\":\"a\"}", vec![]))
             .unwrap();
-        commit.durable(ticket).await.unwrap();
+        // Not shown before it is durable.
+        durable.wait().await.unwrap();
+        assert_eq!(commit.store().pending_count(), 1);
         assert_eq!(commit.syncs(), 1);
         assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
         drop(commit);
         drop(spool);
         assert_eq!(Spool::open(dir.path(), 1 << 20).unwrap().pending().len(), 1);
+    }
+
+    #[test]
+    fn a_write_that_fails_part_way_takes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, commit) = started(dir.path(), 64 << 20);
+        let e = commit
+            .write(|s| {
+                s.accept("{\"id\":\"a\"}", vec![])?;
+                s.resend(&[12345])
+            })
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("12345"), "{e}");
+        assert_eq!(spool.lock().unwrap().written(), 0);
+        drop(commit);
+        drop(spool);
+        assert!(Spool::open(dir.path(), 1 << 20)
+            .unwrap()
+            .pending()
+            .is_empty());
+    }
+
+    /// The disk-full run in miniature: 16 writers, a disk whose appends and
+    /// fsyncs fail now and then. Every write answered `Ok` is on disk after
+    /// a reopen; none answered with an error is.
+    #[test]
+    fn every_acknowledged_write_survives_failing_appends_and_fsyncs_and_no_refused_one_does() {
+        use crate::spool::{DiskOp, Settings};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let ops = Arc::new(AtomicU64::new(0));
+        let counter = ops.clone();
+        let settings = Settings {
+            faults: Some(Arc::new(move |op| {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let fails = match op {
+                    DiskOp::Append { .. } => n % 5 == 1,
+                    DiskOp::Sync => n % 7 == 3,
+                    _ => false,
+                };
+                fails.then(|| io::Error::from_raw_os_error(28))
+            })),
+            ..Settings::new(64 << 20)
+        };
+        let spool: Arc<Mutex<dyn Store>> =
+            Arc::new(Mutex::new(Spool::open_with(dir.path(), settings).unwrap()));
+        let commit = Arc::new(GroupCommit::start(spool.clone(), || {}).unwrap());
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let commit = commit.clone();
+                std::thread::spawn(move || {
+                    let (mut kept, mut refused) = (vec![], vec![]);
+                    for n in 0..40 {
+                        let alert = format!("{{\"id\":\"{t}-{n}\"}}");
+                        let (ticket, durable) = commit.write(|s| s.accept(&alert, vec![])).unwrap();
+                        match durable.wait_blocking() {
+                            Ok(()) => kept.push(ticket.id),
+                            Err(_) => refused.push(ticket.id),
+                        }
+                    }
+                    (kept, refused)
+                })
+            })
+            .collect();
+        let (mut kept, mut refused) = (vec![], vec![]);
+        for t in threads {
+            let (k, r) = t.join().unwrap();
+            kept.extend(k);
+            refused.extend(r);
+        }
+        assert!(
+            commit.failures() > 0 && !refused.is_empty(),
+            "faults were hit"
+        );
+        assert!(!kept.is_empty());
+        // What serve would deliver now: exactly the acknowledged.
+        let mut pending = commit
+            .store()
+            .pending_after(0)
+            .iter()
+            .map(|p| p.id)
+            .collect::<Vec<_>>();
+        kept.sort_unstable();
+        pending.sort_unstable();
+        assert_eq!(pending, kept);
+        drop(commit);
+        drop(spool);
+        let reopened = Spool::open(dir.path(), 64 << 20).unwrap();
+        assert_eq!(reopened.pending_ids(), kept, "after a restart too");
     }
 }

@@ -180,23 +180,73 @@ impl Host {
         store.set_epoch_deadline(ticks);
     }
 
-    /// A trap, said so a person knows what happened.
+    /// A trap, said in one line so a person knows what happened (never the
+    /// wasm backtrace: it goes to no record, log line or label).
     pub fn explain(&self, error: wasmtime::Error) -> anyhow::Error {
         let text = format!("{error:?}");
-        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            anyhow::anyhow!(
-                "the component ran past its {:?} deadline and was stopped",
-                self.limits.call_deadline
-            )
+        let trapped = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            Trapped {
+                limit: true,
+                reason: format!(
+                    "the component ran past its {:?} deadline and was stopped",
+                    self.limits.call_deadline
+                ),
+            }
         } else if text.contains("forcing trap when growing memory")
             || text.contains("memory") && text.contains("limit")
         {
-            anyhow::anyhow!(
-                "the component tried to use more than {} MiB of memory and was stopped",
-                self.limits.memory_bytes >> 20
-            )
+            Trapped {
+                limit: true,
+                reason: format!(
+                    "the component tried to use more than {} MiB of memory and was stopped",
+                    self.limits.memory_bytes >> 20
+                ),
+            }
         } else {
-            anyhow::Error::from(error).context("the component trapped")
-        }
+            let what = match error.downcast_ref::<Trap>() {
+                Some(trap) => trap.to_string(),
+                None => error.to_string(),
+            };
+            Trapped {
+                limit: false,
+                reason: format!(
+                    "the component trapped: {}",
+                    what.lines().next().unwrap_or_default()
+                ),
+            }
+        };
+        anyhow::Error::new(trapped)
+    }
+}
+
+/// A call the host stopped: the instance is dead.
+#[derive(Debug)]
+pub struct Trapped {
+    /// Stopped by a limit the host imposes (the deadline, the memory cap),
+    /// not by the component's own fault: another try on a fresh instance
+    /// may succeed.
+    pub limit: bool,
+    /// One line saying what happened.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Trapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Trapped {}
+
+/// One line for a failed call: the trap's reason, else the error's first
+/// line.
+pub fn trap_reason(error: &anyhow::Error) -> String {
+    match error.downcast_ref::<Trapped>() {
+        Some(trapped) => trapped.reason.clone(),
+        None => format!("{error:#}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     }
 }

@@ -3,36 +3,56 @@
 //!
 //! - `POST` (any path): alerts in the intake format (Kapacitor's `post`
 //!   JSON; query parameters are handler options), answered `202 {"id":N}`
-//!   once on disk; `400` naming what is wrong, `401` without the token,
-//!   `408` for a body that trickles in, `413` for one over the limit
+//!   once on disk; `400` naming what is wrong — the alert, an option the
+//!   host reserves (`previous-channel-id`, `previous-ts`), or an option the
+//!   component refuses ([`crate::option_check`]) —, `401` without the
+//!   token, `408` for a body that trickles in, `413` for one over the limit
 //!   (refused on its `Content-Length` before reading it, else after reading
-//!   no more than the limit), `503` when the spool is full.
+//!   no more than the limit), `503` with `Retry-After` when the spool is
+//!   full or could not write it (a full disk): then nothing of the request
+//!   was stored, and sending it again makes no duplicate.
 //! - `POST /?topic=NAME`: published to a topic (`serve --handlers DIR`):
 //!   each handler of the topic whose `match` holds takes it (a delivery, an
 //!   aggregate's collection, a publish to other topics); `202 {"ids": [...],
-//!   "collected": [...]}` once all of it is on disk.
+//!   "collected": [...]}` once all of it is on disk (all of it or none).
 //! - `POST /spool/resend` with `{"failed": true}` or `{"ids": [N, ...]}`:
 //!   failed alerts the spool keeps are accepted again as new alerts,
 //!   `202 {"resent": [{"id": N, "as": M}, ...]}` once on disk; `404` naming
 //!   an id that is not a kept failed alert (then nothing is resent).
-//! - `GET /healthz`, without authentication, for load balancers: ready,
-//!   with the plugins of the directory that did not load and why.
+//! - `GET /healthz`, without authentication, for load balancers: `200`
+//!   ready, or `503` degraded with the reason while the spool cannot be
+//!   written; with the plugins of the directory that did not load and why.
 //! - `GET /metrics`: Prometheus' text format.
-//! - Any other `GET`: the spool (pending alerts, recent endings, messages).
+//! - Any other `GET` (`/spool`): how many entries each of the spool's
+//!   lists holds (`counts`), then a page of each (pending ids, endings
+//!   newest first, alert messages, resendable failures), each with the
+//!   cursor of its next page; `?list=NAME&after=CURSOR` continues one list,
+//!   `?limit=N` (100, at most 1,000) sizes the pages.
 //!
-//! Headers must arrive within the read timeout (an idle keep-alive
-//! connection is closed after it too), and at most `max_connections` are
-//! open at once: more wait in the kernel's backlog.
+//! Connections are accepted as they come, never held back by others, and
+//! kept in two pools (`intake/admission.rs`): those that have not yet sent a whole
+//! request head (new ones, and keep-alive ones between requests) are at
+//! most `max_waiting` (512), each closed unless its whole head arrives
+//! within `head_timeout` (5 s, counted from the connection or the previous
+//! answer, not reset by each byte); when that pool is full, a new
+//! connection closes the one that has waited longest. A connection whose
+//! head is in takes one of `max_connections` (256) serving slots while its
+//! request is read and answered. So clients trickling headers take turns
+//! among themselves, and a client that sends a request is served at once.
+
+mod admission;
 
 use std::convert::Infallible;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{
+    HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -43,21 +63,29 @@ use subtle::ConstantTimeEq;
 use crate::aggregate::Collected;
 use crate::alert_json;
 use crate::commit::GroupCommit;
-use crate::metrics::{self, Metrics};
-use crate::spool::SpoolError;
-use crate::store::Store;
+use crate::metrics::{self, Metrics, SpoolGauges};
+use crate::option_check::OptionCheck;
+use crate::spool::{Listing, Page, SpoolError};
 use crate::topics::{Handlers, Route};
+use admission::Gate;
 
 /// How much the front reads and for how long.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// The largest body taken (`--max-alert-kib`).
     pub max_alert_bytes: usize,
-    /// For a request's headers, and again for its body; also how long an
-    /// idle keep-alive connection stays open.
+    /// For a request's body (`--read-timeout-secs`).
     pub read_timeout: Duration,
-    /// Connections open at once.
+    /// For a whole request head, from the connection's start or the
+    /// previous answer: also how long an idle keep-alive connection stays
+    /// open (`--head-timeout-secs`).
+    pub head_timeout: Duration,
+    /// Requests read and answered at once: connections that have sent a
+    /// head (`--max-connections`).
     pub max_connections: usize,
+    /// Connections waiting for a whole head; past it the longest-waiting
+    /// is closed (`--max-waiting-connections`).
+    pub max_waiting: usize,
 }
 
 impl Default for Limits {
@@ -65,7 +93,9 @@ impl Default for Limits {
         Limits {
             max_alert_bytes: 1024 * 1024,
             read_timeout: Duration::from_secs(10),
+            head_timeout: Duration::from_secs(5),
             max_connections: 256,
+            max_waiting: 512,
         }
     }
 }
@@ -139,7 +169,7 @@ impl Token {
 
 /// What the front needs of serve.
 pub struct Front {
-    pub spool: Arc<Mutex<dyn Store>>,
+    /// The store, written and read through its group commit.
     pub commit: Arc<GroupCommit>,
     pub metrics: Arc<Metrics>,
     pub format: Box<dyn IntakeFormat>,
@@ -149,6 +179,8 @@ pub struct Front {
     pub broken: Vec<String>,
     /// The topic handlers (`--handlers`), for alerts posted with `?topic=`.
     pub topics: Option<Arc<Handlers>>,
+    /// What refuses options before anything is stored.
+    pub check: Option<Arc<OptionCheck>>,
 }
 
 /// Serves connections until `stop` resolves, then lets the requests in
@@ -161,17 +193,10 @@ pub async fn serve(
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
-    let slots = Arc::new(tokio::sync::Semaphore::new(
-        front.limits.max_connections.max(1),
-    ));
+    let gate = Gate::new(front.limits.max_waiting, front.limits.max_connections);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(stop);
     loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot,
-            () = &mut stop => break,
-        };
-        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut stop => break,
@@ -181,17 +206,35 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let timeout = front.limits.read_timeout;
-        let front = front.clone();
-        let service = service_fn(move |req| route(req, front.clone()));
+        let conn = gate.arrive();
+        let service = {
+            let (gate, conn, front) = (gate.clone(), conn.clone(), front.clone());
+            service_fn(move |req| {
+                let (gate, conn, front) = (gate.clone(), conn.clone(), front.clone());
+                async move {
+                    let _serving = gate.head_in(&conn).await;
+                    route(req, front).await
+                }
+            })
+        };
+        // hyper's header timeout is for the whole head, started afresh for
+        // each request (so it also closes an idle keep-alive connection).
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(timeout)
+            .header_read_timeout(front.limits.head_timeout)
+            // hyper reads a head into a buffer of up to ~400 KiB by default:
+            // with the waiting pool full that could be 200 MiB. A head this
+            // size still takes a query of several templates at their limit.
+            .max_buf_size(MAX_HEAD_BYTES)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
+        let gate = gate.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
-            drop(slot);
+            tokio::select! {
+                _ = connection => {}
+                () = conn.shed() => {}
+            }
+            gate.leave(&conn);
         });
     }
     graceful.shutdown().await;
@@ -221,12 +264,20 @@ async fn route(
     if req.method() == Method::GET && req.uri().path() == "/healthz" {
         // Ready: serve listens only once its spool is open and its
         // instances are configured. Plugins that did not load are named.
-        let health = if front.broken.is_empty() {
-            json!({"status": "ready"})
-        } else {
-            json!({"status": "ready", "broken": front.broken})
+        // Degraded while the spool cannot be written (a full disk): alerts
+        // are refused with 503 until a write succeeds again.
+        let trouble = front.commit.store().trouble();
+        let (status, mut health) = match &trouble {
+            None => (StatusCode::OK, json!({"status": "ready"})),
+            Some(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "degraded", "reason": why}),
+            ),
         };
-        return Ok(answer(StatusCode::OK, health));
+        if !front.broken.is_empty() {
+            health["broken"] = json!(front.broken);
+        }
+        return Ok(answer(status, health));
     }
     if let Some(token) = &front.token {
         if !token.admits(req.headers().get(AUTHORIZATION)) {
@@ -243,10 +294,7 @@ async fn route(
     }
     match *req.method() {
         Method::GET if req.uri().path() == "/metrics" => Ok(metrics_page(&front)),
-        Method::GET => {
-            let status = lock(&front.spool).status_json();
-            Ok(answer(StatusCode::OK, status))
-        }
+        Method::GET => Ok(spool_pages(&front, req.uri().query().unwrap_or_default())),
         Method::POST if req.uri().path() == "/spool/resend" => Ok(resend(req, &front).await),
         Method::POST => Ok(take(req, &front).await),
         _ => Ok(refuse(
@@ -257,16 +305,95 @@ async fn route(
     }
 }
 
-fn metrics_page(front: &Front) -> Answer {
-    let (pending, oldest) = {
-        let spool = lock(&front.spool);
-        (spool.pending_count(), spool.oldest_pending_age())
+/// Entries of each list `GET /spool` shows unless `limit` says otherwise,
+/// and the most it shows.
+const SPOOL_PAGE: usize = 100;
+const SPOOL_PAGE_MAX: usize = 1_000;
+
+/// `GET /spool[?list=L][&after=CURSOR][&limit=N]`: how many entries each
+/// list holds, then a page of each list (or of list `L`), with the cursor
+/// of its next page. Read under the store's lock, written after it.
+fn spool_pages(front: &Front, query: &str) -> Answer {
+    let (mut list, mut after, mut limit) = (None, None, SPOOL_PAGE);
+    for (key, value) in query_options(query) {
+        let bad = |what: &str| {
+            refuse(
+                front,
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "`{key}` {what}, not `{}`",
+                    value.chars().take(40).collect::<String>()
+                ),
+            )
+        };
+        match key.as_str() {
+            "list" => match Listing::named(&value) {
+                Some(named) => list = Some(named),
+                None => return bad("is one of pending, finished, messages, resendable"),
+            },
+            "after" => match value.parse() {
+                Ok(cursor) => after = Some(cursor),
+                Err(_) => return bad("is a page's `next` cursor (a number)"),
+            },
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if n > 0 => limit = n.min(SPOOL_PAGE_MAX),
+                _ => return bad("is a number of entries (1 to 1000)"),
+            },
+            _ => {
+                return refuse(
+                    front,
+                    StatusCode::BAD_REQUEST,
+                    &format!("GET /spool takes list, after and limit, not `{key}`"),
+                )
+            }
+        }
+    }
+    if after.is_some() && list.is_none() {
+        return refuse(
+            front,
+            StatusCode::BAD_REQUEST,
+            "`after` continues one list: add list=pending, finished, messages or resendable",
+        );
+    }
+    let lists: Vec<Listing> = list.map_or(Listing::ALL.to_vec(), |l| vec![l]);
+    let (counts, pages) = {
+        let store = front.commit.store();
+        let counts: Vec<(Listing, usize)> =
+            Listing::ALL.iter().map(|l| (*l, store.count(*l))).collect();
+        let pages: Vec<(Listing, Page)> = lists
+            .iter()
+            .map(|l| (*l, store.page(*l, after, limit)))
+            .collect();
+        (counts, pages)
     };
-    let text = front.metrics.render(
-        pending,
-        oldest.map_or(0.0, |age| age.as_secs_f64()),
-        front.commit.syncs(),
-    );
+    let mut body = json!({
+        "counts": counts
+            .into_iter()
+            .map(|(l, n)| (l.name().to_string(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
+        "limit": limit,
+    });
+    for (list, page) in pages {
+        body[list.name()] = json!({"items": page.items, "next": page.next});
+    }
+    answer(StatusCode::OK, body)
+}
+
+fn metrics_page(front: &Front) -> Answer {
+    let mut gauges = {
+        let store = front.commit.store();
+        SpoolGauges {
+            pending: store.pending_count(),
+            oldest_age_seconds: store
+                .oldest_pending_age()
+                .map_or(0.0, |age| age.as_secs_f64()),
+            degraded: store.trouble().is_some(),
+            ..SpoolGauges::default()
+        }
+    };
+    gauges.fsyncs = front.commit.syncs();
+    gauges.write_errors = front.commit.failures();
+    let text = front.metrics.render(&gauges);
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -336,31 +463,24 @@ async fn resend(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
             )
         }
     };
-    let resent = {
-        let mut spool = lock(&front.spool);
+    let written = front.commit.write(|store| {
         let ids: Vec<u64> = if ask.failed {
-            spool.failed_ids()
+            store.failed_ids()
         } else {
             ask.ids
         };
-        spool.resend(&ids)
-    };
-    let resent = match resent {
-        Ok(resent) => resent,
+        store.resend(&ids)
+    });
+    let resent = match written {
+        Ok((resent, durable)) => match durable.wait().await {
+            Ok(()) => resent,
+            Err(e) => return not_stored(front, &e),
+        },
         Err(e @ SpoolError::NotFailed { .. }) => {
             return refuse(front, StatusCode::NOT_FOUND, &e.to_string())
         }
-        Err(e @ SpoolError::Full { .. }) => {
-            return refuse(front, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
-        }
-        Err(e) => return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => return refused_by_store(front, &e),
     };
-    if let Some((_, last)) = resent.last() {
-        if let Err(e) = front.commit.durable(*last).await {
-            let e = SpoolError::Io(e.into());
-            return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-        }
-    }
     front.metrics.accepted(resent.len() as u64);
     answer(
         StatusCode::ACCEPTED,
@@ -385,9 +505,7 @@ async fn publish(front: &Front, topic: &str, alerts: Vec<Incoming>) -> Answer {
     };
     let mut ids = Vec::new();
     let mut collected = Vec::new();
-    let mut last = None;
-    let written: Result<(), SpoolError> = {
-        let mut spool = lock(&front.spool);
+    let written = front.commit.write(|spool| {
         alerts.iter().try_for_each(|incoming| {
             let Ok(mut event) = crate::alert_json::decode(&incoming.alert) else {
                 return Ok(());
@@ -403,33 +521,26 @@ async fn publish(front: &Front, topic: &str, alerts: Vec<Incoming>) -> Answer {
             for route in routes {
                 match route {
                     Route::Deliver { options, .. } => {
-                        let ticket = spool.accept(&alert, options)?;
-                        ids.push(ticket.id);
-                        last = Some(ticket);
+                        ids.push(spool.accept(&alert, options)?.id);
                     }
                     Route::Collect { handler } => {
                         let event = Collected::from_alert(&alert)
                             .map_err(|e| SpoolError::Io(anyhow::anyhow!(e)))?;
-                        last = Some(spool.collect(&handler, event)?);
+                        spool.collect(&handler, event)?;
                         collected.push(handler);
                     }
                 }
             }
             Ok(())
         })
-    };
+    });
     match written {
-        Ok(()) => {}
-        Err(e @ SpoolError::Full { .. }) => {
-            return refuse(front, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        Ok(((), durable)) => {
+            if let Err(e) = durable.wait().await {
+                return not_stored(front, &e);
+            }
         }
-        Err(e) => return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
-    if let Some(last) = last {
-        if let Err(e) = front.commit.durable(last).await {
-            let e = SpoolError::Io(e.into());
-            return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-        }
+        Err(e) => return refused_by_store(front, &e),
     }
     front.metrics.accepted(ids.len() as u64);
     let mut body = json!({ "ids": ids, "collected": collected });
@@ -474,30 +585,39 @@ async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
         .rev()
         .find(|(k, _)| k == "topic")
         .map(|(_, v)| v.clone());
+    // Refused here, naming what is wrong, rather than stored to fail later:
+    // options the host reserves, and (for a delivery) options the component
+    // would refuse. A topic's handlers bring their own options.
+    if let Some(check) = &front.check {
+        for incoming in &alerts {
+            let verdict = match topic {
+                Some(_) => check.refuse_host_only(&incoming.options),
+                None => check.check(&incoming.alert, &incoming.options),
+            };
+            if let Err(e) = verdict {
+                return refuse(front, StatusCode::BAD_REQUEST, &e);
+            }
+        }
+    }
     if let Some(topic) = topic {
         return publish(front, &topic, alerts).await;
     }
     // Written now, acknowledged once on disk: the committer shares one
     // fsync among every alert written meanwhile.
-    let written: Result<Vec<_>, SpoolError> = {
-        let mut spool = lock(&front.spool);
+    // One request is one write: all of its alerts or none.
+    let written = front.commit.write(|spool| {
         alerts
             .into_iter()
             .map(|a| spool.accept(&a.alert, a.options))
-            .collect()
-    };
+            .collect::<Result<Vec<_>, SpoolError>>()
+    });
     let tickets = match written {
-        Ok(tickets) => tickets,
-        Err(e @ SpoolError::Full { .. }) => {
-            return refuse(front, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-        }
-        Err(e) => return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok((tickets, durable)) => match durable.wait().await {
+            Ok(()) => tickets,
+            Err(e) => return not_stored(front, &e),
+        },
+        Err(e) => return refused_by_store(front, &e),
     };
-    let last = *tickets.last().expect("at least one alert");
-    if let Err(e) = front.commit.durable(last).await {
-        let e = SpoolError::Io(e.into());
-        return refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-    }
     front.metrics.accepted(tickets.len() as u64);
     match tickets.as_slice() {
         [one] => answer(StatusCode::ACCEPTED, json!({ "id": one.id })),
@@ -508,8 +628,43 @@ async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
     }
 }
 
-fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// The largest request head (request line, query, headers) read: a
+/// bigger one closes the connection.
+const MAX_HEAD_BYTES: usize = 128 * 1024;
+
+/// How long a client should wait before posting again after a `503`.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// `503` with `Retry-After`: nothing of the request was kept.
+fn unavailable(front: &Front, error: &str) -> Answer {
+    let mut refused = refuse(front, StatusCode::SERVICE_UNAVAILABLE, error);
+    refused
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    refused
+}
+
+/// A write the store would not take (full, or a resend of nothing).
+fn refused_by_store(front: &Front, e: &SpoolError) -> Answer {
+    match e {
+        SpoolError::NotFailed { .. } => refuse(front, StatusCode::NOT_FOUND, &e.to_string()),
+        SpoolError::Full { .. } => unavailable(front, &e.to_string()),
+        SpoolError::Io(_) => refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// A write the store could not make durable (a full disk): dropped, so
+/// the client may send it again without making a duplicate.
+fn not_stored(front: &Front, e: &std::io::Error) -> Answer {
+    let why = front
+        .commit
+        .store()
+        .trouble()
+        .unwrap_or_else(|| e.to_string());
+    unavailable(
+        front,
+        &format!("nothing of this request was stored, send it again later: {why}"),
+    )
 }
 
 /// A query's parameters, decoded: the handler options.

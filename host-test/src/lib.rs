@@ -17,6 +17,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod mock_slack;
 pub mod net;
+pub mod option_check;
 pub mod plugins;
 pub mod pool;
 pub mod preview;

@@ -133,6 +133,12 @@ struct Target {
     /// (the component may ask for less).
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     response_timeout_ms: u64,
+    /// The longest Slack's whole answer, head and body, may take once the
+    /// request is sent: one that trickles in past it ends as a transport
+    /// error (retried) instead of holding the call until --deadline-secs,
+    /// which it must be below.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    response_deadline_secs: u64,
 }
 
 impl Target {
@@ -175,11 +181,21 @@ impl Target {
         };
         let proxy =
             ProxyConfig::from_env().map_err(|e| anyhow!("proxy from the environment: {e}"))?;
+        // A deadline at or past the call's would never fire first: the
+        // call would be stopped instead, and the alert fail for good.
+        if self.response_deadline_secs == 0 || self.response_deadline_secs >= self.deadline_secs {
+            bail!(
+                "--response-deadline-secs {} must be at least 1 and below --deadline-secs {}: an answer still arriving at the call's deadline fails the alert for good instead of being retried",
+                self.response_deadline_secs,
+                self.deadline_secs
+            );
+        }
         Ok(NetSettings {
             connect_to,
             deny,
             proxy,
             response_timeout: std::time::Duration::from_millis(self.response_timeout_ms),
+            response_deadline: std::time::Duration::from_secs(self.response_deadline_secs),
             ..NetSettings::default()
         })
     }
@@ -278,13 +294,24 @@ struct ServeArgs {
     /// The largest alert body taken; larger ones are answered 413.
     #[arg(long, value_name = "KIB", default_value_t = 1024)]
     max_alert_kib: usize,
-    /// Seconds a request's headers, and then its body, may take to arrive
-    /// (and an idle keep-alive connection stays open).
+    /// Seconds a request's body may take to arrive (one that trickles in
+    /// is answered 408).
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     read_timeout_secs: u64,
-    /// Connections open at once; more wait to be accepted.
+    /// Seconds a whole request head may take, from the connection's start
+    /// or the previous answer (so also how long an idle keep-alive
+    /// connection stays open); not reset by each byte.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    head_timeout_secs: u64,
+    /// Requests read and answered at once (connections that have sent a
+    /// whole head); more wait, their heads read, for a slot.
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_connections: usize,
+    /// Connections waiting for a whole request head (new ones, and
+    /// keep-alive ones between requests); when full, a new connection
+    /// closes the one that has waited longest.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    max_waiting_connections: usize,
     /// How log lines on stderr look: `text`, or `json` (one object a line).
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     log_format: LogFormat,
@@ -775,12 +802,19 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         limits: intake::Limits {
             max_alert_bytes: args.max_alert_kib.max(1) * 1024,
             read_timeout: Duration::from_secs(args.read_timeout_secs.max(1)),
+            head_timeout: Duration::from_secs(args.head_timeout_secs.max(1)),
             max_connections: args.max_connections.max(1),
+            max_waiting: args.max_waiting_connections.max(1),
         },
     };
     init_logs(args.log_format);
-    let mut spool = Spool::open(&args.spool, args.spool_max_kib * 1024).map_err(Failure::Host)?;
-    spool.keep_finished(args.keep_finished);
+    // The history kept is bounded before the journal is replayed, so it
+    // holds across restarts.
+    let settings = spool::Settings {
+        keep_finished: args.keep_finished,
+        ..spool::Settings::new(args.spool_max_kib * 1024)
+    };
+    let spool = Spool::open_with(&args.spool, settings).map_err(Failure::Host)?;
     let pending = spool.pending().len();
     let pacing = Pacing {
         channel_interval: Duration::from_millis(args.channel_interval_ms),
@@ -932,7 +966,9 @@ fn describe(component: Option<PathBuf>, json: bool) -> Result<(), Failure> {
         let object = |settings: &[host_test::runtime::Setting]| {
             settings
                 .iter()
-                .map(|s| serde_json::json!({"name": s.name, "doc": s.doc}))
+                .map(
+                    |s| serde_json::json!({"name": s.name, "doc": s.doc, "host-only": s.host_only}),
+                )
                 .collect::<Vec<_>>()
         };
         say!(

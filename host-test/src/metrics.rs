@@ -20,6 +20,16 @@ type Label = Vec<(&'static str, String)>;
 /// Longest label value kept: codes come from Slack's answers.
 const MAX_LABEL: usize = 64;
 
+/// The spool's figures as a scrape reads them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpoolGauges {
+    pub pending: usize,
+    pub oldest_age_seconds: f64,
+    pub fsyncs: u64,
+    pub write_errors: u64,
+    pub degraded: bool,
+}
+
 pub struct Metrics {
     registry: Registry,
     accepted: Counter,
@@ -29,6 +39,8 @@ pub struct Metrics {
     retries: Counter,
     rate_limited: Counter,
     fsyncs: Counter,
+    write_errors: Counter,
+    degraded: Gauge,
     pending: Gauge,
     oldest_pending: Gauge<f64, AtomicU64>,
     /// One scrape at a time: the fsync count is caught up by its delta.
@@ -52,6 +64,8 @@ impl Metrics {
             retries: Counter::default(),
             rate_limited: Counter::default(),
             fsyncs: Counter::default(),
+            write_errors: Counter::default(),
+            degraded: Gauge::default(),
             pending: Gauge::default(),
             oldest_pending: Gauge::default(),
             scrape: Mutex::new(()),
@@ -91,6 +105,16 @@ impl Metrics {
             "spool_fsyncs",
             "fsyncs of the spool's journal (group commit shares them)",
             metrics.fsyncs.clone(),
+        );
+        registry.register(
+            "spool_write_errors",
+            "Appends or fsyncs of the spool that failed (a full disk): their writes were dropped and their writers answered 503",
+            metrics.write_errors.clone(),
+        );
+        registry.register(
+            "spool_degraded",
+            "1 while the spool's writes are failing (see /healthz for why), else 0",
+            metrics.degraded.clone(),
         );
         registry.register(
             "alerts_pending",
@@ -136,12 +160,17 @@ impl Metrics {
     }
 
     /// The text for a scrape, with the spool's gauges as they are now.
-    pub fn render(&self, pending: usize, oldest_age_seconds: f64, fsyncs: u64) -> String {
+    pub fn render(&self, spool: &SpoolGauges) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
-        self.pending.set(pending as i64);
-        self.oldest_pending.set(oldest_age_seconds);
+        self.pending.set(spool.pending as i64);
+        self.oldest_pending.set(spool.oldest_age_seconds);
+        self.degraded.set(i64::from(spool.degraded));
+        // Counted by the committer: caught up by their deltas.
         let counted = self.fsyncs.get();
-        self.fsyncs.inc_by(fsyncs.saturating_sub(counted));
+        self.fsyncs.inc_by(spool.fsyncs.saturating_sub(counted));
+        let counted = self.write_errors.get();
+        self.write_errors
+            .inc_by(spool.write_errors.saturating_sub(counted));
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut text, &self.registry);
@@ -162,7 +191,13 @@ mod tests {
         m.retry(true);
         m.retry(false);
         m.refused(413);
-        let text = m.render(2, 1.5, 7);
+        let text = m.render(&SpoolGauges {
+            pending: 2,
+            oldest_age_seconds: 1.5,
+            fsyncs: 7,
+            write_errors: 2,
+            degraded: true,
+        });
         for line in [
             "slack_handler_alerts_accepted_total 3",
             "slack_handler_alerts_delivered_total 1",
@@ -171,6 +206,8 @@ mod tests {
             "slack_handler_rate_limited_total 1",
             "slack_handler_requests_refused_total{status=\"413\"} 1",
             "slack_handler_spool_fsyncs_total 7",
+            "slack_handler_spool_write_errors_total 2",
+            "slack_handler_spool_degraded 1",
             "slack_handler_alerts_pending 2",
             "slack_handler_oldest_pending_age_seconds 1.5",
         ] {
@@ -183,7 +220,7 @@ mod tests {
     fn a_long_code_is_cut() {
         let m = Metrics::new();
         m.failed(&"x".repeat(500));
-        let text = m.render(0, 0.0, 0);
+        let text = m.render(&SpoolGauges::default());
         assert!(text.contains(&format!("code=\"{}\"", "x".repeat(MAX_LABEL))));
     }
 }

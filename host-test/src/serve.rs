@@ -26,8 +26,10 @@ use crate::aggregate::{self, Collected, Window};
 use crate::alert_json;
 use crate::commit::GroupCommit;
 use crate::destination::{pacing_key, Destinations};
+use crate::host::{trap_reason, Trapped};
 use crate::intake::{self, Front, KapacitorPost, Limits, Token};
 use crate::metrics::Metrics;
+use crate::option_check::OptionCheck;
 use crate::retry::{Backoff, Next};
 use crate::runtime::{AlertEvent, HandlerError, Level, Plugin, Runtime};
 use crate::scheduler::{Decision, Outcome, Rules, Scheduler};
@@ -91,8 +93,8 @@ struct Prepared {
 struct Shared {
     /// Where alerts go: their pacing keys.
     destinations: Destinations,
-    spool: Arc<Mutex<dyn Store>>,
-    /// Concurrent intake shares fsyncs; a `202` still means on disk.
+    /// The store, written and read through its group commit: concurrent
+    /// writers share fsyncs; a `202` still means on disk.
     commit: Arc<GroupCommit>,
     metrics: Arc<Metrics>,
     /// Set on SIGTERM (or SIGINT): workers finish their attempt and stop.
@@ -160,17 +162,16 @@ pub fn run(
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     // The file spool, or any other store.
-    let spool: Arc<Mutex<dyn Store>> = Arc::new(Mutex::new(store));
+    let store: Arc<Mutex<dyn Store>> = Arc::new(Mutex::new(store));
     let arrivals = Arc::new(Mutex::new(0u64));
     let arrived = Arc::new(Condvar::new());
     let (count, wake_planner) = (arrivals.clone(), arrived.clone());
-    let commit = Arc::new(GroupCommit::start(spool.clone(), move || {
+    let commit = Arc::new(GroupCommit::start(store, move || {
         *lock(&count) += 1;
         wake_planner.notify_all();
     })?);
     let metrics = Arc::new(Metrics::new());
     let front = Arc::new(Front {
-        spool: spool.clone(),
         commit: commit.clone(),
         metrics: metrics.clone(),
         format: Box::new(KapacitorPost),
@@ -178,13 +179,17 @@ pub fn run(
         limits: access.limits,
         broken: access.broken,
         topics: access.topics.clone(),
+        check: Some(Arc::new(OptionCheck::new(
+            runtime,
+            config,
+            intake_threads(),
+        )?)),
     });
     let shared = Arc::new(Shared {
         destinations: Destinations::new(&summary),
         commit,
         metrics,
         stopping: AtomicBool::new(false),
-        spool,
         arrivals,
         arrived,
         engine: Mutex::new(Engine {
@@ -243,7 +248,7 @@ pub fn run(
         // Taken before looking: an arrival after it is never missed.
         let arrivals = *lock(&shared.arrivals);
         let fresh = {
-            let spool = lock(&shared.spool);
+            let spool = shared.commit.store();
             // Read and marked seen under one lock: nothing accepted between.
             let fresh = (spool.last_id() > seen).then(|| spool.pending_after(seen));
             seen = spool.last_id();
@@ -270,7 +275,7 @@ pub fn run(
         let _ = aggregating.join();
     }
     let _ = intake.join();
-    let pending = lock(&shared.spool).pending_count();
+    let pending = shared.commit.store().pending_count();
     info!(
         pending,
         "stopped; pending alerts are delivered after the next start"
@@ -326,7 +331,9 @@ fn aggregate(shared: &Shared, topics: &Handlers) {
     while !shared.stopping() {
         let now = unix_ms();
         let mut next = now + 1_000;
-        let due: Vec<(String, Window)> = lock(&shared.spool)
+        let due: Vec<(String, Window)> = shared
+            .commit
+            .store()
             .windows()
             .into_iter()
             .filter_map(|(handler, window)| {
@@ -382,11 +389,14 @@ fn close_window(shared: &Shared, topics: &Handlers, handler: &str, window: &Wind
             "no aggregate handler has this id any more; its window closes unsent"
         );
     }
-    let closed = lock(&shared.spool).emit(handler, accepts, collects);
+    let closed = shared
+        .commit
+        .write(|store| store.emit(handler, accepts, collects));
+    // Not closed unless durable: the window stays open, to be closed again.
     match closed
         .map_err(|e| anyhow::anyhow!("{e}"))
-        .and_then(|(ids, ticket)| {
-            shared.commit.wait(ticket)?;
+        .and_then(|((ids, _), durable)| {
+            durable.wait_blocking()?;
             Ok(ids)
         }) {
         Ok(ids) => info!(
@@ -462,6 +472,11 @@ pub fn intake_threads() -> usize {
 /// bench measured about 100 bytes a delivery), a fresh one costs about a
 /// millisecond.
 const RECYCLE_AFTER: u32 = 10_000;
+
+/// Attempts an alert gets when each is stopped by a host limit (the call
+/// deadline, the memory cap): the first and two more on fresh instances,
+/// then it fails for good with the limit's one-line reason.
+const LIMIT_TRAP_ATTEMPTS: u32 = 3;
 
 /// One worker: takes what the scheduler says to send, sends it with its
 /// own instance, records the ending, tells the scheduler.
@@ -582,16 +597,41 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
                 }
             },
             Err(trap) => {
-                let detail = format!("{trap:#}");
-                shared.metrics.failed("trap");
-                finish(
-                    shared,
-                    &item.channel,
-                    Finished::new(id, Status::Failed, &detail, attempt),
-                );
                 // A trapped instance is dead: replaced before the next request.
                 served = RECYCLE_AFTER;
-                Outcome::Ended
+                let detail = trap_reason(&trap);
+                let limit = trap.downcast_ref::<Trapped>().is_some_and(|t| t.limit);
+                if limit && attempt < LIMIT_TRAP_ATTEMPTS {
+                    // The host's limit stopped it (its deadline, its memory
+                    // cap), not the alert: tried again on a fresh instance.
+                    let wait = match backoff.next(&HandlerError::Transport(detail.clone()), attempt)
+                    {
+                        Next::RetryAfter(wait) => wait,
+                        Next::GiveUp => backoff.base,
+                    };
+                    warn!(
+                        alert = id,
+                        attempt,
+                        channel = item.channel,
+                        error = detail,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "attempt stopped by a host limit; will retry on a fresh instance"
+                    );
+                    shared.metrics.retry(false);
+                    Outcome::Retry {
+                        at: Instant::now() + wait,
+                        retry_after: false,
+                        rate_limited: false,
+                    }
+                } else {
+                    shared.metrics.failed("trap");
+                    finish(
+                        shared,
+                        &item.channel,
+                        Finished::new(id, Status::Failed, &detail, attempt),
+                    );
+                    Outcome::Ended
+                }
             }
         };
         let mut engine = lock(&shared.engine);
@@ -616,7 +656,7 @@ fn deliver(shared: &Shared, runtime: &Runtime, config: &str, mut plugin: Plugin,
 /// `item`'s options with its alert's message so far, for `on-recovery`
 /// `update` and `thread` (a handler with `new` ignores it).
 fn options_for(shared: &Shared, item: &Prepared) -> Vec<(String, String)> {
-    let kept = lock(&shared.spool);
+    let kept = shared.commit.store();
     match kept.message(&item.alert) {
         Some(m) => spool::with_previous(&item.options, &m.channel_id, &m.ts),
         None => item.options.clone(),
@@ -638,10 +678,36 @@ fn finish(shared: &Shared, channel: &str, done: Finished) {
         Status::Failed => warn!(alert = id, channel, attempts, error = done.detail, "failed"),
     }
     // Workers ending alerts at once share fsyncs, as intake does; the
-    // ending is on disk before the alert's next event is sent.
-    let recorded = lock(&shared.spool).finish(done);
-    if let Err(e) = recorded.and_then(|ticket| Ok(shared.commit.wait(ticket)?)) {
-        error!(alert = id, "recording the end of the alert failed: {e:#}");
+    // ending is on disk before the alert's next event is sent. One that
+    // cannot be written (a full disk) is written again until it is: the
+    // alert stays pending meanwhile, and is sent again after a restart if
+    // serve stops first (at least once).
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let recorded = shared
+            .commit
+            .write(|store| store.finish(done.clone()))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|(_, durable)| Ok(durable.wait_blocking()?));
+        match recorded {
+            Ok(()) => return,
+            Err(e) if shared.stopping() => {
+                error!(
+                    alert = id,
+                    "recording the end of the alert failed; it is sent again after the next start: {e:#}"
+                );
+                return;
+            }
+            Err(e) => {
+                error!(
+                    alert = id,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "recording the end of the alert failed; trying again: {e:#}"
+                );
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 

@@ -3,24 +3,31 @@
 //! embedded store; one shared by several nodes (PostgreSQL) implements the
 //! same trait.
 //!
-//! Writes are made without waiting for durability and return a [`Ticket`];
-//! a write is durable once a [`SyncPoint`] taken after it has run, which
-//! [`crate::commit::GroupCommit`] shares among every writer waiting.
+//! Writes are staged and numbered ([`Ticket`]); they take effect, and are
+//! shown, only once a sync covering them succeeded: [`Store::begin_sync`]
+//! under the store's lock, the returned job outside it, [`Store::end_sync`]
+//! under it again. [`crate::commit::GroupCommit`] runs syncs for every
+//! writer waiting and is the only way serve writes. A sync that fails drops
+//! its writes: none of them takes effect, and their writers are told.
 
 use std::collections::BTreeMap;
-
-use anyhow::Result;
+use std::io;
 
 use crate::aggregate::{Collected, Window};
-use crate::spool::{AlertMessage, Finished, Pending, Spool, SpoolError, Ticket};
+use crate::spool::{AlertMessage, Finished, Listing, Page, Pending, Spool, SpoolError, Ticket};
 
-/// What makes every write so far durable, run outside the store's lock,
-/// and how many writes it covers.
-pub struct SyncPoint {
-    /// Writes made so far (a [`Ticket`] is durable once this passes it).
-    pub through: u64,
-    /// `None` when every write is durable already.
-    pub sync: Option<Box<dyn FnOnce() -> std::io::Result<()> + Send>>,
+/// How a sync began.
+pub enum SyncStart {
+    /// Nothing was staged: every write through `through` has settled.
+    Done { through: u64 },
+    /// The writes through `through` are written; `sync` makes them durable
+    /// (run it outside the lock, then [`Store::end_sync`] with its result).
+    Started {
+        through: u64,
+        sync: Box<dyn FnOnce() -> io::Result<()> + Send>,
+    },
+    /// The writes through `through` could not be written and are dropped.
+    Failed { through: u64, error: io::Error },
 }
 
 /// The store `serve` runs on.
@@ -39,13 +46,17 @@ pub trait Store: Send {
         collects: Vec<(String, Collected)>,
     ) -> Result<(Vec<u64>, Ticket), SpoolError>;
     /// Records how an alert ended (and what that makes its message).
-    fn finish(&mut self, done: Finished) -> Result<Ticket>;
+    fn finish(&mut self, done: Finished) -> Result<Ticket, SpoolError>;
     /// Takes failed alerts again as new ones.
     fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, SpoolError>;
+    /// Writes made so far (the newest ticket's number).
+    fn written(&self) -> u64;
+    /// Drops the writes numbered past `to` that no sync has begun on.
+    fn rollback(&mut self, to: u64);
 
     /// The pending alerts accepted after `id`, oldest first.
     fn pending_after(&self, id: u64) -> Vec<Pending>;
-    /// The newest id given out.
+    /// The newest id of a durable alert.
     fn last_id(&self) -> u64;
     /// The message kept for alert key `key`.
     fn message(&self, key: &str) -> Option<AlertMessage>;
@@ -55,11 +66,17 @@ pub trait Store: Send {
     fn failed_ids(&self) -> Vec<u64>;
     fn pending_count(&self) -> usize;
     fn oldest_pending_age(&self) -> Option<std::time::Duration>;
-    /// What `GET /spool` shows.
-    fn status_json(&self) -> serde_json::Value;
+    /// How many entries `list` holds.
+    fn count(&self, list: Listing) -> usize;
+    /// At most `limit` entries of `list` past cursor `after`.
+    fn page(&self, list: Listing, after: Option<u64>, limit: usize) -> Page;
+    /// Why writes are failing, while they are.
+    fn trouble(&self) -> Option<String>;
 
-    /// What makes every write so far durable.
-    fn sync_point(&mut self) -> std::io::Result<SyncPoint>;
+    /// Starts making every staged write durable.
+    fn begin_sync(&mut self) -> SyncStart;
+    /// Ends it: the writes take effect, or (on an error) are dropped.
+    fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()>;
 }
 
 impl Store for Spool {
@@ -84,12 +101,20 @@ impl Store for Spool {
         self.emit_unsynced(handler, accepts, collects)
     }
 
-    fn finish(&mut self, done: Finished) -> Result<Ticket> {
+    fn finish(&mut self, done: Finished) -> Result<Ticket, SpoolError> {
         self.finish_unsynced(done)
     }
 
     fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, SpoolError> {
         self.resend_unsynced(ids)
+    }
+
+    fn written(&self) -> u64 {
+        Spool::written(self)
+    }
+
+    fn rollback(&mut self, to: u64) {
+        Spool::rollback(self, to)
     }
 
     fn pending_after(&self, id: u64) -> Vec<Pending> {
@@ -120,18 +145,23 @@ impl Store for Spool {
         Spool::oldest_pending_age(self)
     }
 
-    fn status_json(&self) -> serde_json::Value {
-        Spool::status_json(self)
+    fn count(&self, list: Listing) -> usize {
+        Spool::count(self, list)
     }
 
-    fn sync_point(&mut self) -> std::io::Result<SyncPoint> {
-        let (file, through) = Spool::sync_point(self)?;
-        Ok(SyncPoint {
-            through,
-            sync: file.map(|file| {
-                Box::new(move || file.sync_data())
-                    as Box<dyn FnOnce() -> std::io::Result<()> + Send>
-            }),
-        })
+    fn page(&self, list: Listing, after: Option<u64>, limit: usize) -> Page {
+        Spool::page(self, list, after, limit)
+    }
+
+    fn trouble(&self) -> Option<String> {
+        Spool::trouble(self).map(str::to_string)
+    }
+
+    fn begin_sync(&mut self) -> SyncStart {
+        Spool::begin_sync(self)
+    }
+
+    fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()> {
+        Spool::end_sync(self, synced)
     }
 }

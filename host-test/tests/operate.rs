@@ -9,9 +9,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::server::{alert, wait_until, write_config, Server};
+use common::server::{alert, wait_until, whole_spool, write_config, Server};
 use common::web_api_config;
 use host_test::mock_slack::{MockSlack, Reply};
 use serde_json::{json, Value};
@@ -201,7 +203,7 @@ fn requests_that_trickle_in_are_cut_off() {
     let server = Server::start(
         &config,
         &dir.path().join("spool"),
-        &["--read-timeout-secs", "1"],
+        &["--read-timeout-secs", "1", "--head-timeout-secs", "1"],
     );
 
     // Headers that never end: the connection is closed.
@@ -215,6 +217,30 @@ fn requests_that_trickle_in_are_cut_off() {
     assert!(
         closed.is_empty() || closed.starts_with("HTTP/1.1 408"),
         "{closed}"
+    );
+
+    // Headers a byte every 200 ms: each byte is in time, the whole head is
+    // not, and the deadline is the whole head's.
+    let mut slow = TcpStream::connect(server.addr()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let closed_after = loop {
+        let mut byte = [0u8; 1];
+        match slow.read(&mut byte) {
+            Ok(_) => break started.elapsed(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break started.elapsed(),
+        }
+        if slow.write_all(b"X").is_err() {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never closed");
+    };
+    assert!(
+        closed_after < Duration::from_secs(3),
+        "a trickled head was kept {closed_after:?}"
     );
 
     // A body that stops halfway: 408.
@@ -235,6 +261,96 @@ fn requests_that_trickle_in_are_cut_off() {
     let mut nothing = Vec::new();
     assert_eq!(idle.read_to_end(&mut nothing).unwrap_or(0), 0);
     assert_eq!(server.post(&alert("after")).0, 202);
+}
+
+/// A slowloris: connects, sends a header byte every 2 s for a head that
+/// never ends, and connects again as soon as it is closed.
+async fn trickle_headers(
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    opened: Arc<AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head = b"POST / HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        opened.fetch_add(1, Ordering::Relaxed);
+        let mut answer = [0u8; 256];
+        for &b in head.iter().chain(std::iter::repeat(&b'a')) {
+            if stop.load(Ordering::Relaxed) || s.write_all(&[b]).await.is_err() {
+                break;
+            }
+            tokio::select! {
+                // Closed (or answered, which ends it too): connect again.
+                _ = s.read(&mut answer) => break,
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn six_hundred_connections_trickling_headers_starve_no_one() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let token = with_token(dir.path());
+    // The defaults: 512 waiting for a head, 5 s for a whole head, 256 serving.
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &["--auth-token-file", &token],
+    );
+    let flood = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicU64::new(0));
+    for _ in 0..600 {
+        flood.spawn(trickle_headers(server.addr(), stop.clone(), opened.clone()));
+    }
+    wait_until("600 trickling connections", || {
+        opened.load(Ordering::Relaxed) >= 600
+    });
+    // Through a whole-head deadline, so some were closed and came back.
+    let started = Instant::now();
+    let (mut worst_post, mut worst_health) = (Duration::ZERO, Duration::ZERO);
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(7) {
+        let asked = Instant::now();
+        let (status, answer) = call(&server, "POST", "/", Some(TOKEN), &alert(&format!("t{n}")));
+        worst_post = worst_post.max(asked.elapsed());
+        assert_eq!(status, 202, "{answer}");
+        let asked = Instant::now();
+        let (status, _) = call(&server, "GET", "/healthz", None, "");
+        worst_health = worst_health.max(asked.elapsed());
+        assert_eq!(status, 200);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let connections = opened.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    flood.shutdown_timeout(Duration::from_secs(1));
+    eprintln!(
+        "600 trickling connections ({connections} opened in all): {n} alerts, worst 202 after {worst_post:?}, worst /healthz after {worst_health:?}"
+    );
+    assert!(connections > 600, "no trickler was closed and came back");
+    assert!(
+        worst_post < Duration::from_secs(2),
+        "an alert waited {worst_post:?}"
+    );
+    assert!(
+        worst_health < Duration::from_secs(1),
+        "/healthz waited {worst_health:?}"
+    );
+    wait_until("every alert taken delivered", || {
+        slack.requests().len() == n
+    });
 }
 
 #[test]
@@ -443,8 +559,9 @@ fn failed_alerts_are_sent_again_over_http_or_from_the_cli() {
         assert_eq!(status, 202);
     }
     let resendable = |server: &Server| -> Vec<u64> {
-        let (_, shown) = call(server, "GET", "/spool", Some(TOKEN), "");
-        let shown: Value = serde_json::from_str(&shown).unwrap();
+        let shown = whole_spool(|path| {
+            serde_json::from_str(&call(server, "GET", path, Some(TOKEN), "").1).unwrap()
+        });
         shown["resendable"]
             .as_array()
             .unwrap()

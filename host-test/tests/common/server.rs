@@ -119,9 +119,16 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Everything `GET /spool` shows, every page of every list read and
+    /// put together: `{"pending": [ids], "finished": [oldest first],
+    /// "messages": [...], "resendable": [...]}`.
     pub fn spool(&self) -> Value {
-        self.request("GET /spool HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        whole_spool(|path| {
+            self.request(&format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            ))
             .1
+        })
     }
 
     pub fn request(&self, raw: &str) -> (u16, Value) {
@@ -232,4 +239,30 @@ pub fn wait_until(what: &str, cond: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Reads every page of every list of `GET /spool` through `get` (a path
+/// to its JSON answer) and puts them together, oldest first.
+pub fn whole_spool(get: impl Fn(&str) -> Value) -> Value {
+    let mut whole = serde_json::Map::new();
+    for list in ["pending", "finished", "messages", "resendable"] {
+        let mut items = Vec::new();
+        let mut path = format!("/spool?list={list}&limit=1000");
+        loop {
+            let page = get(&path);
+            let Some(got) = page[list]["items"].as_array() else {
+                panic!("GET {path} answered {page}");
+            };
+            items.extend(got.iter().cloned());
+            match page[list]["next"].as_u64() {
+                Some(next) => path = format!("/spool?list={list}&limit=1000&after={next}"),
+                None => break,
+            }
+        }
+        if list == "finished" {
+            items.reverse();
+        }
+        whole.insert(list.to_string(), Value::Array(items));
+    }
+    Value::Object(whole)
 }
