@@ -8,8 +8,14 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    let host_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let root = host_dir.parent().unwrap().to_path_buf();
+    // The checkout's root: the nearest folder above the package holding
+    // the WIT (this script builds for `host-test` and `host-test/daemon`).
+    let package = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = package
+        .ancestors()
+        .find(|dir| dir.join("wit").is_dir())
+        .expect("the checkout's root, with wit/")
+        .to_path_buf();
     for watched in ["src", "wit", "Cargo.toml", "Cargo.lock", "host-test/probe"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }

@@ -24,12 +24,13 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use host_test::cache;
-use host_test::host::{Host, Limits};
+use alert_handler_host::cache;
+use alert_handler_host::net::NetSettings;
+use alert_handler_host::{AlertEvent, Level, Runtime, Timestamp};
+use alert_handler_host::{Host, Limits};
 use host_test::mock_slack::MockSlack;
-use host_test::net::NetSettings;
 use host_test::pool::Pool;
-use host_test::runtime::{AlertEvent, Level, Runtime, Timestamp, COMPONENT_PATH};
+use host_test::COMPONENT_PATH;
 
 #[path = "../tests/common/server.rs"]
 mod server;

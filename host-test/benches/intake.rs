@@ -205,7 +205,7 @@ struct FloorServer {
 impl FloorServer {
     fn start() -> Result<FloorServer> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(host_test::serve::intake_threads())
+            .worker_threads(slack_alertd::serve::intake_threads())
             .enable_all()
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::mock_slack::MockSlack;
-use crate::net::{ConnectTo, NetSettings};
-use crate::runtime::Runtime;
-use crate::{alert_json, handler_file, report, tick};
+use crate::report;
+use alert_handler_host::net::{ConnectTo, NetSettings};
+use alert_handler_host::Runtime;
+use kapacitor_formats::{alert_json, handler_file, tick};
 
 /// The examples shipped with this checkout.
 pub fn examples_dir() -> PathBuf {
@@ -51,8 +52,8 @@ const SCENARIOS: [(Source, &str); 4] = [
 fn write_preview(
     html: Option<&Path>,
     name: &str,
-    plugin: &mut crate::runtime::Plugin,
-    event: &crate::runtime::AlertEvent,
+    plugin: &mut alert_handler_host::Plugin,
+    event: &alert_handler_host::AlertEvent,
     options: &[(String, String)],
 ) -> Result<()> {
     let Some(dir) = html else {
@@ -95,7 +96,7 @@ pub fn run(examples: &Path, html: Option<&Path>) -> Result<()> {
         slack.url()
     );
 
-    let runtime = Runtime::load_default(NetSettings::with_connect_to(connect_to))?;
+    let runtime = crate::load_default(NetSettings::with_connect_to(connect_to))?;
     say!("Loaded {}", runtime.path().display());
     let mut plugin = runtime.instantiate()?;
     let summary = match plugin.configure(&read("kapacitor.conf")?)? {
@@ -168,9 +169,13 @@ pub fn run(examples: &Path, html: Option<&Path>) -> Result<()> {
 /// event on `500-errors-24h`, `slack_500_errors_daily.yaml` posts it. The
 /// demo runs the same cores `serve --handlers` runs, with the day passing
 /// at once (`serve --time-scale` runs it in real time, faster).
-fn pipeline(examples: &Path, plugin: &mut crate::runtime::Plugin, slack: &MockSlack) -> Result<()> {
-    use crate::aggregate::{self, Collected, Window};
-    use crate::topics::{Handlers, Route};
+fn pipeline(
+    examples: &Path,
+    plugin: &mut alert_handler_host::Plugin,
+    slack: &MockSlack,
+) -> Result<()> {
+    use kapacitor_formats::aggregate::{self, Collected, Window};
+    use kapacitor_formats::topics::{Handlers, Route};
     say!(
         "== the 500-errors pipeline: 500_errors_24h.yaml (aggregate), slack_500_errors_daily.yaml"
     );

@@ -1,44 +1,26 @@
-//! The reference wasmtime host for alert-handler components: it loads the
-//! component the way a real alerting host would, owns its networking, and is
-//! the test bed (with a local Slack stand-in).
+//! The bundled harness around the alert-handler component: the Slack
+//! stand-in (`mock_slack`), the HTML preview, the demo, an instance pool,
+//! and how the `host-test` CLI reports results. It builds the component
+//! from this checkout (`build.rs`) and runs it with the embedding in
+//! `alert-handler-host`; `host-test serve` runs the daemon of
+//! `slack-alertd`, the one operators install.
 
-pub mod aggregate;
-pub mod alert_json;
-pub mod bindings;
-pub mod cache;
-pub mod commit;
+use std::path::Path;
+
+use alert_handler_host::{NetSettings, Runtime};
+
 pub mod demo;
-pub mod destination;
-pub mod egress;
-pub mod handler_file;
-pub mod host;
-pub mod intake;
-pub mod lambda;
-pub mod metrics;
 pub mod mock_slack;
-pub mod net;
-pub mod option_check;
-pub mod plugins;
 pub mod pool;
 pub mod preview;
 pub mod report;
-pub mod retry;
-pub mod route;
-pub mod runtime;
-pub mod scheduler;
-pub mod secrets;
-pub mod serve;
-pub mod spool;
-pub mod store;
-pub mod tick;
-pub mod topics;
 
-/// `println!` that does not panic when standard output is gone (a pipe
-/// closed early, as `| head` does): what is left to print is dropped.
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
+pub use slack_alertd::COMPONENT_PATH;
+
+/// This checkout's component, loaded for a host whose requests go out
+/// under `net`.
+pub fn load_default(net: NetSettings) -> anyhow::Result<Runtime> {
+    Runtime::load(Path::new(COMPONENT_PATH), net)
 }
+
+pub use slack_alertd::say;

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Result};
 
-use crate::runtime::{AlertEvent, Delivery, HandlerError, Runtime};
+use alert_handler_host::{AlertEvent, Delivery, HandlerError, Runtime};
 
 /// What became of one alert: the outer error is the host's (a trap, which
 /// stopped that instance), the inner one the handler's.

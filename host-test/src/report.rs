@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use slack_alert_handler::payload::TRUNCATED_WARNING;
 
-use crate::bindings::{ConfigSummary, Delivery, HandlerError, HttpRequest};
+use alert_handler_host::{ConfigSummary, Delivery, HandlerError, HttpRequest};
 
 pub fn error_json(e: &HandlerError) -> Value {
     let mut v = json!({"delivered": false, "error": e.kind(), "retryable": e.is_retryable()});

@@ -430,11 +430,7 @@ fn without_state_changes_only_an_unchanged_level_is_sent_again() {
 fn plugin_directory_loads_name_wasm_with_name_toml() {
     let slack = MockSlack::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        host_test::runtime::COMPONENT_PATH,
-        dir.path().join("slack.wasm"),
-    )
-    .unwrap();
+    std::fs::copy(host_test::COMPONENT_PATH, dir.path().join("slack.wasm")).unwrap();
     std::fs::copy(examples("kapacitor.conf"), dir.path().join("slack.toml")).unwrap();
     let route = format!("https://slack.com={}", slack.url());
     let alert = examples("alerts/cpu-critical.json");
@@ -489,11 +485,7 @@ fn plugin_directory_loads_name_wasm_with_name_toml() {
 
     // Each plugin loads on its own: one without its configuration is
     // named, and the others serve.
-    std::fs::copy(
-        host_test::runtime::COMPONENT_PATH,
-        dir.path().join("orphan.wasm"),
-    )
-    .unwrap();
+    std::fs::copy(host_test::COMPONENT_PATH, dir.path().join("orphan.wasm")).unwrap();
     let o = send();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -504,11 +496,7 @@ fn plugin_directory_loads_name_wasm_with_name_toml() {
     );
 
     // Two plugins of one kind: an error naming both.
-    std::fs::copy(
-        host_test::runtime::COMPONENT_PATH,
-        dir.path().join("twin.wasm"),
-    )
-    .unwrap();
+    std::fs::copy(host_test::COMPONENT_PATH, dir.path().join("twin.wasm")).unwrap();
     std::fs::copy(examples("kapacitor.conf"), dir.path().join("twin.toml")).unwrap();
     let o = send();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -9,9 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use alert_handler_host::{HandlerError, Level};
 use common::{event, instance, options, web_api_config};
 use host_test::mock_slack::MockSlack;
-use host_test::runtime::{HandlerError, Level};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -6,9 +6,9 @@ mod common;
 #[path = "common/pki.rs"]
 mod pki;
 
+use alert_handler_host::{HandlerError, Level, Plugin};
 use common::{configured, event, instance, options, runtime, web_api_config, webhook_config};
 use host_test::mock_slack::{MockSlack, Reply};
-use host_test::runtime::{HandlerError, Level, Plugin};
 use serde_json::json;
 
 fn still_works(plugin: &mut Plugin, slack: &MockSlack) {
@@ -23,7 +23,7 @@ fn still_works(plugin: &mut Plugin, slack: &MockSlack) {
 fn send(
     plugin: &mut Plugin,
     opts: &[(&str, &str)],
-) -> Result<host_test::runtime::Delivery, HandlerError> {
+) -> Result<alert_handler_host::Delivery, HandlerError> {
     plugin
         .handle_alert(
             &event("Hey, check your CPU", Level::Warning),

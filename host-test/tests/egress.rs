@@ -8,12 +8,12 @@ mod proxy;
 
 use std::sync::{Arc, Mutex};
 
+use alert_handler_host::net::cidr::DenyList;
+use alert_handler_host::net::proxy::ProxyConfig;
+use alert_handler_host::net::{ConnectTo, NetSettings};
+use alert_handler_host::{HandlerError, Level, Plugin, Runtime};
 use common::{event, runtime, web_api_config};
 use host_test::mock_slack::MockSlack;
-use host_test::net::cidr::DenyList;
-use host_test::net::proxy::ProxyConfig;
-use host_test::net::{ConnectTo, NetSettings};
-use host_test::runtime::{HandlerError, Level, Plugin, Runtime};
 
 fn logging(net: NetSettings) -> (Runtime, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));

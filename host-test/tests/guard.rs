@@ -7,11 +7,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alert_handler_host::net::{NetPolicy, NetSettings};
+use alert_handler_host::{destinations, ConfigSummary, Level};
+use alert_handler_host::{Host, Limits, State};
 use common::{configured, event, runtime, web_api_config};
-use host_test::host::{Host, Limits, State};
 use host_test::mock_slack::MockSlack;
-use host_test::net::{NetPolicy, NetSettings};
-use host_test::runtime::{destinations, ConfigSummary, Level};
 use wasmtime::component::Component;
 use wasmtime::Store;
 use wasmtime_wasi::WasiCtx;
@@ -203,8 +203,9 @@ fn the_handler_runs_under_the_same_limits_and_recovers_after_a_trap() {
 
 #[test]
 fn the_compiled_component_is_cached_and_a_changed_wasm_recompiles() {
-    use host_test::cache::Source;
-    use host_test::runtime::{Runtime, COMPONENT_PATH};
+    use alert_handler_host::cache::Source;
+    use alert_handler_host::Runtime;
+    use host_test::COMPONENT_PATH;
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("slack.wasm");
     std::fs::copy(COMPONENT_PATH, &plugin).unwrap();

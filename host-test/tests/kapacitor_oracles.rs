@@ -3,9 +3,9 @@
 
 mod common;
 
+use alert_handler_host::Level;
 use common::{configured, event, options};
 use host_test::mock_slack::MockSlack;
-use host_test::runtime::Level;
 use serde_json::json;
 
 #[test]

@@ -3,9 +3,9 @@
 
 mod common;
 
+use alert_handler_host::{HandlerError, Level};
 use common::{configured, event, instance, options, web_api_config};
 use host_test::mock_slack::{MockSlack, Reply};
-use host_test::runtime::{HandlerError, Level};
 
 fn configure_refuses(text: &str) -> String {
     let mut plugin = instance();

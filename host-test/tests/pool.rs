@@ -5,10 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use alert_handler_host::Level;
 use common::{event, runtime, web_api_config};
 use host_test::mock_slack::MockSlack;
 use host_test::pool::Pool;
-use host_test::runtime::Level;
 
 /// Waits (bounded) until `cond` holds; panics if it never does.
 fn wait_until(what: &str, cond: impl Fn() -> bool) {

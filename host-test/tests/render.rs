@@ -13,10 +13,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use alert_handler_host::{AlertEvent, HandlerError, Level};
 use common::{configured, event, instance, options, web_api_config};
 use host_test::mock_slack::MockSlack;
-use host_test::runtime::{AlertEvent, HandlerError, Level, COMPONENT_PATH};
-use host_test::{alert_json, handler_file};
+use host_test::COMPONENT_PATH;
+use kapacitor_formats::{alert_json, handler_file};
 use serde_json::Value;
 use slack_alert_handler::payload::limits;
 
@@ -342,7 +343,7 @@ fn run_stock(cli: &Path, config: &str, extra: &[&str], invoke: &str) -> String {
 
 /// An `alert-event` in WAVE, as `wasmtime run --invoke` takes it.
 fn wave_event(e: &AlertEvent) -> String {
-    use host_test::runtime::FieldValue;
+    use alert_handler_host::FieldValue;
     let option = |v: Option<String>| v.map_or("none".to_string(), |v| format!("some({v})"));
     let tags: Vec<String> = e
         .tags

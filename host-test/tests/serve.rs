@@ -47,11 +47,7 @@ fn serve_takes_the_slack_plugin_from_a_plugin_directory() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(
-        host_test::runtime::COMPONENT_PATH,
-        plugins.join("slack.wasm"),
-    )
-    .unwrap();
+    std::fs::copy(host_test::COMPONENT_PATH, plugins.join("slack.wasm")).unwrap();
     std::fs::write(plugins.join("slack.toml"), web_api_config(&slack)).unwrap();
     // Not a component at all: named, and the slack plugin still serves.
     std::fs::write(plugins.join("broken.wasm"), b"not wasm").unwrap();

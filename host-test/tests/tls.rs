@@ -8,10 +8,10 @@ mod pki;
 
 use std::sync::{Arc, Mutex};
 
+use alert_handler_host::net::NetSettings;
+use alert_handler_host::{HandlerError, Level, Plugin};
 use common::{event, options, runtime};
 use host_test::mock_slack::MockSlack;
-use host_test::net::NetSettings;
-use host_test::runtime::{HandlerError, Level, Plugin};
 use pki::{Ca, Leaf};
 
 fn workspace(id: &str, url: &str, extra: &str, default: bool) -> String {
@@ -64,7 +64,7 @@ fn configure(plugin: &mut Plugin, config: &str) {
 fn send(
     plugin: &mut Plugin,
     workspace: &str,
-) -> Result<host_test::runtime::Delivery, HandlerError> {
+) -> Result<alert_handler_host::Delivery, HandlerError> {
     plugin
         .handle_alert(
             &event("tls", Level::Critical),

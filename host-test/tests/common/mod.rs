@@ -7,14 +7,15 @@ pub mod server;
 
 use std::sync::OnceLock;
 
+use alert_handler_host::net::NetSettings;
+use alert_handler_host::{AlertEvent, ConfigSummary, Level, Plugin, Runtime, Timestamp};
 use host_test::mock_slack::MockSlack;
-use host_test::net::NetSettings;
-use host_test::runtime::{AlertEvent, ConfigSummary, Level, Plugin, Runtime, Timestamp};
 
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| Runtime::load_default(NetSettings::default()).expect("the component loads"))
+    RUNTIME.get_or_init(|| {
+        host_test::load_default(NetSettings::default()).expect("the component loads")
+    })
 }
 
 pub fn instance() -> Plugin {

@@ -161,7 +161,7 @@ impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let spki = host_test::net::tls::certificate_key(cert)
+        let spki = alert_handler_host::net::tls::certificate_key(cert)
             .ok_or_else(|| rustls::Error::General("unparsable client certificate".into()))?;
         rustls::crypto::verify_tls13_signature_with_raw_key(
             message,

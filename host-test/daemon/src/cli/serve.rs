@@ -1,0 +1,201 @@
+//! `serve`: the daemon. Its flags, and how they become the store, the
+//! intake's limits, the pacing and the component it runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alert_handler_host::retry::Backoff;
+use alert_handler_host::{Host, Runtime};
+use anyhow::anyhow;
+use clap::Args;
+use kapacitor_formats::topics::Handlers;
+use tracing::info;
+
+use super::{read, Failure, Target};
+use crate::intake::{self, Token};
+use crate::serve::{self, Pacing};
+use crate::spool::{self, Spool};
+
+/// `serve`'s flags.
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Where to listen, e.g. 127.0.0.1:9100 (port 0 picks one; the first
+    /// line printed says which).
+    #[arg(long, value_name = "ADDR")]
+    listen: std::net::SocketAddr,
+    /// The spool directory.
+    #[arg(long, value_name = "DIR")]
+    spool: PathBuf,
+    /// The spool's size limit.
+    #[arg(long, value_name = "KIB", default_value_t = 64 * 1024)]
+    spool_max_kib: u64,
+    /// How many finished alerts `GET /spool` remembers (the newest), so
+    /// memory stays flat however long serve runs.
+    #[arg(long, value_name = "N", default_value_t = spool::KEEP_FINISHED)]
+    keep_finished: usize,
+    /// Time between messages to one channel (Slack allows about one a second).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    channel_interval_ms: u64,
+    /// Messages a quiet channel may take at once.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    channel_burst: u32,
+    /// First backoff for transient failures without Retry-After.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    backoff_base_ms: u64,
+    /// Configured instances delivering at once, to different channels (one
+    /// channel has at most one request in flight).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    workers: usize,
+    /// A file holding the bearer token every request but `GET /healthz`
+    /// must carry (`Authorization: Bearer <token>`).
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without a token (anyone who can
+    /// reach serve can then post into Slack and read the spool).
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// The largest alert body taken; larger ones are answered 413.
+    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    max_alert_kib: usize,
+    /// Seconds a request's body may take to arrive (one that trickles in
+    /// is answered 408).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    read_timeout_secs: u64,
+    /// Seconds a whole request head may take, from the connection's start
+    /// or the previous answer (so also how long an idle keep-alive
+    /// connection stays open); not reset by each byte.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    head_timeout_secs: u64,
+    /// Requests read and answered at once (connections that have sent a
+    /// whole head); more wait, their heads read, for a slot.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_connections: usize,
+    /// Connections waiting for a whole request head (new ones, and
+    /// keep-alive ones between requests); when full, a new connection
+    /// closes the one that has waited longest.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    max_waiting_connections: usize,
+    /// How log lines on stderr look: `text`, or `json` (one object a line).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    /// A directory of Kapacitor topic-handler files (slack, aggregate,
+    /// publish): alerts posted with `?topic=NAME` go to that topic's handlers.
+    #[arg(long, value_name = "DIR")]
+    handlers: Option<PathBuf>,
+    /// Divides the handlers' intervals, for demos and tests: 3600 turns an
+    /// aggregate's 24 h into 24 s.
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    time_scale: f64,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Runs `serve` until SIGTERM or SIGINT.
+pub fn run(args: ServeArgs) -> Result<(), Failure> {
+    let host =
+        Host::new(args.target.net_settings()?, args.target.limits()).map_err(Failure::Host)?;
+    let (runtime, text, broken) = match (&args.target.plugins, &args.target.config) {
+        (Some(dir), _) => {
+            let (loaded, broken) = args.target.from_directory(dir, &host, "slack", false)?;
+            (loaded.runtime, loaded.config, broken)
+        }
+        (None, Some(path)) => {
+            let text = read(path, "configuration")?;
+            let component = args.target.component();
+            let runtime = Runtime::open(host, &component, args.target.cache_dir().as_deref())
+                .map_err(Failure::Host)?;
+            (runtime, text, Vec::new())
+        }
+        (None, None) => return Err(Failure::Input(anyhow!("serve needs --config or --plugins"))),
+    };
+    let token = match &args.auth_token_file {
+        Some(path) => Some(Token::read(path).map_err(Failure::Input)?),
+        None if args.listen.ip().is_loopback() || args.insecure_no_auth => None,
+        None => {
+            return Err(Failure::Input(anyhow!(
+                "serve would listen on {} without authentication: give --auth-token-file FILE, listen on a loopback address (127.0.0.1), or say --insecure-no-auth",
+                args.listen
+            )))
+        }
+    };
+    let topics = match &args.handlers {
+        Some(dir) => Some(Arc::new(
+            Handlers::load(dir, args.time_scale).map_err(Failure::Input)?,
+        )),
+        None => None,
+    };
+    let access = serve::Access {
+        topics,
+        broken,
+        token,
+        limits: intake::Limits {
+            max_alert_bytes: args.max_alert_kib.max(1) * 1024,
+            read_timeout: Duration::from_secs(args.read_timeout_secs.max(1)),
+            head_timeout: Duration::from_secs(args.head_timeout_secs.max(1)),
+            max_connections: args.max_connections.max(1),
+            max_waiting: args.max_waiting_connections.max(1),
+        },
+    };
+    init_logs(args.log_format);
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        spool = %args.spool.display(),
+        "slack-alertd starting"
+    );
+    // The history kept is bounded before the journal is replayed, so it
+    // holds across restarts.
+    let settings = spool::Settings {
+        keep_finished: args.keep_finished,
+        ..spool::Settings::new(args.spool_max_kib * 1024)
+    };
+    let spool = Spool::open_with(&args.spool, settings).map_err(Failure::Host)?;
+    let pending = spool.pending().len();
+    let pacing = Pacing {
+        channel_interval: Duration::from_millis(args.channel_interval_ms),
+        channel_burst: args.channel_burst,
+        backoff: Backoff {
+            base: Duration::from_millis(args.backoff_base_ms),
+            ..Backoff::default()
+        },
+        workers: args.workers.max(1),
+    };
+    serve::run(
+        &runtime,
+        &text,
+        args.listen,
+        spool,
+        pacing,
+        access,
+        |addr| {
+            // One write, and no panic if whoever started us stopped reading.
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let said = format!(
+                "listening on {addr}\n{pending} alert(s) pending in {}\n",
+                args.spool.display()
+            );
+            let _ = out.write_all(said.as_bytes()).and_then(|()| out.flush());
+        },
+    )
+    .map_err(Failure::Host)
+}
+
+/// serve's log lines on stderr, text or JSON; `RUST_LOG`-style filtering
+/// is not offered: every line is an attempt, an ending or a state change.
+fn init_logs(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => logs.try_init(),
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+    };
+}

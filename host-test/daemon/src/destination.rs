@@ -1,0 +1,137 @@
+//! Where an alert goes, as Slack's rate limit counts it: the workspace and
+//! the channel. Read from the alert's options and the configuration's
+//! summary, as the WIT's `workspace-summary.channel` promises, so the host
+//! paces an alert without asking the plugin to render it first.
+
+use std::collections::HashMap;
+
+use alert_handler_host::ConfigSummary;
+
+/// The pacing key: the workspace and the channel. A webhook bound to one
+/// channel (no `channel` configured or asked for) is its own key.
+pub fn pacing_key(workspace: &str, channel: &str) -> String {
+    format!("{workspace} {channel}")
+}
+
+/// Each workspace's default channel, and which workspace is the default.
+#[derive(Debug, Clone, Default)]
+pub struct Destinations {
+    default_workspace: String,
+    channels: HashMap<String, String>,
+}
+
+impl Destinations {
+    pub fn new(summary: &ConfigSummary) -> Destinations {
+        Destinations {
+            default_workspace: summary
+                .workspaces
+                .iter()
+                .find(|w| w.is_default)
+                .map(|w| w.id.clone())
+                .unwrap_or_default(),
+            channels: summary
+                .workspaces
+                .iter()
+                .filter_map(|w| Some((w.id.clone(), w.channel.clone()?)))
+                .collect(),
+        }
+    }
+
+    /// The pacing key of an alert with these handler options: the
+    /// `workspace` option or the default workspace, the `channel` option or
+    /// that workspace's channel (an empty option counts as none, as in
+    /// Kapacitor; the last of a repeated option wins).
+    pub fn pacing_key(&self, options: &[(String, String)]) -> String {
+        let option = |name: &str| {
+            options
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
+        };
+        let workspace = option("workspace").unwrap_or(&self.default_workspace);
+        let channel = option("channel")
+            .or_else(|| self.channels.get(workspace).map(String::as_str))
+            .unwrap_or_default();
+        pacing_key(workspace, channel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alert_handler_host::{TlsSettings, WorkspaceSummary};
+
+    fn workspace(id: &str, is_default: bool, channel: Option<&str>) -> WorkspaceSummary {
+        WorkspaceSummary {
+            id: id.into(),
+            enabled: true,
+            is_default,
+            global: false,
+            state_changes_only: false,
+            channel: channel.map(str::to_string),
+            endpoint: None,
+            tls: TlsSettings {
+                ssl_ca: None,
+                ssl_cert: None,
+                ssl_key: None,
+                insecure_skip_verify: false,
+            },
+        }
+    }
+
+    fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn destinations() -> Destinations {
+        Destinations::new(&ConfigSummary {
+            kind: "slack".into(),
+            workspaces: vec![
+                workspace("ops", true, Some("#ops")),
+                workspace("db", false, Some("#db")),
+                workspace("hook", false, None),
+            ],
+        })
+    }
+
+    #[test]
+    fn options_name_the_channel_and_the_workspace() {
+        let d = destinations();
+        assert_eq!(d.pacing_key(&options(&[("channel", "#x")])), "ops #x");
+        assert_eq!(
+            d.pacing_key(&options(&[("workspace", "db"), ("channel", "#x")])),
+            "db #x"
+        );
+    }
+
+    #[test]
+    fn without_options_the_workspace_default_channel_counts() {
+        let d = destinations();
+        assert_eq!(d.pacing_key(&[]), "ops #ops");
+        assert_eq!(d.pacing_key(&options(&[("workspace", "db")])), "db #db");
+        assert_eq!(
+            d.pacing_key(&options(&[("channel", ""), ("workspace", "")])),
+            "ops #ops"
+        );
+    }
+
+    #[test]
+    fn a_webhook_bound_to_its_channel_is_its_own_key() {
+        let d = destinations();
+        assert_eq!(d.pacing_key(&options(&[("workspace", "hook")])), "hook ");
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_option_wins() {
+        let d = destinations();
+        assert_eq!(
+            d.pacing_key(&options(&[("channel", "#a"), ("channel", "#b")])),
+            "ops #b"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! `slack-alertd`, the daemon that delivers alerts through an
+//! alert-handler component:
+//!
+//! ```text
+//!   intake ──── HTTP: who may call, how much is read, what is taken
+//!     │         (Kapacitor's post JSON), options checked (option_check)
+//!     ▼
+//!   commit ──── group commit: the one way to write the store; a 202 only
+//!     │         once the write is durable
+//!     ▼
+//!   store ───── the interface; spool: the journal file that implements it
+//!     │
+//!     ▼
+//!   serve ───── the planner (what arrived), the scheduler (what to send
+//!               when: each channel paced), the workers (one instance each),
+//!               the aggregator; metrics
+//! ```
+
+pub mod cli;
+pub mod commit;
+pub mod destination;
+pub mod intake;
+pub mod metrics;
+pub mod option_check;
+pub mod scheduler;
+pub mod serve;
+pub mod spool;
+pub mod store;
+/// The component built from this checkout (by `host-test/build.rs`), run
+/// when no `--component` or `--plugins` says otherwise.
+pub const COMPONENT_PATH: &str = env!("SLACK_HANDLER_WASM");
+
+/// `println!` that does not panic when standard output is gone (a pipe
+/// closed early, as `| head` does): what is left to print is dropped.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}

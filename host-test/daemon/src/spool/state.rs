@@ -1,0 +1,330 @@
+//! What the journal says, as one state machine: [`State::apply`] is the
+//! only thing that changes it, for a record read back at replay and for a
+//! record just made durable alike, so the two can never drift apart.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use kapacitor_formats::aggregate::{Collected, Window};
+
+use super::record::{
+    AlertMessage, FailedAlert, Finished, NewAlert, Pending, Record, Status, MAX_FAILED,
+    MAX_MESSAGES,
+};
+
+/// The state a journal's durable records add up to.
+pub(crate) struct State {
+    /// Ids below it were given out.
+    pub(crate) next_id: u64,
+    /// Pending alerts, with the size of the `accept` line that keeps each.
+    pub(crate) pending: BTreeMap<u64, (Pending, u64)>,
+    pending_bytes: u64,
+    /// Final statuses seen, newest last, at most `keep_finished` of them,
+    /// each numbered in the order it came (a cursor for paging).
+    pub(crate) finished: VecDeque<(u64, Finished)>,
+    next_finished: u64,
+    pub(crate) keep_finished: usize,
+    pub(crate) messages: Messages,
+    /// Failed alerts that can be sent again, by id.
+    pub(crate) failed: Failures,
+    /// The `aggregate` handlers' open windows, by handler id.
+    pub(crate) windows: BTreeMap<String, Window>,
+}
+
+impl State {
+    /// An empty journal's state, for a spool of size limit `limit`.
+    pub(crate) fn new(limit: u64, keep_finished: usize) -> State {
+        State {
+            next_id: 1,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            finished: VecDeque::new(),
+            next_finished: 1,
+            keep_finished,
+            messages: Messages::new(limit / 4),
+            failed: Failures::new(limit / 8),
+            windows: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one durable record; `line` is its journal line's length.
+    pub(crate) fn apply(&mut self, record: Record, line: u64) {
+        match record {
+            Record::Accept {
+                id,
+                at,
+                alert,
+                options,
+            } => self.add_pending(
+                Pending {
+                    id,
+                    at,
+                    alert,
+                    options,
+                },
+                line,
+            ),
+            Record::Done(done) => {
+                if let Some(alert) = self.remove_pending(done.id) {
+                    if done.status == Status::Failed {
+                        self.failed.keep_pending(alert, &done.detail);
+                    }
+                }
+                self.messages.apply(&done);
+                self.finished.push_back((self.next_finished, done));
+                self.next_finished += 1;
+                self.trim_finished();
+            }
+            Record::Message(message) => self.messages.remember(message),
+            Record::Ids { next } => self.next_id = self.next_id.max(next),
+            Record::Failed(alert) => {
+                self.next_id = self.next_id.max(alert.id + 1);
+                self.failed.keep(alert);
+            }
+            Record::Resent { id, .. } => self.failed.remove(id),
+            Record::Collect {
+                handler,
+                start_ms,
+                event,
+            } => self.collect(handler, start_ms, event),
+            Record::Window { handler, window } => {
+                self.windows.insert(handler, window);
+            }
+            Record::Emit {
+                handler,
+                accepts,
+                collects,
+            } => {
+                self.windows.remove(&handler);
+                for a in accepts {
+                    let line = accept_line_len(&a);
+                    let NewAlert {
+                        id,
+                        at,
+                        alert,
+                        options,
+                    } = a;
+                    self.add_pending(
+                        Pending {
+                            id,
+                            at,
+                            alert,
+                            options,
+                        },
+                        line,
+                    );
+                }
+                for (other, start_ms, event) in collects {
+                    self.collect(other, start_ms, event);
+                }
+            }
+        }
+    }
+
+    fn add_pending(&mut self, alert: Pending, line: u64) {
+        self.next_id = self.next_id.max(alert.id + 1);
+        self.pending_bytes += line;
+        if let Some((_, was)) = self.pending.insert(alert.id, (alert, line)) {
+            self.pending_bytes -= was;
+        }
+    }
+
+    fn remove_pending(&mut self, id: u64) -> Option<Pending> {
+        let (alert, line) = self.pending.remove(&id)?;
+        self.pending_bytes -= line;
+        Some(alert)
+    }
+
+    /// The event joins `handler`'s window, which opens at `start_ms` if
+    /// none is open.
+    fn collect(&mut self, handler: String, start_ms: u64, event: Collected) {
+        self.windows
+            .entry(handler)
+            .or_insert_with(|| Window::open(start_ms))
+            .add(event);
+    }
+
+    pub(crate) fn trim_finished(&mut self) {
+        while self.finished.len() > self.keep_finished {
+            self.finished.pop_front();
+        }
+    }
+
+    /// The records a compacted journal holds: the next id, the alert
+    /// messages (oldest first), the open windows, the failed alerts kept
+    /// and the pending alerts. Replaying them gives this state back (but
+    /// for the history of endings, which compaction forgets).
+    pub(crate) fn snapshot(&self, next_id: u64) -> impl Iterator<Item = Record> + '_ {
+        std::iter::once(Record::Ids {
+            next: next_id.max(self.next_id),
+        })
+        .chain(self.messages.oldest_first().cloned().map(Record::Message))
+        .chain(self.windows.iter().map(|(handler, window)| Record::Window {
+            handler: handler.clone(),
+            window: window.clone(),
+        }))
+        .chain(self.failed.by_id.values().cloned().map(Record::Failed))
+        .chain(self.pending.values().map(|(p, _)| Record::Accept {
+            id: p.id,
+            at: p.at,
+            alert: p.alert.clone(),
+            options: p.options.clone(),
+        }))
+    }
+
+    /// About the size of the journal compaction would write now.
+    pub(crate) fn live_bytes(&self) -> u64 {
+        let windows: u64 = self
+            .windows
+            .iter()
+            .map(|(handler, window)| {
+                Record::Window {
+                    handler: handler.clone(),
+                    window: window.clone(),
+                }
+                .line()
+                .len() as u64
+                    + 1
+            })
+            .sum();
+        // The `ids` line: 30 bytes is room for any id.
+        30 + self.messages.bytes + self.failed.bytes + windows + self.pending_bytes
+    }
+}
+
+/// The size of the `accept` line that keeps `alert` pending.
+fn accept_line_len(alert: &NewAlert) -> u64 {
+    Record::Accept {
+        id: alert.id,
+        at: alert.at,
+        alert: alert.alert.clone(),
+        options: alert.options.clone(),
+    }
+    .line()
+    .len() as u64
+        + 1
+}
+
+/// The failed alerts kept for sending again, by id, bounded.
+pub(crate) struct Failures {
+    pub(crate) by_id: BTreeMap<u64, FailedAlert>,
+    /// The size of their `failed` records in the journal.
+    bytes: u64,
+    max_bytes: u64,
+}
+
+impl Failures {
+    fn new(max_bytes: u64) -> Failures {
+        Failures {
+            by_id: BTreeMap::new(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    fn record_size(alert: &FailedAlert) -> u64 {
+        Record::Failed(alert.clone()).line().len() as u64 + 1
+    }
+
+    fn keep(&mut self, alert: FailedAlert) {
+        self.remove(alert.id);
+        self.bytes += Failures::record_size(&alert);
+        self.by_id.insert(alert.id, alert);
+        while self.by_id.len() > MAX_FAILED || self.bytes > self.max_bytes {
+            let Some((_, oldest)) = self.by_id.pop_first() else {
+                break;
+            };
+            self.bytes -= Failures::record_size(&oldest);
+        }
+    }
+
+    /// Keeps a pending alert that failed with `detail`.
+    fn keep_pending(&mut self, alert: Pending, detail: &str) {
+        self.keep(FailedAlert {
+            id: alert.id,
+            at: alert.at,
+            alert: alert.alert,
+            options: alert.options,
+            detail: detail.to_string(),
+        });
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(gone) = self.by_id.remove(&id) {
+            self.bytes -= Failures::record_size(&gone);
+        }
+    }
+}
+
+/// The alert messages by key, oldest first, bounded (see [`MAX_MESSAGES`]).
+pub(crate) struct Messages {
+    pub(crate) by_key: HashMap<String, (u64, AlertMessage)>,
+    /// Keys by when their message was last stored.
+    by_age: BTreeMap<u64, String>,
+    next_age: u64,
+    /// The size of their `message` records in the journal.
+    pub(crate) bytes: u64,
+    max_bytes: u64,
+}
+
+impl Messages {
+    pub(crate) fn new(max_bytes: u64) -> Messages {
+        Messages {
+            by_key: HashMap::new(),
+            by_age: BTreeMap::new(),
+            next_age: 0,
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    pub(crate) fn record_size(message: &AlertMessage) -> u64 {
+        Record::Message(message.clone()).line().len() as u64 + 1
+    }
+
+    pub(crate) fn remember(&mut self, message: AlertMessage) {
+        self.forget(&message.key);
+        self.bytes += Messages::record_size(&message);
+        self.by_age.insert(self.next_age, message.key.clone());
+        self.by_key
+            .insert(message.key.clone(), (self.next_age, message));
+        self.next_age += 1;
+        while self.by_key.len() > MAX_MESSAGES || self.bytes > self.max_bytes {
+            let Some((_, oldest)) = self.by_age.pop_first() else {
+                break;
+            };
+            if let Some((_, dropped)) = self.by_key.remove(&oldest) {
+                self.bytes -= Messages::record_size(&dropped);
+            }
+        }
+    }
+
+    pub(crate) fn forget(&mut self, key: &str) {
+        if let Some((age, message)) = self.by_key.remove(key) {
+            self.by_age.remove(&age);
+            self.bytes -= Messages::record_size(&message);
+        }
+    }
+
+    fn apply(&mut self, done: &Finished) {
+        if let Some(key) = &done.forget {
+            self.forget(key);
+        }
+        if let Some(message) = &done.message {
+            self.remember(message.clone());
+        }
+    }
+
+    /// The messages stored at age `from` or later, oldest first, with
+    /// their ages.
+    pub(crate) fn aged(&self, from: u64) -> impl Iterator<Item = (u64, &AlertMessage)> {
+        self.by_age
+            .range(from..)
+            .filter_map(|(age, k)| self.by_key.get(k).map(|(_, m)| (*age, m)))
+    }
+
+    pub(crate) fn oldest_first(&self) -> impl Iterator<Item = &AlertMessage> {
+        self.by_age
+            .values()
+            .filter_map(|k| self.by_key.get(k).map(|(_, m)| m))
+    }
+}

@@ -1,0 +1,314 @@
+//! The alert-handler world on top of [`Host`]: the component compiled and
+//! pre-instantiated once, a fresh store and instance per plugin handle, and
+//! each instance's egress limited to the workspaces it was configured with.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use wasmtime::component::Component;
+use wasmtime::Store;
+use wasmtime_wasi::WasiCtx;
+
+use crate::cache::{self, Source};
+use crate::egress::Allowlist;
+use crate::host::{Host, Limits, State};
+use crate::net::{Destination, NetPolicy, NetSettings};
+
+use crate::bindings::{
+    AlertEvent, AlertHandler, AlertHandlerPre, ConfigSummary, Delivery, Description, HandlerError,
+    HttpRequest,
+};
+
+/// A plugin's configuration summary in the network layer's terms: where
+/// each workspace's requests go and with which TLS.
+pub fn destinations(summary: &ConfigSummary) -> Vec<Destination> {
+    summary
+        .workspaces
+        .iter()
+        .map(|ws| Destination {
+            id: ws.id.clone(),
+            enabled: ws.enabled,
+            endpoint: ws
+                .endpoint
+                .as_ref()
+                .map(|e| (e.scheme.clone(), e.authority.clone())),
+            tls: crate::net::tls::TlsSettings {
+                ssl_ca: ws.tls.ssl_ca.clone(),
+                ssl_cert: ws.tls.ssl_cert.clone(),
+                ssl_key: ws.tls.ssl_key.clone(),
+                insecure_skip_verify: ws.tls.insecure_skip_verify,
+            },
+        })
+        .collect()
+}
+
+/// A loaded handler component, ready to instantiate cheaply.
+#[derive(Clone)]
+pub struct Runtime {
+    host: Arc<Host>,
+    pre: AlertHandlerPre<State>,
+    /// One policy (and so one connection pool per endpoint) per distinct
+    /// configuration, shared by every instance configured with it.
+    policies: Arc<Mutex<HashMap<String, Arc<NetPolicy>>>>,
+    path: PathBuf,
+    /// The operator's list of what a plugin from a directory may reach;
+    /// `None` trusts the component's own summary (this project's
+    /// component, run with `--config`).
+    allowlist: Option<Arc<Allowlist>>,
+}
+
+impl Runtime {
+    /// Compiles the component at `path` for a host whose requests go out
+    /// under `net` (TLS, proxies, deny-list, connect-to map), with the
+    /// default limits.
+    pub fn load(path: impl AsRef<Path>, net: NetSettings) -> Result<Runtime> {
+        Runtime::load_on(Host::new(net, Limits::default())?, path)
+    }
+
+    /// Compiles the component at `path` for `host`.
+    pub fn load_on(host: Arc<Host>, path: impl AsRef<Path>) -> Result<Runtime> {
+        let path = path.as_ref().to_path_buf();
+        let component = Component::from_file(host.engine(), &path)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading the component {}", path.display()))?;
+        Runtime::from_component(host, &component, path)
+    }
+
+    /// Loads the component at `path` for `host`, precompiled from
+    /// `cache_dir` when it can be (see [`cache`](crate::cache)).
+    pub fn load_cached(
+        host: Arc<Host>,
+        path: impl AsRef<Path>,
+        cache_dir: &Path,
+    ) -> Result<(Runtime, Source)> {
+        let path = path.as_ref().to_path_buf();
+        let (component, source) = cache::load(host.engine(), &path, cache_dir)
+            .with_context(|| format!("loading the component {}", path.display()))?;
+        Ok((Runtime::from_component(host, &component, path)?, source))
+    }
+
+    /// Loads for `host`, through the cache in `cache_dir` when there is one.
+    pub fn open(host: Arc<Host>, path: &Path, cache_dir: Option<&Path>) -> Result<Runtime> {
+        match cache_dir {
+            Some(dir) => Ok(Runtime::load_cached(host, path, dir)?.0),
+            None => Runtime::load_on(host, path),
+        }
+    }
+
+    fn from_component(host: Arc<Host>, component: &Component, path: PathBuf) -> Result<Runtime> {
+        let pre = AlertHandlerPre::new(host.linker().instantiate_pre(component)?)?;
+        Ok(Runtime {
+            host,
+            pre,
+            policies: Arc::default(),
+            path,
+            allowlist: None,
+        })
+    }
+
+    /// The same runtime under the operator's egress allowlist: a summary
+    /// naming an endpoint off the list is refused at `configure`.
+    pub fn with_allowlist(mut self, allowlist: Allowlist) -> Runtime {
+        self.allowlist = Some(Arc::new(allowlist));
+        self
+    }
+
+    /// The same compiled component under other network settings: nothing
+    /// is recompiled, the engine and pre-instantiation are shared.
+    pub fn with_net(&self, net: NetSettings) -> Runtime {
+        self.with_host_settings(net, self.host.limits())
+    }
+
+    /// The same compiled component under other network settings and limits.
+    pub fn with_host_settings(&self, net: NetSettings, limits: Limits) -> Runtime {
+        let host = self.host.with_settings(net, limits);
+        Runtime {
+            host,
+            policies: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The host it runs on.
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    /// Its network settings.
+    pub fn net(&self) -> &NetSettings {
+        self.host.net()
+    }
+
+    /// The component's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The policy for a configuration, built once and then shared.
+    fn policy_for(&self, summary: &ConfigSummary) -> Result<Arc<NetPolicy>, String> {
+        let key = format!("{summary:?}");
+        let mut policies = self.policies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(policy) = policies.get(&key) {
+            return Ok(policy.clone());
+        }
+        let policy = Arc::new(NetPolicy::for_destinations(
+            &destinations(summary),
+            self.host.net(),
+        )?);
+        policies.insert(key, policy.clone());
+        Ok(policy)
+    }
+
+    /// A fresh instance with no environment and no preopened directory: it
+    /// knows only what `configure` tells it, and may reach nothing until then.
+    pub fn instantiate(&self) -> Result<Plugin> {
+        let nothing = ConfigSummary {
+            kind: String::new(),
+            workspaces: vec![],
+        };
+        let policy = self.policy_for(&nothing).map_err(anyhow::Error::msg)?;
+        self.instantiate_under(WasiCtx::builder().build(), policy)
+    }
+
+    /// A fresh instance with the given WASI context (environment, preopens),
+    /// for a guest that configures itself: the host does not know its
+    /// endpoints, so its requests are not limited to them (the deny-list,
+    /// proxies and connect-to map still apply).
+    pub fn instantiate_with(&self, wasi: WasiCtx) -> Result<Plugin> {
+        let open = NetPolicy::open(self.host.net()).map_err(anyhow::Error::msg)?;
+        self.instantiate_under(wasi, Arc::new(open))
+    }
+
+    /// A fresh instance about to be configured with `config`: it may read
+    /// Kapacitor's `KAPACITOR_SLACK_*` variables and, read-only, the
+    /// directories of the files `config` names (see [`crate::secrets`]);
+    /// like [`Runtime::instantiate`] it reaches nothing until configured.
+    pub fn instantiate_for(&self, config: &str) -> Result<Plugin> {
+        let nothing = ConfigSummary {
+            kind: String::new(),
+            workspaces: vec![],
+        };
+        let policy = self.policy_for(&nothing).map_err(anyhow::Error::msg)?;
+        self.instantiate_under(crate::secrets::wasi_for(config), policy)
+    }
+
+    /// A fresh instance configured with `config`; a refused configuration
+    /// is an error saying why.
+    pub fn configured(&self, config: &str) -> Result<Plugin> {
+        let mut plugin = self.instantiate_for(config)?;
+        if let Err(e) = plugin.configure(config)? {
+            bail!("the configuration was refused: {}", e.describe());
+        }
+        Ok(plugin)
+    }
+
+    fn instantiate_under(&self, wasi: WasiCtx, policy: Arc<NetPolicy>) -> Result<Plugin> {
+        let mut store = self.host.store(wasi, policy);
+        self.host.arm(&mut store);
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.host.explain(e))?;
+        Ok(Plugin {
+            store,
+            bindings,
+            runtime: self.clone(),
+            stopped: false,
+        })
+    }
+}
+
+/// One instance of the handler. The outer `Result` of each call is a trap
+/// or host failure (after which the instance is stopped: make a new one);
+/// the inner one is the handler's answer.
+pub struct Plugin {
+    store: Store<State>,
+    bindings: AlertHandler,
+    runtime: Runtime,
+    stopped: bool,
+}
+
+impl Plugin {
+    /// Runs one export under the deadline; a trap stops this instance.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&AlertHandler, &mut Store<State>) -> wasmtime::Result<T>,
+    ) -> Result<T> {
+        if self.stopped {
+            bail!("this instance was stopped by an earlier trap; make a new one");
+        }
+        self.runtime.host.arm(&mut self.store);
+        f(&self.bindings, &mut self.store).map_err(|e| {
+            self.stopped = true;
+            self.runtime.host.explain(e)
+        })
+    }
+
+    /// Configures the instance, then limits its egress to the enabled
+    /// workspaces' endpoints with their TLS settings. A certificate file the
+    /// host cannot use makes the configuration invalid now, not at the first
+    /// alert.
+    pub fn configure(&mut self, config: &str) -> Result<Result<ConfigSummary, HandlerError>> {
+        let summary =
+            match self.call(|b, s| b.alerting_handler_handler().call_configure(s, config))? {
+                Ok(summary) => summary,
+                Err(e) => return Ok(Err(e)),
+            };
+        if let Some(allowlist) = &self.runtime.allowlist {
+            if let Err(message) = allowlist.check(&summary) {
+                return Ok(Err(HandlerError::InvalidConfig(message)));
+            }
+        }
+        match self.runtime.policy_for(&summary) {
+            Ok(policy) => {
+                self.store.data_mut().hooks.policy = policy;
+                Ok(Ok(summary))
+            }
+            Err(message) => Ok(Err(HandlerError::InvalidConfig(message))),
+        }
+    }
+
+    /// Sends one alert (the WIT's `handle-alert`).
+    pub fn handle_alert(
+        &mut self,
+        event: &AlertEvent,
+        options: &[(String, String)],
+    ) -> Result<Result<Delivery, HandlerError>> {
+        self.call(|b, s| {
+            b.alerting_handler_handler()
+                .call_handle_alert(s, event, options)
+        })
+    }
+
+    /// What the handler is and takes (callable before `configure`).
+    pub fn describe(&mut self) -> Result<Description> {
+        self.call(|b, s| b.alerting_handler_handler().call_describe(s))
+    }
+
+    /// Builds the request `handle_alert` would send, without sending it.
+    pub fn preview_alert(
+        &mut self,
+        event: &AlertEvent,
+        options: &[(String, String)],
+    ) -> Result<Result<HttpRequest, HandlerError>> {
+        self.call(|b, s| {
+            b.alerting_handler_handler()
+                .call_preview_alert(s, event, options)
+        })
+    }
+
+    /// The service test's options and their defaults.
+    pub fn service_test_options(&mut self) -> Result<Vec<(String, String)>> {
+        self.call(|b, s| b.alerting_handler_handler().call_service_test_options(s))
+    }
+
+    /// Runs the service test (Kapacitor's `service-tests slack`).
+    pub fn service_test(
+        &mut self,
+        options: &[(String, String)],
+    ) -> Result<Result<Delivery, HandlerError>> {
+        self.call(|b, s| b.alerting_handler_handler().call_service_test(s, options))
+    }
+}

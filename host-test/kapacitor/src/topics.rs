@@ -1,0 +1,415 @@
+//! Kapacitor's topic handlers, as its alert service runs them: a directory of
+//! handler files (`--handlers DIR`), each subscribed to one topic. An event
+//! published to a topic goes to every handler of that topic whose `match`
+//! holds, in the order the files sort by name (Kapacitor's load directory
+//! reads them in that order). Kinds:
+//!
+//! - `slack`: this component, with the file's options;
+//! - `aggregate`: collects events and publishes one to its `topic` every
+//!   `interval` (see [`crate::aggregate`]);
+//! - `publish`: the same event to other `topics`.
+//!
+//! A file that cannot be read, an unknown kind, a missing option or a
+//! `match` that does not parse stops the load, naming the file.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::handler_file;
+use crate::lambda::Lambda;
+use alert_handler_host::AlertEvent;
+
+/// One handler file.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    pub id: String,
+    pub file: PathBuf,
+    pub topic: String,
+    pub matches: Option<Lambda>,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Slack { options: Vec<(String, String)> },
+    Aggregate(AggregateSpec),
+    Publish { topics: Vec<String> },
+}
+
+/// An `aggregate` handler's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateSpec {
+    /// As written (`24h`), for `{{ .Interval }}`.
+    pub interval_text: String,
+    /// As the host waits it: the interval divided by the time scale.
+    pub interval: Duration,
+    /// Where the aggregated event is published.
+    pub topic: String,
+    /// The message template (`{{ .Count }}`, `{{ .Interval }}`).
+    pub message: String,
+}
+
+/// What an event published to a topic leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Send it with a `slack` handler's options.
+    Deliver {
+        handler: String,
+        options: Vec<(String, String)>,
+    },
+    /// Collect it in an `aggregate` handler's window.
+    Collect { handler: String },
+}
+
+/// The handlers of a directory.
+#[derive(Debug, Clone, Default)]
+pub struct Handlers {
+    list: Vec<Handler>,
+}
+
+/// Kapacitor's default aggregate message.
+const DEFAULT_MESSAGE: &str = "Received {{ .Count }} events in the last {{ .Interval }}.";
+
+/// How deep `publish` handlers may chain an event.
+const MAX_HOPS: usize = 8;
+
+impl Handlers {
+    /// Loads every `*.yaml`, `*.yml` and `*.json` in `dir`, sorted by name;
+    /// intervals are divided by `time_scale` (`3600` turns 24 h into 24 s).
+    pub fn load(dir: &Path, time_scale: f64) -> Result<Handlers> {
+        if !(time_scale.is_finite() && time_scale > 0.0) {
+            bail!("--time-scale must be a positive number");
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading the handler directory {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                )
+            })
+            .collect();
+        files.sort();
+        let mut list = Vec::new();
+        let mut ids = BTreeSet::new();
+        for file in files {
+            let handler = load_one(&file, time_scale)
+                .with_context(|| format!("handler file {}", file.display()))?;
+            if !ids.insert((handler.topic.clone(), handler.id.clone())) {
+                bail!(
+                    "handler file {}: topic `{}` has two handlers with id `{}`",
+                    file.display(),
+                    handler.topic,
+                    handler.id
+                );
+            }
+            list.push(handler);
+        }
+        Ok(Handlers { list })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Handler> {
+        self.list.iter()
+    }
+
+    /// The `aggregate` handler `id`, if there is one.
+    pub fn aggregate(&self, id: &str) -> Option<&AggregateSpec> {
+        self.list.iter().find_map(|h| match &h.kind {
+            Kind::Aggregate(spec) if h.id == id => Some(spec),
+            _ => None,
+        })
+    }
+
+    /// The `aggregate` handlers.
+    pub fn aggregates(&self) -> impl Iterator<Item = (&str, &AggregateSpec)> {
+        self.list.iter().filter_map(|h| match &h.kind {
+            Kind::Aggregate(spec) => Some((h.id.as_str(), spec)),
+            _ => None,
+        })
+    }
+
+    /// Where `event`, published to `topic`, goes: for each handler of the
+    /// topic whose `match` holds, in order, a delivery or a collection;
+    /// `publish` handlers pass it on to their topics (each topic once). A
+    /// `match` that cannot be evaluated does not hold and is reported.
+    pub fn route(&self, topic: &str, event: &AlertEvent) -> (Vec<Route>, Vec<String>) {
+        let mut routes = Vec::new();
+        let mut notes = Vec::new();
+        let mut visited = BTreeSet::new();
+        self.route_into(topic, event, 0, &mut visited, &mut routes, &mut notes);
+        (routes, notes)
+    }
+
+    fn route_into(
+        &self,
+        topic: &str,
+        event: &AlertEvent,
+        hops: usize,
+        visited: &mut BTreeSet<String>,
+        routes: &mut Vec<Route>,
+        notes: &mut Vec<String>,
+    ) {
+        if !visited.insert(topic.to_string()) {
+            return;
+        }
+        if hops > MAX_HOPS {
+            notes.push(format!(
+                "topic `{topic}`: more than {MAX_HOPS} publish hops; not passed on"
+            ));
+            return;
+        }
+        for h in self.list.iter().filter(|h| h.topic == topic) {
+            if let Some(lambda) = &h.matches {
+                match lambda.matches(event) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(why) => {
+                        notes.push(format!(
+                            "handler `{}`: match `{}` cannot be evaluated: {why}",
+                            h.id,
+                            lambda.text()
+                        ));
+                        continue;
+                    }
+                }
+            }
+            match &h.kind {
+                Kind::Slack { options } => routes.push(Route::Deliver {
+                    handler: h.id.clone(),
+                    options: options.clone(),
+                }),
+                Kind::Aggregate(_) => routes.push(Route::Collect {
+                    handler: h.id.clone(),
+                }),
+                Kind::Publish { topics } => {
+                    for next in topics {
+                        self.route_into(next, event, hops + 1, visited, routes, notes);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn load_one(file: &Path, time_scale: f64) -> Result<Handler> {
+    let text = std::fs::read_to_string(file).context("reading it")?;
+    let parsed = handler_file::parse(&text)?;
+    let topic = parsed
+        .topic
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| anyhow!("a topic handler needs a `topic`"))?;
+    let option = |name: &str| {
+        parsed
+            .options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let only = |allowed: &[&str]| -> Result<()> {
+        if let Some((key, _)) = parsed
+            .options
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.as_str()))
+        {
+            bail!(
+                "kind `{}` takes the options {}; `{key}` is not one of them",
+                parsed.kind,
+                allowed.join(", ")
+            );
+        }
+        Ok(())
+    };
+    let kind = match parsed.kind.as_str() {
+        "slack" => Kind::Slack {
+            options: parsed.options.clone(),
+        },
+        "aggregate" => {
+            only(&["interval", "topic", "message"])?;
+            let interval_text =
+                option("interval").ok_or_else(|| anyhow!("an aggregate needs an `interval`"))?;
+            let nanos = go_duration(&interval_text).ok_or_else(|| {
+                anyhow!("`interval` \"{interval_text}\" is not a duration like 24h or 10m")
+            })?;
+            if nanos == 0 {
+                bail!("`interval` must be longer than zero");
+            }
+            let scaled = (nanos as f64 / time_scale).max(1e6);
+            let topic = option("topic")
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| anyhow!("an aggregate needs a `topic` to publish to"))?;
+            let message = option("message").unwrap_or_else(|| DEFAULT_MESSAGE.to_string());
+            crate::aggregate::check_template(&message).map_err(|e| anyhow!("`message`: {e}"))?;
+            Kind::Aggregate(AggregateSpec {
+                interval_text,
+                interval: Duration::from_nanos(scaled as u64),
+                topic,
+                message,
+            })
+        }
+        "publish" => {
+            only(&["topics"])?;
+            let raw = option("topics").ok_or_else(|| anyhow!("a publish needs `topics`"))?;
+            let topics: Vec<String> = serde_json::from_str(&raw)
+                .unwrap_or_else(|_| vec![raw.clone()])
+                .into_iter()
+                .filter(|t: &String| !t.is_empty())
+                .collect();
+            if topics.is_empty() {
+                bail!("a publish needs at least one topic in `topics`");
+            }
+            Kind::Publish { topics }
+        }
+        other => {
+            bail!("unknown kind `{other}`; this harness runs slack, aggregate and publish handlers")
+        }
+    };
+    Ok(Handler {
+        id: parsed.id,
+        file: file.to_path_buf(),
+        topic,
+        matches: parsed.matches,
+        kind,
+    })
+}
+
+/// A Go duration (`24h`, `1h30m`, `90s`, `500ms`) in nanoseconds.
+pub fn go_duration(text: &str) -> Option<u64> {
+    const UNITS: [(&str, i64); 7] = [
+        ("ns", 1),
+        ("us", 1_000),
+        ("µs", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+    ];
+    crate::lambda::sum_of_units(text.trim(), &UNITS).and_then(|n| u64::try_from(n).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    fn examples() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+    }
+
+    fn event(level: alert_handler_host::Level) -> AlertEvent {
+        crate::alert_json::decode(&format!(
+            r#"{{"id":"e","message":"m","time":"2026-11-26T10:00:00Z","level":"{}"}}"#,
+            match level {
+                alert_handler_host::Level::Critical => "CRITICAL",
+                alert_handler_host::Level::Warning => "WARNING",
+                alert_handler_host::Level::Info => "INFO",
+                alert_handler_host::Level::Ok => "OK",
+            }
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_documentations_pipeline_loads_from_the_examples() {
+        let handlers = Handlers::load(&examples(), 3600.0).unwrap();
+        let spec = handlers.aggregate("500-errors-24h").unwrap();
+        assert_eq!(spec.interval, Duration::from_secs(24));
+        assert_eq!(spec.topic, "500-errors-24h");
+        assert_eq!(spec.message, "{{ .Count }} 500 errors last 24 hours.");
+        let e = event(alert_handler_host::Level::Info);
+        let (routes, _) = handlers.route("500-errors", &e);
+        assert_eq!(
+            routes,
+            [Route::Collect {
+                handler: "500-errors-24h".into()
+            }]
+        );
+        let (routes, _) = handlers.route("500-errors-24h", &e);
+        assert_eq!(
+            routes,
+            [Route::Deliver {
+                handler: "slack-500-errors-daily".into(),
+                options: vec![("workspace".into(), "error-reports".into())],
+            }]
+        );
+        assert!(handlers.route("nobody-listens", &e).0.is_empty());
+    }
+
+    #[test]
+    fn match_and_publish_decide_where_an_event_goes_in_file_order() {
+        let dir = dir_with(&[
+            (
+                "a_critical.yaml",
+                "id: crit\ntopic: t\nkind: slack\nmatch: level() == CRITICAL\noptions:\n  channel: '#crit'\n",
+            ),
+            ("b_fanout.yaml", "id: fan\ntopic: t\nkind: publish\noptions:\n  topics: [u, t]\n"),
+            ("c_all.yaml", "id: all\ntopic: u\nkind: slack\noptions:\n  channel: '#all'\n"),
+            (
+                "d_tagged.yaml",
+                "id: tagged\ntopic: u\nkind: slack\nmatch: '\"host\" == ''a'''\n",
+            ),
+        ]);
+        let handlers = Handlers::load(dir.path(), 1.0).unwrap();
+        let channels = |routes: Vec<Route>| -> Vec<String> {
+            routes
+                .into_iter()
+                .map(|r| match r {
+                    Route::Deliver { handler, .. } | Route::Collect { handler } => handler,
+                })
+                .collect()
+        };
+        let (routes, notes) = handlers.route("t", &event(alert_handler_host::Level::Critical));
+        assert_eq!(channels(routes), ["crit", "all"]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("no tag \"host\""), "{notes:?}");
+        let (routes, _) = handlers.route("t", &event(alert_handler_host::Level::Warning));
+        assert_eq!(channels(routes), ["all"]);
+    }
+
+    #[test]
+    fn a_bad_file_stops_the_load_naming_it() {
+        for (text, says) in [
+            ("id: x\ntopic: t\nkind: email\n", "unknown kind `email`"),
+            ("id: x\nkind: slack\n", "needs a `topic`"),
+            ("id: x\ntopic: t\nkind: aggregate\noptions:\n  topic: u\n", "needs an `interval`"),
+            (
+                "id: x\ntopic: t\nkind: aggregate\noptions:\n  interval: 1 day\n  topic: u\n",
+                "not a duration",
+            ),
+            (
+                "id: x\ntopic: t\nkind: aggregate\noptions:\n  interval: 1h\n  topic: u\n  message: '{{ .Sum }}'\n",
+                "`.Sum`",
+            ),
+            ("id: x\ntopic: t\nkind: publish\n", "needs `topics`"),
+            ("id: x\ntopic: t\nkind: slack\nmatch: level() = OK\n", "`match` column 9"),
+        ] {
+            let dir = dir_with(&[("h.yaml", text)]);
+            let e = format!("{:#}", Handlers::load(dir.path(), 1.0).unwrap_err());
+            assert!(e.contains("h.yaml") && e.contains(says), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("24h"), Some(86_400_000_000_000));
+        assert_eq!(go_duration("1h30m"), Some(5_400_000_000_000));
+        assert_eq!(go_duration("500ms"), Some(500_000_000));
+        assert_eq!(go_duration("1d"), None);
+        assert_eq!(go_duration(""), None);
+    }
+}
