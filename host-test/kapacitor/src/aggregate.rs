@@ -12,10 +12,30 @@
 //! An interval in which no event came publishes nothing. Pure: the window's
 //! state is the spool's, and the clock is the caller's.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::topics::AggregateSpec;
+use crate::duration;
+
+/// An `aggregate` handler's options, as its handler file gives them
+/// (`interval`, `topic`, `message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateSpec {
+    /// As written (`24h`), for `{{ .Interval }}`.
+    pub interval_text: String,
+    /// As the host waits it: the interval divided by the time scale.
+    pub interval: Duration,
+    /// Where the aggregated event is published.
+    pub topic: String,
+    /// The message template (`{{ .Count }}`, `{{ .Interval }}`), checked by
+    /// [`check_template`].
+    pub message: String,
+}
+
+/// Kapacitor's default aggregate message.
+pub const DEFAULT_MESSAGE: &str = "Received {{ .Count }} events in the last {{ .Interval }}.";
 
 /// What an aggregate keeps of one event it collected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,7 +219,7 @@ pub fn emit(handler: &str, spec: &AggregateSpec, window: &Window) -> Option<Stri
 /// `{{ .Interval }}` as Go prints a `time.Duration` (`24h0m0s`), from the
 /// interval as written.
 fn go_duration_text(written: &str) -> String {
-    match crate::topics::go_duration(written) {
+    match duration::parse_go(written) {
         Some(nanos) => slack_alert_handler::timefmt::go_duration(nanos as i64),
         None => written.to_string(),
     }
@@ -212,7 +232,7 @@ mod tests {
     fn spec() -> AggregateSpec {
         AggregateSpec {
             interval_text: "24h".into(),
-            interval: std::time::Duration::from_secs(24),
+            interval: Duration::from_secs(24),
             topic: "500-errors-24h".into(),
             message: "{{ .Count }} 500 errors last 24 hours.".into(),
         }

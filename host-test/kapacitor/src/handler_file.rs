@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::lambda::Lambda;
 
@@ -29,13 +29,13 @@ struct Raw {
     #[serde(default, rename = "match")]
     matches: Option<String>,
     #[serde(default)]
-    options: Option<serde_yaml::Mapping>,
+    options: Option<yaml_serde::Mapping>,
 }
 
 /// Parses a handler file. Scalar option values are passed on as strings;
 /// `fields`, a list of tables, as its JSON text.
 pub fn parse(text: &str) -> Result<HandlerFile> {
-    let raw: Raw = serde_yaml::from_str(text).map_err(|e| anyhow!("handler file: {e}"))?;
+    let raw: Raw = yaml_serde::from_str(text).map_err(|e| anyhow!("handler file: {e}"))?;
     if raw.id.is_empty()
         || !raw
             .id

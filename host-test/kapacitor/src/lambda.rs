@@ -6,7 +6,8 @@
 //!   one), `name()`, `taskName()`, `duration()`;
 //! - `OK`, `INFO`, `WARNING`, `CRITICAL`, `TRUE`, `FALSE`;
 //! - `"host"`: the event's tag `host`; `'text'`: a string; `/re/`: a
-//!   regular expression; numbers; durations (`5m`, `1h30m`, `10s`, `500ms`);
+//!   regular expression; numbers; durations (`5m`, `1h30m`, `10s`, `500ms`,
+//!   `2d`: see [`crate::duration::parse_tick`]);
 //! - `==`, `!=`, `<`, `<=`, `>`, `>=`, `=~`, `!~`, `AND`, `OR`, `!`,
 //!   parentheses.
 //!
@@ -19,6 +20,8 @@ use std::fmt;
 use regex::Regex;
 
 use alert_handler_host::{AlertEvent, Level};
+
+use crate::duration;
 
 /// A parsed `match` expression.
 #[derive(Debug, Clone)]
@@ -340,7 +343,7 @@ fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
                 let word: String = chars[start..i].iter().collect();
                 if let Ok(n) = word.parse::<f64>() {
                     TokenKind::Number(n)
-                } else if let Some(ns) = parse_duration(&word) {
+                } else if let Some(ns) = duration::parse_tick(&word) {
                     TokenKind::Duration(ns)
                 } else {
                     return Err(err(
@@ -366,46 +369,6 @@ fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
         tokens.push(Token { kind, column });
     }
     Ok(tokens)
-}
-
-/// Go-style durations as TICKscript writes them: `10s`, `1h30m`, `500ms`
-/// (and TICKscript's `d` and `w`).
-fn parse_duration(word: &str) -> Option<i64> {
-    const UNITS: [(&str, i64); 10] = [
-        ("ns", 1i64),
-        ("us", 1_000),
-        ("µs", 1_000),
-        ("u", 1_000),
-        ("ms", 1_000_000),
-        ("s", 1_000_000_000),
-        ("m", 60_000_000_000),
-        ("h", 3_600_000_000_000),
-        ("d", 86_400_000_000_000),
-        ("w", 604_800_000_000_000),
-    ];
-    sum_of_units(word, &UNITS)
-}
-
-/// A duration written as numbers with units (`1h30m`), in nanoseconds;
-/// longer unit names first in `units` where one is a prefix of another.
-pub(crate) fn sum_of_units(word: &str, units: &[(&str, i64)]) -> Option<i64> {
-    let mut rest = word;
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: i64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, scale) = units.iter().find(|(u, _)| rest.starts_with(u))?;
-        total = total.checked_add(n.checked_mul(*scale)?)?;
-        rest = &rest[unit.len()..];
-    }
-    Some(total)
 }
 
 struct Parser {

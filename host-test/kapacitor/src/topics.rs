@@ -9,8 +9,10 @@
 //!   `interval` (see [`crate::aggregate`]);
 //! - `publish`: the same event to other `topics`.
 //!
-//! A file that cannot be read, an unknown kind, a missing option or a
-//! `match` that does not parse stops the load, naming the file.
+//! [`Handlers::from_files`] makes the handlers from file names and texts;
+//! [`Handlers::load`] reads a directory and hands its files to it. An
+//! unknown kind, a missing option or a `match` that does not parse stops
+//! the load, naming the file; so does a file that cannot be read.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::aggregate::{self, AggregateSpec};
+use crate::duration;
 use crate::handler_file;
 use crate::lambda::Lambda;
 use alert_handler_host::AlertEvent;
@@ -26,6 +30,8 @@ use alert_handler_host::AlertEvent;
 #[derive(Debug, Clone)]
 pub struct Handler {
     pub id: String,
+    /// The file's name as [`Handlers::from_files`] was given it
+    /// ([`Handlers::load`] gives its path).
     pub file: PathBuf,
     pub topic: String,
     pub matches: Option<Lambda>,
@@ -37,19 +43,6 @@ pub enum Kind {
     Slack { options: Vec<(String, String)> },
     Aggregate(AggregateSpec),
     Publish { topics: Vec<String> },
-}
-
-/// An `aggregate` handler's options.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AggregateSpec {
-    /// As written (`24h`), for `{{ .Interval }}`.
-    pub interval_text: String,
-    /// As the host waits it: the interval divided by the time scale.
-    pub interval: Duration,
-    /// Where the aggregated event is published.
-    pub topic: String,
-    /// The message template (`{{ .Count }}`, `{{ .Interval }}`).
-    pub message: String,
 }
 
 /// What an event published to a topic leads to.
@@ -70,20 +63,17 @@ pub struct Handlers {
     list: Vec<Handler>,
 }
 
-/// Kapacitor's default aggregate message.
-const DEFAULT_MESSAGE: &str = "Received {{ .Count }} events in the last {{ .Interval }}.";
-
 /// How deep `publish` handlers may chain an event.
 const MAX_HOPS: usize = 8;
 
 impl Handlers {
-    /// Loads every `*.yaml`, `*.yml` and `*.json` in `dir`, sorted by name;
-    /// intervals are divided by `time_scale` (`3600` turns 24 h into 24 s).
+    /// Reads every `*.yaml`, `*.yml` and `*.json` in `dir` and makes them
+    /// handlers with [`Handlers::from_files`]. The one function of this
+    /// crate that touches the disk.
     pub fn load(dir: &Path, time_scale: f64) -> Result<Handlers> {
-        if !(time_scale.is_finite() && time_scale > 0.0) {
-            bail!("--time-scale must be a positive number");
-        }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        // Named before the directory is read, as it always was.
+        check_time_scale(time_scale)?;
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("reading the handler directory {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
@@ -93,11 +83,40 @@ impl Handlers {
                 )
             })
             .collect();
-        files.sort();
+        // In name order, so that of two unreadable files the first is named.
+        paths.sort();
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let text = std::fs::read_to_string(&path)
+                .context("reading it")
+                .with_context(|| format!("handler file {}", path.display()))?;
+            files.push((path, text));
+        }
+        Handlers::from_files(files, time_scale)
+    }
+
+    /// The handlers of handler files given as `(file name, text)`, taken in
+    /// the order the names sort; intervals are divided by `time_scale`
+    /// (`3600` turns 24 h into 24 s). Pure: a name orders its file and
+    /// names it in errors, and is kept as [`Handler::file`].
+    pub fn from_files<P, T>(
+        files: impl IntoIterator<Item = (P, T)>,
+        time_scale: f64,
+    ) -> Result<Handlers>
+    where
+        P: Into<PathBuf>,
+        T: AsRef<str>,
+    {
+        check_time_scale(time_scale)?;
+        let mut files: Vec<(PathBuf, T)> = files
+            .into_iter()
+            .map(|(name, text)| (name.into(), text))
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
         let mut list = Vec::new();
         let mut ids = BTreeSet::new();
-        for file in files {
-            let handler = load_one(&file, time_scale)
+        for (file, text) in files {
+            let handler = parse_one(&file, text.as_ref(), time_scale)
                 .with_context(|| format!("handler file {}", file.display()))?;
             if !ids.insert((handler.topic.clone(), handler.id.clone())) {
                 bail!(
@@ -199,9 +218,16 @@ impl Handlers {
     }
 }
 
-fn load_one(file: &Path, time_scale: f64) -> Result<Handler> {
-    let text = std::fs::read_to_string(file).context("reading it")?;
-    let parsed = handler_file::parse(&text)?;
+fn check_time_scale(time_scale: f64) -> Result<()> {
+    if !(time_scale.is_finite() && time_scale > 0.0) {
+        bail!("--time-scale must be a positive number");
+    }
+    Ok(())
+}
+
+/// One handler file's text as a handler.
+fn parse_one(file: &Path, text: &str, time_scale: f64) -> Result<Handler> {
+    let parsed = handler_file::parse(text)?;
     let topic = parsed
         .topic
         .filter(|t| !t.is_empty())
@@ -236,7 +262,7 @@ fn load_one(file: &Path, time_scale: f64) -> Result<Handler> {
             only(&["interval", "topic", "message"])?;
             let interval_text =
                 option("interval").ok_or_else(|| anyhow!("an aggregate needs an `interval`"))?;
-            let nanos = go_duration(&interval_text).ok_or_else(|| {
+            let nanos = duration::parse_go(&interval_text).ok_or_else(|| {
                 anyhow!("`interval` \"{interval_text}\" is not a duration like 24h or 10m")
             })?;
             if nanos == 0 {
@@ -246,8 +272,9 @@ fn load_one(file: &Path, time_scale: f64) -> Result<Handler> {
             let topic = option("topic")
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| anyhow!("an aggregate needs a `topic` to publish to"))?;
-            let message = option("message").unwrap_or_else(|| DEFAULT_MESSAGE.to_string());
-            crate::aggregate::check_template(&message).map_err(|e| anyhow!("`message`: {e}"))?;
+            let message =
+                option("message").unwrap_or_else(|| aggregate::DEFAULT_MESSAGE.to_string());
+            aggregate::check_template(&message).map_err(|e| anyhow!("`message`: {e}"))?;
             Kind::Aggregate(AggregateSpec {
                 interval_text,
                 interval: Duration::from_nanos(scaled as u64),
@@ -281,31 +308,9 @@ fn load_one(file: &Path, time_scale: f64) -> Result<Handler> {
     })
 }
 
-/// A Go duration (`24h`, `1h30m`, `90s`, `500ms`) in nanoseconds.
-pub fn go_duration(text: &str) -> Option<u64> {
-    const UNITS: [(&str, i64); 7] = [
-        ("ns", 1),
-        ("us", 1_000),
-        ("µs", 1_000),
-        ("ms", 1_000_000),
-        ("s", 1_000_000_000),
-        ("m", 60_000_000_000),
-        ("h", 3_600_000_000_000),
-    ];
-    crate::lambda::sum_of_units(text.trim(), &UNITS).and_then(|n| u64::try_from(n).ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
-        dir
-    }
 
     fn examples() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
@@ -322,6 +327,16 @@ mod tests {
             }
         ))
         .unwrap()
+    }
+
+    /// The handlers an event reaches, in order.
+    fn reached(routes: &[Route]) -> Vec<&str> {
+        routes
+            .iter()
+            .map(|r| match r {
+                Route::Deliver { handler, .. } | Route::Collect { handler } => handler.as_str(),
+            })
+            .collect()
     }
 
     #[test]
@@ -352,33 +367,35 @@ mod tests {
 
     #[test]
     fn match_and_publish_decide_where_an_event_goes_in_file_order() {
-        let dir = dir_with(&[
-            (
-                "a_critical.yaml",
-                "id: crit\ntopic: t\nkind: slack\nmatch: level() == CRITICAL\noptions:\n  channel: '#crit'\n",
-            ),
-            ("b_fanout.yaml", "id: fan\ntopic: t\nkind: publish\noptions:\n  topics: [u, t]\n"),
-            ("c_all.yaml", "id: all\ntopic: u\nkind: slack\noptions:\n  channel: '#all'\n"),
-            (
-                "d_tagged.yaml",
-                "id: tagged\ntopic: u\nkind: slack\nmatch: '\"host\" == ''a'''\n",
-            ),
-        ]);
-        let handlers = Handlers::load(dir.path(), 1.0).unwrap();
-        let channels = |routes: Vec<Route>| -> Vec<String> {
-            routes
-                .into_iter()
-                .map(|r| match r {
-                    Route::Deliver { handler, .. } | Route::Collect { handler } => handler,
-                })
-                .collect()
-        };
+        // Given out of order: the names decide.
+        let handlers = Handlers::from_files(
+            [
+                (
+                    "d_tagged.yaml",
+                    "id: tagged\ntopic: u\nkind: slack\nmatch: '\"host\" == ''a'''\n",
+                ),
+                (
+                    "b_fanout.yaml",
+                    "id: fan\ntopic: t\nkind: publish\noptions:\n  topics: [u, t]\n",
+                ),
+                (
+                    "a_critical.yaml",
+                    "id: crit\ntopic: t\nkind: slack\nmatch: level() == CRITICAL\noptions:\n  channel: '#crit'\n",
+                ),
+                (
+                    "c_all.yaml",
+                    "id: all\ntopic: u\nkind: slack\noptions:\n  channel: '#all'\n",
+                ),
+            ],
+            1.0,
+        )
+        .unwrap();
         let (routes, notes) = handlers.route("t", &event(alert_handler_host::Level::Critical));
-        assert_eq!(channels(routes), ["crit", "all"]);
+        assert_eq!(reached(&routes), ["crit", "all"]);
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("no tag \"host\""), "{notes:?}");
         let (routes, _) = handlers.route("t", &event(alert_handler_host::Level::Warning));
-        assert_eq!(channels(routes), ["all"]);
+        assert_eq!(reached(&routes), ["all"]);
     }
 
     #[test]
@@ -392,24 +409,82 @@ mod tests {
                 "not a duration",
             ),
             (
+                "id: x\ntopic: t\nkind: aggregate\noptions:\n  interval: 0s\n  topic: u\n",
+                "longer than zero",
+            ),
+            (
                 "id: x\ntopic: t\nkind: aggregate\noptions:\n  interval: 1h\n  topic: u\n  message: '{{ .Sum }}'\n",
                 "`.Sum`",
             ),
             ("id: x\ntopic: t\nkind: publish\n", "needs `topics`"),
             ("id: x\ntopic: t\nkind: slack\nmatch: level() = OK\n", "`match` column 9"),
+            ("id: [unclosed\n", "line 1 column 5"),
         ] {
-            let dir = dir_with(&[("h.yaml", text)]);
-            let e = format!("{:#}", Handlers::load(dir.path(), 1.0).unwrap_err());
+            let e = format!(
+                "{:#}",
+                Handlers::from_files([("h.yaml", text)], 1.0).unwrap_err()
+            );
             assert!(e.contains("h.yaml") && e.contains(says), "{text}: {e}");
         }
     }
 
     #[test]
-    fn go_durations() {
-        assert_eq!(go_duration("24h"), Some(86_400_000_000_000));
-        assert_eq!(go_duration("1h30m"), Some(5_400_000_000_000));
-        assert_eq!(go_duration("500ms"), Some(500_000_000));
-        assert_eq!(go_duration("1d"), None);
-        assert_eq!(go_duration(""), None);
+    fn two_handlers_of_a_topic_cannot_share_an_id() {
+        let e = Handlers::from_files(
+            [
+                ("a.yaml", "id: x\ntopic: t\nkind: slack\n"),
+                ("b.yaml", "id: x\ntopic: t\nkind: slack\n"),
+            ],
+            1.0,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("b.yaml") && e.contains("two handlers with id `x`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_aggregate_interval_is_divided_by_the_time_scale_and_has_a_default_message() {
+        let handlers = Handlers::from_files(
+            [(
+                "agg.yaml",
+                "id: agg\ntopic: t\nkind: aggregate\noptions:\n  interval: 1h30m\n  topic: u\n",
+            )],
+            60.0,
+        )
+        .unwrap();
+        let spec = handlers.aggregate("agg").unwrap();
+        assert_eq!(spec.interval, Duration::from_secs(90));
+        assert_eq!(spec.interval_text, "1h30m");
+        assert_eq!(spec.message, aggregate::DEFAULT_MESSAGE);
+    }
+
+    #[test]
+    fn a_time_scale_must_be_a_positive_number() {
+        for scale in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = Handlers::from_files([("h.yaml", "id: x\ntopic: t\nkind: slack\n")], scale)
+                .unwrap_err();
+            assert!(e.to_string().contains("--time-scale"), "{scale}: {e}");
+        }
+    }
+
+    #[test]
+    fn load_reads_handler_files_only_and_names_one_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yml"), "id: a\ntopic: t\nkind: slack\n").unwrap();
+        std::fs::write(dir.path().join("notes.md"), "not: [a handler").unwrap();
+        let handlers = Handlers::load(dir.path(), 1.0).unwrap();
+        let ids: Vec<&str> = handlers.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, ["a"]);
+        assert_eq!(
+            handlers.iter().next().unwrap().file,
+            dir.path().join("a.yml")
+        );
+        // A directory named like a handler file cannot be read as one.
+        std::fs::create_dir(dir.path().join("b.yaml")).unwrap();
+        let e = format!("{:#}", Handlers::load(dir.path(), 1.0).unwrap_err());
+        assert!(e.contains("b.yaml") && e.contains("reading it"), "{e}");
     }
 }
