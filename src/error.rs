@@ -38,17 +38,6 @@ pub enum HandlerError {
     Internal(String),
 }
 
-impl HandlerError {
-    /// Whether sending the same alert again can succeed without a person
-    /// changing something first.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            HandlerError::Transient(_) | HandlerError::Transport(_)
-        )
-    }
-}
-
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

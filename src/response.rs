@@ -30,10 +30,20 @@ pub const UNRECOGNISED_SUCCESS: &str = "unrecognised_response";
 /// details (channel id, `ts`) could not be read.
 pub const TRUNCATED_SUCCESS: &str = "response_too_large";
 
+/// Web API error codes that say Slack is rate limiting the sender (the
+/// Web API spells it both ways).
+const RATE_LIMITED_CODES: [&str; 2] = ["rate_limited", "ratelimited"];
+
+/// Whether an answer (its HTTP status, its error code) is Slack's rate
+/// limit: the one definition, for the component and for hosts.
+pub fn is_rate_limited(status: Option<u16>, code: &str) -> bool {
+    status == Some(429) || RATE_LIMITED_CODES.contains(&code)
+}
+
 /// Web API error codes that go away on their own.
 const TRANSIENT_CODES: [&str; 5] = [
-    "rate_limited",
-    "ratelimited",
+    RATE_LIMITED_CODES[0],
+    RATE_LIMITED_CODES[1],
     "internal_error",
     "service_unavailable",
     "request_timeout",
@@ -247,7 +257,7 @@ fn describe(code: &str, json: Option<&Map<String, Value>>) -> String {
             "Slack failed and may have posted the message anyway; not retried, to avoid a duplicate"
                 .into()
         }
-        "rate_limited" | "ratelimited" => "Slack is rate limiting this sender".into(),
+        code if is_rate_limited(None, code) => "Slack is rate limiting this sender".into(),
         "internal_error" | "service_unavailable" | "rollup_error" => {
             "Slack had an internal failure".into()
         }
@@ -325,7 +335,7 @@ mod tests {
     #[test]
     fn fatal_error_is_not_retried() {
         let r = classify(200, None, br#"{"ok":false,"error":"fatal_error"}"#, false);
-        assert!(!r.unwrap_err().is_retryable());
+        assert!(matches!(r, Err(HandlerError::SlackRejected(_))));
     }
 
     #[test]
@@ -412,7 +422,7 @@ mod tests {
         .unwrap();
         assert_eq!(a.warnings, [TRUNCATED_SUCCESS]);
         let t = classify(503, None, b"<html>", true).unwrap_err();
-        assert!(t.is_retryable());
+        assert!(matches!(t, HandlerError::Transient(_)));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Where an alert goes, as Slack's rate limit counts it: the workspace and
-//! the channel. Read from the alert's options and the configuration's
-//! summary, as the WIT's `workspace-summary.channel` promises, so the host
-//! paces an alert without asking the plugin to render it first.
+//! Which channel an alert goes to, as Slack's rate limit counts it: the
+//! workspace and the channel (its pacing key). Read from the alert's
+//! options and the configuration's summary, as the WIT's
+//! `workspace-summary.channel` promises, so the host paces an alert
+//! without asking the plugin to render it first.
 
 use std::collections::HashMap;
 
@@ -15,14 +16,14 @@ pub fn pacing_key(workspace: &str, channel: &str) -> String {
 
 /// Each workspace's default channel, and which workspace is the default.
 #[derive(Debug, Clone, Default)]
-pub struct Destinations {
+pub struct Channels {
     default_workspace: String,
     channels: HashMap<String, String>,
 }
 
-impl Destinations {
-    pub fn new(summary: &ConfigSummary) -> Destinations {
-        Destinations {
+impl Channels {
+    pub fn new(summary: &ConfigSummary) -> Channels {
+        Channels {
             default_workspace: summary
                 .workspaces
                 .iter()
@@ -88,8 +89,8 @@ mod tests {
             .collect()
     }
 
-    fn destinations() -> Destinations {
-        Destinations::new(&ConfigSummary {
+    fn destinations() -> Channels {
+        Channels::new(&ConfigSummary {
             kind: "slack".into(),
             workspaces: vec![
                 workspace("ops", true, Some("#ops")),

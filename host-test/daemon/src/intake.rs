@@ -63,7 +63,7 @@ use subtle::ConstantTimeEq;
 use crate::commit::GroupCommit;
 use crate::metrics::{self, Metrics, SpoolGauges};
 use crate::option_check::OptionCheck;
-use crate::spool::{Listing, Page, SpoolError};
+use crate::store::{Listing, Page, StoreError};
 use admission::Gate;
 use kapacitor_formats::aggregate::Collected;
 use kapacitor_formats::alert_json;
@@ -476,7 +476,7 @@ async fn resend(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
             Ok(()) => resent,
             Err(e) => return not_stored(front, &e),
         },
-        Err(e @ SpoolError::NotFailed { .. }) => {
+        Err(e @ StoreError::NotFailed { .. }) => {
             return refuse(front, StatusCode::NOT_FOUND, &e.to_string())
         }
         Err(e) => return refused_by_store(front, &e),
@@ -525,7 +525,7 @@ async fn publish(front: &Front, topic: &str, alerts: Vec<Incoming>) -> Answer {
                     }
                     Route::Collect { handler } => {
                         let event = Collected::from_alert(&alert)
-                            .map_err(|e| SpoolError::Io(anyhow::anyhow!(e)))?;
+                            .map_err(|e| StoreError::Io(anyhow::anyhow!(e)))?;
                         spool.collect(&handler, event)?;
                         collected.push(handler);
                     }
@@ -609,7 +609,7 @@ async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
         alerts
             .into_iter()
             .map(|a| spool.accept(&a.alert, a.options))
-            .collect::<Result<Vec<_>, SpoolError>>()
+            .collect::<Result<Vec<_>, StoreError>>()
     });
     let tickets = match written {
         Ok((tickets, durable)) => match durable.wait().await {
@@ -645,11 +645,11 @@ fn unavailable(front: &Front, error: &str) -> Answer {
 }
 
 /// A write the store would not take (full, or a resend of nothing).
-fn refused_by_store(front: &Front, e: &SpoolError) -> Answer {
+fn refused_by_store(front: &Front, e: &StoreError) -> Answer {
     match e {
-        SpoolError::NotFailed { .. } => refuse(front, StatusCode::NOT_FOUND, &e.to_string()),
-        SpoolError::Full { .. } => unavailable(front, &e.to_string()),
-        SpoolError::Io(_) => refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        StoreError::NotFailed { .. } => refuse(front, StatusCode::NOT_FOUND, &e.to_string()),
+        StoreError::Full { .. } => unavailable(front, &e.to_string()),
+        StoreError::Io(_) => refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 

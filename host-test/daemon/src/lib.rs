@@ -16,9 +16,9 @@
 //!               the aggregator; metrics
 //! ```
 
+pub mod channels;
 pub mod cli;
 pub mod commit;
-pub mod destination;
 pub mod intake;
 pub mod metrics;
 pub mod option_check;

@@ -14,6 +14,14 @@ pub use alerting::handler::types::{
     WorkspaceSummary,
 };
 
+impl TransientFailure {
+    /// Whether this is Slack's rate limit (a `429`, or a Web API
+    /// `rate_limited`): the component's definition, shared.
+    pub fn is_rate_limited(&self) -> bool {
+        slack_alert_handler::response::is_rate_limited(self.status, &self.code)
+    }
+}
+
 impl HandlerError {
     /// Whether sending the same alert again can succeed without a person
     /// changing something, as the WIT documents each case.

@@ -19,7 +19,7 @@ use host_test::report;
 use kapacitor_formats::{alert_json, handler_file, tick};
 use slack_alertd::cli::{read, Failure, Target};
 use slack_alertd::say;
-use slack_alertd::spool;
+use slack_alertd::store;
 
 /// An alert and where its handler options come from.
 #[derive(Args)]
@@ -174,7 +174,7 @@ pub fn prepare(what: &AlertArgs, json: bool) -> Result<Option<Prepared>, Failure
     }
     options.extend(parse_pairs(&what.options)?);
     if let Some((channel_id, ts)) = &what.previous_message {
-        options = spool::with_previous(&options, channel_id, ts);
+        options = store::with_previous(&options, channel_id, ts);
     }
     Ok(Some((kind, event, options)))
 }

@@ -131,7 +131,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         )),
         None => None,
     };
-    let access = serve::Access {
+    let intake = serve::Intake {
         topics,
         broken,
         token,
@@ -166,13 +166,16 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         },
         workers: args.workers.max(1),
     };
+    let listener = std::net::TcpListener::bind(args.listen)
+        .map_err(|e| Failure::Host(anyhow!("listening on {}: {e}", args.listen)))?;
     serve::run(
         &runtime,
         &text,
-        args.listen,
+        listener,
         spool,
         pacing,
-        access,
+        intake,
+        serve::shutdown::signal(),
         |addr| {
             // One write, and no panic if whoever started us stopped reading.
             use std::io::Write;

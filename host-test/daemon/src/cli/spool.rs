@@ -61,7 +61,7 @@ fn show(dir: &Path, json: bool) -> anyhow::Result<()> {
     let spool = Spool::open_read_only(dir)?;
     let pending = spool.pending();
     if json {
-        say!("{}", spool.status_json());
+        say!("{}", as_json(&spool));
         return Ok(());
     }
     say!("{} pending", pending.len());
@@ -124,4 +124,18 @@ fn resend(dir: &Path, all_failed: bool, ids: &[u64]) -> Result<(), Failure> {
         dir.display()
     );
     Ok(())
+}
+
+/// The spool as `spool --json` shows it: the pending ids, how the others
+/// ended, the alert messages kept, the failed alerts that can be resent.
+fn as_json(spool: &Spool) -> serde_json::Value {
+    serde_json::json!({
+        "pending": spool.pending_ids(),
+        "finished": spool.finished().collect::<Vec<_>>(),
+        "messages": spool.messages(),
+        "resendable": spool
+            .failed_alerts()
+            .map(|f| serde_json::json!({"id": f.id, "detail": f.detail}))
+            .collect::<Vec<_>>(),
+    })
 }

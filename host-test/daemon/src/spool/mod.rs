@@ -56,71 +56,18 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::store::SyncStart;
 use kapacitor_formats::aggregate::{Collected, Window};
 
+use crate::store::{
+    AlertMessage, FailedAlert, Finished, Listing, Page, Pending, Store, StoreError, SyncStart,
+    Ticket,
+};
 use file::{lock_dir, JournalFile};
 pub use file::{DiskOp, Faults};
 use record::NewAlert;
 pub(crate) use record::Record;
-pub use record::{
-    alert_key, with_previous, AlertMessage, FailedAlert, Finished, Pending, Status, KEEP_FINISHED,
-    MAX_FAILED, MAX_MESSAGES, PREVIOUS_CHANNEL_ID, PREVIOUS_TS,
-};
+pub use record::{KEEP_FINISHED, MAX_FAILED, MAX_MESSAGES};
 use state::State;
-
-/// A write, numbered in the order it was made: durable once a sync covering
-/// its number has succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ticket {
-    /// The alert it accepted (0 when it accepted none).
-    pub id: u64,
-    /// Its number among the writes made since the store opened.
-    record: u64,
-}
-
-impl Ticket {
-    /// A store's ticket for write number `record` (of alert `id`, or 0).
-    pub fn new(id: u64, record: u64) -> Ticket {
-        Ticket { id, record }
-    }
-
-    /// Its number among the writes made since the store opened.
-    pub fn record(&self) -> u64 {
-        self.record
-    }
-}
-
-/// Why a write was not taken.
-#[derive(Debug)]
-pub enum SpoolError {
-    /// The spool is at its size limit with what it must keep.
-    Full {
-        limit: u64,
-    },
-    Io(anyhow::Error),
-    /// A resend named an id that is not a failed alert the spool keeps.
-    NotFailed {
-        id: u64,
-    },
-}
-
-impl std::fmt::Display for SpoolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SpoolError::Full { limit } => {
-                write!(f, "the spool is full ({limit} bytes of pending alerts)")
-            }
-            SpoolError::Io(e) => write!(f, "the spool could not be written: {e:#}"),
-            SpoolError::NotFailed { id } => write!(
-                f,
-                "alert {id} is not a failed alert this spool keeps (it was delivered, is pending, was resent, or is older than the last {MAX_FAILED} failures)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SpoolError {}
 
 /// How a spool is opened.
 #[derive(Clone)]
@@ -218,9 +165,9 @@ impl Spool {
 
     /// Stages `record` for the next sync; `bounded` writes are refused when
     /// the spool could not keep them within its limit even compacted.
-    fn stage(&mut self, record: Record, bounded: bool) -> Result<u64, SpoolError> {
+    fn stage(&mut self, record: Record, bounded: bool) -> Result<u64, StoreError> {
         let Some(file) = &self.file else {
-            return Err(SpoolError::Io(anyhow::anyhow!(
+            return Err(StoreError::Io(anyhow::anyhow!(
                 "the spool was opened read-only"
             )));
         };
@@ -233,7 +180,7 @@ impl Spool {
             && file.len() + queued > self.limit
             && self.state.live_bytes() + self.in_flight_bytes + queued > self.limit
         {
-            return Err(SpoolError::Full { limit: self.limit });
+            return Err(StoreError::Full { limit: self.limit });
         }
         self.staged_bytes.extend_from_slice(line.as_bytes());
         self.staged_bytes.push(b'\n');
@@ -266,7 +213,7 @@ impl Spool {
         &mut self,
         alert: &str,
         options: Vec<(String, String)>,
-    ) -> Result<Ticket, SpoolError> {
+    ) -> Result<Ticket, StoreError> {
         let id = self.next_id;
         let record = Record::Accept {
             id,
@@ -285,7 +232,7 @@ impl Spool {
         &mut self,
         handler: &str,
         event: Collected,
-    ) -> Result<Ticket, SpoolError> {
+    ) -> Result<Ticket, StoreError> {
         let start_ms = self
             .state
             .windows
@@ -306,7 +253,7 @@ impl Spool {
         handler: &str,
         accepts: Vec<(String, Vec<(String, String)>)>,
         collects: Vec<(String, Collected)>,
-    ) -> Result<(Vec<u64>, Ticket), SpoolError> {
+    ) -> Result<(Vec<u64>, Ticket), StoreError> {
         let at = unix_ms();
         let first = self.next_id;
         let accepts: Vec<NewAlert> = accepts
@@ -339,7 +286,7 @@ impl Spool {
 
     /// Records how an alert ended, without waiting for the disk: once
     /// durable it is no longer pending, and its message is kept.
-    pub fn finish_unsynced(&mut self, done: Finished) -> Result<Ticket, SpoolError> {
+    pub fn finish_unsynced(&mut self, done: Finished) -> Result<Ticket, StoreError> {
         let id = done.id;
         Ok(Ticket::new(id, self.stage(Record::Done(done), false)?))
     }
@@ -348,7 +295,7 @@ impl Spool {
     /// JSON and options, and records that each was resent (so it is not
     /// resent twice). An id that is not a kept failed alert (or is being
     /// resent already) is an error naming it, and nothing is resent.
-    pub fn resend_unsynced(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, SpoolError> {
+    pub fn resend_unsynced(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, StoreError> {
         let resending =
             |r: &Record, id: u64| matches!(r, Record::Resent { id: was, .. } if *was == id);
         if let Some(unknown) = ids.iter().find(|id| {
@@ -359,7 +306,7 @@ impl Spool {
                     .chain(&self.in_flight)
                     .any(|(r, _)| resending(r, **id))
         }) {
-            return Err(SpoolError::NotFailed { id: *unknown });
+            return Err(StoreError::NotFailed { id: *unknown });
         }
         let start = self.written;
         let mut resent = Vec::with_capacity(ids.len());
@@ -500,23 +447,23 @@ impl Spool {
         &mut self,
         alert: &str,
         options: Vec<(String, String)>,
-    ) -> Result<u64, SpoolError> {
+    ) -> Result<u64, StoreError> {
         let ticket = self.accept_unsynced(alert, options)?;
-        self.commit_now().map_err(|e| SpoolError::Io(e.into()))?;
+        self.commit_now().map_err(|e| StoreError::Io(e.into()))?;
         Ok(ticket.id)
     }
 
     /// Records how an alert ended, on disk when it returns.
-    pub fn finish(&mut self, done: Finished) -> Result<(), SpoolError> {
+    pub fn finish(&mut self, done: Finished) -> Result<(), StoreError> {
         self.finish_unsynced(done)?;
-        self.commit_now().map_err(|e| SpoolError::Io(e.into()))
+        self.commit_now().map_err(|e| StoreError::Io(e.into()))
     }
 
     /// [`Spool::resend_unsynced`], on disk when it returns; the old and new
     /// ids.
-    pub fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, u64)>, SpoolError> {
+    pub fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, u64)>, StoreError> {
         let resent = self.resend_unsynced(ids)?;
-        self.commit_now().map_err(|e| SpoolError::Io(e.into()))?;
+        self.commit_now().map_err(|e| StoreError::Io(e.into()))?;
         Ok(resent.into_iter().map(|(old, t)| (old, t.id)).collect())
     }
 
@@ -604,64 +551,6 @@ impl Spool {
     pub fn messages(&self) -> Vec<AlertMessage> {
         self.state.messages.oldest_first().cloned().collect()
     }
-
-    /// The spool as `host-test spool --json` shows it: the pending ids, how
-    /// the others ended, and the alert messages kept.
-    pub fn status_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "pending": self.pending_ids(),
-            "finished": self.finished().collect::<Vec<_>>(),
-            "messages": self.messages(),
-            "resendable": self
-                .failed_alerts()
-                .map(|f| serde_json::json!({"id": f.id, "detail": f.detail}))
-                .collect::<Vec<_>>(),
-        })
-    }
-}
-
-/// One of the lists the spool shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listing {
-    /// Pending alerts' ids, oldest first.
-    Pending,
-    /// How alerts ended, newest first.
-    Finished,
-    /// The alert messages kept, oldest first.
-    Messages,
-    /// Failed alerts that can be sent again (id and why), oldest first.
-    Resendable,
-}
-
-impl Listing {
-    pub const ALL: [Listing; 4] = [
-        Listing::Pending,
-        Listing::Finished,
-        Listing::Messages,
-        Listing::Resendable,
-    ];
-
-    /// Its name in `GET /spool`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Listing::Pending => "pending",
-            Listing::Finished => "finished",
-            Listing::Messages => "messages",
-            Listing::Resendable => "resendable",
-        }
-    }
-
-    pub fn named(name: &str) -> Option<Listing> {
-        Listing::ALL.into_iter().find(|l| l.name() == name)
-    }
-}
-
-/// A page of a list: its items, and the cursor of the next page (`None`
-/// on the last).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    pub items: Vec<serde_json::Value>,
-    pub next: Option<u64>,
 }
 
 impl Spool {
@@ -747,6 +636,94 @@ pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The journal file is the embedded store.
+impl Store for Spool {
+    fn accept(
+        &mut self,
+        alert: &str,
+        options: Vec<(String, String)>,
+    ) -> Result<Ticket, StoreError> {
+        self.accept_unsynced(alert, options)
+    }
+
+    fn collect(&mut self, handler: &str, event: Collected) -> Result<Ticket, StoreError> {
+        self.collect_unsynced(handler, event)
+    }
+
+    fn emit(
+        &mut self,
+        handler: &str,
+        accepts: Vec<(String, Vec<(String, String)>)>,
+        collects: Vec<(String, Collected)>,
+    ) -> Result<(Vec<u64>, Ticket), StoreError> {
+        self.emit_unsynced(handler, accepts, collects)
+    }
+
+    fn finish(&mut self, done: Finished) -> Result<Ticket, StoreError> {
+        self.finish_unsynced(done)
+    }
+
+    fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, StoreError> {
+        self.resend_unsynced(ids)
+    }
+
+    fn written(&self) -> u64 {
+        Spool::written(self)
+    }
+
+    fn rollback(&mut self, to: u64) {
+        Spool::rollback(self, to)
+    }
+
+    fn pending_after(&self, id: u64) -> Vec<Pending> {
+        Spool::pending_after(self, id)
+    }
+
+    fn last_id(&self) -> u64 {
+        Spool::last_id(self)
+    }
+
+    fn message(&self, key: &str) -> Option<AlertMessage> {
+        Spool::message(self, key).cloned()
+    }
+
+    fn windows(&self) -> BTreeMap<String, Window> {
+        Spool::windows(self).clone()
+    }
+
+    fn failed_ids(&self) -> Vec<u64> {
+        self.failed_alerts().map(|f| f.id).collect()
+    }
+
+    fn pending_count(&self) -> usize {
+        Spool::pending_count(self)
+    }
+
+    fn oldest_pending_age(&self) -> Option<std::time::Duration> {
+        Spool::oldest_pending_age(self)
+    }
+
+    fn count(&self, list: Listing) -> usize {
+        Spool::count(self, list)
+    }
+
+    fn page(&self, list: Listing, after: Option<u64>, limit: usize) -> Page {
+        Spool::page(self, list, after, limit)
+    }
+
+    fn trouble(&self) -> Option<String> {
+        Spool::trouble(self).map(str::to_string)
+    }
+
+    fn begin_sync(&mut self) -> SyncStart {
+        Spool::begin_sync(self)
+    }
+
+    fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()> {
+        Spool::end_sync(self, synced)
+    }
 }
 
 impl Drop for Spool {

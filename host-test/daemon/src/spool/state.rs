@@ -6,10 +6,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kapacitor_formats::aggregate::{Collected, Window};
 
-use super::record::{
-    AlertMessage, FailedAlert, Finished, NewAlert, Pending, Record, Status, MAX_FAILED,
-    MAX_MESSAGES,
-};
+use super::record::{NewAlert, Record, MAX_FAILED, MAX_MESSAGES};
+use crate::store::{AlertMessage, FailedAlert, Finished, Pending, Status};
 
 /// The state a journal's durable records add up to.
 pub(crate) struct State {

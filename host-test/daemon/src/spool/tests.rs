@@ -6,6 +6,7 @@ use std::io::Write;
 
 use super::state::Messages;
 use super::*;
+use crate::store::{alert_key, with_previous, Status};
 
 #[test]
 fn accepted_alerts_survive_a_reopen_until_finished() {
@@ -56,7 +57,7 @@ fn the_spool_is_bounded_and_says_so() {
     let first = spool.accept(&"x".repeat(100), vec![]).unwrap();
     spool.accept(&"y".repeat(100), vec![]).unwrap();
     match spool.accept(&"z".repeat(100), vec![]) {
-        Err(SpoolError::Full { limit }) => assert_eq!(limit, 400),
+        Err(StoreError::Full { limit }) => assert_eq!(limit, 400),
         other => panic!("expected full, got {other:?}"),
     }
     // Finishing one makes room again (the journal is compacted).
@@ -417,7 +418,7 @@ fn a_failed_alert_is_resent_once_across_compaction_and_reopen() {
     assert_eq!(kept[0].detail, "channel_not_found");
     assert!(matches!(
         spool.resend(&[delivered]),
-        Err(SpoolError::NotFailed { id }) if id == delivered
+        Err(StoreError::NotFailed { id }) if id == delivered
     ));
     let resent = spool.resend(&[failed]).unwrap();
     let (old, new) = resent[0];

@@ -13,8 +13,110 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use crate::spool::{AlertMessage, Finished, Listing, Page, Pending, Spool, SpoolError, Ticket};
+mod alert;
+
+pub use alert::{
+    alert_key, with_previous, AlertMessage, FailedAlert, Finished, Pending, Status,
+    PREVIOUS_CHANNEL_ID, PREVIOUS_TS,
+};
 use kapacitor_formats::aggregate::{Collected, Window};
+
+/// A write, numbered in the order it was made: durable once a sync covering
+/// its number has succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// The alert it accepted (0 when it accepted none).
+    pub id: u64,
+    /// Its number among the writes made since the store opened.
+    record: u64,
+}
+
+impl Ticket {
+    /// A store's ticket for write number `record` (of alert `id`, or 0).
+    pub fn new(id: u64, record: u64) -> Ticket {
+        Ticket { id, record }
+    }
+
+    /// Its number among the writes made since the store opened.
+    pub fn record(&self) -> u64 {
+        self.record
+    }
+}
+
+/// Why a write was not taken.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The spool is at its size limit with what it must keep.
+    Full {
+        limit: u64,
+    },
+    Io(anyhow::Error),
+    /// A resend named an id that is not a failed alert the spool keeps.
+    NotFailed {
+        id: u64,
+    },
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Full { limit } => {
+                write!(f, "the spool is full ({limit} bytes of pending alerts)")
+            }
+            StoreError::Io(e) => write!(f, "the store could not be written: {e:#}"),
+            StoreError::NotFailed { id } => write!(
+                f,
+                "alert {id} is not a failed alert the store keeps (it was delivered, is pending, was resent, or is older than the failures kept)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// One of the lists a store shows (`GET /spool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Pending alerts' ids, oldest first.
+    Pending,
+    /// How alerts ended, newest first.
+    Finished,
+    /// The alert messages kept, oldest first.
+    Messages,
+    /// Failed alerts that can be sent again (id and why), oldest first.
+    Resendable,
+}
+
+impl Listing {
+    pub const ALL: [Listing; 4] = [
+        Listing::Pending,
+        Listing::Finished,
+        Listing::Messages,
+        Listing::Resendable,
+    ];
+
+    /// Its name in `GET /spool`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Listing::Pending => "pending",
+            Listing::Finished => "finished",
+            Listing::Messages => "messages",
+            Listing::Resendable => "resendable",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Listing> {
+        Listing::ALL.into_iter().find(|l| l.name() == name)
+    }
+}
+
+/// A page of a list: its items, and the cursor of the next page (`None`
+/// on the last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<serde_json::Value>,
+    pub next: Option<u64>,
+}
 
 /// How a sync began.
 pub enum SyncStart {
@@ -34,9 +136,9 @@ pub enum SyncStart {
 pub trait Store: Send {
     /// Takes an alert for delivery (with its handler options).
     fn accept(&mut self, alert: &str, options: Vec<(String, String)>)
-        -> Result<Ticket, SpoolError>;
+        -> Result<Ticket, StoreError>;
     /// Adds an event to an `aggregate` handler's open window.
-    fn collect(&mut self, handler: &str, event: Collected) -> Result<Ticket, SpoolError>;
+    fn collect(&mut self, handler: &str, event: Collected) -> Result<Ticket, StoreError>;
     /// Closes an aggregate's window, taking the alerts and collections its
     /// event became, at once.
     fn emit(
@@ -44,11 +146,11 @@ pub trait Store: Send {
         handler: &str,
         accepts: Vec<(String, Vec<(String, String)>)>,
         collects: Vec<(String, Collected)>,
-    ) -> Result<(Vec<u64>, Ticket), SpoolError>;
+    ) -> Result<(Vec<u64>, Ticket), StoreError>;
     /// Records how an alert ended (and what that makes its message).
-    fn finish(&mut self, done: Finished) -> Result<Ticket, SpoolError>;
+    fn finish(&mut self, done: Finished) -> Result<Ticket, StoreError>;
     /// Takes failed alerts again as new ones.
-    fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, SpoolError>;
+    fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, StoreError>;
     /// Writes made so far (the newest ticket's number).
     fn written(&self) -> u64;
     /// Drops the writes numbered past `to` that no sync has begun on.
@@ -77,91 +179,4 @@ pub trait Store: Send {
     fn begin_sync(&mut self) -> SyncStart;
     /// Ends it: the writes take effect, or (on an error) are dropped.
     fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()>;
-}
-
-impl Store for Spool {
-    fn accept(
-        &mut self,
-        alert: &str,
-        options: Vec<(String, String)>,
-    ) -> Result<Ticket, SpoolError> {
-        self.accept_unsynced(alert, options)
-    }
-
-    fn collect(&mut self, handler: &str, event: Collected) -> Result<Ticket, SpoolError> {
-        self.collect_unsynced(handler, event)
-    }
-
-    fn emit(
-        &mut self,
-        handler: &str,
-        accepts: Vec<(String, Vec<(String, String)>)>,
-        collects: Vec<(String, Collected)>,
-    ) -> Result<(Vec<u64>, Ticket), SpoolError> {
-        self.emit_unsynced(handler, accepts, collects)
-    }
-
-    fn finish(&mut self, done: Finished) -> Result<Ticket, SpoolError> {
-        self.finish_unsynced(done)
-    }
-
-    fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, SpoolError> {
-        self.resend_unsynced(ids)
-    }
-
-    fn written(&self) -> u64 {
-        Spool::written(self)
-    }
-
-    fn rollback(&mut self, to: u64) {
-        Spool::rollback(self, to)
-    }
-
-    fn pending_after(&self, id: u64) -> Vec<Pending> {
-        Spool::pending_after(self, id)
-    }
-
-    fn last_id(&self) -> u64 {
-        Spool::last_id(self)
-    }
-
-    fn message(&self, key: &str) -> Option<AlertMessage> {
-        Spool::message(self, key).cloned()
-    }
-
-    fn windows(&self) -> BTreeMap<String, Window> {
-        Spool::windows(self).clone()
-    }
-
-    fn failed_ids(&self) -> Vec<u64> {
-        self.failed_alerts().map(|f| f.id).collect()
-    }
-
-    fn pending_count(&self) -> usize {
-        Spool::pending_count(self)
-    }
-
-    fn oldest_pending_age(&self) -> Option<std::time::Duration> {
-        Spool::oldest_pending_age(self)
-    }
-
-    fn count(&self, list: Listing) -> usize {
-        Spool::count(self, list)
-    }
-
-    fn page(&self, list: Listing, after: Option<u64>, limit: usize) -> Page {
-        Spool::page(self, list, after, limit)
-    }
-
-    fn trouble(&self) -> Option<String> {
-        Spool::trouble(self).map(str::to_string)
-    }
-
-    fn begin_sync(&mut self) -> SyncStart {
-        Spool::begin_sync(self)
-    }
-
-    fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()> {
-        Spool::end_sync(self, synced)
-    }
 }

@@ -1,0 +1,324 @@
+//! `serve`: the daemon. It takes alerts over HTTP in Kapacitor's
+//! `post`-handler JSON (a real Kapacitor's `.post('http://…')` can feed
+//! it; query parameters are handler options), answers only once the alert
+//! is in the store, and delivers from the store: transient failures wait
+//! (Slack's `Retry-After` exactly, else backoff), each channel is paced
+//! (about one message a second, a short burst allowed), permanent failures
+//! end there.
+//!
+//! Events of one alert (one alert key: its id and handler options) go out
+//! in the order they were accepted, each only once the one before has
+//! ended, and each is sent with the alert's message so far
+//! (`previous-channel-id`, `previous-ts`) for `on-recovery` `update` or
+//! `thread`; what the delivery makes the alert's message is recorded with
+//! its ending (see [`crate::store`]).
+//!
+//! [`run`] only wires and drains: the [`planner`] queues what reached the
+//! store, the [`worker`]s deliver what the scheduler says is due, the
+//! [`aggregator`] closes aggregate windows, intake serves HTTP until the
+//! shutdown signal ([`shutdown`]).
+
+pub mod aggregator;
+pub mod planner;
+pub mod shutdown;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use alert_handler_host::retry::Backoff;
+use alert_handler_host::{Plugin, Runtime};
+use anyhow::Result;
+use kapacitor_formats::topics::Handlers;
+use tracing::info;
+
+use crate::channels::Channels;
+use crate::commit::GroupCommit;
+use crate::intake::{self, Front, KapacitorPost, Limits, Token};
+use crate::metrics::Metrics;
+use crate::option_check::OptionCheck;
+use crate::scheduler::{Rules, Scheduler};
+use crate::store::Store;
+use planner::Queued;
+
+/// How the server paces, retries and how many requests it has out.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// The time between messages to one channel (Slack: about a second).
+    pub channel_interval: Duration,
+    /// How many messages a quiet channel may take at once.
+    pub channel_burst: u32,
+    pub backoff: Backoff,
+    /// Configured instances delivering at once (one channel has at most
+    /// one request in flight).
+    pub workers: usize,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing {
+            channel_interval: Duration::from_secs(1),
+            channel_burst: 3,
+            backoff: Backoff::default(),
+            workers: 8,
+        }
+    }
+}
+
+impl Pacing {
+    /// The scheduler's rules. The margin for round-trip jitter starts at
+    /// 30 ms for Slack's one second (a tenth of shorter intervals) and
+    /// grows with `429`s to at most half an interval.
+    fn rules(&self) -> Rules {
+        let interval = self.channel_interval;
+        Rules {
+            interval,
+            burst: self.channel_burst.max(1),
+            margin: (interval / 10).min(Duration::from_millis(30)),
+            max_margin: (interval / 2).min(Duration::from_millis(500)),
+            max_in_flight: self.workers.max(1),
+        }
+    }
+}
+
+/// What the serve threads share.
+struct Shared {
+    /// Which channel each alert goes to: its pacing key.
+    channels: Channels,
+    /// The store, written and read through its group commit: concurrent
+    /// writers share fsyncs; a `202` still means on disk.
+    commit: Arc<GroupCommit>,
+    metrics: Arc<Metrics>,
+    /// Set on the shutdown signal: workers finish their attempt and stop.
+    stopping: AtomicBool,
+    /// Counts the times accepted alerts reached the disk; signalled with
+    /// `arrived` each time, for the planner.
+    arrivals: Arc<Mutex<u64>>,
+    arrived: Arc<Condvar>,
+    dispatch: Mutex<Dispatch>,
+    /// Signalled (with `dispatch`) when an alert is queued or an attempt
+    /// ends.
+    changed: Condvar,
+}
+
+/// The scheduler and the alerts it knows.
+struct Dispatch {
+    scheduler: Scheduler,
+    queued: HashMap<u64, Queued>,
+    /// A channel's id (`CALERTS`, learnt from a delivery) to the pacing key
+    /// of its name (`#alerts`): one Slack channel, one pace.
+    aliases: HashMap<String, String>,
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What intake takes and from whom.
+#[derive(Default)]
+pub struct Intake {
+    /// Plugins of the directory that did not load, each with why (shown by
+    /// `GET /healthz`).
+    pub broken: Vec<String>,
+    /// The bearer token every request but `GET /healthz` must carry.
+    pub token: Option<Token>,
+    /// How much a request may send, and how slowly.
+    pub limits: Limits,
+    /// Topic handlers (`--handlers DIR`): alerts posted with `?topic=` go to
+    /// them, and their aggregates publish when their intervals end.
+    pub topics: Option<Arc<Handlers>>,
+}
+
+/// Serves on `listener` until `shutdown` resolves: then the requests in
+/// flight are answered, the attempts in flight end and are recorded, and it
+/// returns (what is still pending is delivered after the next start).
+/// `ready` hears the bound address once every instance is configured.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    runtime: &Runtime,
+    config: &str,
+    listener: TcpListener,
+    store: impl Store + 'static,
+    pacing: Pacing,
+    intake: Intake,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    // Each instance is configured before anything is accepted, so a bad
+    // configuration stops the start.
+    let summary = runtime
+        .instantiate_for(config)?
+        .configure(config)?
+        .map_err(|e| anyhow::anyhow!("the configuration was refused: {}", e.describe()))?;
+    let workers: Vec<Plugin> = (0..pacing.workers.max(1))
+        .map(|_| runtime.configured(config))
+        .collect::<Result<_>>()?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let store: Arc<Mutex<dyn Store>> = Arc::new(Mutex::new(store));
+    let arrivals = Arc::new(Mutex::new(0u64));
+    let arrived = Arc::new(Condvar::new());
+    let (count, wake_planner) = (arrivals.clone(), arrived.clone());
+    let commit = Arc::new(GroupCommit::start(store, move || {
+        *lock(&count) += 1;
+        wake_planner.notify_all();
+    })?);
+    let metrics = Arc::new(Metrics::new());
+    let topics = intake.topics;
+    let front = Arc::new(Front {
+        commit: commit.clone(),
+        metrics: metrics.clone(),
+        format: Box::new(KapacitorPost),
+        token: intake.token,
+        limits: intake.limits,
+        broken: intake.broken,
+        topics: topics.clone(),
+        check: Some(Arc::new(OptionCheck::new(
+            runtime,
+            config,
+            intake_threads(),
+        )?)),
+    });
+    let shared = Arc::new(Shared {
+        channels: Channels::new(&summary),
+        commit,
+        metrics,
+        stopping: AtomicBool::new(false),
+        arrivals,
+        arrived,
+        dispatch: Mutex::new(Dispatch {
+            scheduler: Scheduler::new(pacing.rules()),
+            queued: HashMap::new(),
+            aliases: HashMap::new(),
+        }),
+        changed: Condvar::new(),
+    });
+    // An alert is written on an intake thread and awaits the committer's
+    // fsync without holding it.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(intake_threads())
+        .enable_all()
+        .build()?;
+    let stopper = shared.clone();
+    let intake = std::thread::Builder::new()
+        .name("intake".into())
+        .spawn(move || {
+            rt.block_on(intake::serve(listener, front, async move {
+                shutdown.await;
+                info!("stopping: finishing the requests and attempts in flight");
+                stopper.stop();
+            }));
+        })?;
+    let mut delivering = Vec::new();
+    for (n, plugin) in workers.into_iter().enumerate() {
+        let (shared, runtime, config) = (shared.clone(), runtime.clone(), config.to_string());
+        delivering.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{n}"))
+                .spawn(move || worker::run(&shared, &runtime, &config, plugin, pacing.backoff))?,
+        );
+    }
+    let aggregating = match topics {
+        Some(topics) if topics.aggregates().next().is_some() => {
+            let shared = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("aggregate".into())
+                    .spawn(move || aggregator::run(&shared, &topics))?,
+            )
+        }
+        _ => None,
+    };
+    ready(bound);
+    planner::run(&shared);
+    for worker in delivering {
+        let _ = worker.join();
+    }
+    if let Some(aggregating) = aggregating {
+        let _ = aggregating.join();
+    }
+    let _ = intake.join();
+    let pending = shared.commit.store().pending_count();
+    info!(
+        pending,
+        "stopped; pending alerts are delivered after the next start"
+    );
+    Ok(())
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Tells the planner and the workers to stop, and wakes them.
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Under each lock, so no waiter misses it between check and wait.
+        drop(lock(&self.arrivals));
+        self.arrived.notify_all();
+        drop(lock(&self.dispatch));
+        self.changed.notify_all();
+    }
+}
+
+/// Threads serving intake's connections: half the machine's cores (at
+/// least one, at most four), the rest left to the committer, the planner and
+/// the workers. On two cores one thread takes more alerts than two: the
+/// threads would mostly hand work to each other.
+pub fn intake_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores / 2).clamp(1, 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use alert_handler_host::NetSettings;
+
+    use super::*;
+    use crate::spool::Spool;
+
+    /// `run` in this process, on a listener the test bound, until a
+    /// shutdown the test sends.
+    #[test]
+    fn serves_in_process_until_told_to_stop() {
+        let runtime = Runtime::load(crate::COMPONENT_PATH, NetSettings::default()).unwrap();
+        // Nothing listens on port 1: no alert is posted here anyway.
+        let config = "[[slack]]\nenabled = true\ndefault = true\nurl = \"http://127.0.0.1:1/services/T/B/X\"\nchannel = \"#c\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        let store = Spool::open(dir.path(), 1 << 20).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, bound) = std::sync::mpsc::channel();
+        let serving = std::thread::spawn(move || {
+            run(
+                &runtime,
+                config,
+                listener,
+                store,
+                Pacing::default(),
+                Intake::default(),
+                async move {
+                    let _ = stopped.await;
+                },
+                move |addr| ready.send(addr).unwrap(),
+            )
+        });
+        let addr = bound.recv().unwrap();
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("\"ready\""), "{answer}");
+        stop.send(()).unwrap();
+        serving.join().unwrap().unwrap();
+    }
+}

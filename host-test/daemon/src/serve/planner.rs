@@ -1,0 +1,94 @@
+//! The planner: what reached the store is decoded and queued under its
+//! channel for the scheduler; an alert that cannot be decoded fails now.
+
+use std::time::{Duration, Instant};
+
+use alert_handler_host::AlertEvent;
+use kapacitor_formats::alert_json;
+
+use super::{lock, worker, Shared};
+use crate::store::{self, Finished, Status};
+
+/// A pending alert, decoded, with its keys, as the workers take it.
+#[derive(Clone)]
+pub(super) struct Queued {
+    /// Its alert's key ([`store::alert_key`]): one key's events go in order.
+    pub(super) alert: String,
+    /// Its pacing key: the workspace and the channel.
+    pub(super) channel: String,
+    pub(super) event: AlertEvent,
+    pub(super) options: Vec<(String, String)>,
+    /// Requests made for it so far.
+    pub(super) attempts: u32,
+}
+
+/// Queues what is pending, then each alert once intake has it on disk,
+/// until serve stops.
+pub(super) fn run(shared: &Shared) {
+    let mut seen = 0;
+    while !shared.stopping() {
+        // Taken before looking: an arrival after it is never missed.
+        let arrivals = *lock(&shared.arrivals);
+        let fresh = {
+            let store = shared.commit.store();
+            // Read and marked seen under one lock: nothing accepted between.
+            let fresh = (store.last_id() > seen).then(|| store.pending_after(seen));
+            seen = store.last_id();
+            fresh
+        };
+        match fresh {
+            Some(fresh) => plan(shared, fresh),
+            None => {
+                let mut now = lock(&shared.arrivals);
+                while *now == arrivals && !shared.stopping() {
+                    now = shared
+                        .arrived
+                        .wait_timeout(now, Duration::from_secs(1))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+}
+
+/// Decodes accepted alerts and queues them under their channels.
+fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
+    let mut queued = Vec::with_capacity(fresh.len());
+    for item in fresh {
+        let id = item.id;
+        let event = match alert_json::decode(&item.alert) {
+            Ok(event) => event,
+            Err(e) => {
+                shared.metrics.failed("invalid-alert");
+                worker::record(
+                    shared,
+                    "",
+                    Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
+                );
+                continue;
+            }
+        };
+        let key = shared.channels.pacing_key(&item.options);
+        let queued_alert = Queued {
+            alert: store::alert_key(&event.id, &item.options),
+            channel: key.clone(),
+            event,
+            options: item.options,
+            attempts: 0,
+        };
+        queued.push((id, key, queued_alert));
+    }
+    if queued.is_empty() {
+        return;
+    }
+    let mut dispatch = lock(&shared.dispatch);
+    let now = Instant::now();
+    for (id, key, mut alert) in queued {
+        let key = dispatch.aliases.get(&key).cloned().unwrap_or(key);
+        alert.channel.clone_from(&key);
+        dispatch.scheduler.add(id, &key, &alert.alert, now);
+        dispatch.queued.insert(id, alert);
+    }
+    shared.changed.notify_all();
+}

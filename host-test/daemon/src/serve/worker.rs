@@ -1,0 +1,323 @@
+//! A worker: takes what the scheduler says is due, sends it with its own
+//! instance, and records how it went. Each request is three steps:
+//! [`attempt`] (the call), [`judge`] (what its answer means: an ending, or
+//! a retry and when), [`record`] (the ending, durably), and the scheduler
+//! hears the outcome.
+
+use std::time::{Duration, Instant};
+
+use alert_handler_host::retry::{Backoff, Next};
+use alert_handler_host::{trap_reason, Delivery, HandlerError, Level, Plugin, Runtime, Trapped};
+use tracing::{error, info, warn};
+
+use super::planner::Queued;
+use super::{lock, Shared};
+use crate::channels::pacing_key;
+use crate::scheduler::{Decision, Outcome};
+use crate::store::{self, Finished, Status};
+
+/// Requests an instance makes before a worker replaces it with a fresh
+/// one: a long-lived store keeps growing with the calls it served (the soak
+/// bench measured about 100 bytes a delivery), a fresh one costs about a
+/// millisecond.
+const RECYCLE_AFTER: u32 = 10_000;
+
+/// Attempts an alert gets when each is stopped by a host limit (the call
+/// deadline, the memory cap): the first and two more on fresh instances,
+/// then it fails for good with the limit's one-line reason.
+const LIMIT_TRAP_ATTEMPTS: u32 = 3;
+
+/// What an answer means for the alert.
+struct Verdict {
+    outcome: Outcome,
+    /// How the alert ended, when it did.
+    ending: Option<Finished>,
+    /// A channel's id learnt from a delivery, to pace it with its name.
+    alias: Option<(String, String)>,
+    /// The instance trapped and must be replaced.
+    dead: bool,
+}
+
+/// Delivers until serve stops.
+pub(super) fn run(
+    shared: &Shared,
+    runtime: &Runtime,
+    config: &str,
+    mut plugin: Plugin,
+    backoff: Backoff,
+) {
+    let mut served = 0;
+    loop {
+        served += 1;
+        if served > RECYCLE_AFTER {
+            match runtime.configured(config) {
+                Ok(fresh) => {
+                    plugin = fresh;
+                    served = 1;
+                }
+                Err(e) => error!("a fresh instance failed to configure: {e:#}"),
+            }
+        }
+        let Some((id, mut item)) = next_due(shared) else {
+            return;
+        };
+        item.attempts += 1;
+        let answer = attempt(shared, &mut plugin, &item);
+        let verdict = judge(shared, id, &item, answer, &backoff);
+        if verdict.dead {
+            served = RECYCLE_AFTER;
+        }
+        if let Some(ending) = verdict.ending {
+            record(shared, &item.channel, ending);
+        }
+        let mut dispatch = lock(&shared.dispatch);
+        if let Some((id_key, name_key)) = verdict.alias {
+            dispatch.aliases.insert(id_key, name_key);
+        }
+        match verdict.outcome {
+            Outcome::Ended => {
+                dispatch.queued.remove(&id);
+            }
+            Outcome::Retry { .. } => {
+                if let Some(kept) = dispatch.queued.get_mut(&id) {
+                    kept.attempts = item.attempts;
+                }
+            }
+        }
+        dispatch.scheduler.done(id, verdict.outcome);
+        shared.changed.notify_all();
+    }
+}
+
+/// Waits for the next alert the scheduler says is due (`None` once serve
+/// stops).
+fn next_due(shared: &Shared) -> Option<(u64, Queued)> {
+    let mut dispatch = lock(&shared.dispatch);
+    loop {
+        if shared.stopping() {
+            return None;
+        }
+        let now = Instant::now();
+        let wait = match dispatch.scheduler.next(now) {
+            Decision::Send(id) => match dispatch.queued.get(&id) {
+                Some(item) => return Some((id, item.clone())),
+                None => {
+                    dispatch.scheduler.done(id, Outcome::Ended);
+                    continue;
+                }
+            },
+            Decision::Wait(until) => until.map_or(Duration::from_secs(1), |t| {
+                t.saturating_duration_since(now)
+                    .clamp(Duration::from_millis(1), Duration::from_secs(1))
+            }),
+        };
+        dispatch = shared
+            .changed
+            .wait_timeout(dispatch, wait)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+/// One request: the alert with its message so far, for `on-recovery`
+/// `update` and `thread` (a handler with `new` ignores it).
+fn attempt(
+    shared: &Shared,
+    plugin: &mut Plugin,
+    item: &Queued,
+) -> anyhow::Result<Result<Delivery, HandlerError>> {
+    let options = match shared.commit.store().message(&item.alert) {
+        Some(m) => store::with_previous(&item.options, &m.channel_id, &m.ts),
+        None => item.options.clone(),
+    };
+    plugin.handle_alert(&item.event, &options)
+}
+
+/// What the answer to attempt `item.attempts` of alert `id` means.
+fn judge(
+    shared: &Shared,
+    id: u64,
+    item: &Queued,
+    answer: anyhow::Result<Result<Delivery, HandlerError>>,
+    backoff: &Backoff,
+) -> Verdict {
+    let attempt = item.attempts;
+    let ended = |ending: Finished| Verdict {
+        outcome: Outcome::Ended,
+        ending: Some(ending),
+        alias: None,
+        dead: false,
+    };
+    let retry = |wait: Duration, retry_after: bool, rate_limited: bool| Verdict {
+        outcome: Outcome::Retry {
+            at: Instant::now() + wait,
+            retry_after,
+            rate_limited,
+        },
+        ending: None,
+        alias: None,
+        dead: false,
+    };
+    match answer {
+        Ok(Ok(delivery)) => {
+            shared.metrics.delivered();
+            Verdict {
+                alias: channel_alias(&delivery),
+                ..ended(delivered(id, item, &delivery))
+            }
+        }
+        Ok(Err(error)) => match backoff.next(&error, attempt) {
+            Next::GiveUp => {
+                shared.metrics.failed(&error_code(&error));
+                // Options wrong for the configuration: no request left.
+                let requests = attempt - u32::from(error.refused_before_sending());
+                ended(Finished::new(
+                    id,
+                    Status::Failed,
+                    &error.describe(),
+                    requests,
+                ))
+            }
+            Next::RetryAfter(wait) => {
+                warn!(
+                    alert = id,
+                    attempt,
+                    channel = item.channel,
+                    error = error.describe(),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "attempt failed; will retry"
+                );
+                let (retry_after, rate_limited) = match &error {
+                    HandlerError::Transient(t) => {
+                        (t.retry_after_seconds.is_some(), t.is_rate_limited())
+                    }
+                    _ => (false, false),
+                };
+                shared.metrics.retry(rate_limited);
+                retry(wait, retry_after, rate_limited)
+            }
+        },
+        Err(trap) => {
+            let detail = trap_reason(&trap);
+            let limit = trap.downcast_ref::<Trapped>().is_some_and(|t| t.limit);
+            let verdict = if limit && attempt < LIMIT_TRAP_ATTEMPTS {
+                // The host's limit stopped it (its deadline, its memory
+                // cap), not the alert: tried again on a fresh instance.
+                let wait = match backoff.next(&HandlerError::Transport(detail.clone()), attempt) {
+                    Next::RetryAfter(wait) => wait,
+                    Next::GiveUp => backoff.base,
+                };
+                warn!(
+                    alert = id,
+                    attempt,
+                    channel = item.channel,
+                    error = detail,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "attempt stopped by a host limit; will retry on a fresh instance"
+                );
+                shared.metrics.retry(false);
+                retry(wait, false, false)
+            } else {
+                shared.metrics.failed("trap");
+                ended(Finished::new(id, Status::Failed, &detail, attempt))
+            };
+            Verdict {
+                dead: true,
+                ..verdict
+            }
+        }
+    }
+}
+
+/// The ending of a delivery, with what it makes the alert's message.
+fn delivered(id: u64, item: &Queued, delivery: &Delivery) -> Finished {
+    let mut detail = format!(
+        "{} {}",
+        delivery.channel,
+        delivery.ts.as_deref().unwrap_or_default()
+    )
+    .trim()
+    .to_string();
+    if !delivery.warnings.is_empty() {
+        detail += &format!(" (warnings: {})", delivery.warnings.join(", "));
+    }
+    Finished::new(id, Status::Delivered, &detail, item.attempts).remembering(
+        &item.alert,
+        matches!(item.event.level, Level::Ok),
+        &delivery.workspace,
+        delivery.channel_id.as_deref(),
+        delivery.ts.as_deref(),
+    )
+}
+
+/// The channel's id a delivery named, to pace with the channel's name.
+fn channel_alias(delivery: &Delivery) -> Option<(String, String)> {
+    delivery
+        .channel_id
+        .as_deref()
+        .filter(|c| !delivery.channel.is_empty() && *c != delivery.channel)
+        .map(|channel_id| {
+            (
+                pacing_key(&delivery.workspace, channel_id),
+                pacing_key(&delivery.workspace, &delivery.channel),
+            )
+        })
+}
+
+/// Records how an alert ended (and what that makes its alert's message),
+/// and logs it.
+pub(super) fn record(shared: &Shared, channel: &str, done: Finished) {
+    let (id, attempts) = (done.id, done.attempts);
+    match done.status {
+        Status::Delivered => info!(
+            alert = id,
+            channel,
+            attempts,
+            detail = done.detail,
+            "delivered"
+        ),
+        Status::Failed => warn!(alert = id, channel, attempts, error = done.detail, "failed"),
+    }
+    // Workers ending alerts at once share fsyncs, as intake does; the
+    // ending is on disk before the alert's next event is sent. One that
+    // cannot be written (a full disk) is written again until it is: the
+    // alert stays pending meanwhile, and is sent again after a restart if
+    // serve stops first (at least once).
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let recorded = shared
+            .commit
+            .write(|store| store.finish(done.clone()))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|(_, durable)| Ok(durable.wait_blocking()?));
+        match recorded {
+            Ok(()) => return,
+            Err(e) if shared.stopping() => {
+                error!(
+                    alert = id,
+                    "recording the end of the alert failed; it is sent again after the next start: {e:#}"
+                );
+                return;
+            }
+            Err(e) => {
+                error!(
+                    alert = id,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "recording the end of the alert failed; trying again: {e:#}"
+                );
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// The `code` label of a failure: Slack's error code when Slack refused,
+/// else the handler error's case.
+fn error_code(error: &HandlerError) -> String {
+    match error {
+        HandlerError::SlackRejected(r) => r.code.clone(),
+        HandlerError::Transient(t) => t.code.clone(),
+        other => other.kind().to_string(),
+    }
+}

@@ -1,0 +1,148 @@
+//! What the store keeps of an alert, in the terms every store shares:
+//! pending alerts, how they ended, the message each alert key has in
+//! Slack, failed alerts kept for sending again.
+
+use serde::{Deserialize, Serialize};
+
+/// A failed alert, kept (the newest, bounded by the store) so it can be
+/// sent again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedAlert {
+    pub id: u64,
+    #[serde(default)]
+    pub at: u64,
+    pub alert: String,
+    pub options: Vec<(String, String)>,
+    /// Why it failed.
+    pub detail: String,
+}
+
+/// How an alert ended: the journal's `done` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished {
+    pub id: u64,
+    pub status: Status,
+    /// Where it went (channel and `ts`, Slack's warnings) or why it failed.
+    pub detail: String,
+    /// Requests made for it (0 when none was, e.g. a bad option; absent
+    /// in journals written before it was recorded).
+    #[serde(default)]
+    pub attempts: u32,
+    /// The alert's message from now on, replacing its key's earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<AlertMessage>,
+    /// The alert key whose message is forgotten: the alert recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget: Option<String>,
+}
+
+impl Finished {
+    /// An ending that changes no alert's message.
+    pub fn new(id: u64, status: Status, detail: &str, attempts: u32) -> Finished {
+        Finished {
+            id,
+            status,
+            detail: detail.to_string(),
+            attempts,
+            message: None,
+            forget: None,
+        }
+    }
+
+    /// The same ending, with what the delivery of an event of alert `key`
+    /// changes in the message table. The one rule: a delivery of a recovery
+    /// (level OK) forgets the key, so the alert's next firing starts a new
+    /// message; a delivery of any other level that names its message
+    /// (Web API: channel id and `ts`) becomes the key's message. Failures,
+    /// and webhook deliveries of a firing, change nothing.
+    pub fn remembering(
+        mut self,
+        key: &str,
+        recovered: bool,
+        workspace: &str,
+        channel_id: Option<&str>,
+        ts: Option<&str>,
+    ) -> Finished {
+        if self.status != Status::Delivered {
+            return self;
+        }
+        if recovered {
+            self.forget = Some(key.to_string());
+        } else if let (Some(channel_id), Some(ts)) = (channel_id, ts) {
+            self.message = Some(AlertMessage {
+                key: key.to_string(),
+                workspace: workspace.to_string(),
+                channel_id: channel_id.to_string(),
+                ts: ts.to_string(),
+            });
+        }
+        self
+    }
+}
+
+/// Whether an alert was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Delivered,
+    Failed,
+}
+
+/// An alert waiting to be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    pub id: u64,
+    /// When it was accepted (ms since the Unix epoch; 0 if not recorded).
+    pub at: u64,
+    /// The alert as it was posted (Kapacitor's JSON).
+    pub alert: String,
+    pub options: Vec<(String, String)>,
+}
+
+/// An alert's message: the one its later events edit or reply to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertMessage {
+    /// The alert key ([`alert_key`]).
+    pub key: String,
+    pub workspace: String,
+    /// The channel id Slack answered with, e.g. `C0123`.
+    pub channel_id: String,
+    pub ts: String,
+}
+
+/// The handler options in which a host names an alert's earlier message
+/// (WIT `handle-alert`); never part of an alert key, and never a caller's
+/// to give (intake refuses them).
+pub const PREVIOUS_CHANNEL_ID: &str = "previous-channel-id";
+pub const PREVIOUS_TS: &str = "previous-ts";
+
+/// The key an alert's message is kept under: its `id` with the handler
+/// options it was accepted with (sorted; without [`PREVIOUS_CHANNEL_ID`]
+/// and [`PREVIOUS_TS`]), so two handlers of one alert id keep a message
+/// each. Canonical JSON: `["cpu:nil",[["channel","#ops"]]]`.
+pub fn alert_key(id: &str, options: &[(String, String)]) -> String {
+    let mut options: Vec<&(String, String)> = options
+        .iter()
+        .filter(|(k, _)| k != PREVIOUS_CHANNEL_ID && k != PREVIOUS_TS)
+        .collect();
+    options.sort();
+    serde_json::json!([id, options]).to_string()
+}
+
+/// `options` naming the message `ts` in channel `channel_id` as the
+/// alert's earlier message (any such options already there are replaced).
+pub fn with_previous(
+    options: &[(String, String)],
+    channel_id: &str,
+    ts: &str,
+) -> Vec<(String, String)> {
+    options
+        .iter()
+        .filter(|(k, _)| k != PREVIOUS_CHANNEL_ID && k != PREVIOUS_TS)
+        .cloned()
+        .chain([
+            (PREVIOUS_CHANNEL_ID.to_string(), channel_id.to_string()),
+            (PREVIOUS_TS.to_string(), ts.to_string()),
+        ])
+        .collect()
+}
