@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks behind the README's performance figures: builds the host for
+# The benchmarks behind the performance figures (docs/performance.md): builds the host for
 # speed (the bench profile), installs python-slack-sdk from PyPI for the
 # comparison, and runs everything against a Slack stand-in on 127.0.0.1.
 set -euo pipefail

@@ -1,8 +1,7 @@
 //! The parts of an `http`/`https` URL the handler needs: scheme, host,
 //! port, path and query. Written here rather than taken from the `url`
 //! crate, which with its international-domain machinery is about 50 KB of
-//! a component that must stay under 700 KiB (see the README's dependency
-//! notes); a workspace URL is an absolute ASCII `http(s)` URL, so this is
+//! a component that must stay under 700 KiB (see docs/dependencies.md); a workspace URL is an absolute ASCII `http(s)` URL, so this is
 //! enough. Errors never quote the URL: a webhook's path is its secret.
 
 /// An absolute URL, split.

@@ -1,4 +1,4 @@
-//! The figures in the README's performance section, in one run:
+//! The figures in docs/performance.md, in one run:
 //!
 //! - component size;
 //! - cold start (compiling the component) and warm start (loading the

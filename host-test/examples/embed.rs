@@ -1,5 +1,5 @@
-//! The smallest wasmtime host for the alert-handler component, as the README
-//! shows it. `cargo test` compiles it, so the README's snippet stays true.
+//! The smallest wasmtime host for the alert-handler component, as docs/embedding.md
+//! shows it. `cargo test` compiles it, so the snippet stays true.
 //!
 //! cargo run -p host-test --example embed -- COMPONENT.wasm CONFIG.toml
 //! (it really posts: point the configuration's url at `host-test mock-slack`)

@@ -12,7 +12,7 @@
 //! naming the endpoint and the file to change. A plugin with no file may
 //! reach nothing: any endpoint it names is refused, naming the file to
 //! create. (With `--config` and this project's own component, the host
-//! trusts the component's summary; see the README.)
+//! trusts the component's summary; see docs/networking.md.)
 
 use std::path::{Path, PathBuf};
 
