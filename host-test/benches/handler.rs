@@ -32,7 +32,9 @@ use host_test::mock_slack::MockSlack;
 use host_test::pool::Pool;
 use host_test::COMPONENT_PATH;
 
-#[path = "../tests/common/server.rs"]
+// A bench uses part of the tests' serve helper.
+#[allow(dead_code)]
+#[path = "../tests/all/common/server.rs"]
 mod server;
 
 fn config(url: &str) -> String {

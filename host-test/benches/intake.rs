@@ -18,7 +18,9 @@
 //! Run: `cargo bench -p host-test --bench intake` (`INTAKE_ALERTS=N` a
 //! round, default 40,000; `-- --quick` for 10,000).
 
-#[path = "../tests/common/server.rs"]
+// A bench uses part of the tests' serve helper.
+#[allow(dead_code)]
+#[path = "../tests/all/common/server.rs"]
 mod server;
 
 use std::convert::Infallible;

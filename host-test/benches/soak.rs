@@ -8,7 +8,9 @@
 //!
 //! Run: `cargo bench -p host-test --bench soak` (a few minutes).
 
-#[path = "../tests/common/server.rs"]
+// A bench uses part of the tests' serve helper.
+#[allow(dead_code)]
+#[path = "../tests/all/common/server.rs"]
 mod server;
 
 use std::time::{Duration, Instant};

@@ -8,7 +8,9 @@
 //! `cargo bench -p host-test --bench storm` (`--quick` for a short storm;
 //! `STORM_ALERTS=N` for N alerts to one channel, default 30).
 
-#[path = "../tests/common/server.rs"]
+// A bench uses part of the tests' serve helper.
+#[allow(dead_code)]
+#[path = "../tests/all/common/server.rs"]
 mod server;
 
 use std::time::{Duration, Instant};

@@ -2,12 +2,12 @@
 //! and every error a user can cause or Slack can answer. After each error
 //! the same instance must still work (nothing trapped).
 
-mod common;
-#[path = "common/pki.rs"]
-mod pki;
+use crate::common::pki;
 
+use crate::common::{
+    configured, event, instance, options, runtime, web_api_config, webhook_config,
+};
 use alert_handler_host::{HandlerError, Level, Plugin};
-use common::{configured, event, instance, options, runtime, web_api_config, webhook_config};
 use host_test::mock_slack::{MockSlack, Reply};
 use serde_json::json;
 
@@ -172,7 +172,7 @@ fn server_errors_are_transient() {
 #[test]
 fn connection_refused_is_a_transport_error() {
     // Bind then drop a listener: nothing listens on that port any more.
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let (mut plugin, _) = configured(&format!(
         "[slack]\nenabled = true\nurl = \"http://127.0.0.1:{port}/services/T/B/SECRETPATH\"\n"
     ));
@@ -470,7 +470,7 @@ fn no_error_carries_the_token_or_the_webhook_path() {
     const TOKEN: &str = "xoxb-DISTINCTIVE-TOKEN-4242";
     const PATH: &str = "B0DISTINCTIVEWEBHOOKPATH";
     let slack = MockSlack::start().unwrap();
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let config = format!(
         r##"[[slack]]
 enabled = true

@@ -1,10 +1,8 @@
 //! The component never traps: hostile configuration text, options and
 //! messages get an error (or a delivery), and the instance keeps working.
 
-mod common;
-
+use crate::common::{configured, event, instance, options, web_api_config};
 use alert_handler_host::{HandlerError, Level};
-use common::{configured, event, instance, options, web_api_config};
 use host_test::mock_slack::{MockSlack, Reply};
 
 fn configure_refuses(text: &str) -> String {

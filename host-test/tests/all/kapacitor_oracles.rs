@@ -1,10 +1,8 @@
 //! Kapacitor's own server tests for the Slack handler, run against the real
 //! component in wasmtime and the Slack stand-in over loopback.
 
-mod common;
-
+use crate::common::{configured, event, options};
 use alert_handler_host::Level;
-use common::{configured, event, options};
 use host_test::mock_slack::MockSlack;
 use serde_json::json;
 

@@ -8,13 +8,11 @@
 //! golden files from what the component sends; read the diff before
 //! committing it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::{configured, event, instance, options, web_api_config};
 use alert_handler_host::{AlertEvent, HandlerError, Level};
-use common::{configured, event, instance, options, web_api_config};
 use host_test::mock_slack::MockSlack;
 use host_test::COMPONENT_PATH;
 use kapacitor_formats::{alert_json, handler_file};

@@ -2,15 +2,13 @@
 //! guest (`probe/`) tries destinations the configuration does not name,
 //! spins forever, and allocates without end.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{configured, event, runtime, web_api_config};
 use alert_handler_host::net::{NetPolicy, NetSettings};
 use alert_handler_host::{destinations, ConfigSummary, Level};
 use alert_handler_host::{Host, Limits, State};
-use common::{configured, event, runtime, web_api_config};
 use host_test::mock_slack::MockSlack;
 use wasmtime::component::Component;
 use wasmtime::Store;

@@ -4,8 +4,6 @@
 //! lines in text or JSON) and how it stops (SIGTERM: what is in flight ends
 //! and is recorded, exit 0).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -13,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::server::{alert, wait_until, whole_spool, write_config, Server};
-use common::web_api_config;
+use crate::common::server::{alert, wait_until, whole_spool, write_config, Server};
+use crate::common::web_api_config;
 use host_test::mock_slack::{MockSlack, Reply};
 use serde_json::{json, Value};
 

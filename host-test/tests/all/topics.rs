@@ -7,12 +7,10 @@
 //! runs 3,600 times faster (24 h in 24 s: room for a slow machine to post
 //! every alert inside one interval).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::server::{wait_until, Server};
+use crate::common::server::{wait_until, Server};
 use host_test::mock_slack::MockSlack;
 
 fn examples() -> PathBuf {
@@ -137,7 +135,8 @@ fn a_topic_needs_handlers_and_a_topic_nobody_handles_is_said() {
     });
 
     let without = tempfile::tempdir().unwrap();
-    let config = common::server::write_config(without.path(), &common::web_api_config(&slack));
+    let config =
+        crate::common::server::write_config(without.path(), &crate::common::web_api_config(&slack));
     let plain = Server::start(&config, &without.path().join("spool"), &[]);
     let (status, answer) = plain.post_with("topic=cpu", &error_alert(1));
     assert_eq!(status, 400);

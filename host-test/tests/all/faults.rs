@@ -4,15 +4,13 @@
 //! over everything those runs and the CLI wrote, for the token and the
 //! webhook's secret path.
 
-mod common;
-#[path = "common/pki.rs"]
-mod pki;
+use crate::common::pki;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::server::{alert, wait_until, write_config, Server};
+use crate::common::server::{alert, wait_until, write_config, Server};
 use host_test::mock_slack::{Fault, MockSlack, Reply};
 use serde_json::{json, Value};
 
@@ -335,7 +333,7 @@ fn run_fault_script() -> Evidence {
     let slack = MockSlack::start().unwrap();
     let untrusted = pki::Ca::new("a CA nobody trusts");
     let tls = MockSlack::start_tls(pki::server(&untrusted.leaf(&["127.0.0.1"]), None)).unwrap();
-    let down = common::free_port();
+    let down = crate::common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &config_text(&slack, &tls, down));
     let timeout = RESPONSE_TIMEOUT_MS.to_string();
@@ -460,7 +458,7 @@ fn an_answer_trickled_past_the_response_deadline_is_retried_and_delivered() {
         pause: Duration::from_secs(1),
     });
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &common::web_api_config(&slack));
+    let config = write_config(dir.path(), &crate::common::web_api_config(&slack));
     let server = Server::start(
         &config,
         &dir.path().join("spool"),
@@ -552,7 +550,7 @@ fn no_token_or_webhook_path_in_any_output_log_summary_or_spool_file() {
     let slack = MockSlack::start().unwrap();
     let untrusted = pki::Ca::new("a CA nobody trusts");
     let tls = MockSlack::start_tls(pki::server(&untrusted.leaf(&["127.0.0.1"]), None)).unwrap();
-    let down = common::free_port();
+    let down = crate::common::free_port();
     let dir = evidence.dir.path();
     std::fs::create_dir_all(dir.join("cli")).unwrap();
     let config = write_config(&dir.join("cli"), &config_text(&slack, &tls, down));
@@ -644,7 +642,7 @@ fn no_token_or_webhook_path_in_any_output_log_summary_or_spool_file() {
     }
 
     // The component's own summary, through the library.
-    let (_, summary) = common::configured(&config_text(&slack, &tls, down));
+    let (_, summary) = crate::common::configured(&config_text(&slack, &tls, down));
     seen.push(("configure's summary".into(), format!("{summary:?}")));
 
     // And every file the runs left: spool journals, logs.

@@ -4,13 +4,11 @@
 //! Slack stand-in keeps the messages, so each test reads what the channel
 //! finally shows. Also `send --previous-message`.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::server::{wait_until, write_config, Server};
-use common::web_api_config;
+use crate::common::server::{wait_until, write_config, Server};
+use crate::common::web_api_config;
 use host_test::mock_slack::{Message, MockSlack, Reply};
 use serde_json::{json, Value};
 

@@ -3,15 +3,13 @@
 //! a spool too big to show at once. Each through `host-test serve` (a child
 //! process) and the Slack stand-in on 127.0.0.1.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use common::server::{alert, wait_until, write_config, Connection, Server};
-use common::web_api_config;
+use crate::common::server::{alert, wait_until, write_config, Connection, Server};
+use crate::common::web_api_config;
 use host_test::mock_slack::MockSlack;
 use serde_json::Value;
 

@@ -1,8 +1,6 @@
 //! A minimal `CONNECT` proxy on 127.0.0.1 for tests: it records each tunnel
 //! target and connects every tunnel to one upstream address.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};

@@ -2,15 +2,13 @@
 //! certificates made in the test. The component only sees wasi:http's
 //! error codes, and reports a certificate failure as `tls`.
 
-mod common;
-#[path = "common/pki.rs"]
-mod pki;
+use crate::common::pki;
 
 use std::sync::{Arc, Mutex};
 
+use crate::common::{event, options, runtime};
 use alert_handler_host::net::NetSettings;
 use alert_handler_host::{HandlerError, Level, Plugin};
-use common::{event, options, runtime};
 use host_test::mock_slack::MockSlack;
 use pki::{Ca, Leaf};
 

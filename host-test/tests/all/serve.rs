@@ -2,13 +2,11 @@
 //! delivered from the spool, and still delivered after the host is killed
 //! and restarted, each exactly once.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::server::{alert, wait_until, write_config, Server};
-use common::web_api_config;
+use crate::common::server::{alert, wait_until, write_config, Server};
+use crate::common::web_api_config;
 use host_test::mock_slack::MockSlack;
 use serde_json::Value;
 
@@ -109,7 +107,7 @@ fn bad_alerts_are_refused_with_a_named_error_and_options_come_from_the_query() {
 #[test]
 fn a_killed_host_delivers_what_was_pending_after_restart_exactly_once() {
     // A port where Slack is not yet listening: every attempt is refused.
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &format!("[slack]\nenabled = true\nurl = \"http://127.0.0.1:{port}/api/chat.postMessage\"\ntoken = \"xoxb-t\"\nchannel = \"#c\"\n"));
     let spool = dir.path().join("spool");
@@ -138,7 +136,7 @@ fn a_killed_host_delivers_what_was_pending_after_restart_exactly_once() {
 
 #[test]
 fn a_full_spool_says_so() {
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),

@@ -1,24 +1,13 @@
 //! Many alerts in flight at once, through a pool of instances, with a
 //! bounded queue.
 
-mod common;
-
-use std::time::{Duration, Instant};
-
+use crate::common::server::wait_until;
+use crate::common::{event, runtime, web_api_config};
 use alert_handler_host::Level;
-use common::{event, runtime, web_api_config};
 use host_test::mock_slack::MockSlack;
 use host_test::pool::Pool;
 
 /// Waits (bounded) until `cond` holds; panics if it never does.
-fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn alerts_are_in_flight_concurrently_and_the_queue_is_bounded() {
     let slack = MockSlack::start().unwrap();

@@ -2,17 +2,15 @@
 //! deny-list, proxies from the environment, connection reuse, and the
 //! connect-to map.
 
-mod common;
-#[path = "common/proxy.rs"]
-mod proxy;
+use crate::common::proxy;
 
 use std::sync::{Arc, Mutex};
 
+use crate::common::{event, runtime, web_api_config};
 use alert_handler_host::net::cidr::DenyList;
 use alert_handler_host::net::proxy::ProxyConfig;
 use alert_handler_host::net::{ConnectTo, NetSettings};
 use alert_handler_host::{HandlerError, Level, Plugin, Runtime};
-use common::{event, runtime, web_api_config};
 use host_test::mock_slack::MockSlack;
 
 fn logging(net: NetSettings) -> (Runtime, Arc<Mutex<Vec<String>>>) {

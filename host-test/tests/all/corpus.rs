@@ -4,13 +4,11 @@
 //! the component in wasmtime; alerts and handler files to the CLI. Nothing
 //! may trap, and every error must name what is wrong.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::{event, instance, options, web_api_config};
 use alert_handler_host::{HandlerError, Level};
-use common::{event, instance, options, web_api_config};
 use host_test::mock_slack::MockSlack;
 
 fn corpus() -> PathBuf {
@@ -102,7 +100,7 @@ fn bad_options_get_a_named_error() {
                     .expect("KEY=VALUE")
             })
             .collect();
-        let (mut plugin, _) = common::configured(&web_api_config(&slack));
+        let (mut plugin, _) = crate::common::configured(&web_api_config(&slack));
         let answer = plugin
             .handle_alert(&event("x", Level::Critical), &pairs)
             .expect("no trap");

@@ -1,8 +1,6 @@
 //! Certificates made inside the tests (rcgen): CAs, server and client
 //! certificates, written to a temporary directory as PEM files.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -2,8 +2,6 @@
 //! free port with time scaled down, fed over HTTP, its stderr kept in a log
 //! file beside the spool (`SPOOL.log`).
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,24 @@
+//! The harness's integration tests, in one binary so wasmtime is linked
+//! once: the real component in a real wasmtime host, over real HTTP (and
+//! TLS) on 127.0.0.1, against the Slack stand-in; `serve` as a child
+//! process where the daemon is under test.
+
+mod common;
+
+mod browser;
+mod cli;
+mod corpus;
+mod delivery;
+mod egress;
+mod faults;
+mod guard;
+mod kapacitor_oracles;
+mod no_trap;
+mod operate;
+mod pool;
+mod recovery;
+mod reliability;
+mod render;
+mod serve;
+mod tls;
+mod topics;
