@@ -137,9 +137,8 @@ fn main() -> Result<()> {
     let warm: Vec<Duration> = (0..20)
         .map(|_| {
             let t = Instant::now();
-            let (runtime, source) =
-                Runtime::load_cached(host.clone(), wasm, &cache_dir).expect("loads");
-            assert_eq!(source, cache::Source::Cached);
+            let runtime = Runtime::open(host.clone(), wasm, Some(&cache_dir)).expect("loads");
+            assert_eq!(runtime.source(), cache::Source::Cached);
             let mut plugin = runtime.instantiate().expect("instantiates");
             plugin
                 .configure(&text)
@@ -149,7 +148,7 @@ fn main() -> Result<()> {
         })
         .collect();
     let _ = std::fs::remove_dir_all(&cache_dir);
-    let runtime = Runtime::load_on(host.clone(), wasm)?;
+    let runtime = Runtime::open(host.clone(), wasm, None)?;
     let instantiate: Vec<Duration> = (0..200)
         .map(|_| {
             let t = Instant::now();
@@ -241,10 +240,13 @@ fn main() -> Result<()> {
         per_second(posts, t.elapsed()),
     ));
 
-    let fresh = runtime.with_net(NetSettings {
-        reuse_connections: false,
-        ..NetSettings::default()
-    });
+    let fresh = runtime.with_settings(
+        NetSettings {
+            reuse_connections: false,
+            ..NetSettings::default()
+        },
+        runtime.host().limits(),
+    );
     let mut no_reuse = fresh.instantiate()?;
     no_reuse
         .configure(&text)?

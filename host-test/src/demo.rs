@@ -52,7 +52,7 @@ const SCENARIOS: [(Source, &str); 4] = [
 fn write_preview(
     html: Option<&Path>,
     name: &str,
-    plugin: &mut alert_handler_host::Plugin,
+    plugin: &mut alert_handler_host::Instance,
     event: &alert_handler_host::AlertEvent,
     options: &[(String, String)],
 ) -> Result<()> {
@@ -171,7 +171,7 @@ pub fn run(examples: &Path, html: Option<&Path>) -> Result<()> {
 /// at once (`serve --time-scale` runs it in real time, faster).
 fn pipeline(
     examples: &Path,
-    plugin: &mut alert_handler_host::Plugin,
+    plugin: &mut alert_handler_host::Instance,
     slack: &MockSlack,
 ) -> Result<()> {
     use kapacitor_formats::aggregate::{self, Collected, Window};

@@ -213,7 +213,7 @@ pub async fn serve(
                 let (gate, conn, front) = (gate.clone(), conn.clone(), front.clone());
                 async move {
                     let _serving = gate.head_in(&conn).await;
-                    route(req, front).await
+                    respond(req, front).await
                 }
             })
         };
@@ -257,7 +257,7 @@ fn refuse(front: &Front, status: StatusCode, error: &str) -> Answer {
     answer(status, json!({ "error": error }))
 }
 
-async fn route(
+async fn respond(
     req: Request<hyper::body::Incoming>,
     front: Arc<Front>,
 ) -> Result<Answer, Infallible> {

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 
-use alert_handler_host::{HandlerError, Plugin, Runtime};
+use alert_handler_host::{HandlerError, Instance, Runtime};
 use kapacitor_formats::alert_json;
 
 /// Distinct option lists whose answer is remembered, and their total size.
@@ -30,7 +30,7 @@ pub struct OptionCheck {
     runtime: Runtime,
     config: String,
     /// Configured instances, each with the previews it made.
-    instances: Vec<Mutex<(Plugin, u32)>>,
+    instances: Vec<Mutex<(Instance, u32)>>,
     cache: Mutex<Cache>,
 }
 

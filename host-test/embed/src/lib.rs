@@ -10,7 +10,7 @@
 //!   Runtime ──── loads a component once (precompiled: cache), instantiates
 //!     │          it cheaply (InstancePre) under the operator's allowlist
 //!     ▼
-//!   Plugin ───── one instance: configure, describe, handle-alert,
+//!   Instance ─── one instance: configure, describe, handle-alert,
 //!     │          preview-alert; a trap stops it (Trapped says why, in a line)
 //!     ▼
 //!   Host ─────── the engine, the linker (WASI + WASI HTTP), the limits:
@@ -21,7 +21,7 @@
 //!                TLS per workspace, proxies, deny-list, a keep-alive pool
 //! ```
 //!
-//! - [`Runtime`] and [`Plugin`]: loading and calling a component.
+//! - [`Runtime`] and [`Instance`]: loading and calling a component.
 //! - [`Host`] and [`Limits`]: the engine and what an instance may spend.
 //! - [`net`]: host-owned networking ([`NetSettings`]); the component never
 //!   opens a socket.
@@ -88,5 +88,5 @@ pub use bindings::{
 pub use egress::Allowlist;
 pub use host::{trap_reason, Host, Limits, State, Trapped};
 pub use net::{ConnectTo, NetSettings};
-pub use runtime::{destinations, Plugin, Runtime};
+pub use runtime::{destinations, Instance, Runtime};
 pub use secrets::ENV_PREFIX;

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use crate::bindings::{ConfigSummary, Description, HandlerError};
 use crate::egress::Allowlist;
 use crate::host::Host;
-use crate::runtime::{Plugin, Runtime};
+use crate::runtime::{Instance, Runtime};
 
 /// Lists the plugins in `dir` (every `NAME.wasm`), sorted by name.
 pub fn scan(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -32,7 +32,7 @@ pub fn scan(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// A configured plugin.
-pub struct Loaded {
+pub struct Plugin {
     /// The plugin's file name without `.wasm`.
     pub name: String,
     /// What it says it is (`describe`).
@@ -40,7 +40,7 @@ pub struct Loaded {
     /// Its configuration's summary.
     pub summary: ConfigSummary,
     /// A configured instance.
-    pub plugin: Plugin,
+    pub instance: Instance,
     /// The compiled component, for more instances.
     pub runtime: Runtime,
     /// The configuration it accepted.
@@ -92,7 +92,7 @@ impl std::fmt::Display for Broken {
 /// A plugin directory, loaded: what serves and what did not load.
 pub struct Directory {
     /// The plugins that loaded, by file name.
-    pub loaded: Vec<Loaded>,
+    pub loaded: Vec<Plugin>,
     /// The plugins that did not, each with why.
     pub broken: Vec<Broken>,
 }
@@ -100,7 +100,7 @@ pub struct Directory {
 impl Directory {
     /// The plugin for `kind` (or named `kind`), or why there is none: its
     /// own failure when it is broken, else `None`.
-    pub fn take(&mut self, kind: &str) -> Result<Loaded, Option<&Broken>> {
+    pub fn take(&mut self, kind: &str) -> Result<Plugin, Option<&Broken>> {
         if let Some(at) = self
             .loaded
             .iter()
@@ -176,11 +176,11 @@ pub fn load(dir: &Path, host: &Arc<Host>, cache_dir: Option<&Path>) -> Result<Di
             continue;
         }
         match configure(wasm, runtime) {
-            Ok((summary, plugin, config)) => loaded.push(Loaded {
+            Ok((summary, plugin, config)) => loaded.push(Plugin {
                 name: stem(wasm),
                 description: description.clone(),
                 summary,
-                plugin,
+                instance: plugin,
                 runtime: runtime.clone(),
                 config,
             }),
@@ -219,7 +219,7 @@ fn describe(
 }
 
 /// Configures a described plugin from its `NAME.toml`.
-fn configure(wasm: &Path, runtime: &Runtime) -> Result<(ConfigSummary, Plugin, String), Reason> {
+fn configure(wasm: &Path, runtime: &Runtime) -> Result<(ConfigSummary, Instance, String), Reason> {
     let config = wasm.with_extension("toml");
     let text = std::fs::read_to_string(&config)
         .with_context(|| format!("reading {}", config.display()))

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::bindings::{AlertEvent, Delivery, HandlerError, TransientFailure};
-use crate::runtime::Plugin;
+use crate::runtime::Instance;
 
 /// How to back off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,7 @@ pub struct Attempts {
 /// passed; `on_retry` hears about each wait. A trap is returned as the
 /// outer error (that instance is stopped).
 pub fn send_with_retries(
-    plugin: &mut Plugin,
+    plugin: &mut Instance,
     event: &AlertEvent,
     options: &[(String, String)],
     backoff: &Backoff,

@@ -53,6 +53,8 @@ pub struct Runtime {
     /// configuration, shared by every instance configured with it.
     policies: Arc<Mutex<HashMap<String, Arc<NetPolicy>>>>,
     path: PathBuf,
+    /// Compiled now, or loaded precompiled.
+    source: Source,
     /// The operator's list of what a plugin from a directory may reach;
     /// `None` trusts the component's own summary (this project's
     /// component, run with `--config`).
@@ -62,50 +64,38 @@ pub struct Runtime {
 impl Runtime {
     /// Compiles the component at `path` for a host whose requests go out
     /// under `net` (TLS, proxies, deny-list, connect-to map), with the
-    /// default limits.
+    /// default limits: the simplest way in.
     pub fn load(path: impl AsRef<Path>, net: NetSettings) -> Result<Runtime> {
-        Runtime::load_on(Host::new(net, Limits::default())?, path)
+        Runtime::open(Host::new(net, Limits::default())?, path.as_ref(), None)
     }
 
-    /// Compiles the component at `path` for `host`.
-    pub fn load_on(host: Arc<Host>, path: impl AsRef<Path>) -> Result<Runtime> {
-        let path = path.as_ref().to_path_buf();
-        let component = Component::from_file(host.engine(), &path)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("loading the component {}", path.display()))?;
-        Runtime::from_component(host, &component, path)
-    }
-
-    /// Loads the component at `path` for `host`, precompiled from
-    /// `cache_dir` when it can be (see [`cache`](crate::cache)).
-    pub fn load_cached(
-        host: Arc<Host>,
-        path: impl AsRef<Path>,
-        cache_dir: &Path,
-    ) -> Result<(Runtime, Source)> {
-        let path = path.as_ref().to_path_buf();
-        let (component, source) = cache::load(host.engine(), &path, cache_dir)
-            .with_context(|| format!("loading the component {}", path.display()))?;
-        Ok((Runtime::from_component(host, &component, path)?, source))
-    }
-
-    /// Loads for `host`, through the cache in `cache_dir` when there is one.
+    /// Loads the component at `path` for `host`: precompiled from
+    /// `cache_dir` when there is one and it holds this component (see
+    /// [`cache`](crate::cache); [`Runtime::source`] says which), else
+    /// compiled now.
     pub fn open(host: Arc<Host>, path: &Path, cache_dir: Option<&Path>) -> Result<Runtime> {
-        match cache_dir {
-            Some(dir) => Ok(Runtime::load_cached(host, path, dir)?.0),
-            None => Runtime::load_on(host, path),
+        let (component, source) = match cache_dir {
+            Some(dir) => cache::load(host.engine(), path, dir),
+            None => Component::from_file(host.engine(), path)
+                .map(|c| (c, Source::Compiled))
+                .map_err(anyhow::Error::from),
         }
-    }
-
-    fn from_component(host: Arc<Host>, component: &Component, path: PathBuf) -> Result<Runtime> {
-        let pre = AlertHandlerPre::new(host.linker().instantiate_pre(component)?)?;
+        .with_context(|| format!("loading the component {}", path.display()))?;
+        let pre = AlertHandlerPre::new(host.linker().instantiate_pre(&component)?)?;
         Ok(Runtime {
             host,
             pre,
             policies: Arc::default(),
-            path,
+            path: path.to_path_buf(),
             allowlist: None,
+            source,
         })
+    }
+
+    /// Whether the component was compiled for this runtime or loaded
+    /// precompiled from the cache.
+    pub fn source(&self) -> Source {
+        self.source
     }
 
     /// The same runtime under the operator's egress allowlist: a summary
@@ -115,14 +105,10 @@ impl Runtime {
         self
     }
 
-    /// The same compiled component under other network settings: nothing
-    /// is recompiled, the engine and pre-instantiation are shared.
-    pub fn with_net(&self, net: NetSettings) -> Runtime {
-        self.with_host_settings(net, self.host.limits())
-    }
-
-    /// The same compiled component under other network settings and limits.
-    pub fn with_host_settings(&self, net: NetSettings, limits: Limits) -> Runtime {
+    /// The same compiled component under other network settings and
+    /// limits: nothing is recompiled, the engine and pre-instantiation are
+    /// shared.
+    pub fn with_settings(&self, net: NetSettings, limits: Limits) -> Runtime {
         let host = self.host.with_settings(net, limits);
         Runtime {
             host,
@@ -163,7 +149,7 @@ impl Runtime {
 
     /// A fresh instance with no environment and no preopened directory: it
     /// knows only what `configure` tells it, and may reach nothing until then.
-    pub fn instantiate(&self) -> Result<Plugin> {
+    pub fn instantiate(&self) -> Result<Instance> {
         let nothing = ConfigSummary {
             kind: String::new(),
             workspaces: vec![],
@@ -176,7 +162,7 @@ impl Runtime {
     /// for a guest that configures itself: the host does not know its
     /// endpoints, so its requests are not limited to them (the deny-list,
     /// proxies and connect-to map still apply).
-    pub fn instantiate_with(&self, wasi: WasiCtx) -> Result<Plugin> {
+    pub fn instantiate_with(&self, wasi: WasiCtx) -> Result<Instance> {
         let open = NetPolicy::open(self.host.net()).map_err(anyhow::Error::msg)?;
         self.instantiate_under(wasi, Arc::new(open))
     }
@@ -185,7 +171,7 @@ impl Runtime {
     /// Kapacitor's `KAPACITOR_SLACK_*` variables and, read-only, the
     /// directories of the files `config` names (see [`crate::secrets`]);
     /// like [`Runtime::instantiate`] it reaches nothing until configured.
-    pub fn instantiate_for(&self, config: &str) -> Result<Plugin> {
+    pub fn instantiate_for(&self, config: &str) -> Result<Instance> {
         let nothing = ConfigSummary {
             kind: String::new(),
             workspaces: vec![],
@@ -196,7 +182,7 @@ impl Runtime {
 
     /// A fresh instance configured with `config`; a refused configuration
     /// is an error saying why.
-    pub fn configured(&self, config: &str) -> Result<Plugin> {
+    pub fn configured(&self, config: &str) -> Result<Instance> {
         let mut plugin = self.instantiate_for(config)?;
         if let Err(e) = plugin.configure(config)? {
             bail!("the configuration was refused: {}", e.describe());
@@ -204,14 +190,14 @@ impl Runtime {
         Ok(plugin)
     }
 
-    fn instantiate_under(&self, wasi: WasiCtx, policy: Arc<NetPolicy>) -> Result<Plugin> {
+    fn instantiate_under(&self, wasi: WasiCtx, policy: Arc<NetPolicy>) -> Result<Instance> {
         let mut store = self.host.store(wasi, policy);
         self.host.arm(&mut store);
         let bindings = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| self.host.explain(e))?;
-        Ok(Plugin {
+        Ok(Instance {
             store,
             bindings,
             runtime: self.clone(),
@@ -223,14 +209,14 @@ impl Runtime {
 /// One instance of the handler. The outer `Result` of each call is a trap
 /// or host failure (after which the instance is stopped: make a new one);
 /// the inner one is the handler's answer.
-pub struct Plugin {
+pub struct Instance {
     store: Store<State>,
     bindings: AlertHandler,
     runtime: Runtime,
     stopped: bool,
 }
 
-impl Plugin {
+impl Instance {
     /// Runs one export under the deadline; a trap stops this instance.
     fn call<T>(
         &mut self,

@@ -18,7 +18,7 @@
 //! - [`aggregate`]: an aggregate handler's options, its window and the
 //!   event it emits.
 //! - [`duration`]: Go's and TICKscript's durations (`24h`, `1h30m`, `2d`).
-//! - [`route`]: an alert node without `.slack()` (the default workspace,
+//! - [`alert_node`]: an alert node without `.slack()` (the default workspace,
 //!   `global`, `state-changes-only`).
 //!
 //! Imports run one way: `topics` sits on `handler_file` and `aggregate`,
@@ -27,9 +27,9 @@
 
 pub mod aggregate;
 pub mod alert_json;
+pub mod alert_node;
 pub mod duration;
 pub mod handler_file;
 pub mod lambda;
-pub mod route;
 pub mod tick;
 pub mod topics;

@@ -12,7 +12,7 @@ pub mod test;
 
 use std::path::{Path, PathBuf};
 
-use alert_handler_host::{AlertEvent, ConfigSummary, Delivery, Host, Plugin, Runtime};
+use alert_handler_host::{AlertEvent, ConfigSummary, Delivery, Host, Instance, Runtime};
 use anyhow::{anyhow, Context};
 use clap::Args;
 use host_test::report;
@@ -76,12 +76,12 @@ fn previous_message(value: &str) -> Result<(String, String), String> {
 }
 
 /// Loads, instantiates and configures the handler for `kind`.
-pub fn open(target: &Target, kind: &str, json: bool) -> Result<(Plugin, ConfigSummary), Failure> {
+pub fn open(target: &Target, kind: &str, json: bool) -> Result<(Instance, ConfigSummary), Failure> {
     let host = Host::new(target.net_settings()?, target.limits()).map_err(Failure::Host)?;
     let cache_dir = target.cache_dir();
     if let Some(dir) = &target.plugins {
         let (loaded, _) = target.from_directory(dir, &host, kind, json)?;
-        return Ok((loaded.plugin, loaded.summary));
+        return Ok((loaded.instance, loaded.summary));
     }
     let config_path = target
         .config
@@ -123,11 +123,11 @@ pub fn print_delivery(d: &Delivery, json: bool) {
 
 /// An alert ready to hand to a plugin: the handler's kind, the event, the
 /// options.
-pub type Prepared = (String, AlertEvent, Vec<(String, String)>);
+pub type AlertToSend = (String, AlertEvent, Vec<(String, String)>);
 
 /// The alert, its handler's kind and options; `None` (after saying so)
 /// when the handler's `match` does not take it.
-pub fn prepare(what: &AlertArgs, json: bool) -> Result<Option<Prepared>, Failure> {
+pub fn prepare(what: &AlertArgs, json: bool) -> Result<Option<AlertToSend>, Failure> {
     let mut event = load_alert(&what.alert)?;
     let mut options = Vec::new();
     let mut kind = "slack".to_string();

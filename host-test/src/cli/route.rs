@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use kapacitor_formats::route::{self, Decision};
+use kapacitor_formats::alert_node::{self, Decision};
 use slack_alertd::cli::{Failure, Target};
 use slack_alertd::say;
 
@@ -26,7 +26,7 @@ pub struct RouteArgs {
 pub fn run(args: RouteArgs) -> Result<(), Failure> {
     let event = load_alert(&args.alert)?;
     let (mut plugin, summary) = open(&args.target, "slack", args.json)?;
-    let decision = route::decide(&summary, &event);
+    let decision = alert_node::decide(&summary, &event);
     if decision != Decision::Send {
         if args.json {
             say!(

@@ -7,11 +7,11 @@ use crate::common::pki;
 use crate::common::{
     configured, event, instance, options, runtime, web_api_config, webhook_config,
 };
-use alert_handler_host::{HandlerError, Level, Plugin};
+use alert_handler_host::{HandlerError, Instance, Level};
 use host_test::mock_slack::{MockSlack, Reply};
 use serde_json::json;
 
-fn still_works(plugin: &mut Plugin, slack: &MockSlack) {
+fn still_works(plugin: &mut Instance, slack: &MockSlack) {
     let before = slack.requests().len();
     plugin
         .handle_alert(&event("after the error", Level::Ok), &[])
@@ -21,7 +21,7 @@ fn still_works(plugin: &mut Plugin, slack: &MockSlack) {
 }
 
 fn send(
-    plugin: &mut Plugin,
+    plugin: &mut Instance,
     opts: &[(&str, &str)],
 ) -> Result<alert_handler_host::Delivery, HandlerError> {
     plugin
@@ -493,7 +493,7 @@ token = "{TOKEN}"
     );
     let (mut plugin, summary) = configured(&config);
     let mut seen = vec![format!("{summary:?}")];
-    let mut outcome = |plugin: &mut Plugin, opts: &[(&str, &str)]| {
+    let mut outcome = |plugin: &mut Instance, opts: &[(&str, &str)]| {
         let r = plugin
             .handle_alert(&event("m", Level::Critical), &options(opts))
             .expect("no trap");

@@ -10,7 +10,7 @@ use crate::common::{event, runtime, web_api_config};
 use alert_handler_host::net::cidr::DenyList;
 use alert_handler_host::net::proxy::ProxyConfig;
 use alert_handler_host::net::{ConnectTo, NetSettings};
-use alert_handler_host::{HandlerError, Level, Plugin, Runtime};
+use alert_handler_host::{HandlerError, Instance, Level, Runtime};
 use host_test::mock_slack::MockSlack;
 
 fn logging(net: NetSettings) -> (Runtime, Arc<Mutex<Vec<String>>>) {
@@ -20,10 +20,13 @@ fn logging(net: NetSettings) -> (Runtime, Arc<Mutex<Vec<String>>>) {
         log: Arc::new(move |l| sink.lock().unwrap().push(l.to_string())),
         ..net
     };
-    (runtime().with_net(net), lines)
+    (
+        runtime().with_settings(net, runtime().host().limits()),
+        lines,
+    )
 }
 
-fn configured_on(runtime: &Runtime, config: &str) -> Plugin {
+fn configured_on(runtime: &Runtime, config: &str) -> Instance {
     let mut plugin = runtime.instantiate().unwrap();
     plugin.configure(config).unwrap().unwrap();
     plugin

@@ -164,7 +164,7 @@ fn a_guest_over_its_memory_cap_is_stopped() {
 #[test]
 fn the_handler_runs_under_the_same_limits_and_recovers_after_a_trap() {
     let slack = MockSlack::start().unwrap();
-    let tight = runtime().with_host_settings(
+    let tight = runtime().with_settings(
         NetSettings::default(),
         Limits {
             memory_bytes: 8 << 20,
@@ -210,9 +210,12 @@ fn the_compiled_component_is_cached_and_a_changed_wasm_recompiles() {
     let cache = dir.path().join("cache");
     let host = runtime().host().clone();
 
-    let (_, first) = Runtime::load_cached(host.clone(), &plugin, &cache).unwrap();
-    let (warm, second) = Runtime::load_cached(host.clone(), &plugin, &cache).unwrap();
-    assert_eq!((first, second), (Source::Compiled, Source::Cached));
+    let first = Runtime::open(host.clone(), &plugin, Some(&cache)).unwrap();
+    let warm = Runtime::open(host.clone(), &plugin, Some(&cache)).unwrap();
+    assert_eq!(
+        (first.source(), warm.source()),
+        (Source::Compiled, Source::Cached)
+    );
     let slack = MockSlack::start().unwrap();
     let mut instance = warm.instantiate().unwrap();
     instance
@@ -228,7 +231,7 @@ fn the_compiled_component_is_cached_and_a_changed_wasm_recompiles() {
     let mut changed = std::fs::read(COMPONENT_PATH).unwrap();
     changed.extend_from_slice(&[0, 6, 5, b'x', b'-', b'v', b'2', 1]); // a custom section
     std::fs::write(&plugin, changed).unwrap();
-    let (_, third) = Runtime::load_cached(host, &plugin, &cache).unwrap();
-    assert_eq!(third, Source::Compiled);
+    let third = Runtime::open(host, &plugin, Some(&cache)).unwrap();
+    assert_eq!(third.source(), Source::Compiled);
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::common::{event, options, runtime};
 use alert_handler_host::net::NetSettings;
-use alert_handler_host::{HandlerError, Level, Plugin};
+use alert_handler_host::{HandlerError, Instance, Level};
 use host_test::mock_slack::MockSlack;
 use pki::{Ca, Leaf};
 
@@ -42,17 +42,23 @@ fn tls_keys(
 }
 
 /// An instance under a runtime whose host log is captured.
-fn instance_logging() -> (Plugin, Arc<Mutex<Vec<String>>>) {
+fn instance_logging() -> (Instance, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     let net = NetSettings {
         log: Arc::new(move |l| sink.lock().unwrap().push(l.to_string())),
         ..NetSettings::default()
     };
-    (runtime().with_net(net).instantiate().unwrap(), lines)
+    (
+        runtime()
+            .with_settings(net, runtime().host().limits())
+            .instantiate()
+            .unwrap(),
+        lines,
+    )
 }
 
-fn configure(plugin: &mut Plugin, config: &str) {
+fn configure(plugin: &mut Instance, config: &str) {
     plugin
         .configure(config)
         .expect("no trap")
@@ -60,7 +66,7 @@ fn configure(plugin: &mut Plugin, config: &str) {
 }
 
 fn send(
-    plugin: &mut Plugin,
+    plugin: &mut Instance,
     workspace: &str,
 ) -> Result<alert_handler_host::Delivery, HandlerError> {
     plugin

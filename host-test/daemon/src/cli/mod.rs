@@ -138,7 +138,7 @@ impl Target {
         host: &Arc<Host>,
         kind: &str,
         json: bool,
-    ) -> Result<(plugins::Loaded, Vec<String>), Failure> {
+    ) -> Result<(plugins::Plugin, Vec<String>), Failure> {
         let mut directory =
             plugins::load(dir, host, self.cache_dir().as_deref()).map_err(Failure::Host)?;
         let broken: Vec<String> = directory.broken.iter().map(Broken::to_string).collect();

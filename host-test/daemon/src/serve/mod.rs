@@ -30,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use alert_handler_host::retry::Backoff;
-use alert_handler_host::{Plugin, Runtime};
+use alert_handler_host::{Instance, Runtime};
 use anyhow::Result;
 use kapacitor_formats::topics::Handlers;
 use tracing::info;
@@ -153,7 +153,7 @@ pub fn run(
         .instantiate_for(config)?
         .configure(config)?
         .map_err(|e| anyhow::anyhow!("the configuration was refused: {}", e.describe()))?;
-    let workers: Vec<Plugin> = (0..pacing.workers.max(1))
+    let workers: Vec<Instance> = (0..pacing.workers.max(1))
         .map(|_| runtime.configured(config))
         .collect::<Result<_>>()?;
     listener.set_nonblocking(true)?;

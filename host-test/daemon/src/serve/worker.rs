@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use alert_handler_host::retry::{Backoff, Next};
-use alert_handler_host::{trap_reason, Delivery, HandlerError, Level, Plugin, Runtime, Trapped};
+use alert_handler_host::{trap_reason, Delivery, HandlerError, Instance, Level, Runtime, Trapped};
 use tracing::{error, info, warn};
 
 use super::planner::Queued;
@@ -43,7 +43,7 @@ pub(super) fn run(
     shared: &Shared,
     runtime: &Runtime,
     config: &str,
-    mut plugin: Plugin,
+    mut plugin: Instance,
     backoff: Backoff,
 ) {
     let mut served = 0;
@@ -123,7 +123,7 @@ fn next_due(shared: &Shared) -> Option<(u64, Queued)> {
 /// `update` and `thread` (a handler with `new` ignores it).
 fn attempt(
     shared: &Shared,
-    plugin: &mut Plugin,
+    plugin: &mut Instance,
     item: &Queued,
 ) -> anyhow::Result<Result<Delivery, HandlerError>> {
     let options = match shared.commit.store().message(&item.alert) {

@@ -43,6 +43,7 @@
 //! A crash between Slack's confirmation and the `done` record's fsync
 //! re-sends that one alert after restart.
 
+mod compact;
 mod file;
 mod record;
 mod replay;
@@ -465,15 +466,6 @@ impl Spool {
         let resent = self.resend_unsynced(ids)?;
         self.commit_now().map_err(|e| StoreError::Io(e.into()))?;
         Ok(resent.into_iter().map(|(old, t)| (old, t.id)).collect())
-    }
-
-    /// Rewrites the journal with what the durable state needs (see the
-    /// module doc), atomically.
-    fn compact(&mut self) -> io::Result<()> {
-        let Some(file) = &mut self.file else {
-            return Ok(());
-        };
-        file.replace(self.state.snapshot(self.next_id).map(|r| r.line()))
     }
 
     /// The aggregates' open windows.

@@ -15,7 +15,7 @@ pub(crate) struct State {
     pub(crate) next_id: u64,
     /// Pending alerts, with the size of the `accept` line that keeps each.
     pub(crate) pending: BTreeMap<u64, (Pending, u64)>,
-    pending_bytes: u64,
+    pub(crate) pending_bytes: u64,
     /// Final statuses seen, newest last, at most `keep_finished` of them,
     /// each numbered in the order it came (a cursor for paging).
     pub(crate) finished: VecDeque<(u64, Finished)>,
@@ -146,47 +146,6 @@ impl State {
             self.finished.pop_front();
         }
     }
-
-    /// The records a compacted journal holds: the next id, the alert
-    /// messages (oldest first), the open windows, the failed alerts kept
-    /// and the pending alerts. Replaying them gives this state back (but
-    /// for the history of endings, which compaction forgets).
-    pub(crate) fn snapshot(&self, next_id: u64) -> impl Iterator<Item = Record> + '_ {
-        std::iter::once(Record::Ids {
-            next: next_id.max(self.next_id),
-        })
-        .chain(self.messages.oldest_first().cloned().map(Record::Message))
-        .chain(self.windows.iter().map(|(handler, window)| Record::Window {
-            handler: handler.clone(),
-            window: window.clone(),
-        }))
-        .chain(self.failed.by_id.values().cloned().map(Record::Failed))
-        .chain(self.pending.values().map(|(p, _)| Record::Accept {
-            id: p.id,
-            at: p.at,
-            alert: p.alert.clone(),
-            options: p.options.clone(),
-        }))
-    }
-
-    /// About the size of the journal compaction would write now.
-    pub(crate) fn live_bytes(&self) -> u64 {
-        let windows: u64 = self
-            .windows
-            .iter()
-            .map(|(handler, window)| {
-                Record::Window {
-                    handler: handler.clone(),
-                    window: window.clone(),
-                }
-                .line()
-                .len() as u64
-                    + 1
-            })
-            .sum();
-        // The `ids` line: 30 bytes is room for any id.
-        30 + self.messages.bytes + self.failed.bytes + windows + self.pending_bytes
-    }
 }
 
 /// The size of the `accept` line that keeps `alert` pending.
@@ -206,7 +165,7 @@ fn accept_line_len(alert: &NewAlert) -> u64 {
 pub(crate) struct Failures {
     pub(crate) by_id: BTreeMap<u64, FailedAlert>,
     /// The size of their `failed` records in the journal.
-    bytes: u64,
+    pub(crate) bytes: u64,
     max_bytes: u64,
 }
 

@@ -8,7 +8,7 @@ pub mod server;
 use std::sync::OnceLock;
 
 use alert_handler_host::net::NetSettings;
-use alert_handler_host::{AlertEvent, ConfigSummary, Level, Plugin, Runtime, Timestamp};
+use alert_handler_host::{AlertEvent, ConfigSummary, Instance, Level, Runtime, Timestamp};
 use host_test::mock_slack::MockSlack;
 
 pub fn runtime() -> &'static Runtime {
@@ -18,12 +18,12 @@ pub fn runtime() -> &'static Runtime {
     })
 }
 
-pub fn instance() -> Plugin {
+pub fn instance() -> Instance {
     runtime().instantiate().expect("instantiates")
 }
 
 /// An instance configured with `config`; panics if the configuration is refused.
-pub fn configured(config: &str) -> (Plugin, ConfigSummary) {
+pub fn configured(config: &str) -> (Instance, ConfigSummary) {
     let mut plugin = instance();
     let summary = plugin
         .configure(config)
