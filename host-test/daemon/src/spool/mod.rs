@@ -60,8 +60,8 @@ use anyhow::Result;
 use kapacitor_formats::aggregate::{Collected, Window};
 
 use crate::store::{
-    AlertMessage, FailedAlert, Finished, Listing, Page, Pending, Store, StoreError, SyncStart,
-    Ticket,
+    AlertMessage, Entry, FailedAlert, Finished, Listing, Page, Pending, Store, StoreError,
+    SyncStart, Ticket,
 };
 use file::{lock_dir, JournalFile};
 pub use file::{DiskOp, Faults};
@@ -577,7 +577,7 @@ impl Spool {
                 self.state
                     .pending
                     .range(after.map_or(0, |a| a + 1)..)
-                    .map(|(id, _)| (*id, serde_json::json!(id))),
+                    .map(|(id, _)| (*id, Entry::Pending(*id))),
                 limit,
             ),
             Listing::Finished => paged(
@@ -586,14 +586,14 @@ impl Spool {
                     .iter()
                     .rev()
                     .skip_while(|(seq, _)| after.is_some_and(|a| *seq >= a))
-                    .map(|(seq, f)| (*seq, json(f))),
+                    .map(|(seq, f)| (*seq, Entry::Finished(f.clone()))),
                 limit,
             ),
             Listing::Messages => paged(
                 self.state
                     .messages
                     .aged(after.map_or(0, |a| a + 1))
-                    .map(|(age, m)| (age, json(m))),
+                    .map(|(age, m)| (age, Entry::Message(m.clone()))),
                 limit,
             ),
             Listing::Resendable => paged(
@@ -601,16 +601,20 @@ impl Spool {
                     .failed
                     .by_id
                     .range(after.map_or(0, |a| a + 1)..)
-                    .map(|(id, f)| (*id, serde_json::json!({"id": f.id, "detail": f.detail}))),
+                    .map(|(id, f)| {
+                        (
+                            *id,
+                            Entry::Resendable {
+                                id: f.id,
+                                detail: f.detail.clone(),
+                            },
+                        )
+                    }),
                 limit,
             ),
         };
         Page { items, next }
     }
-}
-
-fn json(value: &impl serde::Serialize) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
 }
 
 /// What an operator reads about a failed write: what happened and what to

@@ -110,11 +110,32 @@ impl Listing {
     }
 }
 
-/// A page of a list: its items, and the cursor of the next page (`None`
+/// An entry of one of the lists, as `GET /spool` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Entry {
+    /// A pending alert's id.
+    Pending(u64),
+    /// How an alert ended.
+    Finished(Finished),
+    /// An alert's message, kept for its later events.
+    Message(AlertMessage),
+    /// A failed alert that can be sent again, and why it failed.
+    Resendable {
+        /// Its id.
+        id: u64,
+        /// Why it failed.
+        detail: String,
+    },
+}
+
+/// A page of a list: its entries, and the cursor of the next page (`None`
 /// on the last).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
-    pub items: Vec<serde_json::Value>,
+    /// The entries, in the list's order.
+    pub items: Vec<Entry>,
+    /// Where the next page starts (`?after=`).
     pub next: Option<u64>,
 }
 
