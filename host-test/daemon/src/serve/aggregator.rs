@@ -8,7 +8,7 @@ use kapacitor_formats::alert_json;
 use kapacitor_formats::topics::{Handlers, Route};
 use tracing::{error, info, warn};
 
-use super::Shared;
+use super::shared::Shared;
 use crate::spool::unix_ms;
 
 /// Closes each aggregate's window when its interval ends, and publishes

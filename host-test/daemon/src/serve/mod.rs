@@ -13,20 +13,23 @@
 //! `thread`; what the delivery makes the alert's message is recorded with
 //! its ending (see [`crate::store`]).
 //!
-//! [`run`] only wires and drains: the [`planner`] queues what reached the
-//! store, the [`worker`]s deliver what the scheduler says is due, the
-//! [`aggregator`] closes aggregate windows, intake serves HTTP until the
-//! shutdown signal ([`shutdown`]).
+//! [`run`] only wires and drains: the planner (`planner.rs`) queues what
+//! reached the store, the workers (`worker.rs`) deliver what the scheduler
+//! says is due and record each ending (`ending.rs`), the aggregator
+//! (`aggregator.rs`) closes aggregate windows, all sharing `shared.rs`;
+//! intake serves HTTP until the shutdown signal ([`shutdown`]).
 
-pub mod aggregator;
-pub mod planner;
+mod aggregator;
+mod ending;
+mod planner;
+mod shared;
 pub mod shutdown;
-pub mod worker;
+mod worker;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use alert_handler_host::retry::Backoff;
@@ -42,7 +45,7 @@ use crate::metrics::Metrics;
 use crate::option_check::OptionCheck;
 use crate::scheduler::{Rules, Scheduler};
 use crate::store::Store;
-use planner::Queued;
+use shared::{lock, Dispatch, Shared};
 
 /// How the server paces, retries and how many requests it has out.
 #[derive(Debug, Clone, Copy)]
@@ -82,39 +85,6 @@ impl Pacing {
             max_in_flight: self.workers.max(1),
         }
     }
-}
-
-/// What the serve threads share.
-struct Shared {
-    /// Which channel each alert goes to: its pacing key.
-    channels: Channels,
-    /// The store, written and read through its group commit: concurrent
-    /// writers share fsyncs; a `202` still means on disk.
-    commit: Arc<GroupCommit>,
-    metrics: Arc<Metrics>,
-    /// Set on the shutdown signal: workers finish their attempt and stop.
-    stopping: AtomicBool,
-    /// Counts the times accepted alerts reached the disk; signalled with
-    /// `arrived` each time, for the planner.
-    arrivals: Arc<Mutex<u64>>,
-    arrived: Arc<Condvar>,
-    dispatch: Mutex<Dispatch>,
-    /// Signalled (with `dispatch`) when an alert is queued or an attempt
-    /// ends.
-    changed: Condvar,
-}
-
-/// The scheduler and the alerts it knows.
-struct Dispatch {
-    scheduler: Scheduler,
-    queued: HashMap<u64, Queued>,
-    /// A channel's id (`CALERTS`, learnt from a delivery) to the pacing key
-    /// of its name (`#alerts`): one Slack channel, one pace.
-    aliases: HashMap<String, String>,
-}
-
-fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What intake takes and from whom.
@@ -247,22 +217,6 @@ pub fn run(
         "stopped; pending alerts are delivered after the next start"
     );
     Ok(())
-}
-
-impl Shared {
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Tells the planner and the workers to stop, and wakes them.
-    fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        // Under each lock, so no waiter misses it between check and wait.
-        drop(lock(&self.arrivals));
-        self.arrived.notify_all();
-        drop(lock(&self.dispatch));
-        self.changed.notify_all();
-    }
 }
 
 /// Threads serving intake's connections: half the machine's cores (at

@@ -3,24 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use alert_handler_host::AlertEvent;
 use kapacitor_formats::alert_json;
 
-use super::{lock, worker, Shared};
+use super::ending;
+use super::shared::{lock, Queued, Shared};
 use crate::store::{self, Finished, Status};
-
-/// A pending alert, decoded, with its keys, as the workers take it.
-#[derive(Clone)]
-pub(super) struct Queued {
-    /// Its alert's key ([`store::alert_key`]): one key's events go in order.
-    pub(super) alert: String,
-    /// Its pacing key: the workspace and the channel.
-    pub(super) channel: String,
-    pub(super) event: AlertEvent,
-    pub(super) options: Vec<(String, String)>,
-    /// Requests made for it so far.
-    pub(super) attempts: u32,
-}
 
 /// Queues what is pending, then each alert once intake has it on disk,
 /// until serve stops.
@@ -61,7 +48,7 @@ fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
             Ok(event) => event,
             Err(e) => {
                 shared.metrics.failed("invalid-alert");
-                worker::record(
+                ending::record(
                     shared,
                     "",
                     Finished::new(id, Status::Failed, &format!("{e:#}"), 0),

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use alert_handler_host::retry::{Backoff, Next};
 use alert_handler_host::{trap_reason, Delivery, HandlerError, Instance, Level, Runtime, Trapped};
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 
-use super::planner::Queued;
-use super::{lock, Shared};
+use super::ending::record;
+use super::shared::{lock, Queued, Shared};
 use crate::channels::pacing_key;
 use crate::scheduler::{Decision, Outcome};
 use crate::store::{self, Finished, Status};
@@ -262,54 +262,6 @@ fn channel_alias(delivery: &Delivery) -> Option<(String, String)> {
                 pacing_key(&delivery.workspace, &delivery.channel),
             )
         })
-}
-
-/// Records how an alert ended (and what that makes its alert's message),
-/// and logs it.
-pub(super) fn record(shared: &Shared, channel: &str, done: Finished) {
-    let (id, attempts) = (done.id, done.attempts);
-    match done.status {
-        Status::Delivered => info!(
-            alert = id,
-            channel,
-            attempts,
-            detail = done.detail,
-            "delivered"
-        ),
-        Status::Failed => warn!(alert = id, channel, attempts, error = done.detail, "failed"),
-    }
-    // Workers ending alerts at once share fsyncs, as intake does; the
-    // ending is on disk before the alert's next event is sent. One that
-    // cannot be written (a full disk) is written again until it is: the
-    // alert stays pending meanwhile, and is sent again after a restart if
-    // serve stops first (at least once).
-    let mut wait = Duration::from_millis(100);
-    loop {
-        let recorded = shared
-            .commit
-            .write(|store| store.finish(done.clone()))
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .and_then(|(_, durable)| Ok(durable.wait_blocking()?));
-        match recorded {
-            Ok(()) => return,
-            Err(e) if shared.stopping() => {
-                error!(
-                    alert = id,
-                    "recording the end of the alert failed; it is sent again after the next start: {e:#}"
-                );
-                return;
-            }
-            Err(e) => {
-                error!(
-                    alert = id,
-                    retry_in_ms = wait.as_millis() as u64,
-                    "recording the end of the alert failed; trying again: {e:#}"
-                );
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
 }
 
 /// The `code` label of a failure: Slack's error code when Slack refused,
