@@ -291,8 +291,8 @@ fn a_flood_of_unique_templates_fails_no_alert() {
         // Two templates of about 7 KB each, all different, dense with
         // expressions (a compiled template grows with them): 600 such
         // templates once took the instance past its 64 MiB.
-        let title = format!("{n} {}", "{{ID}}".repeat(1_150));
-        let text = format!("{n} {}", "{{Message}} ".repeat(580));
+        let title = format!("{n} {}", "{{id}}".repeat(1_150));
+        let text = format!("{n} {}", "{{message}} ".repeat(580));
         let query = format!(
             "layout=blocks&title={}&text={}",
             encode(&title),
