@@ -750,25 +750,26 @@ mod tests {
     }
 
     /// Text the parser reads as no closing at all, though it holds `{{/if}}`
-    /// or `)`; and whether the check reads it exactly (else it overcounts).
-    const HIDERS: [(&str, bool); 12] = [
-        (r"\{{/if}}", true),
-        (r"\\{{x}}", true),
-        ("{{x \"{{/if}}\"}}", true),
-        ("{{x 'a\\'{{/if}}'}}", true),
-        ("{{x (y \")\" \"{{/if}}\")}}", true),
-        ("{{!-- {{/if}} --}}", true),
-        ("{{! {{/if}}", true),
-        ("{{x.[a b]}}", true),
-        ("{{{{raw}}}}{{/if}}{{{{/raw}}}}", false),
-        ("{{x.[ {{/if}} ]}}", false),
-        ("{{x [\"{{/if}}\" 1]}}", false),
-        ("{{> p \"{{/if}}\"}}", false),
+    /// or `)`; whether the check reads it exactly (else it overcounts); and
+    /// how deep its own brackets nest (brackets count as nesting).
+    const HIDERS: [(&str, bool, usize); 12] = [
+        (r"\{{/if}}", true, 0),
+        (r"\\{{x}}", true, 0),
+        ("{{x \"{{/if}}\"}}", true, 0),
+        ("{{x 'a\\'{{/if}}'}}", true, 0),
+        ("{{x (y \")\" \"{{/if}}\")}}", true, 1),
+        ("{{!-- {{/if}} --}}", true, 0),
+        ("{{! {{/if}}", true, 0),
+        ("{{x.[a b]}}", true, 0),
+        ("{{{{raw}}}}{{/if}}{{{{/raw}}}}", false, 0),
+        ("{{x.[ {{/if}} ]}}", false, 0),
+        ("{{x [\"{{/if}}\" 1]}}", false, 1),
+        ("{{> p \"{{/if}}\"}}", false, 0),
     ];
 
     #[test]
     fn closings_the_parser_does_not_see_do_not_hide_depth() {
-        for (hider, _) in HIDERS {
+        for (hider, _, _) in HIDERS {
             // The parser takes the blocks around the hider as really nested.
             let at_limit = nested(MAX_TEMPLATE_NESTING, BLOCKS[0], hider);
             handlebars::Template::compile(&at_limit).unwrap_or_else(|e| panic!("{hider}: {e}"));
@@ -820,8 +821,10 @@ mod tests {
                         }
                     }
                     _ => {
-                        text.push_str(HIDERS[hider].0);
-                        exact &= HIDERS[hider].1;
+                        let (hider, reads_exactly, brackets) = HIDERS[hider];
+                        text.push_str(hider);
+                        exact &= reads_exactly;
+                        deepest = deepest.max(open.len() + brackets);
                     }
                 }
             }

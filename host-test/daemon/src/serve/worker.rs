@@ -199,14 +199,7 @@ fn judge(
         },
         Err(trap) => {
             let detail = trap_reason(&trap);
-            let limit = trap.downcast_ref::<Trapped>().is_some_and(|t| t.limit);
-            let verdict = if limit && attempt < LIMIT_TRAP_ATTEMPTS {
-                // The host's limit stopped it (its deadline, its memory
-                // cap), not the alert: tried again on a fresh instance.
-                let wait = match backoff.next(&HandlerError::Transport(detail.clone()), attempt) {
-                    Next::RetryAfter(wait) => wait,
-                    Next::GiveUp => backoff.base,
-                };
+            let verdict = if let Some(wait) = after_trap(&trap, attempt, backoff) {
                 warn!(
                     alert = id,
                     attempt,
@@ -227,6 +220,22 @@ fn judge(
             }
         }
     }
+}
+
+/// When to try again after attempt `attempt` trapped: a trap caused by a
+/// host limit (the call's deadline, the memory cap) is not the alert's
+/// fault, so it is tried again on a fresh instance with backoff, up to
+/// [`LIMIT_TRAP_ATTEMPTS`] attempts; any other trap ends the alert.
+fn after_trap(trap: &anyhow::Error, attempt: u32, backoff: &Backoff) -> Option<Duration> {
+    let limit = trap.downcast_ref::<Trapped>().is_some_and(|t| t.limit);
+    if !limit || attempt >= LIMIT_TRAP_ATTEMPTS {
+        return None;
+    }
+    let retried = HandlerError::Transport(trap_reason(trap));
+    Some(match backoff.next(&retried, attempt) {
+        Next::RetryAfter(wait) => wait,
+        Next::GiveUp => backoff.base,
+    })
 }
 
 /// The ending of a delivery, with what it makes the alert's message.
@@ -271,5 +280,39 @@ fn error_code(error: &HandlerError) -> String {
         HandlerError::SlackRejected(r) => r.code.clone(),
         HandlerError::Transient(t) => t.code.clone(),
         other => other.kind().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trapped(limit: bool) -> anyhow::Error {
+        anyhow::Error::new(Trapped {
+            limit,
+            reason: "the component tried to use more than 64 MiB of memory and was stopped".into(),
+        })
+    }
+
+    #[test]
+    fn a_host_limit_trap_is_tried_again_twice_then_ends() {
+        let backoff = Backoff::default();
+        let first = after_trap(&trapped(true), 1, &backoff).expect("retried");
+        assert!(
+            first >= backoff.base / 2 && first <= backoff.base,
+            "{first:?}"
+        );
+        assert!(after_trap(&trapped(true), 2, &backoff).is_some());
+        assert_eq!(
+            after_trap(&trapped(true), LIMIT_TRAP_ATTEMPTS, &backoff),
+            None
+        );
+    }
+
+    #[test]
+    fn any_other_trap_ends_the_alert_at_once() {
+        assert_eq!(after_trap(&trapped(false), 1, &Backoff::default()), None);
+        let plain = anyhow::anyhow!("the component trapped: unreachable");
+        assert_eq!(after_trap(&plain, 1, &Backoff::default()), None);
     }
 }

@@ -95,21 +95,7 @@ impl State {
                 self.windows.remove(&handler);
                 for a in accepts {
                     let line = accept_line_len(&a);
-                    let NewAlert {
-                        id,
-                        at,
-                        alert,
-                        options,
-                    } = a;
-                    self.add_pending(
-                        Pending {
-                            id,
-                            at,
-                            alert,
-                            options,
-                        },
-                        line,
-                    );
+                    self.add_pending(a.into(), line);
                 }
                 for (other, start_ms, event) in collects {
                     self.collect(other, start_ms, event);
@@ -144,6 +130,17 @@ impl State {
     pub(crate) fn trim_finished(&mut self) {
         while self.finished.len() > self.keep_finished {
             self.finished.pop_front();
+        }
+    }
+}
+
+impl From<NewAlert> for Pending {
+    fn from(a: NewAlert) -> Pending {
+        Pending {
+            id: a.id,
+            at: a.at,
+            alert: a.alert,
+            options: a.options,
         }
     }
 }
