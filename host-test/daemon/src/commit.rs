@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::lock;
 use crate::store::{Store, SyncStart};
 
 /// The handle; dropping it answers what is queued and stops the committer.
@@ -148,10 +149,6 @@ impl Drop for GroupCommit {
             let _ = committer.join();
         }
     }
-}
-
-fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {

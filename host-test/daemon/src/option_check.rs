@@ -16,13 +16,11 @@ use anyhow::Result;
 use alert_handler_host::{HandlerError, Instance, Runtime};
 use kapacitor_formats::alert_json;
 
+use crate::{lock, RECYCLE_AFTER};
+
 /// Distinct option lists whose answer is remembered, and their total size.
 const CACHED_LISTS: usize = 1_024;
 const CACHED_BYTES: usize = 1 << 20;
-
-/// Previews an instance makes before it is replaced by a fresh one (a
-/// long-lived store grows with the calls it serves).
-const RECYCLE_AFTER: u32 = 10_000;
 
 /// Checks handler options against the host's and the component's rules.
 pub struct OptionCheck {
@@ -163,8 +161,4 @@ impl OptionCheck {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

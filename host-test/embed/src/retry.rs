@@ -55,9 +55,10 @@ impl Backoff {
         }
     }
 
-    /// `base × 2^(attempt-1)`, capped, with "equal jitter": between half
-    /// and all of it, so many senders do not retry in step.
-    fn delay(&self, attempt: u32) -> Duration {
+    /// The wait after the `attempt`-th attempt failed without a
+    /// `Retry-After`: `base × 2^(attempt-1)`, capped, with "equal jitter":
+    /// between half and all of it, so many senders do not retry in step.
+    pub fn delay(&self, attempt: u32) -> Duration {
         let exponential = self
             .base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));

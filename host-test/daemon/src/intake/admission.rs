@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use crate::lock;
+
 /// The two pools.
 pub(super) struct Gate {
     waiting: Mutex<Waiting>,
@@ -135,10 +137,6 @@ impl Gate {
         waiting.queue.insert(key, conn.clone());
         *place = Some(key);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 
 use alert_handler_host::AlertEvent;
 
@@ -54,9 +54,7 @@ pub(crate) struct Dispatch {
     pub(crate) aliases: HashMap<String, String>,
 }
 
-pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::lock;
 
 impl Shared {
     pub(crate) fn stopping(&self) -> bool {

@@ -15,12 +15,7 @@ use super::shared::{lock, Queued, Shared};
 use crate::channels::pacing_key;
 use crate::scheduler::{Decision, Outcome};
 use crate::store::{self, Finished, Status};
-
-/// Requests an instance makes before a worker replaces it with a fresh
-/// one: a long-lived store keeps growing with the calls it served (the soak
-/// bench measured about 100 bytes a delivery), a fresh one costs about a
-/// millisecond.
-const RECYCLE_AFTER: u32 = 10_000;
+use crate::RECYCLE_AFTER;
 
 /// Attempts an alert gets when each is stopped by a host limit (the call
 /// deadline, the memory cap): the first and two more on fresh instances,
@@ -231,11 +226,7 @@ fn after_trap(trap: &anyhow::Error, attempt: u32, backoff: &Backoff) -> Option<D
     if !limit || attempt >= LIMIT_TRAP_ATTEMPTS {
         return None;
     }
-    let retried = HandlerError::Transport(trap_reason(trap));
-    Some(match backoff.next(&retried, attempt) {
-        Next::RetryAfter(wait) => wait,
-        Next::GiveUp => backoff.base,
-    })
+    Some(backoff.delay(attempt))
 }
 
 /// The ending of a delivery, with what it makes the alert's message.
