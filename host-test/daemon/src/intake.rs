@@ -592,7 +592,7 @@ async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
         for incoming in &alerts {
             let verdict = match topic {
                 Some(_) => check.refuse_host_only(&incoming.options),
-                None => check.check(&incoming.alert, &incoming.options),
+                None => check.check(&incoming.alert, &incoming.options).await,
             };
             if let Err(e) = verdict {
                 return refuse(front, StatusCode::BAD_REQUEST, &e);

@@ -42,6 +42,7 @@ pub struct Metrics {
     write_errors: Counter,
     degraded: Gauge,
     pending: Gauge,
+    in_flight: Gauge,
     oldest_pending: Gauge<f64, AtomicU64>,
     /// One scrape at a time: the fsync count is caught up by its delta.
     scrape: Mutex<()>,
@@ -67,6 +68,7 @@ impl Metrics {
             write_errors: Counter::default(),
             degraded: Gauge::default(),
             pending: Gauge::default(),
+            in_flight: Gauge::default(),
             oldest_pending: Gauge::default(),
             scrape: Mutex::new(()),
             registry: Registry::default(),
@@ -122,6 +124,11 @@ impl Metrics {
             metrics.pending.clone(),
         );
         registry.register(
+            "requests_in_flight",
+            "Deliveries under way now, each with its own instance (at most --max-in-flight)",
+            metrics.in_flight.clone(),
+        );
+        registry.register(
             "oldest_pending_age_seconds",
             "Age of the oldest pending alert (0 when none is)",
             metrics.oldest_pending.clone(),
@@ -150,6 +157,11 @@ impl Metrics {
     pub fn failed(&self, code: &str) {
         let code: String = code.chars().take(MAX_LABEL).collect();
         self.failed.get_or_create(&vec![("code", code)]).inc();
+    }
+
+    /// A delivery started (`1`) or ended (`-1`).
+    pub fn in_flight(&self, change: i64) {
+        self.in_flight.inc_by(change);
     }
 
     pub fn retry(&self, rate_limited: bool) {

@@ -28,7 +28,7 @@ pub struct OptionCheck {
     runtime: Runtime,
     config: String,
     /// Configured instances, each with the previews it made.
-    instances: Vec<Mutex<(Instance, u32)>>,
+    instances: Vec<tokio::sync::Mutex<(Instance, u32)>>,
     cache: Mutex<Cache>,
 }
 
@@ -74,9 +74,9 @@ impl OptionCheck {
             .filter(|s| s.host_only)
             .map(|s| s.name)
             .collect();
-        let mut all = vec![Mutex::new((first, 0))];
+        let mut all = vec![tokio::sync::Mutex::new((first, 0))];
         for _ in 1..instances.max(1) {
-            all.push(Mutex::new((runtime.configured(config)?, 0)));
+            all.push(tokio::sync::Mutex::new((runtime.configured(config)?, 0)));
         }
         Ok(OptionCheck {
             host_only,
@@ -104,7 +104,7 @@ impl OptionCheck {
 
     /// `Ok` when the alert (Kapacitor's JSON) may be stored with `options`,
     /// else what is wrong, naming the option.
-    pub fn check(&self, alert: &str, options: &[(String, String)]) -> Result<(), String> {
+    pub async fn check(&self, alert: &str, options: &[(String, String)]) -> Result<(), String> {
         self.refuse_host_only(options)?;
         if options.is_empty() {
             return Ok(());
@@ -115,31 +115,30 @@ impl OptionCheck {
             return answer.clone();
         }
         let event = alert_json::decode(alert).map_err(|e| format!("{e:#}"))?;
-        let answer = self.preview(&event, options)?;
+        let answer = self.preview(&event, options).await?;
         lock(&self.cache).insert(key, answer.clone());
         answer
     }
 
     /// The component's answer to a preview: `Ok(Err(..))` when it refused
     /// the options; `Err(..)` when it could not answer (not cached).
-    fn preview(
+    async fn preview(
         &self,
         event: &alert_handler_host::AlertEvent,
         options: &[(String, String)],
     ) -> Result<Result<(), String>, String> {
-        let slot = self
-            .instances
-            .iter()
-            .find_map(|m| m.try_lock().ok())
-            .unwrap_or_else(|| lock(&self.instances[0]));
-        let mut slot = slot;
+        let idle = self.instances.iter().find_map(|m| m.try_lock().ok());
+        let mut slot = match idle {
+            Some(slot) => slot,
+            None => self.instances[0].lock().await,
+        };
         slot.1 += 1;
         if slot.1 > RECYCLE_AFTER {
-            if let Ok(fresh) = self.runtime.configured(&self.config) {
+            if let Ok(fresh) = self.runtime.configured_async(&self.config).await {
                 *slot = (fresh, 1);
             }
         }
-        match slot.0.preview_alert(event, options) {
+        match slot.0.preview_alert_async(event, options).await {
             Ok(Ok(_)) => Ok(Ok(())),
             Ok(Err(
                 e @ (HandlerError::UnknownOption(_)
@@ -151,7 +150,7 @@ impl OptionCheck {
             Ok(Err(_)) => Ok(Ok(())),
             Err(trap) => {
                 // A trapped instance is dead: replaced now.
-                if let Ok(fresh) = self.runtime.configured(&self.config) {
+                if let Ok(fresh) = self.runtime.configured_async(&self.config).await {
                     *slot = (fresh, 0);
                 }
                 Err(format!(

@@ -6,6 +6,9 @@
 wasmtime::component::bindgen!({
     world: "alert-handler",
     path: "../../wit",
+    // Exports are called on fibers: a call waiting on the network suspends
+    // its task instead of blocking a thread.
+    exports: { default: async },
 });
 
 pub use alerting::handler::types::{

@@ -101,9 +101,11 @@ impl Host {
         let mut config = Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config)?;
+        // Async WASI: calls run on fibers, so an instance waiting on the
+        // network is a suspended task, not a blocked thread.
         let mut linker: Linker<State> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticking = engine.clone();
         let stopped = stop.clone();

@@ -150,12 +150,8 @@ impl Runtime {
     /// A fresh instance with no environment and no preopened directory: it
     /// knows only what `configure` tells it, and may reach nothing until then.
     pub fn instantiate(&self) -> Result<Instance> {
-        let nothing = ConfigSummary {
-            kind: String::new(),
-            workspaces: vec![],
-        };
-        let policy = self.policy_for(&nothing).map_err(anyhow::Error::msg)?;
-        self.instantiate_under(WasiCtx::builder().build(), policy)
+        let policy = self.unconfigured()?;
+        block(self.instantiate_under(WasiCtx::builder().build(), policy))
     }
 
     /// A fresh instance with the given WASI context (environment, preopens),
@@ -164,7 +160,7 @@ impl Runtime {
     /// proxies and connect-to map still apply).
     pub fn instantiate_with(&self, wasi: WasiCtx) -> Result<Instance> {
         let open = NetPolicy::open(self.host.net()).map_err(anyhow::Error::msg)?;
-        self.instantiate_under(wasi, Arc::new(open))
+        block(self.instantiate_under(wasi, Arc::new(open)))
     }
 
     /// A fresh instance about to be configured with `config`: it may read
@@ -172,30 +168,48 @@ impl Runtime {
     /// directories of the files `config` names (see [`crate::secrets`]);
     /// like [`Runtime::instantiate`] it reaches nothing until configured.
     pub fn instantiate_for(&self, config: &str) -> Result<Instance> {
-        let nothing = ConfigSummary {
-            kind: String::new(),
-            workspaces: vec![],
-        };
-        let policy = self.policy_for(&nothing).map_err(anyhow::Error::msg)?;
+        block(self.instantiate_for_async(config))
+    }
+
+    /// [`Runtime::instantiate_for`] for async code.
+    pub async fn instantiate_for_async(&self, config: &str) -> Result<Instance> {
+        let policy = self.unconfigured()?;
         self.instantiate_under(crate::secrets::wasi_for(config), policy)
+            .await
     }
 
     /// A fresh instance configured with `config`; a refused configuration
     /// is an error saying why.
     pub fn configured(&self, config: &str) -> Result<Instance> {
-        let mut plugin = self.instantiate_for(config)?;
-        if let Err(e) = plugin.configure(config)? {
+        block(self.configured_async(config))
+    }
+
+    /// [`Runtime::configured`] for async code: what a host that keeps many
+    /// instances in flight on one thread calls.
+    pub async fn configured_async(&self, config: &str) -> Result<Instance> {
+        let mut plugin = self.instantiate_for_async(config).await?;
+        if let Err(e) = plugin.configure_async(config).await? {
             bail!("the configuration was refused: {}", e.describe());
         }
         Ok(plugin)
     }
 
-    fn instantiate_under(&self, wasi: WasiCtx, policy: Arc<NetPolicy>) -> Result<Instance> {
+    /// The policy of an instance nobody configured yet: it reaches nothing.
+    fn unconfigured(&self) -> Result<Arc<NetPolicy>> {
+        let nothing = ConfigSummary {
+            kind: String::new(),
+            workspaces: vec![],
+        };
+        self.policy_for(&nothing).map_err(anyhow::Error::msg)
+    }
+
+    async fn instantiate_under(&self, wasi: WasiCtx, policy: Arc<NetPolicy>) -> Result<Instance> {
         let mut store = self.host.store(wasi, policy);
         self.host.arm(&mut store);
         let bindings = self
             .pre
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map_err(|e| self.host.explain(e))?;
         Ok(Instance {
             store,
@@ -206,9 +220,22 @@ impl Runtime {
     }
 }
 
+/// Runs an instance's async call to its end on this thread: how the sync
+/// methods are made. Not for a thread that is running async tasks (call
+/// the `_async` method there).
+fn block<F: std::future::Future>(call: F) -> F::Output {
+    wasmtime_wasi::runtime::in_tokio(call)
+}
+
 /// One instance of the handler. The outer `Result` of each call is a trap
 /// or host failure (after which the instance is stopped: make a new one);
 /// the inner one is the handler's answer.
+///
+/// Each call has a blocking form (`handle_alert`) and an async one
+/// (`handle_alert_async`), as wasmtime has `call` and `call_async`: the
+/// engine runs every call on a fiber, so an instance waiting on the network
+/// holds a task, not a thread. An instance runs one call at a time (`&mut
+/// self`); keep one per request in flight.
 pub struct Instance {
     store: Store<State>,
     bindings: AlertHandler,
@@ -217,16 +244,19 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Runs one export under the deadline; a trap stops this instance.
-    fn call<T>(
-        &mut self,
-        f: impl FnOnce(&AlertHandler, &mut Store<State>) -> wasmtime::Result<T>,
-    ) -> Result<T> {
+    /// Starts a call: refused on a stopped instance, else the deadline is
+    /// armed.
+    fn enter(&mut self) -> Result<()> {
         if self.stopped {
             bail!("this instance was stopped by an earlier trap; make a new one");
         }
         self.runtime.host.arm(&mut self.store);
-        f(&self.bindings, &mut self.store).map_err(|e| {
+        Ok(())
+    }
+
+    /// Ends a call: a trap stops this instance and is said in one line.
+    fn leave<T>(&mut self, outcome: wasmtime::Result<T>) -> Result<T> {
+        outcome.map_err(|e| {
             self.stopped = true;
             self.runtime.host.explain(e)
         })
@@ -237,11 +267,24 @@ impl Instance {
     /// host cannot use makes the configuration invalid now, not at the first
     /// alert.
     pub fn configure(&mut self, config: &str) -> Result<Result<ConfigSummary, HandlerError>> {
-        let summary =
-            match self.call(|b, s| b.alerting_handler_handler().call_configure(s, config))? {
-                Ok(summary) => summary,
-                Err(e) => return Ok(Err(e)),
-            };
+        block(self.configure_async(config))
+    }
+
+    /// [`Instance::configure`] for async code.
+    pub async fn configure_async(
+        &mut self,
+        config: &str,
+    ) -> Result<Result<ConfigSummary, HandlerError>> {
+        self.enter()?;
+        let answer = self
+            .bindings
+            .alerting_handler_handler()
+            .call_configure(&mut self.store, config)
+            .await;
+        let summary = match self.leave(answer)? {
+            Ok(summary) => summary,
+            Err(e) => return Ok(Err(e)),
+        };
         if let Some(allowlist) = &self.runtime.allowlist {
             if let Err(message) = allowlist.check(&summary) {
                 return Ok(Err(HandlerError::InvalidConfig(message)));
@@ -262,15 +305,39 @@ impl Instance {
         event: &AlertEvent,
         options: &[(String, String)],
     ) -> Result<Result<Delivery, HandlerError>> {
-        self.call(|b, s| {
-            b.alerting_handler_handler()
-                .call_handle_alert(s, event, options)
-        })
+        block(self.handle_alert_async(event, options))
+    }
+
+    /// [`Instance::handle_alert`] for async code: while the request is out
+    /// the task is suspended and its thread free.
+    pub async fn handle_alert_async(
+        &mut self,
+        event: &AlertEvent,
+        options: &[(String, String)],
+    ) -> Result<Result<Delivery, HandlerError>> {
+        self.enter()?;
+        let answer = self
+            .bindings
+            .alerting_handler_handler()
+            .call_handle_alert(&mut self.store, event, options)
+            .await;
+        self.leave(answer)
     }
 
     /// What the handler is and takes (callable before `configure`).
     pub fn describe(&mut self) -> Result<Description> {
-        self.call(|b, s| b.alerting_handler_handler().call_describe(s))
+        block(self.describe_async())
+    }
+
+    /// [`Instance::describe`] for async code.
+    pub async fn describe_async(&mut self) -> Result<Description> {
+        self.enter()?;
+        let answer = self
+            .bindings
+            .alerting_handler_handler()
+            .call_describe(&mut self.store)
+            .await;
+        self.leave(answer)
     }
 
     /// Builds the request `handle_alert` would send, without sending it.
@@ -279,15 +346,35 @@ impl Instance {
         event: &AlertEvent,
         options: &[(String, String)],
     ) -> Result<Result<HttpRequest, HandlerError>> {
-        self.call(|b, s| {
-            b.alerting_handler_handler()
-                .call_preview_alert(s, event, options)
-        })
+        block(self.preview_alert_async(event, options))
+    }
+
+    /// [`Instance::preview_alert`] for async code.
+    pub async fn preview_alert_async(
+        &mut self,
+        event: &AlertEvent,
+        options: &[(String, String)],
+    ) -> Result<Result<HttpRequest, HandlerError>> {
+        self.enter()?;
+        let answer = self
+            .bindings
+            .alerting_handler_handler()
+            .call_preview_alert(&mut self.store, event, options)
+            .await;
+        self.leave(answer)
     }
 
     /// The service test's options and their defaults.
     pub fn service_test_options(&mut self) -> Result<Vec<(String, String)>> {
-        self.call(|b, s| b.alerting_handler_handler().call_service_test_options(s))
+        block(async {
+            self.enter()?;
+            let answer = self
+                .bindings
+                .alerting_handler_handler()
+                .call_service_test_options(&mut self.store)
+                .await;
+            self.leave(answer)
+        })
     }
 
     /// Runs the service test (Kapacitor's `service-tests slack`).
@@ -295,6 +382,14 @@ impl Instance {
         &mut self,
         options: &[(String, String)],
     ) -> Result<Result<Delivery, HandlerError>> {
-        self.call(|b, s| b.alerting_handler_handler().call_service_test(s, options))
+        block(async {
+            self.enter()?;
+            let answer = self
+                .bindings
+                .alerting_handler_handler()
+                .call_service_test(&mut self.store, options)
+                .await;
+            self.leave(answer)
+        })
     }
 }

@@ -7,6 +7,7 @@ mod common;
 
 mod browser;
 mod cli;
+mod concurrency;
 mod corpus;
 mod delivery;
 mod egress;

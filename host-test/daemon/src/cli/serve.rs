@@ -45,10 +45,11 @@ pub struct ServeArgs {
     /// First backoff for transient failures without Retry-After.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     backoff_base_ms: u64,
-    /// Configured instances delivering at once, to different channels (one
-    /// channel has at most one request in flight).
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    workers: usize,
+    /// Requests to Slack in flight at once, to different channels (one
+    /// channel has at most one request in flight), each on its own
+    /// instance; they are tasks on a few threads, not threads.
+    #[arg(long, value_name = "N", default_value_t = crate::serve::MAX_IN_FLIGHT, alias = "workers")]
+    max_in_flight: usize,
     /// A file holding the bearer token every request but `GET /healthz`
     /// must carry (`Authorization: Bearer <token>`).
     #[arg(long, value_name = "FILE")]
@@ -164,7 +165,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             base: Duration::from_millis(args.backoff_base_ms),
             ..Backoff::default()
         },
-        workers: args.workers.max(1),
+        max_in_flight: args.max_in_flight.max(1),
     };
     let listener = std::net::TcpListener::bind(args.listen)
         .map_err(|e| Failure::Host(anyhow!("listening on {}: {e}", args.listen)))?;

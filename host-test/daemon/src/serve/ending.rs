@@ -10,7 +10,7 @@ use crate::store::{Finished, Status};
 
 /// Records how an alert ended (and what that makes its alert's message),
 /// and logs it.
-pub(super) fn record(shared: &Shared, channel: &str, done: Finished) {
+pub(super) async fn record(shared: &Shared, channel: &str, done: Finished) {
     let (id, attempts) = (done.id, done.attempts);
     match done.status {
         Status::Delivered => info!(
@@ -22,7 +22,7 @@ pub(super) fn record(shared: &Shared, channel: &str, done: Finished) {
         ),
         Status::Failed => warn!(alert = id, channel, attempts, error = done.detail, "failed"),
     }
-    // Workers ending alerts at once share fsyncs, as intake does; the
+    // Deliveries ending at once share fsyncs, as intake does; the
     // ending is on disk before the alert's next event is sent. One that
     // cannot be written (a full disk) is written again until it is: the
     // alert stays pending meanwhile, and is sent again after a restart if
@@ -32,8 +32,11 @@ pub(super) fn record(shared: &Shared, channel: &str, done: Finished) {
         let recorded = shared
             .commit
             .write(|store| store.finish(done.clone()))
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .and_then(|(_, durable)| Ok(durable.wait_blocking()?));
+            .map_err(|e| anyhow::anyhow!("{e}"));
+        let recorded = match recorded {
+            Ok((_, durable)) => durable.wait().await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
         match recorded {
             Ok(()) => return,
             Err(e) if shared.stopping() => {
@@ -49,7 +52,7 @@ pub(super) fn record(shared: &Shared, channel: &str, done: Finished) {
                     retry_in_ms = wait.as_millis() as u64,
                     "recording the end of the alert failed; trying again: {e:#}"
                 );
-                std::thread::sleep(wait);
+                tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
         }

@@ -14,26 +14,35 @@
 //! its ending (see [`crate::store`]).
 //!
 //! [`run`] only wires and drains: the planner (`planner.rs`) queues what
-//! reached the store, the workers (`worker.rs`) deliver what the scheduler
-//! says is due and record each ending (`ending.rs`), the aggregator
-//! (`aggregator.rs`) closes aggregate windows, all sharing `shared.rs`;
-//! intake serves HTTP until the shutdown signal ([`shutdown`]).
+//! reached the store, the dispatcher (`dispatch.rs`) starts a delivery
+//! (`delivery.rs`) for each alert the scheduler says is due, each a task
+//! with an instance of its own (`instances.rs`) that records its ending
+//! (`ending.rs`); the aggregator (`aggregator.rs`) closes aggregate
+//! windows; all share `shared.rs`. Intake serves HTTP until the shutdown
+//! signal ([`shutdown`]).
+//!
+//! Threads: intake's runtime ([`intake_threads`]), the delivery runtime
+//! ([`delivery_threads`]) for the planner, the dispatcher and every request
+//! in flight, the committer, the aggregator and wasmtime's epoch ticker: a
+//! number set by the machine's cores, not by channels or requests.
 
 mod aggregator;
+mod delivery;
+mod dispatch;
 mod ending;
+mod instances;
 mod planner;
 mod shared;
 pub mod shutdown;
-mod worker;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alert_handler_host::retry::Backoff;
-use alert_handler_host::{Instance, Runtime};
+use alert_handler_host::Runtime;
 use anyhow::Result;
 use kapacitor_formats::topics::Handlers;
 use tracing::info;
@@ -45,7 +54,11 @@ use crate::metrics::Metrics;
 use crate::option_check::OptionCheck;
 use crate::scheduler::{Rules, Scheduler};
 use crate::store::Store;
-use shared::{lock, Dispatch, Shared};
+use shared::{Dispatch, Shared};
+
+/// Requests in flight at once by default: every channel that may send
+/// now has its request out, up to this many.
+pub const MAX_IN_FLIGHT: usize = 1_000;
 
 /// How the server paces, retries and how many requests it has out.
 #[derive(Debug, Clone, Copy)]
@@ -55,9 +68,9 @@ pub struct Pacing {
     /// How many messages a quiet channel may take at once.
     pub channel_burst: u32,
     pub backoff: Backoff,
-    /// Configured instances delivering at once (one channel has at most
-    /// one request in flight).
-    pub workers: usize,
+    /// Requests in flight at once, over all channels, each with its own
+    /// instance (one channel has at most one request in flight).
+    pub max_in_flight: usize,
 }
 
 impl Default for Pacing {
@@ -66,7 +79,7 @@ impl Default for Pacing {
             channel_interval: Duration::from_secs(1),
             channel_burst: 3,
             backoff: Backoff::default(),
-            workers: 8,
+            max_in_flight: MAX_IN_FLIGHT,
         }
     }
 }
@@ -82,7 +95,7 @@ impl Pacing {
             burst: self.channel_burst.max(1),
             margin: (interval / 10).min(Duration::from_millis(30)),
             max_margin: (interval / 2).min(Duration::from_millis(500)),
-            max_in_flight: self.workers.max(1),
+            max_in_flight: self.max_in_flight.max(1),
         }
     }
 }
@@ -117,24 +130,20 @@ pub fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    // Each instance is configured before anything is accepted, so a bad
-    // configuration stops the start.
-    let summary = runtime
-        .instantiate_for(config)?
+    // The configuration is checked before anything is accepted, so a bad
+    // one stops the start.
+    let mut first = runtime.instantiate_for(config)?;
+    let summary = first
         .configure(config)?
         .map_err(|e| anyhow::anyhow!("the configuration was refused: {}", e.describe()))?;
-    let workers: Vec<Instance> = (0..pacing.workers.max(1))
-        .map(|_| runtime.configured(config))
-        .collect::<Result<_>>()?;
+    let instances = Arc::new(instances::Instances::new(runtime, config, first));
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let store: Arc<Mutex<dyn Store>> = Arc::new(Mutex::new(store));
-    let arrivals = Arc::new(Mutex::new(0u64));
-    let arrived = Arc::new(Condvar::new());
-    let (count, wake_planner) = (arrivals.clone(), arrived.clone());
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let wake_planner = arrived.clone();
     let commit = Arc::new(GroupCommit::start(store, move || {
-        *lock(&count) += 1;
-        wake_planner.notify_all();
+        wake_planner.notify_one();
     })?);
     let metrics = Arc::new(Metrics::new());
     let topics = intake.topics;
@@ -157,19 +166,19 @@ pub fn run(
         commit,
         metrics,
         stopping: AtomicBool::new(false),
-        arrivals,
         arrived,
         dispatch: Mutex::new(Dispatch {
             scheduler: Scheduler::new(pacing.rules()),
             queued: HashMap::new(),
             aliases: HashMap::new(),
         }),
-        changed: Condvar::new(),
+        changed: tokio::sync::Notify::new(),
     });
     // An alert is written on an intake thread and awaits the committer's
     // fsync without holding it.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(intake_threads())
+        .thread_name("intake")
         .enable_all()
         .build()?;
     let stopper = shared.clone();
@@ -182,15 +191,6 @@ pub fn run(
                 stopper.stop();
             }));
         })?;
-    let mut delivering = Vec::new();
-    for (n, plugin) in workers.into_iter().enumerate() {
-        let (shared, runtime, config) = (shared.clone(), runtime.clone(), config.to_string());
-        delivering.push(
-            std::thread::Builder::new()
-                .name(format!("worker-{n}"))
-                .spawn(move || worker::run(&shared, &runtime, &config, plugin, pacing.backoff))?,
-        );
-    }
     let aggregating = match topics {
         Some(topics) if topics.aggregates().next().is_some() => {
             let shared = shared.clone();
@@ -202,11 +202,25 @@ pub fn run(
         }
         _ => None,
     };
+    // Every request in flight is a task here, on a few threads.
+    let delivering = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(delivery_threads())
+        .thread_name("deliver")
+        // Name lookups (a new connection's) run on blocking threads: a
+        // thousand connections opened at once wait for a few of them
+        // rather than start a thread each.
+        .max_blocking_threads(delivery_threads())
+        .enable_all()
+        .build()?;
     ready(bound);
-    planner::run(&shared);
-    for worker in delivering {
-        let _ = worker.join();
-    }
+    delivering.block_on(async {
+        let planning = tokio::spawn({
+            let shared = shared.clone();
+            async move { planner::run(&shared).await }
+        });
+        dispatch::run(shared.clone(), instances, pacing.backoff).await;
+        let _ = planning.await;
+    });
     if let Some(aggregating) = aggregating {
         let _ = aggregating.join();
     }
@@ -219,9 +233,19 @@ pub fn run(
     Ok(())
 }
 
+/// Threads running deliveries: the machine's cores (at most four). A
+/// delivery's own work is the component's rendering and the answer's
+/// reading, tens of microseconds; the rest of its time it waits on Slack,
+/// as a suspended task.
+pub fn delivery_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4)
+}
+
 /// Threads serving intake's connections: half the machine's cores (at
 /// least one, at most four), the rest left to the committer, the planner and
-/// the workers. On two cores one thread takes more alerts than two: the
+/// the deliveries. On two cores one thread takes more alerts than two: the
 /// threads would mostly hand work to each other.
 pub fn intake_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

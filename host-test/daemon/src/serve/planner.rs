@@ -11,11 +11,9 @@ use crate::store::{self, Finished, Status};
 
 /// Queues what is pending, then each alert once intake has it on disk,
 /// until serve stops.
-pub(super) fn run(shared: &Shared) {
+pub(super) async fn run(shared: &Shared) {
     let mut seen = 0;
     while !shared.stopping() {
-        // Taken before looking: an arrival after it is never missed.
-        let arrivals = *lock(&shared.arrivals);
         let fresh = {
             let store = shared.commit.store();
             // Read and marked seen under one lock: nothing accepted between.
@@ -24,23 +22,18 @@ pub(super) fn run(shared: &Shared) {
             fresh
         };
         match fresh {
-            Some(fresh) => plan(shared, fresh),
+            Some(fresh) => plan(shared, fresh).await,
+            // An arrival after the look above left a wake-up: not missed.
             None => {
-                let mut now = lock(&shared.arrivals);
-                while *now == arrivals && !shared.stopping() {
-                    now = shared
-                        .arrived
-                        .wait_timeout(now, Duration::from_secs(1))
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), shared.arrived.notified()).await;
             }
         }
     }
 }
 
 /// Decodes accepted alerts and queues them under their channels.
-fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
+async fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
     let mut queued = Vec::with_capacity(fresh.len());
     for item in fresh {
         let id = item.id;
@@ -52,7 +45,8 @@ fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
                     shared,
                     "",
                     Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
-                );
+                )
+                .await;
                 continue;
             }
         };
@@ -77,5 +71,5 @@ fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
         dispatch.scheduler.add(id, &key, &alert.alert, now);
         dispatch.queued.insert(id, alert);
     }
-    shared.changed.notify_all();
+    shared.changed.notify_one();
 }

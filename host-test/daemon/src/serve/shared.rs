@@ -1,18 +1,19 @@
-//! What the serve threads share: the store's handle, the scheduler with the
+//! What serve's tasks share: the store's handle, the scheduler with the
 //! alerts it knows, and how they tell each other to stop.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use alert_handler_host::AlertEvent;
+use tokio::sync::Notify;
 
 use crate::channels::Channels;
 use crate::commit::GroupCommit;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 
-/// A pending alert, decoded, with its keys, as the workers take it.
+/// A pending alert, decoded, with its keys, as a delivery takes it.
 #[derive(Clone)]
 pub(crate) struct Queued {
     /// Its alert's key ([`store::alert_key`]): one key's events go in order.
@@ -25,7 +26,7 @@ pub(crate) struct Queued {
     pub(crate) attempts: u32,
 }
 
-/// What the serve threads share.
+/// What serve's tasks share.
 pub(crate) struct Shared {
     /// Which channel each alert goes to: its pacing key.
     pub(crate) channels: Channels,
@@ -33,16 +34,17 @@ pub(crate) struct Shared {
     /// writers share fsyncs; a `202` still means on disk.
     pub(crate) commit: Arc<GroupCommit>,
     pub(crate) metrics: Arc<Metrics>,
-    /// Set on the shutdown signal: workers finish their attempt and stop.
+    /// Set on the shutdown signal: attempts in flight finish, nothing new
+    /// starts.
     pub(crate) stopping: AtomicBool,
-    /// Counts the times accepted alerts reached the disk; signalled with
-    /// `arrived` each time, for the planner.
-    pub(crate) arrivals: Arc<Mutex<u64>>,
-    pub(crate) arrived: Arc<Condvar>,
+    /// Woken each time accepted alerts reached the disk, for the planner.
+    /// (`notify_one` keeps a wake-up for a planner not yet waiting: none is
+    /// missed between its look at the store and its wait.)
+    pub(crate) arrived: Arc<Notify>,
     pub(crate) dispatch: Mutex<Dispatch>,
-    /// Signalled (with `dispatch`) when an alert is queued or an attempt
-    /// ends.
-    pub(crate) changed: Condvar,
+    /// Woken when an alert is queued or an attempt ends, for the
+    /// dispatcher.
+    pub(crate) changed: Notify,
 }
 
 /// The scheduler and the alerts it knows.
@@ -61,13 +63,11 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Tells the planner and the workers to stop, and wakes them.
+    /// Tells the planner, the dispatcher and the aggregator to stop, and
+    /// wakes them.
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        // Under each lock, so no waiter misses it between check and wait.
-        drop(lock(&self.arrivals));
-        self.arrived.notify_all();
-        drop(lock(&self.dispatch));
-        self.changed.notify_all();
+        self.arrived.notify_one();
+        self.changed.notify_one();
     }
 }

@@ -96,6 +96,15 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// Its threads now, from `/proc` (Linux).
+    pub fn threads(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     /// POSTs `body`; the status and the JSON answer.
     pub fn post(&self, body: &str) -> (u16, Value) {
         self.request(&format!(

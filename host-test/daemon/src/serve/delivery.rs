@@ -1,21 +1,24 @@
-//! A worker: takes what the scheduler says is due, sends it with its own
-//! instance, and records how it went. Each request is three steps:
-//! [`attempt`] (the call), [`judge`] (what its answer means: an ending, or
-//! a retry and when), [`record`] (the ending, durably), and the scheduler
-//! hears the outcome.
+//! One delivery: an alert the scheduler said is due, sent on an instance
+//! taken for it, and how it went recorded. It is a task, not a thread: while
+//! its request is out it holds an instance and a few kilobytes, no thread
+//! (see [`super::dispatch`]). Each request is three steps: [`attempt`] (the
+//! call), [`judge`] (what its answer means: an ending, or a retry and
+//! when), [`record`] (the ending, durably), and the scheduler hears the
+//! outcome.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alert_handler_host::retry::{Backoff, Next};
-use alert_handler_host::{trap_reason, Delivery, HandlerError, Instance, Level, Runtime, Trapped};
+use alert_handler_host::{trap_reason, Delivery, HandlerError, Instance, Level, Trapped};
 use tracing::{error, warn};
 
 use super::ending::record;
+use super::instances::Instances;
 use super::shared::{lock, Queued, Shared};
 use crate::channels::pacing_key;
-use crate::scheduler::{Decision, Outcome};
+use crate::scheduler::Outcome;
 use crate::store::{self, Finished, Status};
-use crate::RECYCLE_AFTER;
 
 /// Attempts an alert gets when each is stopped by a host limit (the call
 /// deadline, the memory cap): the first and two more on fresh instances,
@@ -33,90 +36,71 @@ struct Verdict {
     dead: bool,
 }
 
-/// Delivers until serve stops.
-pub(super) fn run(
-    shared: &Shared,
-    runtime: &Runtime,
-    config: &str,
-    mut plugin: Instance,
+/// Delivers alert `id` once (the scheduler marked it in flight), records
+/// its ending if it ended, and tells the scheduler.
+pub(super) async fn deliver(
+    shared: Arc<Shared>,
+    instances: Arc<Instances>,
+    id: u64,
+    mut item: Queued,
     backoff: Backoff,
 ) {
-    let mut served = 0;
-    loop {
-        served += 1;
-        if served > RECYCLE_AFTER {
-            match runtime.configured(config) {
-                Ok(fresh) => {
-                    plugin = fresh;
-                    served = 1;
-                }
-                Err(e) => error!("a fresh instance failed to configure: {e:#}"),
+    item.attempts += 1;
+    let verdict = match instances.take().await {
+        Ok(mut taken) => {
+            let answer = attempt(&shared, &mut taken.instance, &item).await;
+            let verdict = judge(&shared, id, &item, answer, &backoff);
+            if !verdict.dead {
+                instances.give(taken);
+            }
+            verdict
+        }
+        Err(e) => {
+            // Not the alert's fault, and no request left: tried again.
+            item.attempts -= 1;
+            let wait = backoff.delay(1);
+            error!(
+                alert = id,
+                retry_in_ms = wait.as_millis() as u64,
+                "no instance to send with (a fresh one failed to configure): {e:#}"
+            );
+            Verdict {
+                outcome: Outcome::Retry {
+                    at: Instant::now() + wait,
+                    retry_after: false,
+                    rate_limited: false,
+                },
+                ending: None,
+                alias: None,
+                dead: false,
             }
         }
-        let Some((id, mut item)) = next_due(shared) else {
-            return;
-        };
-        item.attempts += 1;
-        let answer = attempt(shared, &mut plugin, &item);
-        let verdict = judge(shared, id, &item, answer, &backoff);
-        if verdict.dead {
-            served = RECYCLE_AFTER;
-        }
-        if let Some(ending) = verdict.ending {
-            record(shared, &item.channel, ending);
-        }
-        let mut dispatch = lock(&shared.dispatch);
-        if let Some((id_key, name_key)) = verdict.alias {
-            dispatch.aliases.insert(id_key, name_key);
-        }
-        match verdict.outcome {
-            Outcome::Ended => {
-                dispatch.queued.remove(&id);
-            }
-            Outcome::Retry { .. } => {
-                if let Some(kept) = dispatch.queued.get_mut(&id) {
-                    kept.attempts = item.attempts;
-                }
-            }
-        }
-        dispatch.scheduler.done(id, verdict.outcome);
-        shared.changed.notify_all();
+    };
+    if let Some(ending) = verdict.ending {
+        record(&shared, &item.channel, ending).await;
     }
-}
-
-/// Waits for the next alert the scheduler says is due (`None` once serve
-/// stops).
-fn next_due(shared: &Shared) -> Option<(u64, Queued)> {
     let mut dispatch = lock(&shared.dispatch);
-    loop {
-        if shared.stopping() {
-            return None;
-        }
-        let now = Instant::now();
-        let wait = match dispatch.scheduler.next(now) {
-            Decision::Send(id) => match dispatch.queued.get(&id) {
-                Some(item) => return Some((id, item.clone())),
-                None => {
-                    dispatch.scheduler.done(id, Outcome::Ended);
-                    continue;
-                }
-            },
-            Decision::Wait(until) => until.map_or(Duration::from_secs(1), |t| {
-                t.saturating_duration_since(now)
-                    .clamp(Duration::from_millis(1), Duration::from_secs(1))
-            }),
-        };
-        dispatch = shared
-            .changed
-            .wait_timeout(dispatch, wait)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
+    if let Some((id_key, name_key)) = verdict.alias {
+        dispatch.aliases.insert(id_key, name_key);
     }
+    match verdict.outcome {
+        Outcome::Ended => {
+            dispatch.queued.remove(&id);
+        }
+        Outcome::Retry { .. } => {
+            if let Some(kept) = dispatch.queued.get_mut(&id) {
+                kept.attempts = item.attempts;
+            }
+        }
+    }
+    dispatch.scheduler.done(id, verdict.outcome);
+    drop(dispatch);
+    shared.changed.notify_one();
 }
 
 /// One request: the alert with its message so far, for `on-recovery`
 /// `update` and `thread` (a handler with `new` ignores it).
-fn attempt(
+async fn attempt(
     shared: &Shared,
     plugin: &mut Instance,
     item: &Queued,
@@ -125,7 +109,7 @@ fn attempt(
         Some(m) => store::with_previous(&item.options, &m.channel_id, &m.ts),
         None => item.options.clone(),
     };
-    plugin.handle_alert(&item.event, &options)
+    plugin.handle_alert_async(&item.event, &options).await
 }
 
 /// What the answer to attempt `item.attempts` of alert `id` means.

@@ -1,0 +1,65 @@
+//! The dispatcher: starts a delivery for each alert the scheduler says is
+//! due, as a task of its own, and waits for the next one. Concurrency
+//! follows the channels: every channel that may send now has its request
+//! out (up to the scheduler's `max_in_flight`), each on its own instance,
+//! all on a few threads; a request waiting on Slack is a suspended task.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alert_handler_host::retry::Backoff;
+use tokio::task::JoinSet;
+
+use super::delivery::deliver;
+use super::instances::Instances;
+use super::shared::{lock, Shared};
+use crate::scheduler::{Decision, Outcome};
+
+/// Starts deliveries as they fall due until serve stops, then waits for
+/// those in flight to end and be recorded.
+pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff: Backoff) {
+    let mut in_flight = JoinSet::new();
+    let mut trimmed = Instant::now();
+    while !shared.stopping() {
+        let now = Instant::now();
+        if now.duration_since(trimmed) >= Duration::from_secs(1) {
+            instances.trim(now);
+            trimmed = now;
+        }
+        let due = {
+            let mut dispatch = lock(&shared.dispatch);
+            match dispatch.scheduler.next(now) {
+                Decision::Send(id) => match dispatch.queued.get(&id) {
+                    Some(item) => Ok((id, item.clone())),
+                    None => {
+                        dispatch.scheduler.done(id, Outcome::Ended);
+                        continue;
+                    }
+                },
+                Decision::Wait(until) => Err(until),
+            }
+        };
+        match due {
+            Ok((id, item)) => {
+                shared.metrics.in_flight(1);
+                let (shared, instances) = (shared.clone(), instances.clone());
+                in_flight.spawn(async move {
+                    deliver(shared.clone(), instances, id, item, backoff).await;
+                    shared.metrics.in_flight(-1);
+                });
+            }
+            Err(until) => {
+                let wait = until.map_or(Duration::from_secs(1), |t| {
+                    t.saturating_duration_since(now)
+                        .clamp(Duration::from_millis(1), Duration::from_secs(1))
+                });
+                // A change after the look above left a wake-up: not missed.
+                let _ = tokio::time::timeout(wait, shared.changed.notified()).await;
+            }
+        }
+        // Ended deliveries are reaped as they go, so the set stays as big as
+        // what is in flight.
+        while in_flight.try_join_next().is_some() {}
+    }
+    while in_flight.join_next().await.is_some() {}
+}
