@@ -284,7 +284,7 @@ fn options_that_are_the_hosts_or_that_the_component_refuses_are_refused_before_s
 fn a_flood_of_unique_templates_fails_no_alert() {
     let dir = tempfile::tempdir().unwrap();
     let slack = MockSlack::start().unwrap();
-    let server = started(dir.path(), &slack, &["--workers", "1"]);
+    let server = started(dir.path(), &slack, &["--max-in-flight", "1"]);
     let mut connection = Connection::open(server.addr()).unwrap();
     let mut accepted = 0;
     for n in 0..300 {
