@@ -211,6 +211,21 @@ impl Scheduler {
         Decision::Wait(wake)
     }
 
+    /// The request for alert `id` left at `at`: later than when it was
+    /// decided, when it waited for an instance or a connection. The
+    /// channel's next message is paced from then, so arrivals stay an
+    /// interval apart however long the request waited to leave.
+    pub fn left(&mut self, id: u64, at: Instant) {
+        let Some(alert) = self.alerts.get(&id) else {
+            return;
+        };
+        let Some(channel) = self.channels.get_mut(&alert.channel) else {
+            return;
+        };
+        let paced = at + self.rules.interval + channel.margin;
+        channel.earliest = Some(channel.earliest.map_or(paced, |e| e.max(paced)));
+    }
+
     /// Records how the attempt at alert `id` ended.
     pub fn done(&mut self, id: u64, outcome: Outcome) {
         let Some(alert) = self.alerts.get_mut(&id) else {
@@ -287,6 +302,24 @@ mod tests {
             max_margin: Duration::from_millis(500),
             max_in_flight: 8,
         }
+    }
+
+    #[test]
+    fn a_request_that_left_late_paces_its_channel_from_when_it_left() {
+        let mut s = Scheduler::new(rules(1));
+        let t0 = Instant::now();
+        s.add(1, "#a", "k1", t0);
+        s.add(2, "#a", "k2", t0);
+        assert_eq!(s.next(t0), Decision::Send(1));
+        // It waited 300 ms for a connection before it left.
+        s.left(1, t0 + Duration::from_millis(300));
+        s.done(1, Outcome::Ended);
+        let paced = t0 + Duration::from_millis(300) + SEC + Duration::from_millis(30);
+        assert_eq!(
+            s.next(t0 + SEC + Duration::from_millis(30)),
+            Decision::Wait(Some(paced))
+        );
+        assert_eq!(s.next(paced), Decision::Send(2));
     }
 
     /// Sends everything it can at `now`, ending each attempt at once.

@@ -172,7 +172,10 @@ impl Host {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: Hooks { policy },
+            hooks: Hooks {
+                policy,
+                left: Default::default(),
+            },
             limits,
         };
         let mut store = Store::new(&self.core.engine, state);

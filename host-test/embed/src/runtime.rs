@@ -251,7 +251,16 @@ impl Instance {
             bail!("this instance was stopped by an earlier trap; make a new one");
         }
         self.runtime.host.arm(&mut self.store);
+        self.store.data().hooks.left.clear();
         Ok(())
+    }
+
+    /// When the request of the last call left: handed whole to its
+    /// connection, after any wait for one (`None`: it sent nothing). A host
+    /// pacing requests per destination counts from here, not from when it
+    /// made the call.
+    pub fn request_left(&self) -> Option<std::time::Instant> {
+        self.store.data().hooks.left.at()
     }
 
     /// Ends a call: a trap stops this instance and is said in one line.

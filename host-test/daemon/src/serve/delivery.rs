@@ -46,9 +46,11 @@ pub(super) async fn deliver(
     backoff: Backoff,
 ) {
     item.attempts += 1;
+    let mut left = None;
     let verdict = match instances.take().await {
         Ok(mut taken) => {
             let answer = attempt(&shared, &mut taken.instance, &item).await;
+            left = taken.instance.request_left();
             let verdict = judge(&shared, id, &item, answer, &backoff);
             if !verdict.dead {
                 instances.give(taken);
@@ -92,6 +94,9 @@ pub(super) async fn deliver(
                 kept.attempts = item.attempts;
             }
         }
+    }
+    if let Some(at) = left {
+        dispatch.scheduler.left(id, at);
     }
     dispatch.scheduler.done(id, verdict.outcome);
     drop(dispatch);

@@ -125,6 +125,11 @@ impl fmt::Display for Origin {
 
 type HttpClient = Client<Connector, WasiBody>;
 
+/// Idle connections kept per origin: enough for a host with a thousand
+/// requests out at once (serve's default) to reuse every one of them on
+/// the next round instead of opening most again.
+const MAX_IDLE_PER_ORIGIN: usize = 1_024;
+
 /// What one configured instance may reach, and the clients that reach it.
 pub struct NetPolicy {
     /// `None`: any destination (an instance the host never configured).
@@ -438,7 +443,11 @@ fn client(settings: &NetSettings, tls: Arc<rustls::ClientConfig>) -> HttpClient 
     };
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(if settings.reuse_connections { 100 } else { 0 })
+        .pool_max_idle_per_host(if settings.reuse_connections {
+            MAX_IDLE_PER_ORIGIN
+        } else {
+            0
+        })
         .build(connector)
 }
 
@@ -446,6 +455,61 @@ fn client(settings: &NetSettings, tls: Arc<rustls::ClientConfig>) -> HttpClient 
 pub struct Hooks {
     /// What this instance may reach, and how.
     pub policy: Arc<NetPolicy>,
+    /// When the last request this instance sent was handed whole to its
+    /// connection (its body's last frame taken for writing).
+    pub left: Departure,
+}
+
+/// When a request left: set as its body's frames are taken by the
+/// connection, so after any wait for a connection (a new one's TCP and TLS
+/// handshakes included), not when the guest asked. Pacing counts from it.
+#[derive(Clone, Default)]
+pub struct Departure(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl Departure {
+    /// When the last request left, if one did since [`Departure::clear`].
+    pub fn at(&self) -> Option<std::time::Instant> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets the last departure (a new call starts).
+    pub fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn now(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    }
+}
+
+/// A request body that notes when its frames are taken for writing.
+struct Departing {
+    inner: WasiBody,
+    left: Departure,
+}
+
+impl Body for Departing {
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_)) | None) = &polled {
+            self.left.now();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl WasiHttpHooks for Hooks {
@@ -466,6 +530,8 @@ impl WasiHttpHooks for Hooks {
             > + Send,
     > {
         _ = fut;
+        let left = self.left.clone();
+        let request = request.map(|inner| Departing { inner, left }.boxed_unsync());
         let sending = self.policy.send(request, options);
         Box::new(async move {
             let response = sending.await?;
