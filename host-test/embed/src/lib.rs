@@ -21,7 +21,11 @@
 //!                TLS per workspace, proxies, deny-list, a keep-alive pool
 //! ```
 //!
-//! - [`Runtime`] and [`Instance`]: loading and calling a component.
+//! - [`Runtime`] and [`Instance`]: loading and calling a component. Each
+//!   call is async at heart ([`Instance::handle_alert_async`]: a call
+//!   waiting on the network suspends its task, so one thread carries many
+//!   instances' requests); the blocking form ([`Instance::handle_alert`])
+//!   runs it to its end on the calling thread.
 //! - [`Host`] and [`Limits`]: the engine and what an instance may spend.
 //! - [`net`]: host-owned networking ([`NetSettings`]); the component never
 //!   opens a socket.
