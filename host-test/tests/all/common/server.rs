@@ -43,9 +43,11 @@ impl Server {
             "127.0.0.1:0",
             "--spool",
             spool.to_str().unwrap(),
-            "--backoff-base-ms",
-            "50",
         ]);
+        // Backoff scaled down too, unless asked.
+        if !extra.contains(&"--backoff-base-ms") {
+            args.extend(["--backoff-base-ms", "50"]);
+        }
         // Time scaled down: 10 ms between messages to a channel, unless asked.
         if !extra.contains(&"--channel-interval-ms") {
             args.extend(["--channel-interval-ms", "10"]);
@@ -87,9 +89,14 @@ impl Server {
         self.addr
     }
 
+    /// Its process id (for reading `/proc/PID`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Its resident memory, from `/proc` (Linux), in KiB.
     pub fn resident_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
