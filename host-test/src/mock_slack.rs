@@ -250,7 +250,7 @@ impl MockSlack {
     }
 
     fn start_with(port: u16, tls: Option<tokio_rustls::TlsAcceptor>) -> Result<MockSlack> {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        let listener = listen(port)
             .with_context(|| format!("binding the Slack stand-in to 127.0.0.1:{port}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -455,6 +455,23 @@ async fn serve(
             }
         }
     }
+}
+
+/// How many connections may wait to be accepted. std's `bind` listens
+/// with 128: a storm that opens a connection per channel (1,000 at once)
+/// would overflow it, and each refused handshake is retried a second
+/// later, which the benchmark would count against the client.
+const BACKLOG: i32 = 4096;
+
+/// A listener on 127.0.0.1:`port` with [`BACKLOG`], reusing the address
+/// as std's `bind` does (a fixed port is free again right after a stop).
+fn listen(port: u16) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// The stream and a duplicate of its socket.

@@ -43,9 +43,11 @@ impl Server {
             "127.0.0.1:0",
             "--spool",
             spool.to_str().unwrap(),
-            "--backoff-base-ms",
-            "50",
         ]);
+        // Backoff scaled down too, unless asked.
+        if !extra.contains(&"--backoff-base-ms") {
+            args.extend(["--backoff-base-ms", "50"]);
+        }
         // Time scaled down: 10 ms between messages to a channel, unless asked.
         if !extra.contains(&"--channel-interval-ms") {
             args.extend(["--channel-interval-ms", "10"]);
@@ -85,6 +87,11 @@ impl Server {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its process id (for reading `/proc/PID`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its resident memory, from `/proc` (Linux), in KiB.
