@@ -130,6 +130,9 @@ type HttpClient = Client<Connector, WasiBody>;
 /// the next round instead of opening most again.
 const MAX_IDLE_PER_ORIGIN: usize = 1_024;
 
+/// What a connection reads at once.
+const READ_BUFFER: usize = 2_048;
+
 /// What one configured instance may reach, and the clients that reach it.
 pub struct NetPolicy {
     /// `None`: any destination (an instance the host never configured).
@@ -443,6 +446,11 @@ fn client(settings: &NetSettings, tls: Arc<rustls::ClientConfig>) -> HttpClient 
     };
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
+        // Slack's answers are a few kilobytes (a long message's echo more,
+        // read in several reads): a connection waiting on one holds 2 KiB
+        // for it rather than hyper's adaptive 8 KiB, which counts when a
+        // thousand wait at once.
+        .http1_read_buf_exact_size(READ_BUFFER)
         .pool_max_idle_per_host(if settings.reuse_connections {
             MAX_IDLE_PER_ORIGIN
         } else {
