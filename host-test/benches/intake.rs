@@ -89,7 +89,7 @@ fn main() -> Result<()> {
     }
     row("hyper answering 202, no disk (the floor)", floor_rate);
     println!(
-        "draining that backlog ({} alerts over 100 channels, pacing off, 8 workers):",
+        "draining that backlog ({} alerts over 100 channels, pacing off, default settings: a request out per channel, or the baseline's 8 workers):",
         alerts * ROUNDS
     );
     println!("  host-test serve {drained:>9.0}/s");
