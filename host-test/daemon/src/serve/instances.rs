@@ -78,3 +78,57 @@ impl Instances {
         drop(old);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alert_handler_host::NetSettings;
+
+    use super::*;
+
+    const CONFIG: &str = "[[slack]]\nenabled = true\ndefault = true\nurl = \"http://127.0.0.1:1/services/T/B/X\"\nchannel = \"#c\"\n";
+
+    fn idle(pool: &Instances) -> usize {
+        lock(&pool.idle).len()
+    }
+
+    #[test]
+    fn the_pool_holds_as_many_as_were_out_at_once_and_lets_idle_ones_go() {
+        let runtime = Runtime::load(crate::COMPONENT_PATH, NetSettings::default()).unwrap();
+        let first = runtime.configured(CONFIG).unwrap();
+        let pool = Instances::new(&runtime, CONFIG, first);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // Three out at once: the first, and two made for them.
+        let taken: Vec<Taken> = (0..3).map(|_| rt.block_on(pool.take()).unwrap()).collect();
+        assert_eq!(idle(&pool), 0);
+        for t in taken {
+            pool.give(t);
+        }
+        assert_eq!(idle(&pool), 3);
+        // Taken again: no new instance while one is idle.
+        let again = rt.block_on(pool.take()).unwrap();
+        assert_eq!(idle(&pool), 2);
+        pool.give(again);
+        let now = Instant::now();
+        pool.trim(now);
+        assert_eq!(idle(&pool), 3, "none has been idle long");
+        pool.trim(now + IDLE_FOR + Duration::from_secs(1));
+        assert_eq!(idle(&pool), 0, "all idle past IDLE_FOR are let go");
+    }
+
+    #[test]
+    fn an_instance_that_served_its_share_is_replaced() {
+        let runtime = Runtime::load(crate::COMPONENT_PATH, NetSettings::default()).unwrap();
+        let first = runtime.configured(CONFIG).unwrap();
+        let pool = Instances::new(&runtime, CONFIG, first);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut worn = rt.block_on(pool.take()).unwrap();
+        worn.served = RECYCLE_AFTER;
+        pool.give(worn);
+        let fresh = rt.block_on(pool.take()).unwrap();
+        assert_eq!(fresh.served, 1);
+    }
+}
