@@ -18,6 +18,7 @@ use wasi::io::streams::StreamError;
 
 use crate::error::HandlerError;
 use crate::payload::Request;
+use crate::stages::{self, Stage};
 use crate::weburl::WebUrl;
 
 /// How long to wait for the connection (and TLS handshake).
@@ -81,7 +82,9 @@ pub fn send(request: &Request) -> Result<RawResponse, HandlerError> {
     let _ = options.set_between_bytes_timeout(nanos(RESPONSE_TIMEOUT));
 
     let on_the_way = |code: ErrorCode| from_error_code(code, &authority);
+    stages::end(Stage::BuildRequest);
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(on_the_way)?;
+    stages::end(Stage::Handle);
 
     // The body goes after `handle`, so the host is already reading it.
     // What happens while streaming it does not decide the outcome: a server
@@ -89,8 +92,12 @@ pub fn send(request: &Request) -> Result<RawResponse, HandlerError> {
     // when the connection really failed the response carries the reason.
     let _ = write_body(&body, &request.body);
     let _ = OutgoingBody::finish(body, None);
+    stages::end(Stage::WriteBody);
     let response = wait(&future).map_err(on_the_way)?;
-    read(response, &authority)
+    stages::end(Stage::Wait);
+    let raw = read(response, &authority);
+    stages::end(Stage::ReadResponse);
+    raw
 }
 
 /// Streams `bytes` as `check-write` permits (a single write of more than
