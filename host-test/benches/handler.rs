@@ -377,12 +377,18 @@ fn hyper_floor(base: &str, body: &str, posts: usize) -> Result<f64> {
             let response = post().await?;
             http_body_util::BodyExt::collect(response.into_body()).await?;
         }
-        let t = Instant::now();
-        for _ in 0..posts {
-            let response = post().await?;
-            http_body_util::BodyExt::collect(response.into_body()).await?;
+        // As `per_call`: the best of seven batches, on this shared machine.
+        let batch = (posts / 7).max(1);
+        let mut best = Duration::MAX;
+        for _ in 0..7 {
+            let t = Instant::now();
+            for _ in 0..batch {
+                let response = post().await?;
+                http_body_util::BodyExt::collect(response.into_body()).await?;
+            }
+            best = best.min(t.elapsed());
         }
-        Ok(per_second(posts, t.elapsed()))
+        Ok(per_second(batch, best))
     })
 }
 
