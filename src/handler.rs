@@ -105,7 +105,7 @@ pub fn prepare_alert(
     event: &AlertEvent,
     options: &[(String, String)],
 ) -> Result<Prepared, HandlerError> {
-    let options = HandlerOptions::parse(options)?;
+    let options = HandlerOptions::parse_repeated(options)?;
     stages::end(Stage::Options);
     prepare(config, &options, event)
 }
