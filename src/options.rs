@@ -2,6 +2,7 @@
 //! a handler file) and the service test's options.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use crate::config::normalise_key;
 use crate::error::HandlerError;
@@ -72,9 +73,9 @@ impl HandlerOptions {
     /// every alert and repeat, and reading them (a `fields` list is JSON,
     /// every template a cache lookup) cost more than rendering Kapacitor's
     /// layout. Only the last list is kept, and only when it was valid.
-    pub fn parse_repeated(pairs: &[(String, String)]) -> Result<Self, HandlerError> {
+    pub fn parse_repeated(pairs: &[(String, String)]) -> Result<Rc<Self>, HandlerError> {
         thread_local! {
-            static LAST: RefCell<Option<(Vec<(String, String)>, HandlerOptions)>> =
+            static LAST: RefCell<Option<(Vec<(String, String)>, Rc<HandlerOptions>)>> =
                 const { RefCell::new(None) };
         }
         let hit = LAST.with_borrow(|last| {
@@ -85,7 +86,7 @@ impl HandlerOptions {
         if let Some(options) = hit {
             return Ok(options);
         }
-        let options = HandlerOptions::parse(pairs)?;
+        let options = Rc::new(HandlerOptions::parse(pairs)?);
         LAST.with_borrow_mut(|last| *last = Some((pairs.to_vec(), options.clone())));
         Ok(options)
     }
@@ -202,7 +203,7 @@ mod tests {
         ]);
         for list in [&first, &first, &second, &second, &first] {
             assert_eq!(
-                HandlerOptions::parse_repeated(list).unwrap(),
+                *HandlerOptions::parse_repeated(list).unwrap(),
                 HandlerOptions::parse(list).unwrap()
             );
         }

@@ -614,7 +614,7 @@ fn native_stages(
         (
             "Options",
             per_call(n, || {
-                black_box(HandlerOptions::parse(options).expect("options"));
+                black_box(HandlerOptions::parse_repeated(options).expect("options"));
             }),
         ),
         (
