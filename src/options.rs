@@ -74,9 +74,10 @@ impl HandlerOptions {
     /// every template a cache lookup) cost more than rendering Kapacitor's
     /// layout. Only the last list is kept, and only when it was valid.
     pub fn parse_repeated(pairs: &[(String, String)]) -> Result<Rc<Self>, HandlerError> {
+        /// The last valid list and what it read as.
+        type Last = Option<(Vec<(String, String)>, Rc<HandlerOptions>)>;
         thread_local! {
-            static LAST: RefCell<Option<(Vec<(String, String)>, Rc<HandlerOptions>)>> =
-                const { RefCell::new(None) };
+            static LAST: RefCell<Last> = const { RefCell::new(None) };
         }
         let hit = LAST.with_borrow(|last| {
             last.as_ref()
