@@ -765,11 +765,80 @@ fn keep_alive_rows(
         .body;
     let component = 1.0 / each.as_secs_f64();
     let floor = hyper_floor(base, &body, posts)?;
+    let (one_thread, blocking) = host_client(base, &body, posts)?;
     println!("alerts per second to a Slack stand-in on 127.0.0.1 ({posts} sequential posts each):");
     println!(
         "  component, connection reuse (1 instance)       {component:>9.0}/s  ({:.2}x the native floor)",
         component / floor
     );
+    println!(
+        "  the host's client (net::NetPolicy), one thread {one_thread:>9.0}/s  ({:.2}x)",
+        one_thread / floor
+    );
+    println!(
+        "  the same, blocking as sync WASI HTTP does     {blocking:>9.0}/s  ({:.2}x)",
+        blocking / floor
+    );
     println!("  native hyper client, keep-alive (the floor)    {floor:>9.0}/s  (1.00x)");
     Ok(())
+}
+
+/// The host's own client (`NetPolicy::send`, what the component's requests
+/// go through) posting the same payload without the component: on one
+/// current-thread runtime, and the way wasmtime's synchronous WASI HTTP
+/// drives it (the caller's thread blocks in `block_on` on wasmtime-wasi's
+/// multi-threaded runtime, whose workers run the connection). Alerts/s.
+fn host_client(base: &str, body: &str, posts: usize) -> Result<(f64, f64)> {
+    use alert_handler_host::net::NetPolicy;
+    let new_policy = || -> Result<std::sync::Arc<NetPolicy>> {
+        Ok(std::sync::Arc::new(
+            NetPolicy::open(&NetSettings::default()).map_err(|e| anyhow::anyhow!(e))?,
+        ))
+    };
+    let url = format!("{base}/api/chat.postMessage");
+    let post = |policy: &std::sync::Arc<NetPolicy>| {
+        let body = http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
+            Full::new(Bytes::from(body.to_string())),
+            |never: std::convert::Infallible| match never {},
+        ));
+        let request = hyper::Request::post(&url)
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer xoxb-bench")
+            .body(body)
+            .expect("a valid request");
+        let sending = policy.send(request, None);
+        async move {
+            let response = sending.await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            anyhow::Ok(())
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // All posts inside one `block_on`, as the hyper floor does. Each case
+    // has its own pool: a connection belongs to the runtime that made it.
+    let policy = new_policy()?;
+    let one_thread = runtime.block_on(async {
+        for _ in 0..50 {
+            post(&policy).await?;
+        }
+        let batch = (posts / 7).max(1);
+        let mut best = Duration::MAX;
+        for _ in 0..7 {
+            let t = Instant::now();
+            for _ in 0..batch {
+                post(&policy).await?;
+            }
+            best = best.min(t.elapsed() / batch as u32);
+        }
+        anyhow::Ok(best)
+    })?;
+    let policy = new_policy()?;
+    let blocking = per_call(posts, || {
+        wasmtime_wasi::runtime::in_tokio(post(&policy)).expect("posted");
+    });
+    Ok((1.0 / one_thread.as_secs_f64(), 1.0 / blocking.as_secs_f64()))
 }
