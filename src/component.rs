@@ -8,6 +8,7 @@ use crate::config::{Config, Sources};
 use crate::error::HandlerError;
 use crate::event::{AlertEvent, FieldValue, Level};
 use crate::handler::{self, Delivery, Prepared, WorkspaceSummary};
+use crate::stages::{self, Stage};
 use crate::{config_source, describe, options, response, transport};
 
 wit_bindgen::generate!({
@@ -60,17 +61,20 @@ impl Sources for Wasi {
 fn deliver(prepared: Prepared) -> Result<Delivery, HandlerError> {
     prepared.deliver(|request| {
         let raw = transport::send(request)?;
-        response::classify(
+        let answer = response::classify(
             raw.status,
             raw.retry_after.as_deref(),
             &raw.body,
             raw.truncated,
-        )
+        );
+        stages::end(Stage::Classify);
+        answer
     })
 }
 
 impl Guest for Component {
     fn describe() -> wit::Description {
+        stages::report();
         let settings = |list: &[describe::Setting]| {
             list.iter()
                 .map(|(name, doc)| wit::Setting {
@@ -105,37 +109,53 @@ impl Guest for Component {
         event: wit::AlertEvent,
         options: Vec<(String, String)>,
     ) -> Result<wit::Delivery, wit::HandlerError> {
+        stages::begin();
         let run = || {
+            let event = from_wit_event(event);
+            stages::end(Stage::FromWit);
             let config = current_config()?;
-            deliver(handler::prepare_alert(
-                &config,
-                &from_wit_event(event),
-                &options,
-            )?)
+            stages::end(Stage::Config);
+            deliver(handler::prepare_alert(&config, &event, &options)?)
         };
-        run().map(to_wit_delivery).map_err(to_wit_error)
+        let out = run().map(to_wit_delivery).map_err(to_wit_error);
+        stages::end(Stage::ToWit);
+        stages::finish();
+        out
     }
 
     fn preview_alert(
         event: wit::AlertEvent,
         options: Vec<(String, String)>,
     ) -> Result<wit::HttpRequest, wit::HandlerError> {
+        stages::begin();
         let run = || {
+            let event = from_wit_event(event);
+            stages::end(Stage::FromWit);
             let config = current_config()?;
-            Ok(
-                handler::prepare_alert(&config, &from_wit_event(event), &options)?
-                    .request
-                    .preview(),
-            )
+            stages::end(Stage::Config);
+            // Profiling (`stages` only): the guest's own work repeated, so a
+            // sampling profiler sees it in one `--invoke`.
+            for _ in 1..stages::repeat() {
+                let _ =
+                    handler::prepare_alert(&config, &event, &options).map(|p| p.request.preview());
+            }
+            let preview = handler::prepare_alert(&config, &event, &options)?
+                .request
+                .preview();
+            stages::end(Stage::Preview);
+            Ok(preview)
         };
-        run()
+        let out = run()
             .map(|p| wit::HttpRequest {
                 method: p.method,
                 url: p.url,
                 headers: p.headers,
                 body: p.body,
             })
-            .map_err(to_wit_error)
+            .map_err(to_wit_error);
+        stages::end(Stage::ToWit);
+        stages::finish();
+        out
     }
 
     fn service_test_options() -> Vec<(String, String)> {

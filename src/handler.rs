@@ -9,6 +9,7 @@ use crate::options::{HandlerOptions, PreviousMessage, TestOptions};
 use crate::payload::Request;
 use crate::render;
 use crate::response::Answer;
+use crate::stages::{self, Stage};
 use crate::style::OnRecovery;
 
 /// The handler kind, as a Kapacitor handler file's `kind`.
@@ -104,7 +105,8 @@ pub fn prepare_alert(
     event: &AlertEvent,
     options: &[(String, String)],
 ) -> Result<Prepared, HandlerError> {
-    let options = HandlerOptions::parse(options)?;
+    let options = HandlerOptions::parse_repeated(options)?;
+    stages::end(Stage::Options);
     prepare(config, &options, event)
 }
 
@@ -132,8 +134,11 @@ fn prepare(
             on_recovery,
         )));
     }
+    stages::end(Stage::Select);
     let rendered = render::message(ws, options, &style, event);
+    stages::end(Stage::Render);
     let post = Request::new(ws, &rendered.message);
+    stages::end(Stage::Serialize);
     let (request, then) = match (on_recovery, &options.previous) {
         (OnRecovery::New, _) | (_, None) => (post, Then::Nothing),
         (OnRecovery::Update, Some(previous)) => (

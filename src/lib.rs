@@ -19,6 +19,7 @@ pub mod payload;
 pub mod redact;
 pub mod render;
 pub mod response;
+pub mod stages;
 pub mod style;
 pub mod template;
 pub mod timefmt;

@@ -1,6 +1,9 @@
 //! Handler options (`.slack().channel('#x')` in a TICKscript, `options:` in
 //! a handler file) and the service test's options.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use crate::config::normalise_key;
 use crate::error::HandlerError;
 use crate::event::Level;
@@ -62,6 +65,30 @@ impl HandlerOptions {
                 ))
             }
         };
+        Ok(options)
+    }
+
+    /// As [`HandlerOptions::parse`], but a list equal to the last one this
+    /// thread parsed is not parsed again: a handler's options come with
+    /// every alert and repeat, and reading them (a `fields` list is JSON,
+    /// every template a cache lookup) cost more than rendering Kapacitor's
+    /// layout. Only the last list is kept, and only when it was valid.
+    pub fn parse_repeated(pairs: &[(String, String)]) -> Result<Rc<Self>, HandlerError> {
+        /// The last valid list and what it read as.
+        type Last = Option<(Vec<(String, String)>, Rc<HandlerOptions>)>;
+        thread_local! {
+            static LAST: RefCell<Last> = const { RefCell::new(None) };
+        }
+        let hit = LAST.with_borrow(|last| {
+            last.as_ref()
+                .filter(|(seen, _)| seen.as_slice() == pairs)
+                .map(|(_, options)| options.clone())
+        });
+        if let Some(options) = hit {
+            return Ok(options);
+        }
+        let options = Rc::new(HandlerOptions::parse(pairs)?);
+        LAST.with_borrow_mut(|last| *last = Some((pairs.to_vec(), options.clone())));
         Ok(options)
     }
 
@@ -165,6 +192,29 @@ mod tests {
         list.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn repeated_options_read_as_the_first_time_and_a_changed_list_is_read_anew() {
+        let first = pairs(&[("channel", "#a"), ("layout", "blocks"), ("title", "{{id}}")]);
+        let second = pairs(&[
+            ("channel", "#b"),
+            ("previous-channel-id", "C1"),
+            ("previous-ts", "1.2"),
+        ]);
+        for list in [&first, &first, &second, &second, &first] {
+            assert_eq!(
+                *HandlerOptions::parse_repeated(list).unwrap(),
+                HandlerOptions::parse(list).unwrap()
+            );
+        }
+        let bad = pairs(&[("colour", "red")]);
+        for _ in 0..2 {
+            assert!(matches!(
+                HandlerOptions::parse_repeated(&bad),
+                Err(HandlerError::UnknownOption(_))
+            ));
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! HTTP request that carries them. Plain data, built in this one place;
 //! `render` fills it in.
 
+use std::cell::Cell;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -190,6 +192,10 @@ pub const TRUNCATED_WARNING: &str = "handler_truncated_message";
 /// marker at the end saying how long it was; `None` when it fits. Cut on a
 /// character boundary, so the text stays valid UTF-8.
 pub fn truncate(text: &str) -> Option<String> {
+    // No more bytes than the limit is no more characters: nothing to walk.
+    if text.len() <= MAX_TEXT_CHARS {
+        return None;
+    }
     // Counting stops just past the limit, so a huge message is not walked twice.
     text.chars().nth(MAX_TEXT_CHARS)?;
     let total = text.chars().count();
@@ -199,6 +205,23 @@ pub fn truncate(text: &str) -> Option<String> {
     let keep = MAX_TEXT_CHARS - marker.chars().count();
     let cut = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
     Some(format!("{}{marker}", &text[..cut]))
+}
+
+/// `value` as JSON, written into room for the last body this thread wrote
+/// and a bit: a handler's messages are much alike, and growing the buffer
+/// from serde_json's 128 bytes copied it several times per alert.
+fn to_json(value: &impl Serialize) -> Vec<u8> {
+    thread_local! {
+        static LAST_LEN: Cell<usize> = const { Cell::new(0) };
+    }
+    let room = LAST_LEN.get();
+    let mut body = Vec::with_capacity((room + room / 8).max(512));
+    // Serializing plain data into a Vec cannot fail.
+    if serde_json::to_writer(&mut body, value).is_err() {
+        body.clear();
+    }
+    LAST_LEN.set(body.len());
+    body
 }
 
 /// The request to send: it holds the URL and token, so it is never printed;
@@ -219,8 +242,7 @@ impl Request {
         Request {
             url: ws.url.clone(),
             token: ws.token.clone(),
-            // Serializing plain data into a Vec cannot fail.
-            body: serde_json::to_vec(message).unwrap_or_default(),
+            body: to_json(message),
         }
     }
 
@@ -230,7 +252,7 @@ impl Request {
         Request {
             url: Secret::new(method_url(ws.url.expose(), "chat.update")),
             token: ws.token.clone(),
-            body: serde_json::to_vec(update).unwrap_or_default(),
+            body: to_json(update),
         }
     }
 
@@ -267,7 +289,10 @@ impl Request {
             method: "POST".to_string(),
             url: redact::url(self.url.expose()),
             headers,
-            body: String::from_utf8_lossy(&self.body).into_owned(),
+            // serde_json wrote it, so it is UTF-8: the whole-string check is
+            // much faster than the lossy conversion's walk.
+            body: String::from_utf8(self.body.clone())
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         }
     }
 }

@@ -153,7 +153,8 @@ impl Renderer<'_> {
     /// `text` within `max` characters, ending in `…` when cut (a warning
     /// names `part`).
     fn fit(&mut self, part: &str, text: String, max: usize) -> String {
-        if text.chars().nth(max).is_none() {
+        // No more bytes than `max` is no more characters: nothing to walk.
+        if text.len() <= max || text.chars().nth(max).is_none() {
             return text;
         }
         self.warn(cut_warning(part));

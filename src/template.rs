@@ -499,7 +499,7 @@ handlebars_helper!(truncate: |s: str, n: u64| cut_with_ellipsis(s, n as usize));
 
 /// `text` cut to at most `max` characters, the last of them `…` when cut.
 pub fn cut_with_ellipsis(text: &str, max: usize) -> String {
-    if text.chars().nth(max).is_none() {
+    if text.len() <= max || text.chars().nth(max).is_none() {
         return text.to_string();
     }
     let keep = max.saturating_sub(1);

@@ -4,8 +4,9 @@
 //! Written on the `wasi` crate rather than wasi-http-client 0.2.1, whose
 //! `send` writes the body in one `blocking-write-and-flush` (a trap above
 //! 4096 bytes), sets no response timeout and can panic on a spurious wake-up.
-//! Here the request is handed to the host first, then the body is streamed
-//! in chunks as `check-write` permits.
+//! Here the body is written in chunks as `check-write` permits: what the
+//! host takes at once before the request is handed over, the rest while
+//! the host sends it.
 
 use std::time::Duration;
 
@@ -14,10 +15,11 @@ use wasi::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
     OutgoingRequest, RequestOptions, Scheme,
 };
-use wasi::io::streams::StreamError;
+use wasi::io::streams::{OutputStream, StreamError};
 
 use crate::error::HandlerError;
 use crate::payload::Request;
+use crate::stages::{self, Stage};
 use crate::weburl::WebUrl;
 
 /// How long to wait for the connection (and TLS handshake).
@@ -81,28 +83,61 @@ pub fn send(request: &Request) -> Result<RawResponse, HandlerError> {
     let _ = options.set_between_bytes_timeout(nanos(RESPONSE_TIMEOUT));
 
     let on_the_way = |code: ErrorCode| from_error_code(code, &authority);
-    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(on_the_way)?;
+    stages::end(Stage::BuildRequest);
 
-    // The body goes after `handle`, so the host is already reading it.
-    // What happens while streaming it does not decide the outcome: a server
-    // may answer (and hyper drop the body stream) before the last flush, and
-    // when the connection really failed the response carries the reason.
-    let _ = write_body(&body, &request.body);
-    let _ = OutgoingBody::finish(body, None);
+    // What the host takes at once is written before `handle`, so the
+    // request leaves whole: the host's client need not be woken again for
+    // the body, which on one instance cost a trip through the host's
+    // runtime per alert. A longer body is streamed after `handle`, while
+    // the host reads it (waiting for room before `handle` would wait for
+    // ever). What happens while writing does not decide the outcome: a
+    // server may answer (and hyper drop the body stream) before the last
+    // write, and when the connection really failed the response carries
+    // the reason.
+    let Ok(stream) = body.write() else {
+        return Err(bad("body stream"));
+    };
+    let rest = write_body(&stream, &request.body, false).unwrap_or_default();
+    let future = if rest.is_empty() {
+        let _ = stream.flush();
+        drop(stream);
+        let _ = OutgoingBody::finish(body, None);
+        stages::end(Stage::WriteBody);
+        let future = outgoing_handler::handle(outgoing, Some(options)).map_err(on_the_way)?;
+        stages::end(Stage::Handle);
+        future
+    } else {
+        let future = outgoing_handler::handle(outgoing, Some(options)).map_err(on_the_way)?;
+        stages::end(Stage::Handle);
+        let _ = write_body(&stream, rest, true);
+        let _ = stream.flush();
+        drop(stream);
+        let _ = OutgoingBody::finish(body, None);
+        stages::end(Stage::WriteBody);
+        future
+    };
     let response = wait(&future).map_err(on_the_way)?;
-    read(response, &authority)
+    stages::end(Stage::Wait);
+    let raw = read(response, &authority);
+    stages::end(Stage::ReadResponse);
+    raw
 }
 
-/// Streams `bytes` as `check-write` permits (a single write of more than
-/// the permit is a trap).
-fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), StreamError> {
-    let Ok(stream) = body.write() else {
-        return Err(StreamError::Closed);
-    };
+/// Writes `bytes` as `check-write` permits (a single write of more than
+/// the permit is a trap); what is left when the stream has no room and
+/// `may_wait` is false (then nobody may be reading it yet).
+fn write_body<'a>(
+    stream: &OutputStream,
+    bytes: &'a [u8],
+    may_wait: bool,
+) -> Result<&'a [u8], StreamError> {
     let mut rest = bytes;
     while !rest.is_empty() {
         let permitted = stream.check_write()?;
         if permitted == 0 {
+            if !may_wait {
+                break;
+            }
             stream.subscribe().block();
             continue;
         }
@@ -112,7 +147,7 @@ fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), StreamError> {
         stream.write(&rest[..n])?;
         rest = &rest[n..];
     }
-    stream.blocking_flush()
+    Ok(rest)
 }
 
 fn wait(future: &FutureIncomingResponse) -> Result<IncomingResponse, ErrorCode> {
@@ -131,11 +166,14 @@ fn wait(future: &FutureIncomingResponse) -> Result<IncomingResponse, ErrorCode> 
 
 fn read(response: IncomingResponse, authority: &str) -> Result<RawResponse, HandlerError> {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(&"retry-after".to_string())
-        .first()
-        .map(|v| String::from_utf8_lossy(v).into_owned());
+    let headers = response.headers();
+    let header = |name: &str| headers.get(&name.to_string()).into_iter().next();
+    let retry_after = header("retry-after").map(|v| String::from_utf8_lossy(&v).into_owned());
+    // With the length known, the answer is complete once that much is in:
+    // no further read just to learn that the stream ended.
+    let length: Option<usize> =
+        header("content-length").and_then(|v| String::from_utf8(v).ok()?.trim().parse().ok());
+    drop(headers);
     let body = response
         .consume()
         .map_err(|()| HandlerError::Internal("the response body was already taken".into()))?;
@@ -145,6 +183,9 @@ fn read(response: IncomingResponse, authority: &str) -> Result<RawResponse, Hand
     let mut bytes = Vec::new();
     let mut truncated = false;
     loop {
+        if length.is_some_and(|n| bytes.len() >= n) {
+            break;
+        }
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => {
                 bytes.extend_from_slice(&chunk);
