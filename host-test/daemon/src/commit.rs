@@ -12,7 +12,7 @@
 //! effect.
 //!
 //! Intake awaits the answer without holding a thread (a `202` is sent only
-//! then); workers, on threads of their own, block on it.
+//! then), and so does a delivery recording its ending.
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -12,7 +12,8 @@
 //!     │
 //!     ▼
 //!   serve ───── the planner (what arrived), the scheduler (what to send
-//!               when: each channel paced), the workers (one instance each),
+//!               when: each channel paced), the deliveries (a task and an
+//!               instance per request in flight, on a few threads),
 //!               the aggregator; metrics
 //! ```
 

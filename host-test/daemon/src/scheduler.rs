@@ -1,6 +1,6 @@
 //! What `serve` sends next, when, and to whom: the delivery engine's core.
 //! No I/O and no clock of its own (every call takes `now`), so each rule is
-//! unit-tested with a fake clock; `serve` is intake, spool and workers
+//! unit-tested with a fake clock; `serve` is intake, spool and deliveries
 //! around it.
 //!
 //! The rules:
