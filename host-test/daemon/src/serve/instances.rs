@@ -91,14 +91,20 @@ mod tests {
         lock(&pool.idle).len()
     }
 
-    #[test]
-    fn the_pool_holds_as_many_as_were_out_at_once_and_lets_idle_ones_go() {
+    /// A pool with one configured instance, and a runtime to take from it.
+    fn pool() -> (Instances, tokio::runtime::Runtime) {
         let runtime = Runtime::load(crate::COMPONENT_PATH, NetSettings::default()).unwrap();
         let first = runtime.configured(CONFIG).unwrap();
         let pool = Instances::new(&runtime, CONFIG, first);
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
+        (pool, rt)
+    }
+
+    #[test]
+    fn the_pool_holds_as_many_as_were_out_at_once_and_lets_idle_ones_go() {
+        let (pool, rt) = pool();
         // Three out at once: the first, and two made for them.
         let taken: Vec<Taken> = (0..3).map(|_| rt.block_on(pool.take()).unwrap()).collect();
         assert_eq!(idle(&pool), 0);
@@ -119,12 +125,7 @@ mod tests {
 
     #[test]
     fn an_instance_that_served_its_share_is_replaced() {
-        let runtime = Runtime::load(crate::COMPONENT_PATH, NetSettings::default()).unwrap();
-        let first = runtime.configured(CONFIG).unwrap();
-        let pool = Instances::new(&runtime, CONFIG, first);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let (pool, rt) = pool();
         let mut worn = rt.block_on(pool.take()).unwrap();
         worn.served = RECYCLE_AFTER;
         pool.give(worn);
