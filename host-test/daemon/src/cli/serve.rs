@@ -167,6 +167,9 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         },
         max_in_flight: args.max_in_flight.max(1),
     };
+    // A socket per request in flight and per intake connection, and a few
+    // more (the journal, the listener, the cache).
+    open_files(pacing.max_in_flight + args.max_connections + args.max_waiting_connections + 64);
     let listener = std::net::TcpListener::bind(args.listen)
         .map_err(|e| Failure::Host(anyhow!("listening on {}: {e}", args.listen)))?;
     serve::run(
@@ -189,6 +192,40 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         },
     )
     .map_err(Failure::Host)
+}
+
+/// Raises the soft limit on open files to the hard one (as Go's runtime
+/// does for every program): with 1,000 requests in flight the common soft
+/// limit of 1,024 would refuse sockets. Says so when even the hard limit
+/// is below what serve may need.
+fn open_files(needed: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                limit = wanted;
+            }
+        }
+        limit.rlim_cur
+    };
+    if (raised as u128) < needed as u128 {
+        tracing::warn!(
+            open_files = raised as u64,
+            needed,
+            "the open-file limit is below what the requests in flight and intake's connections may need; raise it (LimitNOFILE= in a systemd unit, ulimit -n) or lower --max-in-flight"
+        );
+    }
 }
 
 /// serve's log lines on stderr, text or JSON; `RUST_LOG`-style filtering
