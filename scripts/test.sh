@@ -16,4 +16,16 @@ if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-color-emoji || true
   fi
 fi
+# The PostgreSQL store's tests start a throwaway server of their own
+# (initdb into a temporary directory; never the system's service): Debian's
+# `postgresql` provides initdb and pg_ctl, installed when missing.
+if [ -z "${PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+   && ! command -v pg_config >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql || true
+  fi
+fi
 cargo test --workspace

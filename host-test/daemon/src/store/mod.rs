@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 mod alert;
+pub mod postgres;
 
 pub use alert::{
     alert_key, with_previous, AlertMessage, FailedAlert, Finished, Pending, Status,

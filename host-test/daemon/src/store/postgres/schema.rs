@@ -1,0 +1,187 @@
+//! The schema, created and migrated at start: embedded, versioned
+//! migrations (`migrations/NNNN_*.sql`), each applied once, in order, in
+//! one transaction with the version it brings. Nodes starting at once on an
+//! empty database take turns under an advisory lock, so none fails; a
+//! database written by a newer version is refused, naming both versions.
+
+use tokio_postgres::Client;
+
+/// The schema version this build writes.
+pub const VERSION: i32 = 1;
+
+/// Each version's SQL, oldest first.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_store.sql"))];
+
+/// The advisory lock migrations take (`slack-al` in ASCII), so concurrent
+/// starts take turns.
+const LOCK: i64 = 0x736c_6163_6b2d_616c;
+
+/// Why the schema could not be brought to [`VERSION`].
+#[derive(Debug)]
+pub enum SchemaError {
+    /// The database was migrated by a newer build.
+    Newer { found: i32, known: i32 },
+    /// PostgreSQL refused or the connection failed.
+    Database(tokio_postgres::Error),
+}
+
+impl std::fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemaError::Newer { found, known } => write!(
+                f,
+                "the database's schema is version {found}, written by a newer slack-alertd; this one knows up to version {known}: run the newer version, or a database of its own"
+            ),
+            SchemaError::Database(e) => write!(f, "migrating the schema: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SchemaError {}
+
+impl From<tokio_postgres::Error> for SchemaError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        SchemaError::Database(e)
+    }
+}
+
+/// Brings the schema to [`VERSION`]; returns the version it found (0 for
+/// an empty database).
+pub async fn migrate(client: &mut Client) -> Result<i32, SchemaError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS slack_alertd_schema (
+             version     integer PRIMARY KEY,
+             applied_at  timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let found: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM slack_alertd_schema",
+            &[],
+        )
+        .await?
+        .get(0);
+    if found > VERSION {
+        return Err(SchemaError::Newer {
+            found,
+            known: VERSION,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO slack_alertd_schema (version) VALUES ($1)",
+            &[version],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::testdb::TestDb;
+
+    async fn connect(url: &str) -> Client {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn nodes_starting_at_once_on_an_empty_database_all_succeed_and_migrate_once() {
+        let db = TestDb::start();
+        let url = db.url();
+        runtime().block_on(async {
+            let starts: Vec<_> = (0..4)
+                .map(|_| {
+                    let url = url.clone();
+                    tokio::spawn(async move {
+                        let mut client = connect(&url).await;
+                        migrate(&mut client).await
+                    })
+                })
+                .collect();
+            let mut found = Vec::new();
+            for start in starts {
+                found.push(start.await.unwrap().unwrap());
+            }
+            found.sort();
+            // One node found it empty; the others found it migrated.
+            assert_eq!(found, vec![0, VERSION, VERSION, VERSION]);
+            let client = connect(&url).await;
+            let versions: Vec<i32> = client
+                .query("SELECT version FROM slack_alertd_schema", &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert_eq!(versions, vec![VERSION]);
+            // The tables are there.
+            for table in ["alerts", "messages", "channels", "windows", "nodes"] {
+                client
+                    .query(&format!("SELECT count(*) FROM {table}"), &[])
+                    .await
+                    .unwrap_or_else(|e| panic!("{table}: {e}"));
+            }
+        });
+    }
+
+    #[test]
+    fn a_database_from_a_newer_version_is_refused_naming_both() {
+        let db = TestDb::start();
+        let url = db.url();
+        runtime().block_on(async {
+            let mut client = connect(&url).await;
+            migrate(&mut client).await.unwrap();
+            client
+                .execute(
+                    "INSERT INTO slack_alertd_schema (version) VALUES ($1)",
+                    &[&(VERSION + 1)],
+                )
+                .await
+                .unwrap();
+            let e = migrate(&mut client).await.unwrap_err();
+            let said = e.to_string();
+            assert!(
+                said.contains(&format!("version {}", VERSION + 1))
+                    && said.contains(&format!("up to version {VERSION}")),
+                "{said}"
+            );
+        });
+    }
+
+    #[test]
+    fn the_throwaway_server_survives_an_immediate_restart() {
+        let db = TestDb::start();
+        let url = db.url();
+        let rt = runtime();
+        rt.block_on(async {
+            let mut client = connect(&url).await;
+            migrate(&mut client).await.unwrap();
+        });
+        db.restart_immediately();
+        rt.block_on(async {
+            let mut client = connect(&url).await;
+            // Migrated before the crash: nothing to do after it.
+            assert_eq!(migrate(&mut client).await.unwrap(), VERSION);
+        });
+    }
+}
