@@ -65,10 +65,11 @@ impl Cache {
 impl OptionCheck {
     /// A check with `instances` instances of the component configured with
     /// `config` (one per intake thread is plenty).
-    pub fn new(runtime: &Runtime, config: &str, instances: usize) -> Result<OptionCheck> {
-        let mut first = runtime.configured(config)?;
+    pub async fn new(runtime: &Runtime, config: &str, instances: usize) -> Result<OptionCheck> {
+        let mut first = runtime.configured_async(config).await?;
         let host_only = first
-            .describe()?
+            .describe_async()
+            .await?
             .options
             .into_iter()
             .filter(|s| s.host_only)
@@ -76,7 +77,10 @@ impl OptionCheck {
             .collect();
         let mut all = vec![tokio::sync::Mutex::new((first, 0))];
         for _ in 1..instances.max(1) {
-            all.push(tokio::sync::Mutex::new((runtime.configured(config)?, 0)));
+            all.push(tokio::sync::Mutex::new((
+                runtime.configured_async(config).await?,
+                0,
+            )));
         }
         Ok(OptionCheck {
             host_only,

@@ -130,12 +130,28 @@ pub fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
+    // Every request in flight is a task here, on a few threads; so are the
+    // calls made at start (no thread is left behind for blocking calls).
+    let delivering = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(delivery_threads())
+        .thread_name("deliver")
+        // Name lookups (a new connection's) run on blocking threads: a
+        // thousand connections opened at once wait for a few of them
+        // rather than start a thread each.
+        .max_blocking_threads(delivery_threads())
+        .enable_all()
+        .build()?;
     // The configuration is checked before anything is accepted, so a bad
     // one stops the start.
-    let mut first = runtime.instantiate_for(config)?;
-    let summary = first
-        .configure(config)?
-        .map_err(|e| anyhow::anyhow!("the configuration was refused: {}", e.describe()))?;
+    let (first, summary, check) = delivering.block_on(async {
+        let mut first = runtime.instantiate_for_async(config).await?;
+        let summary = first
+            .configure_async(config)
+            .await?
+            .map_err(|e| anyhow::anyhow!("the configuration was refused: {}", e.describe()))?;
+        let check = OptionCheck::new(runtime, config, intake_threads()).await?;
+        anyhow::Ok((first, summary, check))
+    })?;
     let instances = Arc::new(instances::Instances::new(runtime, config, first));
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
@@ -155,11 +171,7 @@ pub fn run(
         limits: intake.limits,
         broken: intake.broken,
         topics: topics.clone(),
-        check: Some(Arc::new(OptionCheck::new(
-            runtime,
-            config,
-            intake_threads(),
-        )?)),
+        check: Some(Arc::new(check)),
     });
     let shared = Arc::new(Shared {
         channels: Channels::new(&summary),
@@ -202,16 +214,6 @@ pub fn run(
         }
         _ => None,
     };
-    // Every request in flight is a task here, on a few threads.
-    let delivering = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(delivery_threads())
-        .thread_name("deliver")
-        // Name lookups (a new connection's) run on blocking threads: a
-        // thousand connections opened at once wait for a few of them
-        // rather than start a thread each.
-        .max_blocking_threads(delivery_threads())
-        .enable_all()
-        .build()?;
     ready(bound);
     delivering.block_on(async {
         let planning = tokio::spawn({
