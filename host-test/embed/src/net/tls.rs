@@ -44,21 +44,10 @@ pub fn client_config(settings: &TlsSettings, workspace: &str) -> Result<Arc<Clie
     let builder = if settings.insecure_skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
+            .with_custom_certificate_verifier(unverified())
     } else {
-        let mut roots = RootCertStore::empty();
-        match &settings.ssl_ca {
-            // As Kapacitor: a CA bundle replaces the default roots.
-            Some(path) => {
-                let certs = read_certificates(path).map_err(|e| at("ssl-ca", path, e))?;
-                for cert in certs {
-                    roots.add(cert).map_err(|e| {
-                        at("ssl-ca", path, format!("not a usable CA certificate: {e}"))
-                    })?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
+        let roots = trusted_roots(settings.ssl_ca.as_deref())
+            .map_err(|(path, e)| at("ssl-ca", &path, e))?;
         builder.with_root_certificates(roots)
     };
     let config = match (&settings.ssl_cert, &settings.ssl_key) {
@@ -100,6 +89,36 @@ pub fn client_config(settings: &TlsSettings, workspace: &str) -> Result<Arc<Clie
         (None, None) => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// The certificate authorities to trust: those of a PEM file (which, as
+/// Kapacitor and libpq do, replaces the default roots), else the webpki
+/// roots a browser would trust. An error names the file and what is wrong.
+pub fn trusted_roots(ca_file: Option<&str>) -> Result<RootCertStore, (String, String)> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = read_certificates(path).map_err(|e| (path.to_string(), e))?;
+            for cert in certs {
+                roots.add(cert).map_err(|e| {
+                    (
+                        path.to_string(),
+                        format!("not a usable CA certificate: {e}"),
+                    )
+                })?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(roots)
+}
+
+/// A verifier that accepts any server certificate and name, still checking
+/// the handshake's signatures (so the session is with the holder of the
+/// presented key): Kapacitor's `insecure-skip-verify`, libpq's
+/// `sslmode=require` without a root certificate.
+pub fn unverified() -> Arc<dyn ServerCertVerifier> {
+    Arc::new(NoVerification(provider()))
 }
 
 /// The one client certificate a workspace presents, whatever the server

@@ -18,6 +18,18 @@ pub struct TestDb {
     dir: PathBuf,
     port: u16,
     as_postgres: bool,
+    tls: bool,
+}
+
+/// How a throwaway server is set up beyond the defaults (trust on every
+/// connection, no TLS).
+#[derive(Default)]
+pub struct Setup {
+    /// Connections over TCP must give a password (scram-sha-256); the
+    /// superuser's own statements still go over the Unix socket.
+    pub passwords: bool,
+    /// TLS with this certificate and key (PEM).
+    pub tls: Option<(String, String)>,
 }
 
 /// Where PostgreSQL's server binaries are, or why none were found.
@@ -59,6 +71,11 @@ impl TestDb {
     /// Starts a fresh server with one database, `alerts`, and the
     /// superuser `postgres` (trust authentication on 127.0.0.1).
     pub fn start() -> TestDb {
+        TestDb::start_with(Setup::default())
+    }
+
+    /// Starts a fresh server set up as `setup` says.
+    pub fn start_with(setup: Setup) -> TestDb {
         let bin = binaries().unwrap_or_else(|e| panic!("{e}"));
         let as_postgres = running_as_root();
         let dir = std::env::temp_dir().join(format!(
@@ -79,20 +96,40 @@ impl TestDb {
             dir,
             port: free_port(),
             as_postgres,
+            tls: setup.tls.is_some(),
         };
         let data = db.dir.join("data");
+        let host_auth = if setup.passwords {
+            "--auth-host=scram-sha-256"
+        } else {
+            "--auth-host=trust"
+        };
         db.run(
             "initdb",
             &[
                 "-D",
                 data.to_str().unwrap(),
-                "-A",
-                "trust",
+                "--auth-local=trust",
+                host_auth,
                 "-U",
                 "postgres",
                 "--no-sync",
             ],
         );
+        if let Some((cert, key)) = &setup.tls {
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, pem).expect("the server's TLS files");
+                if as_postgres {
+                    let _ = Command::new("chown")
+                        .args(["postgres", path.to_str().unwrap()])
+                        .status();
+                }
+                let _ = Command::new("chmod")
+                    .args(["600", path.to_str().unwrap()])
+                    .status();
+            }
+        }
         db.pg_ctl(&["start", "-w", "-t", "30"]);
         db.psql("CREATE DATABASE alerts");
         db
@@ -123,13 +160,14 @@ impl TestDb {
         self.pg_ctl(&["start", "-w", "-t", "30"]);
     }
 
-    /// Runs one SQL statement as the superuser, on the `postgres` database.
+    /// Runs one SQL statement as the superuser, on the `postgres` database
+    /// (over the Unix socket, which trusts the superuser).
     pub fn psql(&self, sql: &str) {
         self.run(
             "psql",
             &[
                 "-h",
-                "127.0.0.1",
+                self.dir.to_str().unwrap(),
                 "-p",
                 &self.port.to_string(),
                 "-U",
@@ -148,11 +186,14 @@ impl TestDb {
     fn pg_ctl(&self, args: &[&str]) {
         let data = self.dir.join("data");
         let log = self.dir.join("log");
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.display()
         );
+        if self.tls {
+            options.push_str(" -c ssl=on");
+        }
         let mut all = vec![
             "-D",
             data.to_str().unwrap(),

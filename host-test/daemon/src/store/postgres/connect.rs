@@ -1,0 +1,453 @@
+//! Where the database is (`postgres://USER[:PASSWORD]@HOST:PORT/DB`, on the
+//! command line or in a file so the password is not) and how to reach it,
+//! with libpq's `sslmode` and `sslrootcert` honoured. The password is never
+//! shown: the URL is displayed with `***` in its place, and no error
+//! repeats the text it was given.
+//!
+//! `sslmode`, as libpq means it:
+//! - `disable`: no TLS;
+//! - `prefer` (the default): TLS when the server offers it, certificate not
+//!   checked;
+//! - `require`: TLS or no connection, certificate not checked — unless
+//!   `sslrootcert` names a file, then as `verify-ca`;
+//! - `verify-ca`: TLS, the certificate signed by `sslrootcert`'s
+//!   authorities (else the webpki roots), any name;
+//! - `verify-full`: as `verify-ca`, and the certificate names the host.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio_postgres::Client;
+
+use alert_handler_host::net::tls::{trusted_roots, unverified};
+
+/// How TLS to the database goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// A database's address and credentials, shown without its password.
+#[derive(Clone)]
+pub struct StoreUrl {
+    config: tokio_postgres::Config,
+    ssl: SslMode,
+    root_cert: Option<String>,
+    shown: String,
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({})", self.shown)
+    }
+}
+
+/// `url` with its password (in the user-info, or a `password` parameter)
+/// replaced by `***`.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(not a postgres:// URL)".into();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => {
+            let query: Vec<&str> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some(("password", _)) => "password=***",
+                    _ => p,
+                })
+                .collect();
+            (rest, format!("?{}", query.join("&")))
+        }
+        None => (rest, String::new()),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{user}{hidden}@{host}")
+        }
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{authority}{path}{query}")
+}
+
+/// `%XX` decoded (a path in `sslrootcert` may be written encoded).
+fn decoded(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl StoreUrl {
+    /// Parses `postgres://…` (or `postgresql://…`); an error names what is
+    /// wrong and shows the URL without its password.
+    pub fn parse(url: &str) -> Result<StoreUrl, String> {
+        let url = url.trim();
+        let shown = redacted(url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(format!(
+                "the store {shown} is not a postgres://USER@HOST:PORT/DB URL"
+            ));
+        }
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut ssl = SslMode::Prefer;
+        let mut root_cert = None;
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslmode" => {
+                    ssl = match value {
+                        "disable" => SslMode::Disable,
+                        "allow" | "prefer" => SslMode::Prefer,
+                        "require" => SslMode::Require,
+                        "verify-ca" => SslMode::VerifyCa,
+                        "verify-full" => SslMode::VerifyFull,
+                        other => {
+                            return Err(format!(
+                                "the store {shown}: sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
+                            ))
+                        }
+                    }
+                }
+                "sslrootcert" => root_cert = Some(decoded(value)),
+                _ => rest.push(pair),
+            }
+        }
+        if ssl == SslMode::Require && root_cert.is_some() {
+            // libpq: a root certificate makes `require` verify the chain.
+            ssl = SslMode::VerifyCa;
+        }
+        // tokio-postgres is told only whether TLS is wanted; how it is
+        // checked is ours (the connector below).
+        rest.push(match ssl {
+            SslMode::Disable => "sslmode=disable",
+            SslMode::Prefer => "sslmode=prefer",
+            _ => "sslmode=require",
+        });
+        let config: tokio_postgres::Config = format!("{base}?{}", rest.join("&"))
+            .parse()
+            .map_err(|e: tokio_postgres::Error| format!("the store {shown}: {e}"))?;
+        Ok(StoreUrl {
+            config,
+            ssl,
+            root_cert,
+            shown,
+        })
+    }
+
+    /// Reads the URL from `path` (`--store-url-file`): the password stays
+    /// out of the command line and the process list.
+    pub fn read(path: &Path) -> Result<StoreUrl, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading the store's URL from {}: {e}", path.display()))?;
+        StoreUrl::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// How TLS goes.
+    pub fn ssl_mode(&self) -> SslMode {
+        self.ssl
+    }
+
+    /// Connects; the connection is driven by a task on the current
+    /// runtime. An error says why, without the password.
+    pub async fn connect(&self) -> Result<Client, String> {
+        let failed = |e: tokio_postgres::Error| {
+            // The causes too (a TLS failure says which certificate check).
+            let mut said = format!("connecting to the store {self}: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                said += &format!(": {cause}");
+                source = cause.source();
+            }
+            said
+        };
+        if self.ssl == SslMode::Disable {
+            let (client, connection) = self
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(failed)?;
+            tokio::spawn(connection);
+            return Ok(client);
+        }
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
+        let (client, connection) = self.config.connect(tls).await.map_err(failed)?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    fn tls_config(&self) -> Result<ClientConfig, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("the store {self}: TLS: {e}"))?;
+        let verifier: Arc<dyn ServerCertVerifier> = match self.ssl {
+            SslMode::Prefer | SslMode::Require => unverified(),
+            _ => {
+                let roots = trusted_roots(self.root_cert.as_deref()).map_err(|(path, e)| {
+                    format!("the store {self}: sslrootcert \"{path}\": {e}")
+                })?;
+                let full = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| format!("the store {self}: TLS: {e}"))?;
+                if self.ssl == SslMode::VerifyFull {
+                    full
+                } else {
+                    Arc::new(AnyName(full))
+                }
+            }
+        };
+        Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth())
+    }
+}
+
+/// `verify-ca`: the chain must lead to a trusted authority; the name on the
+/// certificate is not checked.
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    use super::*;
+    use crate::store::postgres::testdb::{Setup, TestDb};
+
+    const PASSWORD: &str = "s3cret-p@ss";
+    /// As it stands in a URL (`@` percent-encoded).
+    const IN_URL: &str = "s3cret-p%40ss";
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A CA, and a server certificate it signs for `names`: (CA PEM, cert
+    /// PEM, key PEM).
+    fn certificates(names: &[&str]) -> (String, String, String) {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (ca_pem, leaf.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn the_password_is_never_shown() {
+        for url in [
+            format!("postgres://serve:{IN_URL}@db.example:5432/alerts"),
+            format!("postgresql://serve:{PASSWORD}@db.example/alerts?sslmode=verify-full"),
+            format!("postgres://serve@db.example/alerts?password={IN_URL}&sslmode=require"),
+            format!("postgres://db.example/alerts?user=serve&password={IN_URL}"),
+        ] {
+            let parsed = StoreUrl::parse(&url).unwrap();
+            for shown in [parsed.to_string(), format!("{parsed:?}")] {
+                assert!(!shown.contains(PASSWORD), "{shown}");
+                assert!(shown.contains("db.example"), "{shown}");
+            }
+        }
+        // Nor in an error about the URL.
+        for bad in [
+            format!("postgres://serve:{PASSWORD}@db.example/alerts?sslmode=maybe"),
+            format!("postgres://serve:{PASSWORD}@db.example:notaport/alerts"),
+            format!("mysql://serve:{PASSWORD}@db.example/alerts"),
+            format!("postgres://serve:{PASSWORD}@db.example/alerts?colour=blue"),
+        ] {
+            let e = StoreUrl::parse(&bad).unwrap_err();
+            assert!(!e.contains(PASSWORD), "{e}");
+        }
+        let e = StoreUrl::parse("postgres://u:p@h/d?sslmode=maybe").unwrap_err();
+        assert!(e.contains("sslmode `maybe`"), "{e}");
+    }
+
+    #[test]
+    fn sslmode_is_read_as_libpq_reads_it() {
+        let mode = |q: &str| {
+            StoreUrl::parse(&format!("postgres://u@h/d{q}"))
+                .unwrap()
+                .ssl_mode()
+        };
+        assert_eq!(mode(""), SslMode::Prefer);
+        assert_eq!(mode("?sslmode=disable"), SslMode::Disable);
+        assert_eq!(mode("?sslmode=require"), SslMode::Require);
+        // A root certificate makes `require` check the chain.
+        assert_eq!(
+            mode("?sslmode=require&sslrootcert=%2Fetc%2Fca.pem"),
+            SslMode::VerifyCa
+        );
+        assert_eq!(mode("?sslmode=verify-full"), SslMode::VerifyFull);
+    }
+
+    #[test]
+    fn a_password_from_a_file_connects_and_a_wrong_one_is_refused_without_showing_it() {
+        let db = TestDb::start_with(Setup {
+            passwords: true,
+            ..Setup::default()
+        });
+        db.psql(&format!("CREATE ROLE serve LOGIN PASSWORD '{PASSWORD}'"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("store-url");
+        std::fs::write(
+            &file,
+            format!(
+                "postgres://serve:{IN_URL}@127.0.0.1:{}/alerts?sslmode=disable\n",
+                db.port()
+            ),
+        )
+        .unwrap();
+        let rt = runtime();
+        let url = StoreUrl::read(&file).unwrap();
+        let client = rt.block_on(url.connect()).unwrap();
+        let one: i32 = rt
+            .block_on(client.query_one("SELECT 1", &[]))
+            .unwrap()
+            .get(0);
+        assert_eq!(one, 1);
+        let wrong = StoreUrl::parse(&format!(
+            "postgres://serve:not-{IN_URL}@127.0.0.1:{}/alerts?sslmode=disable",
+            db.port()
+        ))
+        .unwrap();
+        let e = rt.block_on(wrong.connect()).unwrap_err();
+        assert!(e.contains("password authentication failed"), "{e}");
+        assert!(!e.contains(PASSWORD) && !e.contains(IN_URL), "{e}");
+    }
+
+    #[test]
+    fn tls_is_required_checked_by_chain_or_by_name_as_sslmode_says() {
+        // The server's certificate names db.example, not 127.0.0.1.
+        let (ca, cert, key) = certificates(&["db.example"]);
+        let (other_ca, _, _) = certificates(&["db.example"]);
+        let db = TestDb::start_with(Setup {
+            tls: Some((cert, key)),
+            ..Setup::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca).unwrap();
+        let other_file = dir.path().join("other.pem");
+        std::fs::write(&other_file, other_ca).unwrap();
+        let rt = runtime();
+        let connect = |query: String| {
+            let url = StoreUrl::parse(&format!(
+                "postgres://postgres@127.0.0.1:{}/alerts?{query}",
+                db.port()
+            ))
+            .unwrap();
+            rt.block_on(url.connect())
+        };
+        let ca = ca_file.display();
+        // Not checked: any certificate.
+        connect("sslmode=require".into()).unwrap();
+        // The chain checked, not the name.
+        connect(format!("sslmode=verify-ca&sslrootcert={ca}")).unwrap();
+        connect(format!("sslmode=require&sslrootcert={ca}")).unwrap();
+        let e = connect(format!(
+            "sslmode=verify-ca&sslrootcert={}",
+            other_file.display()
+        ))
+        .unwrap_err();
+        assert!(e.contains("certificate"), "{e}");
+        // The name checked too: 127.0.0.1 is not db.example.
+        let e = connect(format!("sslmode=verify-full&sslrootcert={ca}")).unwrap_err();
+        assert!(e.contains("certificate"), "{e}");
+        // A server without TLS and a client that requires it.
+        let plain = TestDb::start();
+        let url = StoreUrl::parse(&format!(
+            "postgres://postgres@127.0.0.1:{}/alerts?sslmode=require",
+            plain.port()
+        ))
+        .unwrap();
+        let e = rt.block_on(url.connect()).unwrap_err();
+        assert!(
+            e.contains("TLS") || e.contains("SSL") || e.contains("tls"),
+            "{e}"
+        );
+    }
+}
