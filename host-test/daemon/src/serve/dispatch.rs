@@ -12,15 +12,25 @@ use tokio::task::JoinSet;
 
 use super::delivery::deliver;
 use super::instances::Instances;
+use super::planner;
 use super::shared::{lock, Shared};
 use crate::scheduler::{Decision, Outcome};
 
-/// Starts deliveries as they fall due until serve stops, then waits for
-/// those in flight to end and be recorded.
+/// Queues what reaches the store ([`planner::catch_up`]) and starts
+/// deliveries as they fall due until serve stops, then waits for those in
+/// flight to end and be recorded.
 pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff: Backoff) {
     let mut in_flight = JoinSet::new();
     let mut trimmed = Instant::now();
+    let mut seen = 0;
+    // Whether to look at the store: at start, and after each wake-up.
+    let mut look = true;
     while !shared.stopping() {
+        if look {
+            // What reached the store since the last look, queued first.
+            planner::catch_up(&shared, &mut seen).await;
+            look = false;
+        }
         let now = Instant::now();
         if now.duration_since(trimmed) >= Duration::from_secs(1) {
             instances.trim(now);
@@ -53,8 +63,10 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
                     t.saturating_duration_since(now)
                         .clamp(Duration::from_millis(1), Duration::from_secs(1))
                 });
-                // A change after the look above left a wake-up: not missed.
+                // An arrival or an ending after the look above left a
+                // wake-up: not missed.
                 let _ = tokio::time::timeout(wait, shared.changed.notified()).await;
+                look = true;
             }
         }
         // Ended deliveries are reaped as they go, so the set stays as big as

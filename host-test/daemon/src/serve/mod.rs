@@ -156,10 +156,10 @@ pub fn run(
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let store: Arc<Mutex<dyn Store>> = Arc::new(Mutex::new(store));
-    let arrived = Arc::new(tokio::sync::Notify::new());
-    let wake_planner = arrived.clone();
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let wake_dispatcher = changed.clone();
     let commit = Arc::new(GroupCommit::start(store, move || {
-        wake_planner.notify_one();
+        wake_dispatcher.notify_one();
     })?);
     let metrics = Arc::new(Metrics::new());
     let topics = intake.topics;
@@ -178,13 +178,12 @@ pub fn run(
         commit,
         metrics,
         stopping: AtomicBool::new(false),
-        arrived,
         dispatch: Mutex::new(Dispatch {
             scheduler: Scheduler::new(pacing.rules()),
             queued: HashMap::new(),
             aliases: HashMap::new(),
         }),
-        changed: tokio::sync::Notify::new(),
+        changed,
     });
     // An alert is written on an intake thread and awaits the committer's
     // fsync without holding it.
@@ -216,12 +215,7 @@ pub fn run(
     };
     ready(bound);
     delivering.block_on(async {
-        let planning = tokio::spawn({
-            let shared = shared.clone();
-            async move { planner::run(&shared).await }
-        });
         dispatch::run(shared.clone(), instances, pacing.backoff).await;
-        let _ = planning.await;
     });
     if let Some(aggregating) = aggregating {
         let _ = aggregating.join();

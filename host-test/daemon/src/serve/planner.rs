@@ -1,7 +1,7 @@
 //! The planner: what reached the store is decoded and queued under its
 //! channel for the scheduler; an alert that cannot be decoded fails now.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kapacitor_formats::alert_json;
 
@@ -9,26 +9,19 @@ use super::ending;
 use super::shared::{lock, Queued, Shared};
 use crate::store::{self, Finished, Status};
 
-/// Queues what is pending, then each alert once intake has it on disk,
-/// until serve stops.
-pub(super) async fn run(shared: &Shared) {
-    let mut seen = 0;
-    while !shared.stopping() {
-        let fresh = {
-            let store = shared.commit.store();
-            // Read and marked seen under one lock: nothing accepted between.
-            let fresh = (store.last_id() > seen).then(|| store.pending_after(seen));
-            seen = store.last_id();
-            fresh
-        };
-        match fresh {
-            Some(fresh) => plan(shared, fresh).await,
-            // An arrival after the look above left a wake-up: not missed.
-            None => {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), shared.arrived.notified()).await;
-            }
-        }
+/// Queues what reached the store after `seen` (everything pending, the
+/// first time), and moves `seen` on. The dispatcher calls it each time it
+/// wakes, so an arrival costs one wake-up: the committer's.
+pub(super) async fn catch_up(shared: &Shared, seen: &mut u64) {
+    let fresh = {
+        let store = shared.commit.store();
+        // Read and marked seen under one lock: nothing accepted between.
+        let fresh = (store.last_id() > *seen).then(|| store.pending_after(*seen));
+        *seen = store.last_id();
+        fresh
+    };
+    if let Some(fresh) = fresh {
+        plan(shared, fresh).await;
     }
 }
 
@@ -71,5 +64,4 @@ async fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
         dispatch.scheduler.add(id, &key, &alert.alert, now);
         dispatch.queued.insert(id, alert);
     }
-    shared.changed.notify_one();
 }

@@ -37,14 +37,12 @@ pub(crate) struct Shared {
     /// Set on the shutdown signal: attempts in flight finish, nothing new
     /// starts.
     pub(crate) stopping: AtomicBool,
-    /// Woken each time accepted alerts reached the disk, for the planner.
-    /// (`notify_one` keeps a wake-up for a planner not yet waiting: none is
-    /// missed between its look at the store and its wait.)
-    pub(crate) arrived: Arc<Notify>,
     pub(crate) dispatch: Mutex<Dispatch>,
-    /// Woken when an alert is queued or an attempt ends, for the
-    /// dispatcher.
-    pub(crate) changed: Notify,
+    /// Woken when accepted alerts reach the disk (by the committer), when
+    /// an attempt ends, and on stop: the dispatcher's one wake-up.
+    /// (`notify_one` keeps a wake-up for a dispatcher not yet waiting: none
+    /// is missed between its look and its wait.)
+    pub(crate) changed: Arc<Notify>,
 }
 
 /// The scheduler and the alerts it knows.
@@ -63,11 +61,10 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Tells the planner, the dispatcher and the aggregator to stop, and
-    /// wakes them.
+    /// Tells the dispatcher and the aggregator to stop, and wakes the
+    /// dispatcher.
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        self.arrived.notify_one();
         self.changed.notify_one();
     }
 }
