@@ -13,8 +13,9 @@
 //! `thread`; what the delivery makes the alert's message is recorded with
 //! its ending (see [`crate::store`]).
 //!
-//! [`run`] only wires and drains: the planner (`planner.rs`) queues what
-//! reached the store, the dispatcher (`dispatch.rs`) starts a delivery
+//! [`run`] only wires and drains: the dispatcher (`dispatch.rs`), woken by
+//! the committer and by endings, has the planner (`planner.rs`) queue what
+//! reached the store and starts a delivery
 //! (`delivery.rs`) for each alert the scheduler says is due, each a task
 //! with an instance of its own (`instances.rs`) that records its ending
 //! (`ending.rs`); the aggregator (`aggregator.rs`) closes aggregate
@@ -22,8 +23,9 @@
 //! signal ([`shutdown`]).
 //!
 //! Threads: intake's runtime ([`intake_threads`]), the delivery runtime
-//! ([`delivery_threads`]) for the planner, the dispatcher and every request
-//! in flight, the committer, the aggregator and wasmtime's epoch ticker: a
+//! ([`delivery_threads`]) for every request in flight (the dispatcher runs
+//! on the calling thread), the committer, the aggregator and wasmtime's
+//! epoch ticker: a
 //! number set by the machine's cores, not by channels or requests.
 
 mod aggregator;
