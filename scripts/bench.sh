@@ -18,6 +18,9 @@ cargo bench -p host-test --bench storm -- "$@"
 # beside the serve the issue started from (ff403fe, built once into .tools/)
 # and python slack_sdk's AsyncWebClient: a few minutes.
 STORM_BASELINE="$(scripts/bench-baseline.sh ff403fe)" cargo bench -p host-test --bench storm -- --compare
+# What a request in flight costs serve (memory, threads), with 0 to 1,000
+# held out at once: half a minute.
+cargo bench -p host-test --bench inflight -- "$@"
 # A million alerts through serve, with its resident memory along the way:
 # several minutes (SOAK_ALERTS=N for fewer).
 cargo bench -p host-test --bench soak -- "$@"
