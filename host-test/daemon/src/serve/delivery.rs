@@ -36,6 +36,33 @@ struct Verdict {
     dead: bool,
 }
 
+impl Verdict {
+    /// The alert ended so.
+    fn ended(ending: Finished) -> Verdict {
+        Verdict {
+            outcome: Outcome::Ended,
+            ending: Some(ending),
+            alias: None,
+            dead: false,
+        }
+    }
+
+    /// Tried again after `wait`; `retry_after`: Slack said when;
+    /// `rate_limited`: it was a `429`.
+    fn retry(wait: Duration, retry_after: bool, rate_limited: bool) -> Verdict {
+        Verdict {
+            outcome: Outcome::Retry {
+                at: Instant::now() + wait,
+                retry_after,
+                rate_limited,
+            },
+            ending: None,
+            alias: None,
+            dead: false,
+        }
+    }
+}
+
 /// Delivers alert `id` once (the scheduler marked it in flight), records
 /// its ending if it ended, and tells the scheduler.
 pub(super) async fn deliver(
@@ -45,37 +72,27 @@ pub(super) async fn deliver(
     mut item: Queued,
     backoff: Backoff,
 ) {
-    item.attempts += 1;
-    let mut left = None;
-    let verdict = match instances.take().await {
+    let (verdict, left) = match instances.take().await {
         Ok(mut taken) => {
+            item.attempts += 1;
             let answer = attempt(&shared, &mut taken.instance, &item).await;
-            left = taken.instance.request_left();
+            let left = taken.instance.request_left();
             let verdict = judge(&shared, id, &item, answer, &backoff);
             if !verdict.dead {
                 instances.give(taken);
             }
-            verdict
+            (verdict, left)
         }
         Err(e) => {
-            // Not the alert's fault, and no request left: tried again.
-            item.attempts -= 1;
+            // Not the alert's fault, and no request left: tried again,
+            // not counted as an attempt.
             let wait = backoff.delay(1);
             error!(
                 alert = id,
                 retry_in_ms = wait.as_millis() as u64,
                 "no instance to send with (a fresh one failed to configure): {e:#}"
             );
-            Verdict {
-                outcome: Outcome::Retry {
-                    at: Instant::now() + wait,
-                    retry_after: false,
-                    rate_limited: false,
-                },
-                ending: None,
-                alias: None,
-                dead: false,
-            }
+            (Verdict::retry(wait, false, false), None)
         }
     };
     if let Some(ending) = verdict.ending {
@@ -126,28 +143,12 @@ fn judge(
     backoff: &Backoff,
 ) -> Verdict {
     let attempt = item.attempts;
-    let ended = |ending: Finished| Verdict {
-        outcome: Outcome::Ended,
-        ending: Some(ending),
-        alias: None,
-        dead: false,
-    };
-    let retry = |wait: Duration, retry_after: bool, rate_limited: bool| Verdict {
-        outcome: Outcome::Retry {
-            at: Instant::now() + wait,
-            retry_after,
-            rate_limited,
-        },
-        ending: None,
-        alias: None,
-        dead: false,
-    };
     match answer {
         Ok(Ok(delivery)) => {
             shared.metrics.delivered();
             Verdict {
                 alias: channel_alias(&delivery),
-                ..ended(delivered(id, item, &delivery))
+                ..Verdict::ended(delivered(id, item, &delivery))
             }
         }
         Ok(Err(error)) => match backoff.next(&error, attempt) {
@@ -155,7 +156,7 @@ fn judge(
                 shared.metrics.failed(&error_code(&error));
                 // Options wrong for the configuration: no request left.
                 let requests = attempt - u32::from(error.refused_before_sending());
-                ended(Finished::new(
+                Verdict::ended(Finished::new(
                     id,
                     Status::Failed,
                     &error.describe(),
@@ -178,7 +179,7 @@ fn judge(
                     _ => (false, false),
                 };
                 shared.metrics.retry(rate_limited);
-                retry(wait, retry_after, rate_limited)
+                Verdict::retry(wait, retry_after, rate_limited)
             }
         },
         Err(trap) => {
@@ -193,10 +194,10 @@ fn judge(
                     "attempt stopped by a host limit; will retry on a fresh instance"
                 );
                 shared.metrics.retry(false);
-                retry(wait, false, false)
+                Verdict::retry(wait, false, false)
             } else {
                 shared.metrics.failed("trap");
-                ended(Finished::new(id, Status::Failed, &detail, attempt))
+                Verdict::ended(Finished::new(id, Status::Failed, &detail, attempt))
             };
             Verdict {
                 dead: true,
