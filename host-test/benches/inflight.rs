@@ -25,22 +25,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use host_test::mock_slack::MockSlack;
-use server::{alert, write_config, Server};
+use server::{alert, proc_figure, write_config, Server};
 
 fn config(url: &str) -> String {
     format!(
         "[[slack]]\nenabled = true\ndefault = true\nurl = \"{url}/api/chat.postMessage\"\ntoken = \"xoxb-bench\"\nchannel = \"#fallback\"\n"
     )
-}
-
-/// A `/proc/PID/...` figure in KiB (`VmRSS:`, `Threads:`, `Pss:`).
-fn proc_figure(pid: u32, file: &str, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 struct Sample {
@@ -54,9 +44,9 @@ fn sample(server: &Server, out: usize) -> Sample {
     let pid = server.pid();
     Sample {
         out,
-        rss: proc_figure(pid, "status", "VmRSS:"),
-        pss: proc_figure(pid, "smaps_rollup", "Pss:"),
-        threads: proc_figure(pid, "status", "Threads:"),
+        rss: proc_figure(pid, "status", "VmRSS:").unwrap_or(0),
+        pss: proc_figure(pid, "smaps_rollup", "Pss:").unwrap_or(0),
+        threads: proc_figure(pid, "status", "Threads:").unwrap_or(0),
     }
 }
 

@@ -41,7 +41,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use host_test::mock_slack::MockSlack;
-use server::{alert, write_config, Connection, Server};
+use server::{alert, proc_field, write_config, Connection, Server};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -595,13 +595,7 @@ impl Sampler {
                 let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
                     return peak;
                 };
-                let field = |key: &str| {
-                    status
-                        .lines()
-                        .find_map(|l| l.strip_prefix(key))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                        .unwrap_or(0)
-                };
+                let field = |key: &str| proc_field(&status, key).unwrap_or(0);
                 peak.threads = peak.threads.max(field("Threads:"));
                 peak.rss_kib = peak.rss_kib.max(field("VmRSS:"));
                 peak.hwm_kib = peak.hwm_kib.max(field("VmHWM:"));

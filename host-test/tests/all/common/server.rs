@@ -96,20 +96,12 @@ impl Server {
 
     /// Its resident memory, from `/proc` (Linux), in KiB.
     pub fn resident_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        proc_figure(self.pid(), "status", "VmRSS:")
     }
 
     /// Its threads now, from `/proc` (Linux).
     pub fn threads(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .and_then(|v| v.trim().parse().ok())
+        proc_figure(self.pid(), "status", "Threads:")
     }
 
     /// POSTs `body`; the status and the JSON answer.
@@ -186,6 +178,21 @@ impl Drop for Server {
 }
 
 /// Writes the configuration `serve` reads.
+/// A figure of process `pid`'s `/proc/PID/FILE` (`status`,
+/// `smaps_rollup`): the number after `key` (`VmRSS:`, `Pss:` in KiB;
+/// `Threads:`). `None` once the process is gone.
+pub fn proc_figure(pid: u32, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    proc_field(&text, key)
+}
+
+/// The number after `key` in the text of a `/proc` file.
+pub fn proc_field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 pub fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("slack.toml");
     std::fs::write(&path, text).unwrap();
