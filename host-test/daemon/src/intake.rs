@@ -679,33 +679,10 @@ fn query_options(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Decodes a query component: `%XX` escapes and `+` for a space.
+/// Decodes a query component: `+` for a space, then `%XX` escapes (so
+/// `%2B` stays a `+`).
 fn percent_decode(text: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::percent::decode(&text.replace('+', " "))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod commit;
 pub mod intake;
 pub mod metrics;
 pub mod option_check;
+mod percent;
 pub mod scheduler;
 pub mod serve;
 pub mod spool;

@@ -88,27 +88,6 @@ fn redacted(url: &str) -> String {
     format!("{scheme}://{authority}{path}{query}")
 }
 
-/// `%XX` decoded (a path in `sslrootcert` may be written encoded).
-fn decoded(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl StoreUrl {
     /// Parses `postgres://…` (or `postgresql://…`); an error names what is
     /// wrong and shows the URL without its password.
@@ -141,7 +120,8 @@ impl StoreUrl {
                         }
                     }
                 }
-                "sslrootcert" => root_cert = Some(decoded(value)),
+                // A path may be written percent-encoded.
+                "sslrootcert" => root_cert = Some(crate::percent::decode(value)),
                 _ => rest.push(pair),
             }
         }
