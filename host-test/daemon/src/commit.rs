@@ -293,7 +293,13 @@ mod tests {
         let e = commit
             .write(|s| {
                 s.accept("{\"id\":\"a\"}", vec![])?;
-                s.resend(&[12345])
+                s.resend(&[crate::store::FailedAlert {
+                    id: 12345,
+                    at: 0,
+                    alert: "{}".into(),
+                    options: vec![],
+                    detail: String::new(),
+                }])
             })
             .err()
             .expect("refused");
@@ -363,7 +369,7 @@ mod tests {
         // What serve would deliver now: exactly the acknowledged.
         let mut pending = commit
             .store()
-            .pending_after(0)
+            .arrivals()
             .iter()
             .map(|p| p.id)
             .collect::<Vec<_>>();

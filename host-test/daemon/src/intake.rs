@@ -63,7 +63,7 @@ use subtle::ConstantTimeEq;
 use crate::commit::GroupCommit;
 use crate::metrics::{self, Metrics, SpoolGauges};
 use crate::option_check::OptionCheck;
-use crate::store::{Listing, Page, StoreError};
+use crate::store::{Listing, Lists, StoreError};
 use admission::Gate;
 use kapacitor_formats::aggregate::Collected;
 use kapacitor_formats::alert_json;
@@ -294,7 +294,7 @@ async fn respond(
     }
     match *req.method() {
         Method::GET if req.uri().path() == "/metrics" => Ok(metrics_page(&front)),
-        Method::GET => Ok(spool_pages(&front, req.uri().query().unwrap_or_default())),
+        Method::GET => Ok(spool_pages(&front, req.uri().query().unwrap_or_default()).await),
         Method::POST if req.uri().path() == "/spool/resend" => Ok(resend(req, &front).await),
         Method::POST => Ok(take(req, &front).await),
         _ => Ok(refuse(
@@ -313,7 +313,7 @@ const SPOOL_PAGE_MAX: usize = 1_000;
 /// `GET /spool[?list=L][&after=CURSOR][&limit=N]`: how many entries each
 /// list holds, then a page of each list (or of list `L`), with the cursor
 /// of its next page. Read under the store's lock, written after it.
-fn spool_pages(front: &Front, query: &str) -> Answer {
+async fn spool_pages(front: &Front, query: &str) -> Answer {
     let (mut list, mut after, mut limit) = (None, None, SPOOL_PAGE);
     for (key, value) in query_options(query) {
         let bad = |what: &str| {
@@ -356,15 +356,10 @@ fn spool_pages(front: &Front, query: &str) -> Answer {
         );
     }
     let lists: Vec<Listing> = list.map_or(Listing::ALL.to_vec(), |l| vec![l]);
-    let (counts, pages) = {
-        let store = front.commit.store();
-        let counts: Vec<(Listing, usize)> =
-            Listing::ALL.iter().map(|l| (*l, store.count(*l))).collect();
-        let pages: Vec<(Listing, Page)> = lists
-            .iter()
-            .map(|l| (*l, store.page(*l, after, limit)))
-            .collect();
-        (counts, pages)
+    let listed = front.commit.store().lists(&lists, after, limit);
+    let Lists { counts, pages } = match listed.await {
+        Ok(listed) => listed,
+        Err(e) => return refused_by_store(front, &e),
     };
     let mut body = json!({
         "counts": counts
@@ -463,14 +458,18 @@ async fn resend(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
             )
         }
     };
-    let written = front.commit.write(|store| {
-        let ids: Vec<u64> = if ask.failed {
-            store.failed_ids()
-        } else {
-            ask.ids
-        };
-        store.resend(&ids)
-    });
+    let found = front
+        .commit
+        .store()
+        .resendable((!ask.failed).then_some(ask.ids));
+    let failed = match found.await {
+        Ok(failed) => failed,
+        Err(e @ StoreError::NotFailed { .. }) => {
+            return refuse(front, StatusCode::NOT_FOUND, &e.to_string())
+        }
+        Err(e) => return refused_by_store(front, &e),
+    };
+    let written = front.commit.write(|store| store.resend(&failed));
     let resent = match written {
         Ok((resent, durable)) => match durable.wait().await {
             Ok(()) => resent,
@@ -648,7 +647,7 @@ fn unavailable(front: &Front, error: &str) -> Answer {
 fn refused_by_store(front: &Front, e: &StoreError) -> Answer {
     match e {
         StoreError::NotFailed { .. } => refuse(front, StatusCode::NOT_FOUND, &e.to_string()),
-        StoreError::Full { .. } => unavailable(front, &e.to_string()),
+        StoreError::Full { .. } | StoreError::Unavailable(_) => unavailable(front, &e.to_string()),
         StoreError::Io(_) => refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

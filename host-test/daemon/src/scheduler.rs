@@ -39,7 +39,7 @@ pub struct Rules {
 impl Rules {
     /// How far ahead of the steady rate a burst may run: `burst - 1` steps
     /// of an interval and the channel's margin.
-    fn tolerance(&self, margin: Duration) -> Duration {
+    pub fn tolerance(&self, margin: Duration) -> Duration {
         (self.interval + margin) * self.burst.saturating_sub(1)
     }
 }
@@ -89,11 +89,86 @@ struct Alert {
 struct Channel {
     queue: VecDeque<u64>,
     busy: bool,
+    pace: Pace<Instant>,
+}
+
+/// A moment on some clock: an [`Instant`] (one node's scheduler) or a
+/// [`Duration`] since the Unix epoch (a channel's pacing kept in a store
+/// that several nodes share, on the database's clock).
+pub trait Moment: Copy + Ord + std::ops::Add<Duration, Output = Self> {
+    /// `d` earlier, or itself when that is before the clock's start.
+    fn back(self, d: Duration) -> Self;
+}
+
+impl Moment for Instant {
+    fn back(self, d: Duration) -> Self {
+        self.checked_sub(d).unwrap_or(self)
+    }
+}
+
+impl Moment for Duration {
+    fn back(self, d: Duration) -> Self {
+        self.checked_sub(d).unwrap_or(self)
+    }
+}
+
+/// One channel's pacing: the rule every node follows, whether the state
+/// lives in this scheduler or in a shared store (each claim there applies
+/// it to the channel's row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace<T> {
     /// The theoretical time of the next message at the steady rate; a
     /// message may go `burst - 1` intervals before it (GCRA).
-    earliest: Option<Instant>,
-    blocked_until: Option<Instant>,
-    margin: Duration,
+    pub earliest: Option<T>,
+    /// Until when Slack said to wait (`Retry-After`).
+    pub blocked_until: Option<T>,
+    /// The margin added to the interval for round-trip jitter.
+    pub margin: Duration,
+}
+
+impl<T: Moment> Pace<T> {
+    /// A quiet channel's pacing.
+    pub fn new(rules: &Rules) -> Pace<T> {
+        Pace {
+            earliest: None,
+            blocked_until: None,
+            margin: rules.margin,
+        }
+    }
+
+    /// When the channel may take a message (`None`: whenever).
+    pub fn ready(&self, rules: &Rules) -> Option<T> {
+        let tolerance = rules.tolerance(self.margin);
+        [self.blocked_until, self.earliest.map(|e| e.back(tolerance))]
+            .into_iter()
+            .flatten()
+            .max()
+    }
+
+    /// A message goes at `now`.
+    pub fn sent(&mut self, now: T, rules: &Rules) {
+        let base = self.earliest.map_or(now, |e| e.max(now));
+        self.earliest = Some(base + rules.interval + self.margin);
+    }
+
+    /// The request left at `at`: the next message is paced from then.
+    pub fn left(&mut self, at: T, rules: &Rules) {
+        let paced = at + rules.interval + self.margin;
+        self.earliest = Some(self.earliest.map_or(paced, |e| e.max(paced)));
+    }
+
+    /// An attempt is tried again at `at`: a `429` widens the margin; a
+    /// `Retry-After` blocks the channel until then, after which one message
+    /// goes, then the steady rate (no burst).
+    pub fn retry(&mut self, at: T, retry_after: bool, rate_limited: bool, rules: &Rules) {
+        if rate_limited {
+            self.margin = (self.margin * 2).min(rules.max_margin);
+        }
+        if retry_after {
+            self.blocked_until = Some(at);
+            self.earliest = Some(at + rules.tolerance(self.margin));
+        }
+    }
 }
 
 /// The pending alerts and the state of each channel.
@@ -126,16 +201,14 @@ impl Scheduler {
         if self.alerts.contains_key(&id) {
             return;
         }
-        let margin = self.rules.margin;
+        let pace = Pace::new(&self.rules);
         let state = self
             .channels
             .entry(channel.to_string())
             .or_insert_with(|| Channel {
                 queue: VecDeque::new(),
                 busy: false,
-                earliest: None,
-                blocked_until: None,
-                margin,
+                pace,
             });
         // A channel is in `turns` exactly while its queue is not empty.
         if state.queue.is_empty() {
@@ -181,29 +254,19 @@ impl Scheduler {
             if self.keys.get(&alert.key).and_then(|q| q.front()) != Some(&head) {
                 continue;
             }
-            let ready = [
-                Some(alert.not_before),
-                channel.blocked_until,
-                channel.earliest.map(|e| {
-                    let tolerance = self.rules.tolerance(channel.margin);
-                    e.checked_sub(tolerance).unwrap_or(e)
-                }),
-            ]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(now);
+            let ready = channel
+                .pace
+                .ready(&self.rules)
+                .map_or(alert.not_before, |r| r.max(alert.not_before));
             if ready > now {
                 later(ready);
                 continue;
             }
             // Send: the channel's turn goes to the back.
             let name = self.turns.remove(turn).unwrap_or_default();
-            let (interval, margin) = (self.rules.interval, channel.margin);
             let channel = self.channels.get_mut(&name).expect("looked up above");
             channel.busy = true;
-            let base = channel.earliest.map_or(now, |e| e.max(now));
-            channel.earliest = Some(base + interval + margin);
+            channel.pace.sent(now, &self.rules);
             self.turns.push_back(name);
             self.in_flight += 1;
             return Decision::Send(head);
@@ -222,8 +285,7 @@ impl Scheduler {
         let Some(channel) = self.channels.get_mut(&alert.channel) else {
             return;
         };
-        let paced = at + self.rules.interval + channel.margin;
-        channel.earliest = Some(channel.earliest.map_or(paced, |e| e.max(paced)));
+        channel.pace.left(at, &self.rules);
     }
 
     /// Records how the attempt at alert `id` ended.
@@ -261,21 +323,14 @@ impl Scheduler {
                 rate_limited,
             } => {
                 alert.not_before = at;
-                if rate_limited {
-                    channel.margin = (channel.margin * 2).min(self.rules.max_margin);
-                }
-                if retry_after {
-                    channel.blocked_until = Some(at);
-                    // One message when the block ends, then the steady rate.
-                    channel.earliest = Some(at + self.rules.tolerance(channel.margin));
-                }
+                channel.pace.retry(at, retry_after, rate_limited, &self.rules);
             }
         }
     }
 
     /// The margin a channel's pacing adds to the interval now.
     pub fn margin(&self, channel: &str) -> Option<Duration> {
-        self.channels.get(channel).map(|c| c.margin)
+        self.channels.get(channel).map(|c| c.pace.margin)
     }
 }
 

@@ -14,39 +14,45 @@ use crate::spool::unix_ms;
 /// Closes each aggregate's window when its interval ends, and publishes
 /// its event to the aggregate's topic: the alerts and collections that
 /// leads to are written with the window's closing, in one record. A window
-/// whose interval ended while serve was down closes at once.
-pub(super) fn run(shared: &Shared, topics: &Handlers) {
+/// whose interval ended while serve was down closes at once. With several
+/// nodes every one looks; the store lets only the first close a window,
+/// and only as it holds it then.
+pub(super) async fn run(shared: &Shared, topics: &Handlers) {
     while !shared.stopping() {
         let now = unix_ms();
         let mut next = now + 1_000;
-        let due: Vec<(String, Window)> = shared
-            .commit
-            .store()
-            .windows()
-            .into_iter()
-            .filter_map(|(handler, window)| {
-                let ends = match topics.aggregate(&handler) {
-                    Some(spec) => window.ends_ms(spec),
-                    // Its handler file is gone: the window closes unsent.
-                    None => now,
-                };
-                if ends <= now {
-                    Some((handler, window))
-                } else {
-                    next = next.min(ends);
-                    None
-                }
-            })
-            .collect();
+        let windows = shared.commit.store().windows();
+        let due: Vec<(String, Window)> = match windows.await {
+            Ok(windows) => windows
+                .into_iter()
+                .filter_map(|(handler, window)| {
+                    let ends = match topics.aggregate(&handler) {
+                        Some(spec) => window.ends_ms(spec),
+                        // Its handler file is gone: the window closes unsent.
+                        None => now,
+                    };
+                    if ends <= now {
+                        Some((handler, window))
+                    } else {
+                        next = next.min(ends);
+                        None
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                error!("reading the aggregates' windows failed: {e}");
+                Vec::new()
+            }
+        };
         for (handler, window) in due {
-            close_window(shared, topics, &handler, &window);
+            close_window(shared, topics, &handler, &window).await;
         }
         let wait = next.saturating_sub(unix_ms()).clamp(5, 1_000);
-        std::thread::sleep(Duration::from_millis(wait));
+        tokio::time::sleep(Duration::from_millis(wait)).await;
     }
 }
 
-fn close_window(shared: &Shared, topics: &Handlers, handler: &str, window: &Window) {
+async fn close_window(shared: &Shared, topics: &Handlers, handler: &str, window: &Window) {
     let (mut accepts, mut collects) = (Vec::new(), Vec::new());
     let spec = topics.aggregate(handler);
     let event = spec.and_then(|spec| Some((spec, aggregate::emit(handler, spec, window)?)));
@@ -79,20 +85,19 @@ fn close_window(shared: &Shared, topics: &Handlers, handler: &str, window: &Wind
     }
     let closed = shared
         .commit
-        .write(|store| store.emit(handler, accepts, collects));
+        .write(|store| store.emit(handler, window, accepts, collects));
     // Not closed unless durable: the window stays open, to be closed again.
-    match closed
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .and_then(|((ids, _), durable)| {
-            durable.wait_blocking()?;
-            Ok(ids)
-        }) {
+    let closed = match closed {
+        Ok(((ids, _), durable)) => durable.wait().await.map(|()| ids).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match closed {
         Ok(ids) => info!(
             handler,
             events = window.count,
             alerts = ?ids,
             "aggregate interval ended"
         ),
-        Err(e) => error!(handler, "closing the aggregate's window failed: {e:#}"),
+        Err(e) => error!(handler, "closing the aggregate's window failed: {e}"),
     }
 }

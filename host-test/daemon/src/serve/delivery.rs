@@ -7,7 +7,7 @@
 //! outcome.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use alert_handler_host::retry::{Backoff, Next};
 use alert_handler_host::{trap_reason, Delivery, HandlerError, Instance, Level, Trapped};
@@ -18,7 +18,7 @@ use super::instances::Instances;
 use super::shared::{lock, Queued, Shared};
 use crate::channels::pacing_key;
 use crate::scheduler::Outcome;
-use crate::store::{self, Finished, Status};
+use crate::store::{self, AlertMessage, Claim, ClaimRequest, Finished, Release, Retry, Status};
 
 /// Attempts an alert gets when each is stopped by a host limit (the call
 /// deadline, the memory cap): the first and two more on fresh instances,
@@ -47,6 +47,16 @@ impl Verdict {
         }
     }
 
+    /// Ended elsewhere (another node): nothing to record here.
+    fn gone() -> Verdict {
+        Verdict {
+            outcome: Outcome::Ended,
+            ending: None,
+            alias: None,
+            dead: false,
+        }
+    }
+
     /// Tried again after `wait`; `retry_after`: Slack said when;
     /// `rate_limited`: it was a `429`.
     fn retry(wait: Duration, retry_after: bool, rate_limited: bool) -> Verdict {
@@ -63,8 +73,9 @@ impl Verdict {
     }
 }
 
-/// Delivers alert `id` once (the scheduler marked it in flight), records
-/// its ending if it ended, and tells the scheduler.
+/// Delivers alert `id` once (the scheduler marked it in flight) if the
+/// store grants its claim, records its ending if it ended, lets the claim
+/// go, and tells the scheduler.
 pub(super) async fn deliver(
     shared: Arc<Shared>,
     instances: Arc<Instances>,
@@ -72,10 +83,41 @@ pub(super) async fn deliver(
     mut item: Queued,
     backoff: Backoff,
 ) {
+    let request = ClaimRequest {
+        id,
+        channel: item.channel.clone(),
+        key: item.alert.clone(),
+    };
+    let claim = shared.commit.store().claim(request);
+    let message = match claim.await {
+        Ok(Claim::Granted { message, attempts }) => {
+            if let Some(attempts) = attempts {
+                item.attempts = attempts;
+            }
+            message
+        }
+        Ok(Claim::NotYet { wait }) => {
+            // Not this node's turn: asked again then, no attempt counted.
+            return settle(&shared, id, &item, Verdict::retry(wait, false, false), None);
+        }
+        Ok(Claim::Gone) => {
+            // Another node ended it.
+            return settle(&shared, id, &item, Verdict::gone(), None);
+        }
+        Err(e) => {
+            let wait = backoff.delay(1);
+            error!(
+                alert = id,
+                retry_in_ms = wait.as_millis() as u64,
+                "the store could not be asked whether to send the alert: {e}"
+            );
+            return settle(&shared, id, &item, Verdict::retry(wait, false, false), None);
+        }
+    };
     let (verdict, left) = match instances.take().await {
         Ok(mut taken) => {
             item.attempts += 1;
-            let answer = attempt(&shared, &mut taken.instance, &item).await;
+            let answer = attempt(&mut taken.instance, &item, message).await;
             let left = taken.instance.request_left();
             let verdict = judge(&shared, id, &item, answer, &backoff);
             if !verdict.dead {
@@ -95,9 +137,54 @@ pub(super) async fn deliver(
             (Verdict::retry(wait, false, false), None)
         }
     };
-    if let Some(ending) = verdict.ending {
+    if let Some(ending) = verdict.ending.clone() {
         record(&shared, &item.channel, ending).await;
     }
+    release(&shared, id, &item, &verdict, left).await;
+    settle(&shared, id, &item, verdict, left);
+}
+
+/// Lets the claim go: the channel is paced from when the request left, a
+/// retry waits. A store that cannot be told now lets the claim run out
+/// with its lease instead (the channel waits that long).
+async fn release(
+    shared: &Shared,
+    id: u64,
+    item: &Queued,
+    verdict: &Verdict,
+    left: Option<Instant>,
+) {
+    let retry = match verdict.outcome {
+        Outcome::Ended => None,
+        Outcome::Retry {
+            at,
+            retry_after,
+            rate_limited,
+        } => Some(Retry {
+            wait: at.saturating_duration_since(Instant::now()),
+            retry_after,
+            rate_limited,
+        }),
+    };
+    let left = left.map(|at| SystemTime::now() - at.elapsed());
+    let released = shared.commit.store().release(Release {
+        id,
+        channel: item.channel.clone(),
+        left,
+        retry,
+        attempts: item.attempts,
+    });
+    if let Err(e) = released.await {
+        warn!(
+            alert = id,
+            channel = item.channel,
+            "the claim could not be let go; it runs out with its lease: {e}"
+        );
+    }
+}
+
+/// Tells the scheduler how the attempt went, and wakes the dispatcher.
+fn settle(shared: &Shared, id: u64, item: &Queued, verdict: Verdict, left: Option<Instant>) {
     let mut dispatch = lock(&shared.dispatch);
     if let Some((id_key, name_key)) = verdict.alias {
         dispatch.aliases.insert(id_key, name_key);
@@ -123,11 +210,11 @@ pub(super) async fn deliver(
 /// One request: the alert with its message so far, for `on-recovery`
 /// `update` and `thread` (a handler with `new` ignores it).
 async fn attempt(
-    shared: &Shared,
     plugin: &mut Instance,
     item: &Queued,
+    message: Option<AlertMessage>,
 ) -> anyhow::Result<Result<Delivery, HandlerError>> {
-    let options = match shared.commit.store().message(&item.alert) {
+    let options = match message {
         Some(m) => store::with_previous(&item.options, &m.channel_id, &m.ts),
         None => item.options.clone(),
     };

@@ -22,19 +22,31 @@ use crate::scheduler::{Decision, Outcome};
 pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff: Backoff) {
     let mut in_flight = JoinSet::new();
     let mut trimmed = Instant::now();
-    let mut seen = 0;
+    // Claims are renewed a third of their lease apart, so two renewals can
+    // fail before one runs out.
+    let renew_every = shared.commit.store().lease().map(|l| l / 3);
+    let mut renewed = Instant::now();
     // Whether to look at the store: at start, and after each wake-up.
     let mut look = true;
     while !shared.stopping() {
         if look {
             // What reached the store since the last look, queued first.
-            planner::catch_up(&shared, &mut seen).await;
+            planner::catch_up(&shared).await;
             look = false;
         }
         let now = Instant::now();
         if now.duration_since(trimmed) >= Duration::from_secs(1) {
             instances.trim(now);
             trimmed = now;
+        }
+        if renew_every.is_some_and(|every| now.duration_since(renewed) >= every) {
+            renewed = now;
+            let renewal = shared.commit.store().renew();
+            in_flight.spawn(async move {
+                if let Err(e) = renewal.await {
+                    tracing::warn!("renewing this node's claims failed; they run out unless a renewal succeeds in time: {e}");
+                }
+            });
         }
         let due = {
             let mut dispatch = lock(&shared.dispatch);
@@ -59,9 +71,12 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
                 });
             }
             Err(until) => {
-                let wait = until.map_or(Duration::from_secs(1), |t| {
+                let longest = renew_every.map_or(Duration::from_secs(1), |every| {
+                    every.clamp(Duration::from_millis(1), Duration::from_secs(1))
+                });
+                let wait = until.map_or(longest, |t| {
                     t.saturating_duration_since(now)
-                        .clamp(Duration::from_millis(1), Duration::from_secs(1))
+                        .clamp(Duration::from_millis(1), longest)
                 });
                 // An arrival or an ending after the look above left a
                 // wake-up: not missed.

@@ -90,7 +90,7 @@ impl Pacing {
     /// The scheduler's rules. The margin for round-trip jitter starts at
     /// 30 ms for Slack's one second (a tenth of shorter intervals) and
     /// grows with `429`s to at most half an interval.
-    fn rules(&self) -> Rules {
+    pub fn rules(&self) -> Rules {
         let interval = self.channel_interval;
         Rules {
             interval,
@@ -163,6 +163,11 @@ pub fn run(
     let commit = Arc::new(GroupCommit::start(store, move || {
         wake_dispatcher.notify_one();
     })?);
+    // Alerts other nodes took wake the dispatcher too.
+    let wake_dispatcher = changed.clone();
+    commit
+        .store()
+        .watch(Arc::new(move || wake_dispatcher.notify_one()));
     let metrics = Arc::new(Metrics::new());
     let topics = intake.topics;
     let front = Arc::new(Front {
@@ -207,21 +212,17 @@ pub fn run(
     let aggregating = match topics {
         Some(topics) if topics.aggregates().next().is_some() => {
             let shared = shared.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("aggregate".into())
-                    .spawn(move || aggregator::run(&shared, &topics))?,
-            )
+            Some(delivering.spawn(async move { aggregator::run(&shared, &topics).await }))
         }
         _ => None,
     };
     ready(bound);
     delivering.block_on(async {
         dispatch::run(shared.clone(), instances, pacing.backoff).await;
+        if let Some(aggregating) = aggregating {
+            let _ = aggregating.await;
+        }
     });
-    if let Some(aggregating) = aggregating {
-        let _ = aggregating.join();
-    }
     let _ = intake.join();
     let pending = shared.commit.store().pending_count();
     info!(

@@ -9,18 +9,13 @@ use super::ending;
 use super::shared::{lock, Queued, Shared};
 use crate::store::{self, Finished, Status};
 
-/// Queues what reached the store after `seen` (everything pending, the
-/// first time), and moves `seen` on. The dispatcher calls it each time it
-/// wakes, so an arrival costs one wake-up: the committer's.
-pub(super) async fn catch_up(shared: &Shared, seen: &mut u64) {
-    let fresh = {
-        let store = shared.commit.store();
-        // Read and marked seen under one lock: nothing accepted between.
-        let fresh = (store.last_id() > *seen).then(|| store.pending_after(*seen));
-        *seen = store.last_id();
-        fresh
-    };
-    if let Some(fresh) = fresh {
+/// Queues what reached the store since the last call (everything pending,
+/// the first time). The dispatcher calls it each time it wakes, so an
+/// arrival costs one wake-up: the committer's (or, for alerts another
+/// node took, the store's).
+pub(super) async fn catch_up(shared: &Shared) {
+    let fresh = shared.commit.store().arrivals();
+    if !fresh.is_empty() {
         plan(shared, fresh).await;
     }
 }

@@ -60,8 +60,8 @@ use anyhow::Result;
 use kapacitor_formats::aggregate::{Collected, Window};
 
 use crate::store::{
-    AlertMessage, Entry, FailedAlert, Finished, Listing, Page, Pending, Store, StoreError,
-    SyncStart, Ticket,
+    self, AlertMessage, Claim, ClaimRequest, Entry, FailedAlert, Finished, Job, Listing, Lists,
+    Page, Pending, Store, StoreError, SyncStart, Ticket,
 };
 use file::{lock_dir, JournalFile};
 pub use file::{DiskOp, Faults};
@@ -114,6 +114,8 @@ pub struct Spool {
     trouble: Option<String>,
     /// Nothing is pending and the journal grew: compact at the next sync.
     compact_wanted: bool,
+    /// The newest id given to the planner ([`Store::arrivals`]).
+    handed: u64,
     /// Held while the spool is open for writing: one writer at a time.
     _lock: Option<std::fs::File>,
 }
@@ -160,6 +162,7 @@ impl Spool {
             written: 0,
             trouble: None,
             compact_wanted: false,
+            handed: 0,
             _lock: None,
         }
     }
@@ -634,7 +637,8 @@ pub(crate) fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The journal file is the embedded store.
+/// The journal file is the embedded store, for one node: its claims are
+/// always granted (the scheduler alone paces), and need no lease.
 impl Store for Spool {
     fn accept(
         &mut self,
@@ -651,6 +655,7 @@ impl Store for Spool {
     fn emit(
         &mut self,
         handler: &str,
+        _window: &Window,
         accepts: Vec<(String, Vec<(String, String)>)>,
         collects: Vec<(String, Collected)>,
     ) -> Result<(Vec<u64>, Ticket), StoreError> {
@@ -661,8 +666,9 @@ impl Store for Spool {
         self.finish_unsynced(done)
     }
 
-    fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, StoreError> {
-        self.resend_unsynced(ids)
+    fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError> {
+        let ids: Vec<u64> = failed.iter().map(|f| f.id).collect();
+        self.resend_unsynced(&ids)
     }
 
     fn written(&self) -> u64 {
@@ -673,24 +679,40 @@ impl Store for Spool {
         Spool::rollback(self, to)
     }
 
-    fn pending_after(&self, id: u64) -> Vec<Pending> {
-        Spool::pending_after(self, id)
+    fn arrivals(&mut self) -> Vec<Pending> {
+        let fresh = Spool::pending_after(self, self.handed);
+        self.handed = Spool::last_id(self);
+        fresh
     }
 
-    fn last_id(&self) -> u64 {
-        Spool::last_id(self)
+    fn claim(&mut self, request: ClaimRequest) -> Job<Claim> {
+        let message = Spool::message(self, &request.key).cloned();
+        store::ready(Ok(Claim::Granted {
+            message,
+            attempts: None,
+        }))
     }
 
-    fn message(&self, key: &str) -> Option<AlertMessage> {
-        Spool::message(self, key).cloned()
+    fn windows(&self) -> Job<BTreeMap<String, Window>> {
+        store::ready(Ok(Spool::windows(self).clone()))
     }
 
-    fn windows(&self) -> BTreeMap<String, Window> {
-        Spool::windows(self).clone()
-    }
-
-    fn failed_ids(&self) -> Vec<u64> {
-        self.failed_alerts().map(|f| f.id).collect()
+    fn resendable(&self, ids: Option<Vec<u64>>) -> Job<Vec<FailedAlert>> {
+        let found = match ids {
+            None => Ok(self.failed_alerts().cloned().collect()),
+            Some(ids) => ids
+                .iter()
+                .map(|id| {
+                    self.state
+                        .failed
+                        .by_id
+                        .get(id)
+                        .cloned()
+                        .ok_or(StoreError::NotFailed { id: *id })
+                })
+                .collect(),
+        };
+        store::ready(found)
     }
 
     fn pending_count(&self) -> usize {
@@ -701,12 +723,14 @@ impl Store for Spool {
         Spool::oldest_pending_age(self)
     }
 
-    fn count(&self, list: Listing) -> usize {
-        Spool::count(self, list)
-    }
-
-    fn page(&self, list: Listing, after: Option<u64>, limit: usize) -> Page {
-        Spool::page(self, list, after, limit)
+    fn lists(&self, lists: &[Listing], after: Option<u64>, limit: usize) -> Job<Lists> {
+        store::ready(Ok(Lists {
+            counts: Listing::ALL.iter().map(|l| (*l, self.count(*l))).collect(),
+            pages: lists
+                .iter()
+                .map(|l| (*l, self.page(*l, after, limit)))
+                .collect(),
+        }))
     }
 
     fn trouble(&self) -> Option<String> {

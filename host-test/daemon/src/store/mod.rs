@@ -1,7 +1,20 @@
 //! What `serve` keeps so that nothing it acknowledged is lost: the store,
 //! behind one interface. The journal file of [`crate::spool`] is the
-//! embedded store; one shared by several nodes (PostgreSQL) implements the
-//! same trait.
+//! embedded store; [`postgres`] is one shared by several nodes. The engine
+//! (planner, scheduler, deliveries, aggregator) runs on either without
+//! knowing which.
+//!
+//! **Claims.** A node hears of pending alerts ([`Store::arrivals`]),
+//! schedules them, and before it sends one it claims it
+//! ([`Store::claim`]): the store says go (with the alert key's message so
+//! far), not yet (another node is sending to that channel, its pacing or a
+//! `Retry-After` says wait, or an earlier event of the alert is pending),
+//! or gone (another node ended it). A claim is held under a lease the node
+//! renews while its requests are out ([`Store::renew`]); the attempt ends
+//! with [`Store::finish`] (the ending, durably) and [`Store::release`]
+//! (the channel's pacing from when the request left, a retry's wait). A
+//! node that dies loses its claims when their leases run out. The journal
+//! has one node: its claims are always granted, the scheduler alone paces.
 //!
 //! Writes are staged and numbered ([`Ticket`]); they take effect, and are
 //! shown, only once a sync covering them succeeded: [`Store::begin_sync`]
@@ -11,7 +24,11 @@
 //! its writes: none of them takes effect, and their writers are told.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 mod alert;
 pub mod postgres;
@@ -56,6 +73,8 @@ pub enum StoreError {
     NotFailed {
         id: u64,
     },
+    /// The store cannot be reached now (a database away): try again later.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -69,6 +88,7 @@ impl std::fmt::Display for StoreError {
                 f,
                 "alert {id} is not a failed alert the store keeps (it was delivered, is pending, was resent, or is older than the failures kept)"
             ),
+            StoreError::Unavailable(why) => write!(f, "the store is unavailable: {why}"),
         }
     }
 }
@@ -140,6 +160,81 @@ pub struct Page {
     pub next: Option<u64>,
 }
 
+/// Work a store does outside its lock (a database round trip), awaited
+/// by whoever asked; the journal's are ready at once.
+pub type Job<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+
+/// A [`Job`] already done.
+pub fn ready<T: Send + 'static>(value: Result<T, StoreError>) -> Job<T> {
+    Box::pin(std::future::ready(value))
+}
+
+/// What a node asks before it sends an alert.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub id: u64,
+    /// Its pacing key (workspace and channel).
+    pub channel: String,
+    /// Its alert key: one key's events go in order.
+    pub key: String,
+}
+
+/// What a claim got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Send it now: it is this node's until its lease runs out.
+    Granted {
+        /// The alert key's message so far (`on-recovery` `update`,
+        /// `thread`), whichever node made it.
+        message: Option<AlertMessage>,
+        /// Requests made for it so far, by every node (`None`: the store
+        /// does not count them; the node's own count holds).
+        attempts: Option<u32>,
+    },
+    /// Not now: ask again after `wait` (another node is sending to the
+    /// channel or paced it, or an earlier event of the alert is pending).
+    NotYet { wait: Duration },
+    /// No longer pending (another node ended it): forget it.
+    Gone,
+}
+
+/// How an attempt left its claim.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub id: u64,
+    pub channel: String,
+    /// When the request left (the channel is paced from then).
+    pub left: Option<SystemTime>,
+    /// It is tried again (`None`: it ended, and [`Store::finish`] recorded
+    /// how).
+    pub retry: Option<Retry>,
+    /// Requests made for it so far.
+    pub attempts: u32,
+}
+
+/// An attempt to be tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// After this long.
+    pub wait: Duration,
+    /// Slack said when (`Retry-After`): the channel waits too.
+    pub retry_after: bool,
+    /// It was a `429`.
+    pub rate_limited: bool,
+}
+
+/// Lists as `GET /spool` shows them: every list's count and the pages
+/// asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lists {
+    pub counts: Vec<(Listing, usize)>,
+    pub pages: Vec<(Listing, Page)>,
+}
+
+/// Called by a store when other nodes wrote something this node should
+/// look at (alerts arrived).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
 /// How a sync began.
 pub enum SyncStart {
     /// Nothing was staged: every write through `through` has settled.
@@ -161,39 +256,59 @@ pub trait Store: Send {
         -> Result<Ticket, StoreError>;
     /// Adds an event to an `aggregate` handler's open window.
     fn collect(&mut self, handler: &str, event: Collected) -> Result<Ticket, StoreError>;
-    /// Closes an aggregate's window, taking the alerts and collections its
-    /// event became, at once.
+    /// Closes an aggregate's `window` (as [`Store::windows`] showed it),
+    /// taking the alerts and collections its event became, at once. With
+    /// several nodes, only the first to close it does, and only if it
+    /// still holds what was shown (else nothing is written, and the
+    /// window is closed later from what it holds then).
     fn emit(
         &mut self,
         handler: &str,
+        window: &Window,
         accepts: Vec<(String, Vec<(String, String)>)>,
         collects: Vec<(String, Collected)>,
     ) -> Result<(Vec<u64>, Ticket), StoreError>;
     /// Records how an alert ended (and what that makes its message).
     fn finish(&mut self, done: Finished) -> Result<Ticket, StoreError>;
-    /// Takes failed alerts again as new ones.
-    fn resend(&mut self, ids: &[u64]) -> Result<Vec<(u64, Ticket)>, StoreError>;
+    /// Takes failed alerts again as new ones (found by
+    /// [`Store::resendable`]).
+    fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError>;
     /// Writes made so far (the newest ticket's number).
     fn written(&self) -> u64;
     /// Drops the writes numbered past `to` that no sync has begun on.
     fn rollback(&mut self, to: u64);
 
-    /// The pending alerts accepted after `id`, oldest first.
-    fn pending_after(&self, id: u64) -> Vec<Pending>;
-    /// The newest id of a durable alert.
-    fn last_id(&self) -> u64;
-    /// The message kept for alert key `key`.
-    fn message(&self, key: &str) -> Option<AlertMessage>;
+    /// The pending alerts this node has not been given yet, oldest first
+    /// (the first call: every pending alert).
+    fn arrivals(&mut self) -> Vec<Pending>;
+    /// Calls `wake` when alerts arrive that this node did not write.
+    fn watch(&mut self, _wake: Wake) {}
+    /// Asks to send an alert now.
+    fn claim(&mut self, request: ClaimRequest) -> Job<Claim>;
+    /// How often this node must renew its claims (`None`: they do not
+    /// expire).
+    fn lease(&self) -> Option<Duration> {
+        None
+    }
+    /// Renews the leases of every claim this node holds.
+    fn renew(&mut self) -> Job<()> {
+        ready(Ok(()))
+    }
+    /// Lets a claim go after its attempt.
+    fn release(&mut self, _release: Release) -> Job<()> {
+        ready(Ok(()))
+    }
+
     /// The aggregates' open windows.
-    fn windows(&self) -> BTreeMap<String, Window>;
-    /// The failed alerts that can be resent, oldest first.
-    fn failed_ids(&self) -> Vec<u64>;
+    fn windows(&self) -> Job<BTreeMap<String, Window>>;
+    /// The failed alerts kept for sending again: those named (an id that
+    /// is not one is [`StoreError::NotFailed`]), or all (`None`).
+    fn resendable(&self, ids: Option<Vec<u64>>) -> Job<Vec<FailedAlert>>;
     fn pending_count(&self) -> usize;
     fn oldest_pending_age(&self) -> Option<std::time::Duration>;
-    /// How many entries `list` holds.
-    fn count(&self, list: Listing) -> usize;
-    /// At most `limit` entries of `list` past cursor `after`.
-    fn page(&self, list: Listing, after: Option<u64>, limit: usize) -> Page;
+    /// Every list's count, and at most `limit` entries of each of `lists`
+    /// past cursor `after`.
+    fn lists(&self, lists: &[Listing], after: Option<u64>, limit: usize) -> Job<Lists>;
     /// Why writes are failing, while they are.
     fn trouble(&self) -> Option<String>;
 
