@@ -323,7 +323,9 @@ impl Scheduler {
                 rate_limited,
             } => {
                 alert.not_before = at;
-                channel.pace.retry(at, retry_after, rate_limited, &self.rules);
+                channel
+                    .pace
+                    .retry(at, retry_after, rate_limited, &self.rules);
             }
         }
     }

@@ -17,6 +17,7 @@ mod kapacitor_oracles;
 mod no_trap;
 mod operate;
 mod pool;
+mod postgres;
 mod recovery;
 mod reliability;
 mod render;

@@ -16,6 +16,8 @@ use super::{read, Failure, Target};
 use crate::intake::{self, Token};
 use crate::serve::{self, Pacing};
 use crate::spool::{self, Spool};
+use crate::store::postgres::{self, connect::StoreUrl, PgStore};
+use crate::store::Store;
 
 /// `serve`'s flags.
 #[derive(Args)]
@@ -26,9 +28,26 @@ pub struct ServeArgs {
     /// line printed says which).
     #[arg(long, value_name = "ADDR")]
     listen: std::net::SocketAddr,
-    /// The spool directory.
-    #[arg(long, value_name = "DIR")]
-    spool: PathBuf,
+    /// The spool directory: the journal file, for one node.
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["store", "store_url_file"], conflicts_with_all = ["store", "store_url_file"])]
+    spool: Option<PathBuf>,
+    /// A PostgreSQL database shared by several nodes, as
+    /// postgres://USER@HOST:PORT/DB (sslmode and sslrootcert honoured); a
+    /// password is better given with --store-url-file.
+    #[arg(long, value_name = "URL", conflicts_with = "store_url_file")]
+    store: Option<String>,
+    /// A file holding the PostgreSQL URL (so its password is not on the
+    /// command line).
+    #[arg(long, value_name = "FILE")]
+    store_url_file: Option<PathBuf>,
+    /// This node's name among the nodes sharing the database (default:
+    /// host name and process id).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// How long a node's claim on an alert holds without renewal: a node
+    /// that dies loses its claims after this, and another node sends them.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    lease_ms: u64,
     /// The spool's size limit.
     #[arg(long, value_name = "KIB", default_value_t = 64 * 1024)]
     spool_max_kib: u64,
@@ -145,19 +164,6 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         },
     };
     init_logs(args.log_format);
-    info!(
-        version = env!("CARGO_PKG_VERSION"),
-        spool = %args.spool.display(),
-        "slack-alertd starting"
-    );
-    // The history kept is bounded before the journal is replayed, so it
-    // holds across restarts.
-    let settings = spool::Settings {
-        keep_finished: args.keep_finished,
-        ..spool::Settings::new(args.spool_max_kib * 1024)
-    };
-    let spool = Spool::open_with(&args.spool, settings).map_err(Failure::Host)?;
-    let pending = spool.pending().len();
     let pacing = Pacing {
         channel_interval: Duration::from_millis(args.channel_interval_ms),
         channel_burst: args.channel_burst,
@@ -168,30 +174,105 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         max_in_flight: args.max_in_flight.max(1),
     };
     // A socket per request in flight and per intake connection, and a few
-    // more (the journal, the listener, the cache).
+    // more (the journal or the database, the listener, the cache).
     open_files(pacing.max_in_flight + args.max_connections + args.max_waiting_connections + 64);
     let listener = std::net::TcpListener::bind(args.listen)
         .map_err(|e| Failure::Host(anyhow!("listening on {}: {e}", args.listen)))?;
-    serve::run(
-        &runtime,
-        &text,
+    let url = match (&args.store, &args.store_url_file) {
+        (Some(url), _) => Some(StoreUrl::parse(url).map_err(|e| Failure::Input(anyhow!(e)))?),
+        (None, Some(file)) => Some(StoreUrl::read(file).map_err(|e| Failure::Input(anyhow!(e)))?),
+        (None, None) => None,
+    };
+    let serving = Serving {
+        runtime: &runtime,
+        config: &text,
         listener,
-        spool,
         pacing,
         intake,
-        serve::shutdown::signal(),
-        |addr| {
-            // One write, and no panic if whoever started us stopped reading.
-            use std::io::Write;
-            let mut out = std::io::stdout();
-            let said = format!(
-                "listening on {addr}\n{pending} alert(s) pending in {}\n",
-                args.spool.display()
+    };
+    match (url, &args.spool) {
+        (Some(url), _) => {
+            let node = args.node.clone().unwrap_or_else(default_node);
+            info!(
+                version = env!("CARGO_PKG_VERSION"),
+                store = %url,
+                node,
+                "slack-alertd starting"
             );
-            let _ = out.write_all(said.as_bytes()).and_then(|()| out.flush());
-        },
-    )
-    .map_err(Failure::Host)
+            let shown = url.to_string();
+            let store = PgStore::open(postgres::Settings {
+                url,
+                node,
+                lease: Duration::from_millis(args.lease_ms.max(100)),
+                rules: pacing.rules(),
+                keep_finished: args.keep_finished,
+            })
+            .map_err(Failure::Host)?;
+            serving.run(store, &shown)
+        }
+        (None, Some(dir)) => {
+            info!(
+                version = env!("CARGO_PKG_VERSION"),
+                spool = %dir.display(),
+                "slack-alertd starting"
+            );
+            // The history kept is bounded before the journal is replayed,
+            // so it holds across restarts.
+            let settings = spool::Settings {
+                keep_finished: args.keep_finished,
+                ..spool::Settings::new(args.spool_max_kib * 1024)
+            };
+            let spool = Spool::open_with(dir, settings).map_err(Failure::Host)?;
+            serving.run(spool, &dir.display().to_string())
+        }
+        (None, None) => Err(Failure::Input(anyhow!(
+            "serve needs --spool DIR, or --store URL (or --store-url-file FILE)"
+        ))),
+    }
+}
+
+/// What `serve` runs, but the store.
+struct Serving<'a> {
+    runtime: &'a Runtime,
+    config: &'a str,
+    listener: std::net::TcpListener,
+    pacing: Pacing,
+    intake: serve::Intake,
+}
+
+impl Serving<'_> {
+    /// Serves on `store` (shown as `place`) until SIGTERM or SIGINT.
+    fn run(self, store: impl Store + 'static, place: &str) -> Result<(), Failure> {
+        let pending = store.pending_count();
+        serve::run(
+            self.runtime,
+            self.config,
+            self.listener,
+            store,
+            self.pacing,
+            self.intake,
+            serve::shutdown::signal(),
+            |addr| {
+                // One write, and no panic if whoever started us stopped
+                // reading.
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                let said = format!("listening on {addr}\n{pending} alert(s) pending in {place}\n");
+                let _ = out.write_all(said.as_bytes()).and_then(|()| out.flush());
+            },
+        )
+        .map_err(Failure::Host)
+    }
+}
+
+/// A node's name when none is given: the host's name and the process id.
+fn default_node() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}:{}", std::process::id())
 }
 
 /// Raises the soft limit on open files to the hard one (as Go's runtime

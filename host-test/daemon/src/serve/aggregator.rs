@@ -88,7 +88,11 @@ async fn close_window(shared: &Shared, topics: &Handlers, handler: &str, window:
         .write(|store| store.emit(handler, window, accepts, collects));
     // Not closed unless durable: the window stays open, to be closed again.
     let closed = match closed {
-        Ok(((ids, _), durable)) => durable.wait().await.map(|()| ids).map_err(|e| e.to_string()),
+        Ok(((ids, _), durable)) => durable
+            .wait()
+            .await
+            .map(|()| ids)
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     match closed {

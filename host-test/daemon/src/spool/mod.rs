@@ -65,8 +65,7 @@ use crate::store::{
 };
 use file::{lock_dir, JournalFile};
 pub use file::{DiskOp, Faults};
-use record::NewAlert;
-pub(crate) use record::Record;
+pub(crate) use record::{NewAlert, Record};
 pub use record::{KEEP_FINISHED, MAX_FAILED, MAX_MESSAGES};
 use state::State;
 
@@ -282,6 +281,7 @@ impl Spool {
             handler: handler.to_string(),
             accepts,
             collects,
+            closes: None,
         };
         let number = self.stage(record, true)?;
         self.next_id += ids.len() as u64;

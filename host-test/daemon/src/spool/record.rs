@@ -55,6 +55,11 @@ pub(crate) enum Record {
         handler: String,
         accepts: Vec<NewAlert>,
         collects: Vec<(String, u64, Collected)>,
+        /// The window closed, as its closer saw it (start and count): a
+        /// store shared by several nodes closes it only if it still holds
+        /// that. The journal has one writer and ignores it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closes: Option<(u64, u64)>,
     },
 }
 

@@ -91,6 +91,7 @@ impl State {
                 handler,
                 accepts,
                 collects,
+                ..
             } => {
                 self.windows.remove(&handler);
                 for a in accepts {

@@ -1,6 +1,7 @@
 //! A `host-test serve` child process for the integration tests: started on a
 //! free port with time scaled down, fed over HTTP, its stderr kept in a log
-//! file beside the spool (`SPOOL.log`).
+//! file beside the spool (`SPOOL.log`), or where the test says for a node on
+//! a shared database (`--store URL`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -36,14 +37,38 @@ impl Server {
 
     /// Starts `binary` (a `host-test` built elsewhere, for a baseline).
     pub fn start_binary(binary: &Path, target: &[&str], spool: &Path, extra: &[&str]) -> Server {
+        let mut log = spool.as_os_str().to_owned();
+        log.push(".log");
+        Server::spawn(
+            binary,
+            target,
+            &["--spool", spool.to_str().unwrap()],
+            Path::new(&log),
+            extra,
+        )
+    }
+
+    /// Starts a node on the shared store at `store_url` (`--store URL`, e.g.
+    /// `postgres://postgres@127.0.0.1:PORT/alerts`) instead of a spool
+    /// directory, its stderr in `log`.
+    pub fn start_on_store(config: &Path, store_url: &str, log: &Path, extra: &[&str]) -> Server {
+        Server::spawn(
+            Path::new(env!("CARGO_BIN_EXE_host-test")),
+            &["--config", config.to_str().unwrap()],
+            &["--store", store_url],
+            log,
+            extra,
+        )
+    }
+
+    /// Runs `binary serve TARGET --listen 127.0.0.1:0 STORE EXTRA` (`STORE`
+    /// says where alerts are kept: `--spool DIR` or `--store URL`), stderr
+    /// appended to `log`, and reads where it listens.
+    fn spawn(binary: &Path, target: &[&str], store: &[&str], log: &Path, extra: &[&str]) -> Server {
         let mut args = vec!["serve"];
         args.extend_from_slice(target);
-        args.extend([
-            "--listen",
-            "127.0.0.1:0",
-            "--spool",
-            spool.to_str().unwrap(),
-        ]);
+        args.extend(["--listen", "127.0.0.1:0"]);
+        args.extend_from_slice(store);
         // Backoff scaled down too, unless asked.
         if !extra.contains(&"--backoff-base-ms") {
             args.extend(["--backoff-base-ms", "50"]);
@@ -53,9 +78,7 @@ impl Server {
             args.extend(["--channel-interval-ms", "10"]);
         }
         args.extend_from_slice(extra);
-        let mut log = spool.as_os_str().to_owned();
-        log.push(".log");
-        let log = PathBuf::from(log);
+        let log = log.to_path_buf();
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -73,7 +96,12 @@ impl Server {
         let addr = line
             .trim()
             .strip_prefix("listening on ")
-            .expect("the first line says where")
+            .unwrap_or_else(|| {
+                panic!(
+                    "the first line says where serve listens, not {line:?}; serve {args:?} logged:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
             .parse()
             .unwrap();
         Server {
@@ -114,7 +142,14 @@ impl Server {
 
     /// POSTs `body` with handler options in the query (`channel=%23c&...`).
     pub fn post_with(&self, query: &str, body: &str) -> (u16, Value) {
-        self.request(&format!(
+        let answer = self.post_answer(query, body);
+        (answer.status, answer.body)
+    }
+
+    /// POSTs `body` with handler options in the query; the whole answer,
+    /// headers too (a `503`'s `Retry-After`).
+    pub fn post_answer(&self, query: &str, body: &str) -> Answer {
+        self.exchange(&format!(
             "POST /alert?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ))
@@ -138,13 +173,33 @@ impl Server {
     }
 
     pub fn request(&self, raw: &str) -> (u16, Value) {
+        let answer = self.exchange(raw);
+        (answer.status, answer.body)
+    }
+
+    /// Sends `raw` (a whole HTTP/1.1 request that says `Connection:
+    /// close`); the whole answer.
+    pub fn exchange(&self, raw: &str) -> Answer {
         let mut stream = TcpStream::connect(self.addr).unwrap();
         stream.write_all(raw.as_bytes()).unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
-        let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_str(body).unwrap_or(Value::Null),
+        }
     }
 
     /// Sends SIGTERM and waits (at most 60 s) for the exit; its status.
@@ -167,6 +222,23 @@ impl Server {
     pub fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+}
+
+/// One answer of `serve`'s.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON (`Value::Null` if it is not JSON).
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -1,10 +1,418 @@
-//! The PostgreSQL store (issue 19, under way): several `serve` nodes on one
-//! database. So far: where the database is and how to reach it, its
-//! password never shown ([`connect`]); its schema, created and migrated by
-//! `serve` itself ([`schema`]); a throwaway server for tests ([`testdb`]).
-//! The store itself (claims under leases, pacing shared across nodes) is
-//! not written yet.
+//! The PostgreSQL store: several `serve` nodes on one database.
+//!
+//! - Where the database is and how to reach it, its password never shown
+//!   ([`connect`]); a few connections, reconnected with backoff ([`pool`]).
+//! - Its schema, created and migrated by `serve` itself ([`schema`]).
+//! - Writes are staged and numbered as the journal's are (the same
+//!   records), and the group commit writes every one staged meanwhile in
+//!   one transaction ([`writes`]): a `202` only once it committed.
+//! - Claims decide which node sends what, and when, in the database, by
+//!   the scheduler's own pacing rule ([`claims`]).
+//! - Every node reads the pending alerts as they become visible, and the
+//!   lists `GET /spool` shows ([`reads`]).
+//! - A throwaway server for tests ([`testdb`]).
+//!
+//! **At least once.** A node that dies with requests out loses its claims
+//! when their leases run out (`--lease-ms`, renewed a third of it apart);
+//! another node then sends those alerts again. A duplicate reaches Slack
+//! only for a request that had reached Slack when its node died, before
+//! its ending was committed: at most one per channel the node was sending
+//! to, since a channel has one request out.
 
+mod claims;
 pub mod connect;
+mod pool;
+mod reads;
 pub mod schema;
 pub mod testdb;
+mod writes;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kapacitor_formats::aggregate::{Collected, Window};
+
+use crate::lock;
+use crate::scheduler::Rules;
+use crate::spool::{unix_ms, NewAlert, Record};
+use crate::store::{
+    Claim, ClaimRequest, FailedAlert, Finished, Job, Listing, Lists, Pending, Release, Store,
+    StoreError, SyncStart, Ticket, Wake,
+};
+use claims::Claimant;
+use connect::StoreUrl;
+use pool::Db;
+
+/// Ids a node reserves at once (the `alert_ids` sequence's increment).
+const ID_BLOCK: u64 = 1_000;
+
+/// How often a node looks for alerts other nodes took (its own are looked
+/// for as soon as they commit).
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// How a node opens the store.
+pub struct Settings {
+    pub url: StoreUrl,
+    /// This node's name, unique among the nodes.
+    pub node: String,
+    /// How long a claim holds without renewal.
+    pub lease: Duration,
+    /// The scheduler's pacing, applied to every channel in the database.
+    pub rules: Rules,
+    /// How many finished alerts `GET /spool` shows (the newest).
+    pub keep_finished: usize,
+}
+
+/// The store shared by several nodes.
+pub struct PgStore {
+    db: Arc<Db>,
+    who: Arc<Claimant>,
+    ids: Arc<Mutex<Ids>>,
+    staged: Vec<Record>,
+    written: u64,
+    view: Arc<View>,
+    /// The store's own runtime: the connections, the arrivals' reader.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Alert ids reserved by this node.
+#[derive(Default)]
+struct Ids {
+    next: u64,
+    end: u64,
+    /// A block reserved ahead.
+    spare: Option<u64>,
+}
+
+impl Ids {
+    fn take(&mut self) -> Option<u64> {
+        if self.next >= self.end {
+            let start = self.spare.take()?;
+            self.next = start;
+            self.end = start + ID_BLOCK;
+        }
+        let id = self.next;
+        self.next += 1;
+        Some(id)
+    }
+
+    /// Whether to reserve another block.
+    fn low(&self) -> bool {
+        self.spare.is_none() && self.end.saturating_sub(self.next) < ID_BLOCK / 2
+    }
+}
+
+/// What the arrivals' reader found.
+struct View {
+    state: Mutex<ViewState>,
+    poke: tokio::sync::Notify,
+    stop: AtomicBool,
+}
+
+#[derive(Default)]
+struct ViewState {
+    arrivals: Vec<Pending>,
+    pending: usize,
+    oldest_ms: Option<u64>,
+    wake: Option<Wake>,
+}
+
+impl PgStore {
+    /// Connects, brings the schema to this version, reserves ids, and
+    /// starts reading arrivals.
+    pub fn open(settings: Settings) -> anyhow::Result<PgStore> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("store")
+            .enable_all()
+            .build()?;
+        let db = Db::new(settings.url, runtime.handle().clone());
+        let ids = Arc::new(Mutex::new(Ids::default()));
+        runtime.block_on(async {
+            let mut conn = db.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            schema::migrate(&mut conn.client)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            drop(conn);
+            let start = reserve(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            lock(&ids).spare = Some(start);
+            anyhow::Ok(())
+        })?;
+        let view = Arc::new(View {
+            state: Mutex::new(ViewState::default()),
+            poke: tokio::sync::Notify::new(),
+            stop: AtomicBool::new(false),
+        });
+        runtime.spawn(read_arrivals(
+            db.clone(),
+            view.clone(),
+            settings.keep_finished,
+        ));
+        Ok(PgStore {
+            db,
+            who: Arc::new(Claimant {
+                node: settings.node,
+                lease: settings.lease,
+                rules: settings.rules,
+            }),
+            ids,
+            staged: Vec::new(),
+            written: 0,
+            view,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.who.node
+    }
+
+    fn stage(&mut self, record: Record) -> u64 {
+        self.staged.push(record);
+        self.written += 1;
+        self.written
+    }
+
+    fn new_id(&mut self) -> Result<u64, StoreError> {
+        lock(&self.ids).take().ok_or_else(|| {
+            StoreError::Unavailable("alert ids are being reserved from the database".into())
+        })
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.view.stop.store(true, Ordering::SeqCst);
+        self.view.poke.notify_one();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Reserves a block of ids: its first.
+async fn reserve(db: &Arc<Db>) -> Result<u64, StoreError> {
+    let conn = db.get().await?;
+    let row = conn
+        .client
+        .query_one("SELECT nextval('alert_ids')", &[])
+        .await
+        .map_err(|e| db.failed(e))?;
+    Ok(row.get::<_, i64>(0).max(1) as u64)
+}
+
+/// Reads pending alerts as they become visible (poked when this node's
+/// own commit, every [`LOOK_EVERY`] for other nodes'), the pending count,
+/// and now and then drops what is past the bounds.
+async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
+    let mut seq = 0;
+    let mut counted: Option<Instant> = None;
+    let mut pruned = Instant::now();
+    while !view.stop.load(Ordering::SeqCst) {
+        let mut more = false;
+        if let Ok((fresh, newest)) = reads::arrivals(&db, seq).await {
+            seq = newest;
+            if !fresh.is_empty() {
+                more = fresh.len() >= 1_000;
+                let wake = {
+                    let mut state = lock(&view.state);
+                    state.arrivals.extend(fresh);
+                    state.wake.clone()
+                };
+                if let Some(wake) = wake {
+                    wake();
+                }
+            }
+        }
+        if counted.is_none_or(|at| at.elapsed() >= Duration::from_millis(500)) {
+            counted = Some(Instant::now());
+            if let Ok((pending, oldest)) = reads::pending_stats(&db).await {
+                let mut state = lock(&view.state);
+                state.pending = pending;
+                state.oldest_ms = oldest;
+            }
+        }
+        if pruned.elapsed() >= Duration::from_secs(10) {
+            pruned = Instant::now();
+            if let Err(e) = reads::prune(&db, keep_finished).await {
+                tracing::warn!("dropping what is past the store's bounds failed: {e}");
+            }
+        }
+        if !more {
+            let _ = tokio::time::timeout(LOOK_EVERY, view.poke.notified()).await;
+        }
+    }
+}
+
+impl Store for PgStore {
+    fn accept(
+        &mut self,
+        alert: &str,
+        options: Vec<(String, String)>,
+    ) -> Result<Ticket, StoreError> {
+        let id = self.new_id()?;
+        let number = self.stage(Record::Accept {
+            id,
+            at: unix_ms(),
+            alert: alert.to_string(),
+            options,
+        });
+        Ok(Ticket::new(id, number))
+    }
+
+    fn collect(&mut self, handler: &str, event: Collected) -> Result<Ticket, StoreError> {
+        let number = self.stage(Record::Collect {
+            handler: handler.to_string(),
+            start_ms: unix_ms(),
+            event,
+        });
+        Ok(Ticket::new(0, number))
+    }
+
+    fn emit(
+        &mut self,
+        handler: &str,
+        window: &Window,
+        accepts: Vec<(String, Vec<(String, String)>)>,
+        collects: Vec<(String, Collected)>,
+    ) -> Result<(Vec<u64>, Ticket), StoreError> {
+        let at = unix_ms();
+        let mut new = Vec::with_capacity(accepts.len());
+        for (alert, options) in accepts {
+            new.push(NewAlert {
+                id: self.new_id()?,
+                at,
+                alert,
+                options,
+            });
+        }
+        let ids = new.iter().map(|a| a.id).collect();
+        let number = self.stage(Record::Emit {
+            handler: handler.to_string(),
+            accepts: new,
+            collects: collects
+                .into_iter()
+                .map(|(other, event)| (other, at, event))
+                .collect(),
+            closes: Some((window.start_ms, window.count)),
+        });
+        Ok((ids, Ticket::new(0, number)))
+    }
+
+    fn finish(&mut self, done: Finished) -> Result<Ticket, StoreError> {
+        let id = done.id;
+        Ok(Ticket::new(id, self.stage(Record::Done(done))))
+    }
+
+    fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError> {
+        let mut resent = Vec::with_capacity(failed.len());
+        for f in failed {
+            let ticket = self.accept(&f.alert, f.options.clone())?;
+            let number = self.stage(Record::Resent {
+                id: f.id,
+                as_id: ticket.id,
+            });
+            resent.push((f.id, Ticket::new(ticket.id, number)));
+        }
+        Ok(resent)
+    }
+
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn rollback(&mut self, to: u64) {
+        while self.written > to && self.staged.pop().is_some() {
+            self.written -= 1;
+        }
+    }
+
+    fn arrivals(&mut self) -> Vec<Pending> {
+        std::mem::take(&mut lock(&self.view.state).arrivals)
+    }
+
+    fn watch(&mut self, wake: Wake) {
+        lock(&self.view.state).wake = Some(wake);
+    }
+
+    fn claim(&mut self, request: ClaimRequest) -> Job<Claim> {
+        self.db
+            .job(claims::claim(self.db.clone(), self.who.clone(), request))
+    }
+
+    fn lease(&self) -> Option<Duration> {
+        Some(self.who.lease)
+    }
+
+    fn renew(&mut self) -> Job<()> {
+        self.db
+            .job(claims::renew(self.db.clone(), self.who.clone()))
+    }
+
+    fn release(&mut self, release: Release) -> Job<()> {
+        self.db
+            .job(claims::release(self.db.clone(), self.who.clone(), release))
+    }
+
+    fn windows(&self) -> Job<BTreeMap<String, Window>> {
+        self.db.job(reads::windows(self.db.clone()))
+    }
+
+    fn resendable(&self, ids: Option<Vec<u64>>) -> Job<Vec<FailedAlert>> {
+        self.db.job(reads::resendable(self.db.clone(), ids))
+    }
+
+    fn pending_count(&self) -> usize {
+        lock(&self.view.state).pending
+    }
+
+    fn oldest_pending_age(&self) -> Option<Duration> {
+        let oldest = lock(&self.view.state).oldest_ms?;
+        Some(Duration::from_millis(unix_ms().saturating_sub(oldest)))
+    }
+
+    fn lists(&self, lists: &[Listing], after: Option<u64>, limit: usize) -> Job<Lists> {
+        self.db
+            .job(reads::lists(self.db.clone(), lists.to_vec(), after, limit))
+    }
+
+    fn trouble(&self) -> Option<String> {
+        self.db.trouble()
+    }
+
+    fn begin_sync(&mut self) -> SyncStart {
+        let through = self.written;
+        if self.staged.is_empty() {
+            return SyncStart::Done { through };
+        }
+        let batch = std::mem::take(&mut self.staged);
+        let (db, ids) = (self.db.clone(), self.ids.clone());
+        let refill = lock(&ids).low();
+        SyncStart::Started {
+            through,
+            sync: Box::new(move || {
+                db.block_on(async {
+                    writes::commit(&db, batch).await.map_err(io::Error::other)?;
+                    if refill {
+                        if let Ok(start) = reserve(&db).await {
+                            lock(&ids).spare = Some(start);
+                        }
+                    }
+                    Ok(())
+                })
+            }),
+        }
+    }
+
+    fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()> {
+        if synced.is_ok() {
+            // This node's own alerts: read now, not at the next look.
+            self.view.poke.notify_one();
+        }
+        synced
+    }
+}

@@ -1,0 +1,300 @@
+//! Claims: which node sends an alert, and when, decided in the database
+//! by the scheduler's own rule ([`Pace`]) applied to the channel's row.
+//!
+//! A claim locks the alert's row, then its channel's (always in that
+//! order), and is granted only if the alert is still pending and not
+//! claimed under a live lease, no earlier event of its alert key is
+//! pending, it is not waiting out a backoff, no other node is sending to
+//! the channel, and the channel's pacing lets a message go now. The
+//! channel then counts the message sent and is held by this node under the
+//! lease; the release paces it from when the request left, and applies a
+//! retry (a `Retry-After` blocks the channel for every node).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_postgres::Transaction;
+
+use super::pool::{prepared, Db};
+use super::writes::now_ms;
+use crate::scheduler::{Pace, Rules};
+use crate::store::{AlertMessage, Claim, ClaimRequest, Release, StoreError};
+
+/// Who claims, for how long, by which pacing.
+pub struct Claimant {
+    pub node: String,
+    pub lease: Duration,
+    pub rules: Rules,
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+fn after(from: i64, to: i64) -> Duration {
+    Duration::from_millis(to.saturating_sub(from).max(1) as u64)
+}
+
+type Cache = std::collections::HashMap<&'static str, tokio_postgres::Statement>;
+
+/// The channel's row, created quiet if it is new, and locked.
+async fn channel_row(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    key: &str,
+    rules: &Rules,
+) -> Result<(Pace<Duration>, Option<String>, Option<i64>), tokio_postgres::Error> {
+    let sql = "INSERT INTO channels (pacing_key, margin_ms) VALUES ($1, $2)
+         ON CONFLICT (pacing_key) DO UPDATE SET pacing_key = EXCLUDED.pacing_key
+         RETURNING earliest_ms, blocked_until_ms, margin_ms, held_by, held_until_ms";
+    let statement = prepared(cache, tx, sql).await?;
+    let row = tx.query_one(&statement, &[&key, &ms(rules.margin)]).await?;
+    let moment = |v: Option<i64>| v.map(|v| Duration::from_millis(v.max(0) as u64));
+    let pace = Pace {
+        earliest: moment(row.get(0)),
+        blocked_until: moment(row.get(1)),
+        margin: Duration::from_millis(row.get::<_, i64>(2).max(0) as u64),
+    };
+    Ok((pace, row.get(3), row.get(4)))
+}
+
+async fn save_channel(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    key: &str,
+    pace: &Pace<Duration>,
+    held: Option<(&str, i64)>,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = "UPDATE channels SET earliest_ms = $2, blocked_until_ms = $3, margin_ms = $4,
+             held_by = $5, held_until_ms = $6
+         WHERE pacing_key = $1";
+    let statement = prepared(cache, tx, sql).await?;
+    tx.execute(
+        &statement,
+        &[
+            &key,
+            &pace.earliest.map(ms),
+            &pace.blocked_until.map(ms),
+            &ms(pace.margin),
+            &held.map(|h| h.0),
+            &held.map(|h| h.1),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Asks to send alert `request.id` now.
+pub async fn claim(
+    db: Arc<Db>,
+    who: Arc<Claimant>,
+    request: ClaimRequest,
+) -> Result<Claim, StoreError> {
+    let mut conn = db.get().await?;
+    let decided = async {
+        let (tx, cache) = conn.transaction().await?;
+        let sql = concat!(
+            "SELECT status, claimed_by, lease_until_ms, seq, attempts, not_before_ms, alert_key, ",
+            now_ms!(),
+            " FROM alerts WHERE id = $1 FOR UPDATE"
+        );
+        let statement = prepared(cache, &tx, sql).await?;
+        let Some(alert) = tx.query_opt(&statement, &[&(request.id as i64)]).await? else {
+            return Ok(Claim::Gone);
+        };
+        if alert.get::<_, &str>(0) != "pending" {
+            return Ok(Claim::Gone);
+        }
+        let now: i64 = alert.get(7);
+        let rules = &who.rules;
+        let (claimed_by, lease_until): (Option<String>, Option<i64>) = (alert.get(1), alert.get(2));
+        if let (Some(by), Some(until)) = (&claimed_by, lease_until) {
+            if *by != who.node && until > now {
+                return Ok(Claim::NotYet {
+                    wait: after(now, until).min(rules.interval),
+                });
+            }
+        }
+        let not_before: i64 = alert.get(5);
+        if not_before > now {
+            return Ok(Claim::NotYet {
+                wait: after(now, not_before),
+            });
+        }
+        let key: String = alert.get(6);
+        let seq: i64 = alert.get(3);
+        let sql =
+            "SELECT 1 FROM alerts WHERE alert_key = $1 AND status = 'pending' AND seq < $2 LIMIT 1";
+        let statement = prepared(cache, &tx, sql).await?;
+        if tx.query_opt(&statement, &[&key, &seq]).await?.is_some() {
+            return Ok(Claim::NotYet {
+                wait: rules.interval,
+            });
+        }
+        let (mut pace, held_by, held_until) =
+            channel_row(&tx, cache, &request.channel, rules).await?;
+        if let (Some(by), Some(until)) = (&held_by, held_until) {
+            if *by != who.node && until > now {
+                return Ok(Claim::NotYet {
+                    wait: after(now, until).min(rules.interval),
+                });
+            }
+        }
+        let now_d = Duration::from_millis(now.max(0) as u64);
+        if let Some(ready) = pace.ready(rules).filter(|r| *r > now_d) {
+            return Ok(Claim::NotYet {
+                wait: ready - now_d,
+            });
+        }
+        pace.sent(now_d, rules);
+        let until = now + ms(who.lease);
+        save_channel(
+            &tx,
+            cache,
+            &request.channel,
+            &pace,
+            Some((&who.node, until)),
+        )
+        .await?;
+        let sql =
+            "UPDATE alerts SET claimed_by = $2, lease_until_ms = $3, channel = $4 WHERE id = $1";
+        let statement = prepared(cache, &tx, sql).await?;
+        tx.execute(
+            &statement,
+            &[&(request.id as i64), &who.node, &until, &request.channel],
+        )
+        .await?;
+        let sql = "SELECT workspace, channel_id, ts FROM messages WHERE alert_key = $1";
+        let statement = prepared(cache, &tx, sql).await?;
+        let message = tx
+            .query_opt(&statement, &[&key])
+            .await?
+            .map(|m| AlertMessage {
+                key: key.clone(),
+                workspace: m.get(0),
+                channel_id: m.get(1),
+                ts: m.get(2),
+            });
+        let attempts: i32 = alert.get(4);
+        tx.commit().await?;
+        Ok(Claim::Granted {
+            message,
+            attempts: Some(attempts.max(0) as u32),
+        })
+    }
+    .await;
+    match decided {
+        Ok(claim) => {
+            db.recovered();
+            Ok(claim)
+        }
+        Err(e) => Err(db.failed(e)),
+    }
+}
+
+/// Lets the claim on `release.id` go: the channel is paced from when the
+/// request left and no longer held; a retry waits (and a `Retry-After`
+/// blocks the channel for every node).
+pub async fn release(db: Arc<Db>, who: Arc<Claimant>, release: Release) -> Result<(), StoreError> {
+    // How long ago the request left, by this node's clock: the same span
+    // back from now on the database's.
+    let left_ago = release
+        .left
+        .map(|at| SystemTime::now().duration_since(at).unwrap_or_default());
+    let mut conn = db.get().await?;
+    let done = async {
+        let (tx, cache) = conn.transaction().await?;
+        let rules = &who.rules;
+        let sql = concat!("SELECT ", now_ms!());
+        let statement = prepared(cache, &tx, sql).await?;
+        let now: i64 = tx.query_one(&statement, &[]).await?.get(0);
+        if let Some(retry) = &release.retry {
+            let sql = "UPDATE alerts SET claimed_by = NULL, lease_until_ms = NULL,
+                     attempts = $3, not_before_ms = $4
+                 WHERE id = $1 AND claimed_by = $2 AND status = 'pending'";
+            let statement = prepared(cache, &tx, sql).await?;
+            tx.execute(
+                &statement,
+                &[
+                    &(release.id as i64),
+                    &who.node,
+                    &(release.attempts as i32),
+                    &(now + ms(retry.wait)),
+                ],
+            )
+            .await?;
+        }
+        let (mut pace, held_by, held_until) =
+            channel_row(&tx, cache, &release.channel, rules).await?;
+        let now_d = Duration::from_millis(now.max(0) as u64);
+        if let Some(ago) = left_ago {
+            pace.left(now_d.saturating_sub(ago), rules);
+        }
+        if let Some(retry) = &release.retry {
+            pace.retry(
+                now_d + retry.wait,
+                retry.retry_after,
+                retry.rate_limited,
+                rules,
+            );
+        }
+        // Still held by another node (this claim ran out and it took the
+        // channel): left to it.
+        let held = match (held_by.as_deref(), held_until) {
+            (Some(by), Some(until)) if by != who.node => Some((by, until)),
+            _ => None,
+        };
+        save_channel(&tx, cache, &release.channel, &pace, held).await?;
+        tx.commit().await
+    }
+    .await;
+    match done {
+        Ok(()) => {
+            db.recovered();
+            Ok(())
+        }
+        Err(e) => Err(db.failed(e)),
+    }
+}
+
+/// Renews the leases of every claim `who` holds, and says it is alive.
+pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
+    let mut conn = db.get().await?;
+    let done = async {
+        let (tx, cache) = conn.transaction().await?;
+        let lease = ms(who.lease);
+        let sql = concat!(
+            "UPDATE alerts SET lease_until_ms = ",
+            now_ms!(),
+            " + $2 WHERE claimed_by = $1 AND status = 'pending'"
+        );
+        let statement = prepared(cache, &tx, sql).await?;
+        tx.execute(&statement, &[&who.node, &lease]).await?;
+        let sql = concat!(
+            "UPDATE channels SET held_until_ms = ",
+            now_ms!(),
+            " + $2 WHERE held_by = $1 AND EXISTS (SELECT 1 FROM alerts
+                 WHERE claimed_by = $1 AND status = 'pending' AND channel = channels.pacing_key)"
+        );
+        let statement = prepared(cache, &tx, sql).await?;
+        tx.execute(&statement, &[&who.node, &lease]).await?;
+        let sql = concat!(
+            "INSERT INTO nodes (id, started_ms, seen_ms) VALUES ($1, ",
+            now_ms!(),
+            ", ",
+            now_ms!(),
+            ") ON CONFLICT (id) DO UPDATE SET seen_ms = EXCLUDED.seen_ms"
+        );
+        let statement = prepared(cache, &tx, sql).await?;
+        tx.execute(&statement, &[&who.node]).await?;
+        tx.commit().await
+    }
+    .await;
+    match done {
+        Ok(()) => {
+            db.recovered();
+            Ok(())
+        }
+        Err(e) => Err(db.failed(e)),
+    }
+}

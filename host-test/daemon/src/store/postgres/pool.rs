@@ -1,0 +1,252 @@
+//! The node's connections to the database: a few, on a runtime of their
+//! own, each with the statements it prepared; reconnected with backoff when
+//! the database goes away, and while it is away every caller is told at
+//! once (no connection storm), with why, never the password.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::{Client, Statement, Transaction};
+
+use super::connect::StoreUrl;
+use crate::lock;
+use crate::store::{Job, StoreError};
+
+/// Connections a node keeps open at most: claims and releases of the
+/// requests in flight, the group commit, the arrivals' reader.
+pub const CONNECTIONS: usize = 8;
+
+/// The first wait after a failed connection, and the longest.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(5);
+
+/// The database, as this node reaches it.
+pub struct Db {
+    url: StoreUrl,
+    runtime: tokio::runtime::Handle,
+    idle: Mutex<Vec<Conn>>,
+    slots: Arc<Semaphore>,
+    health: Mutex<Health>,
+}
+
+#[derive(Default)]
+struct Health {
+    /// Why the database cannot be used, while it cannot.
+    trouble: Option<String>,
+    /// No connection is tried before then.
+    retry_at: Option<Instant>,
+    delay: Duration,
+}
+
+/// A connection and the statements prepared on it.
+pub struct Conn {
+    pub client: Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    /// A transaction, with the prepared statements beside it.
+    pub async fn transaction(
+        &mut self,
+    ) -> Result<(Transaction<'_>, &mut HashMap<&'static str, Statement>), tokio_postgres::Error>
+    {
+        let tx = self.client.transaction().await?;
+        Ok((tx, &mut self.prepared))
+    }
+}
+
+/// `sql` prepared once per connection, within a transaction.
+pub async fn prepared(
+    cache: &mut HashMap<&'static str, Statement>,
+    tx: &Transaction<'_>,
+    sql: &'static str,
+) -> Result<Statement, tokio_postgres::Error> {
+    if let Some(statement) = cache.get(sql) {
+        return Ok(statement.clone());
+    }
+    let statement = tx.prepare(sql).await?;
+    cache.insert(sql, statement.clone());
+    Ok(statement)
+}
+
+/// A connection taken from the pool; it goes back when dropped, unless it
+/// broke.
+pub struct Pooled {
+    conn: Option<Conn>,
+    db: Arc<Db>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if !conn.client.is_closed() {
+                lock(&self.db.idle).push(conn);
+            }
+        }
+    }
+}
+
+impl Db {
+    /// The database at `url`, reached from `runtime` (the store's own).
+    pub fn new(url: StoreUrl, runtime: tokio::runtime::Handle) -> Arc<Db> {
+        Arc::new(Db {
+            url,
+            runtime,
+            idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(CONNECTIONS)),
+            health: Mutex::new(Health::default()),
+        })
+    }
+
+    /// Runs `work` on the store's runtime, as a job anyone can await (a
+    /// task of another runtime, or a thread through [`Db::block_on`]).
+    pub fn job<T, F>(&self, work: F) -> Job<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let running = self.runtime.spawn(work);
+        Box::pin(async move {
+            running
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Io(anyhow::anyhow!("a store task ended: {e}"))))
+        })
+    }
+
+    /// Runs `work` to its end on this thread (not a runtime's).
+    pub fn block_on<T>(&self, work: impl Future<Output = T>) -> T {
+        self.runtime.block_on(work)
+    }
+
+    /// A connection: an idle one, or a new one unless the last attempt
+    /// failed too recently (then the reason it failed).
+    pub async fn get(self: &Arc<Self>) -> Result<Pooled, StoreError> {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closing".into()))?;
+        loop {
+            let idle = lock(&self.idle).pop();
+            match idle {
+                Some(conn) if conn.client.is_closed() => continue,
+                Some(conn) => {
+                    return Ok(Pooled {
+                        conn: Some(conn),
+                        db: self.clone(),
+                        _slot: slot,
+                    })
+                }
+                None => break,
+            }
+        }
+        {
+            let health = lock(&self.health);
+            if health.retry_at.is_some_and(|at| Instant::now() < at) {
+                let why = health.trouble.clone().unwrap_or_default();
+                return Err(StoreError::Unavailable(why));
+            }
+        }
+        match self.url.connect().await {
+            Ok(client) => {
+                self.recovered();
+                Ok(Pooled {
+                    conn: Some(Conn {
+                        client,
+                        prepared: HashMap::new(),
+                    }),
+                    db: self.clone(),
+                    _slot: slot,
+                })
+            }
+            Err(why) => {
+                let mut health = lock(&self.health);
+                health.delay = (health.delay * 2).clamp(FIRST_RETRY, LAST_RETRY);
+                health.retry_at = Some(Instant::now() + health.delay);
+                if health.trouble.as_deref() != Some(why.as_str()) {
+                    tracing::error!(
+                        retry_in_ms = health.delay.as_millis() as u64,
+                        "the store cannot be reached; alerts are refused with 503 meanwhile: {why}"
+                    );
+                }
+                health.trouble = Some(why.clone());
+                Err(StoreError::Unavailable(why))
+            }
+        }
+    }
+
+    /// The database answered: whatever was wrong is over.
+    pub fn recovered(&self) {
+        let mut health = lock(&self.health);
+        if health.trouble.take().is_some() {
+            tracing::info!("the store is reachable again");
+        }
+        health.retry_at = None;
+        health.delay = Duration::ZERO;
+    }
+
+    /// What a failed statement means: the database away (the store is
+    /// degraded until it answers again), or a refusal.
+    pub fn failed(&self, e: tokio_postgres::Error) -> StoreError {
+        let said = error_text(&e);
+        if is_connection_error(&e) {
+            let mut health = lock(&self.health);
+            if health.trouble.is_none() {
+                tracing::error!("the store went away: {said}");
+            }
+            health.trouble = Some(said.clone());
+            StoreError::Unavailable(said)
+        } else {
+            StoreError::Io(anyhow::anyhow!("{said}"))
+        }
+    }
+
+    /// Why the database cannot be used, while it cannot.
+    pub fn trouble(&self) -> Option<String> {
+        lock(&self.health).trouble.clone()
+    }
+}
+
+/// An error with its causes, on one line.
+fn error_text(e: &tokio_postgres::Error) -> String {
+    let mut said = format!("the store: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        said += &format!(": {cause}");
+        source = cause.source();
+    }
+    said
+}
+
+/// Whether the connection (not the statement) failed: no SQL state, a
+/// connection exception (class 08), or the server shutting down (57P).
+fn is_connection_error(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        None => true,
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || code.starts_with("57P")
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! What the database holds, read: the arrivals every node plans, the
+//! counts `/metrics` shows, the lists of `GET /spool`, the aggregates'
+//! windows, the failed alerts kept for resending; and the bounds on what
+//! is kept (the newest finished alerts, failed ones, messages).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kapacitor_formats::aggregate::Window;
+use tokio_postgres::Row;
+
+use super::pool::Db;
+use crate::spool::{MAX_FAILED, MAX_MESSAGES};
+use crate::store::{
+    AlertMessage, Entry, FailedAlert, Finished, Listing, Lists, Page, Pending, Status, StoreError,
+};
+
+/// Alerts read at once by the arrivals' reader.
+const ARRIVALS_AT_ONCE: i64 = 5_000;
+
+fn options_of(text: &str) -> Vec<(String, String)> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Pending alerts past `seq`, in the order they became visible, with the
+/// newest seq read.
+pub async fn arrivals(db: &Arc<Db>, seq: i64) -> Result<(Vec<Pending>, i64), StoreError> {
+    let conn = db.get().await?;
+    let rows = conn
+        .client
+        .query(
+            "SELECT id, seq, accepted_ms, alert, options FROM alerts
+             WHERE status = 'pending' AND seq > $1 ORDER BY seq LIMIT $2",
+            &[&seq, &ARRIVALS_AT_ONCE],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
+    db.recovered();
+    let newest = rows.last().map_or(seq, |r| r.get(1));
+    let pending = rows
+        .iter()
+        .map(|r| Pending {
+            id: r.get::<_, i64>(0) as u64,
+            at: r.get::<_, i64>(2).max(0) as u64,
+            alert: r.get(3),
+            options: options_of(r.get(4)),
+        })
+        .collect();
+    Ok((pending, newest))
+}
+
+/// How many alerts are pending, and when the oldest was accepted.
+pub async fn pending_stats(db: &Arc<Db>) -> Result<(usize, Option<u64>), StoreError> {
+    let conn = db.get().await?;
+    let row = conn
+        .client
+        .query_one(
+            "SELECT count(*), min(accepted_ms) FROM alerts WHERE status = 'pending'",
+            &[],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
+    Ok((
+        row.get::<_, i64>(0).max(0) as usize,
+        row.get::<_, Option<i64>>(1).map(|v| v.max(0) as u64),
+    ))
+}
+
+/// Drops what is past the bounds: finished alerts beyond the newest
+/// `keep_finished` (failed ones not yet resent are kept, up to
+/// [`MAX_FAILED`]), messages beyond [`MAX_MESSAGES`].
+pub async fn prune(db: &Arc<Db>, keep_finished: usize) -> Result<(), StoreError> {
+    let conn = db.get().await?;
+    conn.client
+        .execute(
+            "DELETE FROM alerts WHERE status <> 'pending'
+               AND NOT (status = 'failed' AND resent_as IS NULL)
+               AND ended_seq <= (SELECT ended_seq FROM alerts WHERE status <> 'pending'
+                                 ORDER BY ended_seq DESC OFFSET $1 LIMIT 1)",
+            &[&(keep_finished as i64)],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
+    conn.client
+        .execute(
+            "DELETE FROM alerts WHERE status = 'failed' AND resent_as IS NULL
+               AND id <= (SELECT id FROM alerts WHERE status = 'failed' AND resent_as IS NULL
+                          ORDER BY id DESC OFFSET $1 LIMIT 1)",
+            &[&(MAX_FAILED as i64)],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
+    conn.client
+        .execute(
+            "DELETE FROM messages WHERE kept_seq <= (SELECT kept_seq FROM messages
+                 ORDER BY kept_seq DESC OFFSET $1 LIMIT 1)",
+            &[&(MAX_MESSAGES as i64)],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
+    Ok(())
+}
+
+/// The aggregates' open windows.
+pub async fn windows(db: Arc<Db>) -> Result<BTreeMap<String, Window>, StoreError> {
+    let conn = db.get().await?;
+    let rows = conn
+        .client
+        .query("SELECT handler, state FROM windows", &[])
+        .await
+        .map_err(|e| db.failed(e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let window = serde_json::from_str::<Window>(r.get::<_, &str>(1)).ok()?;
+            Some((r.get::<_, String>(0), window))
+        })
+        .collect())
+}
+
+fn failed_alert(r: &Row) -> FailedAlert {
+    FailedAlert {
+        id: r.get::<_, i64>(0) as u64,
+        at: r.get::<_, i64>(1).max(0) as u64,
+        alert: r.get(2),
+        options: options_of(r.get(3)),
+        detail: r.get::<_, Option<String>>(4).unwrap_or_default(),
+    }
+}
+
+/// The failed alerts kept for resending: `ids` (each must be one), or all.
+pub async fn resendable(
+    db: Arc<Db>,
+    ids: Option<Vec<u64>>,
+) -> Result<Vec<FailedAlert>, StoreError> {
+    let conn = db.get().await?;
+    let select = "SELECT id, accepted_ms, alert, options, detail FROM alerts
+         WHERE status = 'failed' AND resent_as IS NULL";
+    let rows = match &ids {
+        None => {
+            conn.client
+                .query(&format!("{select} ORDER BY id"), &[])
+                .await
+        }
+        Some(ids) => {
+            let wanted: Vec<i64> = ids.iter().map(|id| *id as i64).collect();
+            conn.client
+                .query(
+                    &format!("{select} AND id = ANY($1) ORDER BY id"),
+                    &[&wanted],
+                )
+                .await
+        }
+    }
+    .map_err(|e| db.failed(e))?;
+    let found: Vec<FailedAlert> = rows.iter().map(failed_alert).collect();
+    if let Some(ids) = ids {
+        if let Some(missing) = ids.iter().find(|id| !found.iter().any(|f| f.id == **id)) {
+            return Err(StoreError::NotFailed { id: *missing });
+        }
+        // In the order named, each once.
+        let mut ordered: Vec<FailedAlert> = Vec::new();
+        for id in ids {
+            if !ordered.iter().any(|f| f.id == id) {
+                ordered.extend(found.iter().find(|f| f.id == id).cloned());
+            }
+        }
+        return Ok(ordered);
+    }
+    Ok(found)
+}
+
+/// Every list's count, and a page of each of `lists` past `after`.
+pub async fn lists(
+    db: Arc<Db>,
+    lists: Vec<Listing>,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Lists, StoreError> {
+    let conn = db.get().await?;
+    let row = conn
+        .client
+        .query_one(
+            "SELECT (SELECT count(*) FROM alerts WHERE status = 'pending'),
+                    (SELECT count(*) FROM alerts WHERE status <> 'pending'),
+                    (SELECT count(*) FROM messages),
+                    (SELECT count(*) FROM alerts WHERE status = 'failed' AND resent_as IS NULL)",
+            &[],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
+    let counts = Listing::ALL
+        .iter()
+        .enumerate()
+        .map(|(n, l)| (*l, row.get::<_, i64>(n).max(0) as usize))
+        .collect();
+    let mut pages = Vec::new();
+    // One more than asked: whether there is a next page.
+    let take = limit as i64 + 1;
+    let after = after.map(|a| a as i64);
+    for list in lists {
+        let rows = match list {
+            Listing::Pending => {
+                conn.client
+                    .query(
+                        "SELECT id FROM alerts WHERE status = 'pending' AND id > $1
+                         ORDER BY id LIMIT $2",
+                        &[&after.unwrap_or(0), &take],
+                    )
+                    .await
+            }
+            Listing::Finished => {
+                conn.client
+                    .query(
+                        "SELECT ended_seq, id, status, detail, attempts FROM alerts
+                         WHERE status <> 'pending' AND ended_seq < $1
+                         ORDER BY ended_seq DESC LIMIT $2",
+                        &[&after.unwrap_or(i64::MAX), &take],
+                    )
+                    .await
+            }
+            Listing::Messages => {
+                conn.client
+                    .query(
+                        "SELECT kept_seq, alert_key, workspace, channel_id, ts FROM messages
+                         WHERE kept_seq > $1 ORDER BY kept_seq LIMIT $2",
+                        &[&after.unwrap_or(0), &take],
+                    )
+                    .await
+            }
+            Listing::Resendable => {
+                conn.client
+                    .query(
+                        "SELECT id, detail FROM alerts
+                         WHERE status = 'failed' AND resent_as IS NULL AND id > $1
+                         ORDER BY id LIMIT $2",
+                        &[&after.unwrap_or(0), &take],
+                    )
+                    .await
+            }
+        }
+        .map_err(|e| db.failed(e))?;
+        let mut items: Vec<(u64, Entry)> = rows
+            .iter()
+            .map(|r| {
+                let cursor = r.get::<_, i64>(0) as u64;
+                let entry = match list {
+                    Listing::Pending => Entry::Pending(cursor),
+                    Listing::Finished => Entry::Finished(Finished::new(
+                        r.get::<_, i64>(1) as u64,
+                        if r.get::<_, &str>(2) == "delivered" {
+                            Status::Delivered
+                        } else {
+                            Status::Failed
+                        },
+                        r.get::<_, Option<&str>>(3).unwrap_or_default(),
+                        r.get::<_, i32>(4).max(0) as u32,
+                    )),
+                    Listing::Messages => Entry::Message(AlertMessage {
+                        key: r.get(1),
+                        workspace: r.get(2),
+                        channel_id: r.get(3),
+                        ts: r.get(4),
+                    }),
+                    Listing::Resendable => Entry::Resendable {
+                        id: cursor,
+                        detail: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                    },
+                };
+                (cursor, entry)
+            })
+            .collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more {
+            items.last().map(|(c, _)| *c)
+        } else {
+            None
+        };
+        pages.push((
+            list,
+            Page {
+                items: items.into_iter().map(|(_, e)| e).collect(),
+                next,
+            },
+        ));
+    }
+    Ok(Lists { counts, pages })
+}

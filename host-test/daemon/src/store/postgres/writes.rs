@@ -1,0 +1,284 @@
+//! Group commit on the database: every write staged meanwhile, in one
+//! transaction. Alerts go in with one statement, endings with another;
+//! aggregates' collections and closings one by one, in the order written.
+//! A transaction that inserts alerts takes an advisory lock first and
+//! holds it until it commits, so alerts become visible in `seq` order and
+//! a node reading arrivals by `seq` misses none.
+
+use std::collections::HashMap;
+
+use kapacitor_formats::aggregate::{Collected, Window};
+use tokio_postgres::{Statement, Transaction};
+
+use super::pool::{prepared, Db};
+use crate::spool::Record;
+use crate::store::{alert_key, AlertMessage, Finished, Status};
+
+/// The advisory lock inserts take until they commit.
+const INSERTS: i64 = 0x736c_6163_6b2d_6964;
+
+/// Now on the database's clock, in milliseconds since the Unix epoch (a
+/// literal, for `concat!`).
+macro_rules! now_ms {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
+pub(crate) use now_ms;
+
+type Cache = HashMap<&'static str, Statement>;
+
+/// Writes `batch` in one transaction; `Ok` once it committed.
+pub async fn commit(db: &std::sync::Arc<Db>, batch: Vec<Record>) -> Result<(), String> {
+    let mut conn = db.get().await.map_err(|e| e.to_string())?;
+    let written = async {
+        let (tx, cache) = conn.transaction().await?;
+        let mut pending = Batch::default();
+        let inserts = batch.iter().any(|r| {
+            matches!(
+                r,
+                Record::Accept { .. } | Record::Emit { .. } | Record::Collect { .. }
+            )
+        });
+        if inserts {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INSERTS])
+                .await?;
+        }
+        for record in batch {
+            match record {
+                Record::Accept {
+                    id,
+                    at,
+                    alert,
+                    options,
+                } => pending.accept(id, at, alert, options),
+                Record::Done(done) => pending.done(done),
+                Record::Resent { id, as_id } => {
+                    pending.flush(&tx, cache).await?;
+                    let sql =
+                        "UPDATE alerts SET resent_as = $2 WHERE id = $1 AND resent_as IS NULL";
+                    let statement = prepared(cache, &tx, sql).await?;
+                    tx.execute(&statement, &[&(id as i64), &(as_id as i64)])
+                        .await?;
+                }
+                Record::Collect {
+                    handler,
+                    start_ms,
+                    event,
+                } => {
+                    pending.flush(&tx, cache).await?;
+                    collect(&tx, cache, &handler, start_ms, event).await?;
+                }
+                Record::Emit {
+                    handler,
+                    accepts,
+                    collects,
+                    closes,
+                } => {
+                    pending.flush(&tx, cache).await?;
+                    if close(&tx, cache, &handler, closes).await? {
+                        for a in accepts {
+                            pending.accept(a.id, a.at, a.alert, a.options);
+                        }
+                        pending.flush(&tx, cache).await?;
+                        for (other, start_ms, event) in collects {
+                            collect(&tx, cache, &other, start_ms, event).await?;
+                        }
+                    }
+                }
+                // Compaction's records: the database keeps its state whole.
+                Record::Message(_)
+                | Record::Ids { .. }
+                | Record::Failed(_)
+                | Record::Window { .. } => {}
+            }
+        }
+        pending.flush(&tx, cache).await?;
+        tx.commit().await
+    }
+    .await;
+    match written {
+        Ok(()) => {
+            db.recovered();
+            Ok(())
+        }
+        Err(e) => Err(db.failed(e).to_string()),
+    }
+}
+
+/// Alerts and endings gathered, to write with one statement each.
+#[derive(Default)]
+struct Batch {
+    ids: Vec<i64>,
+    at: Vec<i64>,
+    alerts: Vec<String>,
+    options: Vec<String>,
+    keys: Vec<String>,
+    done: Vec<Finished>,
+}
+
+impl Batch {
+    fn accept(&mut self, id: u64, at: u64, alert: String, options: Vec<(String, String)>) {
+        self.ids.push(id as i64);
+        self.at.push(at as i64);
+        self.keys.push(key_of(&alert, &options));
+        self.options
+            .push(serde_json::to_string(&options).unwrap_or_else(|_| "[]".into()));
+        self.alerts.push(alert);
+    }
+
+    fn done(&mut self, done: Finished) {
+        self.done.push(done);
+    }
+
+    /// Writes what was gathered (alerts first: an ending never precedes
+    /// its alert in one batch, but may follow it).
+    async fn flush(
+        &mut self,
+        tx: &Transaction<'_>,
+        cache: &mut Cache,
+    ) -> Result<(), tokio_postgres::Error> {
+        if !self.ids.is_empty() {
+            let sql = "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key)
+                 SELECT id, at, alert, options, key
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+                      WITH ORDINALITY AS a(id, at, alert, options, key, n)
+                 ORDER BY n";
+            let statement = prepared(cache, tx, sql).await?;
+            tx.execute(
+                &statement,
+                &[&self.ids, &self.at, &self.alerts, &self.options, &self.keys],
+            )
+            .await?;
+            self.ids.clear();
+            self.at.clear();
+            self.alerts.clear();
+            self.options.clear();
+            self.keys.clear();
+        }
+        if !self.done.is_empty() {
+            let done = std::mem::take(&mut self.done);
+            let ids: Vec<i64> = done.iter().map(|d| d.id as i64).collect();
+            let status: Vec<&str> = done
+                .iter()
+                .map(|d| match d.status {
+                    Status::Delivered => "delivered",
+                    Status::Failed => "failed",
+                })
+                .collect();
+            let detail: Vec<&str> = done.iter().map(|d| d.detail.as_str()).collect();
+            let attempts: Vec<i32> = done.iter().map(|d| d.attempts as i32).collect();
+            let sql = concat!(
+                "UPDATE alerts AS a SET status = d.status, detail = d.detail,
+                     attempts = d.attempts, ended_seq = nextval('ended_seq'),
+                     ended_ms = ",
+                now_ms!(),
+                ", claimed_by = NULL, lease_until_ms = NULL
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[])
+                      AS d(id, status, detail, attempts)
+                 WHERE a.id = d.id AND a.status = 'pending'"
+            );
+            let statement = prepared(cache, tx, sql).await?;
+            tx.execute(&statement, &[&ids, &status, &detail, &attempts])
+                .await?;
+            // What the endings make each key's message, the last one
+            // winning.
+            let mut messages: Vec<(String, Option<AlertMessage>)> = Vec::new();
+            for d in done {
+                if let Some(m) = d.message {
+                    messages.push((m.key.clone(), Some(m)));
+                } else if let Some(key) = d.forget {
+                    messages.push((key, None));
+                }
+            }
+            for (key, message) in messages {
+                match message {
+                    Some(m) => {
+                        let sql =
+                            "INSERT INTO messages (alert_key, workspace, channel_id, ts, kept_seq)
+                             VALUES ($1, $2, $3, $4, nextval('kept_seq'))
+                             ON CONFLICT (alert_key) DO UPDATE SET workspace = EXCLUDED.workspace,
+                                 channel_id = EXCLUDED.channel_id, ts = EXCLUDED.ts,
+                                 kept_seq = EXCLUDED.kept_seq";
+                        let statement = prepared(cache, tx, sql).await?;
+                        tx.execute(&statement, &[&key, &m.workspace, &m.channel_id, &m.ts])
+                            .await?;
+                    }
+                    None => {
+                        let sql = "DELETE FROM messages WHERE alert_key = $1";
+                        let statement = prepared(cache, tx, sql).await?;
+                        tx.execute(&statement, &[&key]).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The alert key of an alert as posted: its `id` with its options (an
+/// alert whose JSON has no id gets the empty one; the planner fails it).
+fn key_of(alert: &str, options: &[(String, String)]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        #[serde(default)]
+        id: String,
+    }
+    let id = serde_json::from_str::<Id>(alert)
+        .map(|i| i.id)
+        .unwrap_or_default();
+    alert_key(&id, options)
+}
+
+/// Adds `event` to `handler`'s window, opening one that starts at
+/// `start_ms` if none is open; the row is locked, so collections from
+/// every node count once.
+async fn collect(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    handler: &str,
+    start_ms: u64,
+    event: Collected,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = "SELECT state FROM windows WHERE handler = $1 FOR UPDATE";
+    let statement = prepared(cache, tx, sql).await?;
+    let row = tx.query_opt(&statement, &[&handler]).await?;
+    let mut window = row
+        .and_then(|r| serde_json::from_str::<Window>(r.get::<_, &str>(0)).ok())
+        .unwrap_or_else(|| Window::open(start_ms));
+    window.add(event);
+    let state = serde_json::to_string(&window).unwrap_or_default();
+    let sql = "INSERT INTO windows (handler, state) VALUES ($1, $2)
+         ON CONFLICT (handler) DO UPDATE SET state = EXCLUDED.state";
+    let statement = prepared(cache, tx, sql).await?;
+    tx.execute(&statement, &[&handler, &state]).await?;
+    Ok(())
+}
+
+/// Closes `handler`'s window if it is still the one its closer saw (start
+/// and count): whether this transaction closed it.
+async fn close(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    handler: &str,
+    closes: Option<(u64, u64)>,
+) -> Result<bool, tokio_postgres::Error> {
+    let sql = "SELECT state FROM windows WHERE handler = $1 FOR UPDATE";
+    let statement = prepared(cache, tx, sql).await?;
+    let Some(row) = tx.query_opt(&statement, &[&handler]).await? else {
+        return Ok(false);
+    };
+    let held = serde_json::from_str::<Window>(row.get::<_, &str>(0)).ok();
+    let same = match (closes, held) {
+        (Some((start, count)), Some(w)) => w.start_ms == start && w.count == count,
+        (None, _) => true,
+        (_, None) => true,
+    };
+    if !same {
+        return Ok(false);
+    }
+    let sql = "DELETE FROM windows WHERE handler = $1";
+    let statement = prepared(cache, tx, sql).await?;
+    tx.execute(&statement, &[&handler]).await?;
+    Ok(true)
+}

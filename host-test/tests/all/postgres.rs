@@ -1,0 +1,695 @@
+//! Several `serve` nodes on one PostgreSQL database (`--store URL`), each a
+//! child process on a throwaway server (`TestDb`): what one node accepted
+//! another delivers; a node killed with SIGKILL loses its claims when its
+//! lease ends and the others take them over, repeating at most the requests
+//! it had out; pacing and `Retry-After` hold across nodes; an alert's
+//! message begun by one node is continued by another; an aggregate's window
+//! is counted once and emitted once; a database that restarts or goes away
+//! loses nothing acknowledged and says so meanwhile (`503` with
+//! `Retry-After`, `/healthz` degraded).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use host_test::mock_slack::{Message, MockSlack};
+use serde_json::{json, Value};
+use slack_alertd::store::postgres::testdb::TestDb;
+
+use crate::common::server::{alert, wait_until, write_config, Server};
+use crate::common::web_api_config;
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// Node `name` on `db`'s `alerts` database, its stderr in `DIR/NAME.log`.
+fn node(db: &TestDb, config: &Path, dir: &Path, name: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--node", name];
+    args.extend_from_slice(extra);
+    Server::start_on_store(config, &db.url(), &dir.join(format!("{name}.log")), &args)
+}
+
+/// Nodes `names` on `db`, started at once, as a cluster comes up.
+fn nodes(db: &TestDb, config: &Path, dir: &Path, names: &[&str], extra: &[&str]) -> Vec<Server> {
+    std::thread::scope(|s| {
+        let started: Vec<_> = names
+            .iter()
+            .map(|name| s.spawn(move || node(db, config, dir, name, extra)))
+            .collect();
+        started
+            .into_iter()
+            .map(|node| node.join().expect("the node started"))
+            .collect()
+    })
+}
+
+fn get(server: &Server, path: &str) -> (u16, Value) {
+    server.request(&format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    ))
+}
+
+/// The alert id a message body is for: `alert(ID)` says `alert ID`, which
+/// Kapacitor's layout puts in the attachment's text.
+fn alert_id(body: &Value) -> Option<String> {
+    body["attachments"][0]["text"]
+        .as_str()?
+        .strip_prefix("alert ")
+        .map(String::from)
+}
+
+/// How many messages the stand-in holds for each alert id.
+fn delivered(slack: &MockSlack) -> BTreeMap<String, usize> {
+    let mut count = BTreeMap::new();
+    for m in slack.messages() {
+        if let Some(id) = alert_id(&m.body) {
+            *count.entry(id).or_insert(0) += 1;
+        }
+    }
+    count
+}
+
+/// The alert ids delivered more than once, and how many times.
+fn duplicates(delivered: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+    delivered
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, n)| (id.clone(), *n))
+        .collect()
+}
+
+/// Waits until every id in `acknowledged` is delivered and the store has
+/// nothing pending (so a resend of a request whose ending went unrecorded
+/// has happened too).
+fn wait_all_delivered(slack: &MockSlack, server: &Server, acknowledged: &BTreeSet<String>) {
+    wait_until("every acknowledged alert delivered", || {
+        let delivered = delivered(slack);
+        acknowledged.iter().all(|id| delivered.contains_key(id))
+    });
+    wait_until("nothing pending in the store", || {
+        server.spool()["pending"] == json!([])
+    });
+}
+
+/// A channel as the stand-in counts it: `#c5` and its id `CC5` are one.
+fn channel_of(body: &Value) -> String {
+    let name = body["channel"].as_str().unwrap_or_default();
+    match name.strip_prefix('#') {
+        Some(bare) => std::iter::once('C')
+            .chain(
+                bare.chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .map(|c| c.to_ascii_uppercase()),
+            )
+            .collect(),
+        None => name.to_string(),
+    }
+}
+
+/// Sets its flag when dropped, also by a panic: a helper thread that loops
+/// until the flag is set then ends, and the scope that waits for it too.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A storm of 5 alerts to each of 20 channels, posted round-robin to three
+/// nodes at Slack's real rate (one message a second per channel, no burst,
+/// against a stand-in 100 ms away that answers `429 Retry-After: 1` to
+/// anything sooner); one node is killed with SIGKILL mid-storm, after some
+/// deliveries, and the rest of the storm goes to the other two. Every
+/// alert acknowledged with `202` is delivered: the dead node's claims are
+/// taken over once its 3 s lease ends. A duplicate can only come from a
+/// request the dead node had out whose ending it had not yet recorded: at
+/// most one per channel (a channel has one request out at a time), each
+/// delivered twice, the first time before the kill. Pacing holds across the
+/// nodes: arrivals on a channel an interval apart but for at most 3 (each a
+/// `429`, as one node alone meets from jitter), and after a `429` nothing
+/// on that channel inside its `Retry-After` (but after one the dead node
+/// may have met and never recorded).
+#[test]
+fn three_nodes_kill_one_mid_storm() {
+    const CHANNELS: usize = 20;
+    const ROUNDS: usize = 5;
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    slack.limit_channels(SEC, SEC);
+    slack.answer_after(Duration::from_millis(100));
+    // Every answer: (channel, alert id, arrival, status).
+    type Arrival = (String, Option<String>, Instant, u16);
+    let arrivals = Arc::new(Mutex::new(Vec::<Arrival>::new()));
+    let seen = arrivals.clone();
+    slack.observe(move |request, reply| {
+        let body = request.json();
+        seen.lock()
+            .unwrap()
+            .push((channel_of(&body), alert_id(&body), request.at, reply.status));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let paced = [
+        "--channel-interval-ms",
+        "1000",
+        "--channel-burst",
+        "1",
+        "--lease-ms",
+        "3000",
+    ];
+    let mut nodes = nodes(&db, &config, dir.path(), &["a", "b", "c"], &paced);
+    let mut acknowledged = BTreeSet::new();
+    let mut post = |nodes: &[Server], n: usize| {
+        let (c, round) = (n % CHANNELS, n / CHANNELS);
+        let id = format!("s{round}-c{c:02}");
+        let (status, answer) =
+            nodes[n % nodes.len()].post_with(&format!("channel=%23c{c}"), &alert(&id));
+        assert_eq!(status, 202, "alert {id} acknowledged: {answer}");
+        acknowledged.insert(id);
+    };
+    for n in 0..CHANNELS * 3 {
+        post(&nodes, n);
+    }
+    wait_until("25 deliveries before the kill", || {
+        slack.messages().len() >= 25
+    });
+    nodes.remove(2).kill();
+    let killed_at = Instant::now();
+    let by_then = slack.messages().len();
+    assert!(
+        by_then < CHANNELS * 3,
+        "the kill came mid-storm, with alerts still to deliver: {by_then} delivered"
+    );
+    for n in CHANNELS * 3..CHANNELS * ROUNDS {
+        post(&nodes, n);
+    }
+    wait_all_delivered(&slack, &nodes[0], &acknowledged);
+
+    let finished = nodes[1].spool()["finished"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        finished.len(),
+        acknowledged.len(),
+        "each acknowledged alert ended once in the shared store"
+    );
+    assert!(
+        finished.iter().all(|f| f["status"] == "delivered"),
+        "every alert ended delivered: {finished:#?}"
+    );
+    let delivered = delivered(&slack);
+    let unexpected: Vec<&String> = delivered
+        .keys()
+        .filter(|id| !acknowledged.contains(*id))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "only acknowledged alerts delivered: {unexpected:?}"
+    );
+    let arrivals = arrivals.lock().unwrap().clone();
+    let twice = duplicates(&delivered);
+    eprintln!(
+        "storm: {} alerts, {} delivered twice {:?}, {} 429s, {} requests",
+        acknowledged.len(),
+        twice.len(),
+        twice.keys().collect::<Vec<_>>(),
+        slack.rate_limited(),
+        arrivals.len()
+    );
+    assert!(
+        twice.values().all(|n| *n == 2),
+        "a duplicate is the dead node's request and one resend, no more: {twice:?}"
+    );
+    let mut per_channel: HashMap<&str, usize> = HashMap::new();
+    for id in twice.keys() {
+        *per_channel.entry(&id[id.len() - 3..]).or_insert(0) += 1;
+        let first = arrivals
+            .iter()
+            .filter(|(_, of, _, status)| of.as_deref() == Some(id.as_str()) && *status == 200)
+            .map(|(_, _, at, _)| *at)
+            .min()
+            .expect("a duplicate was answered 200 twice");
+        assert!(
+            first < killed_at,
+            "the first delivery of duplicate {id} was a request the dead node had out, made before the kill"
+        );
+    }
+    assert!(
+        per_channel.values().all(|n| *n == 1),
+        "at most one duplicate per channel (the dead node had at most one request out on each): {per_channel:?}"
+    );
+    assert!(
+        twice.len() <= CHANNELS,
+        "at most {CHANNELS} duplicates, one per channel: {twice:?}"
+    );
+
+    // Pacing across the nodes.
+    let mut by_channel: HashMap<String, Vec<(Instant, u16)>> = HashMap::new();
+    for (channel, _, at, status) in &arrivals {
+        by_channel
+            .entry(channel.clone())
+            .or_default()
+            .push((*at, *status));
+    }
+    assert_eq!(by_channel.len(), CHANNELS, "requests to every channel");
+    let mut close = Vec::new();
+    for (channel, list) in by_channel.iter_mut() {
+        list.sort();
+        for pair in list.windows(2) {
+            let gap = pair[1].0 - pair[0].0;
+            if gap < SEC {
+                close.push((channel.clone(), gap, pair[1].1));
+            }
+        }
+        for (i, (at, status)) in list.iter().enumerate() {
+            // A 429 the dead node may have met and never recorded: then only
+            // pacing keeps the others off the channel.
+            let maybe_unrecorded = *at <= killed_at && killed_at - *at < 2 * SEC;
+            if *status != 429 || maybe_unrecorded {
+                continue;
+            }
+            if let Some((next, _)) = list.get(i + 1) {
+                assert!(
+                    *next - *at >= SEC,
+                    "a Retry-After seen by one node blocks {channel} for every node: the next request came {:?} after the 429, not after 1 s",
+                    *next - *at
+                );
+            }
+        }
+    }
+    assert!(
+        slack.rate_limited() <= 3,
+        "pacing held across the nodes: at most 3 429s (jitter, as one node alone meets), not {}",
+        slack.rate_limited()
+    );
+    assert!(
+        close.len() <= 3 && close.iter().all(|(_, _, status)| *status == 429),
+        "arrivals on a channel are an interval apart but for at most 3, each refused with 429: {close:?}"
+    );
+}
+
+/// PostgreSQL restarted as a crash would (`pg_ctl restart -m immediate`)
+/// while two nodes take a steady stream of alerts to 5 channels: every POST
+/// is answered `202` or `503`, each `503` with a `Retry-After`; intake
+/// takes alerts again after the restart; every alert acknowledged with
+/// `202` is delivered. A duplicate can only be a request out when the
+/// database went away: at most one per channel.
+#[test]
+fn database_restart_mid_run() {
+    const CHANNELS: usize = 5;
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let nodes = nodes(
+        &db,
+        &config,
+        dir.path(),
+        &["a", "b"],
+        &["--lease-ms", "2000"],
+    );
+    // Every answer: (alert id, status, Retry-After).
+    let answers = Mutex::new(Vec::<(String, u16, Option<String>)>::new());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = format!("r{n:05}");
+                let answer = nodes[n % nodes.len()]
+                    .post_answer(&format!("channel=%23r{}", n % CHANNELS), &alert(&id));
+                let retry_after = answer.header("retry-after").map(String::from);
+                answers
+                    .lock()
+                    .unwrap()
+                    .push((id, answer.status, retry_after));
+                n += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        wait_until("20 deliveries before the restart", || {
+            slack.messages().len() >= 20
+        });
+        db.restart_immediately();
+        let restarted = answers.lock().unwrap().len();
+        wait_until("20 alerts acknowledged after the restart", || {
+            answers.lock().unwrap()[restarted..]
+                .iter()
+                .filter(|(_, status, _)| *status == 202)
+                .count()
+                >= 20
+        });
+    });
+    let answers = answers.into_inner().unwrap();
+    let odd: Vec<_> = answers
+        .iter()
+        .filter(|(_, status, _)| *status != 202 && *status != 503)
+        .collect();
+    assert!(odd.is_empty(), "every POST answered 202 or 503: {odd:?}");
+    let refused: Vec<_> = answers.iter().filter(|(_, s, _)| *s == 503).collect();
+    assert!(
+        refused
+            .iter()
+            .all(|(_, _, retry)| retry.as_deref().is_some_and(|r| !r.is_empty())),
+        "every 503 says when to retry (Retry-After): {refused:?}"
+    );
+    let acknowledged: BTreeSet<String> = answers
+        .iter()
+        .filter(|(_, s, _)| *s == 202)
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    wait_all_delivered(&slack, &nodes[0], &acknowledged);
+    let delivered = delivered(&slack);
+    let twice = duplicates(&delivered);
+    eprintln!(
+        "restart: {} posted, {} acknowledged, {} refused with 503, {} delivered twice",
+        answers.len(),
+        acknowledged.len(),
+        refused.len(),
+        twice.len()
+    );
+    assert!(
+        twice.len() <= CHANNELS && twice.values().all(|n| *n == 2),
+        "a duplicate only from a request out when the database went away, at most one per channel: {twice:?}"
+    );
+}
+
+/// PostgreSQL stopped (`pg_ctl stop -m immediate`) under a node with
+/// alerts pending (the stand-in holds one request on each of 5 channels, 5
+/// more wait behind them): a POST is refused with `503` and a
+/// `Retry-After`, and `/healthz` answers `503` `degraded`; once the
+/// database is back, every acknowledged alert is delivered, `/healthz` is
+/// ready again and a new alert is taken.
+#[test]
+fn database_stopped_then_started() {
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    slack.hold();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let server = node(&db, &config, dir.path(), "a", &[]);
+    let mut acknowledged = BTreeSet::new();
+    for n in 0..10 {
+        let id = format!("p{n}");
+        let (status, answer) = server.post_with(&format!("channel=%23p{}", n % 5), &alert(&id));
+        assert_eq!(status, 202, "alert {id} acknowledged: {answer}");
+        acknowledged.insert(id);
+    }
+    wait_until("a request out on each of the 5 channels", || {
+        slack.in_flight() == 5
+    });
+
+    db.stop_immediately();
+    let refused = server.post_answer("channel=%23p0", &alert("while-down"));
+    assert_eq!(
+        refused.status, 503,
+        "a POST while the database is down is refused with 503: {}",
+        refused.body
+    );
+    assert!(
+        refused.header("retry-after").is_some_and(|r| !r.is_empty()),
+        "the 503 says when to retry (Retry-After): {:?}",
+        refused.headers
+    );
+    wait_until("/healthz to answer 503 degraded", || {
+        let (status, health) = get(&server, "/healthz");
+        status == 503 && health["status"] == "degraded"
+    });
+
+    db.start_again();
+    slack.release();
+    wait_all_delivered(&slack, &server, &acknowledged);
+    wait_until("/healthz to answer 200 ready again", || {
+        let (status, health) = get(&server, "/healthz");
+        status == 200 && health["status"] == "ready"
+    });
+    let (status, answer) = server.post_with("channel=%23p0", &alert("after"));
+    assert_eq!(
+        status, 202,
+        "a POST once the database is back is taken: {answer}"
+    );
+    acknowledged.insert("after".into());
+    wait_all_delivered(&slack, &server, &acknowledged);
+    assert!(
+        !delivered(&slack).contains_key("while-down"),
+        "the alert refused with 503 was not kept, so never delivered"
+    );
+}
+
+/// An event of alert `id` in Kapacitor's post-handler JSON.
+fn event(id: &str, level: &str, message: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","message":"{message}","time":"2026-11-26T10:00:00Z","level":"{level}","recoverable":true}}"#
+    )
+}
+
+fn text(m: &Message) -> &str {
+    m.body["attachments"][0]["text"].as_str().unwrap_or("")
+}
+
+fn color(m: &Message) -> &str {
+    m.body["attachments"][0]["color"].as_str().unwrap_or("")
+}
+
+/// Waits until `n` alerts ended in the store `server` reads, all delivered.
+fn wait_delivered(server: &Server, n: usize) {
+    wait_until(&format!("{n} alerts delivered"), || {
+        let spool = server.spool();
+        spool["finished"].as_array().map(Vec::len) == Some(n) && spool["pending"] == json!([])
+    });
+    let finished = server.spool()["finished"].clone();
+    assert!(
+        finished
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "delivered"),
+        "every alert delivered: {finished:#}\n{}",
+        server.logged()
+    );
+}
+
+/// Node a delivers an alert's firing (`on-recovery = MODE`, Web API) and is
+/// killed with SIGKILL; node b, started only then, takes the recovery of
+/// the same alert id and options. The top-level message, as the stand-in
+/// finally shows it.
+fn begun_on_a_continued_on_b(mode: &str) -> (MockSlack, Message) {
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("{}on-recovery = \"{mode}\"\n", web_api_config(&slack)),
+    );
+    let lease = ["--lease-ms", "1000"];
+    let a = node(&db, &config, dir.path(), "a", &lease);
+    let (status, answer) = a.post(&event("cpu", "CRITICAL", "firing"));
+    assert_eq!(status, 202, "the firing acknowledged by node a: {answer}");
+    wait_delivered(&a, 1);
+    let posted = slack.messages();
+    let [first] = posted.as_slice() else {
+        panic!("node a posted one message: {posted:#?}");
+    };
+    let first = first.clone();
+    a.kill();
+
+    let b = node(&db, &config, dir.path(), "b", &lease);
+    let (status, answer) = b.post(&event("cpu", "OK", "resolved"));
+    assert_eq!(status, 202, "the recovery acknowledged by node b: {answer}");
+    wait_delivered(&b, 2);
+    let shown: Vec<Message> = slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.thread_ts.is_none())
+        .collect();
+    let [top] = shown.as_slice() else {
+        panic!("one top-level message, node a's: {:#?}", slack.messages());
+    };
+    assert_eq!(top.ts, first.ts, "the alert's message is node a's");
+    assert_eq!(
+        (top.updates, color(top)),
+        (1, "good"),
+        "node b updated node a's message to resolved: {top:#?}"
+    );
+    let top = top.clone();
+    (slack, top)
+}
+
+/// `on-recovery = "thread"`: node b's recovery is a reply in the thread of
+/// node a's message (the stand-in's reply carries its `ts` as `thread_ts`),
+/// and updates that message.
+#[test]
+fn thread_begun_on_one_node_continues_on_another() {
+    let (slack, parent) = begun_on_a_continued_on_b("thread");
+    let replies: Vec<Message> = slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.thread_ts.is_some())
+        .collect();
+    let [reply] = replies.as_slice() else {
+        panic!("one reply, the recovery: {:#?}", slack.messages());
+    };
+    assert_eq!(
+        reply.thread_ts.as_deref(),
+        Some(parent.ts.as_str()),
+        "the recovery replies in the thread of the firing's message"
+    );
+    assert_eq!(text(reply), "resolved", "the reply is the recovery");
+}
+
+/// `on-recovery = "update"`: node b's recovery edits node a's message
+/// (`chat.update`), and posts nothing new.
+#[test]
+fn update_begun_on_one_node_continues_on_another() {
+    let (slack, message) = begun_on_a_continued_on_b("update");
+    assert_eq!(
+        slack.messages().len(),
+        1,
+        "one message, updated: {:#?}",
+        slack.messages()
+    );
+    assert_eq!(text(&message), "resolved", "updated to the recovery");
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// An alert from the documentation's `500_errors.tick`.
+fn error_alert(n: usize) -> String {
+    format!(
+        r#"{{"id":"errors:500=true","message":"500 errors: {n}","details":"","time":"2026-11-26T10:{:02}:00Z","duration":0,"level":"INFO","data":{{"series":[{{"name":"errors","tags":{{"500":"true"}},"columns":["time","count"],"values":[["2026-11-26T10:{:02}:00Z",{n}]]}}]}},"previousLevel":"OK","recoverable":false}}"#,
+        n % 60,
+        n % 60
+    )
+}
+
+/// The documentation's pipeline (tests/all/topics.rs) on three nodes: 14
+/// alerts to `500-errors` posted to each, counted by the aggregate handler
+/// for its 24 hours (12 s here), whose event goes to the `error-reports`
+/// workspace. Every node's collections count once, and exactly one node
+/// emits: one message, with all 42.
+#[test]
+fn aggregate_on_three_nodes_emits_once() {
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).unwrap();
+    for file in ["500_errors_24h.yaml", "slack_500_errors_daily.yaml"] {
+        std::fs::copy(examples().join(file), handlers.join(file)).unwrap();
+    }
+    let route = format!("https://slack.com={}", slack.url());
+    let args = [
+        "--handlers",
+        handlers.to_str().unwrap(),
+        "--time-scale",
+        "7200",
+        "--connect-to",
+        &route,
+        "--lease-ms",
+        "2000",
+    ];
+    let nodes = nodes(
+        &db,
+        &examples().join("kapacitor.conf"),
+        dir.path(),
+        &["a", "b", "c"],
+        &args,
+    );
+    for n in 0..42 {
+        let (status, answer) = nodes[n % 3].post_with("topic=500-errors", &error_alert(n));
+        assert_eq!(status, 202, "collection {n} acknowledged: {answer}");
+        assert_eq!(
+            answer["collected"],
+            json!(["500-errors-24h"]),
+            "collected by the aggregate"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        slack.received(),
+        0,
+        "nothing sent before the interval ended"
+    );
+    wait_until("the aggregated message", || slack.received() >= 1);
+    // Every node's aggregator looks at least once a second: time for a
+    // second emitter to show itself.
+    std::thread::sleep(3 * SEC);
+    let requests = slack.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "exactly one node emits the window: {:#?}",
+        requests.iter().map(|r| r.json()).collect::<Vec<_>>()
+    );
+    let body = requests[0].json();
+    assert_eq!(body["channel"], "#error-reports", "to error-reports");
+    assert_eq!(
+        body["attachments"][0]["text"], "42 500 errors last 24 hours.",
+        "every node's collections counted once"
+    );
+}
+
+/// `GET /spool` on node b shows what node a accepted: pending while the
+/// stand-in holds the requests, then finished as delivered; node a shows
+/// the same.
+#[test]
+fn spool_on_store() {
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    slack.hold();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let nodes = nodes(&db, &config, dir.path(), &["a", "b"], &[]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut ids = BTreeSet::new();
+    for n in 0..3 {
+        let (status, answer) = a.post_with("channel=%23s", &alert(&format!("on-a-{n}")));
+        assert_eq!(status, 202, "acknowledged by node a: {answer}");
+        ids.insert(answer["id"].as_u64().expect("a 202 names the alert's id"));
+    }
+    let ids_of = |list: &Value| -> BTreeSet<u64> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|entry| entry.as_u64().or_else(|| entry["id"].as_u64()))
+            .collect()
+    };
+    wait_until("node b to show node a's alerts pending", || {
+        ids_of(&b.spool()["pending"]) == ids
+    });
+    assert_eq!(
+        b.spool()["finished"],
+        json!([]),
+        "nothing finished while the stand-in holds"
+    );
+
+    slack.release();
+    wait_until("node b to show node a's alerts finished", || {
+        let spool = b.spool();
+        spool["pending"] == json!([]) && ids_of(&spool["finished"]) == ids
+    });
+    let finished = b.spool()["finished"].clone();
+    assert!(
+        finished
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "delivered"),
+        "node b shows them delivered: {finished:#}"
+    );
+    wait_until("node a to show the one store as node b does", || {
+        a.spool() == b.spool()
+    });
+    assert_eq!(
+        delivered(&slack).len(),
+        3,
+        "each delivered: {:#?}",
+        slack.messages()
+    );
+}
