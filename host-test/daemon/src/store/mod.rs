@@ -31,6 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 mod alert;
+#[cfg(test)]
+mod contract;
 pub mod postgres;
 
 pub use alert::{

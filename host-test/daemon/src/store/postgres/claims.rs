@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_postgres::Transaction;
 
-use super::pool::{prepared, Db};
+use super::pool::{keepable, prepared, Db};
 use super::writes::now_ms;
 use crate::scheduler::{Pace, Rules};
 use crate::store::{AlertMessage, Claim, ClaimRequest, Release, StoreError};
@@ -48,6 +48,7 @@ async fn channel_row(
          ON CONFLICT (pacing_key) DO UPDATE SET pacing_key = EXCLUDED.pacing_key
          RETURNING earliest_ms, blocked_until_ms, margin_ms, held_by, held_until_ms";
     let statement = prepared(cache, tx, sql).await?;
+    let key = keepable(key);
     let row = tx.query_one(&statement, &[&key, &ms(rules.margin)]).await?;
     let moment = |v: Option<i64>| v.map(|v| Duration::from_millis(v.max(0) as u64));
     let pace = Pace {
@@ -68,6 +69,7 @@ async fn save_channel(
     let sql = "UPDATE channels SET earliest_ms = $2, blocked_until_ms = $3, margin_ms = $4,
              held_by = $5, held_until_ms = $6
          WHERE pacing_key = $1";
+    let key = keepable(key);
     let statement = prepared(cache, tx, sql).await?;
     tx.execute(
         &statement,
@@ -161,7 +163,12 @@ pub async fn claim(
         let statement = prepared(cache, &tx, sql).await?;
         tx.execute(
             &statement,
-            &[&(request.id as i64), &who.node, &until, &request.channel],
+            &[
+                &(request.id as i64),
+                &who.node,
+                &until,
+                &keepable(&request.channel),
+            ],
         )
         .await?;
         let sql = "SELECT workspace, channel_id, ts FROM messages WHERE alert_key = $1";

@@ -250,3 +250,15 @@ fn is_connection_error(e: &tokio_postgres::Error) -> bool {
         }
     }
 }
+
+/// `text` as the database can keep it: PostgreSQL's text refuses the NUL
+/// character, which an option (`%00` in a query) or an error quoting one
+/// may hold; it becomes U+FFFD, so one such value never fails the other
+/// writes of its transaction.
+pub fn keepable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use kapacitor_formats::aggregate::{Collected, Window};
 use tokio_postgres::{Statement, Transaction};
 
-use super::pool::{prepared, Db};
+use super::pool::{keepable, prepared, Db};
 use crate::spool::Record;
 use crate::store::{alert_key, AlertMessage, Finished, Status};
 
@@ -124,7 +124,7 @@ impl Batch {
         self.keys.push(key_of(&alert, &options));
         self.options
             .push(serde_json::to_string(&options).unwrap_or_else(|_| "[]".into()));
-        self.alerts.push(alert);
+        self.alerts.push(keepable(&alert).into_owned());
     }
 
     fn done(&mut self, done: Finished) {
@@ -166,7 +166,9 @@ impl Batch {
                     Status::Failed => "failed",
                 })
                 .collect();
-            let detail: Vec<&str> = done.iter().map(|d| d.detail.as_str()).collect();
+            let detail: Vec<std::borrow::Cow<'_, str>> =
+                done.iter().map(|d| keepable(&d.detail)).collect();
+            let detail: Vec<&str> = detail.iter().map(|d| d.as_ref()).collect();
             let attempts: Vec<i32> = done.iter().map(|d| d.attempts as i32).collect();
             let sql = concat!(
                 "UPDATE alerts AS a SET status = d.status, detail = d.detail,
@@ -201,7 +203,12 @@ impl Batch {
                                  channel_id = EXCLUDED.channel_id, ts = EXCLUDED.ts,
                                  kept_seq = EXCLUDED.kept_seq";
                         let statement = prepared(cache, tx, sql).await?;
-                        tx.execute(&statement, &[&key, &m.workspace, &m.channel_id, &m.ts])
+                        let (workspace, channel_id, ts) = (
+                            keepable(&m.workspace),
+                            keepable(&m.channel_id),
+                            keepable(&m.ts),
+                        );
+                        tx.execute(&statement, &[&key, &workspace, &channel_id, &ts])
                             .await?;
                     }
                     None => {
@@ -240,6 +247,7 @@ async fn collect(
     start_ms: u64,
     event: Collected,
 ) -> Result<(), tokio_postgres::Error> {
+    let handler = keepable(handler);
     let sql = "SELECT state FROM windows WHERE handler = $1 FOR UPDATE";
     let statement = prepared(cache, tx, sql).await?;
     let row = tx.query_opt(&statement, &[&handler]).await?;
@@ -263,6 +271,7 @@ async fn close(
     handler: &str,
     closes: Option<(u64, u64)>,
 ) -> Result<bool, tokio_postgres::Error> {
+    let handler = keepable(handler);
     let sql = "SELECT state FROM windows WHERE handler = $1 FOR UPDATE";
     let statement = prepared(cache, tx, sql).await?;
     let Some(row) = tx.query_opt(&statement, &[&handler]).await? else {

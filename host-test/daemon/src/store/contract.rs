@@ -1,0 +1,478 @@
+//! The store contract, run against both stores: the journal file and
+//! PostgreSQL (a throwaway server the tests start). Then what only a store
+//! shared by several nodes has to show: claims exclusive, pacing and
+//! `Retry-After` across nodes, leases that run out, a window closed once.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use kapacitor_formats::aggregate::Collected;
+
+use super::postgres::{self, testdb::TestDb, PgStore};
+use super::*;
+use crate::scheduler::Rules;
+use crate::spool::Spool;
+
+/// Runs a store's job to its end.
+fn wait<T>(job: Job<T>) -> Result<T, StoreError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(job)
+}
+
+/// Makes what was staged durable, as the group commit does.
+fn commit(store: &mut dyn Store) -> io::Result<()> {
+    match store.begin_sync() {
+        SyncStart::Done { .. } => Ok(()),
+        SyncStart::Failed { error, .. } => Err(error),
+        SyncStart::Started { sync, .. } => {
+            let synced = sync();
+            store.end_sync(synced)
+        }
+    }
+}
+
+/// Arrivals until `n` came (a shared store reads them a moment later).
+fn arrivals(store: &mut dyn Store, n: usize) -> Vec<Pending> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < n && Instant::now() < deadline {
+        got.extend(store.arrivals());
+        if got.len() < n {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    got
+}
+
+fn alert(id: &str) -> String {
+    format!("{{\"id\":\"{id}\",\"level\":\"CRITICAL\",\"message\":\"m\",\"time\":\"2026-11-29T10:00:00Z\"}}")
+}
+
+fn options(channel: &str) -> Vec<(String, String)> {
+    vec![("channel".into(), channel.into())]
+}
+
+fn request(id: u64, channel: &str, alert_id: &str) -> ClaimRequest {
+    ClaimRequest {
+        id,
+        channel: crate::channels::pacing_key("", channel),
+        key: alert_key(alert_id, &options(channel)),
+    }
+}
+
+fn granted(claim: Claim) -> Option<AlertMessage> {
+    match claim {
+        Claim::Granted { message, .. } => message,
+        other => panic!("expected the claim granted, got {other:?}"),
+    }
+}
+
+fn rules() -> Rules {
+    Rules {
+        interval: Duration::from_secs(1),
+        burst: 1,
+        margin: Duration::from_millis(30),
+        max_margin: Duration::from_millis(500),
+        max_in_flight: 100,
+    }
+}
+
+fn node(db: &TestDb, name: &str, lease: Duration) -> PgStore {
+    node_pacing(db, name, lease, rules())
+}
+
+fn node_pacing(db: &TestDb, name: &str, lease: Duration, rules: Rules) -> PgStore {
+    PgStore::open(postgres::Settings {
+        url: postgres::connect::StoreUrl::parse(&db.url()).unwrap(),
+        node: name.into(),
+        lease,
+        rules,
+        keep_finished: 100,
+    })
+    .unwrap()
+}
+
+/// Each contract case, against a fresh store of each kind.
+fn both(case: fn(&mut dyn Store)) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Spool::open(dir.path(), 1 << 20).unwrap();
+    case(&mut journal);
+    let db = TestDb::start();
+    // Pacing that lets a channel take the cases' few messages at once, as
+    // the journal (whose claims the scheduler alone paces) does.
+    let quick = Rules {
+        interval: Duration::from_millis(1),
+        burst: 10,
+        margin: Duration::ZERO,
+        ..rules()
+    };
+    let mut shared = node_pacing(&db, "a", Duration::from_secs(10), quick);
+    case(&mut shared);
+}
+
+#[test]
+fn accepted_alerts_arrive_once_in_order_and_only_once_durable() {
+    both(|store| {
+        let a = store.accept(&alert("a"), options("#x")).unwrap();
+        let b = store.accept(&alert("b"), options("#x")).unwrap();
+        assert!(store.arrivals().is_empty(), "not before it is durable");
+        commit(store).unwrap();
+        let came = arrivals(store, 2);
+        assert_eq!(
+            came.iter().map(|p| p.id).collect::<Vec<_>>(),
+            [a.id, b.id],
+            "in the order accepted"
+        );
+        assert_eq!(came[0].options, options("#x"));
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(store.arrivals().is_empty(), "given once");
+        assert_eq!(store.pending_count().max(2), 2);
+    });
+}
+
+#[test]
+fn a_write_rolled_back_takes_nothing() {
+    both(|store| {
+        let before = store.written();
+        store.accept(&alert("a"), vec![]).unwrap();
+        store.rollback(before);
+        commit(store).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(store.arrivals().is_empty());
+        let lists = wait(store.lists(&[Listing::Pending], None, 10)).unwrap();
+        assert_eq!(lists.counts[0], (Listing::Pending, 0));
+    });
+}
+
+#[test]
+fn an_ending_keeps_the_alert_keys_message_for_its_next_claim_and_a_recovery_forgets_it() {
+    both(|store| {
+        let first = store.accept(&alert("cpu"), options("#x")).unwrap();
+        commit(store).unwrap();
+        arrivals(store, 1);
+        let asked = request(first.id, "#x", "cpu");
+        assert_eq!(granted(wait(store.claim(asked.clone())).unwrap()), None);
+        let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1).remembering(
+            &asked.key,
+            false,
+            "",
+            Some("C1"),
+            Some("1.1"),
+        );
+        store.finish(done).unwrap();
+        let next = store.accept(&alert("cpu"), options("#x")).unwrap();
+        commit(store).unwrap();
+        arrivals(store, 1);
+        let message = granted(wait(store.claim(request(next.id, "#x", "cpu"))).unwrap());
+        assert_eq!(
+            message.map(|m| (m.channel_id, m.ts)),
+            Some(("C1".into(), "1.1".into())),
+            "the key's message"
+        );
+        let recovered = Finished::new(next.id, Status::Delivered, "#x 1.2", 1).remembering(
+            &asked.key,
+            true,
+            "",
+            Some("C1"),
+            Some("1.2"),
+        );
+        store.finish(recovered).unwrap();
+        commit(store).unwrap();
+        let lists = wait(store.lists(&Listing::ALL, None, 10)).unwrap();
+        let count = |l| lists.counts.iter().find(|(x, _)| *x == l).unwrap().1;
+        assert_eq!(count(Listing::Pending), 0);
+        assert_eq!(count(Listing::Finished), 2);
+        assert_eq!(count(Listing::Messages), 0, "forgotten at the recovery");
+    });
+}
+
+#[test]
+fn a_failed_alert_is_kept_for_resending_once() {
+    both(|store| {
+        let a = store.accept(&alert("a"), options("#x")).unwrap();
+        commit(store).unwrap();
+        arrivals(store, 1);
+        store
+            .finish(Finished::new(a.id, Status::Failed, "channel_not_found", 1))
+            .unwrap();
+        commit(store).unwrap();
+        let failed = wait(store.resendable(None)).unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].detail, "channel_not_found");
+        match wait(store.resendable(Some(vec![a.id + 12_345]))) {
+            Err(StoreError::NotFailed { id }) => assert_eq!(id, a.id + 12_345),
+            other => panic!("expected NotFailed, got {:?}", other.map(|f| f.len())),
+        }
+        let resent = store.resend(&failed).unwrap();
+        commit(store).unwrap();
+        assert_eq!(resent[0].0, a.id);
+        let again = arrivals(store, 1);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, resent[0].1.id);
+        assert_eq!(again[0].alert, alert("a"));
+        assert!(
+            wait(store.resendable(None)).unwrap().is_empty(),
+            "resent once"
+        );
+    });
+}
+
+#[test]
+fn an_aggregate_window_collects_then_closes_into_alerts() {
+    fn collected(n: u64) -> Collected {
+        Collected::from_alert(&alert(&format!("e{n}"))).unwrap()
+    }
+    both(|store| {
+        for n in 0..3 {
+            store.collect("agg", collected(n)).unwrap();
+        }
+        commit(store).unwrap();
+        let windows = wait(store.windows()).unwrap();
+        let window = windows["agg"].clone();
+        assert_eq!(window.count, 3);
+        let (ids, _) = store
+            .emit("agg", &window, vec![(alert("sum"), options("#x"))], vec![])
+            .unwrap();
+        commit(store).unwrap();
+        assert!(wait(store.windows()).unwrap().is_empty(), "closed");
+        let came = arrivals(store, 1);
+        assert_eq!(came.iter().map(|p| p.id).collect::<Vec<_>>(), ids);
+    });
+}
+
+#[test]
+fn the_lists_page_with_cursors() {
+    both(|store| {
+        for n in 0..5 {
+            store.accept(&alert(&format!("a{n}")), vec![]).unwrap();
+        }
+        commit(store).unwrap();
+        let first = wait(store.lists(&[Listing::Pending], None, 2)).unwrap();
+        let (_, page) = &first.pages[0];
+        assert_eq!(page.items.len(), 2);
+        let next = page.next.expect("more");
+        let second = wait(store.lists(&[Listing::Pending], Some(next), 10)).unwrap();
+        assert_eq!(second.pages[0].1.items.len(), 3);
+        assert_eq!(second.pages[0].1.next, None);
+    });
+}
+
+// What several nodes on one database show.
+
+fn accepted(store: &mut PgStore, id: &str, channel: &str) -> u64 {
+    let t = store.accept(&alert(id), options(channel)).unwrap();
+    commit(store).unwrap();
+    t.id
+}
+
+fn not_yet(claim: Claim) -> Duration {
+    match claim {
+        Claim::NotYet { wait } => wait,
+        other => panic!("expected not yet, got {other:?}"),
+    }
+}
+
+fn release(store: &mut PgStore, id: u64, channel: &str, retry: Option<Retry>) {
+    wait(store.release(Release {
+        id,
+        channel: crate::channels::pacing_key("", channel),
+        left: Some(SystemTime::now()),
+        retry,
+        attempts: 1,
+    }))
+    .unwrap();
+}
+
+#[test]
+fn one_node_holds_a_claim_and_the_other_hears_it_is_gone_once_ended() {
+    let db = TestDb::start();
+    let (mut a, mut b) = (
+        node(&db, "a", Duration::from_secs(10)),
+        node(&db, "b", Duration::from_secs(10)),
+    );
+    let x = accepted(&mut a, "x", "#c");
+    granted(wait(a.claim(request(x, "#c", "x"))).unwrap());
+    assert!(not_yet(wait(b.claim(request(x, "#c", "x"))).unwrap()) <= Duration::from_secs(1));
+    a.finish(Finished::new(x, Status::Delivered, "#c 1.1", 1))
+        .unwrap();
+    commit(&mut a).unwrap();
+    release(&mut a, x, "#c", None);
+    assert_eq!(wait(b.claim(request(x, "#c", "x"))).unwrap(), Claim::Gone);
+}
+
+#[test]
+fn a_channel_is_paced_across_nodes_by_the_schedulers_rule() {
+    let db = TestDb::start();
+    let (mut a, mut b) = (
+        node(&db, "a", Duration::from_secs(10)),
+        node(&db, "b", Duration::from_secs(10)),
+    );
+    let x = accepted(&mut a, "x", "#c");
+    let y = accepted(&mut b, "y", "#c");
+    let z = accepted(&mut b, "z", "#other");
+    granted(wait(a.claim(request(x, "#c", "x"))).unwrap());
+    // One request out per channel, whichever node asks.
+    not_yet(wait(b.claim(request(y, "#c", "y"))).unwrap());
+    // Another channel goes at once.
+    granted(wait(b.claim(request(z, "#other", "z"))).unwrap());
+    a.finish(Finished::new(x, Status::Delivered, "#c 1.1", 1))
+        .unwrap();
+    commit(&mut a).unwrap();
+    release(&mut a, x, "#c", None);
+    // Paced from when the request left: an interval and the margin.
+    let wait_for = not_yet(wait(b.claim(request(y, "#c", "y"))).unwrap());
+    assert!(
+        wait_for > Duration::from_millis(800) && wait_for <= Duration::from_millis(1_100),
+        "{wait_for:?}"
+    );
+    std::thread::sleep(wait_for);
+    granted(wait(b.claim(request(y, "#c", "y"))).unwrap());
+}
+
+#[test]
+fn a_retry_after_seen_by_one_node_blocks_the_channel_for_every_node() {
+    let db = TestDb::start();
+    let (mut a, mut b) = (
+        node(&db, "a", Duration::from_secs(10)),
+        node(&db, "b", Duration::from_secs(10)),
+    );
+    let x = accepted(&mut a, "x", "#c");
+    let y = accepted(&mut b, "y", "#c");
+    granted(wait(a.claim(request(x, "#c", "x"))).unwrap());
+    let retry = Retry {
+        wait: Duration::from_secs(3),
+        retry_after: true,
+        rate_limited: true,
+    };
+    release(&mut a, x, "#c", Some(retry));
+    let wait_for = not_yet(wait(b.claim(request(y, "#c", "y"))).unwrap());
+    assert!(wait_for > Duration::from_millis(2_500), "{wait_for:?}");
+    // The alert waits too, on every node.
+    let again = not_yet(wait(b.claim(request(x, "#c", "x"))).unwrap());
+    assert!(again > Duration::from_millis(2_500), "{again:?}");
+}
+
+#[test]
+fn an_earlier_event_of_the_alert_goes_first_whichever_node_asks() {
+    let db = TestDb::start();
+    let (mut a, mut b) = (
+        node(&db, "a", Duration::from_secs(10)),
+        node(&db, "b", Duration::from_secs(10)),
+    );
+    let first = accepted(&mut a, "cpu", "#c");
+    let second = accepted(&mut b, "cpu", "#c");
+    not_yet(wait(b.claim(request(second, "#c", "cpu"))).unwrap());
+    granted(wait(a.claim(request(first, "#c", "cpu"))).unwrap());
+}
+
+#[test]
+fn a_claim_whose_lease_ran_out_goes_to_another_node_and_renewal_keeps_it() {
+    let db = TestDb::start();
+    let lease = Duration::from_millis(400);
+    let (mut a, mut b) = (node(&db, "a", lease), node(&db, "b", lease));
+    let x = accepted(&mut a, "x", "#c");
+    granted(wait(a.claim(request(x, "#c", "x"))).unwrap());
+    // Renewed: still a's.
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(150));
+        wait(a.renew()).unwrap();
+    }
+    not_yet(wait(b.claim(request(x, "#c", "x"))).unwrap());
+    // a stops renewing (it died): once the lease ran out, b takes it.
+    std::thread::sleep(lease + Duration::from_millis(100));
+    granted(wait(b.claim(request(x, "#c", "x"))).unwrap());
+}
+
+#[test]
+fn a_window_collected_on_two_nodes_counts_once_and_closes_once() {
+    let db = TestDb::start();
+    let lease = Duration::from_secs(10);
+    let (mut a, mut b) = (node(&db, "a", lease), node(&db, "b", lease));
+    for n in 0..3 {
+        let store = if n == 1 { &mut b } else { &mut a };
+        store
+            .collect(
+                "agg",
+                Collected::from_alert(&alert(&format!("e{n}"))).unwrap(),
+            )
+            .unwrap();
+        commit(store).unwrap();
+    }
+    let seen_a = wait(a.windows()).unwrap()["agg"].clone();
+    let seen_b = wait(b.windows()).unwrap()["agg"].clone();
+    assert_eq!((seen_a.count, seen_b.count), (3, 3));
+    let sum = vec![(alert("sum"), options("#x"))];
+    a.emit("agg", &seen_a, sum.clone(), vec![]).unwrap();
+    b.emit("agg", &seen_b, sum, vec![]).unwrap();
+    commit(&mut a).unwrap();
+    commit(&mut b).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pending = wait(a.lists(&[Listing::Pending], None, 10)).unwrap();
+    assert_eq!(
+        pending.counts[0],
+        (Listing::Pending, 1),
+        "one event emitted"
+    );
+}
+
+#[test]
+fn a_nul_in_an_option_is_kept_without_failing_the_others_in_its_transaction() {
+    both(|store| {
+        let odd = store.accept(&alert("a"), options("#x\0y")).unwrap();
+        let plain = store.accept(&alert("b"), options("#x")).unwrap();
+        commit(store).unwrap();
+        let came = arrivals(store, 2);
+        assert_eq!(came.len(), 2, "both taken");
+        let claim = wait(store.claim(request(odd.id, "#x\0y", "a"))).unwrap();
+        granted(claim);
+        store
+            .finish(Finished::new(
+                odd.id,
+                Status::Failed,
+                "channel #x\0y not found",
+                1,
+            ))
+            .unwrap();
+        store
+            .finish(Finished::new(plain.id, Status::Delivered, "#x 1.1", 1))
+            .unwrap();
+        commit(store).unwrap();
+        assert_eq!(wait(store.resendable(None)).unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn while_the_database_is_away_writes_fail_whole_and_it_says_why_then_recovers() {
+    let db = TestDb::start();
+    let mut a = node(&db, "a", Duration::from_secs(10));
+    accepted(&mut a, "before", "#c");
+    db.stop_immediately();
+    a.accept(&alert("during"), options("#c")).unwrap();
+    assert!(
+        commit(&mut a).is_err(),
+        "not durable while the database is away"
+    );
+    let why = a.trouble().expect("degraded");
+    assert!(!why.contains("password"), "{why}");
+    assert!(wait(a.claim(request(1, "#c", "x"))).is_err());
+    db.start_again();
+    // Reconnected with backoff (at most five seconds apart).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        a.accept(&alert("after"), options("#c")).unwrap();
+        if commit(&mut a).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the store came back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(a.trouble(), None, "no longer degraded");
+    let lists = wait(a.lists(&[], None, 1)).unwrap();
+    assert_eq!(
+        lists.counts[0],
+        (Listing::Pending, 2),
+        "before and after; nothing of what failed"
+    );
+}
