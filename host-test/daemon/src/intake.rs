@@ -266,7 +266,10 @@ async fn respond(
         // instances are configured. Plugins that did not load are named.
         // Degraded while the spool cannot be written (a full disk): alerts
         // are refused with 503 until a write succeeds again.
-        let trouble = front.commit.store().trouble();
+        let (trouble, kind, node) = {
+            let store = front.commit.store();
+            (store.trouble(), store.kind(), store.node())
+        };
         let (status, mut health) = match &trouble {
             None => (StatusCode::OK, json!({"status": "ready"})),
             Some(why) => (
@@ -274,6 +277,10 @@ async fn respond(
                 json!({"status": "degraded", "reason": why}),
             ),
         };
+        health["store"] = json!(kind);
+        if let Some(node) = node {
+            health["node"] = json!(node);
+        }
         if !front.broken.is_empty() {
             health["broken"] = json!(front.broken);
         }

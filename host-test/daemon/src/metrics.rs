@@ -44,6 +44,7 @@ pub struct Metrics {
     pending: Gauge,
     in_flight: Gauge,
     oldest_pending: Gauge<f64, AtomicU64>,
+    node: Family<Label, Gauge>,
     /// One scrape at a time: the fsync count is caught up by its delta.
     scrape: Mutex<()>,
 }
@@ -70,6 +71,7 @@ impl Metrics {
             pending: Gauge::default(),
             in_flight: Gauge::default(),
             oldest_pending: Gauge::default(),
+            node: Family::default(),
             scrape: Mutex::new(()),
             registry: Registry::default(),
         };
@@ -133,10 +135,23 @@ impl Metrics {
             "Age of the oldest pending alert (0 when none is)",
             metrics.oldest_pending.clone(),
         );
+        registry.register(
+            "node",
+            "1, labelled with this node's name and its store (journal, postgres): the counters here are this node's, alerts_pending and oldest_pending_age_seconds the store's (every node's)",
+            metrics.node.clone(),
+        );
         Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// Names this node and its store.
+    pub fn this_node(&self, node: &str, store: &str) {
+        let node: String = node.chars().take(MAX_LABEL).collect();
+        self.node
+            .get_or_create(&vec![("node", node), ("store", store.to_string())])
+            .set(1);
     }
 
     pub fn accepted(&self, n: u64) {

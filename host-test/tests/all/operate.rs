@@ -75,7 +75,10 @@ fn with_a_token_every_request_but_healthz_needs_it() {
         assert_eq!(call(&server, "GET", path, None, "").0, 401, "GET {path}");
     }
     let (status, health) = call(&server, "GET", "/healthz", None, "");
-    assert_eq!((status, health.as_str()), (200, r#"{"status":"ready"}"#));
+    assert_eq!(
+        (status, health.as_str()),
+        (200, r#"{"status":"ready","store":"journal"}"#)
+    );
 
     let (status, answer) = call(&server, "POST", "/", Some(TOKEN), &body);
     assert_eq!(status, 202, "{answer}");

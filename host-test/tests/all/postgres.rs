@@ -693,3 +693,77 @@ fn spool_on_store() {
         slack.messages()
     );
 }
+
+/// `spool --store` shows what the database holds and `spool resend
+/// --store` sends a failed alert again, which a running node then
+/// delivers; `/healthz` and `/metrics` name the node and its store.
+#[test]
+fn the_spool_command_shows_and_resends_on_the_store() {
+    use host_test::mock_slack::Reply;
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    slack.push_reply(Reply::json(
+        200,
+        json!({"ok": false, "error": "channel_not_found"}),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let a = node(&db, &config, dir.path(), "a", &[]);
+    let (status, health) = get(&a, "/healthz");
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(
+        (health["store"].as_str(), health["node"].as_str()),
+        (Some("postgres"), Some("a")),
+        "healthz names the store and the node: {health}"
+    );
+    let (status, answer) = a.post_with("channel=%23gone", &alert("lost"));
+    assert_eq!(status, 202, "{answer}");
+    wait_until("the alert to fail and be kept for resending", || {
+        a.spool()["resendable"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+    });
+
+    let spool = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_host-test"))
+            .arg("spool")
+            .args(args)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "spool {args:?}: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        said
+    };
+    let shown: Value = serde_json::from_str(&spool(&["--store", &db.url(), "--json"])).unwrap();
+    let resendable = shown["resendable"].as_array().expect("a list");
+    assert_eq!(resendable.len(), 1, "{shown:#}");
+    assert!(
+        resendable[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("channel_not_found")),
+        "{shown:#}"
+    );
+    let said = spool(&["resend", "--store", &db.url(), "--failed"]);
+    assert!(said.contains("resent as"), "{said}");
+    wait_until("the running node to deliver the resent alert", || {
+        delivered(&slack).contains_key("lost")
+    });
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(a.addr()).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(
+        metrics.contains(r#"slack_handler_node{node="a",store="postgres"} 1"#),
+        "{metrics}"
+    );
+}

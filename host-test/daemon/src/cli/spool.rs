@@ -1,5 +1,8 @@
 //! `spool`: what a spool holds, read without disturbing a `serve` writing
 //! it; `spool resend`: failed alerts accepted again, for the next `serve`.
+//! Both work on the journal file (`--dir`) and on the database several
+//! nodes share (`--store`, `--store-url-file`), where the nodes running on
+//! it deliver what is resent at once.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +11,10 @@ use clap::{Args, Subcommand};
 
 use super::Failure;
 use crate::say;
-use crate::spool::Spool;
+use crate::serve::Pacing;
+use crate::spool::{Spool, KEEP_FINISHED};
+use crate::store::postgres::{self, connect::StoreUrl, PgStore};
+use crate::store::{Entry, Job, Listing, Store, StoreError, SyncStart};
 
 /// `spool`'s flags.
 #[derive(Args)]
@@ -17,11 +23,36 @@ pub struct SpoolArgs {
     #[command(subcommand)]
     action: Option<SpoolAction>,
     /// The spool directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["store", "store_url_file"])]
     dir: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// The database several nodes share, instead of a spool directory.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// The PostgreSQL store, as postgres://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "URL", conflicts_with = "store_url_file")]
+    store: Option<String>,
+    /// A file holding the PostgreSQL store's URL.
+    #[arg(long, value_name = "FILE")]
+    store_url_file: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The store's URL, if one was given.
+    fn url(&self) -> Result<Option<StoreUrl>, Failure> {
+        let url = match (&self.store, &self.store_url_file) {
+            (Some(url), _) => StoreUrl::parse(url),
+            (None, Some(file)) => StoreUrl::read(file),
+            (None, None) => return Ok(None),
+        };
+        url.map(Some).map_err(|e| Failure::Input(anyhow!(e)))
+    }
 }
 
 #[derive(Subcommand)]
@@ -32,8 +63,10 @@ pub enum SpoolAction {
     /// `{"failed": true}` or `{"ids": [N, ...]}`.
     Resend {
         /// The spool directory.
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
+        #[arg(long, value_name = "DIR", required_unless_present_any = ["store", "store_url_file"])]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Every failed alert the spool keeps.
         #[arg(long, conflicts_with = "id", required_unless_present = "id")]
         failed: bool,
@@ -46,12 +79,134 @@ pub enum SpoolAction {
 /// Runs `spool` or `spool resend`.
 pub fn run(args: SpoolArgs) -> Result<(), Failure> {
     match (args.action, args.dir) {
-        (Some(SpoolAction::Resend { dir, failed, id }), _) => resend(&dir, failed, &id),
-        (None, Some(dir)) => show(&dir, args.json).map_err(Failure::Host),
-        (None, None) => Err(Failure::Input(anyhow!(
-            "spool needs --dir DIR (or: spool resend --dir DIR --failed)"
-        ))),
+        (
+            Some(SpoolAction::Resend {
+                dir,
+                store,
+                failed,
+                id,
+            }),
+            _,
+        ) => match (store.url()?, dir) {
+            (Some(url), _) => on_store(url, |store| resend_on_store(store, failed, &id)),
+            (None, Some(dir)) => resend(&dir, failed, &id),
+            (None, None) => Err(Failure::Input(anyhow!(
+                "spool resend needs --dir DIR or --store URL"
+            ))),
+        },
+        (None, dir) => match (args.store.url()?, dir) {
+            (Some(url), _) => on_store(url, |store| show_store(store, args.json)),
+            (None, Some(dir)) => show(&dir, args.json).map_err(Failure::Host),
+            (None, None) => Err(Failure::Input(anyhow!(
+                "spool needs --dir DIR or --store URL (or: spool resend --dir DIR --failed)"
+            ))),
+        },
     }
+}
+
+/// Runs `work` on the database at `url`, as a node of its own.
+fn on_store(
+    url: StoreUrl,
+    work: impl FnOnce(&mut PgStore) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let mut store = PgStore::open(postgres::Settings {
+        url,
+        node: format!("spool:{}", std::process::id()),
+        lease: std::time::Duration::from_secs(10),
+        rules: Pacing::default().rules(),
+        keep_finished: KEEP_FINISHED,
+    })
+    .map_err(Failure::Host)?;
+    work(&mut store)
+}
+
+/// Runs a store's job on this thread.
+fn wait<T>(job: Job<T>) -> Result<T, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Host(e.into()))?;
+    runtime.block_on(job).map_err(|e| match e {
+        StoreError::NotFailed { .. } => Failure::Input(anyhow!("{e}")),
+        e => Failure::Host(anyhow!("{e}")),
+    })
+}
+
+/// The most entries of each list shown from a database.
+const SHOWN: usize = 1_000;
+
+/// What the database holds: each list's count and its first entries.
+fn show_store(store: &mut PgStore, json: bool) -> Result<(), Failure> {
+    let lists = wait(store.lists(&Listing::ALL, None, SHOWN))?;
+    let page = |list: Listing| -> Vec<Entry> {
+        lists
+            .pages
+            .iter()
+            .find(|(l, _)| *l == list)
+            .map(|(_, p)| p.items.clone())
+            .unwrap_or_default()
+    };
+    let count = |list: Listing| {
+        lists
+            .counts
+            .iter()
+            .find(|(l, _)| *l == list)
+            .map_or(0, |(_, n)| *n)
+    };
+    if json {
+        say!(
+            "{}",
+            serde_json::json!({
+                "pending": page(Listing::Pending),
+                "finished": page(Listing::Finished),
+                "messages": page(Listing::Messages),
+                "resendable": page(Listing::Resendable),
+            })
+        );
+        return Ok(());
+    }
+    for list in Listing::ALL {
+        let entries = page(list);
+        let more = count(list).saturating_sub(entries.len());
+        say!("{} {}", count(list), list.name());
+        for entry in entries {
+            say!("  {}", serde_json::to_string(&entry).unwrap_or_default());
+        }
+        if more > 0 {
+            say!(
+                "  ... and {more} more (GET /spool?list={} pages them)",
+                list.name()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `spool resend --store`: failed alerts accepted again, delivered at
+/// once by the nodes running on the database.
+fn resend_on_store(store: &mut PgStore, all_failed: bool, ids: &[u64]) -> Result<(), Failure> {
+    let failed = wait(store.resendable((!all_failed).then(|| ids.to_vec())))?;
+    let resent = store
+        .resend(&failed)
+        .map_err(|e| Failure::Input(anyhow!("{e}")))?;
+    let committed = match store.begin_sync() {
+        SyncStart::Done { .. } => Ok(()),
+        SyncStart::Failed { error, .. } => Err(error),
+        SyncStart::Started { sync, .. } => {
+            let synced = sync();
+            store.end_sync(synced)
+        }
+    };
+    committed.map_err(|e| Failure::Host(anyhow!("resending: {e}")))?;
+    for (old, new) in &resent {
+        say!("#{old} resent as #{}", new.id);
+    }
+    say!(
+        "{} alert(s) resent; the nodes on {} deliver them",
+        resent.len(),
+        store.url()
+    );
+    Ok(())
 }
 
 fn show(dir: &Path, json: bool) -> anyhow::Result<()> {

@@ -169,6 +169,10 @@ pub fn run(
         .store()
         .watch(Arc::new(move || wake_dispatcher.notify_one()));
     let metrics = Arc::new(Metrics::new());
+    {
+        let store = commit.store();
+        metrics.this_node(&store.node().unwrap_or_default(), store.kind());
+    }
     let topics = intake.topics;
     let front = Arc::new(Front {
         commit: commit.clone(),

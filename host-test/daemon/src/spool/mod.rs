@@ -737,6 +737,10 @@ impl Store for Spool {
         Spool::trouble(self).map(str::to_string)
     }
 
+    fn kind(&self) -> &'static str {
+        "journal"
+    }
+
     fn begin_sync(&mut self) -> SyncStart {
         Spool::begin_sync(self)
     }

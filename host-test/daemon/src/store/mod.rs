@@ -313,6 +313,13 @@ pub trait Store: Send {
     fn lists(&self, lists: &[Listing], after: Option<u64>, limit: usize) -> Job<Lists>;
     /// Why writes are failing, while they are.
     fn trouble(&self) -> Option<String>;
+    /// What kind of store it is (`journal`, `postgres`).
+    fn kind(&self) -> &'static str;
+    /// This node's name among the nodes sharing the store (`None`: it has
+    /// one node).
+    fn node(&self) -> Option<String> {
+        None
+    }
 
     /// Starts making every staged write durable.
     fn begin_sync(&mut self) -> SyncStart;

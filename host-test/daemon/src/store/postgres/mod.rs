@@ -171,6 +171,11 @@ impl PgStore {
         &self.who.node
     }
 
+    /// Where the database is (its password hidden when shown).
+    pub fn url(&self) -> &StoreUrl {
+        self.db.url()
+    }
+
     fn stage(&mut self, record: Record) -> u64 {
         self.staged.push(record);
         self.written += 1;
@@ -382,6 +387,14 @@ impl Store for PgStore {
 
     fn trouble(&self) -> Option<String> {
         self.db.trouble()
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn node(&self) -> Option<String> {
+        Some(self.who.node.clone())
     }
 
     fn begin_sync(&mut self) -> SyncStart {

@@ -115,6 +115,11 @@ impl Db {
         })
     }
 
+    /// Where the database is (its password hidden when shown).
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
     /// Runs `work` on the store's runtime, as a job anyone can await (a
     /// task of another runtime, or a thread through [`Db::block_on`]).
     pub fn job<T, F>(&self, work: F) -> Job<T>

@@ -275,6 +275,10 @@ async fn close(
     let sql = "SELECT state FROM windows WHERE handler = $1 FOR UPDATE";
     let statement = prepared(cache, tx, sql).await?;
     let Some(row) = tx.query_opt(&statement, &[&handler]).await? else {
+        tracing::info!(
+            handler = handler.as_ref(),
+            "another node closed the aggregate's window first; this node's closing is dropped"
+        );
         return Ok(false);
     };
     let held = serde_json::from_str::<Window>(row.get::<_, &str>(0)).ok();
@@ -284,6 +288,10 @@ async fn close(
         (_, None) => true,
     };
     if !same {
+        tracing::info!(
+            handler = handler.as_ref(),
+            "the aggregate's window took more events since it was read; it is closed at the next look, with them"
+        );
         return Ok(false);
     }
     let sql = "DELETE FROM windows WHERE handler = $1";
