@@ -183,7 +183,7 @@ impl Inner {
             match &result {
                 Ok(()) => {
                     if complaint.take().is_some() {
-                        tracing::info!("the spool is written again; intake takes alerts again");
+                        tracing::info!("the store is written again; intake takes alerts again");
                     }
                     synced();
                 }
@@ -199,7 +199,7 @@ impl Inner {
                         });
                     if due {
                         tracing::error!(
-                            "the spool could not be written, alerts are refused with 503 meanwhile: {why}"
+                            "the store could not be written, alerts are refused with 503 meanwhile: {why}"
                         );
                         complaint = Some((why, Instant::now()));
                     }

@@ -767,3 +767,69 @@ fn the_spool_command_shows_and_resends_on_the_store() {
         "{metrics}"
     );
 }
+
+/// With `--store-url-file` the password is on no command line, and it is
+/// shown nowhere: not in the log, `/healthz`, `/metrics` or `/spool`; a
+/// wrong one stops the start with a clear message, without it.
+#[test]
+fn a_password_given_in_a_file_is_never_shown() {
+    use slack_alertd::store::postgres::testdb::Setup;
+    const PASSWORD: &str = "s3cret-Pa55";
+    let db = TestDb::start_with(Setup {
+        passwords: true,
+        ..Setup::default()
+    });
+    db.psql(&format!("CREATE ROLE serve LOGIN PASSWORD '{PASSWORD}'"));
+    db.psql("ALTER DATABASE alerts OWNER TO serve");
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let url_file = dir.path().join("store-url");
+    let url = |password: &str| {
+        format!(
+            "postgres://serve:{password}@127.0.0.1:{}/alerts?sslmode=disable\n",
+            db.port()
+        )
+    };
+    std::fs::write(&url_file, url(PASSWORD)).unwrap();
+    let log = dir.path().join("a.log");
+    let a = Server::start_on(
+        &config,
+        &["--store-url-file", url_file.to_str().unwrap()],
+        &log,
+        &["--node", "a"],
+    );
+    let (status, answer) = a.post_with("channel=%23c", &alert("kept"));
+    assert_eq!(status, 202, "{answer}");
+    wait_until("delivered", || delivered(&slack).contains_key("kept"));
+    let mut shown = String::new();
+    for path in ["/healthz", "/metrics", "/spool"] {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(a.addr()).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        stream.read_to_string(&mut shown).unwrap();
+    }
+    drop(a);
+    shown += &std::fs::read_to_string(&log).unwrap();
+    assert!(shown.contains("slack-alertd starting"), "{shown}");
+    assert!(!shown.contains(PASSWORD), "the password was shown: {shown}");
+
+    std::fs::write(&url_file, url("wrong-Pa55")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--store-url-file"])
+        .arg(&url_file)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a wrong password stops the start");
+    assert!(said.contains("password authentication failed"), "{said}");
+    assert!(
+        !said.contains("wrong-Pa55"),
+        "the password was shown: {said}"
+    );
+}

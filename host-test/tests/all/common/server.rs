@@ -52,10 +52,16 @@ impl Server {
     /// `postgres://postgres@127.0.0.1:PORT/alerts`) instead of a spool
     /// directory, its stderr in `log`.
     pub fn start_on_store(config: &Path, store_url: &str, log: &Path, extra: &[&str]) -> Server {
+        Server::start_on(config, &["--store", store_url], log, extra)
+    }
+
+    /// Starts a node on the store `store` says (`--store URL`, or
+    /// `--store-url-file FILE`), its stderr in `log`.
+    pub fn start_on(config: &Path, store: &[&str], log: &Path, extra: &[&str]) -> Server {
         Server::spawn(
             Path::new(env!("CARGO_BIN_EXE_host-test")),
             &["--config", config.to_str().unwrap()],
-            &["--store", store_url],
+            store,
             log,
             extra,
         )
