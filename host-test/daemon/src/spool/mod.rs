@@ -655,10 +655,32 @@ impl Store for Spool {
     fn emit(
         &mut self,
         handler: &str,
-        _window: &Window,
+        window: &Window,
         accepts: Vec<(String, Vec<(String, String)>)>,
         collects: Vec<(String, Collected)>,
     ) -> Result<(Vec<u64>, Ticket), StoreError> {
+        // An event collected since the window was read (durable, or still
+        // on its way to the disk) would be closed away with it: nothing is
+        // written, and the window is closed at the next look, with it.
+        let collecting =
+            |r: &Record| matches!(r, Record::Collect { handler: h, .. } if h == handler);
+        let changed = self
+            .state
+            .windows
+            .get(handler)
+            .is_none_or(|w| w.start_ms != window.start_ms || w.count != window.count)
+            || self
+                .staged
+                .iter()
+                .chain(&self.in_flight)
+                .any(|(r, _)| collecting(r));
+        if changed {
+            tracing::info!(
+                handler,
+                "the aggregate's window took more events since it was read; it is closed at the next look, with them"
+            );
+            return Ok((Vec::new(), Ticket::new(0, self.written)));
+        }
         self.emit_unsynced(handler, accepts, collects)
     }
 

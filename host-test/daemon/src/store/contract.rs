@@ -243,6 +243,37 @@ fn an_aggregate_window_collects_then_closes_into_alerts() {
 }
 
 #[test]
+fn a_window_that_took_an_event_since_it_was_read_is_not_closed_away_with_it() {
+    fn collected(n: u64) -> Collected {
+        Collected::from_alert(&alert(&format!("e{n}"))).unwrap()
+    }
+    both(|store| {
+        for n in 0..2 {
+            store.collect("agg", collected(n)).unwrap();
+        }
+        commit(store).unwrap();
+        let stale = wait(store.windows()).unwrap()["agg"].clone();
+        store.collect("agg", collected(2)).unwrap();
+        commit(store).unwrap();
+        let sum = vec![(alert("sum"), options("#x"))];
+        store.emit("agg", &stale, sum.clone(), vec![]).unwrap();
+        commit(store).unwrap();
+        let windows = wait(store.windows()).unwrap();
+        assert_eq!(windows["agg"].count, 3, "still open, with the late event");
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(store.arrivals().is_empty(), "nothing emitted");
+        // Closed at the next look, with it.
+        let (ids, _) = store.emit("agg", &windows["agg"], sum, vec![]).unwrap();
+        commit(store).unwrap();
+        assert!(wait(store.windows()).unwrap().is_empty());
+        assert_eq!(
+            arrivals(store, 1).iter().map(|p| p.id).collect::<Vec<_>>(),
+            ids
+        );
+    });
+}
+
+#[test]
 fn the_lists_page_with_cursors() {
     both(|store| {
         for n in 0..5 {
