@@ -8,8 +8,9 @@
 //!   commit ──── group commit: the one way to write the store; a 202 only
 //!     │         once the write is durable
 //!     ▼
-//!   store ───── the interface; spool: the journal file that implements it
-//!     │
+//!   store ───── the contract (arrivals, claims, releases); spool: the
+//!     │         journal file, one node; store::postgres: a database
+//!     │         several nodes share
 //!     ▼
 //!   serve ───── the planner (what arrived), the scheduler (what to send
 //!               when: each channel paced), the deliveries (a task and an

@@ -190,13 +190,7 @@ pub async fn claim(
         })
     }
     .await;
-    match decided {
-        Ok(claim) => {
-            db.recovered();
-            Ok(claim)
-        }
-        Err(e) => Err(db.failed(e)),
-    }
+    db.answered(decided)
 }
 
 /// Lets the claim on `release.id` go: the channel is paced from when the
@@ -255,13 +249,7 @@ pub async fn release(db: Arc<Db>, who: Arc<Claimant>, release: Release) -> Resul
         tx.commit().await
     }
     .await;
-    match done {
-        Ok(()) => {
-            db.recovered();
-            Ok(())
-        }
-        Err(e) => Err(db.failed(e)),
-    }
+    db.answered(done)
 }
 
 /// Renews the leases of every claim `who` holds, and says it is alive.
@@ -297,11 +285,5 @@ pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
         tx.commit().await
     }
     .await;
-    match done {
-        Ok(()) => {
-            db.recovered();
-            Ok(())
-        }
-        Err(e) => Err(db.failed(e)),
-    }
+    db.answered(done)
 }

@@ -224,6 +224,18 @@ impl Db {
         }
     }
 
+    /// What the database's answer to some work means: it answered (any
+    /// trouble is over), or [`Db::failed`].
+    pub fn answered<T>(&self, result: Result<T, tokio_postgres::Error>) -> Result<T, StoreError> {
+        match result {
+            Ok(value) => {
+                self.recovered();
+                Ok(value)
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
     /// Why the database cannot be used, while it cannot.
     pub fn trouble(&self) -> Option<String> {
         lock(&self.health).trouble.clone()

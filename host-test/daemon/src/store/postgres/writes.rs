@@ -97,13 +97,7 @@ pub async fn commit(db: &std::sync::Arc<Db>, batch: Vec<Record>) -> Result<(), S
         tx.commit().await
     }
     .await;
-    match written {
-        Ok(()) => {
-            db.recovered();
-            Ok(())
-        }
-        Err(e) => Err(db.failed(e).to_string()),
-    }
+    db.answered(written).map_err(|e| e.to_string())
 }
 
 /// Alerts and endings gathered, to write with one statement each.
