@@ -21,6 +21,8 @@
 pub mod channels;
 pub mod cli;
 pub mod commit;
+#[cfg(test)]
+mod contract;
 pub mod intake;
 pub mod metrics;
 pub mod option_check;

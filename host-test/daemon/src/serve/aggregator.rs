@@ -9,7 +9,7 @@ use kapacitor_formats::topics::{Handlers, Route};
 use tracing::{error, info, warn};
 
 use super::shared::Shared;
-use crate::spool::unix_ms;
+use crate::store::unix_ms;
 
 /// Closes each aggregate's window when its interval ends, and publishes
 /// its event to the aggregate's topic: the alerts and collections that

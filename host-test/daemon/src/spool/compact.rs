@@ -8,9 +8,9 @@
 
 use std::io;
 
-use super::record::Record;
 use super::state::State;
 use super::Spool;
+use crate::store::record::Record;
 
 impl State {
     /// The records a compacted journal holds: the next id, the alert

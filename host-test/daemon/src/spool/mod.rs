@@ -1,6 +1,6 @@
 //! The durable spool: an alert the host accepted stays on disk until Slack
 //! confirms it or it fails for good. An append-only journal, one JSON line
-//! per record ([`record`]):
+//! per record ([`crate::store::record`], the writes every store stages):
 //!
 //! - `{"op":"accept","id":7,"alert":"<the alert JSON>","options":[...]}`
 //! - `{"op":"done","id":7,"status":"delivered","detail":"...","attempts":1,
@@ -45,7 +45,6 @@
 
 mod compact;
 mod file;
-mod record;
 mod replay;
 mod state;
 #[cfg(test)]
@@ -59,14 +58,15 @@ use anyhow::Result;
 
 use kapacitor_formats::aggregate::{Collected, Window};
 
+use crate::store::record::{NewAlert, Record};
+pub use crate::store::record::{KEEP_FINISHED, MAX_FAILED, MAX_MESSAGES};
+pub(crate) use crate::store::unix_ms;
 use crate::store::{
     self, AlertMessage, Claim, ClaimRequest, Entry, FailedAlert, Finished, Job, Listing, Lists,
     Page, Pending, Store, StoreError, SyncStart, Ticket,
 };
 use file::{lock_dir, JournalFile};
 pub use file::{DiskOp, Faults};
-pub(crate) use record::{NewAlert, Record};
-pub use record::{KEEP_FINISHED, MAX_FAILED, MAX_MESSAGES};
 use state::State;
 
 /// How a spool is opened.
@@ -628,13 +628,6 @@ fn trouble(e: &io::Error) -> String {
     } else {
         format!("writing the spool's journal failed ({e})")
     }
-}
-
-/// Now, in milliseconds since the Unix epoch.
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The journal file is the embedded store, for one node: its claims are

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::record::Record;
 use super::state::State;
+use crate::store::record::Record;
 
 /// The state the journal at `path` holds (empty if there is none), and the
 /// length of the journal up to its last whole record.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kapacitor_formats::aggregate::{Collected, Window};
 
-use super::record::{NewAlert, Record, MAX_FAILED, MAX_MESSAGES};
+use crate::store::record::{NewAlert, Record, MAX_FAILED, MAX_MESSAGES};
 use crate::store::{AlertMessage, FailedAlert, Finished, Pending, Status};
 
 /// The state a journal's durable records add up to.

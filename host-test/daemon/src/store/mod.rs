@@ -31,15 +31,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 mod alert;
-#[cfg(test)]
-mod contract;
 pub mod postgres;
+pub(crate) mod record;
 
 pub use alert::{
     alert_key, with_previous, AlertMessage, FailedAlert, Finished, Pending, Status,
     PREVIOUS_CHANNEL_ID, PREVIOUS_TS,
 };
 use kapacitor_formats::aggregate::{Collected, Window};
+
+/// Now, in milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// A write, numbered in the order it was made: durable once a sync covering
 /// its number has succeeded.

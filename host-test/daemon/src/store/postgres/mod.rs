@@ -37,7 +37,8 @@ use kapacitor_formats::aggregate::{Collected, Window};
 
 use crate::lock;
 use crate::scheduler::Rules;
-use crate::spool::{unix_ms, NewAlert, Record};
+use crate::store::record::{NewAlert, Record};
+use crate::store::unix_ms;
 use crate::store::{
     Claim, ClaimRequest, FailedAlert, Finished, Job, Listing, Lists, Pending, Release, Store,
     StoreError, SyncStart, Ticket, Wake,

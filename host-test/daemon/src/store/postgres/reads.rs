@@ -10,7 +10,7 @@ use kapacitor_formats::aggregate::Window;
 use tokio_postgres::Row;
 
 use super::pool::Db;
-use crate::spool::{MAX_FAILED, MAX_MESSAGES};
+use crate::store::record::{MAX_FAILED, MAX_MESSAGES};
 use crate::store::{
     AlertMessage, Entry, FailedAlert, Finished, Listing, Lists, Page, Pending, Status, StoreError,
 };

@@ -11,7 +11,7 @@ use kapacitor_formats::aggregate::{Collected, Window};
 use tokio_postgres::{Statement, Transaction};
 
 use super::pool::{keepable, prepared, Db};
-use crate::spool::Record;
+use crate::store::record::Record;
 use crate::store::{alert_key, AlertMessage, Finished, Status};
 
 /// The advisory lock inserts take until they commit.

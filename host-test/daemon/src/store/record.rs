@@ -1,4 +1,6 @@
-//! The journal's records (one JSON line each) and the values they carry.
+//! The writes every store stages, numbered, until a sync makes them
+//! durable: the journal writes each as one JSON line, PostgreSQL executes
+//! a batch of them in one transaction.
 
 use serde::{Deserialize, Serialize};
 

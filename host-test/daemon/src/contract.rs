@@ -7,10 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use kapacitor_formats::aggregate::Collected;
 
-use super::postgres::{self, testdb::TestDb, PgStore};
-use super::*;
+use std::io;
+
 use crate::scheduler::Rules;
 use crate::spool::Spool;
+use crate::store::postgres::{self, testdb::TestDb, PgStore};
+use crate::store::*;
 
 /// Runs a store's job to its end.
 fn wait<T>(job: Job<T>) -> Result<T, StoreError> {
