@@ -261,7 +261,8 @@ pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
         let sql = concat!(
             "UPDATE alerts SET lease_until_ms = ",
             now_ms!(),
-            " + $2 WHERE claimed_by = $1 AND status = 'pending'"
+            " + $2 WHERE id IN (SELECT id FROM alerts WHERE claimed_by = $1
+                 AND status = 'pending' ORDER BY id FOR UPDATE)"
         );
         let statement = prepared(cache, &tx, sql).await?;
         tx.execute(&statement, &[&who.node, &lease]).await?;

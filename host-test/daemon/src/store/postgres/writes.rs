@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use kapacitor_formats::aggregate::{Collected, Window};
 use tokio_postgres::{Statement, Transaction};
 
-use super::pool::{keepable, prepared, Db};
+use super::pool::{keepable, prepared, Conn, Db};
 use crate::store::record::Record;
 use crate::store::{alert_key, AlertMessage, Finished, Status};
 
@@ -28,10 +28,37 @@ pub(crate) use now_ms;
 
 type Cache = HashMap<&'static str, Statement>;
 
-/// Writes `batch` in one transaction; `Ok` once it committed.
+/// Times a transaction that lost a deadlock (or a serialization
+/// conflict) is tried again before its writers are told it failed.
+const TRIES: usize = 3;
+
+/// Writes `batch` in one transaction; `Ok` once it committed. A
+/// transaction PostgreSQL aborted to break a deadlock is tried again: its
+/// writers (intake among them) are not refused for another's lock order.
 pub async fn commit(db: &std::sync::Arc<Db>, batch: Vec<Record>) -> Result<(), String> {
     let mut conn = db.get().await.map_err(|e| e.to_string())?;
-    let written = async {
+    let mut tried = 1;
+    loop {
+        let written = write(&mut conn, batch.clone()).await;
+        match written {
+            Err(e) if tried < TRIES && lost_a_conflict(&e) => tried += 1,
+            written => return db.answered(written).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Whether PostgreSQL aborted the transaction to break a deadlock or a
+/// serialization conflict (trying again may succeed).
+pub fn lost_a_conflict(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
+/// `batch` in one transaction on `conn`.
+async fn write(conn: &mut Conn, batch: Vec<Record>) -> Result<(), tokio_postgres::Error> {
+    {
         let (tx, cache) = conn.transaction().await?;
         let mut pending = Batch::default();
         let inserts = batch.iter().any(|r| {
@@ -96,8 +123,6 @@ pub async fn commit(db: &std::sync::Arc<Db>, batch: Vec<Record>) -> Result<(), S
         pending.flush(&tx, cache).await?;
         tx.commit().await
     }
-    .await;
-    db.answered(written).map_err(|e| e.to_string())
 }
 
 /// Alerts and endings gathered, to write with one statement each.
@@ -164,6 +189,11 @@ impl Batch {
                 done.iter().map(|d| keepable(&d.detail)).collect();
             let detail: Vec<&str> = detail.iter().map(|d| d.as_ref()).collect();
             let attempts: Vec<i32> = done.iter().map(|d| d.attempts as i32).collect();
+            // The rows locked in id order, as renewals lock them: two
+            // transactions never wait on each other in a circle.
+            let sql = "SELECT id FROM alerts WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+            let statement = prepared(cache, tx, sql).await?;
+            tx.execute(&statement, &[&ids]).await?;
             let sql = concat!(
                 "UPDATE alerts AS a SET status = d.status, detail = d.detail,
                      attempts = d.attempts, ended_seq = nextval('ended_seq'),
