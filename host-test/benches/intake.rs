@@ -15,17 +15,38 @@
 //! The machine is noisy: each side runs three rounds, taking turns, and
 //! the medians are compared.
 //!
+//! With `INTAKE_STORES=1`, the journal's rounds and drain are followed
+//! by the same on PostgreSQL (`serve --store URL --node NAME`, the other
+//! flags the same): a throwaway server (`TestDb`, which runs it with
+//! `fsync=off`), fresh for 1, 2 and 3 nodes in turn. The 16 connections go
+//! round-robin to the nodes, three rounds back to back (medians); then the
+//! backlog, delivered by all the nodes together (pacing off, 100
+//! channels). Every acknowledged alert must be delivered; duplicates are
+//! counted and printed. Beside each phase: CPU seconds from `/proc` (the
+//! bench, i.e. the clients and the stand-in; the nodes; PostgreSQL's
+//! processes), the group commits (`slack_handler_spool_fsyncs_total`), the
+//! writing transactions (`pg_current_xact_id()`) and, per cluster, the
+//! transactions rolled back (refused claims; `pg_stat_database`, read with
+//! `psql` after its stats settle), and any `ERROR`/`WARN` a node logged.
+//! Then, as a control, each cluster's intake again with pacing on (one
+//! message a second per channel, a fresh database, no drain): with pacing
+//! off, a node refused a channel another node holds asks again at once.
+//!
 //! Run: `cargo bench -p host-test --bench intake` (`INTAKE_ALERTS=N` a
-//! round, default 40,000; `-- --quick` for 10,000).
+//! round, default 40,000; `-- --quick` for 10,000); with PostgreSQL:
+//! `INTAKE_STORES=1 cargo bench -p host-test --bench intake -- --quick`.
 
 // A bench uses part of the tests' serve helper.
 #[allow(dead_code)]
 #[path = "../tests/all/common/server.rs"]
 mod server;
 
+use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -37,9 +58,18 @@ use hyper_util::rt::TokioIo;
 
 use host_test::mock_slack::MockSlack;
 use server::{alert, write_config, Connection, Server};
+use slack_alertd::store::postgres::testdb::TestDb;
 
 const CONNECTIONS: usize = 16;
 const ROUNDS: usize = 3;
+/// The PostgreSQL sides: this many nodes on one database.
+const NODES: [usize; 3] = [1, 2, 3];
+/// serve's flags on every side: pacing off, one message at a time per
+/// channel.
+const UNPACED: [&str; 4] = ["--channel-interval-ms", "0", "--channel-burst", "1"];
+/// The PostgreSQL sides' control for intake: Slack's pace, one message a
+/// second per channel.
+const PACED: [&str; 4] = ["--channel-interval-ms", "1000", "--channel-burst", "1"];
 
 fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -50,23 +80,32 @@ fn main() -> Result<()> {
     };
     let per_connection = alerts.div_ceil(CONNECTIONS);
     let baseline = std::env::var_os("INTAKE_BASELINE").map(PathBuf::from);
+    let stores = std::env::var("INTAKE_STORES").is_ok_and(|v| !v.is_empty() && v != "0");
 
     let floor = FloorServer::start()?;
     let current = Subject::start(Path::new(env!("CARGO_BIN_EXE_host-test")))?;
     let old = baseline.as_deref().map(Subject::start).transpose()?;
 
     let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut journal_intake = Phase::default();
     for round in 0..ROUNDS {
-        rates[0].push(post_all(floor.addr, round, per_connection)?);
-        rates[1].push(post_all(current.server.addr(), round, per_connection)?);
+        rates[0].push(post_all(&[floor.addr], round, per_connection)?);
+        let before = mark(&[&current.server], None);
+        rates[1].push(post_all(&[current.server.addr()], round, per_connection)?);
+        journal_intake.add(before.to(&mark(&[&current.server], None)));
         if let Some(old) = &old {
-            rates[2].push(post_all(old.server.addr(), round, per_connection)?);
+            rates[2].push(post_all(&[old.server.addr()], round, per_connection)?);
         }
     }
     let alerts = per_connection * CONNECTIONS;
     // Then the backlog each took, drained one serve at a time.
-    let drained = current.drain(alerts * ROUNDS)?;
-    let old_drained = old.as_ref().map(|o| o.drain(alerts * ROUNDS)).transpose()?;
+    let before = mark(&[&current.server], None);
+    let (drained, done) = current.drain(alerts * ROUNDS)?;
+    let journal_drain = before.to(&done);
+    let old_drained = old
+        .as_ref()
+        .map(|o| o.drain(alerts * ROUNDS).map(|(rate, _)| rate))
+        .transpose()?;
 
     let floor_rate = median(&mut rates[0]);
     println!(
@@ -100,6 +139,17 @@ fn main() -> Result<()> {
         );
         println!("  serve at {name} {rate:>9.0}/s");
     }
+    if stores {
+        let journal = Journal {
+            intake: median(&mut rates[1]),
+            drain: drained,
+            floor: floor_rate,
+            phases: [journal_intake, journal_drain],
+            logged: problems(&[current.server.logged()]),
+        };
+        drop((current, old, floor));
+        on_postgres(&journal, per_connection)?;
+    }
     Ok(())
 }
 
@@ -115,13 +165,7 @@ impl Subject {
     fn start(binary: &Path) -> Result<Subject> {
         let slack = MockSlack::start()?;
         let dir = tempfile::tempdir()?;
-        let config = write_config(
-            dir.path(),
-            &format!(
-                "[[slack]]\nenabled = true\ndefault = true\nurl = \"{}/api/chat.postMessage\"\ntoken = \"xoxb-intake\"\nchannel = \"#intake\"\n",
-                slack.url()
-            ),
-        );
+        let config = write_config(dir.path(), &slack_config(&slack));
         let config = config.to_str().context("a UTF-8 path")?.to_string();
         let mut target = vec!["--config", &config];
         // A baseline's component lies beside its binary.
@@ -130,12 +174,7 @@ impl Subject {
         if binary != Path::new(env!("CARGO_BIN_EXE_host-test")) {
             target.extend(["--component", component]);
         }
-        let server = Server::start_binary(
-            binary,
-            &target,
-            &dir.path().join("spool"),
-            &["--channel-interval-ms", "0", "--channel-burst", "1"],
-        );
+        let server = Server::start_binary(binary, &target, &dir.path().join("spool"), &UNPACED);
         slack.hold();
         Ok(Subject {
             slack,
@@ -145,8 +184,9 @@ impl Subject {
     }
 
     /// Lets Slack answer and waits for the backlog: every acknowledged
-    /// alert delivered once; alerts/s delivered.
-    fn drain(&self, total: usize) -> Result<f64> {
+    /// alert delivered once; alerts/s delivered, and where serve stood
+    /// when the last arrived.
+    fn drain(&self, total: usize) -> Result<(f64, Mark)> {
         let t = Instant::now();
         self.slack.release();
         let deadline = Instant::now() + Duration::from_secs(600);
@@ -157,11 +197,12 @@ impl Subject {
             std::thread::sleep(Duration::from_millis(2));
         }
         let rate = total as f64 / t.elapsed().as_secs_f64();
+        let done = mark(&[&self.server], None);
         std::thread::sleep(Duration::from_millis(200));
         if self.slack.received() != total {
             bail!("{} requests for {total} alerts", self.slack.received());
         }
-        Ok(rate)
+        Ok((rate, done))
     }
 }
 
@@ -170,12 +211,15 @@ fn median(rates: &mut [f64]) -> f64 {
     rates[rates.len() / 2]
 }
 
-/// Posts `per_connection` alerts on each of 16 connections at once;
-/// alerts/s acknowledged with `202`.
-fn post_all(addr: SocketAddr, round: usize, per_connection: usize) -> Result<f64> {
+/// Posts `per_connection` alerts on each of 16 connections at once, the
+/// connections round-robin over `addrs`; alerts/s acknowledged with `202`.
+fn post_all(addrs: &[SocketAddr], round: usize, per_connection: usize) -> Result<f64> {
     let t = Instant::now();
     let threads: Vec<_> = (0..CONNECTIONS)
-        .map(|c| std::thread::spawn(move || posts(addr, round, c, per_connection)))
+        .map(|c| {
+            let addr = addrs[c % addrs.len()];
+            std::thread::spawn(move || posts(addr, round, c, per_connection))
+        })
         .collect();
     for thread in threads {
         thread.join().expect("a poster")?;
@@ -240,4 +284,527 @@ impl FloorServer {
             _runtime: runtime,
         })
     }
+}
+
+/// The configuration every side runs: one Web API workspace, the stand-in.
+fn slack_config(slack: &MockSlack) -> String {
+    format!(
+        "[[slack]]\nenabled = true\ndefault = true\nurl = \"{}/api/chat.postMessage\"\ntoken = \"xoxb-intake\"\nchannel = \"#intake\"\n",
+        slack.url()
+    )
+}
+
+// PostgreSQL's sides (`INTAKE_STORES=1`).
+
+/// The journal's figures, for the PostgreSQL sides to stand beside.
+struct Journal {
+    intake: f64,
+    drain: f64,
+    floor: f64,
+    phases: [Phase; 2],
+    logged: Vec<String>,
+}
+
+/// One PostgreSQL side's figures.
+struct PgSide {
+    nodes: usize,
+    intake: f64,
+    drain: f64,
+    duplicates: usize,
+    phases: [Phase; 2],
+    /// Transactions PostgreSQL committed and rolled back over the whole
+    /// run of the cluster.
+    transactions: Option<(u64, u64)>,
+    /// Intake with pacing on (1 s a channel): alerts/s, and the phase.
+    paced: (f64, Phase),
+    logged: Vec<String>,
+}
+
+/// Intake and drain on 1, 2 and 3 nodes, each on a fresh database, then
+/// the figures beside the journal's.
+fn on_postgres(journal: &Journal, per_connection: usize) -> Result<()> {
+    let alerts = per_connection * CONNECTIONS;
+    let mut expected = BTreeSet::new();
+    for round in 0..ROUNDS {
+        for c in 0..CONNECTIONS {
+            for n in 0..per_connection {
+                expected.insert(format!("intake-{round}-{c}-{n}"));
+            }
+        }
+    }
+    let mut sides = Vec::new();
+    for nodes in NODES {
+        let cluster = Cluster::start(nodes, &UNPACED)?;
+        let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(Server::addr).collect();
+        let started = transactions(&cluster.db).ok();
+        let mut rates = Vec::new();
+        let mut intake = Phase::default();
+        for round in 0..ROUNDS {
+            let before = cluster.mark();
+            rates.push(post_all(&addrs, round, per_connection)?);
+            intake.add(before.to(&cluster.mark()));
+        }
+        let before = cluster.mark();
+        let (drain, duplicates, done) = cluster.drain(&expected)?;
+        let drained = before.to(&done);
+        // The nodes' backends report their counts within 10 s of going
+        // idle (PostgreSQL 15).
+        std::thread::sleep(Duration::from_secs(11));
+        let transactions = match (started, transactions(&cluster.db).ok()) {
+            (Some((c0, r0)), Some((c1, r1))) => Some((c1 - c0, r1 - r0)),
+            _ => None,
+        };
+        let logged = problems(&cluster.nodes.iter().map(Server::logged).collect::<Vec<_>>());
+        drop(cluster);
+        // The control: intake alone with pacing on, where a node refused a
+        // channel another node holds asks again a second later, not at once.
+        let cluster = Cluster::start(nodes, &PACED)?;
+        let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(Server::addr).collect();
+        let mut paced_rates = Vec::new();
+        let mut paced = Phase::default();
+        for round in 0..ROUNDS {
+            let before = cluster.mark();
+            paced_rates.push(post_all(&addrs, round, per_connection)?);
+            paced.add(before.to(&cluster.mark()));
+        }
+        let mut logged = logged;
+        logged.extend(problems(
+            &cluster.nodes.iter().map(Server::logged).collect::<Vec<_>>(),
+        ));
+        drop(cluster);
+        sides.push(PgSide {
+            nodes,
+            intake: median(&mut rates),
+            drain,
+            duplicates,
+            phases: [intake, drained],
+            transactions,
+            paced: (median(&mut paced_rates), paced),
+            logged,
+        });
+    }
+
+    println!(
+        "on PostgreSQL (a throwaway server, fsync off), the {CONNECTIONS} connections round-robin over the nodes, {ROUNDS} rounds of {alerts} alerts back to back (medians); then that backlog ({} alerts, 100 channels, pacing off) delivered by all the nodes together:",
+        alerts * ROUNDS
+    );
+    println!(
+        "  {:<30} {:>9} {:>9} {:>11} {:>9} {:>11} {:>11}",
+        "", "intake/s", "vs floor", "vs journal", "drain/s", "vs journal", "duplicates"
+    );
+    let name = |nodes: usize| {
+        format!(
+            "PostgreSQL, {nodes} node{}",
+            if nodes == 1 { "" } else { "s" }
+        )
+    };
+    println!(
+        "  {:<30} {:>9.0} {:>8.2}x {:>10.2}x {:>9.0} {:>10.2}x {:>11}",
+        "journal (above)",
+        journal.intake,
+        journal.intake / journal.floor,
+        1.0,
+        journal.drain,
+        1.0,
+        "-"
+    );
+    for side in &sides {
+        println!(
+            "  {:<30} {:>9.0} {:>8.2}x {:>10.2}x {:>9.0} {:>10.2}x {:>11}",
+            name(side.nodes),
+            side.intake,
+            side.intake / journal.floor,
+            side.intake / journal.intake,
+            side.drain,
+            side.drain / journal.drain,
+            side.duplicates
+        );
+    }
+    println!(
+        "  the control, intake alone with pacing on (1 s a channel: a node refused a channel another holds asks again a second later, not at once):"
+    );
+    for side in &sides {
+        println!(
+            "  {:<30} {:>9.0} {:>8.2}x {:>10.2}x",
+            format!("{}, paced", name(side.nodes)),
+            side.paced.0,
+            side.paced.0 / journal.floor,
+            side.paced.0 / journal.intake,
+        );
+    }
+    println!(
+        "where the time went: CPU seconds over each phase from /proc (2 cores give 2 a second; bench = the {CONNECTIONS} clients and the stand-in), group commits (each node's spool_fsyncs), PostgreSQL's writing transactions (pg_current_xact_id):"
+    );
+    println!(
+        "  {:<30} {:<7} {:>7} {:>7} {:>7} {:>9} {:>8} {:>13} {:>12}",
+        "",
+        "phase",
+        "wall s",
+        "bench",
+        "serve",
+        "postgres",
+        "commits",
+        "alerts/commit",
+        "xacts/alert"
+    );
+    let total = (alerts * ROUNDS) as f64;
+    let row = |who: &str, phase: &str, p: &Phase| {
+        println!(
+            "  {who:<30} {phase:<7} {:>7.2} {:>7.2} {:>7.2} {:>9} {:>8} {:>13.1} {:>12}",
+            p.wall.as_secs_f64(),
+            p.cpu.seconds(p.cpu.bench),
+            p.cpu.seconds(p.cpu.serve),
+            if p.xids.is_some() {
+                format!("{:.2}", p.cpu.seconds(p.cpu.postgres))
+            } else {
+                "-".into()
+            },
+            p.commits,
+            total / p.commits.max(1) as f64,
+            p.xids
+                .map_or("-".into(), |x| format!("{:.2}", x as f64 / total)),
+        )
+    };
+    for (phase, p) in ["intake", "drain"].iter().zip(&journal.phases) {
+        row("journal", phase, p);
+    }
+    for side in &sides {
+        for (phase, p) in ["intake", "drain"].iter().zip(&side.phases) {
+            row(&name(side.nodes), phase, p);
+        }
+    }
+    for side in &sides {
+        row(
+            &format!("{}, paced", name(side.nodes)),
+            "intake",
+            &side.paced.1,
+        );
+    }
+    for side in &sides {
+        if let Some((committed, rolled_back)) = side.transactions {
+            println!(
+                "  {}: {committed} transactions committed, {rolled_back} rolled back (claims refused) over the run: {:.2} and {:.2} an alert",
+                name(side.nodes),
+                committed as f64 / total,
+                rolled_back as f64 / total
+            );
+        }
+    }
+    let logs = std::iter::once(("journal".to_string(), &journal.logged))
+        .chain(sides.iter().map(|s| (name(s.nodes), &s.logged)));
+    for (who, logged) in logs {
+        if !logged.is_empty() {
+            println!(
+                "  {who}: serve logged {} ERROR/WARN lines, e.g.:",
+                logged.len()
+            );
+            for line in logged.iter().take(3) {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Nodes on one throwaway PostgreSQL, with their own stand-in, which holds
+/// its answers until the rounds are over. Dropped in this order: the
+/// nodes before their database.
+struct Cluster {
+    nodes: Vec<Server>,
+    slack: MockSlack,
+    db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `count` nodes (`n0`, `n1`, ...) started at once, as a cluster comes
+    /// up, with `flags`.
+    fn start(count: usize, flags: &'static [&'static str]) -> Result<Cluster> {
+        let db = TestDb::start();
+        let slack = MockSlack::start()?;
+        slack.hold();
+        let dir = tempfile::tempdir()?;
+        let config = write_config(dir.path(), &slack_config(&slack));
+        let url = db.url();
+        let nodes = std::thread::scope(|s| {
+            let started: Vec<_> = (0..count)
+                .map(|n| {
+                    let (config, url, dir) = (&config, &url, dir.path());
+                    s.spawn(move || {
+                        let name = format!("n{n}");
+                        let mut args = vec!["--node", name.as_str()];
+                        args.extend(flags);
+                        Server::start_on_store(config, url, &dir.join(format!("{name}.log")), &args)
+                    })
+                })
+                .collect();
+            started
+                .into_iter()
+                .map(|node| node.join().expect("a node started"))
+                .collect()
+        });
+        Ok(Cluster {
+            nodes,
+            slack,
+            db,
+            _dir: dir,
+        })
+    }
+
+    fn mark(&self) -> Mark {
+        mark(&self.nodes.iter().collect::<Vec<_>>(), Some(&self.db))
+    }
+
+    /// Lets Slack answer and waits until every alert in `expected` was
+    /// delivered, by any node: alerts/s delivered, how many requests
+    /// delivered an alert again, and where the nodes stood when the last
+    /// alert arrived. Fails if one is missing or unknown.
+    fn drain(&self, expected: &BTreeSet<String>) -> Result<(f64, usize, Mark)> {
+        let total = expected.len();
+        let t = Instant::now();
+        self.slack.release();
+        let deadline = t + Duration::from_secs(600);
+        let (took, done) = loop {
+            if Instant::now() > deadline {
+                bail!(
+                    "the nodes did not drain their backlog in time: {} of {total} delivered",
+                    self.delivered().len()
+                );
+            }
+            if self.slack.received() < total {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+            // As many requests as alerts: all delivered, or a duplicate
+            // among them.
+            if self.delivered().len() >= total {
+                break (t.elapsed(), self.mark());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // A moment for a request sent again after its ending went
+        // unrecorded.
+        std::thread::sleep(Duration::from_secs(1));
+        let delivered = self.delivered();
+        let missing = expected
+            .iter()
+            .filter(|id| !delivered.contains_key(*id))
+            .count();
+        let unknown: Vec<&String> = delivered
+            .keys()
+            .filter(|id| !expected.contains(*id))
+            .take(5)
+            .collect();
+        if missing > 0 || !unknown.is_empty() {
+            bail!("{missing} acknowledged alerts not delivered; delivered but never posted: {unknown:?}");
+        }
+        let duplicates = delivered.values().map(|n| n - 1).sum();
+        Ok((total as f64 / took.as_secs_f64(), duplicates, done))
+    }
+
+    /// How many messages the stand-in holds for each alert id (`alert(ID)`
+    /// says `alert ID`, which Kapacitor's layout puts in the attachment's
+    /// text).
+    fn delivered(&self) -> HashMap<String, usize> {
+        let mut count = HashMap::new();
+        for m in self.slack.messages() {
+            if let Some(id) = m.body["attachments"][0]["text"]
+                .as_str()
+                .and_then(|t| t.strip_prefix("alert "))
+            {
+                *count.entry(id.to_string()).or_insert(0) += 1;
+            }
+        }
+        count
+    }
+}
+
+/// Where a side stood at a moment; two make a [`Phase`].
+struct Mark {
+    at: Instant,
+    ticks: Ticks,
+    /// Group commits, every node's together.
+    commits: u64,
+    /// PostgreSQL's current transaction id.
+    xid: Option<u64>,
+}
+
+/// Marks `nodes` (and `db`, on PostgreSQL) now.
+fn mark(nodes: &[&Server], db: Option<&TestDb>) -> Mark {
+    let pids: Vec<u32> = nodes.iter().map(|n| n.pid()).collect();
+    let postmaster = db.and_then(|db| {
+        std::fs::read_to_string(db.dir().join("data/postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    Mark {
+        at: Instant::now(),
+        ticks: Ticks::now(&pids, postmaster),
+        commits: nodes
+            .iter()
+            .filter_map(|n| metric(n.addr(), "slack_handler_spool_fsyncs_total"))
+            .sum(),
+        xid: db.and_then(|db| sql(db, "SELECT pg_current_xact_id()").ok()?.parse().ok()),
+    }
+}
+
+impl Mark {
+    fn to(&self, later: &Mark) -> Phase {
+        Phase {
+            wall: later.at - self.at,
+            cpu: later.ticks.since(self.ticks),
+            commits: later.commits.saturating_sub(self.commits),
+            xids: self.xid.zip(later.xid).map(|(a, b)| b.saturating_sub(a)),
+        }
+    }
+}
+
+/// What a phase (intake's rounds, or the drain) took.
+#[derive(Clone, Copy, Default)]
+struct Phase {
+    wall: Duration,
+    cpu: Ticks,
+    commits: u64,
+    xids: Option<u64>,
+}
+
+impl Phase {
+    fn add(&mut self, other: Phase) {
+        self.wall += other.wall;
+        self.cpu = Ticks {
+            bench: self.cpu.bench + other.cpu.bench,
+            serve: self.cpu.serve + other.cpu.serve,
+            postgres: self.cpu.postgres + other.cpu.postgres,
+        };
+        self.commits += other.commits;
+        self.xids = match (self.xids, other.xids) {
+            (None, x) | (x, None) => x,
+            (Some(a), Some(b)) => Some(a + b),
+        };
+    }
+}
+
+/// CPU time used (user and system, clock ticks of `/proc/PID/stat`): this
+/// process (the clients and the stand-in), the nodes, and PostgreSQL's
+/// postmaster with its children.
+#[derive(Clone, Copy, Default)]
+struct Ticks {
+    bench: u64,
+    serve: u64,
+    postgres: u64,
+}
+
+impl Ticks {
+    fn now(serve: &[u32], postmaster: Option<u32>) -> Ticks {
+        let postgres = postmaster.map_or(0, |pm| {
+            ticks_of(pm) + children_of(pm).into_iter().map(ticks_of).sum::<u64>()
+        });
+        Ticks {
+            bench: ticks_of(std::process::id()),
+            serve: serve.iter().copied().map(ticks_of).sum(),
+            postgres,
+        }
+    }
+
+    fn since(self, before: Ticks) -> Ticks {
+        Ticks {
+            bench: self.bench.saturating_sub(before.bench),
+            serve: self.serve.saturating_sub(before.serve),
+            postgres: self.postgres.saturating_sub(before.postgres),
+        }
+    }
+
+    /// Ticks in seconds (`USER_HZ` is 100 on Linux).
+    fn seconds(self, ticks: u64) -> f64 {
+        ticks as f64 / 100.0
+    }
+}
+
+/// The fields of `/proc/PID/stat` after the command's name: state (0),
+/// ppid (1), ..., utime (11), stime (12).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = text.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(String::from).collect())
+}
+
+fn ticks_of(pid: u32) -> u64 {
+    stat_fields(pid)
+        .and_then(|f| Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?))
+        .unwrap_or(0)
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            stat_fields(*pid)
+                .and_then(|f| f.get(1)?.parse::<u32>().ok())
+                .is_some_and(|ppid| ppid == parent)
+        })
+        .collect()
+}
+
+/// A counter of `GET /metrics` (Prometheus' text format).
+fn metric(addr: SocketAddr, name: &str) -> Option<u64> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut page = String::new();
+    stream.read_to_string(&mut page).ok()?;
+    page.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse::<f64>().ok().map(|v| v as u64)
+    })
+}
+
+/// One query's answer from `psql` (unaligned, tuples only), as the
+/// superuser over TCP (trusted on the throwaway server).
+fn sql(db: &TestDb, query: &str) -> Result<String> {
+    let port = db.port().to_string();
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "alerts",
+        ])
+        .args(["-AtXq", "-c", query])
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Transactions committed and rolled back in the `alerts` database so far,
+/// as its statistics have them.
+fn transactions(db: &TestDb) -> Result<(u64, u64)> {
+    let answer = sql(
+        db,
+        "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = 'alerts'",
+    )?;
+    let (committed, rolled_back) = answer.split_once('|').context("two columns")?;
+    Ok((committed.parse()?, rolled_back.parse()?))
+}
+
+/// The `ERROR` and `WARN` lines among serve's logs.
+fn problems(logs: &[String]) -> Vec<String> {
+    logs.iter()
+        .flat_map(|log| log.lines())
+        .filter(|line| line.contains("ERROR") || line.contains("WARN"))
+        .map(String::from)
+        .collect()
 }

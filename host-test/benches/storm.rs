@@ -8,6 +8,14 @@
 //! `cargo bench -p host-test --bench storm` (`--quick` for a short storm;
 //! `STORM_ALERTS=N` for N alerts to one channel, default 30).
 //!
+//! `STORM_NODES=N` (e.g. 3) adds, after each storm on the journal, the
+//! same storm on N nodes sharing a throwaway PostgreSQL (`serve --store
+//! URL --node NAME`, `TestDb`, fresh for each storm), the alerts posted
+//! round-robin to the nodes: its pace, `429`s, requests inside a
+//! `Retry-After` window, and alerts delivered more than once. It fails if
+//! an alert is lost or a `Retry-After` ignored, after every storm ran.
+//! `STORM_NODES=3 cargo bench -p host-test --bench storm -- --quick`.
+//!
 //! `-- --compare` runs issue 18's comparison instead: 20 channels × 8
 //! alerts, 200 × 4 and 1,000 × 3, against a stand-in 200 ms away, each
 //! storm taken in one run by `serve` of `STORM_BASELINE` (a `host-test` built
@@ -42,6 +50,7 @@ use serde_json::Value;
 
 use host_test::mock_slack::MockSlack;
 use server::{alert, proc_field, write_config, Connection, Server};
+use slack_alertd::store::postgres::testdb::TestDb;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -55,9 +64,64 @@ fn finished(server: &Server) -> usize {
     server.spool()["finished"].as_array().map_or(0, Vec::len)
 }
 
+/// Where the storm's `serve` keeps its alerts.
+#[derive(Clone, Copy)]
+enum Side {
+    /// The journal file, one node.
+    Journal,
+    /// This many nodes on one PostgreSQL database.
+    Nodes(usize),
+}
+
+/// The `serve`s of one storm: one on a spool, or nodes on a database
+/// (dropped before it).
+struct Serves {
+    servers: Vec<Server>,
+    _db: Option<TestDb>,
+}
+
+impl Serves {
+    fn start(side: Side, config: &Path, dir: &Path, flags: &[&str]) -> Serves {
+        match side {
+            Side::Journal => Serves {
+                servers: vec![Server::start(config, &dir.join("spool"), flags)],
+                _db: None,
+            },
+            Side::Nodes(count) => {
+                let db = TestDb::start();
+                let url = db.url();
+                let servers = std::thread::scope(|s| {
+                    let started: Vec<_> = (0..count)
+                        .map(|n| {
+                            let url = &url;
+                            s.spawn(move || {
+                                let name = format!("n{n}");
+                                let mut args = vec!["--node", name.as_str()];
+                                args.extend_from_slice(flags);
+                                let log = dir.join(format!("{name}.log"));
+                                Server::start_on_store(config, url, &log, &args)
+                            })
+                        })
+                        .collect();
+                    started
+                        .into_iter()
+                        .map(|node| node.join().expect("a node started"))
+                        .collect()
+                });
+                Serves {
+                    servers,
+                    _db: Some(db),
+                }
+            }
+        }
+    }
+}
+
 /// One storm: `per_channel` alerts to each of `channels` channels, to a
-/// stand-in that answers `rtt` after each request arrives.
-fn storm(channels: usize, per_channel: usize, burst: u32, rtt: Duration) -> Result<()> {
+/// stand-in that answers `rtt` after each request arrives, taken by `side`
+/// (alerts posted round-robin to its nodes). `Err` when it lost an alert
+/// or ignored a `Retry-After`.
+fn storm(channels: usize, per_channel: usize, burst: u32, rtt: Duration, side: Side) -> Result<()> {
     let slack = MockSlack::start()?;
     slack.limit_channels(INTERVAL, Duration::from_secs(1));
     slack.answer_after(rtt);
@@ -66,9 +130,10 @@ fn storm(channels: usize, per_channel: usize, burst: u32, rtt: Duration) -> Resu
     let interval = INTERVAL.as_millis().to_string();
     let burst = burst.to_string();
     // `host-test serve` as users run it, built with the bench profile.
-    let server = Server::start(
+    let serves = Serves::start(
+        side,
         &config,
-        &dir.path().join("spool"),
+        dir.path(),
         &[
             "--channel-interval-ms",
             &interval,
@@ -76,10 +141,12 @@ fn storm(channels: usize, per_channel: usize, burst: u32, rtt: Duration) -> Resu
             &burst,
         ],
     );
+    let servers = &serves.servers;
     let total = channels * per_channel;
     let started = Instant::now();
     for n in 0..per_channel {
         for c in 0..channels {
+            let server = &servers[(n * channels + c) % servers.len()];
             let (status, answer) = server.post_with(
                 &format!("channel=%23c{c}"),
                 &alert(&format!("storm-{n}-{c}")),
@@ -91,7 +158,7 @@ fn storm(channels: usize, per_channel: usize, burst: u32, rtt: Duration) -> Resu
     }
     let posted = started.elapsed();
     let deadline = started + INTERVAL * (per_channel as u32 * 3 + 30);
-    while finished(&server) < total {
+    while finished(&servers[0]) < total {
         if Instant::now() > deadline {
             bail!("the storm did not end in time");
         }
@@ -102,18 +169,62 @@ fn storm(channels: usize, per_channel: usize, burst: u32, rtt: Duration) -> Resu
     // The last message can reach Slack no sooner, and its answer takes a
     // round trip more.
     let floor = INTERVAL * (per_channel as u32 - 1) + rtt;
-    println!(
-        "  {channels} channel(s) × {per_channel} alerts, burst {burst}, answers after {} ms: {:.2} s (floor {:.1} s, {:.1} % of the rate limit's pace); \
-         {delivered} delivered, {} × 429, {} inside a Retry-After window; posting took {:.0} ms",
-        rtt.as_millis(),
+    let pace = format!(
+        "{:.2} s (floor {:.1} s, {:.1} % of the rate limit's pace)",
         took.as_secs_f64(),
         floor.as_secs_f64(),
         100.0 * floor.as_secs_f64() / took.as_secs_f64(),
-        slack.rate_limited(),
-        slack.inside_retry_after(),
-        posted.as_secs_f64() * 1000.0,
     );
-    if delivered != total || slack.inside_retry_after() != 0 {
+    // Each alert's messages: a duplicate is a second one.
+    let mut messages: HashMap<String, usize> = HashMap::new();
+    for m in slack.messages() {
+        if let Some(id) = m.body["attachments"][0]["text"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("alert "))
+        {
+            *messages.entry(id.to_string()).or_default() += 1;
+        }
+    }
+    let distinct = messages.len();
+    let duplicates: usize = messages.values().map(|n| n - 1).sum();
+    match side {
+        Side::Journal => println!(
+            "  {channels} channel(s) × {per_channel} alerts, burst {burst}, answers after {} ms: {pace}; \
+             {delivered} delivered, {} × 429, {} inside a Retry-After window; posting took {:.0} ms",
+            rtt.as_millis(),
+            slack.rate_limited(),
+            slack.inside_retry_after(),
+            posted.as_secs_f64() * 1000.0,
+        ),
+        Side::Nodes(count) => println!(
+            "    on PostgreSQL, {count} nodes: {pace}; {distinct} delivered, {duplicates} more than once, \
+             {} × 429, {} inside a Retry-After window; posting took {:.0} ms",
+            slack.rate_limited(),
+            slack.inside_retry_after(),
+            posted.as_secs_f64() * 1000.0,
+        ),
+    }
+    let logged: Vec<String> = servers
+        .iter()
+        .flat_map(|s| {
+            s.logged()
+                .lines()
+                .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if let Some(first) = logged.first() {
+        println!(
+            "      serve logged {} ERROR/WARN lines, the first: {first}",
+            logged.len()
+        );
+    }
+    let lost = match side {
+        Side::Journal => delivered != total,
+        Side::Nodes(_) => distinct != total,
+    };
+    if lost || slack.inside_retry_after() != 0 {
         bail!("the storm lost alerts or ignored a Retry-After");
     }
     Ok(())
@@ -137,11 +248,30 @@ fn main() -> Result<()> {
     // burst of three meets a 429 at the start, as it would with a Slack
     // that allows no burst.
     let now = Duration::ZERO;
-    storm(1, alerts, 1, now)?;
-    storm(1, alerts, 3, now)?;
-    storm(10, alerts / 2, 1, now)?;
-    // Slack's real round trip, many channels: what concurrency is for.
-    storm(20, 8, 1, Duration::from_millis(200))?;
+    let storms = [
+        (1, alerts, 1, now),
+        (1, alerts, 3, now),
+        (10, alerts / 2, 1, now),
+        // Slack's real round trip, many channels: what concurrency is for.
+        (20, 8, 1, Duration::from_millis(200)),
+    ];
+    let nodes: Option<usize> = match std::env::var("STORM_NODES") {
+        Ok(n) => Some(n.parse().context("STORM_NODES")?).filter(|n| *n > 0),
+        Err(_) => None,
+    };
+    let mut failed = Vec::new();
+    for (channels, per_channel, burst, rtt) in storms {
+        storm(channels, per_channel, burst, rtt, Side::Journal)?;
+        if let Some(count) = nodes {
+            if let Err(e) = storm(channels, per_channel, burst, rtt, Side::Nodes(count)) {
+                println!("    on PostgreSQL, {count} nodes: {e:#}");
+                failed.push(format!("{channels} channel(s) × {per_channel}: {e:#}"));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("on PostgreSQL: {}", failed.join("; "));
+    }
     Ok(())
 }
 
