@@ -17,8 +17,8 @@
 //!
 //! With `INTAKE_STORES=1`, the journal's rounds and drain are followed
 //! by the same on PostgreSQL (`serve --store URL --node NAME`, the other
-//! flags the same): a throwaway server (`TestDb`, which runs it with
-//! `fsync=off`), fresh for 1, 2 and 3 nodes in turn. The 16 connections go
+//! flags the same): a throwaway server (`TestDb`, with `fsync` on as in
+//! production), fresh for 1, 2 and 3 nodes in turn. The 16 connections go
 //! round-robin to the nodes, three rounds back to back (medians); then the
 //! backlog, delivered by all the nodes together (pacing off, 100
 //! channels). Every acknowledged alert must be delivered; duplicates are
@@ -58,7 +58,7 @@ use hyper_util::rt::TokioIo;
 
 use host_test::mock_slack::MockSlack;
 use server::{alert, write_config, Connection, Server};
-use slack_alertd::store::postgres::testdb::TestDb;
+use slack_alertd::store::postgres::testdb::{Setup, TestDb};
 
 const CONNECTIONS: usize = 16;
 const ROUNDS: usize = 3;
@@ -385,7 +385,7 @@ fn on_postgres(journal: &Journal, per_connection: usize) -> Result<()> {
     }
 
     println!(
-        "on PostgreSQL (a throwaway server, fsync off), the {CONNECTIONS} connections round-robin over the nodes, {ROUNDS} rounds of {alerts} alerts back to back (medians); then that backlog ({} alerts, 100 channels, pacing off) delivered by all the nodes together:",
+        "on PostgreSQL (a throwaway server, fsync on), the {CONNECTIONS} connections round-robin over the nodes, {ROUNDS} rounds of {alerts} alerts back to back (medians); then that backlog ({} alerts, 100 channels, pacing off) delivered by all the nodes together:",
         alerts * ROUNDS
     );
     println!(
@@ -520,7 +520,10 @@ impl Cluster {
     /// `count` nodes (`n0`, `n1`, ...) started at once, as a cluster comes
     /// up, with `flags`.
     fn start(count: usize, flags: &'static [&'static str]) -> Result<Cluster> {
-        let db = TestDb::start();
+        let db = TestDb::start_with(Setup {
+            durable: true,
+            ..Setup::default()
+        });
         let slack = MockSlack::start()?;
         slack.hold();
         let dir = tempfile::tempdir()?;

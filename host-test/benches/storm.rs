@@ -50,7 +50,7 @@ use serde_json::Value;
 
 use host_test::mock_slack::MockSlack;
 use server::{alert, proc_field, write_config, Connection, Server};
-use slack_alertd::store::postgres::testdb::TestDb;
+use slack_alertd::store::postgres::testdb::{Setup, TestDb};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -88,7 +88,10 @@ impl Serves {
                 _db: None,
             },
             Side::Nodes(count) => {
-                let db = TestDb::start();
+                let db = TestDb::start_with(Setup {
+                    durable: true,
+                    ..Setup::default()
+                });
                 let url = db.url();
                 let servers = std::thread::scope(|s| {
                     let started: Vec<_> = (0..count)

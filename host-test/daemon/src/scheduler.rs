@@ -71,6 +71,10 @@ pub enum Decision {
 pub enum Outcome {
     /// Delivered, or failed for good: the alert leaves the scheduler.
     Ended,
+    /// Nothing was sent: a store shared with other nodes said not yet (one
+    /// of them is sending to the channel, or paced it). The channel's pace
+    /// is as it was before; the alert is asked for again at `at`.
+    Refused { at: Instant },
     /// Try again at `at`. `retry_after`: Slack said when (the channel waits
     /// too); `rate_limited`: it was a `429`.
     Retry {
@@ -90,6 +94,8 @@ struct Channel {
     queue: VecDeque<u64>,
     busy: bool,
     pace: Pace<Instant>,
+    /// The pace before the message in flight was counted, for a refusal.
+    before: Pace<Instant>,
 }
 
 /// A moment on some clock: an [`Instant`] (one node's scheduler) or a
@@ -209,6 +215,7 @@ impl Scheduler {
                 queue: VecDeque::new(),
                 busy: false,
                 pace,
+                before: pace,
             });
         // A channel is in `turns` exactly while its queue is not empty.
         if state.queue.is_empty() {
@@ -266,6 +273,7 @@ impl Scheduler {
             let name = self.turns.remove(turn).unwrap_or_default();
             let channel = self.channels.get_mut(&name).expect("looked up above");
             channel.busy = true;
+            channel.before = channel.pace;
             channel.pace.sent(now, &self.rules);
             self.turns.push_back(name);
             self.in_flight += 1;
@@ -316,6 +324,10 @@ impl Scheduler {
                         self.keys.remove(&key);
                     }
                 }
+            }
+            Outcome::Refused { at } => {
+                alert.not_before = at;
+                channel.pace = channel.before;
             }
             Outcome::Retry {
                 at,
@@ -377,6 +389,20 @@ mod tests {
             Decision::Wait(Some(paced))
         );
         assert_eq!(s.next(paced), Decision::Send(2));
+    }
+
+    #[test]
+    fn a_refused_claim_leaves_the_channels_pace_as_it_was() {
+        let mut s = Scheduler::new(rules(1));
+        let t0 = Instant::now();
+        s.add(1, "#a", "k1", t0);
+        assert_eq!(s.next(t0), Decision::Send(1));
+        // Another node holds the channel: nothing was sent.
+        let later = t0 + Duration::from_millis(200);
+        s.done(1, Outcome::Refused { at: later });
+        assert_eq!(s.next(t0), Decision::Wait(Some(later)));
+        // Asked again then, not a paced interval after the refusal.
+        assert_eq!(s.next(later), Decision::Send(1));
     }
 
     /// Sends everything it can at `now`, ending each attempt at once.

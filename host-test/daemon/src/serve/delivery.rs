@@ -47,6 +47,19 @@ impl Verdict {
         }
     }
 
+    /// Refused by the store (another node's turn): asked again after
+    /// `wait`.
+    fn refused(wait: Duration) -> Verdict {
+        Verdict {
+            outcome: Outcome::Refused {
+                at: Instant::now() + wait,
+            },
+            ending: None,
+            alias: None,
+            dead: false,
+        }
+    }
+
     /// Ended elsewhere (another node): nothing to record here.
     fn gone() -> Verdict {
         Verdict {
@@ -97,8 +110,9 @@ pub(super) async fn deliver(
             message
         }
         Ok(Claim::NotYet { wait }) => {
-            // Not this node's turn: asked again then, no attempt counted.
-            return settle(&shared, id, &item, Verdict::retry(wait, false, false), None);
+            // Not this node's turn: asked again then; nothing was sent, so
+            // neither an attempt nor the channel's pace counts it.
+            return settle(&shared, id, &item, Verdict::refused(wait), None);
         }
         Ok(Claim::Gone) => {
             // Another node ended it.
@@ -156,6 +170,12 @@ async fn release(
 ) {
     let retry = match verdict.outcome {
         Outcome::Ended => None,
+        // A refusal holds no claim and is not released; said as a retry.
+        Outcome::Refused { at } => Some(Retry {
+            wait: at.saturating_duration_since(Instant::now()),
+            retry_after: false,
+            rate_limited: false,
+        }),
         Outcome::Retry {
             at,
             retry_after,
@@ -193,7 +213,7 @@ fn settle(shared: &Shared, id: u64, item: &Queued, verdict: Verdict, left: Optio
         Outcome::Ended => {
             dispatch.queued.remove(&id);
         }
-        Outcome::Retry { .. } => {
+        Outcome::Retry { .. } | Outcome::Refused { .. } => {
             if let Some(kept) = dispatch.queued.get_mut(&id) {
                 kept.attempts = item.attempts;
             }

@@ -35,6 +35,18 @@ fn after(from: i64, to: i64) -> Duration {
     Duration::from_millis(to.saturating_sub(from).max(1) as u64)
 }
 
+/// How long a node waits before asking again for a channel (or an alert)
+/// another node is sending to: at least an interval, and never less than
+/// [`OTHERS_TURN`], so that with pacing off the nodes do not spin on each
+/// other's claims. The node that holds a channel goes on with it (every
+/// node knows every pending alert), so waiting loses nothing.
+fn others_turn(rules: &Rules) -> Duration {
+    rules.interval.max(OTHERS_TURN)
+}
+
+/// The least wait for work another node is doing.
+const OTHERS_TURN: Duration = Duration::from_millis(500);
+
 type Cache = std::collections::HashMap<&'static str, tokio_postgres::Statement>;
 
 /// The channel's row, created quiet if it is new, and locked.
@@ -113,7 +125,7 @@ pub async fn claim(
         if let (Some(by), Some(until)) = (&claimed_by, lease_until) {
             if *by != who.node && until > now {
                 return Ok(Claim::NotYet {
-                    wait: after(now, until).min(rules.interval),
+                    wait: others_turn(rules),
                 });
             }
         }
@@ -130,7 +142,7 @@ pub async fn claim(
         let statement = prepared(cache, &tx, sql).await?;
         if tx.query_opt(&statement, &[&key, &seq]).await?.is_some() {
             return Ok(Claim::NotYet {
-                wait: rules.interval,
+                wait: others_turn(rules),
             });
         }
         let (mut pace, held_by, held_until) =
@@ -138,7 +150,7 @@ pub async fn claim(
         if let (Some(by), Some(until)) = (&held_by, held_until) {
             if *by != who.node && until > now {
                 return Ok(Claim::NotYet {
-                    wait: after(now, until).min(rules.interval),
+                    wait: others_turn(rules),
                 });
             }
         }

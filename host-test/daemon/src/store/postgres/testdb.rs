@@ -19,6 +19,7 @@ pub struct TestDb {
     port: u16,
     as_postgres: bool,
     tls: bool,
+    durable: bool,
 }
 
 /// How a throwaway server is set up beyond the defaults (trust on every
@@ -30,6 +31,9 @@ pub struct Setup {
     pub passwords: bool,
     /// TLS with this certificate and key (PEM).
     pub tls: Option<(String, String)>,
+    /// Commits reach the disk (`fsync` on, as in production; benchmarks).
+    /// Tests run without, for speed.
+    pub durable: bool,
 }
 
 /// Where PostgreSQL's server binaries are, or why none were found.
@@ -97,6 +101,7 @@ impl TestDb {
             port: free_port(),
             as_postgres,
             tls: setup.tls.is_some(),
+            durable: setup.durable,
         };
         let data = db.dir.join("data");
         let host_auth = if setup.passwords {
@@ -187,10 +192,13 @@ impl TestDb {
         let data = self.dir.join("data");
         let log = self.dir.join("log");
         let mut options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
             self.port,
             self.dir.display()
         );
+        if !self.durable {
+            options.push_str(" -c fsync=off");
+        }
         if self.tls {
             options.push_str(" -c ssl=on");
         }

@@ -1,8 +1,8 @@
 //! Group commit on the database: every write staged meanwhile, in one
 //! transaction. Alerts go in with one statement, endings with another;
 //! aggregates' collections and closings one by one, in the order written.
-//! A transaction that inserts alerts takes an advisory lock first and
-//! holds it until it commits, so alerts become visible in `seq` order and
+//! A transaction that inserts alerts takes an advisory lock before its
+//! first insert and holds it until it commits, so alerts become visible in `seq` order and
 //! a node reading arrivals by `seq` misses none.
 
 use std::collections::HashMap;
@@ -61,16 +61,6 @@ async fn write(conn: &mut Conn, batch: Vec<Record>) -> Result<(), tokio_postgres
     {
         let (tx, cache) = conn.transaction().await?;
         let mut pending = Batch::default();
-        let inserts = batch.iter().any(|r| {
-            matches!(
-                r,
-                Record::Accept { .. } | Record::Emit { .. } | Record::Collect { .. }
-            )
-        });
-        if inserts {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INSERTS])
-                .await?;
-        }
         for record in batch {
             match record {
                 Record::Accept {
@@ -134,6 +124,8 @@ struct Batch {
     options: Vec<String>,
     keys: Vec<String>,
     done: Vec<Finished>,
+    /// The advisory lock on inserts is held (until the commit).
+    locked: bool,
 }
 
 impl Batch {
@@ -150,31 +142,14 @@ impl Batch {
         self.done.push(done);
     }
 
-    /// Writes what was gathered (alerts first: an ending never precedes
-    /// its alert in one batch, but may follow it).
+    /// Writes what was gathered: endings first (an ending's alert was
+    /// committed before: it was claimed), then alerts, so the lock on
+    /// inserts is held as briefly as can be.
     async fn flush(
         &mut self,
         tx: &Transaction<'_>,
         cache: &mut Cache,
     ) -> Result<(), tokio_postgres::Error> {
-        if !self.ids.is_empty() {
-            let sql = "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key)
-                 SELECT id, at, alert, options, key
-                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
-                      WITH ORDINALITY AS a(id, at, alert, options, key, n)
-                 ORDER BY n";
-            let statement = prepared(cache, tx, sql).await?;
-            tx.execute(
-                &statement,
-                &[&self.ids, &self.at, &self.alerts, &self.options, &self.keys],
-            )
-            .await?;
-            self.ids.clear();
-            self.at.clear();
-            self.alerts.clear();
-            self.options.clear();
-            self.keys.clear();
-        }
         if !self.done.is_empty() {
             let done = std::mem::take(&mut self.done);
             let ids: Vec<i64> = done.iter().map(|d| d.id as i64).collect();
@@ -242,6 +217,30 @@ impl Batch {
                     }
                 }
             }
+        }
+        if !self.ids.is_empty() {
+            // Taken as late as can be: from the first insert to the commit.
+            if !self.locked {
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INSERTS])
+                    .await?;
+                self.locked = true;
+            }
+            let sql = "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key)
+                 SELECT id, at, alert, options, key
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+                      WITH ORDINALITY AS a(id, at, alert, options, key, n)
+                 ORDER BY n";
+            let statement = prepared(cache, tx, sql).await?;
+            tx.execute(
+                &statement,
+                &[&self.ids, &self.at, &self.alerts, &self.options, &self.keys],
+            )
+            .await?;
+            self.ids.clear();
+            self.at.clear();
+            self.alerts.clear();
+            self.options.clear();
+            self.keys.clear();
         }
         Ok(())
     }
