@@ -49,28 +49,56 @@ const OTHERS_TURN: Duration = Duration::from_millis(500);
 
 type Cache = std::collections::HashMap<&'static str, tokio_postgres::Statement>;
 
-/// The channel's row, created quiet if it is new, and locked.
+/// How a transaction waits for a row another holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Locked {
+    /// Waits for it (a release must be written).
+    Wait,
+    /// Skips it (`SKIP LOCKED`): another node is claiming it right now.
+    Skip,
+}
+
+/// A channel's pacing, who holds it and until when.
+type ChannelRow = (Pace<Duration>, Option<String>, Option<i64>);
+
+/// The channel's row, created quiet if it is new, and locked; `None` when
+/// `locked` is [`Locked::Skip`] and another transaction holds it.
 async fn channel_row(
     tx: &Transaction<'_>,
     cache: &mut Cache,
     key: &str,
     rules: &Rules,
-) -> Result<(Pace<Duration>, Option<String>, Option<i64>), tokio_postgres::Error> {
-    let sql = "INSERT INTO channels (pacing_key, margin_ms) VALUES ($1, $2)
-         ON CONFLICT (pacing_key) DO UPDATE SET pacing_key = EXCLUDED.pacing_key
-         RETURNING earliest_ms, blocked_until_ms, margin_ms, held_by, held_until_ms";
-    let statement = prepared(cache, tx, sql).await?;
+    locked: Locked,
+) -> Result<Option<ChannelRow>, tokio_postgres::Error> {
     let key = keepable(key);
-    let row = tx.query_one(&statement, &[&key, &ms(rules.margin)]).await?;
+    let sql = "INSERT INTO channels (pacing_key, margin_ms) VALUES ($1, $2)
+         ON CONFLICT (pacing_key) DO NOTHING";
+    let statement = prepared(cache, tx, sql).await?;
+    tx.execute(&statement, &[&key, &ms(rules.margin)]).await?;
+    let sql = match locked {
+        Locked::Wait => {
+            "SELECT earliest_ms, blocked_until_ms, margin_ms, held_by, held_until_ms
+             FROM channels WHERE pacing_key = $1 FOR UPDATE"
+        }
+        Locked::Skip => {
+            "SELECT earliest_ms, blocked_until_ms, margin_ms, held_by, held_until_ms
+             FROM channels WHERE pacing_key = $1 FOR UPDATE SKIP LOCKED"
+        }
+    };
+    let statement = prepared(cache, tx, sql).await?;
+    let Some(row) = tx.query_opt(&statement, &[&key]).await? else {
+        return Ok(None);
+    };
     let moment = |v: Option<i64>| v.map(|v| Duration::from_millis(v.max(0) as u64));
     let pace = Pace {
         earliest: moment(row.get(0)),
         blocked_until: moment(row.get(1)),
         margin: Duration::from_millis(row.get::<_, i64>(2).max(0) as u64),
     };
-    Ok((pace, row.get(3), row.get(4)))
+    Ok(Some((pace, row.get(3), row.get(4))))
 }
 
+/// Writes the channel's pacing and who holds it.
 async fn save_channel(
     tx: &Transaction<'_>,
     cache: &mut Cache,
@@ -110,11 +138,21 @@ pub async fn claim(
         let sql = concat!(
             "SELECT status, claimed_by, lease_until_ms, seq, attempts, not_before_ms, alert_key, ",
             now_ms!(),
-            " FROM alerts WHERE id = $1 FOR UPDATE"
+            " FROM alerts WHERE id = $1 FOR UPDATE SKIP LOCKED"
         );
         let statement = prepared(cache, &tx, sql).await?;
         let Some(alert) = tx.query_opt(&statement, &[&(request.id as i64)]).await? else {
-            return Ok(Claim::Gone);
+            // Gone, or another node is claiming or ending it right now.
+            let sql = "SELECT 1 FROM alerts WHERE id = $1 AND status = 'pending'";
+            let statement = prepared(cache, &tx, sql).await?;
+            return Ok(
+                match tx.query_opt(&statement, &[&(request.id as i64)]).await? {
+                    Some(_) => Claim::NotYet {
+                        wait: others_turn(&who.rules),
+                    },
+                    None => Claim::Gone,
+                },
+            );
         };
         if alert.get::<_, &str>(0) != "pending" {
             return Ok(Claim::Gone);
@@ -145,8 +183,14 @@ pub async fn claim(
                 wait: others_turn(rules),
             });
         }
-        let (mut pace, held_by, held_until) =
-            channel_row(&tx, cache, &request.channel, rules).await?;
+        let Some((mut pace, held_by, held_until)) =
+            channel_row(&tx, cache, &request.channel, rules, Locked::Skip).await?
+        else {
+            // Another node is claiming or releasing the channel now.
+            return Ok(Claim::NotYet {
+                wait: others_turn(rules),
+            });
+        };
         if let (Some(by), Some(until)) = (&held_by, held_until) {
             if *by != who.node && until > now {
                 return Ok(Claim::NotYet {
@@ -237,8 +281,12 @@ pub async fn release(db: Arc<Db>, who: Arc<Claimant>, release: Release) -> Resul
             )
             .await?;
         }
-        let (mut pace, held_by, held_until) =
-            channel_row(&tx, cache, &release.channel, rules).await?;
+        let Some((mut pace, held_by, held_until)) =
+            channel_row(&tx, cache, &release.channel, rules, Locked::Wait).await?
+        else {
+            // Waited for, so always there: nothing to release otherwise.
+            return tx.commit().await;
+        };
         let now_d = Duration::from_millis(now.max(0) as u64);
         if let Some(ago) = left_ago {
             pace.left(now_d.saturating_sub(ago), rules);
