@@ -28,4 +28,16 @@ if [ -z "${PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql || true
   fi
 fi
+# The Alertmanager tests start a real Alertmanager of their own (their own
+# configuration, storage and free ports; never the system's service):
+# Debian's `prometheus-alertmanager`, installed when missing (ALERTMANAGER
+# points at another binary).
+if [ -z "${ALERTMANAGER:-}" ] && ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus-alertmanager || true
+  fi
+fi
 cargo test --workspace

@@ -8,6 +8,8 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod alert_json;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod alertmanager;
 pub mod config;
 pub mod config_source;
 pub mod describe;

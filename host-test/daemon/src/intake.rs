@@ -41,6 +41,9 @@
 //! among themselves, and a client that sends a request is served at once.
 
 mod admission;
+mod alertmanager;
+
+pub use alertmanager::AlertmanagerWebhook;
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -173,6 +176,8 @@ pub struct Front {
     pub commit: Arc<GroupCommit>,
     pub metrics: Arc<Metrics>,
     pub format: Box<dyn IntakeFormat>,
+    /// Alertmanager's webhook (`POST /alertmanager`).
+    pub alertmanager: Box<dyn IntakeFormat>,
     pub token: Option<Token>,
     pub limits: Limits,
     /// Plugins that did not load, each with why, for `/healthz`.
@@ -303,7 +308,10 @@ async fn respond(
         Method::GET if req.uri().path() == "/metrics" => Ok(metrics_page(&front)),
         Method::GET => Ok(spool_pages(&front, req.uri().query().unwrap_or_default()).await),
         Method::POST if req.uri().path() == "/spool/resend" => Ok(resend(req, &front).await),
-        Method::POST => Ok(take(req, &front).await),
+        Method::POST if req.uri().path() == "/alertmanager" => {
+            Ok(take(req, &front, &*front.alertmanager).await)
+        }
+        Method::POST => Ok(take(req, &front, &*front.format).await),
         _ => Ok(refuse(
             &front,
             StatusCode::METHOD_NOT_ALLOWED,
@@ -568,7 +576,11 @@ fn with_topic(alert: &str, topic: &str) -> String {
 }
 
 /// Reads, decodes and spools one `POST`.
-async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
+async fn take(
+    req: Request<hyper::body::Incoming>,
+    front: &Front,
+    format: &dyn IntakeFormat,
+) -> Answer {
     let options = query_options(req.uri().query().unwrap_or_default());
     let body = match read_body(req, front).await {
         Ok(body) => body,
@@ -577,7 +589,7 @@ async fn take(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
     let Ok(text) = std::str::from_utf8(&body) else {
         return refuse(front, StatusCode::BAD_REQUEST, "the alert is not UTF-8");
     };
-    let alerts = match front.format.decode(text, options) {
+    let alerts = match format.decode(text, options) {
         Ok(alerts) if alerts.is_empty() => {
             return refuse(front, StatusCode::BAD_REQUEST, "the request holds no alert");
         }

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod alertmanager;
 mod browser;
 mod cli;
 mod concurrency;

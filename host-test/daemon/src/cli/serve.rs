@@ -18,6 +18,7 @@ use crate::serve::{self, Pacing};
 use crate::spool::{self, Spool};
 use crate::store::postgres::{self, connect::StoreUrl, PgStore};
 use crate::store::Store;
+use slack_alert_handler::alertmanager;
 
 /// `serve`'s flags.
 #[derive(Args)]
@@ -105,6 +106,21 @@ pub struct ServeArgs {
     /// publish): alerts posted with `?topic=NAME` go to that topic's handlers.
     #[arg(long, value_name = "DIR")]
     handlers: Option<PathBuf>,
+    /// The label of an Alertmanager alert that gives its level
+    /// (`POST /alertmanager`).
+    #[arg(long, value_name = "LABEL", default_value = "severity")]
+    alertmanager_severity_label: String,
+    /// Each value of that label and the level it means.
+    #[arg(
+        long,
+        value_name = "VALUE=LEVEL,...",
+        default_value = "critical=CRITICAL,warning=WARNING,info=INFO"
+    )]
+    alertmanager_levels: String,
+    /// The level of a firing Alertmanager alert without that label, or with
+    /// a value not mapped.
+    #[arg(long, value_name = "LEVEL", default_value = "WARNING")]
+    alertmanager_default_level: String,
     /// Divides the handlers' intervals, for demos and tests: 3600 turns an
     /// aggregate's 24 h into 24 s.
     #[arg(long, value_name = "N", default_value_t = 1.0)]
@@ -151,8 +167,16 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         )),
         None => None,
     };
+    let levels = alertmanager::Levels {
+        label: args.alertmanager_severity_label.clone(),
+        map: alertmanager::Levels::parse_map(&args.alertmanager_levels)
+            .map_err(|e| Failure::Input(anyhow!("--alertmanager-levels: {e}")))?,
+        default: alertmanager::parse_level(&args.alertmanager_default_level)
+            .map_err(|e| Failure::Input(anyhow!("--alertmanager-default-level: {e}")))?,
+    };
     let intake = serve::Intake {
         topics,
+        levels,
         broken,
         token,
         limits: intake::Limits {

@@ -47,11 +47,12 @@ use alert_handler_host::retry::Backoff;
 use alert_handler_host::Runtime;
 use anyhow::Result;
 use kapacitor_formats::topics::Handlers;
+use slack_alert_handler::alertmanager::Levels;
 use tracing::info;
 
 use crate::channels::Channels;
 use crate::commit::GroupCommit;
-use crate::intake::{self, Front, KapacitorPost, Limits, Token};
+use crate::intake::{self, AlertmanagerWebhook, Front, KapacitorPost, Limits, Token};
 use crate::metrics::Metrics;
 use crate::option_check::OptionCheck;
 use crate::scheduler::{Rules, Scheduler};
@@ -115,6 +116,8 @@ pub struct Intake {
     /// Topic handlers (`--handlers DIR`): alerts posted with `?topic=` go to
     /// them, and their aggregates publish when their intervals end.
     pub topics: Option<Arc<Handlers>>,
+    /// How Alertmanager's alerts' labels give their level.
+    pub levels: Levels,
 }
 
 /// Serves on `listener` until `shutdown` resolves: then the requests in
@@ -178,6 +181,9 @@ pub fn run(
         commit: commit.clone(),
         metrics: metrics.clone(),
         format: Box::new(KapacitorPost),
+        alertmanager: Box::new(AlertmanagerWebhook {
+            levels: intake.levels,
+        }),
         token: intake.token,
         limits: intake.limits,
         broken: intake.broken,

@@ -1,0 +1,341 @@
+//! Alertmanager feeds `serve` (`POST /alertmanager`): its webhook payload,
+//! each alert one event, the same rendering, pacing and store; bad
+//! payloads refused whole, naming the field. Then a real Alertmanager
+//! (Debian's `prometheus-alertmanager`, started by the test on free ports
+//! of 127.0.0.1 with its own configuration and storage) posting to `serve`
+//! with its bearer token from a `credentials_file`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use host_test::mock_slack::MockSlack;
+use serde_json::{json, Value};
+
+use crate::common::server::{wait_until, write_config, Server};
+use crate::common::{free_port, web_api_config};
+
+/// A webhook payload (version 4) of `alerts`.
+fn payload(alerts: &[Value]) -> String {
+    json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"HighLatency\"}",
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "slack",
+        "groupLabels": {"alertname": "HighLatency"},
+        "commonLabels": {"alertname": "HighLatency"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example:9093",
+        "alerts": alerts,
+    })
+    .to_string()
+}
+
+fn firing(instance: &str) -> Value {
+    json!({
+        "status": "firing",
+        "labels": {"alertname": "HighLatency", "severity": "critical", "instance": instance},
+        "annotations": {"summary": format!("{instance} is slow")},
+        "startsAt": "2026-11-29T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.example/graph",
+        "fingerprint": format!("fp-{instance}"),
+    })
+}
+
+/// The texts the stand-in's messages show (Kapacitor's layout: the
+/// attachment's text).
+fn texts(slack: &MockSlack) -> Vec<String> {
+    slack
+        .messages()
+        .iter()
+        .map(|m| {
+            m.body["attachments"][0]["text"]
+                .as_str()
+                .or(m.body["text"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+/// A payload's alerts each become an alert event, stored together and
+/// delivered one message each; a payload with one bad alert is refused
+/// whole with a `400` naming the field, and nothing of it is stored.
+#[test]
+fn each_alert_of_a_payload_is_delivered_and_a_bad_payload_is_refused_whole() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    let post = |body: &str| {
+        server.request(&format!(
+            "POST /alertmanager?channel=%23ops HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+
+    let (status, answer) = post(&payload(&[firing("web01"), firing("web02")]));
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["ids"].as_array().map(Vec::len), Some(2), "{answer}");
+    wait_until("both alerts delivered", || slack.messages().len() == 2);
+    let mut shown = texts(&slack);
+    shown.sort();
+    assert_eq!(shown, ["web01 is slow", "web02 is slow"]);
+    assert!(
+        slack
+            .messages()
+            .iter()
+            .all(|m| m.body["channel"] == "#ops" && m.body["attachments"][0]["color"] == "danger"),
+        "to the query's channel, critical: {:#?}",
+        slack.messages()
+    );
+
+    let mut unlabelled = firing("web03");
+    unlabelled.as_object_mut().unwrap().remove("labels");
+    let cases = [
+        (payload(&[firing("web03"), unlabelled]), "alerts[1].labels"),
+        (
+            payload(&[firing("web03")]).replace("\"version\":\"4\"", "\"version\":\"3\""),
+            "version",
+        ),
+        (
+            r#"{"version":"4","status":"firing"}"#.to_string(),
+            "alerts: missing",
+        ),
+        (
+            payload(&[
+                json!({"status": "firing", "labels": {"a": 1}, "startsAt": "2026-11-29T10:00:00Z"}),
+            ]),
+            "alerts[0].labels.a",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = post(&body);
+        assert_eq!(status, 400, "{field}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(field), "the error names {field}: {error}");
+    }
+    let spool = server.spool();
+    assert_eq!(
+        spool["pending"],
+        json!([]),
+        "nothing of them stored: {spool}"
+    );
+    assert_eq!(spool["finished"].as_array().map(Vec::len), Some(2));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(slack.messages().len(), 2, "nothing more delivered");
+
+    let (status, answer) = server.request(&format!(
+        "POST /alertmanager?topic=ops HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        payload(&[firing("web04")]).len(),
+        payload(&[firing("web04")])
+    ));
+    assert_eq!(status, 400, "topic routing stays Kapacitor's: {answer}");
+}
+
+/// A real Alertmanager, on free ports of 127.0.0.1, stopped when dropped.
+struct Alertmanager {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    /// Starts Debian's `prometheus-alertmanager` (`ALERTMANAGER` names
+    /// another binary) with a receiver posting to `webhook` with the bearer
+    /// token in `token_file`; groups by `alertname`, short intervals.
+    fn start(webhook: &str, token_file: &Path) -> Alertmanager {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"route:
+  receiver: slack
+  group_by: ['alertname']
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+  - name: slack
+    webhook_configs:
+      - url: '{webhook}'
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials_file: '{}'
+"#,
+                token_file.display()
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let binary = std::env::var_os("ALERTMANAGER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("prometheus-alertmanager"));
+        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
+        let child = Command::new(&binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "starting {}: {e} (apt-get install prometheus-alertmanager; scripts/test.sh does)",
+                    binary.display()
+                )
+            });
+        let am = Alertmanager {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+        };
+        wait_until("Alertmanager ready", || {
+            am.call("GET", "/-/ready", "")
+                .is_some_and(|(s, _)| s == 200)
+        });
+        am
+    }
+
+    /// One request to its API; the status and body, or `None` when it does
+    /// not answer (yet).
+    fn call(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect(self.addr).ok()?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+        Some((status, body))
+    }
+
+    /// Pushes `alerts` through its API v2, as Prometheus does.
+    fn push(&self, alerts: &Value) {
+        let (status, body) = self
+            .call("POST", "/api/v2/alerts", &alerts.to_string())
+            .expect("Alertmanager answers");
+        assert_eq!(status, 200, "Alertmanager took the alerts: {body}");
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rfc3339(at: std::time::SystemTime) -> String {
+    let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+/// A real Alertmanager with a webhook to `serve` (its bearer token read
+/// from a `credentials_file`): two alerts of one group fire, one message
+/// each; they resolve, one resolution each, in the alert's thread.
+#[test]
+fn a_real_alertmanager_fires_and_resolves_through_serve() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("{}on-recovery = \"thread\"\n", web_api_config(&slack)),
+    );
+    let token = dir.path().join("token");
+    std::fs::write(&token, "am-bearer-token-123\n").unwrap();
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &["--auth-token-file", token.to_str().unwrap()],
+    );
+    let am = Alertmanager::start(
+        &format!("http://{}/alertmanager?channel=%23ops", server.addr()),
+        &token,
+    );
+    let alert = |instance: &str, ends: Option<&str>| {
+        let mut a = json!({
+            "labels": {"alertname": "HighLatency", "severity": "warning", "instance": instance},
+            "annotations": {"summary": format!("{instance} is slow"), "description": "p99 above 2s"},
+            "generatorURL": "http://prometheus.example/graph",
+        });
+        if let Some(ends) = ends {
+            a["endsAt"] = json!(ends);
+        }
+        a
+    };
+    am.push(&json!([alert("web01", None), alert("web02", None)]));
+    wait_until("both alerts fired into Slack", || {
+        slack.messages().len() == 2
+    });
+    let fired = slack.messages();
+    let mut shown = texts(&slack);
+    shown.sort();
+    assert_eq!(shown, ["web01 is slow", "web02 is slow"]);
+    assert!(
+        fired
+            .iter()
+            .all(|m| m.body["attachments"][0]["color"] == "warning"),
+        "severity warning: {fired:#?}"
+    );
+    // Resolved now: Alertmanager sends the resolution at the next
+    // group interval.
+    let now = rfc3339(std::time::SystemTime::now());
+    am.push(&json!([
+        alert("web01", Some(&now)),
+        alert("web02", Some(&now))
+    ]));
+    wait_until("both resolutions delivered", || {
+        slack
+            .messages()
+            .iter()
+            .filter(|m| m.thread_ts.is_some())
+            .count()
+            == 2
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let messages = slack.messages();
+    let top: Vec<_> = messages.iter().filter(|m| m.thread_ts.is_none()).collect();
+    let replies: Vec<_> = messages.iter().filter(|m| m.thread_ts.is_some()).collect();
+    assert_eq!(top.len(), 2, "one message per alert: {messages:#?}");
+    assert_eq!(replies.len(), 2, "one resolution per alert: {messages:#?}");
+    for reply in replies {
+        assert!(
+            top.iter().any(|t| Some(&t.ts) == reply.thread_ts.as_ref()),
+            "each resolution in its alert's thread"
+        );
+    }
+    assert!(
+        !server.logged().contains("am-bearer-token-123"),
+        "the token is never logged"
+    );
+}

@@ -1,0 +1,513 @@
+//! Prometheus Alertmanager's webhook (payload version `"4"`), for hosts:
+//! each alert of a payload becomes one alert event, written as Kapacitor's
+//! alert JSON ([`crate::alert_json`] decodes it), so everything after
+//! intake (store, pacing, rendering, one message per alert) is the same
+//! for both. Lives here, beside the Kapacitor decoder, so it is fuzzed
+//! with the rest of the core. Errors name the field that is wrong, as
+//! `alerts[2].labels: ...`.
+//!
+//! The event of an alert:
+//! - `id`: its `fingerprint` (the same from firing to resolved), else a
+//!   hash of its sorted labels;
+//! - `level`: `OK` when its `status` is `resolved`, else from its severity
+//!   label through [`Levels`] (an alert without one, or with one not
+//!   mapped, gets [`Levels::default`]);
+//! - `message`: the `summary` annotation, else `description`, else the
+//!   `alertname` label; `details`: `description`;
+//! - `time`: `startsAt`; `duration`: `endsAt − startsAt` once resolved;
+//! - its labels as tags (the series' `name` is `alertname`), the group's
+//!   labels as Kapacitor's `group` (`k=v,...`, `nil` when none);
+//! - `truncatedAlerts` as a field when above zero (Alertmanager left that
+//!   many alerts of the group out of the payload: `max_alerts`), said in
+//!   the message too.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::event::Level;
+
+/// How an alert's labels give its level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Levels {
+    /// The label read (`severity`).
+    pub label: String,
+    /// Its values, each with the level it means (compared without case).
+    pub map: Vec<(String, Level)>,
+    /// The level of a firing alert without the label, or with a value not
+    /// in the map.
+    pub default: Level,
+}
+
+impl Default for Levels {
+    /// `severity`: `critical` → CRITICAL, `warning` → WARNING, `info` →
+    /// INFO; anything else WARNING.
+    fn default() -> Self {
+        Levels {
+            label: "severity".into(),
+            map: vec![
+                ("critical".into(), Level::Critical),
+                ("warning".into(), Level::Warning),
+                ("info".into(), Level::Info),
+            ],
+            default: Level::Warning,
+        }
+    }
+}
+
+impl Levels {
+    /// The level a firing alert with `labels` has.
+    fn of(&self, labels: &BTreeMap<String, String>) -> Level {
+        labels
+            .get(&self.label)
+            .and_then(|v| {
+                self.map
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(v))
+                    .map(|(_, level)| *level)
+            })
+            .unwrap_or(self.default)
+    }
+
+    /// Parses `value=LEVEL,...` (e.g. `critical=CRITICAL,warning=WARNING`).
+    pub fn parse_map(text: &str) -> Result<Vec<(String, Level)>, String> {
+        text.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|pair| {
+                let (value, level) = pair.split_once('=').ok_or_else(|| {
+                    format!("`{pair}` is not value=LEVEL (e.g. critical=CRITICAL)")
+                })?;
+                Ok((value.trim().to_string(), parse_level(level.trim())?))
+            })
+            .collect()
+    }
+}
+
+/// A level's name (`OK`, `INFO`, `WARNING`, `CRITICAL`, any case).
+pub fn parse_level(text: &str) -> Result<Level, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "OK" => Ok(Level::Ok),
+        "INFO" => Ok(Level::Info),
+        "WARNING" => Ok(Level::Warning),
+        "CRITICAL" => Ok(Level::Critical),
+        _ => Err(format!(
+            "`{text}` is not a level (OK, INFO, WARNING, CRITICAL)"
+        )),
+    }
+}
+
+/// A payload, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    /// Each alert's event, as Kapacitor's alert JSON, in the payload's order.
+    pub alerts: Vec<String>,
+    /// Alerts of the group Alertmanager left out (`truncatedAlerts`).
+    pub truncated: u64,
+}
+
+/// Decodes a webhook payload. Nothing of a payload with an error is taken:
+/// the error names the first field that is wrong.
+pub fn decode(text: &str, levels: &Levels) -> Result<Webhook, String> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("the payload is not JSON: {e}"))?;
+    let payload = object(&value, "the payload")?;
+    let version = string(payload, "version", "version", true)?;
+    if version != "4" {
+        return Err(format!(
+            "version: \"{version}\" is not Alertmanager's webhook version 4"
+        ));
+    }
+    let receiver = string(payload, "receiver", "receiver", false)?;
+    let group_key = string(payload, "groupKey", "groupKey", false)?;
+    let external_url = string(payload, "externalURL", "externalURL", false)?;
+    let group_labels = labels(payload.get("groupLabels"), "groupLabels", false)?;
+    labels(payload.get("commonLabels"), "commonLabels", false)?;
+    labels(payload.get("commonAnnotations"), "commonAnnotations", false)?;
+    let truncated = match payload.get("truncatedAlerts") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_u64().ok_or_else(|| {
+            format!(
+                "truncatedAlerts: expected a count (a whole number, 0 or more), got {}",
+                kind(v)
+            )
+        })?,
+    };
+    let alerts = match payload.get("alerts") {
+        None => return Err("alerts: missing (a list of the group's alerts)".into()),
+        Some(Value::Array(alerts)) => alerts,
+        Some(other) => {
+            return Err(format!("alerts: expected a list, got {}", kind(other)));
+        }
+    };
+    let group = if group_labels.is_empty() {
+        "nil".to_string()
+    } else {
+        group_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let shared = Shared {
+        receiver,
+        group_key,
+        external_url,
+        group,
+        truncated,
+    };
+    let alerts = alerts
+        .iter()
+        .enumerate()
+        .map(|(n, alert)| event(alert, &format!("alerts[{n}]"), &shared, levels))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Webhook { alerts, truncated })
+}
+
+/// What every alert of a payload shares.
+struct Shared {
+    receiver: String,
+    group_key: String,
+    external_url: String,
+    group: String,
+    truncated: u64,
+}
+
+fn event(value: &Value, at: &str, shared: &Shared, levels: &Levels) -> Result<String, String> {
+    let alert = object(value, at)?;
+    let status = string(alert, "status", &format!("{at}.status"), true)?;
+    let resolved = match status.as_str() {
+        "firing" => false,
+        "resolved" => true,
+        other => {
+            return Err(format!(
+                "{at}.status: \"{other}\" is neither firing nor resolved"
+            ))
+        }
+    };
+    let labels = labels(alert.get("labels"), &format!("{at}.labels"), true)?;
+    if labels.is_empty() {
+        return Err(format!(
+            "{at}.labels: empty (an alert is known by its labels)"
+        ));
+    }
+    let annotations = self::labels(
+        alert.get("annotations"),
+        &format!("{at}.annotations"),
+        false,
+    )?;
+    let starts = string(alert, "startsAt", &format!("{at}.startsAt"), true)?;
+    let started = time(&starts, &format!("{at}.startsAt"))?;
+    let ends = string(alert, "endsAt", &format!("{at}.endsAt"), false)?;
+    let duration = if resolved && !ends.is_empty() {
+        let ended = time(&ends, &format!("{at}.endsAt"))?;
+        i64::try_from((ended - started).whole_nanoseconds().max(0)).unwrap_or(i64::MAX)
+    } else {
+        0
+    };
+    let generator_url = string(alert, "generatorURL", &format!("{at}.generatorURL"), false)?;
+    let fingerprint = string(alert, "fingerprint", &format!("{at}.fingerprint"), false)?;
+    let id = if fingerprint.is_empty() {
+        labels_hash(&labels)
+    } else {
+        fingerprint
+    };
+    let level = if resolved {
+        Level::Ok
+    } else {
+        levels.of(&labels)
+    };
+    let alertname = labels.get("alertname").cloned().unwrap_or_default();
+    let mut message = annotations
+        .get("summary")
+        .or_else(|| annotations.get("description"))
+        .cloned()
+        .unwrap_or_else(|| alertname.clone());
+    if shared.truncated > 0 {
+        message += &format!(
+            " ({} more alerts of this group left out by Alertmanager)",
+            shared.truncated
+        );
+    }
+    let details = annotations.get("description").cloned().unwrap_or_default();
+    let mut columns = vec![json!("time")];
+    let mut row = vec![json!(starts)];
+    if shared.truncated > 0 {
+        columns.push(json!("truncatedAlerts"));
+        row.push(json!(shared.truncated));
+    }
+    let context: Map<String, Value> = annotations
+        .iter()
+        .map(|(k, v)| (format!("annotations.{k}"), json!(v)))
+        .chain(
+            labels
+                .iter()
+                .map(|(k, v)| (format!("labels.{k}"), json!(v))),
+        )
+        .chain([
+            ("generatorURL".to_string(), json!(generator_url)),
+            ("externalURL".to_string(), json!(shared.external_url)),
+            ("status".to_string(), json!(status)),
+            ("receiver".to_string(), json!(shared.receiver)),
+            ("groupKey".to_string(), json!(shared.group_key)),
+        ])
+        .collect();
+    Ok(json!({
+        "id": id,
+        "message": message,
+        "details": details,
+        "time": starts,
+        "duration": duration,
+        "level": level.as_str(),
+        "recoverable": true,
+        "taskName": "alertmanager",
+        "group": shared.group,
+        "data": {"series": [{
+            "name": alertname,
+            "tags": labels,
+            "columns": columns,
+            "values": [row],
+        }]},
+        "alertmanager": context,
+    })
+    .to_string())
+}
+
+fn object<'a>(value: &'a Value, at: &str) -> Result<&'a Map<String, Value>, String> {
+    value
+        .as_object()
+        .ok_or_else(|| format!("{at}: expected an object, got {}", kind(value)))
+}
+
+/// `key` of `object` as a string: missing is an error when `required`, an
+/// empty string otherwise.
+fn string(
+    object: &Map<String, Value>,
+    key: &str,
+    at: &str,
+    required: bool,
+) -> Result<String, String> {
+    match object.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) if !required => Ok(String::new()),
+        None | Some(Value::Null) => Err(format!("{at}: missing")),
+        Some(other) => Err(format!("{at}: expected a string, got {}", kind(other))),
+    }
+}
+
+/// A map of strings (labels, annotations).
+fn labels(
+    value: Option<&Value>,
+    at: &str,
+    required: bool,
+) -> Result<BTreeMap<String, String>, String> {
+    let map = match value {
+        None | Some(Value::Null) if required => return Err(format!("{at}: missing")),
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            return Err(format!(
+                "{at}: expected an object of strings, got {}",
+                kind(other)
+            ))
+        }
+    };
+    map.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            other => Err(format!("{at}.{k}: expected a string, got {}", kind(other))),
+        })
+        .collect()
+}
+
+fn time(text: &str, at: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| format!("{at}: \"{text}\" is not an RFC 3339 time: {e}"))
+}
+
+/// An id for an alert without a fingerprint: FNV-1a over its sorted
+/// labels, as hex (stable across runs and hosts).
+fn labels_hash(labels: &BTreeMap<String, String>) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in labels {
+        for byte in k.bytes().chain([0]).chain(v.bytes()).chain([0xff]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert_json;
+
+    fn payload(alerts: &str) -> String {
+        format!(
+            r#"{{"version":"4","groupKey":"{{}}:{{alertname=\"HighLatency\"}}","truncatedAlerts":0,"status":"firing","receiver":"slack",
+               "groupLabels":{{"alertname":"HighLatency"}},"commonLabels":{{"alertname":"HighLatency"}},"commonAnnotations":{{}},
+               "externalURL":"http://am.example:9093","alerts":[{alerts}]}}"#
+        )
+    }
+
+    const FIRING: &str = r#"{"status":"firing","labels":{"alertname":"HighLatency","severity":"critical","instance":"web01"},
+        "annotations":{"summary":"p99 above 2s","description":"web01 is slow"},"startsAt":"2026-11-29T10:00:00Z",
+        "endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom.example/graph","fingerprint":"c0ffee"}"#;
+
+    #[test]
+    fn a_firing_alert_becomes_a_kapacitor_event() {
+        let hook = decode(&payload(FIRING), &Levels::default()).unwrap();
+        let event = alert_json::decode(&hook.alerts[0]).unwrap();
+        assert_eq!(event.id, "c0ffee");
+        assert_eq!(event.level, Level::Critical);
+        assert_eq!(event.message, "p99 above 2s");
+        assert_eq!(event.details, "web01 is slow");
+        assert_eq!(event.name, "HighLatency");
+        assert_eq!(event.group, "alertname=HighLatency");
+        assert_eq!(event.duration, 0);
+        assert!(event.tags.contains(&("instance".into(), "web01".into())));
+        let raw: Value = serde_json::from_str(&hook.alerts[0]).unwrap();
+        assert_eq!(raw["alertmanager"]["annotations.summary"], "p99 above 2s");
+        assert_eq!(raw["alertmanager"]["labels.severity"], "critical");
+        assert_eq!(raw["alertmanager"]["externalURL"], "http://am.example:9093");
+        assert_eq!(raw["alertmanager"]["status"], "firing");
+    }
+
+    #[test]
+    fn resolved_is_ok_with_its_duration_and_the_same_id() {
+        let resolved = FIRING
+            .replace("\"firing\"", "\"resolved\"")
+            .replace("0001-01-01T00:00:00Z", "2026-11-29T10:05:00Z");
+        let hook = decode(&payload(&resolved), &Levels::default()).unwrap();
+        let event = alert_json::decode(&hook.alerts[0]).unwrap();
+        assert_eq!((event.id.as_str(), event.level), ("c0ffee", Level::Ok));
+        assert_eq!(event.duration, 300 * 1_000_000_000);
+    }
+
+    #[test]
+    fn levels_come_from_the_severity_label_as_configured() {
+        let of = |severity: &str, levels: &Levels| {
+            let alert = FIRING.replace("\"critical\"", &format!("\"{severity}\""));
+            let hook = decode(&payload(&alert), levels).unwrap();
+            alert_json::decode(&hook.alerts[0]).unwrap().level
+        };
+        let levels = Levels::default();
+        assert_eq!(of("warning", &levels), Level::Warning);
+        assert_eq!(of("INFO", &levels), Level::Info);
+        assert_eq!(of("page", &levels), Level::Warning, "the default");
+        let custom = Levels {
+            label: "severity".into(),
+            map: Levels::parse_map("page=CRITICAL,ticket=info").unwrap(),
+            default: Level::Info,
+        };
+        assert_eq!(of("page", &custom), Level::Critical);
+        assert_eq!(of("critical", &custom), Level::Info, "not mapped");
+        assert!(Levels::parse_map("page")
+            .unwrap_err()
+            .contains("value=LEVEL"));
+    }
+
+    #[test]
+    fn without_a_fingerprint_the_id_is_a_hash_of_the_sorted_labels() {
+        let a =
+            r#"{"status":"firing","labels":{"b":"2","a":"1"},"startsAt":"2026-11-29T10:00:00Z"}"#;
+        let b =
+            r#"{"status":"firing","labels":{"a":"1","b":"2"},"startsAt":"2026-11-29T10:01:00Z"}"#;
+        let ids: Vec<String> = [a, b]
+            .iter()
+            .map(|alert| {
+                let hook = decode(&payload(alert), &Levels::default()).unwrap();
+                alert_json::decode(&hook.alerts[0]).unwrap().id
+            })
+            .collect();
+        assert_eq!(ids[0], ids[1]);
+        assert_eq!(ids[0].len(), 16);
+        // No summary or description: the alert's name, or nothing.
+        let hook = decode(&payload(a), &Levels::default()).unwrap();
+        assert_eq!(alert_json::decode(&hook.alerts[0]).unwrap().message, "");
+    }
+
+    #[test]
+    fn truncated_alerts_are_said_in_the_message_and_as_a_field() {
+        let text = payload(FIRING).replace("\"truncatedAlerts\":0", "\"truncatedAlerts\":7");
+        let hook = decode(&text, &Levels::default()).unwrap();
+        assert_eq!(hook.truncated, 7);
+        let event = alert_json::decode(&hook.alerts[0]).unwrap();
+        assert!(event.message.contains("7 more alerts"), "{}", event.message);
+        assert!(event
+            .fields
+            .iter()
+            .any(|(k, v)| k == "truncatedAlerts" && *v == crate::event::FieldValue::Integer(7)));
+    }
+
+    #[test]
+    fn bad_payloads_name_the_field() {
+        let levels = Levels::default();
+        let cases = [
+            ("[]".to_string(), "the payload: expected an object"),
+            (
+                payload(FIRING).replace("\"version\":\"4\"", "\"version\":\"3\""),
+                "version: \"3\"",
+            ),
+            (
+                payload(FIRING).replace("\"version\":\"4\",", ""),
+                "version: missing",
+            ),
+            (r#"{"version":"4"}"#.to_string(), "alerts: missing"),
+            (
+                payload(FIRING).replace(&format!("[{FIRING}]"), "{}"),
+                "alerts: expected a list",
+            ),
+            (
+                payload(&FIRING.replace("\"c0ffee\"", "7")),
+                "alerts[0].fingerprint: expected a string, got a number",
+            ),
+            (
+                payload(r#"{"status":"firing","startsAt":"2026-11-29T10:00:00Z"}"#),
+                "alerts[0].labels: missing",
+            ),
+            (
+                payload(r#"{"status":"firing","labels":{},"startsAt":"2026-11-29T10:00:00Z"}"#),
+                "alerts[0].labels: empty",
+            ),
+            (
+                payload(
+                    r#"{"status":"firing","labels":{"a":1},"startsAt":"2026-11-29T10:00:00Z"}"#,
+                ),
+                "alerts[0].labels.a: expected a string",
+            ),
+            (
+                payload(&format!(
+                    "{FIRING},{}",
+                    FIRING.replace("\"firing\"", "\"gone\"")
+                )),
+                "alerts[1].status: \"gone\"",
+            ),
+            (
+                payload(&FIRING.replace("2026-11-29T10:00:00Z", "yesterday")),
+                "alerts[0].startsAt: \"yesterday\"",
+            ),
+            (
+                payload(FIRING).replace("\"truncatedAlerts\":0", "\"truncatedAlerts\":-1"),
+                "truncatedAlerts: expected a count",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = decode(&text, &levels).unwrap_err();
+            assert!(e.contains(expected), "{expected:?} in {e:?}");
+        }
+    }
+}
