@@ -1,12 +1,15 @@
 //! The bad-input corpus (`tests/corpus/` at the top of the repository): one
 //! file per case with its expected outcome beside it in `NAME.expected`, as
 //! `KIND: text the message must contain`. Configurations and options go to
-//! the component in wasmtime; alerts and handler files to the CLI. Nothing
-//! may trap, and every error must name what is wrong.
+//! the component in wasmtime; alerts and handler files to the CLI;
+//! Alertmanager's webhook payloads to `serve`'s `POST /alertmanager` (the
+//! kind is the status). Nothing may trap, and every error must name what is
+//! wrong.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::server::{write_config, Server};
 use crate::common::{event, instance, options, web_api_config};
 use alert_handler_host::{HandlerError, Level};
 use host_test::mock_slack::MockSlack;
@@ -156,4 +159,35 @@ fn bad_alerts_and_handler_files_are_refused_by_the_cli() {
         }
     }
     finish("alert, handler and config-file", count, failures);
+}
+
+#[test]
+fn bad_alertmanager_payloads_are_refused_by_serve_naming_the_field() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    let mut failures = Vec::new();
+    let cases = cases("alertmanager");
+    for (path, kind, text) in &cases {
+        let body = std::fs::read_to_string(path).unwrap();
+        let (status, answer) = server.request(&format!(
+            "POST /alertmanager HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ));
+        let got = answer["error"]
+            .as_str()
+            .map_or_else(|| answer.to_string(), str::to_string);
+        check(&mut failures, path, kind, text, &status.to_string(), &got);
+    }
+    let spool = server.spool();
+    for list in ["pending", "finished"] {
+        assert_eq!(
+            spool[list],
+            serde_json::json!([]),
+            "nothing of a refused payload is stored: {spool}"
+        );
+    }
+    assert!(!server.logged().contains("panicked"), "{}", server.logged());
+    finish("alertmanager", cases.len(), failures);
 }
