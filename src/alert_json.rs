@@ -34,6 +34,10 @@ struct PostAlert {
     task_name: Option<String>,
     #[serde(default)]
     group: Option<String>,
+    /// Not Kapacitor's: more for templates from where the alert came in
+    /// (Alertmanager's annotations, labels, URLs), dotted keys to strings.
+    #[serde(default)]
+    context: serde_json::Map<String, Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -128,6 +132,17 @@ pub fn decode(text: &str) -> Result<AlertEvent, String> {
         group,
         tags,
         fields,
+        context: alert
+            .context
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                (k, v)
+            })
+            .collect(),
     })
 }
 

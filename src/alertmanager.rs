@@ -269,7 +269,7 @@ fn event(value: &Value, at: &str, shared: &Shared, levels: &Levels) -> Result<St
             "columns": columns,
             "values": [row],
         }]},
-        "alertmanager": context,
+        "context": context,
     })
     .to_string())
 }
@@ -379,11 +379,19 @@ mod tests {
         assert_eq!(event.group, "alertname=HighLatency");
         assert_eq!(event.duration, 0);
         assert!(event.tags.contains(&("instance".into(), "web01".into())));
-        let raw: Value = serde_json::from_str(&hook.alerts[0]).unwrap();
-        assert_eq!(raw["alertmanager"]["annotations.summary"], "p99 above 2s");
-        assert_eq!(raw["alertmanager"]["labels.severity"], "critical");
-        assert_eq!(raw["alertmanager"]["externalURL"], "http://am.example:9093");
-        assert_eq!(raw["alertmanager"]["status"], "firing");
+        let context = |key: &str| {
+            event
+                .context
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(context("annotations.summary"), Some("p99 above 2s"));
+        assert_eq!(context("labels.severity"), Some("critical"));
+        assert_eq!(context("externalURL"), Some("http://am.example:9093"));
+        assert_eq!(context("status"), Some("firing"));
+        assert_eq!(context("generatorURL"), Some("http://prom.example/graph"));
+        assert_eq!(context("receiver"), Some("slack"));
     }
 
     #[test]

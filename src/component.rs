@@ -211,6 +211,7 @@ fn from_wit_event(e: wit::AlertEvent) -> AlertEvent {
                 (k, v)
             })
             .collect(),
+        context: e.context,
     }
 }
 

@@ -85,6 +85,9 @@ pub struct AlertEvent {
     pub group: String,
     pub tags: Vec<(String, String)>,
     pub fields: Vec<(String, FieldValue)>,
+    /// More for templates from where the event came in (dotted keys:
+    /// `annotations.summary`); Kapacitor's alerts have none.
+    pub context: Vec<(String, String)>,
 }
 
 impl AlertEvent {
@@ -106,6 +109,7 @@ impl AlertEvent {
             group: "nil".to_string(),
             tags: Vec::new(),
             fields: Vec::new(),
+            context: Vec::new(),
         }
     }
 }

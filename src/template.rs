@@ -563,8 +563,61 @@ pub fn context(event: &AlertEvent, workspace: &str, channel: &str) -> Context {
         "workspace": workspace,
         "channel": channel,
     });
+    let mut value = value;
+    if let Value::Object(map) = &mut value {
+        add_context(map, &event.context);
+    }
     // Building a context from a JSON value cannot fail.
     Context::wraps(value).unwrap_or_else(|_| Context::null())
+}
+
+/// Adds the event's `context` (dotted keys) to the template values; a key
+/// whose first part names one of the event's own values is left out, so
+/// `{{message}}` or `{{tags.host}}` always mean what they mean for every
+/// alert.
+fn add_context(map: &mut Map<String, Value>, context: &[(String, String)]) {
+    const OWN: &[&str] = &[
+        "id",
+        "message",
+        "details",
+        "level",
+        "previousLevel",
+        "recoverable",
+        "name",
+        "taskName",
+        "group",
+        "topic",
+        "tags",
+        "fields",
+        "time",
+        "unixTime",
+        "duration",
+        "workspace",
+        "channel",
+    ];
+    for (key, text) in context {
+        let (head, rest) = match key.split_once('.') {
+            Some((head, rest)) => (head, Some(rest)),
+            None => (key.as_str(), None),
+        };
+        if head.is_empty() || OWN.contains(&head) {
+            continue;
+        }
+        match rest {
+            None => {
+                map.entry(head.to_string())
+                    .or_insert_with(|| Value::String(text.clone()));
+            }
+            Some(rest) => {
+                let inner = map
+                    .entry(head.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(inner) = inner {
+                    inner.insert(rest.to_string(), Value::String(text.clone()));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -589,6 +642,29 @@ mod tests {
         Template::compile(src)
             .unwrap()
             .render(&context(&event(), "alerts", "#ops"), escape)
+    }
+
+    #[test]
+    fn an_events_context_adds_dotted_values_but_never_replaces_its_own() {
+        let mut e = event();
+        e.context = vec![
+            ("annotations.summary".into(), "p99 above 2s".into()),
+            ("labels.severity".into(), "critical".into()),
+            ("status".into(), "firing".into()),
+            ("generatorURL".into(), "http://prom/graph".into()),
+            ("message".into(), "not this".into()),
+            ("tags.host".into(), "not this either".into()),
+        ];
+        let out = Template::compile(
+            "{{annotations.summary}}|{{labels.severity}}|{{status}}|{{generatorURL}}|{{message}}|{{tags.host}}",
+        )
+        .unwrap()
+        .render(&context(&e, "alerts", "#ops"), Escape::Plain)
+        .unwrap();
+        assert_eq!(
+            out,
+            "p99 above 2s|critical|firing|http://prom/graph|CPU <!channel> & more|a<b>"
+        );
     }
 
     #[test]

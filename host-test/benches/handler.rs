@@ -70,6 +70,7 @@ fn event() -> AlertEvent {
         group: "host=web-01".into(),
         tags: vec![("host".into(), "web-01".into())],
         fields: vec![],
+        context: vec![],
     }
 }
 
@@ -454,6 +455,7 @@ fn native_event(e: &AlertEvent) -> slack_alert_handler::event::AlertEvent {
         group: e.group.clone(),
         tags: e.tags.clone(),
         fields: vec![],
+        context: vec![],
     }
 }
 

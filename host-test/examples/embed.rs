@@ -83,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         group: "nil".into(),
         tags: vec![],
         fields: vec![],
+        context: vec![],
     };
     let options = vec![("channel".to_string(), "#ops".to_string())];
     match api.call_handle_alert(&mut store, &event, &options)? {

@@ -64,6 +64,7 @@
 //!     group: String::new(),
 //!     tags: vec![("host".into(), "web01".into())],
 //!     fields: vec![],
+//!     context: vec![],
 //! };
 //! match plugin.handle_alert(&event, &[("channel".into(), "#ops".into())])? {
 //!     Ok(delivery) => println!("posted to {}", delivery.channel),

@@ -54,6 +54,7 @@ fn to_wit(e: event::AlertEvent) -> AlertEvent {
                 (k, v)
             })
             .collect(),
+        context: e.context,
     }
 }
 

@@ -540,6 +540,7 @@ mod tests {
                 ("dc".into(), "eu-1".into()),
             ],
             fields: vec![],
+            context: vec![],
         }
     }
 

@@ -362,7 +362,7 @@ fn wave_event(e: &AlertEvent) -> String {
         })
         .collect();
     format!(
-        "{{id: {}, message: {}, details: {}, time: {{seconds: {}, nanoseconds: {}}}, duration: {}, level: {}, previous-level: {}, recoverable: {}, topic: {}, name: {}, task-name: {}, group: {}, tags: [{}], fields: [{}]}}",
+        "{{id: {}, message: {}, details: {}, time: {{seconds: {}, nanoseconds: {}}}, duration: {}, level: {}, previous-level: {}, recoverable: {}, topic: {}, name: {}, task-name: {}, group: {}, tags: [{}], fields: [{}], context: [{}]}}",
         wave(&e.id),
         wave(&e.message),
         wave(&e.details),
@@ -378,6 +378,11 @@ fn wave_event(e: &AlertEvent) -> String {
         wave(&e.group),
         tags.join(", "),
         fields.join(", "),
+        e.context
+            .iter()
+            .map(|(k, v)| format!("({}, {})", wave(k), wave(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
     )
 }
 

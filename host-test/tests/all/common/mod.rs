@@ -51,6 +51,7 @@ pub fn event(message: &str, level: Level) -> AlertEvent {
         group: "nil".into(),
         tags: vec![],
         fields: vec![],
+        context: vec![],
     }
 }
 
