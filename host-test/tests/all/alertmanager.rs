@@ -129,6 +129,25 @@ fn each_alert_of_a_payload_is_delivered_and_a_bad_payload_is_refused_whole() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(slack.messages().len(), 2, "nothing more delivered");
 
+    // Templates see the alert's annotations, labels and the payload's
+    // receiver, status and URLs.
+    let body = payload(&[firing("web05")]);
+    let (status, answer) = server.request(&format!(
+        "POST /alertmanager?channel=%23ctx&text=%7B%7Bannotations.summary%7D%7D%20on%20%7B%7Blabels.instance%7D%7D%20%28%7B%7Bstatus%7D%7D%2C%20%7B%7Breceiver%7D%7D%2C%20%7B%7BexternalURL%7D%7D%29 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(status, 202, "{answer}");
+    wait_until("the templated alert delivered", || {
+        slack.messages().len() == 3
+    });
+    assert!(
+        texts(&slack).contains(
+            &"web05 is slow on web05 (firing, slack, http://alertmanager.example:9093)".to_string()
+        ),
+        "{:?}",
+        texts(&slack)
+    );
+
     let (status, answer) = server.request(&format!(
         "POST /alertmanager?topic=ops HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
         payload(&[firing("web04")]).len(),
