@@ -226,6 +226,7 @@ fn to_wit_summary(s: WorkspaceSummary) -> wit::WorkspaceSummary {
         endpoint: s
             .endpoint
             .map(|(scheme, authority)| wit::Endpoint { scheme, authority }),
+        on_recovery: s.on_recovery,
         tls: wit::TlsSettings {
             ssl_ca: s.ssl_ca,
             ssl_cert: s.ssl_cert,

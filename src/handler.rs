@@ -27,6 +27,8 @@ pub struct WorkspaceSummary {
     pub channel: Option<String>,
     /// Scheme and authority of the URL.
     pub endpoint: Option<(String, String)>,
+    /// The section's `on-recovery` (`new`, `update`, `thread`).
+    pub on_recovery: String,
     pub ssl_ca: Option<String>,
     pub ssl_cert: Option<String>,
     pub ssl_key: Option<String>,
@@ -47,6 +49,7 @@ pub fn summary(config: &Config) -> Vec<WorkspaceSummary> {
             state_changes_only: ws.state_changes_only,
             channel: given(&ws.channel),
             endpoint: config::endpoint(ws),
+            on_recovery: ws.style.on_recovery().as_str().to_string(),
             ssl_ca: given(&ws.ssl_ca),
             ssl_cert: given(&ws.ssl_cert),
             ssl_key: given(&ws.ssl_key),

@@ -19,6 +19,8 @@ pub fn pacing_key(workspace: &str, channel: &str) -> String {
 pub struct Channels {
     default_workspace: String,
     channels: HashMap<String, String>,
+    /// Each workspace's `on-recovery`.
+    on_recovery: HashMap<String, String>,
 }
 
 impl Channels {
@@ -35,7 +37,32 @@ impl Channels {
                 .iter()
                 .filter_map(|w| Some((w.id.clone(), w.channel.clone()?)))
                 .collect(),
+            on_recovery: summary
+                .workspaces
+                .iter()
+                .map(|w| (w.id.clone(), w.on_recovery.clone()))
+                .collect(),
         }
+    }
+
+    /// What a later event of an alert with these handler options does with
+    /// its message: the `on-recovery` option, else its workspace's.
+    pub fn on_recovery(&self, options: &[(String, String)]) -> String {
+        let option = |name: &str| {
+            options
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
+        };
+        option("on-recovery")
+            .map(str::to_string)
+            .or_else(|| {
+                let workspace = option("workspace").unwrap_or(&self.default_workspace);
+                self.on_recovery.get(workspace).cloned()
+            })
+            .unwrap_or_else(|| "new".into())
     }
 
     /// The pacing key of an alert with these handler options: the
@@ -73,6 +100,7 @@ mod tests {
             state_changes_only: false,
             channel: channel.map(str::to_string),
             endpoint: None,
+            on_recovery: "new".into(),
             tls: TlsSettings {
                 ssl_ca: None,
                 ssl_cert: None,

@@ -37,6 +37,7 @@ pub struct Metrics {
     delivered: Counter,
     failed: Family<Label, Counter>,
     retries: Counter,
+    repeated: Counter,
     rate_limited: Counter,
     fsyncs: Counter,
     write_errors: Counter,
@@ -64,6 +65,7 @@ impl Metrics {
             delivered: Counter::default(),
             failed: Family::default(),
             retries: Counter::default(),
+            repeated: Counter::default(),
             rate_limited: Counter::default(),
             fsyncs: Counter::default(),
             write_errors: Counter::default(),
@@ -99,6 +101,11 @@ impl Metrics {
             "retries",
             "Attempts that failed transiently and will be retried",
             metrics.retries.clone(),
+        );
+        registry.register(
+            "alerts_repeated",
+            "Alertmanager's repeats of an alert's last event, recorded as repeat and not sent",
+            metrics.repeated.clone(),
         );
         registry.register(
             "rate_limited",
@@ -177,6 +184,11 @@ impl Metrics {
     /// A delivery started (`1`) or ended (`-1`).
     pub fn in_flight(&self, change: i64) {
         self.in_flight.inc_by(change);
+    }
+
+    /// A repeat, recorded and not sent.
+    pub fn repeated(&self) {
+        self.repeated.inc();
     }
 
     pub fn retry(&self, rate_limited: bool) {

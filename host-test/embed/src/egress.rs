@@ -137,6 +137,7 @@ mod tests {
                     global: false,
                     state_changes_only: false,
                     channel: None,
+                    on_recovery: "new".into(),
                     endpoint: Some(Endpoint {
                         scheme: scheme.to_string(),
                         authority: authority.to_string(),

@@ -156,6 +156,109 @@ fn each_alert_of_a_payload_is_delivered_and_a_bad_payload_is_refused_whole() {
     assert_eq!(status, 400, "topic routing stays Kapacitor's: {answer}");
 }
 
+/// Alertmanager re-sends a firing alert: at the same level and showing
+/// the same it is a `repeat` (recorded, not sent); showing something new it
+/// refreshes the alert's message with `on-recovery` `update` and is a
+/// repeat otherwise; its resolution goes once.
+#[test]
+fn a_repeat_is_recorded_not_sent_and_refreshes_only_an_updated_message() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    let post = |query: &str, summary: &str, status: &str| {
+        let mut alert = firing("web01");
+        alert["annotations"]["summary"] = json!(summary);
+        alert["status"] = json!(status);
+        if status == "resolved" {
+            alert["endsAt"] = json!("2026-11-29T10:05:00Z");
+        }
+        let body = payload(&[alert]);
+        let (code, answer) = server.request(&format!(
+            "POST /alertmanager?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ));
+        assert_eq!(code, 202, "{answer}");
+    };
+    let finished = |status: &str| {
+        server.spool()["finished"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["status"] == status)
+            .count()
+    };
+    let mut repeats_in_all = 0;
+    for (query, mode) in [
+        ("channel=%23t&on-recovery=thread", "thread"),
+        ("channel=%23u&on-recovery=update", "update"),
+    ] {
+        let before = slack.messages().len();
+        post(query, "p99 is 2.1s", "firing");
+        wait_until("the first firing delivered", || {
+            slack.messages().len() == before + 1
+        });
+        let ours = |slack: &MockSlack| slack.messages()[before].clone();
+        let repeats = finished("repeat");
+        post(query, "p99 is 2.1s", "firing");
+        wait_until("the same again recorded as a repeat", || {
+            finished("repeat") == repeats + 1
+        });
+        post(query, "p99 is 2.7s", "firing");
+        if mode == "update" {
+            wait_until("the message refreshed", || ours(&slack).updates == 1);
+            assert!(
+                ours(&slack).body.to_string().contains("p99 is 2.7s"),
+                "{:#}",
+                ours(&slack).body
+            );
+            repeats_in_all += 1;
+        } else {
+            wait_until("a change recorded as a repeat", || {
+                finished("repeat") == repeats + 2
+            });
+            assert_eq!(ours(&slack).updates, 0, "not refreshed with {mode}");
+            repeats_in_all += 2;
+        }
+        assert_eq!(
+            slack.messages().len(),
+            before + 1,
+            "nothing new posted ({mode})"
+        );
+        let delivered = finished("delivered");
+        post(query, "p99 is 2.7s", "resolved");
+        wait_until("the resolution delivered", || {
+            finished("delivered") == delivered + 1
+        });
+        let repeats = finished("repeat");
+        post(query, "p99 is 2.7s", "resolved");
+        wait_until("a second resolution recorded as a repeat", || {
+            finished("repeat") == repeats + 1
+        });
+        repeats_in_all += 1;
+        assert_eq!(
+            finished("delivered"),
+            delivered + 1,
+            "the resolution went once"
+        );
+    }
+    let metrics = {
+        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(
+        metrics.contains(&format!(
+            "slack_handler_alerts_repeated_total {repeats_in_all}"
+        )),
+        "{metrics}"
+    );
+}
+
 /// A real Alertmanager, on free ports of 127.0.0.1, stopped when dropped.
 struct Alertmanager {
     child: Child,
@@ -178,7 +281,7 @@ impl Alertmanager {
   group_by: ['alertname']
   group_wait: 1s
   group_interval: 2s
-  repeat_interval: 1h
+  repeat_interval: 3s
 receivers:
   - name: slack
     webhook_configs:
@@ -281,7 +384,9 @@ fn rfc3339(at: std::time::SystemTime) -> String {
 
 /// A real Alertmanager with a webhook to `serve` (its bearer token read
 /// from a `credentials_file`): two alerts of one group fire, one message
-/// each; they resolve, one resolution each, in the alert's thread.
+/// each; Alertmanager's repeats every `repeat_interval` are recorded, not
+/// posted; a third alert joins the group and only it is posted; they
+/// resolve, one resolution each, in the alert's thread, and no more.
 #[test]
 fn a_real_alertmanager_fires_and_resolves_through_serve() {
     let slack = MockSlack::start().unwrap();
@@ -326,27 +431,62 @@ fn a_real_alertmanager_fires_and_resolves_through_serve() {
             .all(|m| m.body["attachments"][0]["color"] == "warning"),
         "severity warning: {fired:#?}"
     );
+    // Alertmanager sends the group again every 3 s (repeat_interval):
+    // repeats, none posted.
+    let repeats = || {
+        let (status, answer) = server.request(
+            "GET /spool?list=finished&limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer am-bearer-token-123\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer["finished"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["status"] == "repeat")
+            .count()
+    };
+    wait_until("Alertmanager's repeats recorded, not sent", || {
+        repeats() >= 2
+    });
+    assert_eq!(slack.messages().len(), 2, "no repeat posted");
+    // The group changes: a third alert joins; only it is posted.
+    am.push(&json!([
+        alert("web01", None),
+        alert("web02", None),
+        alert("web03", None)
+    ]));
+    wait_until("the new alert of the group delivered", || {
+        slack.messages().len() == 3
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        slack.messages().len(),
+        3,
+        "the group's other alerts are repeats"
+    );
     // Resolved now: Alertmanager sends the resolution at the next
     // group interval.
     let now = rfc3339(std::time::SystemTime::now());
     am.push(&json!([
         alert("web01", Some(&now)),
-        alert("web02", Some(&now))
+        alert("web02", Some(&now)),
+        alert("web03", Some(&now))
     ]));
-    wait_until("both resolutions delivered", || {
+    wait_until("every resolution delivered", || {
         slack
             .messages()
             .iter()
             .filter(|m| m.thread_ts.is_some())
             .count()
-            == 2
+            == 3
     });
-    std::thread::sleep(Duration::from_secs(3));
+    // Past a repeat interval: a resolution goes once.
+    std::thread::sleep(Duration::from_secs(4));
     let messages = slack.messages();
     let top: Vec<_> = messages.iter().filter(|m| m.thread_ts.is_none()).collect();
     let replies: Vec<_> = messages.iter().filter(|m| m.thread_ts.is_some()).collect();
-    assert_eq!(top.len(), 2, "one message per alert: {messages:#?}");
-    assert_eq!(replies.len(), 2, "one resolution per alert: {messages:#?}");
+    assert_eq!(top.len(), 3, "one message per alert: {messages:#?}");
+    assert_eq!(replies.len(), 3, "one resolution per alert: {messages:#?}");
     for reply in replies {
         assert!(
             top.iter().any(|t| Some(&t.ts) == reply.thread_ts.as_ref()),

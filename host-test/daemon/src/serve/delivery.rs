@@ -10,11 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use alert_handler_host::retry::{Backoff, Next};
-use alert_handler_host::{trap_reason, Delivery, HandlerError, Instance, Level, Trapped};
+use alert_handler_host::{
+    trap_reason, Delivery, FieldValue, HandlerError, Instance, Level, Trapped,
+};
 use tracing::{error, warn};
 
 use super::ending::record;
 use super::instances::Instances;
+use super::repeat;
 use super::shared::{lock, Queued, Shared};
 use crate::channels::pacing_key;
 use crate::scheduler::Outcome;
@@ -128,28 +131,40 @@ pub(super) async fn deliver(
             return settle(&shared, id, &item, Verdict::retry(wait, false, false), None);
         }
     };
-    let (verdict, left) = match instances.take().await {
-        Ok(mut taken) => {
-            item.attempts += 1;
-            let answer = attempt(&mut taken.instance, &item, message).await;
-            let left = taken.instance.request_left();
-            let verdict = judge(&shared, id, &item, answer, &backoff);
-            if !verdict.dead {
-                instances.give(taken);
+    let repeated = item.tracked.as_deref().and_then(|digest| {
+        let level = level_name(&item.event.level);
+        let on_recovery = shared.channels.on_recovery(&item.options);
+        repeat::repeat_of(message.as_ref(), level, digest, &on_recovery)
+    });
+    let (verdict, left) = match repeated {
+        Some(why) => {
+            shared.metrics.repeated();
+            let ending = Finished::new(id, Status::Repeat, &why, item.attempts);
+            (Verdict::ended(ending), None)
+        }
+        None => match instances.take().await {
+            Ok(mut taken) => {
+                item.attempts += 1;
+                let answer = attempt(&mut taken.instance, &item, message).await;
+                let left = taken.instance.request_left();
+                let verdict = judge(&shared, id, &item, answer, &backoff);
+                if !verdict.dead {
+                    instances.give(taken);
+                }
+                (verdict, left)
             }
-            (verdict, left)
-        }
-        Err(e) => {
-            // Not the alert's fault, and no request left: tried again,
-            // not counted as an attempt.
-            let wait = backoff.delay(1);
-            error!(
-                alert = id,
-                retry_in_ms = wait.as_millis() as u64,
-                "no instance to send with (a fresh one failed to configure): {e:#}"
-            );
-            (Verdict::retry(wait, false, false), None)
-        }
+            Err(e) => {
+                // Not the alert's fault, and no request left: tried again,
+                // not counted as an attempt.
+                let wait = backoff.delay(1);
+                error!(
+                    alert = id,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "no instance to send with (a fresh one failed to configure): {e:#}"
+                );
+                (Verdict::retry(wait, false, false), None)
+            }
+        },
     };
     if let Some(ending) = verdict.ending.clone() {
         record(&shared, &item.channel, ending).await;
@@ -235,8 +250,8 @@ async fn attempt(
     message: Option<AlertMessage>,
 ) -> anyhow::Result<Result<Delivery, HandlerError>> {
     let options = match message {
-        Some(m) => store::with_previous(&item.options, &m.channel_id, &m.ts),
-        None => item.options.clone(),
+        Some(m) if m.continues() => store::with_previous(&item.options, &m.channel_id, &m.ts),
+        _ => item.options.clone(),
     };
     plugin.handle_alert_async(&item.event, &options).await
 }
@@ -335,16 +350,50 @@ fn delivered(id: u64, item: &Queued, delivery: &Delivery) -> Finished {
     )
     .trim()
     .to_string();
-    if !delivery.warnings.is_empty() {
-        detail += &format!(" (warnings: {})", delivery.warnings.join(", "));
+    let mut warnings = delivery.warnings.clone();
+    // Alertmanager left alerts of the group out of its payload
+    // (`max_alerts`): said with the delivery, as the message says it.
+    if item.tracked.is_some() {
+        let truncated = item.event.fields.iter().find_map(|(k, v)| match v {
+            FieldValue::Integer(n) if k == "truncatedAlerts" && *n > 0 => Some(*n),
+            _ => None,
+        });
+        if let Some(n) = truncated {
+            warnings.push(format!(
+                "alertmanager-truncated: Alertmanager left {n} alerts of this group out of its payload"
+            ));
+        }
     }
-    Finished::new(id, Status::Delivered, &detail, item.attempts).remembering(
-        &item.alert,
-        matches!(item.event.level, Level::Ok),
-        &delivery.workspace,
-        delivery.channel_id.as_deref(),
-        delivery.ts.as_deref(),
-    )
+    if !warnings.is_empty() {
+        detail += &format!(" (warnings: {})", warnings.join(", "));
+    }
+    let done = Finished::new(id, Status::Delivered, &detail, item.attempts);
+    match &item.tracked {
+        Some(digest) => done.tracking(
+            &item.alert,
+            level_name(&item.event.level),
+            digest,
+            &delivery.workspace,
+            delivery.channel_id.as_deref().zip(delivery.ts.as_deref()),
+        ),
+        None => done.remembering(
+            &item.alert,
+            matches!(item.event.level, Level::Ok),
+            &delivery.workspace,
+            delivery.channel_id.as_deref(),
+            delivery.ts.as_deref(),
+        ),
+    }
+}
+
+/// A level's name as the store keeps it (`OK`, `CRITICAL`, ...).
+fn level_name(level: &Level) -> &'static str {
+    match level {
+        Level::Ok => "OK",
+        Level::Info => "INFO",
+        Level::Warning => "WARNING",
+        Level::Critical => "CRITICAL",
+    }
 }
 
 /// The channel's id a delivery named, to pace with the channel's name.

@@ -21,6 +21,12 @@ pub(super) async fn record(shared: &Shared, channel: &str, done: Finished) {
             "delivered"
         ),
         Status::Failed => warn!(alert = id, channel, attempts, error = done.detail, "failed"),
+        Status::Repeat => info!(
+            alert = id,
+            channel,
+            detail = done.detail,
+            "repeat, not sent"
+        ),
     }
     // Deliveries ending at once share fsyncs, as intake does; the
     // ending is on disk before the alert's next event is sent. One that

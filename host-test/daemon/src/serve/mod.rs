@@ -34,6 +34,7 @@ mod dispatch;
 mod ending;
 mod instances;
 mod planner;
+mod repeat;
 mod shared;
 pub mod shutdown;
 

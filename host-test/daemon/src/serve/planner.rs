@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use kapacitor_formats::alert_json;
 
-use super::ending;
 use super::shared::{lock, Queued, Shared};
+use super::{ending, repeat};
 use crate::store::{self, Finished, Status};
 
 /// Queues what reached the store since the last call (everything pending,
@@ -42,6 +42,7 @@ async fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
         let queued_alert = Queued {
             alert: store::alert_key(&event.id, &item.options),
             channel: key.clone(),
+            tracked: repeat::tracked(&event).then(|| repeat::digest(&event)),
             event,
             options: item.options,
             attempts: 0,

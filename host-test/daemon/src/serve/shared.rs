@@ -24,6 +24,9 @@ pub(crate) struct Queued {
     pub(crate) options: Vec<(String, String)>,
     /// Requests made for it so far.
     pub(crate) attempts: u32,
+    /// A digest of what it shows, when its repeats are not sent again
+    /// (Alertmanager's alerts; see `repeat.rs`).
+    pub(crate) tracked: Option<String>,
 }
 
 /// What serve's tasks share.

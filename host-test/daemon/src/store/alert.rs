@@ -74,18 +74,73 @@ impl Finished {
                 workspace: workspace.to_string(),
                 channel_id: channel_id.to_string(),
                 ts: ts.to_string(),
+                level: None,
+                digest: None,
             });
         }
         self
     }
+
+    /// The same delivery of an alert whose repeats are not sent again: the
+    /// key keeps its last event's `level` and `digest` (and its message,
+    /// while firing), recovered or not, so a repeat of either is known.
+    pub fn tracking(
+        mut self,
+        key: &str,
+        level: &str,
+        digest: &str,
+        workspace: &str,
+        message: Option<(&str, &str)>,
+    ) -> Finished {
+        if self.status != Status::Delivered {
+            return self;
+        }
+        let (channel_id, ts) = match message {
+            Some(m) if level != "OK" => m,
+            _ => ("", ""),
+        };
+        self.forget = None;
+        self.message = Some(AlertMessage {
+            key: key.to_string(),
+            workspace: workspace.to_string(),
+            channel_id: channel_id.to_string(),
+            ts: ts.to_string(),
+            level: Some(level.to_string()),
+            digest: Some(digest.to_string()),
+        });
+        self
+    }
 }
 
-/// Whether an alert was delivered.
+/// How an alert ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Delivered,
     Failed,
+    /// Not sent: it repeats the alert's last delivered event (Alertmanager
+    /// re-sends firing alerts every `repeat_interval`).
+    Repeat,
+}
+
+impl Status {
+    /// Its name, as the store keeps it and `GET /spool` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Delivered => "delivered",
+            Status::Failed => "failed",
+            Status::Repeat => "repeat",
+        }
+    }
+
+    /// The status named `name` (an unknown one is a failure).
+    pub fn named(name: &str) -> Status {
+        match name {
+            "delivered" => Status::Delivered,
+            "repeat" => Status::Repeat,
+            _ => Status::Failed,
+        }
+    }
 }
 
 /// An alert waiting to be delivered.
@@ -108,6 +163,21 @@ pub struct AlertMessage {
     /// The channel id Slack answered with, e.g. `C0123`.
     pub channel_id: String,
     pub ts: String,
+    /// The level of the alert's last delivered event, and a digest of what
+    /// it showed: kept for alerts whose repeats are not sent again
+    /// (Alertmanager's), absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl AlertMessage {
+    /// Whether a later event edits or replies to it: it names a Slack
+    /// message, and its alert has not recovered since.
+    pub fn continues(&self) -> bool {
+        !self.ts.is_empty() && self.level.as_deref() != Some("OK")
+    }
 }
 
 /// The handler options in which a host names an alert's earlier message

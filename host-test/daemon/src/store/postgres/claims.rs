@@ -227,7 +227,8 @@ pub async fn claim(
             ],
         )
         .await?;
-        let sql = "SELECT workspace, channel_id, ts FROM messages WHERE alert_key = $1";
+        let sql =
+            "SELECT workspace, channel_id, ts, level, digest FROM messages WHERE alert_key = $1";
         let statement = prepared(cache, &tx, sql).await?;
         let message = tx
             .query_opt(&statement, &[&key])
@@ -237,6 +238,8 @@ pub async fn claim(
                 workspace: m.get(0),
                 channel_id: m.get(1),
                 ts: m.get(2),
+                level: m.get(3),
+                digest: m.get(4),
             });
         let attempts: i32 = alert.get(4);
         tx.commit().await?;

@@ -222,7 +222,7 @@ pub async fn lists(
             Listing::Messages => {
                 conn.client
                     .query(
-                        "SELECT kept_seq, alert_key, workspace, channel_id, ts FROM messages
+                        "SELECT kept_seq, alert_key, workspace, channel_id, ts, level, digest FROM messages
                          WHERE kept_seq > $1 ORDER BY kept_seq LIMIT $2",
                         &[&after.unwrap_or(0), &take],
                     )
@@ -248,11 +248,7 @@ pub async fn lists(
                     Listing::Pending => Entry::Pending(cursor),
                     Listing::Finished => Entry::Finished(Finished::new(
                         r.get::<_, i64>(1) as u64,
-                        if r.get::<_, &str>(2) == "delivered" {
-                            Status::Delivered
-                        } else {
-                            Status::Failed
-                        },
+                        Status::named(r.get::<_, &str>(2)),
                         r.get::<_, Option<&str>>(3).unwrap_or_default(),
                         r.get::<_, i32>(4).max(0) as u32,
                     )),
@@ -261,6 +257,8 @@ pub async fn lists(
                         workspace: r.get(2),
                         channel_id: r.get(3),
                         ts: r.get(4),
+                        level: r.get(5),
+                        digest: r.get(6),
                     }),
                     Listing::Resendable => Entry::Resendable {
                         id: cursor,

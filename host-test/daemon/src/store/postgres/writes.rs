@@ -12,7 +12,7 @@ use tokio_postgres::{Statement, Transaction};
 
 use super::pool::{keepable, prepared, Conn, Db};
 use crate::store::record::Record;
-use crate::store::{alert_key, AlertMessage, Finished, Status};
+use crate::store::{alert_key, AlertMessage, Finished};
 
 /// The advisory lock inserts take until they commit.
 const INSERTS: i64 = 0x736c_6163_6b2d_6964;
@@ -153,13 +153,7 @@ impl Batch {
         if !self.done.is_empty() {
             let done = std::mem::take(&mut self.done);
             let ids: Vec<i64> = done.iter().map(|d| d.id as i64).collect();
-            let status: Vec<&str> = done
-                .iter()
-                .map(|d| match d.status {
-                    Status::Delivered => "delivered",
-                    Status::Failed => "failed",
-                })
-                .collect();
+            let status: Vec<&str> = done.iter().map(|d| d.status.as_str()).collect();
             let detail: Vec<std::borrow::Cow<'_, str>> =
                 done.iter().map(|d| keepable(&d.detail)).collect();
             let detail: Vec<&str> = detail.iter().map(|d| d.as_ref()).collect();
@@ -196,10 +190,11 @@ impl Batch {
                 match message {
                     Some(m) => {
                         let sql =
-                            "INSERT INTO messages (alert_key, workspace, channel_id, ts, kept_seq)
-                             VALUES ($1, $2, $3, $4, nextval('kept_seq'))
+                            "INSERT INTO messages (alert_key, workspace, channel_id, ts, level, digest, kept_seq)
+                             VALUES ($1, $2, $3, $4, $5, $6, nextval('kept_seq'))
                              ON CONFLICT (alert_key) DO UPDATE SET workspace = EXCLUDED.workspace,
                                  channel_id = EXCLUDED.channel_id, ts = EXCLUDED.ts,
+                                 level = EXCLUDED.level, digest = EXCLUDED.digest,
                                  kept_seq = EXCLUDED.kept_seq";
                         let statement = prepared(cache, tx, sql).await?;
                         let (workspace, channel_id, ts) = (
@@ -207,8 +202,11 @@ impl Batch {
                             keepable(&m.channel_id),
                             keepable(&m.ts),
                         );
-                        tx.execute(&statement, &[&key, &workspace, &channel_id, &ts])
-                            .await?;
+                        tx.execute(
+                            &statement,
+                            &[&key, &workspace, &channel_id, &ts, &m.level, &m.digest],
+                        )
+                        .await?;
                     }
                     None => {
                         let sql = "DELETE FROM messages WHERE alert_key = $1";

@@ -25,7 +25,7 @@ CREATE TABLE alerts (
     -- One alert key's events go in order.
     alert_key       text NOT NULL,
     status          text NOT NULL DEFAULT 'pending'
-                    CHECK (status IN ('pending', 'delivered', 'failed')),
+                    CHECK (status IN ('pending', 'delivered', 'failed', 'repeat')),
     attempts        integer NOT NULL DEFAULT 0,
     not_before_ms   bigint NOT NULL DEFAULT 0,
     claimed_by      text,
@@ -44,12 +44,16 @@ CREATE INDEX alerts_ended ON alerts (ended_seq) WHERE status <> 'pending';
 CREATE INDEX alerts_resendable ON alerts (id) WHERE status = 'failed' AND resent_as IS NULL;
 CREATE INDEX alerts_claimed ON alerts (claimed_by) WHERE claimed_by IS NOT NULL;
 
--- Each alert key's Slack message so far (for on-recovery update and thread).
+-- Each alert key's Slack message so far (for on-recovery update and thread);
+-- for alerts whose repeats are not sent (Alertmanager's), also the level
+-- of the last event delivered and a digest of what it showed.
 CREATE TABLE messages (
     alert_key   text PRIMARY KEY,
     workspace   text NOT NULL,
     channel_id  text NOT NULL,
     ts          text NOT NULL,
+    level       text,
+    digest      text,
     kept_seq    bigint NOT NULL
 );
 CREATE INDEX messages_kept ON messages (kept_seq);
