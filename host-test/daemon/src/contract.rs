@@ -191,6 +191,52 @@ fn an_ending_keeps_the_alert_keys_message_for_its_next_claim_and_a_recovery_forg
 }
 
 #[test]
+fn a_repeat_is_an_ending_and_a_tracked_message_keeps_its_level_and_digest() {
+    both(|store| {
+        let first = store.accept(&alert("am"), options("#x")).unwrap();
+        commit(store).unwrap();
+        arrivals(store, 1);
+        let asked = request(first.id, "#x", "am");
+        granted(wait(store.claim(asked.clone())).unwrap());
+        let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1).tracking(
+            &asked.key,
+            "CRITICAL",
+            "d1",
+            "",
+            Some(("C1", "1.1")),
+        );
+        store.finish(done).unwrap();
+        let again = store.accept(&alert("am"), options("#x")).unwrap();
+        commit(store).unwrap();
+        arrivals(store, 1);
+        let kept = granted(wait(store.claim(request(again.id, "#x", "am"))).unwrap())
+            .expect("the key's message");
+        assert_eq!(
+            (
+                kept.level.as_deref(),
+                kept.digest.as_deref(),
+                kept.ts.as_str()
+            ),
+            (Some("CRITICAL"), Some("d1"), "1.1")
+        );
+        store
+            .finish(Finished::new(again.id, Status::Repeat, "a repeat", 0))
+            .unwrap();
+        commit(store).unwrap();
+        let lists = wait(store.lists(&[Listing::Finished], None, 10)).unwrap();
+        let newest = match &lists.pages[0].1.items[0] {
+            Entry::Finished(f) => f.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((newest.id, newest.status), (again.id, Status::Repeat));
+        assert!(
+            wait(store.resendable(None)).unwrap().is_empty(),
+            "not a failure"
+        );
+    });
+}
+
+#[test]
 fn a_failed_alert_is_kept_for_resending_once() {
     both(|store| {
         let a = store.accept(&alert("a"), options("#x")).unwrap();

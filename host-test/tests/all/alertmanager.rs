@@ -148,6 +148,34 @@ fn each_alert_of_a_payload_is_delivered_and_a_bad_payload_is_refused_whole() {
         texts(&slack)
     );
 
+    // Alertmanager left alerts out (max_alerts): said in the message and
+    // in the delivery's warnings.
+    let body =
+        payload(&[firing("web06")]).replace("\"truncatedAlerts\":0", "\"truncatedAlerts\":3");
+    let (status, answer) = post(&body);
+    assert_eq!(status, 202, "{answer}");
+    wait_until("the truncated group's alert delivered", || {
+        slack.messages().len() == 4
+    });
+    assert!(
+        texts(&slack)
+            .iter()
+            .any(|t| t.contains("3 more alerts of this group left out by Alertmanager")),
+        "{:?}",
+        texts(&slack)
+    );
+    wait_until("its ending says so", || {
+        server.spool()["finished"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| {
+                f["detail"].as_str().is_some_and(|d| {
+                    d.contains("alertmanager-truncated: Alertmanager left 3 alerts")
+                })
+            })
+    });
+
     let (status, answer) = server.request(&format!(
         "POST /alertmanager?topic=ops HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
         payload(&[firing("web04")]).len(),
