@@ -58,8 +58,9 @@ enum Locked {
     Skip,
 }
 
-/// A channel's pacing, who holds it and until when.
-type ChannelRow = (Pace<Duration>, Option<String>, Option<i64>);
+/// A channel's pacing, who holds it and until when, and now on the
+/// database's clock.
+type ChannelRow = (Pace<Duration>, Option<String>, Option<i64>, i64);
 
 /// The channel's row, created quiet if it is new, and locked; `None` when
 /// `locked` is [`Locked::Skip`] and another transaction holds it.
@@ -71,23 +72,36 @@ async fn channel_row(
     locked: Locked,
 ) -> Result<Option<ChannelRow>, tokio_postgres::Error> {
     let key = keepable(key);
-    let sql = "INSERT INTO channels (pacing_key, margin_ms) VALUES ($1, $2)
-         ON CONFLICT (pacing_key) DO NOTHING";
-    let statement = prepared(cache, tx, sql).await?;
-    tx.execute(&statement, &[&key, &ms(rules.margin)]).await?;
     let sql = match locked {
-        Locked::Wait => {
-            "SELECT earliest_ms, blocked_until_ms, margin_ms, held_by, held_until_ms
-             FROM channels WHERE pacing_key = $1 FOR UPDATE"
-        }
-        Locked::Skip => {
-            "SELECT earliest_ms, blocked_until_ms, margin_ms, held_by, held_until_ms
-             FROM channels WHERE pacing_key = $1 FOR UPDATE SKIP LOCKED"
-        }
+        Locked::Wait => concat!(
+            "SELECT earliest_ms, blocked_until_ms, margin_ms, held_by, held_until_ms, ",
+            now_ms!(),
+            " FROM channels WHERE pacing_key = $1 FOR UPDATE"
+        ),
+        Locked::Skip => concat!(
+            "SELECT earliest_ms, blocked_until_ms, margin_ms, held_by, held_until_ms, ",
+            now_ms!(),
+            " FROM channels WHERE pacing_key = $1 FOR UPDATE SKIP LOCKED"
+        ),
     };
     let statement = prepared(cache, tx, sql).await?;
-    let Some(row) = tx.query_opt(&statement, &[&key]).await? else {
-        return Ok(None);
+    let row = match tx.query_opt(&statement, &[&key]).await? {
+        Some(row) => row,
+        None => {
+            // A new channel (created quiet, and locked by this insert), or
+            // one another transaction holds (then nothing is inserted).
+            let sql = concat!(
+                "INSERT INTO channels (pacing_key, margin_ms) VALUES ($1, $2)
+                 ON CONFLICT (pacing_key) DO NOTHING
+                 RETURNING earliest_ms, blocked_until_ms, margin_ms, held_by, held_until_ms, ",
+                now_ms!()
+            );
+            let statement = prepared(cache, tx, sql).await?;
+            match tx.query_opt(&statement, &[&key, &ms(rules.margin)]).await? {
+                Some(row) => row,
+                None => return Ok(None),
+            }
+        }
     };
     let moment = |v: Option<i64>| v.map(|v| Duration::from_millis(v.max(0) as u64));
     let pace = Pace {
@@ -95,7 +109,7 @@ async fn channel_row(
         blocked_until: moment(row.get(1)),
         margin: Duration::from_millis(row.get::<_, i64>(2).max(0) as u64),
     };
-    Ok(Some((pace, row.get(3), row.get(4))))
+    Ok(Some((pace, row.get(3), row.get(4), row.get(5))))
 }
 
 /// Writes the channel's pacing and who holds it.
@@ -126,7 +140,9 @@ async fn save_channel(
     Ok(())
 }
 
-/// Asks to send alert `request.id` now.
+/// Asks to send alert `request.id` now: three statements between `BEGIN`
+/// and `COMMIT` (the alert with its key's message and whether an earlier
+/// event of its key is pending; the channel; both updated).
 pub async fn claim(
     db: Arc<Db>,
     who: Arc<Claimant>,
@@ -136,9 +152,13 @@ pub async fn claim(
     let decided = async {
         let (tx, cache) = conn.transaction().await?;
         let sql = concat!(
-            "SELECT status, claimed_by, lease_until_ms, seq, attempts, not_before_ms, alert_key, ",
+            "SELECT a.status, a.claimed_by, a.lease_until_ms, a.attempts, a.not_before_ms, a.alert_key, ",
             now_ms!(),
-            " FROM alerts WHERE id = $1 FOR UPDATE SKIP LOCKED"
+            ", EXISTS (SELECT 1 FROM alerts e WHERE e.alert_key = a.alert_key
+                   AND e.status = 'pending' AND e.seq < a.seq),
+               m.workspace, m.channel_id, m.ts, m.level, m.digest
+             FROM alerts a LEFT JOIN messages m ON m.alert_key = a.alert_key
+             WHERE a.id = $1 FOR UPDATE OF a SKIP LOCKED"
         );
         let statement = prepared(cache, &tx, sql).await?;
         let Some(alert) = tx.query_opt(&statement, &[&(request.id as i64)]).await? else {
@@ -157,7 +177,7 @@ pub async fn claim(
         if alert.get::<_, &str>(0) != "pending" {
             return Ok(Claim::Gone);
         }
-        let now: i64 = alert.get(7);
+        let now: i64 = alert.get(6);
         let rules = &who.rules;
         let (claimed_by, lease_until): (Option<String>, Option<i64>) = (alert.get(1), alert.get(2));
         if let (Some(by), Some(until)) = (&claimed_by, lease_until) {
@@ -167,23 +187,19 @@ pub async fn claim(
                 });
             }
         }
-        let not_before: i64 = alert.get(5);
+        let not_before: i64 = alert.get(4);
         if not_before > now {
             return Ok(Claim::NotYet {
                 wait: after(now, not_before),
             });
         }
-        let key: String = alert.get(6);
-        let seq: i64 = alert.get(3);
-        let sql =
-            "SELECT 1 FROM alerts WHERE alert_key = $1 AND status = 'pending' AND seq < $2 LIMIT 1";
-        let statement = prepared(cache, &tx, sql).await?;
-        if tx.query_opt(&statement, &[&key, &seq]).await?.is_some() {
+        // An earlier event of the alert is pending: it goes first.
+        if alert.get::<_, bool>(7) {
             return Ok(Claim::NotYet {
                 wait: others_turn(rules),
             });
         }
-        let Some((mut pace, held_by, held_until)) =
+        let Some((mut pace, held_by, held_until, _)) =
             channel_row(&tx, cache, &request.channel, rules, Locked::Skip).await?
         else {
             // Another node is claiming or releasing the channel now.
@@ -206,42 +222,38 @@ pub async fn claim(
         }
         pace.sent(now_d, rules);
         let until = now + ms(who.lease);
-        save_channel(
-            &tx,
-            cache,
-            &request.channel,
-            &pace,
-            Some((&who.node, until)),
-        )
-        .await?;
-        let sql =
-            "UPDATE alerts SET claimed_by = $2, lease_until_ms = $3, channel = $4 WHERE id = $1";
+        let sql = "WITH c AS (
+                 UPDATE channels SET earliest_ms = $2, blocked_until_ms = $3, margin_ms = $4,
+                     held_by = $5, held_until_ms = $6
+                 WHERE pacing_key = $1)
+             UPDATE alerts SET claimed_by = $5, lease_until_ms = $6, channel = $1 WHERE id = $7";
         let statement = prepared(cache, &tx, sql).await?;
+        let channel = keepable(&request.channel);
         tx.execute(
             &statement,
             &[
-                &(request.id as i64),
+                &channel,
+                &pace.earliest.map(ms),
+                &pace.blocked_until.map(ms),
+                &ms(pace.margin),
                 &who.node,
                 &until,
-                &keepable(&request.channel),
+                &(request.id as i64),
             ],
         )
         .await?;
-        let sql =
-            "SELECT workspace, channel_id, ts, level, digest FROM messages WHERE alert_key = $1";
-        let statement = prepared(cache, &tx, sql).await?;
-        let message = tx
-            .query_opt(&statement, &[&key])
-            .await?
-            .map(|m| AlertMessage {
-                key: key.clone(),
-                workspace: m.get(0),
-                channel_id: m.get(1),
-                ts: m.get(2),
-                level: m.get(3),
-                digest: m.get(4),
+        let key: String = alert.get(5);
+        let message = alert
+            .get::<_, Option<String>>(9)
+            .map(|channel_id| AlertMessage {
+                key,
+                workspace: alert.get::<_, Option<String>>(8).unwrap_or_default(),
+                channel_id,
+                ts: alert.get::<_, Option<String>>(10).unwrap_or_default(),
+                level: alert.get(11),
+                digest: alert.get(12),
             });
-        let attempts: i32 = alert.get(4);
+        let attempts: i32 = alert.get(3);
         tx.commit().await?;
         Ok(Claim::Granted {
             message,
@@ -265,13 +277,13 @@ pub async fn release(db: Arc<Db>, who: Arc<Claimant>, release: Release) -> Resul
     let done = async {
         let (tx, cache) = conn.transaction().await?;
         let rules = &who.rules;
-        let sql = concat!("SELECT ", now_ms!());
-        let statement = prepared(cache, &tx, sql).await?;
-        let now: i64 = tx.query_one(&statement, &[]).await?.get(0);
         if let Some(retry) = &release.retry {
-            let sql = "UPDATE alerts SET claimed_by = NULL, lease_until_ms = NULL,
-                     attempts = $3, not_before_ms = $4
-                 WHERE id = $1 AND claimed_by = $2 AND status = 'pending'";
+            let sql = concat!(
+                "UPDATE alerts SET claimed_by = NULL, lease_until_ms = NULL,
+                     attempts = $3, not_before_ms = ",
+                now_ms!(),
+                " + $4 WHERE id = $1 AND claimed_by = $2 AND status = 'pending'"
+            );
             let statement = prepared(cache, &tx, sql).await?;
             tx.execute(
                 &statement,
@@ -279,12 +291,12 @@ pub async fn release(db: Arc<Db>, who: Arc<Claimant>, release: Release) -> Resul
                     &(release.id as i64),
                     &who.node,
                     &(release.attempts as i32),
-                    &(now + ms(retry.wait)),
+                    &ms(retry.wait),
                 ],
             )
             .await?;
         }
-        let Some((mut pace, held_by, held_until)) =
+        let Some((mut pace, held_by, held_until, now)) =
             channel_row(&tx, cache, &release.channel, rules, Locked::Wait).await?
         else {
             // Waited for, so always there: nothing to release otherwise.
