@@ -15,3 +15,14 @@ if [ ! -x "$cli" ]; then
   chmod +x "$cli"
 fi
 "$cli" --version
+# Binaryen's wasm-opt shrinks the component's core module before it is made
+# a component (host-test/build.rs): Debian's `binaryen`, installed when
+# missing. Without it the component is built unshrunk, a fifth larger.
+if [ -z "${WASM_OPT:-}" ] && ! command -v wasm-opt >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq binaryen || true
+  fi
+fi
