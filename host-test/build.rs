@@ -72,6 +72,11 @@ fn main() {
 /// Makes the core module cargo linked at `path` a component, in place,
 /// shrunk by `wasm-opt` first where there is one. A file that is a
 /// component already (cargo had nothing to relink) is left as it is.
+///
+/// Two packages run this script (`host-test` and `slack-alertd`), and
+/// cargo may run them at once: each works on files of its own and renames
+/// its result over `path` (atomic), so the other reads the whole core
+/// module or the whole component, never half of either.
 fn componentize(path: &std::path::Path) {
     let bytes =
         std::fs::read(path).unwrap_or_else(|e| panic!("reading the guest {}: {e}", path.display()));
@@ -84,7 +89,9 @@ fn componentize(path: &std::path::Path) {
         .module(&module)
         .and_then(|encoder| encoder.validate(true).encode())
         .unwrap_or_else(|e| panic!("making {} a component: {e:#}", path.display()));
-    std::fs::write(path, component)
+    let ours = path.with_extension(format!("{}.component", std::process::id()));
+    std::fs::write(&ours, component)
+        .and_then(|()| std::fs::rename(&ours, path))
         .unwrap_or_else(|e| panic!("writing the component {}: {e}", path.display()));
 }
 
@@ -92,7 +99,7 @@ fn componentize(path: &std::path::Path) {
 /// `wasm32-wasip2` code uses; `None` (and a warning) without `wasm-opt`.
 fn shrink(path: &std::path::Path) -> Option<Vec<u8>> {
     let wasm_opt = env::var_os("WASM_OPT").unwrap_or_else(|| "wasm-opt".into());
-    let shrunk = path.with_extension("opt.wasm");
+    let shrunk = path.with_extension(format!("{}.opt.wasm", std::process::id()));
     let ran = Command::new(&wasm_opt)
         .arg("-Oz")
         .args([
@@ -108,7 +115,11 @@ fn shrink(path: &std::path::Path) -> Option<Vec<u8>> {
         .arg(&shrunk)
         .status();
     match ran {
-        Ok(status) if status.success() => std::fs::read(&shrunk).ok(),
+        Ok(status) if status.success() => {
+            let module = std::fs::read(&shrunk).ok();
+            let _ = std::fs::remove_file(&shrunk);
+            module
+        }
         Ok(status) => {
             println!(
                 "cargo:warning=wasm-opt failed ({status}) on {}: the component is built unshrunk",

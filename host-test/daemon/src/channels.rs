@@ -48,18 +48,10 @@ impl Channels {
     /// What a later event of an alert with these handler options does with
     /// its message: the `on-recovery` option, else its workspace's.
     pub fn on_recovery(&self, options: &[(String, String)]) -> String {
-        let option = |name: &str| {
-            options
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-                .filter(|v| !v.is_empty())
-        };
-        option("on-recovery")
+        option(options, "on-recovery")
             .map(str::to_string)
             .or_else(|| {
-                let workspace = option("workspace").unwrap_or(&self.default_workspace);
+                let workspace = option(options, "workspace").unwrap_or(&self.default_workspace);
                 self.on_recovery.get(workspace).cloned()
             })
             .unwrap_or_else(|| "new".into())
@@ -70,20 +62,23 @@ impl Channels {
     /// that workspace's channel (an empty option counts as none, as in
     /// Kapacitor; the last of a repeated option wins).
     pub fn pacing_key(&self, options: &[(String, String)]) -> String {
-        let option = |name: &str| {
-            options
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-                .filter(|v| !v.is_empty())
-        };
-        let workspace = option("workspace").unwrap_or(&self.default_workspace);
-        let channel = option("channel")
+        let workspace = option(options, "workspace").unwrap_or(&self.default_workspace);
+        let channel = option(options, "channel")
             .or_else(|| self.channels.get(workspace).map(String::as_str))
             .unwrap_or_default();
         pacing_key(workspace, channel)
     }
+}
+
+/// Handler option `name`: the last one given, an empty one counting as
+/// none (as in Kapacitor).
+fn option<'a>(options: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    options
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

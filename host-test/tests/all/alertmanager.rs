@@ -270,15 +270,7 @@ fn a_repeat_is_recorded_not_sent_and_refreshes_only_an_updated_message() {
             "the resolution went once"
         );
     }
-    let metrics = {
-        let mut stream = TcpStream::connect(server.addr()).unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
-    };
+    let metrics = server.metrics();
     assert!(
         metrics.contains(&format!(
             "slack_handler_alerts_repeated_total {repeats_in_all}"

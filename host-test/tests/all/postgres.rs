@@ -420,7 +420,7 @@ fn database_stopped_then_started() {
         status == 503 && health["status"] == "degraded"
     });
     assert!(
-        metrics(&server).contains("slack_handler_spool_degraded 1"),
+        server.metrics().contains("slack_handler_spool_degraded 1"),
         "/metrics shows the store degraded"
     );
 
@@ -439,25 +439,13 @@ fn database_stopped_then_started() {
     acknowledged.insert("after".into());
     wait_all_delivered(&slack, &server, &acknowledged);
     assert!(
-        metrics(&server).contains("slack_handler_spool_degraded 0"),
+        server.metrics().contains("slack_handler_spool_degraded 0"),
         "/metrics shows the store well again"
     );
     assert!(
         !delivered(&slack).contains_key("while-down"),
         "the alert refused with 503 was not kept, so never delivered"
     );
-}
-
-/// `GET /metrics`, as text.
-fn metrics(server: &Server) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text
 }
 
 /// An event of alert `id` in Kapacitor's post-handler JSON.
@@ -772,7 +760,7 @@ fn the_spool_command_shows_and_resends_on_the_store() {
     wait_until("the running node to deliver the resent alert", || {
         delivered(&slack).contains_key("lost")
     });
-    let metrics = metrics(&a);
+    let metrics = a.metrics();
     assert!(
         metrics.contains(r#"slack_handler_node{node="a",store="postgres"} 1"#),
         "{metrics}"

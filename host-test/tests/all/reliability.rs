@@ -168,7 +168,7 @@ fn a_full_disk_refuses_with_503_and_every_acknowledged_alert_is_delivered_once()
         reason.contains("disk is full") && reason.contains("free space"),
         "{reason}"
     );
-    let metrics = metrics_text(&server);
+    let metrics = Server::metrics(&server);
     let errors: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("slack_handler_spool_write_errors_total "))
@@ -218,17 +218,6 @@ fn a_full_disk_refuses_with_503_and_every_acknowledged_alert_is_delivered_once()
         refused.len(),
         delivered.len()
     );
-}
-
-fn metrics_text(server: &Server) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text
 }
 
 fn started(dir: &Path, slack: &MockSlack, extra: &[&str]) -> Server {

@@ -183,6 +183,17 @@ impl Server {
         (answer.status, answer.body)
     }
 
+    /// `GET /metrics` (no token), as the text it is.
+    pub fn metrics(&self) -> String {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    }
+
     /// Sends `raw` (a whole HTTP/1.1 request that says `Connection:
     /// close`); the whole answer.
     pub fn exchange(&self, raw: &str) -> Answer {
