@@ -79,22 +79,9 @@ impl Levels {
                 let (value, level) = pair.split_once('=').ok_or_else(|| {
                     format!("`{pair}` is not value=LEVEL (e.g. critical=CRITICAL)")
                 })?;
-                Ok((value.trim().to_string(), parse_level(level.trim())?))
+                Ok((value.trim().to_string(), level.trim().parse::<Level>()?))
             })
             .collect()
-    }
-}
-
-/// A level's name (`OK`, `INFO`, `WARNING`, `CRITICAL`, any case).
-pub fn parse_level(text: &str) -> Result<Level, String> {
-    match text.to_ascii_uppercase().as_str() {
-        "OK" => Ok(Level::Ok),
-        "INFO" => Ok(Level::Info),
-        "WARNING" => Ok(Level::Warning),
-        "CRITICAL" => Ok(Level::Critical),
-        _ => Err(format!(
-            "`{text}` is not a level (OK, INFO, WARNING, CRITICAL)"
-        )),
     }
 }
 

@@ -25,14 +25,7 @@ fn wait<T>(job: Job<T>) -> Result<T, StoreError> {
 
 /// Makes what was staged durable, as the group commit does.
 fn commit(store: &mut dyn Store) -> io::Result<()> {
-    match store.begin_sync() {
-        SyncStart::Done { .. } => Ok(()),
-        SyncStart::Failed { error, .. } => Err(error),
-        SyncStart::Started { sync, .. } => {
-            let synced = sync();
-            store.end_sync(synced)
-        }
-    }
+    sync_now(store)
 }
 
 /// Arrivals until `n` came (a shared store reads them a moment later).

@@ -17,6 +17,18 @@ pub use alerting::handler::types::{
     WorkspaceSummary,
 };
 
+impl Level {
+    /// Kapacitor's spelling: `OK`, `INFO`, `WARNING`, `CRITICAL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "OK",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Critical => "CRITICAL",
+        }
+    }
+}
+
 impl TransientFailure {
     /// Whether this is Slack's rate limit (a `429`, or a Web API
     /// `rate_limited`): the component's definition, shared.

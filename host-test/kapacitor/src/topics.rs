@@ -319,12 +319,7 @@ mod tests {
     fn event(level: alert_handler_host::Level) -> AlertEvent {
         crate::alert_json::decode(&format!(
             r#"{{"id":"e","message":"m","time":"2026-11-26T10:00:00Z","level":"{}"}}"#,
-            match level {
-                alert_handler_host::Level::Critical => "CRITICAL",
-                alert_handler_host::Level::Warning => "WARNING",
-                alert_handler_host::Level::Info => "INFO",
-                alert_handler_host::Level::Ok => "OK",
-            }
+            level.as_str()
         ))
         .unwrap()
     }

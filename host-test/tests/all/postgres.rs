@@ -9,7 +9,7 @@
 //! `Retry-After`, `/healthz` degraded).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use slack_alertd::store::postgres::testdb::TestDb;
 
 use crate::common::server::{alert, wait_until, write_config, Server};
 use crate::common::web_api_config;
+use crate::topics::{error_alert, examples};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -561,19 +562,6 @@ fn update_begun_on_one_node_continues_on_another() {
         slack.messages()
     );
     assert_eq!(text(&message), "resolved", "updated to the recovery");
-}
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
-}
-
-/// An alert from the documentation's `500_errors.tick`.
-fn error_alert(n: usize) -> String {
-    format!(
-        r#"{{"id":"errors:500=true","message":"500 errors: {n}","details":"","time":"2026-11-26T10:{:02}:00Z","duration":0,"level":"INFO","data":{{"series":[{{"name":"errors","tags":{{"500":"true"}},"columns":["time","count"],"values":[["2026-11-26T10:{:02}:00Z",{n}]]}}]}},"previousLevel":"OK","recoverable":false}}"#,
-        n % 60,
-        n % 60
-    )
 }
 
 /// The documentation's pipeline (tests/all/topics.rs) on three nodes: 14

@@ -13,12 +13,12 @@ use std::time::Duration;
 use crate::common::server::{wait_until, Server};
 use host_test::mock_slack::MockSlack;
 
-fn examples() -> PathBuf {
+pub(crate) fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
 /// An alert from the documentation's `500_errors.tick`.
-fn error_alert(n: usize) -> String {
+pub(crate) fn error_alert(n: usize) -> String {
     format!(
         r#"{{"id":"errors:500=true","message":"500 errors: {n}","details":"","time":"2026-11-26T10:{:02}:00Z","duration":0,"level":"INFO","data":{{"series":[{{"name":"errors","tags":{{"500":"true"}},"columns":["time","count"],"values":[["2026-11-26T10:{:02}:00Z",{n}]]}}]}},"previousLevel":"OK","recoverable":false}}"#,
         n % 60,

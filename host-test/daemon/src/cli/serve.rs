@@ -171,7 +171,9 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         label: args.alertmanager_severity_label.clone(),
         map: alertmanager::Levels::parse_map(&args.alertmanager_levels)
             .map_err(|e| Failure::Input(anyhow!("--alertmanager-levels: {e}")))?,
-        default: alertmanager::parse_level(&args.alertmanager_default_level)
+        default: args
+            .alertmanager_default_level
+            .parse::<slack_alert_handler::event::Level>()
             .map_err(|e| Failure::Input(anyhow!("--alertmanager-default-level: {e}")))?,
     };
     let intake = serve::Intake {

@@ -14,7 +14,7 @@ use crate::say;
 use crate::serve::Pacing;
 use crate::spool::{Spool, KEEP_FINISHED};
 use crate::store::postgres::{self, connect::StoreUrl, PgStore};
-use crate::store::{Entry, Job, Listing, Store, StoreError, SyncStart};
+use crate::store::{self, Entry, Job, Listing, Store, StoreError};
 
 /// `spool`'s flags.
 #[derive(Args)]
@@ -189,15 +189,7 @@ fn resend_on_store(store: &mut PgStore, all_failed: bool, ids: &[u64]) -> Result
     let resent = store
         .resend(&failed)
         .map_err(|e| Failure::Input(anyhow!("{e}")))?;
-    let committed = match store.begin_sync() {
-        SyncStart::Done { .. } => Ok(()),
-        SyncStart::Failed { error, .. } => Err(error),
-        SyncStart::Started { sync, .. } => {
-            let synced = sync();
-            store.end_sync(synced)
-        }
-    };
-    committed.map_err(|e| Failure::Host(anyhow!("resending: {e}")))?;
+    store::sync_now(store).map_err(|e| Failure::Host(anyhow!("resending: {e}")))?;
     for (old, new) in &resent {
         say!("#{old} resent as #{}", new.id);
     }

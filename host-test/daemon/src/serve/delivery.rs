@@ -132,7 +132,7 @@ pub(super) async fn deliver(
         }
     };
     let repeated = item.tracked.as_deref().and_then(|digest| {
-        let level = level_name(&item.event.level);
+        let level = item.event.level.as_str();
         let on_recovery = shared.channels.on_recovery(&item.options);
         repeat::repeat_of(message.as_ref(), level, digest, &on_recovery)
     });
@@ -371,7 +371,7 @@ fn delivered(id: u64, item: &Queued, delivery: &Delivery) -> Finished {
     match &item.tracked {
         Some(digest) => done.tracking(
             &item.alert,
-            level_name(&item.event.level),
+            item.event.level.as_str(),
             digest,
             &delivery.workspace,
             delivery.channel_id.as_deref().zip(delivery.ts.as_deref()),
@@ -383,16 +383,6 @@ fn delivered(id: u64, item: &Queued, delivery: &Delivery) -> Finished {
             delivery.channel_id.as_deref(),
             delivery.ts.as_deref(),
         ),
-    }
-}
-
-/// A level's name as the store keeps it (`OK`, `CRITICAL`, ...).
-fn level_name(level: &Level) -> &'static str {
-    match level {
-        Level::Ok => "OK",
-        Level::Info => "INFO",
-        Level::Warning => "WARNING",
-        Level::Critical => "CRITICAL",
     }
 }
 

@@ -436,14 +436,7 @@ impl Spool {
     /// Makes everything staged durable now (the spool's own writes, when no
     /// group commit runs).
     fn commit_now(&mut self) -> io::Result<()> {
-        match self.begin_sync() {
-            SyncStart::Done { .. } => Ok(()),
-            SyncStart::Failed { error, .. } => Err(error),
-            SyncStart::Started { sync, .. } => {
-                let synced = sync();
-                self.end_sync(synced)
-            }
-        }
+        store::sync_now(self)
     }
 
     /// Puts an alert on disk; when this returns `Ok`, it survives a crash.

@@ -168,6 +168,19 @@ pub struct Page {
     pub next: Option<u64>,
 }
 
+/// Makes every write staged in `store` durable now, on this thread (for a
+/// store no group commit runs on: the `spool` command, tests).
+pub fn sync_now(store: &mut dyn Store) -> io::Result<()> {
+    match store.begin_sync() {
+        SyncStart::Done { .. } => Ok(()),
+        SyncStart::Failed { error, .. } => Err(error),
+        SyncStart::Started { sync, .. } => {
+            let synced = sync();
+            store.end_sync(synced)
+        }
+    }
+}
+
 /// Work a store does outside its lock (a database round trip), awaited
 /// by whoever asked; the journal's are ready at once.
 pub type Job<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
