@@ -39,7 +39,7 @@ pub async fn commit(db: &std::sync::Arc<Db>, batch: Vec<Record>) -> Result<(), S
     let mut conn = db.get().await.map_err(|e| e.to_string())?;
     let mut tried = 1;
     loop {
-        let written = write(&mut conn, batch.clone()).await;
+        let written = write(&mut conn, &batch).await;
         match written {
             Err(e) if tried < TRIES && lost_a_conflict(&e) => tried += 1,
             written => return db.answered(written).map_err(|e| e.to_string()),
@@ -57,7 +57,7 @@ pub fn lost_a_conflict(e: &tokio_postgres::Error) -> bool {
 }
 
 /// `batch` in one transaction on `conn`.
-async fn write(conn: &mut Conn, batch: Vec<Record>) -> Result<(), tokio_postgres::Error> {
+async fn write(conn: &mut Conn, batch: &[Record]) -> Result<(), tokio_postgres::Error> {
     {
         let (tx, cache) = conn.transaction().await?;
         let mut pending = Batch::default();
@@ -68,14 +68,14 @@ async fn write(conn: &mut Conn, batch: Vec<Record>) -> Result<(), tokio_postgres
                     at,
                     alert,
                     options,
-                } => pending.accept(id, at, alert, options),
-                Record::Done(done) => pending.done(done),
+                } => pending.accept(*id, *at, alert, options),
+                Record::Done(done) => pending.done.push(done),
                 Record::Resent { id, as_id } => {
                     pending.flush(&tx, cache).await?;
                     let sql =
                         "UPDATE alerts SET resent_as = $2 WHERE id = $1 AND resent_as IS NULL";
                     let statement = prepared(cache, &tx, sql).await?;
-                    tx.execute(&statement, &[&(id as i64), &(as_id as i64)])
+                    tx.execute(&statement, &[&(*id as i64), &(*as_id as i64)])
                         .await?;
                 }
                 Record::Collect {
@@ -84,7 +84,7 @@ async fn write(conn: &mut Conn, batch: Vec<Record>) -> Result<(), tokio_postgres
                     event,
                 } => {
                     pending.flush(&tx, cache).await?;
-                    collect(&tx, cache, &handler, start_ms, event).await?;
+                    collect(&tx, cache, handler, *start_ms, event).await?;
                 }
                 Record::Emit {
                     handler,
@@ -93,13 +93,13 @@ async fn write(conn: &mut Conn, batch: Vec<Record>) -> Result<(), tokio_postgres
                     closes,
                 } => {
                     pending.flush(&tx, cache).await?;
-                    if close(&tx, cache, &handler, closes).await? {
+                    if close(&tx, cache, handler, *closes).await? {
                         for a in accepts {
-                            pending.accept(a.id, a.at, a.alert, a.options);
+                            pending.accept(a.id, a.at, &a.alert, &a.options);
                         }
                         pending.flush(&tx, cache).await?;
                         for (other, start_ms, event) in collects {
-                            collect(&tx, cache, &other, start_ms, event).await?;
+                            collect(&tx, cache, other, *start_ms, event).await?;
                         }
                     }
                 }
@@ -115,31 +115,28 @@ async fn write(conn: &mut Conn, batch: Vec<Record>) -> Result<(), tokio_postgres
     }
 }
 
-/// Alerts and endings gathered, to write with one statement each.
+/// Alerts and endings gathered, to write with one statement each (the
+/// batch's records borrowed: a transaction tried again copies nothing).
 #[derive(Default)]
-struct Batch {
+struct Batch<'a> {
     ids: Vec<i64>,
     at: Vec<i64>,
-    alerts: Vec<String>,
+    alerts: Vec<std::borrow::Cow<'a, str>>,
     options: Vec<String>,
     keys: Vec<String>,
-    done: Vec<Finished>,
+    done: Vec<&'a Finished>,
     /// The advisory lock on inserts is held (until the commit).
     locked: bool,
 }
 
-impl Batch {
-    fn accept(&mut self, id: u64, at: u64, alert: String, options: Vec<(String, String)>) {
+impl<'a> Batch<'a> {
+    fn accept(&mut self, id: u64, at: u64, alert: &'a str, options: &[(String, String)]) {
         self.ids.push(id as i64);
         self.at.push(at as i64);
-        self.keys.push(key_of(&alert, &options));
+        self.keys.push(key_of(alert, options));
         self.options
-            .push(serde_json::to_string(&options).unwrap_or_else(|_| "[]".into()));
-        self.alerts.push(keepable(&alert).into_owned());
-    }
-
-    fn done(&mut self, done: Finished) {
-        self.done.push(done);
+            .push(serde_json::to_string(options).unwrap_or_else(|_| "[]".into()));
+        self.alerts.push(keepable(alert));
     }
 
     /// Writes what was gathered: endings first (an ending's alert was
@@ -178,11 +175,11 @@ impl Batch {
                 .await?;
             // What the endings make each key's message, the last one
             // winning.
-            let mut messages: Vec<(String, Option<AlertMessage>)> = Vec::new();
+            let mut messages: Vec<(&str, Option<&AlertMessage>)> = Vec::new();
             for d in done {
-                if let Some(m) = d.message {
-                    messages.push((m.key.clone(), Some(m)));
-                } else if let Some(key) = d.forget {
+                if let Some(m) = &d.message {
+                    messages.push((&m.key, Some(m)));
+                } else if let Some(key) = &d.forget {
                     messages.push((key, None));
                 }
             }
@@ -266,7 +263,7 @@ async fn collect(
     cache: &mut Cache,
     handler: &str,
     start_ms: u64,
-    event: Collected,
+    event: &Collected,
 ) -> Result<(), tokio_postgres::Error> {
     let handler = keepable(handler);
     let sql = "SELECT state FROM windows WHERE handler = $1 FOR UPDATE";
@@ -275,7 +272,7 @@ async fn collect(
     let mut window = row
         .and_then(|r| serde_json::from_str::<Window>(r.get::<_, &str>(0)).ok())
         .unwrap_or_else(|| Window::open(start_ms));
-    window.add(event);
+    window.add(event.clone());
     let state = serde_json::to_string(&window).unwrap_or_default();
     let sql = "INSERT INTO windows (handler, state) VALUES ($1, $2)
          ON CONFLICT (handler) DO UPDATE SET state = EXCLUDED.state";
