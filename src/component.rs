@@ -9,7 +9,7 @@ use crate::error::HandlerError;
 use crate::event::{AlertEvent, FieldValue, Level};
 use crate::handler::{self, Delivery, Prepared, WorkspaceSummary};
 use crate::stages::{self, Stage};
-use crate::{config_source, describe, options, response, transport};
+use crate::{config_source, describe, interaction, options, response, transport};
 
 wit_bindgen::generate!({
     world: "alert-handler",
@@ -163,6 +163,34 @@ impl Guest for Component {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    fn interaction(
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        now: wit::Timestamp,
+    ) -> wit::InteractionOutcome {
+        let config = match current_config() {
+            Ok(config) => config,
+            Err(e) => return wit::InteractionOutcome::Refuse(e.to_string()),
+        };
+        match interaction::read(&config, &headers, &body, now.seconds) {
+            interaction::Outcome::Act(i) => wit::InteractionOutcome::Act(wit::Interaction {
+                workspace: i.workspace,
+                alert: i.alert,
+                action: match i.action {
+                    interaction::Action::Acknowledge => wit::Action::Acknowledge,
+                    interaction::Action::Silence(seconds) => wit::Action::Silence(seconds),
+                    interaction::Action::Unsilence => wit::Action::Unsilence,
+                },
+                user: i.user,
+                channel_id: i.channel_id,
+                ts: i.ts,
+                response_url: i.response_url,
+            }),
+            interaction::Outcome::Ignore(why) => wit::InteractionOutcome::Ignore(why),
+            interaction::Outcome::Refuse(why) => wit::InteractionOutcome::Refuse(why),
+        }
     }
 
     fn service_test(options: Vec<(String, String)>) -> Result<wit::Delivery, wit::HandlerError> {

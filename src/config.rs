@@ -34,7 +34,11 @@ pub const KEYS: [&str; 14] = [
 ];
 
 /// Keys naming a file that holds a secret (Alertmanager's convention).
-pub const FILE_KEYS: [&str; 2] = ["token-file", "url-file"];
+pub const FILE_KEYS: [&str; 3] = ["token-file", "url-file", "signing-secret-file"];
+
+/// Our secret keys beside Kapacitor's: the Slack app's signing secret,
+/// which verifies the clicks on an alert's buttons (`interaction`).
+pub const SECRET_KEYS: [&str; 1] = ["signing-secret"];
 
 /// A string that must not be printed: `Debug` shows only whether it is set.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -84,6 +88,9 @@ pub struct Workspace {
     pub ssl_cert: String,
     pub ssl_key: String,
     pub insecure_skip_verify: bool,
+    /// The Slack app's signing secret: a section without one takes no
+    /// interactions.
+    pub signing_secret: Secret,
     /// The message settings this handler adds (`layout`, templates, ...).
     pub style: Style,
 }
@@ -355,11 +362,11 @@ fn read_section(
         }
     }
     let mut ws = Workspace::default();
-    let (mut token_file, mut url_file) = (None, None);
+    let (mut token_file, mut url_file, mut secret_file) = (None, None, None);
     for (key, value) in table.iter() {
         let name: &str = key.get_ref();
         let span = key.span();
-        if name == "token-file" || name == "url-file" {
+        if FILE_KEYS.contains(&name) {
             let Some(path) = value.get_ref().as_str() else {
                 problems.push(
                     span,
@@ -378,7 +385,8 @@ fn read_section(
             });
             match name {
                 "token-file" => token_file = file,
-                _ => url_file = file,
+                "url-file" => url_file = file,
+                _ => secret_file = file,
             }
             continue;
         }
@@ -409,6 +417,7 @@ fn read_section(
                     "workspace" => &mut ws.id,
                     "url" => &mut ws.url.0,
                     "token" => &mut ws.token.0,
+                    "signing-secret" => &mut ws.signing_secret.0,
                     "channel" => &mut ws.channel,
                     "username" => &mut ws.username,
                     "icon-emoji" => &mut ws.icon_emoji,
@@ -437,8 +446,13 @@ fn read_section(
     // Kapacitor's environment overrides, over what the text says.
     let mut token_from_env = None;
     let mut url_from_env = None;
-    // Kapacitor's keys, and ours for files.
-    for &key in KEYS.iter().chain(FILE_KEYS.iter()) {
+    let mut secret_from_env = None;
+    // Kapacitor's keys, and ours for files and secrets.
+    for &key in KEYS
+        .iter()
+        .chain(FILE_KEYS.iter())
+        .chain(SECRET_KEYS.iter())
+    {
         let variable = env_name(section.index, key);
         let Some(value) = sources.var(&variable).filter(|v| !v.is_empty()) else {
             continue;
@@ -466,13 +480,17 @@ fn read_section(
                 ws.token = Secret::new(value);
                 token_from_env = Some(variable);
             }
+            "signing-secret" => {
+                ws.signing_secret = Secret::new(value);
+                secret_from_env = Some(variable);
+            }
             "channel" => ws.channel = value,
             "username" => ws.username = value,
             "icon-emoji" => ws.icon_emoji = value,
             "ssl-ca" => ws.ssl_ca = value,
             "ssl-cert" => ws.ssl_cert = value,
             "ssl-key" => ws.ssl_key = value,
-            "token-file" | "url-file" => {
+            "token-file" | "url-file" | "signing-secret-file" => {
                 let file = Some(FileKey {
                     path: value,
                     span: table_span.clone(),
@@ -480,7 +498,8 @@ fn read_section(
                 });
                 match key {
                     "token-file" => token_file = file,
-                    _ => url_file = file,
+                    "url-file" => url_file = file,
+                    _ => secret_file = file,
                 }
             }
             _ => {}
@@ -490,6 +509,12 @@ fn read_section(
     for (key, file, slot, set_by) in [
         ("token", token_file, &mut ws.token, token_from_env),
         ("url", url_file, &mut ws.url, url_from_env),
+        (
+            "signing-secret",
+            secret_file,
+            &mut ws.signing_secret,
+            secret_from_env,
+        ),
     ] {
         let Some(file) = file else { continue };
         let named = match &file.from_env {
@@ -590,6 +615,7 @@ fn unknown_key_message(name: &str) -> String {
     let all = KEYS
         .iter()
         .chain(FILE_KEYS.iter())
+        .chain(SECRET_KEYS.iter())
         .chain(style::KEYS.iter());
     match all.clone().find(|k| normalise_key(k) == normalised) {
         Some(known) => format!("unknown key `{name}` (did you mean `{known}`?)"),

@@ -12,7 +12,7 @@ pub type Setting = (&'static str, &'static str);
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The keys of a `[[slack]]` section.
-pub const CONFIG_KEYS: [Setting; 30] = [
+pub const CONFIG_KEYS: [Setting; 32] = [
     (
         "enabled",
         "Whether this workspace may send (default false).",
@@ -58,6 +58,14 @@ pub const CONFIG_KEYS: [Setting; 30] = [
     (
         "url-file",
         "A file holding the URL, instead of url (a webhook's URL is secret).",
+    ),
+    (
+        "signing-secret-file",
+        "A file holding the Slack app's signing secret, instead of signing-secret.",
+    ),
+    (
+        "signing-secret",
+        "The Slack app's signing secret: verifies the clicks on an alert's buttons.",
     ),
     (
         "layout",
@@ -173,6 +181,7 @@ mod tests {
         let config: Vec<&str> = config::KEYS
             .iter()
             .chain(config::FILE_KEYS.iter())
+            .chain(config::SECRET_KEYS.iter())
             .chain(style::KEYS.iter())
             .copied()
             .collect();

@@ -16,6 +16,7 @@ pub mod describe;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod interaction;
 pub mod options;
 pub mod payload;
 pub mod redact;

@@ -12,9 +12,9 @@ wasmtime::component::bindgen!({
 });
 
 pub use alerting::handler::types::{
-    AlertEvent, ConfigSummary, Delivery, Description, Endpoint, FieldValue, HandlerError,
-    HttpRequest, Level, Setting, SlackRejection, Timestamp, TlsSettings, TransientFailure,
-    WorkspaceSummary,
+    Action, AlertEvent, ConfigSummary, Delivery, Description, Endpoint, FieldValue, HandlerError,
+    HttpRequest, Interaction, InteractionOutcome, Level, Setting, SlackRejection, Timestamp,
+    TlsSettings, TransientFailure, WorkspaceSummary,
 };
 
 impl Level {

@@ -86,9 +86,9 @@ mod runtime;
 mod secrets;
 
 pub use bindings::{
-    AlertEvent, ConfigSummary, Delivery, Description, Endpoint, FieldValue, HandlerError,
-    HttpRequest, Level, Setting, SlackRejection, Timestamp, TlsSettings, TransientFailure,
-    WorkspaceSummary,
+    Action, AlertEvent, ConfigSummary, Delivery, Description, Endpoint, FieldValue, HandlerError,
+    HttpRequest, Interaction, InteractionOutcome, Level, Setting, SlackRejection, Timestamp,
+    TlsSettings, TransientFailure, WorkspaceSummary,
 };
 pub use egress::Allowlist;
 pub use host::{trap_reason, Host, Limits, State, Trapped};

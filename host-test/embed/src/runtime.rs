@@ -18,7 +18,7 @@ use crate::net::{Destination, NetPolicy, NetSettings};
 
 use crate::bindings::{
     AlertEvent, AlertHandler, AlertHandlerPre, ConfigSummary, Delivery, Description, HandlerError,
-    HttpRequest,
+    HttpRequest, InteractionOutcome, Timestamp,
 };
 
 /// A plugin's configuration summary in the network layer's terms: where
@@ -369,6 +369,34 @@ impl Instance {
             .bindings
             .alerting_handler_handler()
             .call_preview_alert(&mut self.store, event, options)
+            .await;
+        self.leave(answer)
+    }
+
+    /// Reads a click on one of an alert's buttons, as the chat service
+    /// posted it (`headers`, raw `body`), at `now`: what it asks, or why it
+    /// is ignored or refused (the handler verifies it).
+    pub fn interaction(
+        &mut self,
+        headers: &[(String, String)],
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<InteractionOutcome> {
+        block(self.interaction_async(headers, body, now))
+    }
+
+    /// [`Instance::interaction`], on the caller's task.
+    pub async fn interaction_async(
+        &mut self,
+        headers: &[(String, String)],
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<InteractionOutcome> {
+        self.enter()?;
+        let answer = self
+            .bindings
+            .alerting_handler_handler()
+            .call_interaction(&mut self.store, headers, body, now)
             .await;
         self.leave(answer)
     }
