@@ -12,9 +12,12 @@ wasmtime::component::bindgen!({
 });
 
 pub use alerting::handler::types::{
-    Action, AlertEvent, ConfigSummary, Delivery, Description, Endpoint, FieldValue, HandlerError,
-    HttpRequest, Interaction, InteractionOutcome, Level, Setting, SlackRejection, Timestamp,
-    TlsSettings, TransientFailure, WorkspaceSummary,
+    AlertEvent, ConfigSummary, Delivery, Description, Endpoint, FieldValue, HandlerError,
+    HttpRequest, Level, Setting, SlackRejection, Timestamp, TlsSettings, TransientFailure,
+    WorkspaceSummary,
+};
+pub use exports::alerting::handler::interactions::{
+    Action, Interaction, InteractionOutcome, SocketAnswer,
 };
 
 impl Level {

@@ -87,8 +87,8 @@ mod secrets;
 
 pub use bindings::{
     Action, AlertEvent, ConfigSummary, Delivery, Description, Endpoint, FieldValue, HandlerError,
-    HttpRequest, Interaction, InteractionOutcome, Level, Setting, SlackRejection, Timestamp,
-    TlsSettings, TransientFailure, WorkspaceSummary,
+    HttpRequest, Interaction, InteractionOutcome, Level, Setting, SlackRejection, SocketAnswer,
+    Timestamp, TlsSettings, TransientFailure, WorkspaceSummary,
 };
 pub use egress::Allowlist;
 pub use host::{trap_reason, Host, Limits, State, Trapped};

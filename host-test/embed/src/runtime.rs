@@ -18,7 +18,7 @@ use crate::net::{Destination, NetPolicy, NetSettings};
 
 use crate::bindings::{
     AlertEvent, AlertHandler, AlertHandlerPre, ConfigSummary, Delivery, Description, HandlerError,
-    HttpRequest, InteractionOutcome, Timestamp,
+    HttpRequest, InteractionOutcome, SocketAnswer, Timestamp,
 };
 
 /// A plugin's configuration summary in the network layer's terms: where
@@ -395,8 +395,51 @@ impl Instance {
         self.enter()?;
         let answer = self
             .bindings
-            .alerting_handler_handler()
+            .alerting_handler_interactions()
             .call_interaction(&mut self.store, headers, body, now)
+            .await;
+        self.leave(answer)
+    }
+
+    /// Where to open the chat service's event socket, asked with an
+    /// app-level token (the request goes through this host's network).
+    pub async fn socket_url_async(
+        &mut self,
+        app_token: &str,
+    ) -> Result<Result<String, HandlerError>> {
+        self.enter()?;
+        let answer = self
+            .bindings
+            .alerting_handler_interactions()
+            .call_socket_url(&mut self.store, app_token)
+            .await;
+        self.leave(answer)
+    }
+
+    /// Reads one text message of the event socket: what to send back, what
+    /// it asks, whether to reconnect.
+    pub async fn socket_message_async(&mut self, text: &str) -> Result<SocketAnswer> {
+        self.enter()?;
+        let answer = self
+            .bindings
+            .alerting_handler_interactions()
+            .call_socket_message(&mut self.store, text)
+            .await;
+        self.leave(answer)
+    }
+
+    /// Tells the person who clicked, alone, `text` (through the click's
+    /// `response_url`).
+    pub async fn notice_async(
+        &mut self,
+        response_url: &str,
+        text: &str,
+    ) -> Result<Result<(), HandlerError>> {
+        self.enter()?;
+        let answer = self
+            .bindings
+            .alerting_handler_interactions()
+            .call_notice(&mut self.store, response_url, text)
             .await;
         self.leave(answer)
     }
