@@ -18,6 +18,7 @@ wit_bindgen::generate!({
 
 use alerting::handler::types as wit;
 use exports::alerting::handler::handler::Guest;
+use exports::alerting::handler::interactions as clicks;
 
 struct Component;
 
@@ -80,7 +81,7 @@ impl Guest for Component {
                 .map(|(name, doc)| wit::Setting {
                     name: name.to_string(),
                     doc: doc.to_string(),
-                    host_only: crate::options::PREVIOUS_KEYS.contains(name),
+                    host_only: crate::options::HOST_KEYS.contains(name),
                 })
                 .collect()
         };
@@ -163,34 +164,6 @@ impl Guest for Component {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    fn interaction(
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-        now: wit::Timestamp,
-    ) -> wit::InteractionOutcome {
-        let config = match current_config() {
-            Ok(config) => config,
-            Err(e) => return wit::InteractionOutcome::Refuse(e.to_string()),
-        };
-        match interaction::read(&config, &headers, &body, now.seconds) {
-            interaction::Outcome::Act(i) => wit::InteractionOutcome::Act(wit::Interaction {
-                workspace: i.workspace,
-                alert: i.alert,
-                action: match i.action {
-                    interaction::Action::Acknowledge => wit::Action::Acknowledge,
-                    interaction::Action::Silence(seconds) => wit::Action::Silence(seconds),
-                    interaction::Action::Unsilence => wit::Action::Unsilence,
-                },
-                user: i.user,
-                channel_id: i.channel_id,
-                ts: i.ts,
-                response_url: i.response_url,
-            }),
-            interaction::Outcome::Ignore(why) => wit::InteractionOutcome::Ignore(why),
-            interaction::Outcome::Refuse(why) => wit::InteractionOutcome::Refuse(why),
-        }
     }
 
     fn service_test(options: Vec<(String, String)>) -> Result<wit::Delivery, wit::HandlerError> {
@@ -298,5 +271,77 @@ fn to_wit_error(e: HandlerError) -> wit::HandlerError {
         HandlerError::Tls(m) => W::Tls(m),
         HandlerError::RequestDenied(m) => W::RequestDenied(m),
         HandlerError::Internal(m) => W::Internal(m),
+    }
+}
+
+impl clicks::Guest for Component {
+    fn interaction(
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        now: wit::Timestamp,
+    ) -> clicks::InteractionOutcome {
+        match current_config() {
+            Ok(config) => to_wit_outcome(interaction::read(&config, &headers, &body, now.seconds)),
+            Err(e) => clicks::InteractionOutcome::Refuse(e.to_string()),
+        }
+    }
+
+    fn socket_url(app_token: String) -> Result<String, wit::HandlerError> {
+        let run = || {
+            let config = current_config()?;
+            let raw = transport::send(&interaction::socket_open(&config, &app_token)?)?;
+            response::classify(
+                raw.status,
+                raw.retry_after.as_deref(),
+                &raw.body,
+                raw.truncated,
+            )?;
+            interaction::socket_url(&raw.body)
+        };
+        run().map_err(to_wit_error)
+    }
+
+    fn socket_message(text: String) -> clicks::SocketAnswer {
+        let answer = interaction::socket_message(&text);
+        clicks::SocketAnswer {
+            reply: answer.reply,
+            outcome: to_wit_outcome(answer.outcome),
+            reconnect: answer.reconnect,
+        }
+    }
+
+    fn notice(response_url: String, text: String) -> Result<(), wit::HandlerError> {
+        let run = || {
+            let raw = transport::send(&interaction::notice(&response_url, &text)?)?;
+            response::classify(
+                raw.status,
+                raw.retry_after.as_deref(),
+                &raw.body,
+                raw.truncated,
+            )
+            .map(|_| ())
+        };
+        run().map_err(to_wit_error)
+    }
+}
+
+fn to_wit_outcome(outcome: interaction::Outcome) -> clicks::InteractionOutcome {
+    use clicks::InteractionOutcome as O;
+    match outcome {
+        interaction::Outcome::Act(i) => O::Act(clicks::Click {
+            workspace: i.workspace,
+            alert: i.alert,
+            action: match i.action {
+                interaction::Action::Acknowledge => clicks::Action::Acknowledge,
+                interaction::Action::Silence(seconds) => clicks::Action::Silence(seconds),
+                interaction::Action::Unsilence => clicks::Action::Unsilence,
+            },
+            user: i.user,
+            channel_id: i.channel_id,
+            ts: i.ts,
+            response_url: i.response_url,
+        }),
+        interaction::Outcome::Ignore(why) => O::Ignore(why),
+        interaction::Outcome::Refuse(why) => O::Refuse(why),
     }
 }

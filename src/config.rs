@@ -600,6 +600,25 @@ fn read_style_key(style: &mut Style, name: &str, value: &DeValue) -> Result<(), 
             style.fields = Some(fields);
             Ok(())
         }
+        // Lists: a comma-separated string, or an array of strings.
+        "actions" | "silence-durations" if matches!(value, DeValue::Array(_)) => {
+            let DeValue::Array(items) = value else {
+                return Ok(());
+            };
+            let mut list = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                match item.get_ref().as_str() {
+                    Some(text) => list.push(text),
+                    None => {
+                        return Err(format!(
+                            "`{name}` must be strings, not {}",
+                            item.get_ref().type_str()
+                        ))
+                    }
+                }
+            }
+            style.set(name, &list.join(","), Template::compile)
+        }
         _ => match value.as_str() {
             Some(text) => style.set(name, text, Template::compile),
             None => Err(format!(
@@ -670,6 +689,9 @@ fn validate(form: Form, all: &[Workspace], spans: &[Range<usize>], problems: &mu
         if on_recovery != style::OnRecovery::New && !ws.url.is_empty() && !ws.is_web_api() {
             say(&webhook_cannot(on_recovery));
         }
+        if ws.style.has_buttons() && !ws.is_web_api() {
+            say(&webhook_cannot_buttons());
+        }
         match (ws.ssl_cert.is_empty(), ws.ssl_key.is_empty()) {
             (false, true) => say("Must provide both key and cert files: only cert file provided."),
             (true, false) => say("Must provide both key and cert files: only key file provided."),
@@ -709,6 +731,11 @@ fn validate(form: Form, all: &[Workspace], spans: &[Range<usize>], problems: &mu
 }
 
 /// Why `on-recovery` `update` or `thread` cannot work with a webhook.
+/// Why a webhook's section cannot carry `actions`.
+pub fn webhook_cannot_buttons() -> String {
+    "`actions` needs the Web API (a `token` and chat.postMessage's URL): a click updates the alert's message, which a webhook cannot edit".to_string()
+}
+
 pub fn webhook_cannot(on_recovery: style::OnRecovery) -> String {
     format!(
         "on-recovery = \"{}\" needs the Web API (a `token` and chat.postMessage's URL): a webhook cannot edit or reply to a message",

@@ -12,7 +12,7 @@ pub type Setting = (&'static str, &'static str);
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The keys of a `[[slack]]` section.
-pub const CONFIG_KEYS: [Setting; 32] = [
+pub const CONFIG_KEYS: [Setting; 34] = [
     (
         "enabled",
         "Whether this workspace may send (default false).",
@@ -108,11 +108,19 @@ pub const CONFIG_KEYS: [Setting; 32] = [
         "thread-broadcast",
         "With on-recovery thread: show the reply in the channel too.",
     ),
+    (
+        "actions",
+        "Buttons on a firing alert's message: acknowledge, silence (needs a token).",
+    ),
+    (
+        "silence-durations",
+        "The Silence buttons' durations (default: 1h,1d).",
+    ),
 ];
 
 /// The options `handle-alert` takes: Kapacitor's handler options, our
 /// style keys with the same names as above, and what a host passes back.
-pub const OPTIONS: [Setting; 20] = [
+pub const OPTIONS: [Setting; 28] = [
     (
         "workspace",
         "The workspace to send with (default: the default one).",
@@ -152,6 +160,11 @@ pub const OPTIONS: [Setting; 20] = [
         "thread-broadcast",
         "As the configuration key; the option wins.",
     ),
+    ("actions", "As the configuration key; the option wins."),
+    (
+        "silence-durations",
+        "As the configuration key; the option wins.",
+    ),
     (
         "previous-channel-id",
         "Set by the host: the channel id of the alert's message so far.",
@@ -159,6 +172,27 @@ pub const OPTIONS: [Setting; 20] = [
     (
         "previous-ts",
         "Set by the host: the ts of the alert's message so far.",
+    ),
+    (
+        "alert-key",
+        "Set by the host: what the alert's buttons name it by.",
+    ),
+    (
+        "acknowledged-by",
+        "Set by the host: who acknowledged the alert (a user id).",
+    ),
+    ("acknowledged-at", "Set by the host: when (Unix seconds)."),
+    (
+        "silenced-by",
+        "Set by the host: who silenced the alert (a user id).",
+    ),
+    (
+        "silenced-until",
+        "Set by the host: until when (Unix seconds).",
+    ),
+    (
+        "refresh",
+        "Set by the host: edit the message at previous-ts in place (after a click).",
     ),
 ];
 
@@ -189,7 +223,7 @@ mod tests {
         let options: Vec<&str> = options::HANDLER_KEYS
             .iter()
             .chain(style::KEYS.iter())
-            .chain(options::PREVIOUS_KEYS.iter())
+            .chain(options::HOST_KEYS.iter())
             .copied()
             .collect();
         assert_eq!(names(&OPTIONS), options);

@@ -137,12 +137,21 @@ fn prepare(
             on_recovery,
         )));
     }
+    if style.has_buttons() && !ws.is_web_api() {
+        return Err(HandlerError::InvalidConfig(config::webhook_cannot_buttons()));
+    }
     stages::end(Stage::Select);
     let rendered = render::message(ws, options, &style, event);
     stages::end(Stage::Render);
     let post = Request::new(ws, &rendered.message);
     stages::end(Stage::Serialize);
     let (request, then) = match (on_recovery, &options.previous) {
+        // After a click: the clicked message edited in place, nothing new
+        // posted if it is gone.
+        (_, Some(previous)) if options.state.refresh && ws.is_web_api() => (
+            Request::update(ws, &rendered.as_update(&previous.channel_id, &previous.ts)),
+            Then::Nothing,
+        ),
         (OnRecovery::New, _) | (_, None) => (post, Then::Nothing),
         (OnRecovery::Update, Some(previous)) => (
             Request::update(ws, &rendered.as_update(&previous.channel_id, &previous.ts)),
@@ -498,6 +507,98 @@ mod tests {
             matches!(&e, HandlerError::InvalidOption(m) if m.contains("a webhook cannot")),
             "{e:?}"
         );
+    }
+
+    fn with_buttons(layout: &str) -> Config {
+        Config::parse(&format!(
+            "[slack]\nenabled = true\nurl = \"https://slack.test/api/chat.postMessage\"\ntoken = \"xoxb-1\"\nchannel = \"#ops\"\nlayout = \"{layout}\"\nactions = [\"acknowledge\", \"silence\"]\n"
+        ))
+        .unwrap()
+    }
+
+    fn sent_body(p: Prepared) -> (String, Value) {
+        let (_, sent) = run(p, vec![Ok(answer("1.1"))]);
+        sent[0].clone()
+    }
+
+    #[test]
+    fn buttons_sit_inside_a_coloured_attachment_in_both_layouts() {
+        let e = AlertEvent::with_message("cpu high", Level::Critical);
+        let key = pairs(&[("alert-key", "[\"cpu\",[]]")]);
+        let (_, body) = sent_body(prepare_alert(&with_buttons("blocks"), &e, &key).unwrap());
+        let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
+        let actions = blocks.last().unwrap();
+        assert_eq!(actions["type"], "actions");
+        assert_eq!(actions["elements"][0]["text"]["text"], "Acknowledge");
+        assert_eq!(actions["elements"][1]["text"]["text"], "Silence 1h");
+        assert_eq!(actions["elements"][2]["value"], "[\"cpu\",[]]");
+        let (_, body) = sent_body(prepare_alert(&with_buttons("attachment"), &e, &key).unwrap());
+        let attachments = body["attachments"].as_array().unwrap();
+        assert_eq!(attachments.len(), 2);
+        assert!(attachments[0]["blocks"].is_null(), "the legacy fields stay");
+        assert_eq!(attachments[1]["color"], attachments[0]["color"]);
+        assert_eq!(attachments[1]["blocks"][0]["type"], "actions");
+        // A recovery has none.
+        let ok = AlertEvent::with_message("fine", Level::Ok);
+        let (_, body) = sent_body(prepare_alert(&with_buttons("blocks"), &ok, &key).unwrap());
+        assert!(!body.to_string().contains("\"actions\""), "{body}");
+    }
+
+    #[test]
+    fn kapacitors_layout_and_a_webhook_refuse_actions_saying_why() {
+        let e = Config::parse(
+            "[slack]\nenabled = true\nurl = \"https://slack.test/api/chat.postMessage\"\ntoken = \"t\"\nactions = \"acknowledge\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("`actions` needs `layout`"), "{e}");
+        let e = Config::parse(
+            "[slack]\nenabled = true\nurl = \"https://hooks.slack.com/services/T/B/X\"\nlayout = \"blocks\"\nactions = \"silence\"\n",
+        )
+        .unwrap_err();
+        assert!(matches!(e, HandlerError::InvalidConfig(_)), "{e:?}");
+        assert!(e.to_string().contains("`actions` needs the Web API"), "{e}");
+        let webhook = Config::parse(
+            "[slack]\nenabled = true\nurl = \"https://hooks.slack.com/services/T/B/X\"\nlayout = \"blocks\"\n",
+        )
+        .unwrap();
+        let ev = AlertEvent::with_message("x", Level::Critical);
+        let e = prepare_alert(&webhook, &ev, &pairs(&[("actions", "acknowledge")]))
+            .err()
+            .unwrap();
+        assert!(matches!(e, HandlerError::InvalidConfig(_)), "{e:?}");
+        let e = Config::parse(
+            "[slack]\nenabled = true\nurl = \"https://slack.test/api/chat.postMessage\"\ntoken = \"t\"\nlayout = \"blocks\"\nactions = \"acknowledge,escalate\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("\"escalate\""), "{e}");
+        let e = Config::parse(
+            "[slack]\nenabled = true\nurl = \"https://slack.test/api/chat.postMessage\"\ntoken = \"t\"\nlayout = \"blocks\"\nsilence-durations = \"1h,soon\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("\"soon\" is not a duration"), "{e}");
+    }
+
+    #[test]
+    fn a_refresh_edits_the_clicked_message_whatever_the_mode_and_shows_the_marks() {
+        let e = AlertEvent::with_message("cpu high", Level::Critical);
+        let mut options = earlier();
+        options.extend(pairs(&[
+            ("refresh", "true"),
+            ("alert-key", "k"),
+            ("acknowledged-by", "U7"),
+            ("acknowledged-at", "1764460800"),
+        ]));
+        let p = prepare_alert(&with_buttons("blocks"), &e, &options).unwrap();
+        let (d, sent) = run(p, vec![Err(rejected("message_not_found"))]);
+        assert!(sent[0].0.ends_with("/chat.update"), "{}", sent[0].0);
+        assert_eq!(sent.len(), 1, "nothing new is posted when it is gone");
+        assert!(d.is_err());
+        let text = sent[0].1.to_string();
+        assert!(text.contains("Acknowledged by <@U7>"), "{text}");
+        assert!(!text.contains("\"Acknowledge\""), "{text}");
+        assert!(text.contains("Silence 1d"), "{text}");
+        let half = pairs(&[("acknowledged-by", "U7")]);
+        assert!(prepare_alert(&with_buttons("blocks"), &e, &half).is_err());
     }
 
     #[test]

@@ -15,7 +15,10 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
+use crate::error::HandlerError;
+use crate::payload::{method_url, Request};
+use crate::weburl::WebUrl;
 
 /// How far a request's timestamp may be from now, in seconds.
 pub const MAX_AGE: i64 = 300;
@@ -122,7 +125,8 @@ pub fn read(config: &Config, headers: &[(String, String)], body: &[u8], now: i64
     }
 }
 
-/// The click a signed body holds, or why it holds none this handler takes.
+/// The click a signed form body holds (`payload=<JSON>`), or why it holds
+/// none this handler takes.
 fn click(body: &[u8]) -> Result<Interaction, String> {
     let body = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_string())?;
     let payload = body
@@ -132,10 +136,15 @@ fn click(body: &[u8]) -> Result<Interaction, String> {
     let payload = form_decode(payload).ok_or("payload= is not percent-encoded UTF-8")?;
     // From a slice into a Value, as Slack's answers are read (one
     // deserializer in the component, not two).
-    let value = match serde_json::from_slice(payload.as_bytes()) {
-        Ok(value @ Value::Object(_)) => value,
-        _ => return Err("payload is not a JSON object".into()),
-    };
+    match serde_json::from_slice(payload.as_bytes()) {
+        Ok(value @ Value::Object(_)) => from_payload(&value),
+        _ => Err("payload is not a JSON object".into()),
+    }
+}
+
+/// The click an interaction payload (Slack's JSON, from the form or a
+/// Socket Mode envelope) holds, or why it holds none this handler takes.
+pub fn from_payload(value: &Value) -> Result<Interaction, String> {
     let kind = value["type"].as_str().unwrap_or_default();
     if kind != "block_actions" {
         return Err(format!(
@@ -151,9 +160,9 @@ fn click(body: &[u8]) -> Result<Interaction, String> {
         .ok_or("actions[0].value: missing")?;
     let action =
         match action_id {
-            "acknowledge" => Action::Acknowledge,
-            "unsilence" => Action::Unsilence,
-            other => match other.strip_prefix("silence:") {
+            ACKNOWLEDGE => Action::Acknowledge,
+            UNSILENCE => Action::Unsilence,
+            other => match other.strip_prefix(SILENCE) {
                 Some(duration) => Action::Silence(seconds(duration).ok_or_else(|| {
                     format!("actions[0].action_id: `{other}` does not say how long")
                 })?),
@@ -164,7 +173,7 @@ fn click(body: &[u8]) -> Result<Interaction, String> {
                 }
             },
         };
-    let text = |v: &Value| v.as_str().map(str::to_string);
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
     let user = text(&value["user"]["id"]).ok_or("user.id: missing")?;
     let channel_id = text(&value["container"]["channel_id"])
         .or_else(|| text(&value["channel"]["id"]))
@@ -180,6 +189,134 @@ fn click(body: &[u8]) -> Result<Interaction, String> {
         channel_id,
         ts,
         response_url: text(&value["response_url"]),
+    })
+}
+
+/// The `action_id`s of an alert's buttons: what a click asks.
+pub const ACKNOWLEDGE: &str = "acknowledge";
+pub const UNSILENCE: &str = "unsilence";
+/// `silence:` and the duration as configured (`silence:1h`).
+pub const SILENCE: &str = "silence:";
+
+/// What a message on the Socket Mode connection asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketAnswer {
+    /// The envelope's acknowledgement, to send back at once.
+    pub reply: Option<String>,
+    pub outcome: Outcome,
+    /// Slack asks for a new connection (`disconnect`).
+    pub reconnect: bool,
+}
+
+/// Reads one text message of Slack's Socket Mode connection: `hello`,
+/// `disconnect`, or an envelope (acknowledged by its `envelope_id`
+/// whatever it holds; an `interactive` one may hold a click). The
+/// connection was opened with the app token, so nothing is signed.
+pub fn socket_message(text: &str) -> SocketAnswer {
+    let answer = |reply, outcome, reconnect| SocketAnswer {
+        reply,
+        outcome,
+        reconnect,
+    };
+    let value: Value = match serde_json::from_slice(text.as_bytes()) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => {
+            return answer(
+                None,
+                Outcome::Ignore("a Socket Mode message that is not a JSON object".into()),
+                false,
+            )
+        }
+    };
+    let kind = value["type"].as_str().unwrap_or_default();
+    let reply = value["envelope_id"]
+        .as_str()
+        .map(|id| serde_json::json!({ "envelope_id": id }).to_string());
+    match kind {
+        "hello" => answer(None, Outcome::Ignore("hello".into()), false),
+        "disconnect" => answer(
+            None,
+            Outcome::Ignore(format!(
+                "Slack asks for a new connection ({})",
+                value["reason"].as_str().unwrap_or("no reason given")
+            )),
+            true,
+        ),
+        "interactive" => {
+            let outcome = match from_payload(&value["payload"]) {
+                Ok(click) => Outcome::Act(click),
+                Err(why) => Outcome::Ignore(why),
+            };
+            answer(reply, outcome, false)
+        }
+        other => answer(
+            reply,
+            Outcome::Ignore(format!("a Socket Mode envelope of type `{other}`")),
+            false,
+        ),
+    }
+}
+
+/// The section whose Web API serves the app: the default one if it has a
+/// token, else the first that has one.
+fn app_section(config: &Config) -> Option<&crate::config::Workspace> {
+    let with_token = |ws: &&crate::config::Workspace| !ws.token.is_empty() && ws.is_web_api();
+    config
+        .select("")
+        .ok()
+        .filter(with_token)
+        .or_else(|| config.workspaces.iter().find(with_token))
+}
+
+/// The request that asks Slack where to open the Socket Mode connection
+/// (`apps.connections.open` with the app-level token, on the Web API of
+/// [`app_section`]); [`socket_url`] reads its answer.
+pub fn socket_open(config: &Config, app_token: &str) -> Result<Request, HandlerError> {
+    let ws = app_section(config).ok_or_else(|| {
+        HandlerError::InvalidConfig(
+            "Socket Mode needs a [[slack]] section with a `token` (the Web API): none has one"
+                .into(),
+        )
+    })?;
+    Ok(Request {
+        url: Secret::new(method_url(ws.url.expose(), "apps.connections.open")),
+        token: Secret::new(app_token.trim()),
+        body: b"{}".to_vec(),
+    })
+}
+
+/// The WebSocket URL in `apps.connections.open`'s answer (`ok` checked
+/// before).
+pub fn socket_url(body: &[u8]) -> Result<String, HandlerError> {
+    let value: Value = serde_json::from_slice(body).unwrap_or_default();
+    match value["url"].as_str() {
+        Some(url) if url.starts_with("wss://") || url.starts_with("ws://") => Ok(url.to_string()),
+        _ => Err(HandlerError::Internal(
+            "apps.connections.open answered without a WebSocket `url`".into(),
+        )),
+    }
+}
+
+/// The ephemeral message that tells the person who clicked, alone, `text`
+/// through the click's `response_url` (the clicked message stays as it
+/// is).
+pub fn notice(response_url: &str, text: &str) -> Result<Request, HandlerError> {
+    let scheme = WebUrl::parse(response_url).map(|u| u.scheme);
+    if !matches!(scheme.as_deref(), Ok("https" | "http")) {
+        return Err(HandlerError::InvalidOption(
+            "the click's response_url is not an http(s) URL".into(),
+        ));
+    }
+    Ok(Request {
+        url: Secret::new(response_url),
+        token: Secret::default(),
+        body: serde_json::json!({
+            "response_type": "ephemeral",
+            "replace_original": false,
+            "text": text,
+        })
+        .to_string()
+        .into_bytes(),
     })
 }
 
@@ -355,6 +492,58 @@ mod tests {
             Outcome::Ignore(why) => assert!(why.contains("`escalate`"), "{why}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn socket_mode_envelopes_are_acknowledged_and_read() {
+        let payload: Value = {
+            let b = body("acknowledge");
+            let json = form_decode(b.strip_prefix("payload=").unwrap()).unwrap();
+            serde_json::from_str(&json).unwrap()
+        };
+        let envelope = serde_json::json!({"envelope_id": "e-1", "type": "interactive",
+            "payload": payload, "accepts_response_payload": false})
+        .to_string();
+        let a = socket_message(&envelope);
+        assert_eq!(a.reply.as_deref(), Some(r#"{"envelope_id":"e-1"}"#));
+        assert!(!a.reconnect);
+        match a.outcome {
+            Outcome::Act(i) => {
+                assert_eq!(i.action, Action::Acknowledge);
+                assert_eq!(i.workspace, "");
+            }
+            other => panic!("{other:?}"),
+        }
+        let hello = socket_message(r#"{"type":"hello","num_connections":1}"#);
+        assert_eq!((hello.reply, hello.reconnect), (None, false));
+        let bye = socket_message(r#"{"type":"disconnect","reason":"refresh_requested"}"#);
+        assert!(bye.reconnect);
+        // Any other envelope is acknowledged and ignored, naming why.
+        let other = socket_message(r#"{"envelope_id":"e-2","type":"events_api","payload":{}}"#);
+        assert_eq!(other.reply.as_deref(), Some(r#"{"envelope_id":"e-2"}"#));
+        assert!(matches!(other.outcome, Outcome::Ignore(ref w) if w.contains("events_api")));
+        let bad = socket_message("not json");
+        assert!(matches!(bad.outcome, Outcome::Ignore(_)) && bad.reply.is_none());
+    }
+
+    #[test]
+    fn the_notice_and_the_socket_open_request_carry_what_slack_needs() {
+        let r = notice("https://hooks.slack.com/actions/T1/1/abc", "gone").unwrap();
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["response_type"], "ephemeral");
+        assert!(r.token.is_empty());
+        assert!(notice("javascript:alert(1)", "x").is_err());
+        let open = socket_open(&config(), "xapp-1-A").unwrap();
+        assert_eq!(
+            open.url.expose(),
+            "https://slack.com/api/apps.connections.open"
+        );
+        assert_eq!(open.token.expose(), "xapp-1-A");
+        assert_eq!(
+            socket_url(br#"{"ok":true,"url":"wss://wss.slack.com/link/?ticket=1"}"#).unwrap(),
+            "wss://wss.slack.com/link/?ticket=1"
+        );
+        assert!(socket_url(br#"{"ok":true}"#).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod alert_json;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod alertmanager;
+pub mod buttons;
 pub mod config;
 pub mod config_source;
 pub mod describe;

@@ -23,6 +23,33 @@ pub struct HandlerOptions {
     /// The alert's earlier message, as the host passes it back
     /// (`previous-channel-id`, `previous-ts`).
     pub previous: Option<PreviousMessage>,
+    /// What the host says of the alert for its buttons.
+    pub state: AlertState,
+}
+
+/// What the host says of an alert (host-only options): the key its buttons
+/// name it by, who acknowledged or silenced it, and whether this call only
+/// refreshes its message after a click.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertState {
+    /// `alert-key`: the buttons' value (else the alert's id).
+    pub key: String,
+    /// `acknowledged-by` and `acknowledged-at`.
+    pub acknowledged: Option<Mark>,
+    /// `silenced-by` and `silenced-until`.
+    pub silenced: Option<Mark>,
+    /// `refresh`: edit the message at `previous-ts` in place, whatever
+    /// `on-recovery` says, and post nothing new if it is gone.
+    pub refresh: bool,
+}
+
+/// Who did something to an alert, and a time (when, or until when).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// A Slack user id.
+    pub by: String,
+    /// Unix seconds.
+    pub at: i64,
 }
 
 /// An alert's earlier message: where `update` edits and `thread` replies.
@@ -35,8 +62,18 @@ pub struct PreviousMessage {
 /// Kapacitor's handler-file keys; `iconEmoji` (TICKscript) is accepted too.
 pub const HANDLER_KEYS: [&str; 4] = ["workspace", "channel", "username", "icon-emoji"];
 
-/// The options a host sets to pass an alert's earlier message back.
-pub const PREVIOUS_KEYS: [&str; 2] = ["previous-channel-id", "previous-ts"];
+/// Every option that is the host's to set, not a person's: the earlier
+/// message, and what the alert's buttons show.
+pub const HOST_KEYS: [&str; 8] = [
+    "previous-channel-id",
+    "previous-ts",
+    "alert-key",
+    "acknowledged-by",
+    "acknowledged-at",
+    "silenced-by",
+    "silenced-until",
+    "refresh",
+];
 
 impl HandlerOptions {
     /// Reads options strictly, as Kapacitor decodes topic-handler options:
@@ -45,10 +82,17 @@ impl HandlerOptions {
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, HandlerError> {
         let mut options = HandlerOptions::default();
         let (mut channel_id, mut ts) = (String::new(), String::new());
+        let mut marks: [(String, String); 2] = Default::default();
         for (key, value) in pairs {
             match key.as_str() {
                 "previous-channel-id" => channel_id = value.clone(),
                 "previous-ts" => ts = value.clone(),
+                "alert-key" => options.state.key = value.clone(),
+                "acknowledged-by" => marks[0].0 = value.clone(),
+                "acknowledged-at" => marks[0].1 = value.clone(),
+                "silenced-by" => marks[1].0 = value.clone(),
+                "silenced-until" => marks[1].1 = value.clone(),
+                "refresh" => options.state.refresh = value == "true",
                 _ => {
                     if !options.set(key, value)? {
                         return Err(unknown(key, &all_keys()));
@@ -56,6 +100,9 @@ impl HandlerOptions {
                 }
             }
         }
+        let [acknowledged, silenced] = marks;
+        options.state.acknowledged = mark(acknowledged, "acknowledged-by", "acknowledged-at")?;
+        options.state.silenced = mark(silenced, "silenced-by", "silenced-until")?;
         options.previous = match (channel_id.is_empty(), ts.is_empty()) {
             (true, true) => None,
             (false, false) => Some(PreviousMessage { channel_id, ts }),
@@ -111,6 +158,26 @@ impl HandlerOptions {
         };
         *slot = value.to_string();
         Ok(true)
+    }
+}
+
+/// A mark from its two host-only options: both or neither.
+fn mark(
+    (by, at): (String, String),
+    by_key: &str,
+    at_key: &str,
+) -> Result<Option<Mark>, HandlerError> {
+    match (by.is_empty(), at.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => match at.parse::<i64>() {
+            Ok(at) => Ok(Some(Mark { by, at })),
+            Err(_) => Err(HandlerError::InvalidOption(format!(
+                "`{at_key}` must be Unix seconds"
+            ))),
+        },
+        _ => Err(HandlerError::InvalidOption(format!(
+            "`{by_key}` and `{at_key}` go together: one was given without the other"
+        ))),
     }
 }
 

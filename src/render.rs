@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use handlebars::Context;
 use serde_json::{json, Value};
 
+use crate::buttons;
 use crate::config::Workspace;
 use crate::event::AlertEvent;
 use crate::options::HandlerOptions;
@@ -263,15 +264,45 @@ pub fn message(
         Some(list) if style.mentions_at(event.level) => list.join(" "),
         _ => String::new(),
     };
-    let (attachment, text) = match style.layout() {
-        Layout::Kapacitor => kapacitor(&mut r, style, &mentions),
-        Layout::Attachment => attachment(&mut r, style, &mentions),
-        Layout::Blocks => blocks(&mut r, style, &mentions),
+    let (marks, dropped) = buttons::blocks(style, &options.state, event);
+    if let Some(warning) = dropped {
+        r.warn(warning.to_string());
+    }
+    let mut attachments = Vec::with_capacity(2);
+    let text = match style.layout() {
+        Layout::Kapacitor => {
+            let (one, text) = kapacitor(&mut r, style, &mentions);
+            attachments.push(one);
+            text
+        }
+        Layout::Attachment => {
+            let (one, text) = attachment(&mut r, style, &mentions);
+            // An attachment with blocks loses its legacy fields: the
+            // buttons go in a second attachment of the same colour.
+            if !marks.is_empty() {
+                let second = Attachment {
+                    fallback: String::new(),
+                    color: one.color.clone(),
+                    blocks: marks,
+                    ..Attachment::default()
+                };
+                attachments.push(one);
+                attachments.push(second);
+            } else {
+                attachments.push(one);
+            }
+            text
+        }
+        Layout::Blocks => {
+            let (one, text) = blocks(&mut r, style, &mentions, marks);
+            attachments.push(one);
+            text
+        }
     };
     let warnings = r.warnings;
     Rendered {
         message: Message {
-            attachments: vec![attachment],
+            attachments,
             channel,
             icon_emoji: pick(&options.icon_emoji, &ws.icon_emoji),
             icon_url: style.icon_url.clone(),
@@ -338,7 +369,12 @@ fn attachment(r: &mut Renderer, style: &Style, mentions: &str) -> (Attachment, S
 /// title's link). The top-level text, which notifications and screen
 /// readers read, is never empty: the mentions, then the pretext, else the
 /// title, else the text.
-fn blocks(r: &mut Renderer, style: &Style, mentions: &str) -> (Attachment, String) {
+fn blocks(
+    r: &mut Renderer,
+    style: &Style,
+    mentions: &str,
+    marks: Vec<Value>,
+) -> (Attachment, String) {
     let d = defaults();
     let mut blocks: Vec<Value> = Vec::new();
 
@@ -389,7 +425,7 @@ fn blocks(r: &mut Renderer, style: &Style, mentions: &str) -> (Attachment, Strin
     }
 
     // Fields give way first when the blocks would pass Slack's 50.
-    let room = limits::BLOCKS - blocks.len() - usize::from(!context.is_empty());
+    let room = limits::BLOCKS - blocks.len() - usize::from(!context.is_empty()) - marks.len();
     if field_blocks.len() > room {
         let cut = field_blocks.len() - (room - 1);
         field_blocks.truncate(room - 1);
@@ -404,6 +440,7 @@ fn blocks(r: &mut Renderer, style: &Style, mentions: &str) -> (Attachment, Strin
     if blocks.is_empty() {
         blocks.push(section(r.event.level.as_str()));
     }
+    blocks.extend(marks);
 
     let lead = match r.optional("pretext", style.pretext.as_ref(), Escape::Mrkdwn) {
         Some(pretext) => pretext,

@@ -8,7 +8,7 @@ use crate::event::Level;
 use crate::template::{grouped, Template, MAX_TEMPLATE_BYTES};
 
 /// Every key, as a `[[slack]]` key and a handler option.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 16] = [
     "layout",
     "title",
     "title-link",
@@ -23,6 +23,8 @@ pub const KEYS: [&str; 14] = [
     "mention-levels",
     "on-recovery",
     "thread-broadcast",
+    "actions",
+    "silence-durations",
 ];
 
 /// The message's shape.
@@ -88,7 +90,22 @@ pub struct Style {
     pub mention_levels: Option<Vec<Level>>,
     pub on_recovery: Option<OnRecovery>,
     pub thread_broadcast: Option<bool>,
+    /// The buttons a firing alert's message carries (`acknowledge`,
+    /// `silence`).
+    pub actions: Option<Vec<Button>>,
+    /// The `Silence <duration>` buttons: each as written and in seconds.
+    pub silence_durations: Option<Vec<(String, u64)>>,
 }
+
+/// A kind of button an alert's message may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Button {
+    Acknowledge,
+    Silence,
+}
+
+/// The `Silence` buttons when `silence-durations` is not set.
+pub const DEFAULT_SILENCE_DURATIONS: [(&str, u64); 2] = [("1h", 3_600), ("1d", 86_400)];
 
 /// The key for a spelling: the key itself, or TICKscript's camelCase
 /// (`titleLink`, `onRecovery`).
@@ -181,6 +198,36 @@ impl Style {
                 self.set_flag(key, flag);
             }
             "mention" => self.mention = Some(mentions(value)?),
+            "actions" => {
+                let buttons = list(value)
+                    .map(|b| match b {
+                        "acknowledge" => Ok(Button::Acknowledge),
+                        "silence" => Ok(Button::Silence),
+                        _ => Err(one_of(
+                            key,
+                            b,
+                            "a comma-separated list of acknowledge, silence",
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.actions = Some(buttons);
+            }
+            "silence-durations" => {
+                let durations = list(value)
+                    .map(|d| match crate::interaction::seconds(d) {
+                        Some(seconds) => Ok((d.to_string(), seconds)),
+                        None => Err(format!(
+                            "`silence-durations`: \"{d}\" is not a duration such as 30m, 1h, 1h30m or 1d"
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                // Slack takes 25 elements in an actions block, and the
+                // action ids of one block must differ.
+                if durations.len() > 20 {
+                    return Err("`silence-durations`: at most 20 durations".to_string());
+                }
+                self.silence_durations = Some(durations);
+            }
             "mention-levels" => {
                 let levels = value
                     .split(',')
@@ -226,11 +273,29 @@ impl Style {
             mention_levels: pick(&self.mention_levels, &over.mention_levels),
             on_recovery: pick(&self.on_recovery, &over.on_recovery),
             thread_broadcast: pick(&self.thread_broadcast, &over.thread_broadcast),
+            actions: pick(&self.actions, &over.actions),
+            silence_durations: pick(&self.silence_durations, &over.silence_durations),
         }
     }
 
     pub fn layout(&self) -> Layout {
         self.layout.unwrap_or_default()
+    }
+
+    /// Whether messages carry buttons.
+    pub fn has_buttons(&self) -> bool {
+        self.actions.as_ref().is_some_and(|a| !a.is_empty())
+    }
+
+    /// The `Silence` buttons' durations, as written and in seconds.
+    pub fn silence_durations(&self) -> Vec<(String, u64)> {
+        match &self.silence_durations {
+            Some(d) => d.clone(),
+            None => DEFAULT_SILENCE_DURATIONS
+                .iter()
+                .map(|(d, s)| (d.to_string(), *s))
+                .collect(),
+        }
     }
 
     pub fn on_recovery(&self) -> OnRecovery {
@@ -259,6 +324,11 @@ impl Style {
             ("footer", self.footer.is_some()),
             ("fields", self.fields.is_some()),
         ];
+        if self.has_buttons() {
+            return Err(
+                "`actions` needs `layout` = \"attachment\" or \"blocks\": Kapacitor's layout has no room for buttons, pick one".to_string(),
+            );
+        }
         match set.iter().find(|(_, is_set)| *is_set) {
             Some((key, _)) => Err(format!(
                 "`{key}` needs `layout` = \"attachment\" or \"blocks\" (Kapacitor's layout has only `text` and `color`)"
@@ -266,6 +336,11 @@ impl Style {
             None => Ok(()),
         }
     }
+}
+
+/// The items of a comma-separated list, trimmed, empty ones skipped.
+fn list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|t| !t.is_empty())
 }
 
 fn one_of(key: &str, value: &str, allowed: &str) -> String {

@@ -17,7 +17,7 @@ pub use alerting::handler::types::{
     WorkspaceSummary,
 };
 pub use exports::alerting::handler::interactions::{
-    Action, Interaction, InteractionOutcome, SocketAnswer,
+    Action, Click, InteractionOutcome, SocketAnswer,
 };
 
 impl Level {

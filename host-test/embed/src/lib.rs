@@ -86,8 +86,8 @@ mod runtime;
 mod secrets;
 
 pub use bindings::{
-    Action, AlertEvent, ConfigSummary, Delivery, Description, Endpoint, FieldValue, HandlerError,
-    HttpRequest, Interaction, InteractionOutcome, Level, Setting, SlackRejection, SocketAnswer,
+    Action, AlertEvent, Click, ConfigSummary, Delivery, Description, Endpoint, FieldValue,
+    HandlerError, HttpRequest, InteractionOutcome, Level, Setting, SlackRejection, SocketAnswer,
     Timestamp, TlsSettings, TransientFailure, WorkspaceSummary,
 };
 pub use egress::Allowlist;
