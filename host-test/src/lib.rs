@@ -14,6 +14,7 @@ pub mod mock_slack;
 pub mod pool;
 pub mod preview;
 pub mod report;
+pub mod slack_clicks;
 
 pub use slack_alertd::COMPONENT_PATH;
 

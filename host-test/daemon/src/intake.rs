@@ -64,6 +64,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::commit::GroupCommit;
+use crate::interactions::clicks::{Answer as ClickAnswer, Clicks};
 use crate::metrics::{self, Metrics, SpoolGauges};
 use crate::option_check::OptionCheck;
 use crate::store::{Listing, Lists, StoreError};
@@ -186,6 +187,8 @@ pub struct Front {
     pub topics: Option<Arc<Handlers>>,
     /// What refuses options before anything is stored.
     pub check: Option<Arc<OptionCheck>>,
+    /// What clicks on alerts' buttons do (`POST /slack/interactions`).
+    pub clicks: Option<Arc<Clicks>>,
 }
 
 /// Serves connections until `stop` resolves, then lets the requests in
@@ -291,6 +294,12 @@ async fn respond(
         }
         return Ok(answer(status, health));
     }
+    // Slack cannot send serve's bearer token: this one path is
+    // authenticated by Slack's request signature instead (the component
+    // verifies it).
+    if req.method() == Method::POST && req.uri().path() == "/slack/interactions" {
+        return Ok(interactions(req, &front).await);
+    }
     if let Some(token) = &front.token {
         if !token.admits(req.headers().get(AUTHORIZATION)) {
             let mut refused = refuse(
@@ -317,6 +326,45 @@ async fn respond(
             StatusCode::METHOD_NOT_ALLOWED,
             "POST an alert, or GET /healthz, /metrics or the spool",
         )),
+    }
+}
+
+/// `POST /slack/interactions`, the Slack app's Request URL: a click on an
+/// alert's buttons, signed by Slack. `401` unless the component verified
+/// it (and nothing changes); `200` once what it asks is recorded, or when
+/// it is signed but nothing this handler takes (logged); `413` past the
+/// body limit.
+async fn interactions(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
+    let Some(clicks) = &front.clicks else {
+        return refuse(
+            front,
+            StatusCode::NOT_FOUND,
+            "this serve takes no interactions",
+        );
+    };
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let body = match read_body(req, front).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    match clicks.request(headers, body.to_vec()).await {
+        ClickAnswer::Done => {
+            let mut done = Response::new(Full::new(Bytes::new()));
+            *done.status_mut() = StatusCode::OK;
+            done
+        }
+        ClickAnswer::Refused => refuse(
+            front,
+            StatusCode::UNAUTHORIZED,
+            "not signed by Slack with a signing secret this serve knows, or stale",
+        ),
+        ClickAnswer::Unavailable(why) => {
+            unavailable(front, &format!("the click could not be recorded: {why}"))
+        }
     }
 }
 

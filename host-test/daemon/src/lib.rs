@@ -23,7 +23,9 @@ pub mod cli;
 pub mod commit;
 #[cfg(test)]
 mod contract;
+mod instances;
 pub mod intake;
+pub mod interactions;
 pub mod metrics;
 pub mod option_check;
 mod percent;

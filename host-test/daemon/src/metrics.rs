@@ -38,6 +38,8 @@ pub struct Metrics {
     failed: Family<Label, Counter>,
     retries: Counter,
     repeated: Counter,
+    silenced: Counter,
+    interactions: Family<Label, Counter>,
     rate_limited: Counter,
     fsyncs: Counter,
     write_errors: Counter,
@@ -66,6 +68,8 @@ impl Metrics {
             failed: Family::default(),
             retries: Counter::default(),
             repeated: Counter::default(),
+            silenced: Counter::default(),
+            interactions: Family::default(),
             rate_limited: Counter::default(),
             fsyncs: Counter::default(),
             write_errors: Counter::default(),
@@ -106,6 +110,16 @@ impl Metrics {
             "alerts_repeated",
             "Alertmanager's repeats of an alert's last event, recorded as repeat and not sent",
             metrics.repeated.clone(),
+        );
+        registry.register(
+            "alerts_silenced",
+            "Events of a silenced alert (silenced from its message), recorded as silenced and not sent",
+            metrics.silenced.clone(),
+        );
+        registry.register(
+            "interactions",
+            "Clicks and requests from Slack, by outcome (acknowledge, silence, unsilence, unknown-alert, ignored, refused)",
+            metrics.interactions.clone(),
         );
         registry.register(
             "rate_limited",
@@ -189,6 +203,18 @@ impl Metrics {
     /// A repeat, recorded and not sent.
     pub fn repeated(&self) {
         self.repeated.inc();
+    }
+
+    /// An event of a silenced alert, recorded and not sent.
+    pub fn silenced(&self) {
+        self.silenced.inc();
+    }
+
+    /// A click or request from Slack, by what came of it.
+    pub fn interaction(&self, outcome: &str) {
+        self.interactions
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
     }
 
     pub fn retry(&self, rate_limited: bool) {

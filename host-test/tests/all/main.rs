@@ -14,6 +14,7 @@ mod delivery;
 mod egress;
 mod faults;
 mod guard;
+mod interactions;
 mod kapacitor_oracles;
 mod no_trap;
 mod operate;

@@ -16,10 +16,10 @@ use alert_handler_host::{
 use tracing::{error, warn};
 
 use super::ending::record;
-use super::instances::Instances;
 use super::repeat;
 use super::shared::{lock, Queued, Shared};
 use crate::channels::pacing_key;
+use crate::instances::Instances;
 use crate::scheduler::Outcome;
 use crate::store::{self, AlertMessage, Claim, ClaimRequest, Finished, Release, Retry, Status};
 
@@ -131,17 +131,8 @@ pub(super) async fn deliver(
             return settle(&shared, id, &item, Verdict::retry(wait, false, false), None);
         }
     };
-    let repeated = item.tracked.as_deref().and_then(|digest| {
-        let level = item.event.level.as_str();
-        let on_recovery = shared.channels.on_recovery(&item.options);
-        repeat::repeat_of(message.as_ref(), level, digest, &on_recovery)
-    });
-    let (verdict, left) = match repeated {
-        Some(why) => {
-            shared.metrics.repeated();
-            let ending = Finished::new(id, Status::Repeat, &why, item.attempts);
-            (Verdict::ended(ending), None)
-        }
+    let (verdict, left) = match not_sent(&shared, &item, message.as_ref()) {
+        Some(ending) => (Verdict::ended(Finished { id, ..ending }), None),
         None => match instances.take().await {
             Ok(mut taken) => {
                 item.attempts += 1;
@@ -171,6 +162,38 @@ pub(super) async fn deliver(
     }
     release(&shared, id, &item, &verdict, left).await;
     settle(&shared, id, &item, verdict, left);
+}
+
+/// How an alert ends without being sent, if it does: it repeats the
+/// alert's last event, or someone silenced the alert from its message (a
+/// recovery is always sent, and ends the silence). A redraw of a clicked
+/// message is always sent.
+fn not_sent(shared: &Shared, item: &Queued, message: Option<&AlertMessage>) -> Option<Finished> {
+    if item.refresh {
+        return None;
+    }
+    let level = item.event.level.as_str();
+    if level != "OK" {
+        if let Some(silence) = message.and_then(|m| m.silenced_at(store::unix_ms())) {
+            shared.metrics.silenced();
+            let why = format!(
+                "silenced by {} until {}",
+                silence.by,
+                rfc3339_ms(silence.at)
+            );
+            return Some(Finished::new(0, Status::Silenced, &why, item.attempts));
+        }
+    }
+    let digest = item.tracked.as_deref()?;
+    let on_recovery = shared.channels.on_recovery(&item.options);
+    let why = repeat::repeat_of(message, level, digest, &on_recovery)?;
+    shared.metrics.repeated();
+    Some(Finished::new(0, Status::Repeat, &why, item.attempts))
+}
+
+/// A time in milliseconds since the Unix epoch, as RFC 3339 in UTC.
+fn rfc3339_ms(ms: u64) -> String {
+    slack_alert_handler::timefmt::rfc3339((ms / 1000) as i64, 0)
 }
 
 /// Lets the claim go: the channel is paced from when the request left, a
@@ -249,11 +272,35 @@ async fn attempt(
     item: &Queued,
     message: Option<AlertMessage>,
 ) -> anyhow::Result<Result<Delivery, HandlerError>> {
-    let options = match message {
-        Some(m) if m.continues() => store::with_previous(&item.options, &m.channel_id, &m.ts),
+    let mut options = match &message {
+        // A redraw names the clicked message itself.
+        Some(m) if m.continues() && !item.refresh => {
+            store::with_previous(&item.options, &m.channel_id, &m.ts)
+        }
         _ => item.options.clone(),
     };
+    options.extend(buttons(item, message.as_ref()));
     plugin.handle_alert_async(&item.event, &options).await
+}
+
+/// What the alert's buttons show, as the host-only options of WIT
+/// `handle-alert`: the key they name it by, who acknowledged it, who
+/// silenced it until when (while in force). A recovery shows none.
+fn buttons(item: &Queued, message: Option<&AlertMessage>) -> Vec<(String, String)> {
+    let mut options = vec![(store::ALERT_KEY.to_string(), item.alert.clone())];
+    let Some(m) = message.filter(|_| item.event.level != Level::Ok) else {
+        return options;
+    };
+    let seconds = |ms: u64| (ms / 1000).to_string();
+    if let Some(mark) = &m.acknowledged {
+        options.push((store::ACKNOWLEDGED_BY.to_string(), mark.by.clone()));
+        options.push((store::ACKNOWLEDGED_AT.to_string(), seconds(mark.at)));
+    }
+    if let Some(mark) = m.silenced_at(store::unix_ms()) {
+        options.push((store::SILENCED_BY.to_string(), mark.by.clone()));
+        options.push((store::SILENCED_UNTIL.to_string(), seconds(mark.at)));
+    }
+    options
 }
 
 /// What the answer to attempt `item.attempts` of alert `id` means.
@@ -368,7 +415,14 @@ fn delivered(id: u64, item: &Queued, delivery: &Delivery) -> Finished {
         detail += &format!(" (warnings: {})", warnings.join(", "));
     }
     let done = Finished::new(id, Status::Delivered, &detail, item.attempts);
-    match &item.tracked {
+    // A redraw after a click changes nothing the store keeps.
+    if item.refresh {
+        return Finished {
+            detail: format!("redrawn after a click: {detail}"),
+            ..done
+        };
+    }
+    let done = match &item.tracked {
         Some(digest) => done.tracking(
             &item.alert,
             item.event.level.as_str(),
@@ -383,7 +437,8 @@ fn delivered(id: u64, item: &Queued, delivery: &Delivery) -> Finished {
             delivery.channel_id.as_deref(),
             delivery.ts.as_deref(),
         ),
-    }
+    };
+    done.drawn_from(&item.raw)
 }
 
 /// The channel's id a delivery named, to pace with the channel's name.

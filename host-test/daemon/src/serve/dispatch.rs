@@ -11,9 +11,9 @@ use alert_handler_host::retry::Backoff;
 use tokio::task::JoinSet;
 
 use super::delivery::deliver;
-use super::instances::Instances;
 use super::planner;
 use super::shared::{lock, Shared};
+use crate::instances::Instances;
 use crate::scheduler::{Decision, Outcome};
 
 /// Queues what reaches the store ([`planner::catch_up`]) and starts

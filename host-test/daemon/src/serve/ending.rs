@@ -27,6 +27,12 @@ pub(super) async fn record(shared: &Shared, channel: &str, done: Finished) {
             detail = done.detail,
             "repeat, not sent"
         ),
+        Status::Silenced => info!(
+            alert = id,
+            channel,
+            detail = done.detail,
+            "silenced, not sent"
+        ),
     }
     // Deliveries ending at once share fsyncs, as intake does; the
     // ending is on disk before the alert's next event is sent. One that

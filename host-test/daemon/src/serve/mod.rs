@@ -32,7 +32,6 @@ mod aggregator;
 mod delivery;
 mod dispatch;
 mod ending;
-mod instances;
 mod planner;
 mod repeat;
 mod shared;
@@ -53,7 +52,9 @@ use tracing::info;
 
 use crate::channels::Channels;
 use crate::commit::GroupCommit;
+use crate::instances::Instances;
 use crate::intake::{self, AlertmanagerWebhook, Front, KapacitorPost, Limits, Token};
+use crate::interactions::clicks::Clicks;
 use crate::metrics::Metrics;
 use crate::option_check::OptionCheck;
 use crate::scheduler::{Rules, Scheduler};
@@ -158,7 +159,7 @@ pub fn run(
         let check = OptionCheck::new(runtime, config, intake_threads()).await?;
         anyhow::Ok((first, summary, check))
     })?;
-    let instances = Arc::new(instances::Instances::new(runtime, config, first));
+    let instances = Arc::new(Instances::new(runtime, config, first));
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let store: Arc<Mutex<dyn Store>> = Arc::new(Mutex::new(store));
@@ -190,6 +191,12 @@ pub fn run(
         broken: intake.broken,
         topics: topics.clone(),
         check: Some(Arc::new(check)),
+        clicks: Some(Clicks::new(
+            commit.clone(),
+            metrics.clone(),
+            instances.clone(),
+            delivering.handle().clone(),
+        )),
     });
     let shared = Arc::new(Shared {
         channels: Channels::new(&summary),

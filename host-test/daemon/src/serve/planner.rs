@@ -44,6 +44,8 @@ async fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
             channel: key.clone(),
             tracked: repeat::tracked(&event).then(|| repeat::digest(&event)),
             event,
+            raw: item.alert,
+            refresh: store::is_refresh(&item.options),
             options: item.options,
             attempts: 0,
         };

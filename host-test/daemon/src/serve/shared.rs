@@ -21,7 +21,12 @@ pub(crate) struct Queued {
     /// Its pacing key: the workspace and the channel.
     pub(crate) channel: String,
     pub(crate) event: AlertEvent,
+    /// The event as it was stored (Kapacitor's alert JSON): kept with the
+    /// alert's message, to draw it again after a click.
+    pub(crate) raw: String,
     pub(crate) options: Vec<(String, String)>,
+    /// It only redraws a clicked message ([`crate::store::is_refresh`]).
+    pub(crate) refresh: bool,
     /// Requests made for it so far.
     pub(crate) attempts: u32,
     /// A digest of what it shows, when its repeats are not sent again

@@ -62,8 +62,8 @@ use crate::store::record::{NewAlert, Record};
 pub use crate::store::record::{KEEP_FINISHED, MAX_FAILED, MAX_MESSAGES};
 pub(crate) use crate::store::unix_ms;
 use crate::store::{
-    self, AlertMessage, Claim, ClaimRequest, Entry, FailedAlert, Finished, Job, Listing, Lists,
-    Page, Pending, Store, StoreError, SyncStart, Ticket,
+    self, Act, AlertMessage, Claim, ClaimRequest, Entry, FailedAlert, Finished, Job, Listing,
+    Lists, Page, Pending, Store, StoreError, SyncStart, Ticket,
 };
 use file::{lock_dir, JournalFile};
 pub use file::{DiskOp, Faults};
@@ -672,6 +672,18 @@ impl Store for Spool {
 
     fn finish(&mut self, done: Finished) -> Result<Ticket, StoreError> {
         self.finish_unsynced(done)
+    }
+
+    fn act(&mut self, key: &str, act: Act) -> Result<Ticket, StoreError> {
+        let record = Record::Act {
+            key: key.to_string(),
+            act,
+        };
+        Ok(Ticket::new(0, self.stage(record, false)?))
+    }
+
+    fn message(&self, key: &str) -> Job<Option<AlertMessage>> {
+        store::ready(Ok(Spool::message(self, key).cloned()))
     }
 
     fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError> {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use kapacitor_formats::aggregate::{Collected, Window};
 
 use crate::store::record::{NewAlert, Record, MAX_FAILED, MAX_MESSAGES};
-use crate::store::{AlertMessage, FailedAlert, Finished, Pending, Status};
+use crate::store::{Act, AlertMessage, FailedAlert, Finished, Pending, Status};
 
 /// The state a journal's durable records add up to.
 pub(crate) struct State {
@@ -73,6 +73,7 @@ impl State {
                 self.trim_finished();
             }
             Record::Message(message) => self.messages.remember(message),
+            Record::Act { key, act } => self.messages.act(&key, &act),
             Record::Ids { next } => self.next_id = self.next_id.max(next),
             Record::Failed(alert) => {
                 self.next_id = self.next_id.max(alert.id + 1);
@@ -265,7 +266,20 @@ impl Messages {
             self.forget(key);
         }
         if let Some(message) = &done.message {
-            self.remember(message.clone());
+            let mut message = message.clone();
+            if let Some((_, earlier)) = self.by_key.get(&message.key) {
+                message.keeping_marks_of(earlier);
+            }
+            self.remember(message);
+        }
+    }
+
+    /// What a click did to `key`'s message, if it still has one.
+    fn act(&mut self, key: &str, act: &Act) {
+        if let Some((_, message)) = self.by_key.get(key) {
+            let mut message = message.clone();
+            message.acted(act);
+            self.remember(message);
         }
     }
 

@@ -74,8 +74,7 @@ impl Finished {
                 workspace: workspace.to_string(),
                 channel_id: channel_id.to_string(),
                 ts: ts.to_string(),
-                level: None,
-                digest: None,
+                ..AlertMessage::default()
             });
         }
         self
@@ -107,7 +106,20 @@ impl Finished {
             ts: ts.to_string(),
             level: Some(level.to_string()),
             digest: Some(digest.to_string()),
+            ..AlertMessage::default()
         });
+        self
+    }
+}
+
+impl Finished {
+    /// The same ending, its message keeping `alert` (the event delivered,
+    /// as Kapacitor's JSON) to be drawn again after a click; only a message
+    /// that names a Slack message and has not recovered keeps it.
+    pub fn drawn_from(mut self, alert: &str) -> Finished {
+        if let Some(m) = self.message.as_mut().filter(|m| m.continues()) {
+            m.alert = Some(alert.to_string());
+        }
         self
     }
 }
@@ -121,6 +133,8 @@ pub enum Status {
     /// Not sent: it repeats the alert's last delivered event (Alertmanager
     /// re-sends firing alerts every `repeat_interval`).
     Repeat,
+    /// Not sent: someone silenced the alert from its message.
+    Silenced,
 }
 
 impl Status {
@@ -130,6 +144,7 @@ impl Status {
             Status::Delivered => "delivered",
             Status::Failed => "failed",
             Status::Repeat => "repeat",
+            Status::Silenced => "silenced",
         }
     }
 
@@ -138,6 +153,7 @@ impl Status {
         match name {
             "delivered" => Status::Delivered,
             "repeat" => Status::Repeat,
+            "silenced" => Status::Silenced,
             _ => Status::Failed,
         }
     }
@@ -155,7 +171,7 @@ pub struct Pending {
 }
 
 /// An alert's message: the one its later events edit or reply to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertMessage {
     /// The alert key ([`alert_key`]).
     pub key: String,
@@ -170,9 +186,80 @@ pub struct AlertMessage {
     pub level: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The last event delivered to it (Kapacitor's alert JSON), from which
+    /// the message is drawn again after a click.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    /// Who acknowledged the alert, and when: shown until it recovers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Mark>,
+    /// Who silenced the alert, and until when: its events are not sent
+    /// until then, or until it recovers or is unsilenced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced: Option<Mark>,
+}
+
+/// Who did something to an alert from its message, and a time (when, or
+/// until when), in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// The chat service's user id (Slack: `U0123`).
+    pub by: String,
+    pub at: u64,
+}
+
+/// What a click did to an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Act {
+    /// Acknowledged (by, when).
+    Acknowledge(Mark),
+    /// Silenced (by, until when).
+    Silence(Mark),
+    /// The silence ended.
+    Unsilence,
+}
+
+impl Act {
+    /// Its name, as metrics and logs say it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Act::Acknowledge(_) => "acknowledge",
+            Act::Silence(_) => "silence",
+            Act::Unsilence => "unsilence",
+        }
+    }
 }
 
 impl AlertMessage {
+    /// The message with what `act` does to it.
+    pub fn acted(&mut self, act: &Act) {
+        match act {
+            Act::Acknowledge(mark) => self.acknowledged = Some(mark.clone()),
+            Act::Silence(mark) => self.silenced = Some(mark.clone()),
+            Act::Unsilence => self.silenced = None,
+        }
+    }
+
+    /// Takes over the marks of the key's `earlier` message: an alert stays
+    /// acknowledged or silenced across its events until it recovers.
+    pub fn keeping_marks_of(&mut self, earlier: &AlertMessage) {
+        if self.level.as_deref() == Some("OK") {
+            return;
+        }
+        if self.acknowledged.is_none() {
+            self.acknowledged.clone_from(&earlier.acknowledged);
+        }
+        if self.silenced.is_none() {
+            self.silenced.clone_from(&earlier.silenced);
+        }
+    }
+
+    /// The silence in force at `now_ms`, if any.
+    pub fn silenced_at(&self, now_ms: u64) -> Option<&Mark> {
+        self.silenced.as_ref().filter(|m| m.at > now_ms)
+    }
+
     /// Whether a later event edits or replies to it: it names a Slack
     /// message, and its alert has not recovered since.
     pub fn continues(&self) -> bool {
@@ -186,6 +273,40 @@ impl AlertMessage {
 pub const PREVIOUS_CHANNEL_ID: &str = "previous-channel-id";
 pub const PREVIOUS_TS: &str = "previous-ts";
 
+/// The handler options in which a host tells the handler what the alert's
+/// buttons show (WIT `handle-alert`): the key they name it by, its marks,
+/// and that a call only redraws the clicked message. Never part of an
+/// alert key, and never a caller's to give (intake refuses them).
+pub const ALERT_KEY: &str = "alert-key";
+pub const ACKNOWLEDGED_BY: &str = "acknowledged-by";
+pub const ACKNOWLEDGED_AT: &str = "acknowledged-at";
+pub const SILENCED_BY: &str = "silenced-by";
+pub const SILENCED_UNTIL: &str = "silenced-until";
+pub const REFRESH: &str = "refresh";
+
+/// Every option that is the host's to set.
+pub const HOST_OPTIONS: [&str; 8] = [
+    PREVIOUS_CHANNEL_ID,
+    PREVIOUS_TS,
+    ALERT_KEY,
+    ACKNOWLEDGED_BY,
+    ACKNOWLEDGED_AT,
+    SILENCED_BY,
+    SILENCED_UNTIL,
+    REFRESH,
+];
+
+/// Whether an alert's options make it a redraw of a clicked message.
+pub fn is_refresh(options: &[(String, String)]) -> bool {
+    options.iter().any(|(k, v)| k == REFRESH && v == "true")
+}
+
+/// The handler options an alert key was made from (see [`alert_key`]).
+pub fn key_options(key: &str) -> Option<Vec<(String, String)>> {
+    let (_, options): (String, Vec<(String, String)>) = serde_json::from_str(key).ok()?;
+    Some(options)
+}
+
 /// The key an alert's message is kept under: its `id` with the handler
 /// options it was accepted with (sorted; without [`PREVIOUS_CHANNEL_ID`]
 /// and [`PREVIOUS_TS`]), so two handlers of one alert id keep a message
@@ -193,7 +314,7 @@ pub const PREVIOUS_TS: &str = "previous-ts";
 pub fn alert_key(id: &str, options: &[(String, String)]) -> String {
     let mut options: Vec<&(String, String)> = options
         .iter()
-        .filter(|(k, _)| k != PREVIOUS_CHANNEL_ID && k != PREVIOUS_TS)
+        .filter(|(k, _)| !HOST_OPTIONS.contains(&k.as_str()))
         .collect();
     options.sort();
     serde_json::json!([id, options]).to_string()

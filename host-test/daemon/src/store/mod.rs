@@ -35,8 +35,9 @@ pub mod postgres;
 pub(crate) mod record;
 
 pub use alert::{
-    alert_key, with_previous, AlertMessage, FailedAlert, Finished, Pending, Status,
-    PREVIOUS_CHANNEL_ID, PREVIOUS_TS,
+    alert_key, is_refresh, key_options, with_previous, Act, AlertMessage, FailedAlert, Finished,
+    Mark, Pending, Status, ACKNOWLEDGED_AT, ACKNOWLEDGED_BY, ALERT_KEY, HOST_OPTIONS,
+    PREVIOUS_CHANNEL_ID, PREVIOUS_TS, REFRESH, SILENCED_BY, SILENCED_UNTIL,
 };
 use kapacitor_formats::aggregate::{Collected, Window};
 
@@ -291,6 +292,12 @@ pub trait Store: Send {
     ) -> Result<(Vec<u64>, Ticket), StoreError>;
     /// Records how an alert ended (and what that makes its message).
     fn finish(&mut self, done: Finished) -> Result<Ticket, StoreError>;
+    /// Records what a click did to alert `key`'s message (acknowledged,
+    /// silenced, unsilenced); nothing if the key has no message by then.
+    fn act(&mut self, key: &str, act: Act) -> Result<Ticket, StoreError>;
+    /// The message kept under alert key `key`, if any (with its marks and
+    /// the last event it showed).
+    fn message(&self, key: &str) -> Job<Option<AlertMessage>>;
     /// Takes failed alerts again as new ones (found by
     /// [`Store::resendable`]).
     fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError>;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{AlertMessage, FailedAlert, Finished};
+use crate::store::{Act, AlertMessage, FailedAlert, Finished};
 
 use kapacitor_formats::aggregate::{Collected, Window};
 
@@ -22,6 +22,12 @@ pub(crate) enum Record {
         options: Vec<(String, String)>,
     },
     Done(Finished),
+    /// What a click did to alert `key`'s message (nothing, if the key has
+    /// none by then).
+    Act {
+        key: String,
+        act: Act,
+    },
     /// An alert's message, kept across a compaction.
     Message(AlertMessage),
     /// The first line of a compacted journal: ids below `next` were given

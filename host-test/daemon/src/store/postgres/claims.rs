@@ -16,9 +16,10 @@ use std::time::{Duration, SystemTime};
 use tokio_postgres::Transaction;
 
 use super::pool::{keepable, prepared, Db};
+use super::reads;
 use super::writes::now_ms;
 use crate::scheduler::{Pace, Rules};
-use crate::store::{AlertMessage, Claim, ClaimRequest, Release, StoreError};
+use crate::store::{Claim, ClaimRequest, Release, StoreError};
 
 /// Who claims, for how long, by which pacing.
 pub struct Claimant {
@@ -156,7 +157,8 @@ pub async fn claim(
             now_ms!(),
             ", EXISTS (SELECT 1 FROM alerts e WHERE e.alert_key = a.alert_key
                    AND e.status = 'pending' AND e.seq < a.seq),
-               m.workspace, m.channel_id, m.ts, m.level, m.digest
+               m.workspace, m.channel_id, m.ts, m.level, m.digest,
+               m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms
              FROM alerts a LEFT JOIN messages m ON m.alert_key = a.alert_key
              WHERE a.id = $1 FOR UPDATE OF a SKIP LOCKED"
         );
@@ -245,14 +247,8 @@ pub async fn claim(
         let key: String = alert.get(5);
         let message = alert
             .get::<_, Option<String>>(9)
-            .map(|channel_id| AlertMessage {
-                key,
-                workspace: alert.get::<_, Option<String>>(8).unwrap_or_default(),
-                channel_id,
-                ts: alert.get::<_, Option<String>>(10).unwrap_or_default(),
-                level: alert.get(11),
-                digest: alert.get(12),
-            });
+            .is_some()
+            .then(|| reads::message_from(&alert, key, 8));
         let attempts: i32 = alert.get(3);
         tx.commit().await?;
         Ok(Claim::Granted {

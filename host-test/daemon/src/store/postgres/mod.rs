@@ -40,8 +40,8 @@ use crate::scheduler::Rules;
 use crate::store::record::{NewAlert, Record};
 use crate::store::unix_ms;
 use crate::store::{
-    Claim, ClaimRequest, FailedAlert, Finished, Job, Listing, Lists, Pending, Release, Store,
-    StoreError, SyncStart, Ticket, Wake,
+    Act, AlertMessage, Claim, ClaimRequest, FailedAlert, Finished, Job, Listing, Lists, Pending,
+    Release, Store, StoreError, SyncStart, Ticket, Wake,
 };
 use claims::Claimant;
 use connect::StoreUrl;
@@ -312,6 +312,16 @@ impl Store for PgStore {
     fn finish(&mut self, done: Finished) -> Result<Ticket, StoreError> {
         let id = done.id;
         Ok(Ticket::new(id, self.stage(Record::Done(done))))
+    }
+
+    fn act(&mut self, key: &str, act: Act) -> Result<Ticket, StoreError> {
+        let key = key.to_string();
+        Ok(Ticket::new(0, self.stage(Record::Act { key, act })))
+    }
+
+    fn message(&self, key: &str) -> Job<Option<AlertMessage>> {
+        self.db
+            .job(reads::message(self.db.clone(), key.to_string()))
     }
 
     fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError> {

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use kapacitor_formats::aggregate::Window;
 use tokio_postgres::Row;
 
-use super::pool::Db;
+use super::pool::{keepable, Db};
 use crate::store::record::{MAX_FAILED, MAX_MESSAGES};
+use crate::store::Mark;
 use crate::store::{
     AlertMessage, Entry, FailedAlert, Finished, Listing, Lists, Page, Pending, Status, StoreError,
 };
@@ -222,7 +223,9 @@ pub async fn lists(
             Listing::Messages => {
                 conn.client
                     .query(
-                        "SELECT kept_seq, alert_key, workspace, channel_id, ts, level, digest FROM messages
+                        "SELECT kept_seq, alert_key, workspace, channel_id, ts, level, digest,
+                             alert, acknowledged_by, acknowledged_ms, silenced_by, silenced_until_ms
+                         FROM messages
                          WHERE kept_seq > $1 ORDER BY kept_seq LIMIT $2",
                         &[&after.unwrap_or(0), &take],
                     )
@@ -252,14 +255,7 @@ pub async fn lists(
                         r.get::<_, Option<&str>>(3).unwrap_or_default(),
                         r.get::<_, i32>(4).max(0) as u32,
                     )),
-                    Listing::Messages => Entry::Message(AlertMessage {
-                        key: r.get(1),
-                        workspace: r.get(2),
-                        channel_id: r.get(3),
-                        ts: r.get(4),
-                        level: r.get(5),
-                        digest: r.get(6),
-                    }),
+                    Listing::Messages => Entry::Message(message_from(r, r.get(1), 2)),
                     Listing::Resendable => Entry::Resendable {
                         id: cursor,
                         detail: r.get::<_, Option<String>>(1).unwrap_or_default(),
@@ -284,4 +280,45 @@ pub async fn lists(
         ));
     }
     Ok(Lists { counts, pages })
+}
+
+/// The columns a key's message is read from, in the order
+/// [`message_from`] reads them.
+pub(super) const MESSAGE_COLUMNS: &str = "m.workspace, m.channel_id, m.ts, m.level, m.digest, \
+     m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms";
+
+/// Alert `key`'s message from row `r`'s columns from `first` on (the
+/// workspace, then as [`MESSAGE_COLUMNS`] lists them).
+pub(super) fn message_from(r: &tokio_postgres::Row, key: String, first: usize) -> AlertMessage {
+    let mark = |column: usize| {
+        let by: Option<String> = r.get(column);
+        let at: Option<i64> = r.get(column + 1);
+        by.zip(at).map(|(by, at)| Mark {
+            by,
+            at: at.max(0) as u64,
+        })
+    };
+    AlertMessage {
+        key,
+        workspace: r.get::<_, Option<String>>(first).unwrap_or_default(),
+        channel_id: r.get::<_, Option<String>>(first + 1).unwrap_or_default(),
+        ts: r.get::<_, Option<String>>(first + 2).unwrap_or_default(),
+        level: r.get(first + 3),
+        digest: r.get(first + 4),
+        alert: r.get(first + 5),
+        acknowledged: mark(first + 6),
+        silenced: mark(first + 8),
+    }
+}
+
+/// Alert `key`'s message, if the database keeps one.
+pub async fn message(db: Arc<Db>, key: String) -> Result<Option<AlertMessage>, StoreError> {
+    let conn = db.get().await?;
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.alert_key = $1");
+    let row = conn
+        .client
+        .query_opt(&sql, &[&keepable(&key)])
+        .await
+        .map_err(|e| db.failed(e))?;
+    Ok(row.map(|r| message_from(&r, key, 0)))
 }

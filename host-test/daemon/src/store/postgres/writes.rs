@@ -12,7 +12,7 @@ use tokio_postgres::{Statement, Transaction};
 
 use super::pool::{keepable, prepared, Conn, Db};
 use crate::store::record::Record;
-use crate::store::{alert_key, AlertMessage, Finished};
+use crate::store::{alert_key, Act, AlertMessage, Finished};
 
 /// The advisory lock inserts take until they commit.
 const INSERTS: i64 = 0x736c_6163_6b2d_6964;
@@ -70,6 +70,25 @@ async fn write(conn: &mut Conn, batch: &[Record]) -> Result<(), tokio_postgres::
                     options,
                 } => pending.accept(*id, *at, alert, options),
                 Record::Done(done) => pending.done.push(done),
+                Record::Act { key, act } => {
+                    pending.flush(&tx, cache).await?;
+                    let sql = match act {
+                        Act::Acknowledge(_) => {
+                            "UPDATE messages SET acknowledged_by = $2, acknowledged_ms = $3 WHERE alert_key = $1"
+                        }
+                        Act::Silence(_) | Act::Unsilence => {
+                            "UPDATE messages SET silenced_by = $2, silenced_until_ms = $3 WHERE alert_key = $1"
+                        }
+                    };
+                    let (by, at) = match act {
+                        Act::Acknowledge(m) | Act::Silence(m) => {
+                            (Some(keepable(&m.by).into_owned()), Some(m.at as i64))
+                        }
+                        Act::Unsilence => (None, None),
+                    };
+                    let statement = prepared(cache, &tx, sql).await?;
+                    tx.execute(&statement, &[&keepable(key), &by, &at]).await?;
+                }
                 Record::Resent { id, as_id } => {
                     pending.flush(&tx, cache).await?;
                     let sql =
@@ -186,13 +205,23 @@ impl<'a> Batch<'a> {
             for (key, message) in messages {
                 match message {
                     Some(m) => {
+                        // The key's marks stay across its events until
+                        // it recovers (level OK).
                         let sql =
-                            "INSERT INTO messages (alert_key, workspace, channel_id, ts, level, digest, kept_seq)
-                             VALUES ($1, $2, $3, $4, $5, $6, nextval('kept_seq'))
+                            "INSERT INTO messages (alert_key, workspace, channel_id, ts, level, digest, alert, kept_seq)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, nextval('kept_seq'))
                              ON CONFLICT (alert_key) DO UPDATE SET workspace = EXCLUDED.workspace,
                                  channel_id = EXCLUDED.channel_id, ts = EXCLUDED.ts,
                                  level = EXCLUDED.level, digest = EXCLUDED.digest,
-                                 kept_seq = EXCLUDED.kept_seq";
+                                 alert = EXCLUDED.alert, kept_seq = EXCLUDED.kept_seq,
+                                 acknowledged_by = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
+                                     ELSE messages.acknowledged_by END,
+                                 acknowledged_ms = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
+                                     ELSE messages.acknowledged_ms END,
+                                 silenced_by = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
+                                     ELSE messages.silenced_by END,
+                                 silenced_until_ms = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
+                                     ELSE messages.silenced_until_ms END";
                         let statement = prepared(cache, tx, sql).await?;
                         let (workspace, channel_id, ts) = (
                             keepable(&m.workspace),
@@ -201,7 +230,15 @@ impl<'a> Batch<'a> {
                         );
                         tx.execute(
                             &statement,
-                            &[&key, &workspace, &channel_id, &ts, &m.level, &m.digest],
+                            &[
+                                &key,
+                                &workspace,
+                                &channel_id,
+                                &ts,
+                                &m.level,
+                                &m.digest,
+                                &m.alert.as_deref().map(keepable),
+                            ],
                         )
                         .await?;
                     }

@@ -12,16 +12,16 @@ use alert_handler_host::{Instance, Runtime};
 use crate::{lock, RECYCLE_AFTER};
 
 /// How long an instance nobody needed is kept for the next burst.
-pub(super) const IDLE_FOR: Duration = Duration::from_secs(30);
+pub(crate) const IDLE_FOR: Duration = Duration::from_secs(30);
 
 /// An instance and the calls it served.
-pub(super) struct Taken {
-    pub(super) instance: Instance,
+pub(crate) struct Taken {
+    pub(crate) instance: Instance,
     served: u32,
 }
 
 /// The idle instances, and how to make more.
-pub(super) struct Instances {
+pub(crate) struct Instances {
     runtime: Runtime,
     config: String,
     /// Most recently used last: the warmest is taken first, the coldest
@@ -32,7 +32,7 @@ pub(super) struct Instances {
 impl Instances {
     /// A pool of instances of `runtime` configured with `config`, starting
     /// with `first`.
-    pub(super) fn new(runtime: &Runtime, config: &str, first: Instance) -> Instances {
+    pub(crate) fn new(runtime: &Runtime, config: &str, first: Instance) -> Instances {
         Instances {
             runtime: runtime.clone(),
             config: config.to_string(),
@@ -47,7 +47,7 @@ impl Instances {
     }
 
     /// An idle instance, or a fresh one configured now.
-    pub(super) async fn take(&self) -> anyhow::Result<Taken> {
+    pub(crate) async fn take(&self) -> anyhow::Result<Taken> {
         let warm = lock(&self.idle).pop();
         let mut taken = match warm {
             Some((taken, _)) if taken.served < RECYCLE_AFTER => taken,
@@ -62,12 +62,12 @@ impl Instances {
 
     /// Gives an instance back after a call that did not trap (a trapped one
     /// is dropped: it cannot be entered again).
-    pub(super) fn give(&self, taken: Taken) {
+    pub(crate) fn give(&self, taken: Taken) {
         lock(&self.idle).push((taken, Instant::now()));
     }
 
     /// Drops the instances idle since before `now - IDLE_FOR`.
-    pub(super) fn trim(&self, now: Instant) {
+    pub(crate) fn trim(&self, now: Instant) {
         let old: Vec<_> = {
             let mut idle = lock(&self.idle);
             let keep = idle.partition_point(|(_, since)| now.duration_since(*since) >= IDLE_FOR);

@@ -1,0 +1,230 @@
+//! What a click does. The component reads the request (the signature, the
+//! payload) and says what it asks; here it is done:
+//!
+//! 1. the alert's message is looked up in the store by the key the button
+//!    carries; a key the store no longer keeps (the alert recovered, its
+//!    message was forgotten) gets an ephemeral answer to the clicker alone
+//!    and changes nothing;
+//! 2. the mark (acknowledged by, silenced until, unsilenced) is recorded,
+//!    and with it, in the same durable write, a redraw of the clicked
+//!    message: the alert's last event again, as an alert of the same key
+//!    with the host-only option `refresh`, so the scheduler sends its
+//!    `chat.update` paced like any request to that channel, after any
+//!    earlier event of the alert;
+//! 3. only then is the click answered (Slack wants an answer within 3 s).
+//!
+//! Calls into the component run on the delivery runtime, where the
+//! instances live, whichever runtime the click came in on.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alert_handler_host::{Action, Click, InteractionOutcome, Timestamp};
+use tracing::{info, warn};
+
+use crate::commit::GroupCommit;
+use crate::instances::Instances;
+use crate::metrics::Metrics;
+use crate::store::{self, Act, AlertMessage, Mark, PREVIOUS_CHANNEL_ID, PREVIOUS_TS, REFRESH};
+
+/// What the clicker is told when the store no longer knows the alert.
+pub const UNKNOWN_ALERT: &str = "This alert is no longer known to slack-alertd (it recovered, or its message was forgotten): nothing was changed.";
+
+/// How a request to the Request URL is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `200`: done, or signed but nothing to do (logged).
+    Done,
+    /// `401`: not verified; nothing changed.
+    Refused,
+    /// `503`: verified, but it could not be recorded now; nothing changed.
+    Unavailable(String),
+}
+
+/// Does what clicks ask.
+pub struct Clicks {
+    commit: Arc<GroupCommit>,
+    metrics: Arc<Metrics>,
+    instances: Arc<Instances>,
+    /// The delivery runtime, where the instances are called.
+    runtime: tokio::runtime::Handle,
+}
+
+impl Clicks {
+    pub(crate) fn new(
+        commit: Arc<GroupCommit>,
+        metrics: Arc<Metrics>,
+        instances: Arc<Instances>,
+        runtime: tokio::runtime::Handle,
+    ) -> Arc<Clicks> {
+        Arc::new(Clicks {
+            commit,
+            metrics,
+            instances,
+            runtime,
+        })
+    }
+
+    /// A request Slack posted to the Request URL (`headers` as received,
+    /// `body` raw): verified and read by the component, then done.
+    pub async fn request(
+        self: &Arc<Self>,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let this = self.clone();
+        let run = async move {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let now = Timestamp {
+                seconds: now.as_secs() as i64,
+                nanoseconds: now.subsec_nanos(),
+            };
+            let outcome = this
+                .with_instance(|mut taken| async move {
+                    let outcome = taken.instance.interaction_async(&headers, &body, now).await;
+                    (taken, outcome)
+                })
+                .await;
+            match outcome {
+                Ok(outcome) => this.outcome(outcome).await,
+                Err(e) => Answer::Unavailable(format!("{e:#}")),
+            }
+        };
+        self.runtime
+            .spawn(run)
+            .await
+            .unwrap_or_else(|e| Answer::Unavailable(e.to_string()))
+    }
+
+    /// Does what the component read from a request or an envelope.
+    pub async fn outcome(&self, outcome: InteractionOutcome) -> Answer {
+        match outcome {
+            InteractionOutcome::Act(click) => match self.act(click).await {
+                Ok(()) => Answer::Done,
+                Err(e) => Answer::Unavailable(e),
+            },
+            InteractionOutcome::Ignore(why) => {
+                self.metrics.interaction("ignored");
+                info!(
+                    reason = why,
+                    "a request from Slack was verified and ignored"
+                );
+                Answer::Done
+            }
+            InteractionOutcome::Refuse(why) => {
+                self.metrics.interaction("refused");
+                warn!(reason = why, "a request to /slack/interactions was refused");
+                Answer::Refused
+            }
+        }
+    }
+
+    /// Does what a verified click asks (see the module's doc); `Err` when
+    /// it could not be recorded, and nothing changed.
+    pub async fn act(&self, click: Click) -> Result<(), String> {
+        let job = self.commit.store().message(&click.alert);
+        let message = job.await.map_err(|e| e.to_string())?;
+        let Some(message) = message.filter(|m| known(m, &click)) else {
+            self.metrics.interaction("unknown-alert");
+            info!(
+                alert = click.alert,
+                user = click.user,
+                "a click on a message of an alert the store no longer knows; nothing changed"
+            );
+            self.tell(&click, UNKNOWN_ALERT).await;
+            return Ok(());
+        };
+        let now = store::unix_ms();
+        let act = match click.action {
+            Action::Acknowledge => Act::Acknowledge(Mark {
+                by: click.user.clone(),
+                at: now,
+            }),
+            Action::Silence(seconds) => Act::Silence(Mark {
+                by: click.user.clone(),
+                at: now.saturating_add(seconds.saturating_mul(1000)),
+            }),
+            Action::Unsilence => Act::Unsilence,
+        };
+        let redraw = redraw(&message, &click);
+        let written = self.commit.write(|store| {
+            let ticket = store.act(&click.alert, act.clone())?;
+            match &redraw {
+                Some((alert, options)) => store.accept(alert, options.clone()),
+                None => Ok(ticket),
+            }
+        });
+        match written {
+            Ok((_, durable)) => durable.wait().await.map_err(|e| e.to_string())?,
+            Err(e) => return Err(e.to_string()),
+        }
+        self.metrics.interaction(act.name());
+        info!(
+            alert = click.alert,
+            user = click.user,
+            action = act.name(),
+            redrawn = redraw.is_some(),
+            "a click on an alert's message was recorded"
+        );
+        Ok(())
+    }
+
+    /// Tells the clicker alone `text`, if the click says where.
+    async fn tell(&self, click: &Click, text: &str) {
+        let Some(url) = click.response_url.clone() else {
+            return;
+        };
+        let text = text.to_string();
+        let told = self
+            .with_instance(|mut taken| async move {
+                let told = taken.instance.notice_async(&url, &text).await;
+                (taken, told)
+            })
+            .await;
+        match told {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = e.describe(), "the clicker could not be told"),
+            Err(e) => warn!("the clicker could not be told: {e:#}"),
+        }
+    }
+
+    /// Runs `call` on an instance of the pool (given back unless the call
+    /// trapped).
+    async fn with_instance<T, F, Fut>(&self, call: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(crate::instances::Taken) -> Fut,
+        Fut: std::future::Future<Output = (crate::instances::Taken, anyhow::Result<T>)>,
+    {
+        let taken = self.instances.take().await?;
+        let (taken, result) = call(taken).await;
+        if result.is_ok() {
+            self.instances.give(taken);
+        }
+        result
+    }
+}
+
+/// Whether the click is on a message of the alert as the store keeps it:
+/// firing (not recovered), and in the workspace whose secret signed the
+/// click (Socket Mode names none).
+fn known(message: &AlertMessage, click: &Click) -> bool {
+    message.level.as_deref() != Some("OK")
+        && (click.workspace.is_empty() || click.workspace == message.workspace)
+}
+
+/// The redraw of the clicked message: the alert's last event again, with
+/// the options of its key, `refresh`, and the clicked message named.
+/// `None` when the store kept no event to draw (a message kept before
+/// this version).
+fn redraw(message: &AlertMessage, click: &Click) -> Option<(String, Vec<(String, String)>)> {
+    let alert = message.alert.clone()?;
+    let mut options = store::key_options(&message.key)?;
+    options.extend([
+        (REFRESH.to_string(), "true".to_string()),
+        (PREVIOUS_CHANNEL_ID.to_string(), click.channel_id.clone()),
+        (PREVIOUS_TS.to_string(), click.ts.clone()),
+    ]);
+    Some((alert, options))
+}

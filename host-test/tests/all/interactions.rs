@@ -1,0 +1,304 @@
+//! Acknowledge and silence from Slack, through `serve` (a child process)
+//! against the Slack stand-in: buttons on the message, the signed Request
+//! URL (`POST /slack/interactions`), what each click does to the message
+//! and to the alert's later events, across a `kill -9`.
+
+use host_test::mock_slack::{Message, MockSlack};
+use host_test::slack_clicks::{block_actions, form, now, request};
+use serde_json::{json, Value};
+
+use crate::common::server::{wait_until, write_config, Server};
+use crate::common::web_api_config;
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+fn config(slack: &MockSlack) -> String {
+    format!(
+        "{}layout = \"blocks\"\nactions = \"acknowledge,silence\"\nsilence-durations = \"1h,3s\"\nsigning-secret = \"{SECRET}\"\n",
+        web_api_config(slack)
+    )
+}
+
+fn firing(message: &str) -> String {
+    json!({"id": "cpu", "message": message, "time": "2026-11-30T10:00:00Z", "level": "CRITICAL"})
+        .to_string()
+}
+
+fn recovered() -> String {
+    json!({"id": "cpu", "message": "cpu fine", "time": "2026-11-30T10:05:00Z", "level": "OK"})
+        .to_string()
+}
+
+/// The buttons of a message: (label, action_id, value).
+fn buttons(m: &Message) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for attachment in m.body["attachments"].as_array().into_iter().flatten() {
+        for block in attachment["blocks"].as_array().into_iter().flatten() {
+            if block["type"] != "actions" {
+                continue;
+            }
+            for e in block["elements"].as_array().unwrap() {
+                out.push((
+                    e["text"]["text"].as_str().unwrap().to_string(),
+                    e["action_id"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn labels(m: &Message) -> Vec<String> {
+    buttons(m).into_iter().map(|(l, _, _)| l).collect()
+}
+
+/// Clicks `action_id` on message `m` as user `user`, signed now.
+fn click(server: &Server, slack: &MockSlack, m: &Message, action_id: &str, user: &str) -> u16 {
+    let value = buttons(m)
+        .into_iter()
+        .map(|(_, _, v)| v)
+        .next()
+        .expect("the message has buttons");
+    let payload = block_actions(
+        action_id,
+        &value,
+        user,
+        &m.channel_id,
+        &m.ts,
+        &format!("{}/actions/T0001/1/response", slack.url()),
+    );
+    let body = form(&payload);
+    server
+        .request(&request(
+            "/slack/interactions",
+            &body,
+            Some((SECRET, now())),
+        ))
+        .0
+}
+
+fn statuses(server: &Server) -> Vec<String> {
+    server.spool()["finished"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn count(server: &Server, status: &str) -> usize {
+    statuses(server).iter().filter(|s| *s == status).count()
+}
+
+fn post(server: &Server, alert: &str) {
+    let (code, answer) = server.post(alert);
+    assert_eq!(code, 202, "{answer}");
+}
+
+fn the_only_message(slack: &MockSlack) -> Message {
+    let all = slack.messages();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    all[0].clone()
+}
+
+#[test]
+fn only_a_valid_signature_changes_anything() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &config(&slack));
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    post(&server, &firing("cpu high"));
+    wait_until("the alert's message", || slack.messages().len() == 1);
+    let m = the_only_message(&slack);
+    assert_eq!(labels(&m), ["Acknowledge", "Silence 1h", "Silence 3s"]);
+    let value = &buttons(&m)[0].2;
+    assert!(value.contains("cpu") && !value.contains(SECRET), "{value}");
+    let payload = block_actions("acknowledge", value, "U1", &m.channel_id, &m.ts, "");
+    let body = form(&payload);
+    let path = "/slack/interactions";
+    let refused = [
+        (
+            "wrong secret",
+            request(path, &body, Some(("another-secret", now()))),
+        ),
+        (
+            "stale: 5 min 1 s",
+            request(path, &body, Some((SECRET, now() - 301))),
+        ),
+        ("missing headers", request(path, &body, None)),
+        ("garbage", request(path, "hello", None)),
+    ];
+    for (what, raw) in refused {
+        assert_eq!(server.request(&raw).0, 401, "{what}");
+    }
+    // The right signature over another body.
+    let signed = request(path, &body, Some((SECRET, now())));
+    let tampered = signed.replace("U1", "U9");
+    assert_eq!(server.request(&tampered).0, 401, "wrong body");
+    // Signed but not a click: 200, nothing changes.
+    let view = form(&json!({"type": "view_submission"}));
+    assert_eq!(
+        server
+            .request(&request(path, &view, Some((SECRET, now()))))
+            .0,
+        200
+    );
+    // Too big (more than --max-alert-kib, 1 MiB): 413, refused from its
+    // declared length.
+    let big = request(path, "x", Some((SECRET, now())))
+        .replace("Content-Length: 1", "Content-Length: 2000000");
+    assert_eq!(server.request(&big).0, 413);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(the_only_message(&slack).updates, 0, "nothing changed");
+    let metrics = server.metrics();
+    assert!(
+        metrics.contains("slack_handler_interactions_total{outcome=\"refused\"} 5"),
+        "{metrics}"
+    );
+    // The valid one.
+    assert_eq!(server.request(&signed).0, 200);
+    wait_until("the acknowledgement shown", || {
+        the_only_message(&slack).updates == 1
+    });
+    let logged = server.logged();
+    assert!(
+        !logged.contains(SECRET),
+        "the signing secret is never logged"
+    );
+}
+
+#[test]
+fn acknowledge_then_silence_then_unsilence_across_a_kill() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &config(&slack));
+    let spool = dir.path().join("spool");
+    let server = Server::start(&config, &spool, &[]);
+    post(&server, &firing("cpu high"));
+    wait_until("the alert's message", || slack.messages().len() == 1);
+    let m = the_only_message(&slack);
+
+    // Acknowledge: one chat.update of the clicked message, saying who and
+    // when, without the Acknowledge button.
+    assert_eq!(click(&server, &slack, &m, "acknowledge", "U1"), 200);
+    wait_until("the acknowledgement shown", || {
+        the_only_message(&slack).updates == 1
+    });
+    let acked = the_only_message(&slack);
+    let text = acked.body.to_string();
+    assert!(text.contains("Acknowledged by <@U1>"), "{text}");
+    assert!(text.contains("<!date^"), "{text}");
+    assert_eq!(labels(&acked), ["Silence 1h", "Silence 3s"]);
+    let updates: Vec<Value> = slack
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat.update"))
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0]["channel"], m.channel_id.as_str());
+    assert_eq!(updates[0]["ts"], m.ts.as_str());
+    assert!(server
+        .metrics()
+        .contains("slack_handler_interactions_total{outcome=\"acknowledge\"} 1"));
+
+    // A later event still shows the acknowledgement.
+    post(&server, &firing("cpu higher"));
+    wait_until("the second message", || slack.messages().len() == 2);
+    let second = slack.messages()[1].clone();
+    assert!(second.body.to_string().contains("Acknowledged by <@U1>"));
+
+    // Silence 1h: the message says so and offers Unsilence; the next two
+    // firings are recorded as silenced and nothing is posted.
+    assert_eq!(click(&server, &slack, &second, "silence:1h", "U2"), 200);
+    wait_until("the silence shown", || slack.messages()[1].updates == 1);
+    let silenced = slack.messages()[1].clone();
+    assert!(silenced
+        .body
+        .to_string()
+        .contains("Silenced by <@U2> until"));
+    assert_eq!(labels(&silenced), ["Unsilence"]);
+    post(&server, &firing("cpu highest"));
+    post(&server, &firing("cpu still high"));
+    wait_until("two silenced", || count(&server, "silenced") == 2);
+    assert_eq!(slack.messages().len(), 2, "nothing posted while silenced");
+    assert!(server
+        .metrics()
+        .contains("slack_handler_alerts_silenced_total 2"));
+    assert!(server.logged().contains("silenced, not sent"));
+
+    // kill -9 and start again: still silenced.
+    server.kill();
+    let server = Server::start(&config, &spool, &[]);
+    post(&server, &firing("cpu after restart"));
+    wait_until("silenced after the restart", || {
+        count(&server, "silenced") == 3
+    });
+    assert_eq!(slack.messages().len(), 2);
+
+    // Unsilence: the message gets its Silence buttons back; the next
+    // firing is posted.
+    assert_eq!(click(&server, &slack, &silenced, "unsilence", "U2"), 200);
+    wait_until("the unsilence shown", || slack.messages()[1].updates == 2);
+    assert_eq!(labels(&slack.messages()[1]), ["Silence 1h", "Silence 3s"]);
+    post(&server, &firing("cpu posted again"));
+    wait_until("a firing posted after unsilence", || {
+        slack.messages().len() == 3
+    });
+
+    // A silence that runs out by itself: 3 s.
+    let third = slack.messages()[2].clone();
+    assert_eq!(click(&server, &slack, &third, "silence:3s", "U3"), 200);
+    wait_until("the short silence shown", || {
+        slack.messages()[2].updates == 1
+    });
+    post(&server, &firing("cpu during the short silence"));
+    wait_until("silenced", || count(&server, "silenced") == 4);
+    std::thread::sleep(std::time::Duration::from_millis(3_500));
+    post(&server, &firing("cpu after the short silence"));
+    wait_until("posted after the silence ran out", || {
+        slack.messages().len() == 4
+    });
+
+    // Recovery during a silence: delivered, and it ends the silence.
+    let fourth = slack.messages()[3].clone();
+    assert_eq!(click(&server, &slack, &fourth, "silence:1h", "U4"), 200);
+    wait_until("silence shown", || slack.messages()[3].updates == 1);
+    post(&server, &recovered());
+    wait_until("the recovery posted", || slack.messages().len() == 5);
+    let recovery = slack.messages()[4].clone();
+    assert!(buttons(&recovery).is_empty(), "a recovery has no buttons");
+    assert!(!recovery.body.to_string().contains("Silenced by"));
+
+    // A click on a message of an alert the store no longer knows: an
+    // ephemeral answer, nothing changed. (Counters start again with the
+    // process: the acknowledgement was counted before the kill.)
+    let before = slack.messages();
+    assert_eq!(click(&server, &slack, &fourth, "acknowledge", "U5"), 200);
+    wait_until("the ephemeral answer", || {
+        slack
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/actions/"))
+    });
+    let notice = slack
+        .requests()
+        .into_iter()
+        .find(|r| r.path.starts_with("/actions/"))
+        .unwrap()
+        .json();
+    assert_eq!(notice["response_type"], "ephemeral");
+    assert!(notice["text"].as_str().unwrap().contains("no longer known"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(slack.messages(), before, "nothing changed");
+    let metrics = server.metrics();
+    for outcome in ["silence", "unsilence", "unknown-alert"] {
+        assert!(
+            metrics.contains(&format!(
+                "slack_handler_interactions_total{{outcome=\"{outcome}\"}}"
+            )),
+            "{outcome}: {metrics}"
+        );
+    }
+}
