@@ -24,6 +24,7 @@ pub mod commit;
 #[cfg(test)]
 mod contract;
 pub mod intake;
+pub mod interactions;
 pub mod metrics;
 pub mod option_check;
 mod percent;
