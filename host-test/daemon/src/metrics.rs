@@ -11,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::interactions::socket_mode::SocketStatus;
+
 /// The content type `GET /metrics` answers with.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -46,6 +48,8 @@ pub struct Metrics {
     in_flight: Gauge,
     oldest_pending: Gauge<f64, AtomicU64>,
     node: Family<Label, Gauge>,
+    socket_connected: Gauge,
+    socket_reconnects: Counter,
     /// One scrape at a time: the fsync count is caught up by its delta.
     scrape: Mutex<()>,
 }
@@ -74,6 +78,8 @@ impl Metrics {
             in_flight: Gauge::default(),
             oldest_pending: Gauge::default(),
             node: Family::default(),
+            socket_connected: Gauge::default(),
+            socket_reconnects: Counter::default(),
             scrape: Mutex::new(()),
             registry: Registry::default(),
         };
@@ -147,6 +153,16 @@ impl Metrics {
             "1, labelled with this node's name and its store (journal, postgres): the counters here are this node's, alerts_pending and oldest_pending_age_seconds the store's (every node's)",
             metrics.node.clone(),
         );
+        registry.register(
+            "socket_mode_connected",
+            "1 while Socket Mode's WebSocket to Slack is open, else 0 (also when Socket Mode is off)",
+            metrics.socket_connected.clone(),
+        );
+        registry.register(
+            "socket_mode_reconnects",
+            "Socket Mode connections that ended (Slack asked, or lost) and were opened again",
+            metrics.socket_reconnects.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -196,6 +212,16 @@ impl Metrics {
         if rate_limited {
             self.rate_limited.inc();
         }
+    }
+
+    /// Socket Mode as the pump reports it now: call before [`Metrics::render`].
+    pub fn socket_mode(&self, status: &SocketStatus) {
+        let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.socket_connected.set(i64::from(status.connected));
+        // Counted by the pump: caught up by its delta.
+        let counted = self.socket_reconnects.get();
+        self.socket_reconnects
+            .inc_by(status.reconnects.saturating_sub(counted));
     }
 
     /// The text for a scrape, with the spool's gauges as they are now.
@@ -253,6 +279,30 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn socket_mode_shows_its_connection_and_reconnects() {
+        let m = Metrics::new();
+        let text = m.render(&SpoolGauges::default());
+        assert!(text
+            .lines()
+            .any(|l| l == "slack_handler_socket_mode_connected 0"));
+        let mut status = SocketStatus {
+            connected: true,
+            reconnects: 2,
+            ..SocketStatus::default()
+        };
+        m.socket_mode(&status);
+        status.reconnects = 3;
+        m.socket_mode(&status);
+        let text = m.render(&SpoolGauges::default());
+        for line in [
+            "slack_handler_socket_mode_connected 1",
+            "slack_handler_socket_mode_reconnects_total 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 
     #[test]
