@@ -152,8 +152,9 @@ struct Shared {
     messages: Vec<Message>,
     /// Every channel id the stand-in answered with.
     channel_ids: std::collections::HashSet<String>,
-    /// The Socket Mode stand-in `apps.connections.open` points at.
-    socket_mode: Option<SocketAddr>,
+    /// The Socket Mode stand-in `apps.connections.open` points at:
+    /// `ws://127.0.0.1:PORT` (or `wss://`).
+    socket_mode: Option<String>,
 }
 
 impl Shared {
@@ -406,7 +407,8 @@ impl MockSlack {
     /// `Authorization` header. Without a stand-in the path is answered as
     /// `chat.postMessage`.
     pub fn serve_socket_mode(&self, stand_in: &crate::mock_socket_mode::SocketModeStandIn) {
-        self.shared.lock().unwrap().socket_mode = Some(stand_in.addr());
+        self.shared.lock().unwrap().socket_mode =
+            Some(format!("{}://{}", stand_in.scheme(), stand_in.addr()));
     }
 
     /// Calls `observer` for every request and the answer it got.
@@ -685,7 +687,7 @@ async fn answer(
 
 /// The stand-in's own answer: the rate limit's, the fault rate's, or Slack's.
 fn own_answer(shared: &mut Shared, received: &Received, seq: usize) -> Reply {
-    if let Some(socket_mode) = shared.socket_mode {
+    if let Some(socket_mode) = &shared.socket_mode {
         if api_method(received) == "apps.connections.open" {
             return connections_open(socket_mode, received, seq);
         }
@@ -770,7 +772,7 @@ fn slack_answer(shared: &mut Shared, req: &Received, seq: usize) -> Reply {
 
 /// `apps.connections.open`: a URL of the Socket Mode stand-in at
 /// `socket_mode`, for an app-level token.
-fn connections_open(socket_mode: SocketAddr, req: &Received, seq: usize) -> Reply {
+fn connections_open(socket_mode: &str, req: &Received, seq: usize) -> Reply {
     match req
         .header("authorization")
         .and_then(|a| a.strip_prefix("Bearer "))
@@ -778,7 +780,7 @@ fn connections_open(socket_mode: SocketAddr, req: &Received, seq: usize) -> Repl
         Some(token) if token.starts_with("xapp-") => Reply::json(
             200,
             json!({"ok": true,
-                   "url": format!("ws://{socket_mode}/link/?ticket=stand-in-ticket-{seq:04}&app_id=A0STANDIN")}),
+                   "url": format!("{socket_mode}/link/?ticket=stand-in-ticket-{seq:04}&app_id=A0STANDIN")}),
         ),
         Some(token) if !token.is_empty() => slack_error("not_allowed_token_type"),
         _ => slack_error("not_authed"),

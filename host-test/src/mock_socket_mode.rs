@@ -3,7 +3,8 @@
 //! test pushes, records the acknowledgements it gets back, and can ask for
 //! a reconnect (`disconnect`) or drop a connection without a closing
 //! handshake. It counts the connections, the most open at once, and when
-//! each was opened. [`MockSlack::serve_socket_mode`](crate::mock_slack::MockSlack::serve_socket_mode)
+//! each was opened. It speaks `ws://`, or `wss://` with a server
+//! configuration the test provides. [`MockSlack::serve_socket_mode`](crate::mock_slack::MockSlack::serve_socket_mode)
 //! makes the Slack stand-in's `apps.connections.open` point here.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -53,14 +54,26 @@ struct Shared {
 /// The running stand-in; stops when dropped.
 pub struct SocketModeStandIn {
     addr: SocketAddr,
+    tls: bool,
     shared: Arc<Mutex<Shared>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl SocketModeStandIn {
-    /// Starts on a free port of 127.0.0.1.
+    /// Starts on a free port of 127.0.0.1 (`ws://`).
     pub fn start() -> Result<SocketModeStandIn> {
+        SocketModeStandIn::start_with(None)
+    }
+
+    /// Starts a `wss://` stand-in on a free port, with `tls` as its server
+    /// configuration.
+    pub fn start_tls(tls: Arc<rustls::ServerConfig>) -> Result<SocketModeStandIn> {
+        SocketModeStandIn::start_with(Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Result<SocketModeStandIn> {
+        let tls_on = tls.is_some();
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .context("binding the Socket Mode stand-in to 127.0.0.1")?;
         listener.set_nonblocking(true)?;
@@ -75,14 +88,24 @@ impl SocketModeStandIn {
                     .enable_all()
                     .build();
                 let Ok(runtime) = runtime else { return };
-                runtime.block_on(serve(listener, state, stopped));
+                runtime.block_on(serve(listener, tls, state, stopped));
             })?;
         Ok(SocketModeStandIn {
             addr,
+            tls: tls_on,
             shared,
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// `wss` for a TLS stand-in, else `ws`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "wss"
+        } else {
+            "ws"
+        }
     }
 
     /// The address it listens on.
@@ -91,13 +114,16 @@ impl SocketModeStandIn {
     }
 
     /// A URL to connect to, as `apps.connections.open` gives one:
-    /// `ws://127.0.0.1:PORT/link/?ticket=…`, a new ticket each call.
+    /// `ws://127.0.0.1:PORT/link/?ticket=…` (`wss://` for a TLS stand-in),
+    /// a new ticket each call.
     pub fn url(&self) -> String {
         let mut shared = self.shared.lock().unwrap();
         shared.tickets += 1;
         format!(
-            "ws://{}/link/?ticket=stand-in-ticket-{:04}&app_id=A0STANDIN",
-            self.addr, shared.tickets
+            "{}://{}/link/?ticket=stand-in-ticket-{:04}&app_id=A0STANDIN",
+            self.scheme(),
+            self.addr,
+            shared.tickets
         )
     }
 
@@ -244,6 +270,7 @@ pub fn block_actions(action_id: &str, value: &str, user: &str, channel: &str, ts
 
 async fn serve(
     listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Mutex<Shared>>,
     mut stopped: oneshot::Receiver<()>,
 ) {
@@ -263,7 +290,17 @@ async fn serve(
                     shared.connected_at.push(Instant::now());
                     shared.connections
                 };
-                tokio::spawn(link(stream, id, shared.clone()));
+                let shared = shared.clone();
+                match tls.clone() {
+                    None => drop(tokio::spawn(link(stream, id, shared))),
+                    Some(acceptor) => drop(tokio::spawn(async move {
+                        match acceptor.accept(stream).await {
+                            Ok(stream) => link(stream, id, shared).await,
+                            // Counted as closed: the handshake failed.
+                            Err(_) => Open { shared, id, counted: true }.end(),
+                        }
+                    })),
+                }
             }
         }
     }
@@ -272,7 +309,10 @@ async fn serve(
 /// Serves one connection until it ends.
 // The handshake callback's error type is tungstenite's (an HTTP response).
 #[allow(clippy::result_large_err)]
-async fn link(stream: tokio::net::TcpStream, id: usize, shared: Arc<Mutex<Shared>>) {
+async fn link<S>(stream: S, id: usize, shared: Arc<Mutex<Shared>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut open = Open {
         shared: shared.clone(),
         id,

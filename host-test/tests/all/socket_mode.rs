@@ -17,6 +17,9 @@ use host_test::mock_socket_mode::{block_actions, SocketModeStandIn};
 use serde_json::{json, Value};
 use slack_alertd::interactions::socket_mode::{self, Answer, BoxFuture, Peer, SocketState, Timing};
 
+use alert_handler_host::net::tls::{client_config, TlsSettings};
+
+use crate::common::pki;
 use crate::common::server::wait_until;
 
 const TOKEN: &str = "xapp-1-A0SECRET-1234567890-c0ffee";
@@ -24,7 +27,8 @@ const TOKEN: &str = "xapp-1-A0SECRET-1234567890-c0ffee";
 /// A peer that reads Slack's messages as the component does, opening the
 /// stand-in (after the failures it was given).
 struct TestPeer {
-    stand_in: SocketAddr,
+    /// `ws://127.0.0.1:PORT` or `wss://…`.
+    stand_in: String,
     failures: Mutex<VecDeque<String>>,
     opens: Mutex<Vec<Instant>>,
     messages: Mutex<Vec<String>>,
@@ -38,7 +42,7 @@ impl TestPeer {
     /// Its first opens fail with these errors.
     fn failing(stand_in: &SocketModeStandIn, failures: &[&str]) -> Arc<TestPeer> {
         Arc::new(TestPeer {
-            stand_in: stand_in.addr(),
+            stand_in: format!("{}://{}", stand_in.scheme(), stand_in.addr()),
             failures: Mutex::new(failures.iter().map(|f| f.to_string()).collect()),
             opens: Mutex::default(),
             messages: Mutex::default(),
@@ -58,7 +62,7 @@ impl Peer for TestPeer {
             match self.failures.lock().unwrap().pop_front() {
                 Some(failure) => Err(anyhow::anyhow!(failure)),
                 None => Ok(format!(
-                    "ws://{}/link/?ticket=test-ticket-{}",
+                    "{}/link/?ticket=test-ticket-{}",
                     self.stand_in,
                     opens.len()
                 )),
@@ -96,6 +100,11 @@ struct Pumping {
 
 impl Pumping {
     fn start(peer: Arc<TestPeer>, timing: Timing) -> Pumping {
+        Pumping::start_tls(peer, timing, client_tls())
+    }
+
+    /// With `tls` for `wss://`.
+    fn start_tls(peer: Arc<TestPeer>, timing: Timing, tls: Arc<rustls::ClientConfig>) -> Pumping {
         let state = Arc::new(SocketState::new());
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -111,7 +120,7 @@ impl Pumping {
             tracing::subscriber::with_default(subscriber, || {
                 runtime.block_on(socket_mode::run_with(
                     peer,
-                    client_tls(),
+                    tls,
                     pump_state,
                     timing,
                     async {
@@ -381,4 +390,54 @@ fn the_slack_stand_in_opens_socket_mode_for_an_app_token() {
         json!({"ok": false, "error": "not_allowed_token_type"})
     );
     assert!(slack.messages().is_empty(), "it was taken for a post");
+}
+
+/// The host's client configuration trusting `ca` (as a section's `ssl-ca`).
+fn trusting(ca: &pki::Ca, dir: &std::path::Path) -> Arc<rustls::ClientConfig> {
+    let ca_file = pki::write(dir, "ca.pem", &ca.pem);
+    let settings = TlsSettings {
+        ssl_ca: Some(ca_file.display().to_string()),
+        ..TlsSettings::default()
+    };
+    client_config(&settings, "default").unwrap()
+}
+
+#[test]
+fn wss_is_opened_with_the_hosts_tls_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("Socket Mode CA");
+    let stand_in =
+        SocketModeStandIn::start_tls(pki::server(&ca.leaf(&["127.0.0.1"]), None)).unwrap();
+    let pump = Pumping::start_tls(
+        TestPeer::new(&stand_in),
+        Timing::default(),
+        trusting(&ca, dir.path()),
+    );
+    wait_until("a connection", || stand_in.ready() == 1);
+    stand_in.push_envelope(
+        "over-tls",
+        block_actions("acknowledge", "k", "U1", "C1", "1.2"),
+    );
+    wait_until("the acknowledgement", || stand_in.acks() == ["over-tls"]);
+    assert!(pump.state.connected());
+}
+
+#[test]
+fn an_untrusted_certificate_is_not_connected_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let untrusted = pki::Ca::new("Someone else");
+    let stand_in =
+        SocketModeStandIn::start_tls(pki::server(&untrusted.leaf(&["127.0.0.1"]), None)).unwrap();
+    let peer = TestPeer::new(&stand_in);
+    let pump = Pumping::start_tls(
+        peer.clone(),
+        timing(Duration::from_millis(100)),
+        trusting(&pki::Ca::new("Socket Mode CA"), dir.path()),
+    );
+    wait_until("a second try", || peer.opens().len() >= 2);
+    let error = pump.state.error().expect("the reason is shown");
+    assert!(!pump.state.connected());
+    assert!(error.contains("certificate"), "{error}");
+    assert!(!error.contains("ticket="), "{error}");
+    assert_eq!(stand_in.paths(), Vec::<String>::new());
 }
