@@ -1,9 +1,10 @@
 //! The bundled harness around the alert-handler component: the Slack
-//! stand-in (`mock_slack`), the HTML preview, the demo, an instance pool,
-//! and how the `host-test` CLI reports results. It builds the component
-//! from this checkout (`build.rs`) and runs it with the embedding in
-//! `alert-handler-host`; `host-test serve` runs the daemon of
-//! `slack-alertd`, the one operators install.
+//! stand-in (`mock_slack`) and its Socket Mode (`mock_socket_mode`), the
+//! HTML preview, the demo, an instance pool, and how the `host-test` CLI
+//! reports results. It builds the component from this checkout
+//! (`build.rs`) and runs it with the embedding in `alert-handler-host`;
+//! `host-test serve` runs the daemon of `slack-alertd`, the one operators
+//! install.
 
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use alert_handler_host::{NetSettings, Runtime};
 
 pub mod demo;
 pub mod mock_slack;
+pub mod mock_socket_mode;
 pub mod pool;
 pub mod preview;
 pub mod report;

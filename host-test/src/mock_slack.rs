@@ -6,7 +6,9 @@
 //! and thread replies are checked as Slack checks them, and a test can read
 //! what a channel finally shows. It speaks plain HTTP, or HTTPS with a
 //! server configuration the test provides (its own certificates, client
-//! certificates required or not).
+//! certificates required or not). Given a Socket Mode stand-in
+//! ([`MockSlack::serve_socket_mode`]), `apps.connections.open` answers
+//! with a URL of it.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -150,6 +152,9 @@ struct Shared {
     messages: Vec<Message>,
     /// Every channel id the stand-in answered with.
     channel_ids: std::collections::HashSet<String>,
+    /// The Socket Mode stand-in `apps.connections.open` points at:
+    /// `ws://127.0.0.1:PORT` (or `wss://`).
+    socket_mode: Option<String>,
 }
 
 impl Shared {
@@ -392,6 +397,18 @@ impl MockSlack {
     /// replying to it `thread_not_found`. Whether there was one.
     pub fn delete_message(&self, ts: &str) -> bool {
         self.shared.lock().unwrap().delete_message(ts)
+    }
+
+    /// Answers `apps.connections.open` (a path ending so) with
+    /// `{"ok":true,"url":"ws://…/link/?ticket=…"}` of `stand_in`, a new
+    /// ticket each time, when the request carries an app-level token
+    /// (`Bearer xapp-…`; another token is `not_allowed_token_type`, none
+    /// `not_authed`). The request is recorded like any other, with its
+    /// `Authorization` header. Without a stand-in the path is answered as
+    /// `chat.postMessage`.
+    pub fn serve_socket_mode(&self, stand_in: &crate::mock_socket_mode::SocketModeStandIn) {
+        self.shared.lock().unwrap().socket_mode =
+            Some(format!("{}://{}", stand_in.scheme(), stand_in.addr()));
     }
 
     /// Calls `observer` for every request and the answer it got.
@@ -670,6 +687,11 @@ async fn answer(
 
 /// The stand-in's own answer: the rate limit's, the fault rate's, or Slack's.
 fn own_answer(shared: &mut Shared, received: &Received, seq: usize) -> Reply {
+    if let Some(socket_mode) = &shared.socket_mode {
+        if api_method(received) == "apps.connections.open" {
+            return connections_open(socket_mode, received, seq);
+        }
+    }
     match rate_limit(shared, received) {
         Some(limited) => limited,
         None if shared.fail_every.is_some_and(|n| seq.is_multiple_of(n)) => {
@@ -745,6 +767,23 @@ fn slack_answer(shared: &mut Shared, req: &Received, seq: usize) -> Reply {
         update(shared, body)
     } else {
         post(shared, body, seq)
+    }
+}
+
+/// `apps.connections.open`: a URL of the Socket Mode stand-in at
+/// `socket_mode`, for an app-level token.
+fn connections_open(socket_mode: &str, req: &Received, seq: usize) -> Reply {
+    match req
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+    {
+        Some(token) if token.starts_with("xapp-") => Reply::json(
+            200,
+            json!({"ok": true,
+                   "url": format!("{socket_mode}/link/?ticket=stand-in-ticket-{seq:04}&app_id=A0STANDIN")}),
+        ),
+        Some(token) if !token.is_empty() => slack_error("not_allowed_token_type"),
+        _ => slack_error("not_authed"),
     }
 }
 

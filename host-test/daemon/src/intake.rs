@@ -65,6 +65,7 @@ use subtle::ConstantTimeEq;
 
 use crate::commit::GroupCommit;
 use crate::interactions::clicks::{Answer as ClickAnswer, Clicks};
+use crate::interactions::socket_mode::SocketState;
 use crate::metrics::{self, Metrics, SpoolGauges};
 use crate::option_check::OptionCheck;
 use crate::store::{Listing, Lists, StoreError};
@@ -189,6 +190,8 @@ pub struct Front {
     pub check: Option<Arc<OptionCheck>>,
     /// What clicks on alerts' buttons do (`POST /slack/interactions`).
     pub clicks: Option<Arc<Clicks>>,
+    /// Socket Mode's connection, when serve takes clicks that way.
+    pub socket: Option<Arc<SocketState>>,
 }
 
 /// Serves connections until `stop` resolves, then lets the requests in
@@ -291,6 +294,9 @@ async fn respond(
         }
         if !front.broken.is_empty() {
             health["broken"] = json!(front.broken);
+        }
+        if let Some(socket) = &front.socket {
+            health["socket_mode"] = json!(socket.status());
         }
         return Ok(answer(status, health));
     }
@@ -451,6 +457,11 @@ fn metrics_page(front: &Front) -> Answer {
     };
     gauges.fsyncs = front.commit.syncs();
     gauges.write_errors = front.commit.failures();
+    if let Some(socket) = &front.socket {
+        front
+            .metrics
+            .socket_mode(socket.connected(), socket.reconnects());
+    }
     let text = front.metrics.render(&gauges);
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(

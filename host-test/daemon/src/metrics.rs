@@ -48,6 +48,8 @@ pub struct Metrics {
     in_flight: Gauge,
     oldest_pending: Gauge<f64, AtomicU64>,
     node: Family<Label, Gauge>,
+    socket_connected: Gauge,
+    socket_reconnects: Counter,
     /// One scrape at a time: the fsync count is caught up by its delta.
     scrape: Mutex<()>,
 }
@@ -78,6 +80,8 @@ impl Metrics {
             in_flight: Gauge::default(),
             oldest_pending: Gauge::default(),
             node: Family::default(),
+            socket_connected: Gauge::default(),
+            socket_reconnects: Counter::default(),
             scrape: Mutex::new(()),
             registry: Registry::default(),
         };
@@ -161,6 +165,16 @@ impl Metrics {
             "1, labelled with this node's name and its store (journal, postgres): the counters here are this node's, alerts_pending and oldest_pending_age_seconds the store's (every node's)",
             metrics.node.clone(),
         );
+        registry.register(
+            "socket_mode_connected",
+            "1 while Socket Mode's WebSocket to Slack is open, else 0 (also when Socket Mode is off)",
+            metrics.socket_connected.clone(),
+        );
+        registry.register(
+            "socket_mode_reconnects",
+            "Socket Mode connections that ended (Slack asked, or lost) and were opened again",
+            metrics.socket_reconnects.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -224,6 +238,17 @@ impl Metrics {
         }
     }
 
+    /// Socket Mode as the pump reports it now (whether it is connected,
+    /// how many times it reconnected): call before [`Metrics::render`].
+    pub fn socket_mode(&self, connected: bool, reconnects: u64) {
+        let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.socket_connected.set(i64::from(connected));
+        // Counted by the pump: caught up by its delta.
+        let counted = self.socket_reconnects.get();
+        self.socket_reconnects
+            .inc_by(reconnects.saturating_sub(counted));
+    }
+
     /// The text for a scrape, with the spool's gauges as they are now.
     pub fn render(&self, spool: &SpoolGauges) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
@@ -279,6 +304,24 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn socket_mode_shows_its_connection_and_reconnects() {
+        let m = Metrics::new();
+        let text = m.render(&SpoolGauges::default());
+        assert!(text
+            .lines()
+            .any(|l| l == "slack_handler_socket_mode_connected 0"));
+        m.socket_mode(true, 2);
+        m.socket_mode(true, 3);
+        let text = m.render(&SpoolGauges::default());
+        for line in [
+            "slack_handler_socket_mode_connected 1",
+            "slack_handler_socket_mode_reconnects_total 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 
     #[test]

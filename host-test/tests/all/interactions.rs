@@ -302,3 +302,105 @@ fn acknowledge_then_silence_then_unsilence_across_a_kill() {
         );
     }
 }
+
+/// Socket Mode through `serve`: `--slack-app-token-file`, the component
+/// asks the stand-in's `apps.connections.open` with the app token, serve
+/// opens the WebSocket it names, acknowledges each envelope and does what
+/// its click asks; `disconnect` is one reconnect; `/healthz` and
+/// `/metrics` show the connection; the app token is never shown.
+#[test]
+fn socket_mode_takes_the_same_clicks_without_a_public_address() {
+    use host_test::mock_socket_mode::SocketModeStandIn;
+
+    const APP_TOKEN: &str = "xapp-1-A0TEST-1234-5e5e5e5e";
+    let slack = MockSlack::start().unwrap();
+    let stand_in = SocketModeStandIn::start().unwrap();
+    slack.serve_socket_mode(&stand_in);
+    let dir = tempfile::tempdir().unwrap();
+    // No signing secret: Socket Mode's connection is authenticated.
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}layout = \"attachment\"\nactions = \"acknowledge,silence\"\n",
+            web_api_config(&slack)
+        ),
+    );
+    let token = dir.path().join("app-token");
+    std::fs::write(&token, format!("{APP_TOKEN}\n")).unwrap();
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &["--slack-app-token-file", token.to_str().unwrap()],
+    );
+    wait_until("the Socket Mode connection", || stand_in.ready() == 1);
+    let opened = slack
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/apps.connections.open"))
+        .expect("apps.connections.open asked");
+    assert_eq!(
+        opened.header("authorization"),
+        Some(&*format!("Bearer {APP_TOKEN}"))
+    );
+    let health = server
+        .request("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .1;
+    assert_eq!(health["socket_mode"]["connected"], true, "{health}");
+    assert!(server
+        .metrics()
+        .contains("slack_handler_socket_mode_connected 1"));
+
+    post(&server, &firing("disk full"));
+    wait_until("the alert's message", || slack.messages().len() == 1);
+    let m = the_only_message(&slack);
+    // Layout attachment: the buttons in a second attachment of the colour.
+    assert_eq!(m.body["attachments"].as_array().unwrap().len(), 2);
+    let value = buttons(&m)[0].2.clone();
+    let click = block_actions(
+        "acknowledge",
+        &value,
+        "U7",
+        &m.channel_id,
+        &m.ts,
+        &format!("{}/actions/T0001/1/response", slack.url()),
+    );
+    stand_in.push_envelope("env-1", click);
+    wait_until("the envelope acknowledged", || stand_in.acks() == ["env-1"]);
+    wait_until("the acknowledgement shown", || {
+        the_only_message(&slack).updates == 1
+    });
+    assert!(the_only_message(&slack)
+        .body
+        .to_string()
+        .contains("Acknowledged by <@U7>"));
+
+    // Slack asks for a new connection: exactly one more, never two open.
+    stand_in.disconnect("refresh_requested");
+    wait_until("one reconnect", || {
+        stand_in.connections() == 2 && stand_in.ready() == 1
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(stand_in.connections(), 2);
+    assert_eq!(stand_in.max_open(), 1);
+    assert!(server
+        .metrics()
+        .contains("slack_handler_socket_mode_reconnects_total 1"));
+    // Still taking clicks there.
+    stand_in.push_envelope(
+        "env-2",
+        block_actions("silence:1h", &value, "U7", &m.channel_id, &m.ts, ""),
+    );
+    wait_until("the second envelope acknowledged", || {
+        stand_in.acks().len() == 2
+    });
+    wait_until("the silence shown", || {
+        the_only_message(&slack).updates == 2
+    });
+
+    let shown = format!("{}{}{}", server.logged(), server.metrics(), health);
+    assert!(!shown.contains(APP_TOKEN), "the app token is never shown");
+    assert!(
+        !shown.contains("xapp-"),
+        "not even its prefix with a part of it"
+    );
+}

@@ -24,5 +24,6 @@ mod recovery;
 mod reliability;
 mod render;
 mod serve;
+mod socket_mode;
 mod tls;
 mod topics;

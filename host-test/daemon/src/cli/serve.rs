@@ -14,6 +14,7 @@ use tracing::info;
 
 use super::{read, Failure, Target};
 use crate::intake::{self, Token};
+use crate::interactions::clicks::AppToken;
 use crate::serve::{self, Pacing};
 use crate::spool::{self, Spool};
 use crate::store::postgres::{self, connect::StoreUrl, PgStore};
@@ -121,6 +122,12 @@ pub struct ServeArgs {
     /// a value not mapped.
     #[arg(long, value_name = "LEVEL", default_value = "WARNING")]
     alertmanager_default_level: String,
+    /// A file holding the Slack app's app-level token (`xapp-…`, scope
+    /// `connections:write`): serve then takes clicks on alerts' buttons
+    /// over Slack's Socket Mode, a WebSocket it opens itself, for a serve
+    /// Slack cannot reach (no public Request URL).
+    #[arg(long, value_name = "FILE")]
+    slack_app_token_file: Option<PathBuf>,
     /// Divides the handlers' intervals, for demos and tests: 3600 turns an
     /// aggregate's 24 h into 24 s.
     #[arg(long, value_name = "N", default_value_t = 1.0)]
@@ -176,7 +183,12 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             .parse::<slack_alert_handler::event::Level>()
             .map_err(|e| Failure::Input(anyhow!("--alertmanager-default-level: {e}")))?,
     };
+    let slack_app_token = match &args.slack_app_token_file {
+        Some(path) => Some(AppToken::read(path).map_err(Failure::Input)?),
+        None => None,
+    };
     let intake = serve::Intake {
+        slack_app_token,
         topics,
         levels,
         broken,

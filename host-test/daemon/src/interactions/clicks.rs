@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use alert_handler_host::{Action, Click, InteractionOutcome, Timestamp};
 use tracing::{info, warn};
 
+use super::socket_mode::{self, BoxFuture, Peer};
 use crate::commit::GroupCommit;
 use crate::instances::Instances;
 use crate::metrics::Metrics;
@@ -203,6 +204,105 @@ impl Clicks {
             self.instances.give(taken);
         }
         result
+    }
+}
+
+/// An app-level token (`xapp-…`) for Socket Mode, read from a file; shown
+/// nowhere (its `Debug` says only that it is set).
+#[derive(Clone)]
+pub struct AppToken(String);
+
+impl std::fmt::Debug for AppToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppToken([redacted])")
+    }
+}
+
+impl AppToken {
+    /// The token in `path` (surrounding whitespace dropped). The error
+    /// names the file and what is wrong, never the token.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<AppToken> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "--slack-app-token-file {}: cannot read it: {e}",
+                path.display()
+            )
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            anyhow::bail!(
+                "--slack-app-token-file {}: the file is empty",
+                path.display()
+            );
+        }
+        if !token.starts_with("xapp-") {
+            anyhow::bail!(
+                "--slack-app-token-file {}: not an app-level token (Socket Mode takes one that starts with xapp-, with the connections:write scope; a bot token xoxb- goes in the configuration's `token`)",
+                path.display()
+            );
+        }
+        Ok(AppToken(token.to_string()))
+    }
+}
+
+/// Socket Mode's clicks: the pump's [`Peer`] over the component and
+/// [`Clicks`].
+pub struct SocketPeer {
+    pub clicks: Arc<Clicks>,
+    pub token: AppToken,
+}
+
+impl Peer for SocketPeer {
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(async move {
+            let token = self.token.0.clone();
+            let url = self
+                .clicks
+                .with_instance(|mut taken| async move {
+                    let url = taken.instance.socket_url_async(&token).await;
+                    (taken, url)
+                })
+                .await?;
+            url.map_err(|e| anyhow::anyhow!("apps.connections.open: {}", e.describe()))
+        })
+    }
+
+    fn message(&self, text: String) -> BoxFuture<'_, socket_mode::Answer> {
+        Box::pin(async move {
+            let read = self
+                .clicks
+                .with_instance(|mut taken| async move {
+                    let read = taken.instance.socket_message_async(&text).await;
+                    (taken, read)
+                })
+                .await;
+            let read = match read {
+                Ok(read) => read,
+                Err(e) => {
+                    // Not acknowledged: Slack sends the envelope again.
+                    warn!("a Socket Mode message could not be read: {e:#}");
+                    return socket_mode::Answer::default();
+                }
+            };
+            let done = match read.outcome {
+                InteractionOutcome::Ignore(why) if why == "hello" => Answer::Done,
+                outcome => self.clicks.outcome(outcome).await,
+            };
+            match done {
+                Answer::Done | Answer::Refused => socket_mode::Answer {
+                    reply: read.reply,
+                    reconnect: read.reconnect,
+                },
+                // Not acknowledged: Slack sends the envelope again.
+                Answer::Unavailable(why) => {
+                    warn!("a click over Socket Mode could not be recorded; Slack sends it again: {why}");
+                    socket_mode::Answer {
+                        reply: None,
+                        reconnect: read.reconnect,
+                    }
+                }
+            }
+        })
     }
 }
 

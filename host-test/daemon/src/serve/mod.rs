@@ -43,8 +43,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alert_handler_host::net::tls;
 use alert_handler_host::retry::Backoff;
-use alert_handler_host::Runtime;
+use alert_handler_host::{destinations, ConfigSummary, Runtime, WorkspaceSummary};
 use anyhow::Result;
 use kapacitor_formats::topics::Handlers;
 use slack_alert_handler::alertmanager::Levels;
@@ -54,7 +55,8 @@ use crate::channels::Channels;
 use crate::commit::GroupCommit;
 use crate::instances::Instances;
 use crate::intake::{self, AlertmanagerWebhook, Front, KapacitorPost, Limits, Token};
-use crate::interactions::clicks::Clicks;
+use crate::interactions::clicks::{AppToken, Clicks, SocketPeer};
+use crate::interactions::socket_mode::{self, SocketState};
 use crate::metrics::Metrics;
 use crate::option_check::OptionCheck;
 use crate::scheduler::{Rules, Scheduler};
@@ -120,6 +122,9 @@ pub struct Intake {
     pub topics: Option<Arc<Handlers>>,
     /// How Alertmanager's alerts' labels give their level.
     pub levels: Levels,
+    /// Socket Mode's app-level token (`--slack-app-token-file`): clicks
+    /// are taken over a WebSocket serve opens to Slack.
+    pub slack_app_token: Option<AppToken>,
 }
 
 /// Serves on `listener` until `shutdown` resolves: then the requests in
@@ -179,6 +184,25 @@ pub fn run(
         metrics.this_node(&store.node().unwrap_or_default(), store.kind());
     }
     let topics = intake.topics;
+    let clicks = Clicks::new(
+        commit.clone(),
+        metrics.clone(),
+        instances.clone(),
+        delivering.handle().clone(),
+    );
+    // Socket Mode: over the TLS settings of the section whose Web API the
+    // app's connection is asked of.
+    let socket = match intake.slack_app_token {
+        Some(token) => {
+            let tls = app_tls(&summary).map_err(|e| anyhow::anyhow!("Socket Mode: {e}"))?;
+            let peer = Arc::new(SocketPeer {
+                clicks: clicks.clone(),
+                token,
+            });
+            Some((Arc::new(SocketState::new()), (peer, tls)))
+        }
+        None => None,
+    };
     let front = Arc::new(Front {
         commit: commit.clone(),
         metrics: metrics.clone(),
@@ -191,12 +215,8 @@ pub fn run(
         broken: intake.broken,
         topics: topics.clone(),
         check: Some(Arc::new(check)),
-        clicks: Some(Clicks::new(
-            commit.clone(),
-            metrics.clone(),
-            instances.clone(),
-            delivering.handle().clone(),
-        )),
+        clicks: Some(clicks.clone()),
+        socket: socket.as_ref().map(|(state, _)| state.clone()),
     });
     let shared = Arc::new(Shared {
         channels: Channels::new(&summary),
@@ -234,11 +254,21 @@ pub fn run(
         }
         _ => None,
     };
+    let (stop_socket, socket_stopped) = tokio::sync::oneshot::channel::<()>();
+    let socket_mode = socket.map(|(state, (peer, tls))| {
+        delivering.spawn(socket_mode::run(peer, tls, state, async move {
+            let _ = socket_stopped.await;
+        }))
+    });
     ready(bound);
     delivering.block_on(async {
         dispatch::run(shared.clone(), instances, pacing.backoff).await;
         if let Some(aggregating) = aggregating {
             let _ = aggregating.await;
+        }
+        let _ = stop_socket.send(());
+        if let Some(socket_mode) = socket_mode {
+            let _ = socket_mode.await;
         }
     });
     let _ = intake.join();
@@ -248,6 +278,25 @@ pub fn run(
         "stopped; pending alerts are delivered after the next start"
     );
     Ok(())
+}
+
+/// The TLS client settings of the section Socket Mode's connection is asked
+/// of: the default one with a Web API, else the first with one (as the
+/// component picks it), else the webpki roots.
+fn app_tls(summary: &ConfigSummary) -> Result<Arc<rustls::ClientConfig>, String> {
+    let web_api = |w: &WorkspaceSummary| w.endpoint.is_some() && w.enabled;
+    let all = &summary.workspaces;
+    let section = all
+        .iter()
+        .position(|w| w.is_default && web_api(w))
+        .or_else(|| all.iter().position(web_api));
+    match section {
+        Some(i) => {
+            let destination = &destinations(summary)[i];
+            tls::client_config(&destination.tls, &destination.id)
+        }
+        None => tls::client_config(&tls::TlsSettings::default(), ""),
+    }
 }
 
 /// Threads running deliveries: the machine's cores (at most four). A
