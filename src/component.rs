@@ -60,17 +60,22 @@ impl Sources for Wasi {
 }
 
 fn deliver(prepared: Prepared) -> Result<Delivery, HandlerError> {
-    prepared.deliver(|request| {
-        let raw = transport::send(request)?;
-        let answer = response::classify(
-            raw.status,
-            raw.retry_after.as_deref(),
-            &raw.body,
-            raw.truncated,
-        );
-        stages::end(Stage::Classify);
-        answer
-    })
+    prepared.deliver(|request| exchange(request).map(|(answer, _)| answer))
+}
+
+/// Sends `request`: Slack's answer, classified, and its body.
+fn exchange(
+    request: &crate::payload::Request,
+) -> Result<(response::Answer, Vec<u8>), HandlerError> {
+    let raw = transport::send(request)?;
+    let answer = response::classify(
+        raw.status,
+        raw.retry_after.as_deref(),
+        &raw.body,
+        raw.truncated,
+    );
+    stages::end(Stage::Classify);
+    Ok((answer?, raw.body))
 }
 
 impl Guest for Component {
@@ -289,14 +294,8 @@ impl clicks::Guest for Component {
     fn socket_url(app_token: String) -> Result<String, wit::HandlerError> {
         let run = || {
             let config = current_config()?;
-            let raw = transport::send(&interaction::socket_open(&config, &app_token)?)?;
-            response::classify(
-                raw.status,
-                raw.retry_after.as_deref(),
-                &raw.body,
-                raw.truncated,
-            )?;
-            interaction::socket_url(&raw.body)
+            let (_, body) = exchange(&interaction::socket_open(&config, &app_token)?)?;
+            interaction::socket_url(&body)
         };
         run().map_err(to_wit_error)
     }
@@ -311,16 +310,7 @@ impl clicks::Guest for Component {
     }
 
     fn notice(response_url: String, text: String) -> Result<(), wit::HandlerError> {
-        let run = || {
-            let raw = transport::send(&interaction::notice(&response_url, &text)?)?;
-            response::classify(
-                raw.status,
-                raw.retry_after.as_deref(),
-                &raw.body,
-                raw.truncated,
-            )
-            .map(|_| ())
-        };
+        let run = || exchange(&interaction::notice(&response_url, &text)?).map(|_| ());
         run().map_err(to_wit_error)
     }
 }

@@ -231,7 +231,7 @@ pub fn socket_message(text: &str) -> SocketAnswer {
     let kind = value["type"].as_str().unwrap_or_default();
     let reply = value["envelope_id"]
         .as_str()
-        .map(|id| serde_json::json!({ "envelope_id": id }).to_string());
+        .map(|id| format!(r#"{{"envelope_id":{}}}"#, Value::from(id)));
     match kind {
         "hello" => answer(None, Outcome::Ignore("hello".into()), false),
         "disconnect" => answer(
@@ -310,12 +310,10 @@ pub fn notice(response_url: &str, text: &str) -> Result<Request, HandlerError> {
     Ok(Request {
         url: Secret::new(response_url),
         token: Secret::default(),
-        body: serde_json::json!({
-            "response_type": "ephemeral",
-            "replace_original": false,
-            "text": text,
-        })
-        .to_string()
+        body: format!(
+            r#"{{"response_type":"ephemeral","replace_original":false,"text":{}}}"#,
+            Value::from(text)
+        )
         .into_bytes(),
     })
 }

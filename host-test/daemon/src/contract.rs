@@ -59,7 +59,7 @@ fn request(id: u64, channel: &str, alert_id: &str) -> ClaimRequest {
 
 fn granted(claim: Claim) -> Option<AlertMessage> {
     match claim {
-        Claim::Granted { message, .. } => message,
+        Claim::Granted { message, .. } => message.map(|m| *m),
         other => panic!("expected the claim granted, got {other:?}"),
     }
 }

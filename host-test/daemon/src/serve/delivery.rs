@@ -110,7 +110,7 @@ pub(super) async fn deliver(
             if let Some(attempts) = attempts {
                 item.attempts = attempts;
             }
-            message
+            message.map(|m| *m)
         }
         Ok(Claim::NotYet { wait }) => {
             // Not this node's turn: asked again then; nothing was sent, so

@@ -86,6 +86,7 @@ mod tests {
             ts: ts.into(),
             level: Some(level.into()),
             digest: Some(digest.into()),
+            ..AlertMessage::default()
         }
     }
 

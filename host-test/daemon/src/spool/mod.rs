@@ -706,7 +706,7 @@ impl Store for Spool {
     }
 
     fn claim(&mut self, request: ClaimRequest) -> Job<Claim> {
-        let message = Spool::message(self, &request.key).cloned();
+        let message = Spool::message(self, &request.key).cloned().map(Box::new);
         store::ready(Ok(Claim::Granted {
             message,
             attempts: None,

@@ -276,8 +276,7 @@ fn the_message_table_drops_the_oldest_past_its_bounds() {
         workspace: "w".into(),
         channel_id: "C1".into(),
         ts: format!("1.{n:06}"),
-        level: None,
-        digest: None,
+        ..AlertMessage::default()
     };
     let mut table = Messages::new(u64::MAX);
     for n in 0..=MAX_MESSAGES {

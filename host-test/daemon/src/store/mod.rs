@@ -208,7 +208,7 @@ pub enum Claim {
     Granted {
         /// The alert key's message so far (`on-recovery` `update`,
         /// `thread`), whichever node made it.
-        message: Option<AlertMessage>,
+        message: Option<Box<AlertMessage>>,
         /// Requests made for it so far, by every node (`None`: the store
         /// does not count them; the node's own count holds).
         attempts: Option<u32>,

@@ -248,7 +248,7 @@ pub async fn claim(
         let message = alert
             .get::<_, Option<String>>(9)
             .is_some()
-            .then(|| reads::message_from(&alert, key, 8));
+            .then(|| Box::new(reads::message_from(&alert, key, 8)));
         let attempts: i32 = alert.get(3);
         tx.commit().await?;
         Ok(Claim::Granted {
