@@ -184,6 +184,94 @@ fn an_ending_keeps_the_alert_keys_message_for_its_next_claim_and_a_recovery_forg
 }
 
 #[test]
+fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_ending() {
+    both(|store| {
+        let key = alert_key("cpu", &options("#x"));
+        let mark = |by: &str, at: u64| Mark { by: by.into(), at };
+        // A key without a message: the mark changes nothing.
+        store.act(&key, Act::Acknowledge(mark("U0", 1))).unwrap();
+        commit(store).unwrap();
+        assert_eq!(wait(store.message(&key)).unwrap(), None);
+
+        let first = store.accept(&alert("cpu"), options("#x")).unwrap();
+        commit(store).unwrap();
+        arrivals(store, 1);
+        wait(store.claim(request(first.id, "#x", "cpu"))).unwrap();
+        let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1)
+            .remembering(&key, false, "w", Some("C1"), Some("1.1"))
+            .drawn_from(&alert("cpu"));
+        store.finish(done).unwrap();
+        commit(store).unwrap();
+        let kept = wait(store.message(&key))
+            .unwrap()
+            .expect("the key's message");
+        assert_eq!(
+            kept.alert.as_deref(),
+            Some(&*alert("cpu")),
+            "its event kept"
+        );
+
+        store.act(&key, Act::Acknowledge(mark("U1", 10))).unwrap();
+        store.act(&key, Act::Silence(mark("U2", 20))).unwrap();
+        commit(store).unwrap();
+        let marked = wait(store.message(&key)).unwrap().unwrap();
+        assert_eq!(marked.acknowledged, Some(mark("U1", 10)));
+        assert_eq!(marked.silenced, Some(mark("U2", 20)));
+
+        // The next event: silenced, and the marks stay with the key's
+        // newer message.
+        let second = store.accept(&alert("cpu"), options("#x")).unwrap();
+        commit(store).unwrap();
+        arrivals(store, 1);
+        let claimed = granted(wait(store.claim(request(second.id, "#x", "cpu"))).unwrap());
+        assert_eq!(
+            claimed.unwrap().silenced,
+            Some(mark("U2", 20)),
+            "with the claim"
+        );
+        store
+            .finish(Finished::new(second.id, Status::Silenced, "silenced", 0))
+            .unwrap();
+        let third = store.accept(&alert("cpu"), options("#x")).unwrap();
+        commit(store).unwrap();
+        arrivals(store, 1);
+        wait(store.claim(request(third.id, "#x", "cpu"))).unwrap();
+        let done = Finished::new(third.id, Status::Delivered, "#x 1.3", 1).remembering(
+            &key,
+            false,
+            "w",
+            Some("C1"),
+            Some("1.3"),
+        );
+        store.finish(done).unwrap();
+        commit(store).unwrap();
+        let newer = wait(store.message(&key)).unwrap().unwrap();
+        assert_eq!(newer.ts, "1.3");
+        assert_eq!(
+            newer.acknowledged,
+            Some(mark("U1", 10)),
+            "kept across events"
+        );
+        store.act(&key, Act::Unsilence).unwrap();
+        commit(store).unwrap();
+        let unsilenced = wait(store.message(&key)).unwrap().unwrap();
+        assert_eq!(unsilenced.silenced, None);
+        assert_eq!(unsilenced.acknowledged, Some(mark("U1", 10)));
+        let lists = wait(store.lists(&[Listing::Finished], None, 10)).unwrap();
+        let statuses: Vec<Status> = lists.pages[0]
+            .1
+            .items
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Finished(f) => Some(f.status),
+                _ => None,
+            })
+            .collect();
+        assert!(statuses.contains(&Status::Silenced), "{statuses:?}");
+    });
+}
+
+#[test]
 fn a_repeat_is_an_ending_and_a_tracked_message_keeps_its_level_and_digest() {
     both(|store| {
         let first = store.accept(&alert("am"), options("#x")).unwrap();

@@ -136,7 +136,7 @@ mod tests {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            assert_eq!(versions, vec![VERSION]);
+            assert_eq!(versions, (1..=VERSION).collect::<Vec<_>>());
             // The tables are there.
             for table in ["alerts", "messages", "channels", "windows", "nodes"] {
                 client
@@ -144,6 +144,49 @@ mod tests {
                     .await
                     .unwrap_or_else(|e| panic!("{table}: {e}"));
             }
+        });
+    }
+
+    #[test]
+    fn a_database_of_version_1_is_migrated_keeping_what_it_holds() {
+        let db = TestDb::start();
+        let url = db.url();
+        runtime().block_on(async {
+            let client = connect(&url).await;
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE slack_alertd_schema (version integer PRIMARY KEY,
+                         applied_at timestamptz NOT NULL DEFAULT now());
+                     {}
+                     INSERT INTO slack_alertd_schema (version) VALUES (1);
+                     INSERT INTO messages (alert_key, workspace, channel_id, ts, kept_seq)
+                         VALUES ('k', 'w', 'C1', '1.1', 1);",
+                    MIGRATIONS[0].1
+                ))
+                .await
+                .unwrap();
+            let mut client = connect(&url).await;
+            assert_eq!(migrate(&mut client).await.unwrap(), 1);
+            let row = client
+                .query_one(
+                    "SELECT ts, alert, acknowledged_by, silenced_until_ms FROM messages WHERE alert_key = 'k'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert_eq!(row.get::<_, &str>(0), "1.1");
+            assert_eq!(row.get::<_, Option<String>>(1), None);
+            assert_eq!(row.get::<_, Option<String>>(2), None);
+            assert_eq!(row.get::<_, Option<i64>>(3), None);
+            // An event sent during a silence can be recorded.
+            client
+                .execute(
+                    "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, status)
+                     VALUES (1, 0, '{}', '[]', 'k', 'silenced')",
+                    &[],
+                )
+                .await
+                .unwrap();
         });
     }
 
