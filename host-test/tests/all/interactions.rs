@@ -404,3 +404,51 @@ fn socket_mode_takes_the_same_clicks_without_a_public_address() {
         "not even its prefix with a part of it"
     );
 }
+
+/// On PostgreSQL, two nodes: a click taken by one node silences the alert
+/// for both (the mark is the key's, in the shared store), the redraw goes
+/// out once, and the silence holds after both are killed and one starts
+/// again.
+#[test]
+fn on_postgresql_a_click_on_one_node_holds_for_every_node() {
+    use slack_alertd::store::postgres::testdb::TestDb;
+
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &config(&slack));
+    let node = |name: &str| {
+        Server::start_on_store(
+            &config,
+            &db.url(),
+            &dir.path().join(format!("{name}.log")),
+            &["--node", name],
+        )
+    };
+    let (a, b) = (node("a"), node("b"));
+    post(&a, &firing("cpu high"));
+    wait_until("the alert's message", || slack.messages().len() == 1);
+    let m = the_only_message(&slack);
+    assert_eq!(click(&b, &slack, &m, "silence:1h", "U1"), 200);
+    wait_until("the silence shown", || {
+        the_only_message(&slack).updates == 1
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(the_only_message(&slack).updates, 1, "redrawn once");
+    post(&a, &firing("cpu higher"));
+    post(&b, &firing("cpu highest"));
+    wait_until("two silenced", || count(&a, "silenced") == 2);
+    assert_eq!(slack.messages().len(), 1);
+    a.kill();
+    b.kill();
+    let c = node("c");
+    post(&c, &firing("cpu after both died"));
+    wait_until("still silenced", || count(&c, "silenced") == 3);
+    assert_eq!(slack.messages().len(), 1);
+    assert_eq!(click(&c, &slack, &m, "unsilence", "U1"), 200);
+    wait_until("the unsilence shown", || {
+        the_only_message(&slack).updates == 2
+    });
+    post(&c, &firing("cpu posted"));
+    wait_until("posted", || slack.messages().len() == 2);
+}
