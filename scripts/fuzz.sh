@@ -9,10 +9,11 @@ seconds="${1:-20}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # Seed the alert, config and alertmanager targets with the examples and the
 # bad-input corpus (the corpus dir is not committed; libFuzzer grows it).
-mkdir -p fuzz/corpus/alert fuzz/corpus/config fuzz/corpus/alertmanager
+mkdir -p fuzz/corpus/alert fuzz/corpus/config fuzz/corpus/alertmanager fuzz/corpus/interaction
 cp examples/alerts/*.json fuzz/corpus/alert/
 cp examples/*.conf fuzz/corpus/config/
 cp tests/corpus/alertmanager/*.json fuzz/corpus/alertmanager/
-for target in alert config options render template response alertmanager; do
+cp tests/corpus/interaction/*.json fuzz/corpus/interaction/
+for target in alert config options render template response alertmanager interaction; do
   cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -n 3
 done

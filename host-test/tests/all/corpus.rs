@@ -191,3 +191,53 @@ fn bad_alertmanager_payloads_are_refused_by_serve_naming_the_field() {
     assert!(!server.logged().contains("panicked"), "{}", server.logged());
     finish("alertmanager", cases.len(), failures);
 }
+
+/// Interaction payloads, each signed as Slack signs its Request URL's
+/// posts and read by the component in wasmtime: a click (`act: ACTION`)
+/// or why it is not one (`ignore: text`). Nothing traps.
+#[test]
+fn interaction_payloads_are_read_or_ignored_naming_what_is_missing() {
+    use alert_handler_host::{Action, InteractionOutcome, Timestamp};
+    use host_test::slack_clicks::{form, signature};
+
+    const SECRET: &str = "corpus-signing-secret";
+    let config = format!(
+        "[[slack]]\nenabled = true\nurl = \"https://slack.com/api/chat.postMessage\"\ntoken = \"xoxb-1\"\nsigning-secret = \"{SECRET}\"\n"
+    );
+    let mut plugin = instance();
+    plugin.configure(&config).unwrap().unwrap();
+    let now = 1_764_460_800;
+    let mut failures = Vec::new();
+    let cases = cases("interaction");
+    for (path, kind, text) in &cases {
+        let payload: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let body = form(&payload);
+        let headers = vec![
+            ("x-slack-request-timestamp".to_string(), now.to_string()),
+            (
+                "x-slack-signature".to_string(),
+                signature(SECRET, now, &body),
+            ),
+        ];
+        let at = Timestamp {
+            seconds: now,
+            nanoseconds: 0,
+        };
+        let outcome = plugin.interaction(&headers, body.as_bytes(), at).unwrap();
+        let (got_kind, got) = match outcome {
+            InteractionOutcome::Act(click) => (
+                "act",
+                match click.action {
+                    Action::Acknowledge => "acknowledge".to_string(),
+                    Action::Silence(s) => format!("silence {s}"),
+                    Action::Unsilence => "unsilence".to_string(),
+                },
+            ),
+            InteractionOutcome::Ignore(why) => ("ignore", why),
+            InteractionOutcome::Refuse(why) => ("refuse", why),
+        };
+        check(&mut failures, path, kind, text, got_kind, &got);
+    }
+    finish("interaction", cases.len(), failures);
+}
