@@ -17,6 +17,11 @@
 //!               instance per request in flight, on a few threads),
 //!               the aggregator; metrics
 //! ```
+//!
+//! Beside intake, `interactions` takes clicks on alerts' buttons (from
+//! intake's `POST /slack/interactions`, or its own Socket Mode
+//! connection) and writes through the same commit; `instances` is the
+//! pool of configured instances deliveries and clicks share.
 
 pub mod channels;
 pub mod cli;
