@@ -24,6 +24,7 @@ mod recovery;
 mod reliability;
 mod render;
 mod serve;
+mod size;
 mod socket_mode;
 mod tls;
 mod topics;
