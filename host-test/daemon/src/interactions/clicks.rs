@@ -263,7 +263,7 @@ impl Peer for SocketPeer {
                     (taken, url)
                 })
                 .await?;
-            url.map_err(|e| anyhow::anyhow!("apps.connections.open: {}", e.describe()))
+            url.map_err(|e| anyhow::anyhow!("{}", e.describe()))
         })
     }
 
