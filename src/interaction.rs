@@ -18,6 +18,7 @@ use sha2::Sha256;
 use crate::config::{Config, Secret};
 use crate::error::HandlerError;
 use crate::payload::{method_url, Request};
+use crate::timefmt;
 use crate::weburl::WebUrl;
 
 /// How far a request's timestamp may be from now, in seconds.
@@ -163,7 +164,7 @@ pub fn from_payload(value: &Value) -> Result<Interaction, String> {
             ACKNOWLEDGE => Action::Acknowledge,
             UNSILENCE => Action::Unsilence,
             other => match other.strip_prefix(SILENCE) {
-                Some(duration) => Action::Silence(seconds(duration).ok_or_else(|| {
+                Some(duration) => Action::Silence(timefmt::seconds(duration).ok_or_else(|| {
                     format!("actions[0].action_id: `{other}` does not say how long")
                 })?),
                 None => {
@@ -316,29 +317,6 @@ pub fn notice(response_url: &str, text: &str) -> Result<Request, HandlerError> {
         )
         .into_bytes(),
     })
-}
-
-/// `1h`, `30m`, `1d`, `1h30m`: seconds (Go's units, and Kapacitor's `d`).
-pub fn seconds(text: &str) -> Option<u64> {
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3_600,
-            'd' => 86_400,
-            _ => return None,
-        };
-        let n: u64 = number.parse().ok()?;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        number.clear();
-    }
-    (number.is_empty() && total > 0).then_some(total)
 }
 
 /// Hex digits to bytes (a SHA-256: 32 of them).
@@ -542,16 +520,5 @@ mod tests {
             "wss://wss.slack.com/link/?ticket=1"
         );
         assert!(socket_url(br#"{"ok":true}"#).is_err());
-    }
-
-    #[test]
-    fn durations_are_go_units_and_days() {
-        assert_eq!(seconds("1h"), Some(3_600));
-        assert_eq!(seconds("1h30m"), Some(5_400));
-        assert_eq!(seconds("1d"), Some(86_400));
-        assert_eq!(seconds("90s"), Some(90));
-        assert_eq!(seconds("1"), None);
-        assert_eq!(seconds("0h"), None);
-        assert_eq!(seconds("1y"), None);
     }
 }

@@ -214,7 +214,7 @@ impl Style {
             }
             "silence-durations" => {
                 let durations = list(value)
-                    .map(|d| match crate::interaction::seconds(d) {
+                    .map(|d| match crate::timefmt::seconds(d) {
                         Some(seconds) => Ok((d.to_string(), seconds)),
                         None => Err(format!(
                             "`silence-durations`: \"{d}\" is not a duration such as 30m, 1h, 1h30m or 1d"

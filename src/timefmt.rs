@@ -1,6 +1,7 @@
 //! Times and durations as Kapacitor's Go templates print them, for the
 //! message templates' `time` and `duration`: RFC 3339 in UTC, and Go's
-//! `time.Duration.String()` (`5m0s`). Written out here because the component
+//! `time.Duration.String()` (`5m0s`); and durations as people write them
+//! in settings (`1h30m`). Written out here because the component
 //! carries no date crate.
 
 /// `2026-11-26T18:21:56Z`, with the nanoseconds when there are any and
@@ -71,6 +72,29 @@ fn fraction(value: u64, digits: u32) -> String {
     format!(".{}", padded.trim_end_matches('0'))
 }
 
+/// `1h`, `30m`, `1d`, `1h30m`: seconds (Go's units, and Kapacitor's `d`).
+pub fn seconds(text: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        let n: u64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        number.clear();
+    }
+    (number.is_empty() && total > 0).then_some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +136,16 @@ mod tests {
         // No panic at the ends of the range.
         let _ = rfc3339(i64::MIN, u32::MAX);
         let _ = rfc3339(i64::MAX, 0);
+    }
+
+    #[test]
+    fn durations_are_go_units_and_days() {
+        assert_eq!(seconds("1h"), Some(3_600));
+        assert_eq!(seconds("1h30m"), Some(5_400));
+        assert_eq!(seconds("1d"), Some(86_400));
+        assert_eq!(seconds("90s"), Some(90));
+        assert_eq!(seconds("1"), None);
+        assert_eq!(seconds("0h"), None);
+        assert_eq!(seconds("1y"), None);
     }
 }
