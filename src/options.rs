@@ -81,37 +81,15 @@ impl HandlerOptions {
     /// Templates are compiled once per distinct text, not per alert.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, HandlerError> {
         let mut options = HandlerOptions::default();
-        let (mut channel_id, mut ts) = (String::new(), String::new());
-        let mut marks: [(String, String); 2] = Default::default();
         for (key, value) in pairs {
-            match key.as_str() {
-                "previous-channel-id" => channel_id = value.clone(),
-                "previous-ts" => ts = value.clone(),
-                "alert-key" => options.state.key = value.clone(),
-                "acknowledged-by" => marks[0].0 = value.clone(),
-                "acknowledged-at" => marks[0].1 = value.clone(),
-                "silenced-by" => marks[1].0 = value.clone(),
-                "silenced-until" => marks[1].1 = value.clone(),
-                "refresh" => options.state.refresh = value == "true",
-                _ => {
-                    if !options.set(key, value)? {
-                        return Err(unknown(key, &all_keys()));
-                    }
-                }
+            if HOST_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            if !options.set(key, value)? {
+                return Err(unknown(key, &all_keys()));
             }
         }
-        let [acknowledged, silenced] = marks;
-        options.state.acknowledged = mark(acknowledged, "acknowledged-by", "acknowledged-at")?;
-        options.state.silenced = mark(silenced, "silenced-by", "silenced-until")?;
-        options.previous = match (channel_id.is_empty(), ts.is_empty()) {
-            (true, true) => None,
-            (false, false) => Some(PreviousMessage { channel_id, ts }),
-            _ => {
-                return Err(HandlerError::InvalidOption(
-                    "`previous-channel-id` and `previous-ts` go together: one was given without the other".to_string(),
-                ))
-            }
-        };
+        options.host(pairs)?;
         Ok(options)
     }
 
@@ -126,6 +104,17 @@ impl HandlerOptions {
         thread_local! {
             static LAST: RefCell<Last> = const { RefCell::new(None) };
         }
+        // The host's options (the earlier message, the buttons' key and
+        // marks) differ from alert to alert: the person's options are
+        // what repeats, and what the cache is for.
+        let host = |(k, _): &&(String, String)| HOST_KEYS.contains(&k.as_str());
+        if pairs.iter().any(|p| host(&p)) {
+            let person: Vec<(String, String)> =
+                pairs.iter().filter(|p| !host(p)).cloned().collect();
+            let mut options = (*HandlerOptions::parse_repeated(&person)?).clone();
+            options.host(pairs)?;
+            return Ok(Rc::new(options));
+        }
         let hit = LAST.with_borrow(|last| {
             last.as_ref()
                 .filter(|(seen, _)| seen.as_slice() == pairs)
@@ -137,6 +126,39 @@ impl HandlerOptions {
         let options = Rc::new(HandlerOptions::parse(pairs)?);
         LAST.with_borrow_mut(|last| *last = Some((pairs.to_vec(), options.clone())));
         Ok(options)
+    }
+
+    /// Reads the host's options of `pairs` (the others are left alone):
+    /// the earlier message, and what the alert's buttons show.
+    fn host(&mut self, pairs: &[(String, String)]) -> Result<(), HandlerError> {
+        let (mut channel_id, mut ts) = (String::new(), String::new());
+        let mut marks: [(String, String); 2] = Default::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "previous-channel-id" => channel_id = value.clone(),
+                "previous-ts" => ts = value.clone(),
+                "alert-key" => self.state.key = value.clone(),
+                "acknowledged-by" => marks[0].0 = value.clone(),
+                "acknowledged-at" => marks[0].1 = value.clone(),
+                "silenced-by" => marks[1].0 = value.clone(),
+                "silenced-until" => marks[1].1 = value.clone(),
+                "refresh" => self.state.refresh = value == "true",
+                _ => {}
+            }
+        }
+        let [acknowledged, silenced] = marks;
+        self.state.acknowledged = mark(acknowledged, "acknowledged-by", "acknowledged-at")?;
+        self.state.silenced = mark(silenced, "silenced-by", "silenced-until")?;
+        self.previous = match (channel_id.is_empty(), ts.is_empty()) {
+            (true, true) => None,
+            (false, false) => Some(PreviousMessage { channel_id, ts }),
+            _ => {
+                return Err(HandlerError::InvalidOption(
+                    "`previous-channel-id` and `previous-ts` go together: one was given without the other".to_string(),
+                ))
+            }
+        };
+        Ok(())
     }
 
     /// Sets one option; false when the key is not a handler option.
@@ -282,6 +304,27 @@ mod tests {
                 Err(HandlerError::UnknownOption(_))
             ));
         }
+    }
+
+    #[test]
+    fn the_hosts_options_vary_per_alert_and_the_persons_are_read_once() {
+        let with = |key: &str| {
+            pairs(&[
+                ("layout", "blocks"),
+                ("actions", "acknowledge"),
+                ("alert-key", key),
+                ("acknowledged-by", "U1"),
+                ("acknowledged-at", "1764460800"),
+            ])
+        };
+        for key in ["k1", "k2", "k1"] {
+            let o = HandlerOptions::parse_repeated(&with(key)).unwrap();
+            assert_eq!(*o, HandlerOptions::parse(&with(key)).unwrap());
+            assert_eq!(o.state.key, key);
+            assert_eq!(o.state.acknowledged.as_ref().unwrap().at, 1_764_460_800);
+        }
+        let half = pairs(&[("layout", "blocks"), ("silenced-by", "U1")]);
+        assert!(HandlerOptions::parse_repeated(&half).is_err());
     }
 
     #[test]

@@ -452,3 +452,33 @@ fn on_postgresql_a_click_on_one_node_holds_for_every_node() {
     post(&c, &firing("cpu posted"));
     wait_until("posted", || slack.messages().len() == 2);
 }
+
+/// With `on-recovery = "update"`: a click that arrives while the alert's
+/// recovery is on its way is recorded, but its redraw does not draw the
+/// firing event back over the recovered message: it ends `superseded`.
+#[test]
+fn a_redraw_behind_a_recovery_is_superseded_not_drawn_over_it() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("{}on-recovery = \"update\"\n", config(&slack)),
+    );
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    post(&server, &firing("cpu high"));
+    wait_until("the alert's message", || slack.messages().len() == 1);
+    let m = the_only_message(&slack);
+    // The recovery's request is held at the stand-in while someone clicks.
+    slack.hold();
+    post(&server, &recovered());
+    wait_until("the recovery on its way", || slack.in_flight() == 1);
+    assert_eq!(click(&server, &slack, &m, "acknowledge", "U1"), 200);
+    slack.release();
+    wait_until("the redraw superseded", || {
+        count(&server, "superseded") == 1
+    });
+    let after = the_only_message(&slack);
+    assert_eq!(after.updates, 1, "only the recovery updated it");
+    assert!(buttons(&after).is_empty(), "it shows the recovery");
+    assert!(server.logged().contains("superseded, not sent"));
+}

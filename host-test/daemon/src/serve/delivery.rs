@@ -167,10 +167,16 @@ pub(super) async fn deliver(
 /// How an alert ends without being sent, if it does: it repeats the
 /// alert's last event, or someone silenced the alert from its message (a
 /// recovery is always sent, and ends the silence). A redraw of a clicked
-/// message is always sent.
+/// message is sent while the alert has not recovered.
 fn not_sent(shared: &Shared, item: &Queued, message: Option<&AlertMessage>) -> Option<Finished> {
     if item.refresh {
-        return None;
+        // The alert recovered (and its message was forgotten) after the
+        // click: drawing its firing event again would undo the recovery.
+        if message.is_some_and(AlertMessage::continues) {
+            return None;
+        }
+        let why = "a redraw after a click, not sent: the alert recovered first";
+        return Some(Finished::new(0, Status::Superseded, why, item.attempts));
     }
     let level = item.event.level.as_str();
     if level != "OK" {

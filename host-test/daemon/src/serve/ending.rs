@@ -27,6 +27,12 @@ pub(super) async fn record(shared: &Shared, channel: &str, done: Finished) {
             detail = done.detail,
             "repeat, not sent"
         ),
+        Status::Superseded => info!(
+            alert = id,
+            channel,
+            detail = done.detail,
+            "superseded, not sent"
+        ),
         Status::Silenced => info!(
             alert = id,
             channel,

@@ -135,6 +135,9 @@ pub enum Status {
     Repeat,
     /// Not sent: someone silenced the alert from its message.
     Silenced,
+    /// Not sent: a redraw of a clicked message whose alert recovered (its
+    /// message was forgotten) before the redraw could go.
+    Superseded,
 }
 
 impl Status {
@@ -145,6 +148,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Repeat => "repeat",
             Status::Silenced => "silenced",
+            Status::Superseded => "superseded",
         }
     }
 
@@ -154,6 +158,7 @@ impl Status {
             "delivered" => Status::Delivered,
             "repeat" => Status::Repeat,
             "silenced" => Status::Silenced,
+            "superseded" => Status::Superseded,
             _ => Status::Failed,
         }
     }

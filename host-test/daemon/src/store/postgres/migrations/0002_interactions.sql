@@ -1,7 +1,7 @@
 -- Version 2: clicks on an alert's buttons (issue 21). Each key's message
 -- keeps the last event it showed (to draw it again after a click) and who
 -- acknowledged or silenced the alert; an event sent during a silence ends
--- as 'silenced'.
+-- as 'silenced', a redraw whose alert recovered first as 'superseded'.
 ALTER TABLE messages
     ADD COLUMN alert text,
     ADD COLUMN acknowledged_by text,
@@ -11,4 +11,4 @@ ALTER TABLE messages
 
 ALTER TABLE alerts DROP CONSTRAINT alerts_status_check;
 ALTER TABLE alerts ADD CONSTRAINT alerts_status_check
-    CHECK (status IN ('pending', 'delivered', 'failed', 'repeat', 'silenced'));
+    CHECK (status IN ('pending', 'delivered', 'failed', 'repeat', 'silenced', 'superseded'));
