@@ -532,7 +532,7 @@ impl Spool {
 
     /// The message kept for alert `key`, if any.
     pub fn message(&self, key: &str) -> Option<&AlertMessage> {
-        self.state.messages.by_key.get(key).map(|(_, m)| m)
+        self.state.messages.by_key.get(key).map(|(_, m, _)| m)
     }
 
     /// The alert messages kept, oldest first.

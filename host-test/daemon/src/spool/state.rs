@@ -213,7 +213,9 @@ impl Failures {
 
 /// The alert messages by key, oldest first, bounded (see [`MAX_MESSAGES`]).
 pub(crate) struct Messages {
-    pub(crate) by_key: HashMap<String, (u64, AlertMessage)>,
+    /// Each key's message, with its age and the size of its record
+    /// (measured once, when it is stored).
+    pub(crate) by_key: HashMap<String, (u64, AlertMessage, u64)>,
     /// Keys by when their message was last stored.
     by_age: BTreeMap<u64, String>,
     next_age: u64,
@@ -239,25 +241,26 @@ impl Messages {
 
     pub(crate) fn remember(&mut self, message: AlertMessage) {
         self.forget(&message.key);
-        self.bytes += Messages::record_size(&message);
+        let size = Messages::record_size(&message);
+        self.bytes += size;
         self.by_age.insert(self.next_age, message.key.clone());
         self.by_key
-            .insert(message.key.clone(), (self.next_age, message));
+            .insert(message.key.clone(), (self.next_age, message, size));
         self.next_age += 1;
         while self.by_key.len() > MAX_MESSAGES || self.bytes > self.max_bytes {
             let Some((_, oldest)) = self.by_age.pop_first() else {
                 break;
             };
-            if let Some((_, dropped)) = self.by_key.remove(&oldest) {
-                self.bytes -= Messages::record_size(&dropped);
+            if let Some((_, _, dropped)) = self.by_key.remove(&oldest) {
+                self.bytes -= dropped;
             }
         }
     }
 
     pub(crate) fn forget(&mut self, key: &str) {
-        if let Some((age, message)) = self.by_key.remove(key) {
+        if let Some((age, _, size)) = self.by_key.remove(key) {
             self.by_age.remove(&age);
-            self.bytes -= Messages::record_size(&message);
+            self.bytes -= size;
         }
     }
 
@@ -267,7 +270,7 @@ impl Messages {
         }
         if let Some(message) = &done.message {
             let mut message = message.clone();
-            if let Some((_, earlier)) = self.by_key.get(&message.key) {
+            if let Some((_, earlier, _)) = self.by_key.get(&message.key) {
                 message.keeping_marks_of(earlier);
             }
             self.remember(message);
@@ -276,7 +279,7 @@ impl Messages {
 
     /// What a click did to `key`'s message, if it still has one.
     fn act(&mut self, key: &str, act: &Act) {
-        if let Some((_, message)) = self.by_key.get(key) {
+        if let Some((_, message, _)) = self.by_key.get(key) {
             let mut message = message.clone();
             message.acted(act);
             self.remember(message);
@@ -288,12 +291,12 @@ impl Messages {
     pub(crate) fn aged(&self, from: u64) -> impl Iterator<Item = (u64, &AlertMessage)> {
         self.by_age
             .range(from..)
-            .filter_map(|(age, k)| self.by_key.get(k).map(|(_, m)| (*age, m)))
+            .filter_map(|(age, k)| self.by_key.get(k).map(|(_, m, _)| (*age, m)))
     }
 
     pub(crate) fn oldest_first(&self) -> impl Iterator<Item = &AlertMessage> {
         self.by_age
             .values()
-            .filter_map(|k| self.by_key.get(k).map(|(_, m)| m))
+            .filter_map(|k| self.by_key.get(k).map(|(_, m, _)| m))
     }
 }
