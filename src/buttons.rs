@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::event::{AlertEvent, Level};
 use crate::interaction::{ACKNOWLEDGE, SILENCE, UNSILENCE};
-use crate::options::{AlertState, Mark};
+use crate::options::{HostOptions, Mark};
 use crate::style::{Button, Style};
 use crate::timefmt;
 
@@ -25,7 +25,7 @@ pub const TOO_LONG: &str = "handler_buttons_dropped:alert_key_over_2000_characte
 /// warning when the buttons had to be left out.
 pub fn blocks(
     style: &Style,
-    state: &AlertState,
+    state: &HostOptions,
     event: &AlertEvent,
 ) -> (Vec<Value>, Option<&'static str>) {
     let mut out = Vec::new();
@@ -123,9 +123,9 @@ mod tests {
 
     #[test]
     fn a_firing_alert_gets_the_buttons_configured() {
-        let state = AlertState {
+        let state = HostOptions {
             key: "[\"cpu\",[]]".into(),
-            ..AlertState::default()
+            ..HostOptions::default()
         };
         let (b, warning) = blocks(&style("acknowledge,silence", ""), &state, &firing());
         assert_eq!(warning, None);
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn marks_show_and_change_the_buttons() {
-        let state = AlertState {
+        let state = HostOptions {
             key: "k".into(),
             acknowledged: Some(Mark {
                 by: "U1".into(),
@@ -154,7 +154,7 @@ mod tests {
                 by: "U2".into(),
                 at: 1_764_464_400,
             }),
-            refresh: false,
+            ..HostOptions::default()
         };
         let (b, _) = blocks(&style("acknowledge,silence", ""), &state, &firing());
         let context = b[0]["elements"].to_string();
@@ -172,12 +172,12 @@ mod tests {
 
     #[test]
     fn a_recovery_has_neither_marks_nor_buttons() {
-        let state = AlertState {
+        let state = HostOptions {
             acknowledged: Some(Mark {
                 by: "U1".into(),
                 at: 1,
             }),
-            ..AlertState::default()
+            ..HostOptions::default()
         };
         let ok = AlertEvent::with_message("fine", Level::Ok);
         assert_eq!(
@@ -188,9 +188,9 @@ mod tests {
 
     #[test]
     fn a_key_too_long_for_slack_drops_the_buttons_and_says_so() {
-        let state = AlertState {
+        let state = HostOptions {
             key: "k".repeat(MAX_VALUE + 1),
-            ..AlertState::default()
+            ..HostOptions::default()
         };
         let (b, warning) = blocks(&style("acknowledge", ""), &state, &firing());
         assert!(b.is_empty());

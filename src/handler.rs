@@ -5,7 +5,7 @@
 use crate::config::{self, Config};
 use crate::error::HandlerError;
 use crate::event::{AlertEvent, Level};
-use crate::options::{HandlerOptions, PreviousMessage, TestOptions};
+use crate::options::{HandlerOptions, HostOptions, PreviousMessage, TestOptions};
 use crate::payload::Request;
 use crate::render;
 use crate::response::Answer;
@@ -108,9 +108,10 @@ pub fn prepare_alert(
     event: &AlertEvent,
     options: &[(String, String)],
 ) -> Result<Prepared, HandlerError> {
+    let host = HostOptions::parse(options)?;
     let options = HandlerOptions::parse_repeated(options)?;
     stages::end(Stage::Options);
-    prepare(config, &options, event)
+    prepare(config, &options, &host, event)
 }
 
 /// Prepares the service test's request.
@@ -120,12 +121,13 @@ pub fn prepare_test(
 ) -> Result<Prepared, HandlerError> {
     let test = TestOptions::parse(options)?;
     let event = AlertEvent::with_message(&test.message, test.level);
-    prepare(config, &test.handler, &event)
+    prepare(config, &test.handler, &HostOptions::default(), &event)
 }
 
 fn prepare(
     config: &Config,
     options: &HandlerOptions,
+    host: &HostOptions,
     event: &AlertEvent,
 ) -> Result<Prepared, HandlerError> {
     let ws = config.select(&options.workspace)?;
@@ -141,14 +143,14 @@ fn prepare(
         return Err(HandlerError::InvalidConfig(config::webhook_cannot_buttons()));
     }
     stages::end(Stage::Select);
-    let rendered = render::message(ws, options, &style, event);
+    let rendered = render::message(ws, options, host, &style, event);
     stages::end(Stage::Render);
     let post = Request::new(ws, &rendered.message);
     stages::end(Stage::Serialize);
-    let (request, then) = match (on_recovery, &options.previous) {
+    let (request, then) = match (on_recovery, &host.previous) {
         // After a click: the clicked message edited in place, nothing new
         // posted if it is gone.
-        (_, Some(previous)) if options.state.refresh && ws.is_web_api() => (
+        (_, Some(previous)) if host.refresh && ws.is_web_api() => (
             Request::update(ws, &rendered.as_update(&previous.channel_id, &previous.ts)),
             Then::Nothing,
         ),

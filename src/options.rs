@@ -20,18 +20,17 @@ pub struct HandlerOptions {
     pub icon_emoji: String,
     /// Our message settings; they win over the section's.
     pub style: Style,
-    /// The alert's earlier message, as the host passes it back
-    /// (`previous-channel-id`, `previous-ts`).
-    pub previous: Option<PreviousMessage>,
-    /// What the host says of the alert for its buttons.
-    pub state: AlertState,
 }
 
-/// What the host says of an alert (host-only options): the key its buttons
-/// name it by, who acknowledged or silenced it, and whether this call only
-/// refreshes its message after a click.
+/// What the host says of an alert (the host-only options, [`HOST_KEYS`]):
+/// its earlier message, the key its buttons name it by, who acknowledged
+/// or silenced it, and whether this call only redraws its message after a
+/// click. They differ from alert to alert, where a handler's options
+/// repeat, so they are read apart.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AlertState {
+pub struct HostOptions {
+    /// The alert's earlier message (`previous-channel-id`, `previous-ts`).
+    pub previous: Option<PreviousMessage>,
     /// `alert-key`: the buttons' value (else the alert's id).
     pub key: String,
     /// `acknowledged-by` and `acknowledged-at`.
@@ -89,7 +88,6 @@ impl HandlerOptions {
                 return Err(unknown(key, &all_keys()));
             }
         }
-        options.host(pairs)?;
         Ok(options)
     }
 
@@ -104,52 +102,51 @@ impl HandlerOptions {
         thread_local! {
             static LAST: RefCell<Last> = const { RefCell::new(None) };
         }
-        // The host's options (the earlier message, the buttons' key and
-        // marks) differ from alert to alert: the person's options are
-        // what repeats, and what the cache is for.
-        let host = |(k, _): &&(String, String)| HOST_KEYS.contains(&k.as_str());
-        if pairs.iter().any(|p| host(&p)) {
-            let person: Vec<(String, String)> =
-                pairs.iter().filter(|p| !host(p)).cloned().collect();
-            let mut options = (*HandlerOptions::parse_repeated(&person)?).clone();
-            options.host(pairs)?;
-            return Ok(Rc::new(options));
-        }
+        // The host's options differ from alert to alert; the person's are
+        // what repeats, and what is compared.
+        let person = || {
+            pairs
+                .iter()
+                .filter(|(k, _)| !HOST_KEYS.contains(&k.as_str()))
+        };
         let hit = LAST.with_borrow(|last| {
             last.as_ref()
-                .filter(|(seen, _)| seen.as_slice() == pairs)
+                .filter(|(seen, _)| seen.iter().eq(person()))
                 .map(|(_, options)| options.clone())
         });
         if let Some(options) = hit {
             return Ok(options);
         }
         let options = Rc::new(HandlerOptions::parse(pairs)?);
-        LAST.with_borrow_mut(|last| *last = Some((pairs.to_vec(), options.clone())));
+        let seen = person().cloned().collect();
+        LAST.with_borrow_mut(|last| *last = Some((seen, options.clone())));
         Ok(options)
     }
+}
 
-    /// Reads the host's options of `pairs` (the others are left alone):
-    /// the earlier message, and what the alert's buttons show.
-    fn host(&mut self, pairs: &[(String, String)]) -> Result<(), HandlerError> {
+impl HostOptions {
+    /// Reads the host's options of `pairs` (the others are left alone).
+    pub fn parse(pairs: &[(String, String)]) -> Result<HostOptions, HandlerError> {
+        let mut host = HostOptions::default();
         let (mut channel_id, mut ts) = (String::new(), String::new());
         let mut marks: [(String, String); 2] = Default::default();
         for (key, value) in pairs {
             match key.as_str() {
                 "previous-channel-id" => channel_id = value.clone(),
                 "previous-ts" => ts = value.clone(),
-                "alert-key" => self.state.key = value.clone(),
+                "alert-key" => host.key = value.clone(),
                 "acknowledged-by" => marks[0].0 = value.clone(),
                 "acknowledged-at" => marks[0].1 = value.clone(),
                 "silenced-by" => marks[1].0 = value.clone(),
                 "silenced-until" => marks[1].1 = value.clone(),
-                "refresh" => self.state.refresh = value == "true",
+                "refresh" => host.refresh = value == "true",
                 _ => {}
             }
         }
         let [acknowledged, silenced] = marks;
-        self.state.acknowledged = mark(acknowledged, "acknowledged-by", "acknowledged-at")?;
-        self.state.silenced = mark(silenced, "silenced-by", "silenced-until")?;
-        self.previous = match (channel_id.is_empty(), ts.is_empty()) {
+        host.acknowledged = mark(acknowledged, "acknowledged-by", "acknowledged-at")?;
+        host.silenced = mark(silenced, "silenced-by", "silenced-until")?;
+        host.previous = match (channel_id.is_empty(), ts.is_empty()) {
             (true, true) => None,
             (false, false) => Some(PreviousMessage { channel_id, ts }),
             _ => {
@@ -158,9 +155,11 @@ impl HandlerOptions {
                 ))
             }
         };
-        Ok(())
+        Ok(host)
     }
+}
 
+impl HandlerOptions {
     /// Sets one option; false when the key is not a handler option.
     fn set(&mut self, key: &str, value: &str) -> Result<bool, HandlerError> {
         let slot = match key {
@@ -317,14 +316,19 @@ mod tests {
                 ("acknowledged-at", "1764460800"),
             ])
         };
-        for key in ["k1", "k2", "k1"] {
+        let first = HandlerOptions::parse_repeated(&with("k1")).unwrap();
+        for key in ["k2", "k1"] {
             let o = HandlerOptions::parse_repeated(&with(key)).unwrap();
-            assert_eq!(*o, HandlerOptions::parse(&with(key)).unwrap());
-            assert_eq!(o.state.key, key);
-            assert_eq!(o.state.acknowledged.as_ref().unwrap().at, 1_764_460_800);
+            assert!(
+                Rc::ptr_eq(&o, &first),
+                "read once while the person's repeat"
+            );
+            let host = HostOptions::parse(&with(key)).unwrap();
+            assert_eq!(host.key, key);
+            assert_eq!(host.acknowledged.as_ref().unwrap().at, 1_764_460_800);
         }
         let half = pairs(&[("layout", "blocks"), ("silenced-by", "U1")]);
-        assert!(HandlerOptions::parse_repeated(&half).is_err());
+        assert!(HostOptions::parse(&half).is_err());
     }
 
     #[test]
@@ -441,7 +445,7 @@ mod tests {
 
     #[test]
     fn the_earlier_message_comes_as_a_pair() {
-        let o = HandlerOptions::parse(&pairs(&[
+        let o = HostOptions::parse(&pairs(&[
             ("previous-channel-id", "C1"),
             ("previous-ts", "1.2"),
         ]))
@@ -453,7 +457,7 @@ mod tests {
                 ts: "1.2".into()
             })
         );
-        let e = HandlerOptions::parse(&pairs(&[("previous-ts", "1.2")])).unwrap_err();
+        let e = HostOptions::parse(&pairs(&[("previous-ts", "1.2")])).unwrap_err();
         assert!(e.to_string().contains("go together"));
     }
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::buttons;
 use crate::config::Workspace;
 use crate::event::AlertEvent;
-use crate::options::HandlerOptions;
+use crate::options::{HandlerOptions, HostOptions};
 use crate::payload::{self, limits, Attachment, Field, Message, Update};
 use crate::style::{FieldSpec, Layout, Style};
 use crate::template::{self, cut_with_ellipsis, Escape, Template};
@@ -247,6 +247,7 @@ fn is_color(c: &str) -> bool {
 pub fn message(
     ws: &Workspace,
     options: &HandlerOptions,
+    host: &HostOptions,
     style: &Style,
     event: &AlertEvent,
 ) -> Rendered {
@@ -264,7 +265,7 @@ pub fn message(
         Some(list) if style.mentions_at(event.level) => list.join(" "),
         _ => String::new(),
     };
-    let (marks, dropped) = buttons::blocks(style, &options.state, event);
+    let (marks, dropped) = buttons::blocks(style, host, event);
     if let Some(warning) = dropped {
         r.warn(warning.to_string());
     }
@@ -497,6 +498,7 @@ mod tests {
         message(
             w,
             o,
+            &HostOptions::default(),
             &w.style.merged(&o.style),
             &AlertEvent::with_message(text, level),
         )
@@ -646,7 +648,13 @@ mod tests {
             ("icon-url", "https://x.test/i.png"),
             ("link-names", "true"),
         ]);
-        let r = message(&ws(), &HandlerOptions::default(), &style, &event());
+        let r = message(
+            &ws(),
+            &HandlerOptions::default(),
+            &HostOptions::default(),
+            &style,
+            &event(),
+        );
         assert_eq!(
             body(&r.message),
             json!({"attachments":[{"fallback":"*CRITICAL* CPU is &lt;!channel&gt; &amp; high","color":"#ff0000",
@@ -661,9 +669,15 @@ mod tests {
         let style = styled(&[("mention", "channel"), ("mention-levels", "WARNING")]);
         let mut e = event();
         let at = |e: &AlertEvent| {
-            message(&ws(), &HandlerOptions::default(), &style, e)
-                .message
-                .text
+            message(
+                &ws(),
+                &HandlerOptions::default(),
+                &HostOptions::default(),
+                &style,
+                e,
+            )
+            .message
+            .text
         };
         assert_eq!(at(&e), "");
         e.level = Level::Warning;
@@ -679,7 +693,13 @@ mod tests {
                 "https://grafana.test/d?var-host={{tags.host}}&x=1",
             ),
         ]);
-        let r = message(&ws(), &HandlerOptions::default(), &style, &event());
+        let r = message(
+            &ws(),
+            &HandlerOptions::default(),
+            &HostOptions::default(),
+            &style,
+            &event(),
+        );
         assert_eq!(
             body(&r.message),
             json!({"attachments":[{"fallback":":red_circle: CRITICAL: cpu:host=web01","color":"danger",
@@ -694,7 +714,13 @@ mod tests {
     #[test]
     fn blocks_layout_golden() {
         let style = styled(&[("layout", "blocks"), ("mention", "here")]);
-        let r = message(&ws(), &HandlerOptions::default(), &style, &event());
+        let r = message(
+            &ws(),
+            &HandlerOptions::default(),
+            &HostOptions::default(),
+            &style,
+            &event(),
+        );
         assert_eq!(
             body(&r.message),
             json!({"attachments":[{"fallback":"<!here> :red_circle: CRITICAL: cpu:host=web01","color":"danger","blocks":[
@@ -709,7 +735,13 @@ mod tests {
     #[test]
     fn a_header_shows_alert_data_as_typed() {
         let style = styled(&[("layout", "blocks"), ("title", "{{message}}")]);
-        let r = message(&ws(), &HandlerOptions::default(), &style, &event());
+        let r = message(
+            &ws(),
+            &HandlerOptions::default(),
+            &HostOptions::default(),
+            &style,
+            &event(),
+        );
         let b = body(&r.message);
         assert_eq!(
             b["attachments"][0]["blocks"][0]["text"]["text"],
@@ -726,7 +758,13 @@ mod tests {
             ("title", "{{truncate message \"x\"}}"),
             ("color", "{{emoji name}}"),
         ]);
-        let r = message(&ws(), &HandlerOptions::default(), &style, &event());
+        let r = message(
+            &ws(),
+            &HandlerOptions::default(),
+            &HostOptions::default(),
+            &style,
+            &event(),
+        );
         let b = body(&r.message);
         assert_eq!(
             b["attachments"][0]["blocks"][0]["text"]["text"],
@@ -746,7 +784,13 @@ mod tests {
     fn block_kit_limits_at_the_edge_and_past_it() {
         for (n, cut) in [(150, false), (151, true)] {
             let style = styled(&[("layout", "blocks"), ("title", &"h".repeat(n))]);
-            let r = message(&ws(), &HandlerOptions::default(), &style, &event());
+            let r = message(
+                &ws(),
+                &HandlerOptions::default(),
+                &HostOptions::default(),
+                &style,
+                &event(),
+            );
             let h = body(&r.message)["attachments"][0]["blocks"][0]["text"]["text"]
                 .as_str()
                 .unwrap()
@@ -763,7 +807,13 @@ mod tests {
             let mut e = event();
             e.message = "é".repeat(n);
             let style = styled(&[("layout", "blocks")]);
-            let r = message(&ws(), &HandlerOptions::default(), &style, &e);
+            let r = message(
+                &ws(),
+                &HandlerOptions::default(),
+                &HostOptions::default(),
+                &style,
+                &e,
+            );
             let t = body(&r.message)["attachments"][0]["blocks"][1]["text"]["text"]
                 .as_str()
                 .unwrap()
@@ -777,7 +827,13 @@ mod tests {
         }
         for (n, cut) in [(300, false), (301, true)] {
             let style = styled(&[("layout", "blocks"), ("footer", &"f".repeat(n))]);
-            let r = message(&ws(), &HandlerOptions::default(), &style, &event());
+            let r = message(
+                &ws(),
+                &HandlerOptions::default(),
+                &HostOptions::default(),
+                &style,
+                &event(),
+            );
             assert_eq!(
                 r.warnings.contains(&"handler_truncated_footer".to_string()),
                 cut,
@@ -791,6 +847,7 @@ mod tests {
         let r = message(
             &ws(),
             &HandlerOptions::default(),
+            &HostOptions::default(),
             &styled(&[("layout", "blocks")]),
             e,
         );
@@ -832,7 +889,13 @@ mod tests {
                 ("title", &"t".repeat(n)),
                 ("footer", &"f".repeat(n.min(301))),
             ]);
-            let r = message(&ws(), &HandlerOptions::default(), &style, &event());
+            let r = message(
+                &ws(),
+                &HandlerOptions::default(),
+                &HostOptions::default(),
+                &style,
+                &event(),
+            );
             let a = &r.message.attachments[0];
             assert_eq!(a.title.as_ref().unwrap().chars().count(), 1024);
             assert_eq!(a.footer.as_ref().unwrap().chars().count(), 300);
@@ -847,7 +910,13 @@ mod tests {
     fn configured_fields_are_templates() {
         let mut style = styled(&[("layout", "attachment")]);
         style.set("fields", r#"[{"title":"Host","value":"`{{tags.host}}`","short":true},{"title":"Empty","value":"{{tags.none}}"}]"#, Template::compile).unwrap();
-        let r = message(&ws(), &HandlerOptions::default(), &style, &event());
+        let r = message(
+            &ws(),
+            &HandlerOptions::default(),
+            &HostOptions::default(),
+            &style,
+            &event(),
+        );
         assert_eq!(
             r.message.attachments[0].fields,
             [

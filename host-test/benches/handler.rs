@@ -615,14 +615,14 @@ fn native_stages(
     options: &[(String, String)],
     n: usize,
 ) {
-    use slack_alert_handler::options::HandlerOptions;
+    use slack_alert_handler::options::{HandlerOptions, HostOptions};
     use slack_alert_handler::payload::Request;
     use slack_alert_handler::render;
     use std::hint::black_box;
     let parsed = HandlerOptions::parse(options).expect("options");
     let ws = config.select(&parsed.workspace).expect("workspace");
     let style = ws.style.merged(&parsed.style);
-    let rendered = render::message(ws, &parsed, &style, event);
+    let rendered = render::message(ws, &parsed, &HostOptions::default(), &style, event);
     let request = Request::new(ws, &rendered.message);
     let times = [
         (
@@ -643,7 +643,13 @@ fn native_stages(
         (
             "Render",
             per_call(n, || {
-                black_box(render::message(ws, &parsed, &style, event));
+                black_box(render::message(
+                    ws,
+                    &parsed,
+                    &HostOptions::default(),
+                    &style,
+                    event,
+                ));
             }),
         ),
         (
