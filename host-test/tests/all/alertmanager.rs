@@ -232,9 +232,14 @@ fn a_repeat_is_recorded_not_sent_and_refreshes_only_an_updated_message() {
         wait_until("the same again recorded as a repeat", || {
             finished("repeat") == repeats + 1
         });
+        let refreshes = finished("delivered");
         post(query, "p99 is 2.7s", "firing");
         if mode == "update" {
             wait_until("the message refreshed", || ours(&slack).updates == 1);
+            // Slack has the update; its ending is recorded a moment later.
+            wait_until("the refresh recorded", || {
+                finished("delivered") == refreshes + 1
+            });
             assert!(
                 ours(&slack).body.to_string().contains("p99 is 2.7s"),
                 "{:#}",
