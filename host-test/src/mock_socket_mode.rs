@@ -26,6 +26,9 @@ enum Command {
     Ping,
     /// Close the TCP connection, no closing handshake.
     Drop,
+    /// Hold the connection open but read and write nothing more: a peer
+    /// gone silent (a half-open connection behind a NAT that forgot it).
+    Freeze,
 }
 
 #[derive(Default)]
@@ -164,6 +167,12 @@ impl SocketModeStandIn {
     /// handshake, as a network failure would.
     pub fn drop_connections(&self) {
         self.to_all(Command::Drop);
+    }
+
+    /// Makes every open connection go silent: kept open, nothing read or
+    /// written (not even pongs) until [`Self::drop_connections`].
+    pub fn freeze(&self) {
+        self.to_all(Command::Freeze);
     }
 
     /// Pings every open connection (their pongs are counted by [`Self::pongs`]).
@@ -328,6 +337,15 @@ where
                 }
                 Some(Command::Ping) => {
                     if ws.send(Message::Ping(Default::default())).await.is_err() { break }
+                }
+                Some(Command::Freeze) => {
+                    // The socket is held, unread, until told to drop it.
+                    while let Some(command) = rx.recv().await {
+                        if matches!(command, Command::Drop) {
+                            break;
+                        }
+                    }
+                    break;
                 }
                 Some(Command::Drop) | None => break,
             },

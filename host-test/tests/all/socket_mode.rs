@@ -294,6 +294,34 @@ fn a_dropped_connection_is_reopened_after_the_backoff() {
 }
 
 #[test]
+fn a_connection_gone_silent_is_pinged_then_taken_as_lost_and_reopened() {
+    let stand_in = SocketModeStandIn::start().unwrap();
+    let timing = Timing {
+        ping_every: Duration::from_millis(150),
+        silent_for: Duration::from_millis(600),
+        ..timing(Duration::from_millis(50))
+    };
+    let pump = Pumping::start(TestPeer::new(&stand_in), timing);
+    wait_until("a connection", || stand_in.ready() == 1);
+    // Nothing but hello comes from the peer: only the pongs to the pump's
+    // pings are heard, and they keep the connection past `silent_for`.
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(stand_in.connections(), 1, "an answering peer is kept");
+    // Silent from now on, its TCP connection still open.
+    let frozen = Instant::now();
+    stand_in.freeze();
+    wait_until("a second connection", || stand_in.connections() == 2);
+    let after = stand_in.connected_at()[1].duration_since(frozen);
+    assert!(
+        after >= Duration::from_millis(600),
+        "taken as lost after {after:?}, before 600 ms of silence"
+    );
+    assert_eq!(pump.state.reconnects(), 1);
+    assert!(pump.logs().contains("pings unanswered"), "{}", pump.logs());
+    stand_in.drop_connections();
+}
+
+#[test]
 fn a_failing_open_is_retried_with_backoff_and_reported_without_the_token() {
     let stand_in = SocketModeStandIn::start().unwrap();
     let failure = format!("invalid_auth: Slack refused the app-level token {TOKEN}");

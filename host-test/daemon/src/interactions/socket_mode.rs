@@ -14,6 +14,10 @@
 //!        │ at once: Slack's disconnect   ▼
 //!        └── after a backoff: lost, refused, failed to open
 //! ```
+//!
+//! While up, the pump pings every [`Timing::ping_every`]; a connection
+//! from which nothing at all was heard for [`Timing::silent_for`] is taken
+//! as lost (a half-open connection would otherwise never end).
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -151,6 +155,13 @@ pub struct Timing {
     pub connect_timeout: Duration,
     /// How long a closing handshake may take before the socket is dropped.
     pub close_timeout: Duration,
+    /// How often the pump pings Slack while the connection is up.
+    pub ping_every: Duration,
+    /// A connection from which nothing (not a message, not a pong) was
+    /// heard for this long is taken as lost: a peer gone silent without
+    /// closing (a NAT or a load balancer that forgot the connection)
+    /// would otherwise hold serve's only connection forever.
+    pub silent_for: Duration,
 }
 
 impl Default for Timing {
@@ -161,6 +172,8 @@ impl Default for Timing {
             healthy_after: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
+            ping_every: Duration::from_secs(30),
+            silent_for: Duration::from_secs(75),
         }
     }
 }
@@ -328,6 +341,9 @@ impl Pump<'_> {
         let since = Instant::now();
         let mut heard = false;
         let mut closed_by_slack = None;
+        let mut last_heard = Instant::now();
+        let every = self.timing.ping_every.max(Duration::from_millis(10));
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let ended = loop {
             let frame = tokio::select! {
                 biased;
@@ -336,7 +352,27 @@ impl Pump<'_> {
                     return Ended::Stopped;
                 }
                 frame = socket.next() => frame,
+                _ = ping.tick() => {
+                    let silent = last_heard.elapsed();
+                    if silent >= self.timing.silent_for {
+                        break Ended::Lost {
+                            why: format!(
+                                "nothing heard for {} s, pings unanswered",
+                                silent.as_secs()
+                            ),
+                            healthy: false,
+                        };
+                    }
+                    if let Err(e) = socket.send(Message::Ping(Default::default())).await {
+                        break Ended::Lost {
+                            why: format!("a ping could not be sent: {e}"),
+                            healthy: false,
+                        };
+                    }
+                    continue;
+                }
             };
+            last_heard = Instant::now();
             match frame {
                 None => {
                     break Ended::Lost {
