@@ -272,6 +272,40 @@ fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_e
 }
 
 #[test]
+fn a_key_too_long_for_a_button_is_found_by_its_digest() {
+    both(|store| {
+        let long = vec![("title".to_string(), "t".repeat(3_000))];
+        let key = alert_key("cpu", &long);
+        let first = store.accept(&alert("cpu"), long.clone()).unwrap();
+        commit(store).unwrap();
+        arrivals(store, 1);
+        let asked = ClaimRequest {
+            id: first.id,
+            channel: crate::channels::pacing_key("", "#x"),
+            key: key.clone(),
+        };
+        wait(store.claim(asked)).unwrap();
+        let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1).remembering(
+            &key,
+            false,
+            "w",
+            Some("C1"),
+            Some("1.1"),
+        );
+        store.finish(done).unwrap();
+        commit(store).unwrap();
+        let named = button_key(&key);
+        assert!(named.len() < 2_000, "{named}");
+        let found = wait(store.message(&named))
+            .unwrap()
+            .expect("found by its digest");
+        assert_eq!(found.key, key);
+        assert_eq!(wait(store.message(&key)).unwrap().unwrap().key, key);
+        assert_eq!(wait(store.message("sha256:00")).unwrap(), None);
+    });
+}
+
+#[test]
 fn a_repeat_is_an_ending_and_a_tracked_message_keeps_its_level_and_digest() {
     both(|store| {
         let first = store.accept(&alert("am"), options("#x")).unwrap();

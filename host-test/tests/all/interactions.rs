@@ -482,3 +482,29 @@ fn a_redraw_behind_a_recovery_is_superseded_not_drawn_over_it() {
     assert!(buttons(&after).is_empty(), "it shows the recovery");
     assert!(server.logged().contains("superseded, not sent"));
 }
+
+/// Handler options with a long template make an alert key longer than a
+/// button may carry: the buttons name it by its SHA-256, and a click on
+/// them finds it.
+#[test]
+fn a_long_alert_key_is_named_by_its_digest_and_clicks_still_find_it() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &config(&slack));
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    let title = format!("cpu{}", "%20high".repeat(400));
+    let (code, answer) = server.post_with(&format!("title={title}"), &firing("cpu high"));
+    assert_eq!(code, 202, "{answer}");
+    wait_until("the alert's message", || slack.messages().len() == 1);
+    let m = the_only_message(&slack);
+    let value = &buttons(&m)[0].2;
+    assert!(value.starts_with("sha256:") && value.len() == 71, "{value}");
+    assert_eq!(click(&server, &slack, &m, "acknowledge", "U1"), 200);
+    wait_until("the acknowledgement shown", || {
+        the_only_message(&slack).updates == 1
+    });
+    assert!(the_only_message(&slack)
+        .body
+        .to_string()
+        .contains("Acknowledged by <@U1>"));
+}

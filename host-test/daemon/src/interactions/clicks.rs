@@ -150,8 +150,10 @@ impl Clicks {
             Action::Unsilence => Act::Unsilence,
         };
         let redraw = redraw(&message, &click);
+        // The key itself (the button may name it by its digest).
+        let key = &message.key;
         let written = self.commit.write(|store| {
-            let ticket = store.act(&click.alert, act.clone())?;
+            let ticket = store.act(key, act.clone())?;
             match &redraw {
                 Some((alert, options)) => store.accept(alert, options.clone()),
                 None => Ok(ticket),

@@ -293,7 +293,7 @@ async fn attempt(
 /// `handle-alert`: the key they name it by, who acknowledged it, who
 /// silenced it until when (while in force). A recovery shows none.
 fn buttons(item: &Queued, message: Option<&AlertMessage>) -> Vec<(String, String)> {
-    let mut options = vec![(store::ALERT_KEY.to_string(), item.alert.clone())];
+    let mut options = vec![(store::ALERT_KEY.to_string(), store::button_key(&item.alert))];
     let Some(m) = message.filter(|_| item.event.level != Level::Ok) else {
         return options;
     };

@@ -682,8 +682,19 @@ impl Store for Spool {
         Ok(Ticket::new(0, self.stage(record, false)?))
     }
 
-    fn message(&self, key: &str) -> Job<Option<AlertMessage>> {
-        store::ready(Ok(Spool::message(self, key).cloned()))
+    fn message(&self, named: &str) -> Job<Option<AlertMessage>> {
+        let found = match Spool::message(self, named) {
+            Some(m) => Some(m.clone()),
+            // A digest: the key it names, among the messages kept.
+            None if named.starts_with(store::DIGEST_PREFIX) => self
+                .state
+                .messages
+                .oldest_first()
+                .find(|m| store::matches_button(&m.key, named))
+                .cloned(),
+            None => None,
+        };
+        store::ready(Ok(found))
     }
 
     fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError> {

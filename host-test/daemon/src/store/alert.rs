@@ -301,6 +301,32 @@ pub const HOST_OPTIONS: [&str; 8] = [
     REFRESH,
 ];
 
+/// The longest alert key a button carries as it is; Slack takes 2,000
+/// characters in a button's value.
+pub const BUTTON_KEY_MAX: usize = 1_900;
+
+/// What an alert's buttons name it by: its key, or for a key longer than
+/// [`BUTTON_KEY_MAX`] (handler options carrying long templates)
+/// `sha256:` and the key's SHA-256 in hex, which [`matches_button`] and
+/// the stores' `message` resolve.
+pub fn button_key(key: &str) -> String {
+    if key.len() <= BUTTON_KEY_MAX {
+        return key.to_string();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{DIGEST_PREFIX}{hex}")
+}
+
+/// How a button's digest of a long key begins.
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// Whether alert key `key` is the one a button named `named`.
+pub fn matches_button(key: &str, named: &str) -> bool {
+    key == named || (named.starts_with(DIGEST_PREFIX) && button_key(key) == named)
+}
+
 /// Whether an alert's options make it a redraw of a clicked message.
 pub fn is_refresh(options: &[(String, String)]) -> bool {
     options.iter().any(|(k, v)| k == REFRESH && v == "true")
@@ -341,4 +367,22 @@ pub fn with_previous(
             (PREVIOUS_TS.to_string(), ts.to_string()),
         ])
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_too_long_for_a_button_goes_as_its_digest() {
+        let short = alert_key("cpu", &[]);
+        assert_eq!(button_key(&short), short);
+        assert!(matches_button(&short, &short));
+        let long = alert_key("cpu", &[("title".into(), "x".repeat(3_000))]);
+        let named = button_key(&long);
+        assert!(named.starts_with("sha256:") && named.len() == 71, "{named}");
+        assert!(matches_button(&long, &named));
+        assert!(!matches_button(&short, &named));
+        assert!(!matches_button(&long, "sha256:00"));
+    }
 }

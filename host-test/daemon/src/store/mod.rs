@@ -35,9 +35,10 @@ pub mod postgres;
 pub(crate) mod record;
 
 pub use alert::{
-    alert_key, is_refresh, key_options, with_previous, Act, AlertMessage, FailedAlert, Finished,
-    Mark, Pending, Status, ACKNOWLEDGED_AT, ACKNOWLEDGED_BY, ALERT_KEY, HOST_OPTIONS,
-    PREVIOUS_CHANNEL_ID, PREVIOUS_TS, REFRESH, SILENCED_BY, SILENCED_UNTIL,
+    alert_key, button_key, is_refresh, key_options, matches_button, with_previous, Act,
+    AlertMessage, FailedAlert, Finished, Mark, Pending, Status, ACKNOWLEDGED_AT, ACKNOWLEDGED_BY,
+    ALERT_KEY, DIGEST_PREFIX, HOST_OPTIONS, PREVIOUS_CHANNEL_ID, PREVIOUS_TS, REFRESH, SILENCED_BY,
+    SILENCED_UNTIL,
 };
 use kapacitor_formats::aggregate::{Collected, Window};
 
@@ -295,9 +296,10 @@ pub trait Store: Send {
     /// Records what a click did to alert `key`'s message (acknowledged,
     /// silenced, unsilenced); nothing if the key has no message by then.
     fn act(&mut self, key: &str, act: Act) -> Result<Ticket, StoreError>;
-    /// The message kept under alert key `key`, if any (with its marks and
-    /// the last event it showed).
-    fn message(&self, key: &str) -> Job<Option<AlertMessage>>;
+    /// The message kept under the alert key a button named (the key, or
+    /// its digest: [`button_key`]), if any, with its marks and the last
+    /// event it showed.
+    fn message(&self, named: &str) -> Job<Option<AlertMessage>>;
     /// Takes failed alerts again as new ones (found by
     /// [`Store::resendable`]).
     fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError>;

@@ -311,14 +311,22 @@ pub(super) fn message_from(r: &tokio_postgres::Row, key: String, first: usize) -
     }
 }
 
-/// Alert `key`'s message, if the database keeps one.
-pub async fn message(db: Arc<Db>, key: String) -> Result<Option<AlertMessage>, StoreError> {
+/// The message of the alert key a button named (the key, or its digest),
+/// if the database keeps one. A digest is looked for among the messages
+/// kept (a click is rare; the table is bounded).
+pub async fn message(db: Arc<Db>, named: String) -> Result<Option<AlertMessage>, StoreError> {
     let conn = db.get().await?;
-    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.alert_key = $1");
+    let sql = format!(
+        "SELECT m.alert_key, {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.alert_key = $1
+            OR ($1 LIKE 'sha256:%'
+                AND 'sha256:' || encode(sha256(convert_to(m.alert_key, 'UTF8')), 'hex') = $1)
+         LIMIT 1"
+    );
     let row = conn
         .client
-        .query_opt(&sql, &[&keepable(&key)])
+        .query_opt(&sql, &[&keepable(&named)])
         .await
         .map_err(|e| db.failed(e))?;
-    Ok(row.map(|r| message_from(&r, key, 0)))
+    Ok(row.map(|r| message_from(&r, r.get(0), 1)))
 }
