@@ -23,6 +23,12 @@ for state in critical recovered; do
       --option "layout=$layout" --html "$tmp/$layout-$name.html" >/dev/null
   done
 done
+# The buttons, and the same message after someone acknowledged it.
+target/debug/host-test preview --config examples/slack-buttons.conf \
+  --alert examples/alerts/cpu-critical.json --html "$tmp/buttons-firing.html" >/dev/null
+target/debug/host-test preview --config examples/slack-buttons.conf \
+  --alert examples/alerts/cpu-critical.json --option acknowledged-by=U024BE7LH \
+  --option acknowledged-at=1764460800 --html "$tmp/buttons-acknowledged.html" >/dev/null
 for page in "$tmp"/*.html; do
   png="$out/$(basename "$page" .html).png"
   "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \

@@ -247,6 +247,23 @@ fn block(b: &Value) -> String {
             )
         }
         "divider" => "<hr class=\"divider\">".to_string(),
+        "actions" => {
+            let buttons: Vec<String> = b["elements"]
+                .as_array()
+                .map(|els| {
+                    els.iter()
+                        .map(|e| match e["type"].as_str() {
+                            Some("button") => {
+                                format!("<span class=\"button\">{}</span>", text_object(&e["text"]))
+                            }
+                            Some(other) => unsupported(&format!("a `{other}` action")),
+                            None => unsupported("an action without a type"),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("<div class=\"actions\">{}</div>", buttons.concat())
+        }
         other => unsupported(&format!("a `{other}` block")),
     }
 }
@@ -350,6 +367,7 @@ const STYLE: &str = "body{font-family:Lato,'Helvetica Neue',Helvetica,Arial,sans
 .field.short{width:50%}\
 .field-title{font-weight:700}\
 .footer,.context{color:#616061;font-size:12px;margin-top:4px}\
+.actions{margin-top:8px}.button{display:inline-block;border:1px solid #c7c7c7;border-radius:4px;padding:3px 12px;margin-right:8px;font-weight:bold;font-size:13px}\
 .header{font-weight:900;font-size:18px;margin:4px 0}\
 .section{margin:4px 0}\
 .divider{border:none;border-top:1px solid #ddd;margin:8px 0}\

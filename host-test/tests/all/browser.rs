@@ -46,6 +46,7 @@ document.addEventListener('DOMContentLoaded', () => {
     text: [...document.querySelectorAll('.toptext, .text')].map(e => e.textContent),
     mentions: document.querySelectorAll('.mention').length,
     unsupported: document.querySelectorAll('.unsupported').length,
+    buttons: [...document.querySelectorAll('.button')].map(b => b.textContent),
   };
   const pre = document.createElement('pre');
   pre.id = 'probe';
@@ -149,6 +150,47 @@ fn block_kit_shows_its_header_and_fields() {
     );
     // slack-rendered.conf's two fields, short: side by side.
     assert_eq!(page["fields"], 2, "{page}");
+}
+
+#[test]
+fn the_buttons_show_inside_the_colour_bar_and_an_acknowledgement_drops_its_own() {
+    let page = rendered(
+        "examples/slack-buttons.conf",
+        "examples/alerts/cpu-critical.json",
+        &[],
+    );
+    assert_eq!(
+        page["buttons"],
+        serde_json::json!(["Acknowledge", "Silence 1h", "Silence 1d"]),
+        "{page}"
+    );
+    assert_eq!(
+        page["bars"],
+        serde_json::json!(["rgb(163, 2, 0)"]),
+        "{page}"
+    );
+    assert_eq!(page["unsupported"], 0, "{page}");
+    let page = rendered(
+        "examples/slack-buttons.conf",
+        "examples/alerts/cpu-critical.json",
+        &["acknowledged-by=U024BE7LH", "acknowledged-at=1764460800"],
+    );
+    assert_eq!(
+        page["buttons"],
+        serde_json::json!(["Silence 1h", "Silence 1d"]),
+        "{page}"
+    );
+    assert_eq!(page["mentions"], 1, "the acknowledger: {page}");
+    let page = rendered(
+        "examples/slack-buttons.conf",
+        "examples/alerts/cpu-recovered.json",
+        &[],
+    );
+    assert_eq!(
+        page["buttons"],
+        serde_json::json!([]),
+        "none when recovered: {page}"
+    );
 }
 
 #[test]
