@@ -494,6 +494,17 @@ mod tests {
         Workspace::for_tests()
     }
 
+    /// `event` rendered with `style`, no handler or host options.
+    fn plain_message(style: &Style, event: &AlertEvent) -> Rendered {
+        message(
+            &ws(),
+            &HandlerOptions::default(),
+            &HostOptions::default(),
+            style,
+            event,
+        )
+    }
+
     fn kapacitor(w: &Workspace, o: &HandlerOptions, text: &str, level: Level) -> Rendered {
         message(
             w,
@@ -648,13 +659,7 @@ mod tests {
             ("icon-url", "https://x.test/i.png"),
             ("link-names", "true"),
         ]);
-        let r = message(
-            &ws(),
-            &HandlerOptions::default(),
-            &HostOptions::default(),
-            &style,
-            &event(),
-        );
+        let r = plain_message(&style, &event());
         assert_eq!(
             body(&r.message),
             json!({"attachments":[{"fallback":"*CRITICAL* CPU is &lt;!channel&gt; &amp; high","color":"#ff0000",
@@ -668,17 +673,7 @@ mod tests {
     fn mentions_only_at_their_levels() {
         let style = styled(&[("mention", "channel"), ("mention-levels", "WARNING")]);
         let mut e = event();
-        let at = |e: &AlertEvent| {
-            message(
-                &ws(),
-                &HandlerOptions::default(),
-                &HostOptions::default(),
-                &style,
-                e,
-            )
-            .message
-            .text
-        };
+        let at = |e: &AlertEvent| plain_message(&style, e).message.text;
         assert_eq!(at(&e), "");
         e.level = Level::Warning;
         assert_eq!(at(&e), "<!channel>");
@@ -693,13 +688,7 @@ mod tests {
                 "https://grafana.test/d?var-host={{tags.host}}&x=1",
             ),
         ]);
-        let r = message(
-            &ws(),
-            &HandlerOptions::default(),
-            &HostOptions::default(),
-            &style,
-            &event(),
-        );
+        let r = plain_message(&style, &event());
         assert_eq!(
             body(&r.message),
             json!({"attachments":[{"fallback":":red_circle: CRITICAL: cpu:host=web01","color":"danger",
@@ -714,13 +703,7 @@ mod tests {
     #[test]
     fn blocks_layout_golden() {
         let style = styled(&[("layout", "blocks"), ("mention", "here")]);
-        let r = message(
-            &ws(),
-            &HandlerOptions::default(),
-            &HostOptions::default(),
-            &style,
-            &event(),
-        );
+        let r = plain_message(&style, &event());
         assert_eq!(
             body(&r.message),
             json!({"attachments":[{"fallback":"<!here> :red_circle: CRITICAL: cpu:host=web01","color":"danger","blocks":[
@@ -735,13 +718,7 @@ mod tests {
     #[test]
     fn a_header_shows_alert_data_as_typed() {
         let style = styled(&[("layout", "blocks"), ("title", "{{message}}")]);
-        let r = message(
-            &ws(),
-            &HandlerOptions::default(),
-            &HostOptions::default(),
-            &style,
-            &event(),
-        );
+        let r = plain_message(&style, &event());
         let b = body(&r.message);
         assert_eq!(
             b["attachments"][0]["blocks"][0]["text"]["text"],
@@ -758,13 +735,7 @@ mod tests {
             ("title", "{{truncate message \"x\"}}"),
             ("color", "{{emoji name}}"),
         ]);
-        let r = message(
-            &ws(),
-            &HandlerOptions::default(),
-            &HostOptions::default(),
-            &style,
-            &event(),
-        );
+        let r = plain_message(&style, &event());
         let b = body(&r.message);
         assert_eq!(
             b["attachments"][0]["blocks"][0]["text"]["text"],
@@ -784,13 +755,7 @@ mod tests {
     fn block_kit_limits_at_the_edge_and_past_it() {
         for (n, cut) in [(150, false), (151, true)] {
             let style = styled(&[("layout", "blocks"), ("title", &"h".repeat(n))]);
-            let r = message(
-                &ws(),
-                &HandlerOptions::default(),
-                &HostOptions::default(),
-                &style,
-                &event(),
-            );
+            let r = plain_message(&style, &event());
             let h = body(&r.message)["attachments"][0]["blocks"][0]["text"]["text"]
                 .as_str()
                 .unwrap()
@@ -807,13 +772,7 @@ mod tests {
             let mut e = event();
             e.message = "é".repeat(n);
             let style = styled(&[("layout", "blocks")]);
-            let r = message(
-                &ws(),
-                &HandlerOptions::default(),
-                &HostOptions::default(),
-                &style,
-                &e,
-            );
+            let r = plain_message(&style, &e);
             let t = body(&r.message)["attachments"][0]["blocks"][1]["text"]["text"]
                 .as_str()
                 .unwrap()
@@ -827,13 +786,7 @@ mod tests {
         }
         for (n, cut) in [(300, false), (301, true)] {
             let style = styled(&[("layout", "blocks"), ("footer", &"f".repeat(n))]);
-            let r = message(
-                &ws(),
-                &HandlerOptions::default(),
-                &HostOptions::default(),
-                &style,
-                &event(),
-            );
+            let r = plain_message(&style, &event());
             assert_eq!(
                 r.warnings.contains(&"handler_truncated_footer".to_string()),
                 cut,
@@ -889,13 +842,7 @@ mod tests {
                 ("title", &"t".repeat(n)),
                 ("footer", &"f".repeat(n.min(301))),
             ]);
-            let r = message(
-                &ws(),
-                &HandlerOptions::default(),
-                &HostOptions::default(),
-                &style,
-                &event(),
-            );
+            let r = plain_message(&style, &event());
             let a = &r.message.attachments[0];
             assert_eq!(a.title.as_ref().unwrap().chars().count(), 1024);
             assert_eq!(a.footer.as_ref().unwrap().chars().count(), 300);
@@ -910,13 +857,7 @@ mod tests {
     fn configured_fields_are_templates() {
         let mut style = styled(&[("layout", "attachment")]);
         style.set("fields", r#"[{"title":"Host","value":"`{{tags.host}}`","short":true},{"title":"Empty","value":"{{tags.none}}"}]"#, Template::compile).unwrap();
-        let r = message(
-            &ws(),
-            &HandlerOptions::default(),
-            &HostOptions::default(),
-            &style,
-            &event(),
-        );
+        let r = plain_message(&style, &event());
         assert_eq!(
             r.message.attachments[0].fields,
             [
