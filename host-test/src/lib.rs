@@ -17,6 +17,7 @@ pub mod pool;
 pub mod preview;
 pub mod report;
 pub mod slack_clicks;
+mod stand_in;
 
 pub use slack_alertd::COMPONENT_PATH;
 

@@ -14,7 +14,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -25,6 +24,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
+
+use crate::stand_in::Running;
 
 /// One request as the stand-in received it.
 #[derive(Debug, Clone)]
@@ -233,8 +234,7 @@ pub struct MockSlack {
     addr: SocketAddr,
     tls: bool,
     shared: Arc<Mutex<Shared>>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    running: Running,
 }
 
 impl MockSlack {
@@ -261,23 +261,15 @@ impl MockSlack {
         let addr = listener.local_addr()?;
         let tls_on = tls.is_some();
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let (stop, stopped) = oneshot::channel::<()>();
         let state = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("mock-slack".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                let Ok(runtime) = runtime else { return };
-                runtime.block_on(serve(listener, tls, state, stopped));
-            })?;
+        let running = Running::start("mock-slack", move |stopped| {
+            serve(listener, tls, state, stopped)
+        })?;
         Ok(MockSlack {
             addr,
             tls: tls_on,
             shared,
-            stop: Some(stop),
-            thread: Some(thread),
+            running,
         })
     }
 
@@ -417,21 +409,8 @@ impl MockSlack {
     }
 
     /// Blocks until the stand-in stops (for `host-test mock-slack`).
-    pub fn wait(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for MockSlack {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn wait(self) {
+        self.running.wait();
     }
 }
 

@@ -9,7 +9,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -18,6 +17,8 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::stand_in::Running;
 
 /// What the stand-in tells one connection to do.
 #[derive(Debug, Clone)]
@@ -59,8 +60,8 @@ pub struct SocketModeStandIn {
     addr: SocketAddr,
     tls: bool,
     shared: Arc<Mutex<Shared>>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// The server's thread: dropping it stops the server.
+    _running: Running,
 }
 
 impl SocketModeStandIn {
@@ -82,23 +83,15 @@ impl SocketModeStandIn {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let (stop, stopped) = oneshot::channel();
         let state = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("mock-socket-mode".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                let Ok(runtime) = runtime else { return };
-                runtime.block_on(serve(listener, tls, state, stopped));
-            })?;
+        let running = Running::start("mock-socket-mode", move |stopped| {
+            serve(listener, tls, state, stopped)
+        })?;
         Ok(SocketModeStandIn {
             addr,
             tls: tls_on,
             shared,
-            stop: Some(stop),
-            thread: Some(thread),
+            _running: running,
         })
     }
 
@@ -229,17 +222,6 @@ impl SocketModeStandIn {
     /// Pongs received.
     pub fn pongs(&self) -> usize {
         self.shared.lock().unwrap().pongs
-    }
-}
-
-impl Drop for SocketModeStandIn {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

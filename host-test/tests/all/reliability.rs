@@ -243,6 +243,16 @@ fn options_that_are_the_hosts_or_that_the_component_refuses_are_refused_before_s
         "previous-channel-id",
     );
     refused("previous-ts=1.2", "previous-ts");
+    // Nor redraw one, nor mark or name an alert for its buttons.
+    refused(
+        "refresh=true&previous-channel-id=C1&previous-ts=1.2",
+        "refresh",
+    );
+    refused("alert-key=%5B%22other%22%2C%5B%5D%5D", "alert-key");
+    refused("acknowledged-by=U1&acknowledged-at=1", "acknowledged-by");
+    refused("silenced-by=U1&silenced-until=1", "silenced-by");
+    // The app's signing secret is configuration, never an option.
+    refused("signing-secret=guess", "signing-secret");
     // What the component does not take, or would refuse.
     refused("bogus=1", "bogus");
     refused("url=http%3A%2F%2Fevil.example", "url");

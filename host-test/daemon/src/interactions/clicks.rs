@@ -149,13 +149,14 @@ impl Clicks {
             }),
             Action::Unsilence => Act::Unsilence,
         };
-        let redraw = redraw(&message, &click);
+        let (name, redraw) = (act.name(), redraw(&message, &click));
+        let redrawn = redraw.is_some();
         // The key itself (the button may name it by its digest).
         let key = &message.key;
-        let written = self.commit.write(|store| {
-            let ticket = store.act(key, act.clone())?;
-            match &redraw {
-                Some((alert, options)) => store.accept(alert, options.clone()),
+        let written = self.commit.write(move |store| {
+            let ticket = store.act(key, act)?;
+            match redraw {
+                Some((alert, options)) => store.accept(&alert, options),
                 None => Ok(ticket),
             }
         });
@@ -163,12 +164,12 @@ impl Clicks {
             Ok((_, durable)) => durable.wait().await.map_err(|e| e.to_string())?,
             Err(e) => return Err(e.to_string()),
         }
-        self.metrics.interaction(act.name());
+        self.metrics.interaction(name);
         info!(
             alert = click.alert,
             user = click.user,
-            action = act.name(),
-            redrawn = redraw.is_some(),
+            action = name,
+            redrawn,
             "a click on an alert's message was recorded"
         );
         Ok(())
