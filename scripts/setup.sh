@@ -26,3 +26,8 @@ if [ -z "${WASM_OPT:-}" ] && ! command -v wasm-opt >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq binaryen || true
   fi
 fi
+# The size test fails without it (docs/testing.md): say so now, not after
+# the build.
+if ! "${WASM_OPT:-wasm-opt}" --version >/dev/null 2>&1; then
+  echo "setup: binaryen's wasm-opt is missing (apt-get install binaryen, or WASM_OPT=PATH): the component is built unshrunk and the size test fails" >&2
+fi

@@ -16,6 +16,17 @@ if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-color-emoji || true
   fi
 fi
+# The full-disk test mounts a tmpfs (as root: CI runs as root; elsewhere
+# it fails saying so, unless HOST_TEST_WITHOUT=root): util-linux's `mount`,
+# installed when missing.
+if ! command -v mount >/dev/null 2>&1 || ! command -v umount >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mount || true
+  fi
+fi
 # The PostgreSQL store's tests start a throwaway server of their own
 # (initdb into a temporary directory; never the system's service): Debian's
 # `postgresql` provides initdb and pg_ctl, installed when missing.

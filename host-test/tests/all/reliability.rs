@@ -13,23 +13,34 @@ use crate::common::web_api_config;
 use host_test::mock_slack::MockSlack;
 use serde_json::Value;
 
-/// A tmpfs of `size` (e.g. `2m`) mounted at `dir`, unmounted when dropped;
-/// `None` (the test then says why it is skipped) when this process may not
-/// mount (not root, or no mount in this sandbox).
+/// A tmpfs of `size` (e.g. `2m`) mounted at `dir`, unmounted when dropped.
 struct SmallDisk {
     dir: std::path::PathBuf,
 }
 
 impl SmallDisk {
-    fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
-        std::fs::create_dir_all(dir).ok()?;
+    /// Mounts it; when this process may not (not root, no `mount`, a
+    /// container without the right), why, and how to run the test.
+    fn mount(dir: &Path, size: &str) -> Result<SmallDisk, String> {
+        let how =
+            "it mounts a small tmpfs to fill the spool's disk: run the tests as root, as CI does";
+        if !is_root() {
+            return Err(format!("not root; {how}"));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let mounted = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir)
-            .status()
-            .ok()?
-            .success();
-        mounted.then(|| SmallDisk {
+            .output()
+            .map_err(|e| format!("running `mount` ({e}); {how}, with util-linux's `mount`"))?;
+        if !mounted.status.success() {
+            return Err(format!(
+                "`mount -t tmpfs` failed as root ({}: {}); {how}, where root may mount (a container needs CAP_SYS_ADMIN)",
+                mounted.status,
+                String::from_utf8_lossy(&mounted.stderr).trim()
+            ));
+        }
+        Ok(SmallDisk {
             dir: dir.to_path_buf(),
         })
     }
@@ -43,6 +54,17 @@ impl SmallDisk {
             .unwrap();
         assert!(grown.success(), "remounting the tmpfs");
     }
+}
+
+/// Whether this process runs as root (its effective uid is 0).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            uids.split_whitespace().nth(1).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
 }
 
 impl Drop for SmallDisk {
@@ -94,9 +116,9 @@ fn get(server: &Server, path: &str) -> (u16, Value) {
 #[test]
 fn a_full_disk_refuses_with_503_and_every_acknowledged_alert_is_delivered_once() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(disk) = SmallDisk::mount(&dir.path().join("disk"), "2m") else {
-        eprintln!("skipped: mounting a tmpfs needs root (run the tests as root to take this one)");
-        return;
+    let disk = match SmallDisk::mount(&dir.path().join("disk"), "2m") {
+        Ok(disk) => disk,
+        Err(why) => return crate::common::lacking("root", &why),
     };
     let slack = MockSlack::start().unwrap();
     let config = write_config(dir.path(), &web_api_config(&slack));

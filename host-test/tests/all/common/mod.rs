@@ -94,3 +94,19 @@ pub fn webhook_config(slack: &MockSlack) -> String {
         slack.url()
     )
 }
+
+/// For a test that cannot run here for want of `what` (`root`,
+/// `wasm-opt`): fails, naming it and `how` to get it, unless the developer
+/// named `what` in `HOST_TEST_WITHOUT` (comma-separated), knowingly; then it
+/// says the test is skipped and returns, and the caller returns too. CI
+/// (`.ci/run`) clears `HOST_TEST_WITHOUT`: there such a test runs or fails.
+pub fn lacking(what: &str, how: &str) {
+    let without = std::env::var("HOST_TEST_WITHOUT").unwrap_or_default();
+    if without.split(',').any(|w| w.trim() == what) {
+        eprintln!("skipped, as HOST_TEST_WITHOUT names {what}: this test needs {what}: {how}");
+        return;
+    }
+    panic!(
+        "this test needs {what}: {how} (to skip it knowingly, set HOST_TEST_WITHOUT={what}; CI never does)"
+    );
+}
