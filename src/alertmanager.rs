@@ -14,7 +14,10 @@
 //!   mapped, gets [`Levels::default`]);
 //! - `message`: the `summary` annotation, else `description`, else the
 //!   `alertname` label; `details`: `description`;
-//! - `time`: `startsAt`; `duration`: `endsAt − startsAt` once resolved;
+//! - `time`: `startsAt`; `duration`: `endsAt − startsAt` once resolved
+//!   (0 when `endsAt` is before `startsAt`, as when the clocks of
+//!   Prometheus and Alertmanager differ: the alert is still taken, and a
+//!   [`Warning`] names it and both times for the host to log);
 //! - its labels as tags (the series' `name` is `alertname`), the group's
 //!   labels as Kapacitor's `group` (`k=v,...`, `nil` when none);
 //! - `truncatedAlerts` as a field when above zero (Alertmanager left that
@@ -92,6 +95,45 @@ pub struct Webhook {
     pub alerts: Vec<String>,
     /// Alerts of the group Alertmanager left out (`truncatedAlerts`).
     pub truncated: u64,
+    /// What was taken but not as sent, for the host to tell its operator.
+    pub warnings: Vec<Warning>,
+}
+
+/// An alert taken with something in it that cannot be right: the alert
+/// is delivered anyway (dropping a resolution would leave its message
+/// firing), and the host logs this.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Warning {
+    /// A resolved alert whose `endsAt` is before its `startsAt` (the clocks
+    /// of Prometheus and Alertmanager differ, or Alertmanager's zero time):
+    /// how long it lasted is unknown, so its `duration` is 0.
+    EndsBeforeStart {
+        /// Where it is in the payload (`alerts[2]`).
+        at: String,
+        /// The alert as Alertmanager's log names it, `alertname[fingerprint]`,
+        /// and its labels.
+        alert: String,
+        /// Its `startsAt` and `endsAt`, as sent.
+        starts_at: String,
+        ends_at: String,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::EndsBeforeStart {
+                at,
+                alert,
+                starts_at,
+                ends_at,
+            } => write!(
+                f,
+                "{at} {alert}: resolved with endsAt {ends_at} before startsAt {starts_at} \
+                 (do the clocks of Prometheus and Alertmanager differ?); taken, with duration 0"
+            ),
+        }
+    }
 }
 
 /// Decodes a webhook payload. Nothing of a payload with an error is taken:
@@ -144,12 +186,25 @@ pub fn decode(text: &str, levels: &Levels) -> Result<Webhook, String> {
         group,
         truncated,
     };
+    let mut warnings = Vec::new();
     let alerts = alerts
         .iter()
         .enumerate()
-        .map(|(n, alert)| event(alert, &format!("alerts[{n}]"), &shared, levels))
+        .map(|(n, alert)| {
+            event(
+                alert,
+                &format!("alerts[{n}]"),
+                &shared,
+                levels,
+                &mut warnings,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Webhook { alerts, truncated })
+    Ok(Webhook {
+        alerts,
+        truncated,
+        warnings,
+    })
 }
 
 /// What every alert of a payload shares.
@@ -161,7 +216,13 @@ struct Shared {
     truncated: u64,
 }
 
-fn event(value: &Value, at: &str, shared: &Shared, levels: &Levels) -> Result<String, String> {
+fn event(
+    value: &Value,
+    at: &str,
+    shared: &Shared,
+    levels: &Levels,
+    warnings: &mut Vec<Warning>,
+) -> Result<String, String> {
     let alert = object(value, at)?;
     let status = string(alert, "status", &format!("{at}.status"), true)?;
     let resolved = match status.as_str() {
@@ -187,14 +248,27 @@ fn event(value: &Value, at: &str, shared: &Shared, levels: &Levels) -> Result<St
     let starts = string(alert, "startsAt", &format!("{at}.startsAt"), true)?;
     let started = time(&starts, &format!("{at}.startsAt"))?;
     let ends = string(alert, "endsAt", &format!("{at}.endsAt"), false)?;
-    let duration = if resolved && !ends.is_empty() {
-        let ended = time(&ends, &format!("{at}.endsAt"))?;
-        i64::try_from((ended - started).whole_nanoseconds().max(0)).unwrap_or(i64::MAX)
-    } else {
-        0
+    // Read once resolved: a firing alert's `endsAt` is Alertmanager's guess.
+    let ended = match ends.as_str() {
+        "" => None,
+        _ if !resolved => None,
+        ends => Some(time(ends, &format!("{at}.endsAt"))?),
     };
     let generator_url = string(alert, "generatorURL", &format!("{at}.generatorURL"), false)?;
     let fingerprint = string(alert, "fingerprint", &format!("{at}.fingerprint"), false)?;
+    let duration = match ended {
+        Some(ended) if ended < started => {
+            warnings.push(Warning::EndsBeforeStart {
+                at: at.to_string(),
+                alert: named(&labels, &fingerprint),
+                starts_at: starts.clone(),
+                ends_at: ends.clone(),
+            });
+            0
+        }
+        Some(ended) => i64::try_from((ended - started).whole_nanoseconds()).unwrap_or(i64::MAX),
+        None => 0,
+    };
     let id = if fingerprint.is_empty() {
         labels_hash(&labels)
     } else {
@@ -313,6 +387,30 @@ fn time(text: &str, at: &str) -> Result<OffsetDateTime, String> {
         .map_err(|e| format!("{at}: \"{text}\" is not an RFC 3339 time: {e}"))
 }
 
+/// An alert as Alertmanager's log names it, `alertname[fingerprint]`,
+/// then its labels (`{instance="web01", ...}`, cut after 200 characters:
+/// an alert may carry a thousand).
+fn named(labels: &BTreeMap<String, String>, fingerprint: &str) -> String {
+    let name = labels.get("alertname").map_or("", String::as_str);
+    let fingerprint = if fingerprint.is_empty() {
+        "no fingerprint"
+    } else {
+        fingerprint
+    };
+    let mut shown = String::new();
+    for (k, v) in labels.iter().filter(|(k, _)| *k != "alertname") {
+        if shown.chars().count() > 200 {
+            shown += ", …";
+            break;
+        }
+        if !shown.is_empty() {
+            shown += ", ";
+        }
+        shown += &format!("{k}={v:?}");
+    }
+    format!("{name}[{fingerprint}] {{{shown}}}")
+}
+
 /// An id for an alert without a fingerprint: FNV-1a over its sorted
 /// labels, as hex (stable across runs and hosts).
 fn labels_hash(labels: &BTreeMap<String, String>) -> String {
@@ -390,6 +488,66 @@ mod tests {
         let event = alert_json::decode(&hook.alerts[0]).unwrap();
         assert_eq!((event.id.as_str(), event.level), ("c0ffee", Level::Ok));
         assert_eq!(event.duration, 300 * 1_000_000_000);
+    }
+
+    #[test]
+    fn resolved_before_it_started_is_taken_with_duration_0_and_a_warning() {
+        let resolved = FIRING
+            .replace("\"firing\"", "\"resolved\"")
+            .replace("0001-01-01T00:00:00Z", "2026-11-29T09:59:30Z");
+        let hook = decode(
+            &payload(&format!("{FIRING},{resolved}")),
+            &Levels::default(),
+        )
+        .unwrap();
+        let event = alert_json::decode(&hook.alerts[1]).unwrap();
+        assert_eq!((event.id.as_str(), event.level), ("c0ffee", Level::Ok));
+        assert_eq!(event.duration, 0);
+        assert_eq!(
+            hook.warnings,
+            [Warning::EndsBeforeStart {
+                at: "alerts[1]".into(),
+                alert: "HighLatency[c0ffee] {instance=\"web01\", severity=\"critical\"}".into(),
+                starts_at: "2026-11-29T10:00:00Z".into(),
+                ends_at: "2026-11-29T09:59:30Z".into(),
+            }]
+        );
+        let said = hook.warnings[0].to_string();
+        for part in [
+            "alerts[1] HighLatency[c0ffee]",
+            "endsAt 2026-11-29T09:59:30Z before startsAt 2026-11-29T10:00:00Z",
+            "duration 0",
+        ] {
+            assert!(said.contains(part), "{part:?} in {said:?}");
+        }
+        // A firing alert's `endsAt` (the zero time, or Alertmanager's
+        // guess) says nothing; a resolution in order says nothing.
+        let in_order = FIRING
+            .replace("\"firing\"", "\"resolved\"")
+            .replace("0001-01-01T00:00:00Z", "2026-11-29T10:05:00Z");
+        let hook = decode(
+            &payload(&format!("{FIRING},{in_order}")),
+            &Levels::default(),
+        )
+        .unwrap();
+        assert_eq!(hook.warnings, []);
+    }
+
+    #[test]
+    fn a_warning_names_an_alert_without_a_fingerprint_and_cuts_a_thousand_labels() {
+        let labels: Vec<String> = (0..1000).map(|n| format!("\"l{n:04}\":\"v\"")).collect();
+        let alert = format!(
+            r#"{{"status":"resolved","labels":{{{}}},"startsAt":"2026-11-29T10:00:00Z","endsAt":"0001-01-01T00:00:00Z"}}"#,
+            labels.join(",")
+        );
+        let hook = decode(&payload(&alert), &Levels::default()).unwrap();
+        let said = hook.warnings[0].to_string();
+        assert!(
+            said.starts_with("alerts[0] [no fingerprint] {l0000=\"v\", "),
+            "{said}"
+        );
+        assert!(said.contains(", …}"), "{said}");
+        assert!(said.len() < 500, "{} bytes", said.len());
     }
 
     #[test]

@@ -184,6 +184,40 @@ fn each_alert_of_a_payload_is_delivered_and_a_bad_payload_is_refused_whole() {
     assert_eq!(status, 400, "topic routing stays Kapacitor's: {answer}");
 }
 
+/// A resolution whose `endsAt` is before its `startsAt` (clocks that
+/// differ) is still taken and delivered, with duration 0, and serve logs
+/// a warning naming the alert and both times.
+#[test]
+fn a_resolution_that_ends_before_it_started_is_delivered_and_logged() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    let mut resolved = firing("web01");
+    resolved["status"] = json!("resolved");
+    resolved["endsAt"] = json!("2026-11-29T09:59:30Z");
+    let body = payload(&[resolved]);
+    let (status, answer) = server.request(&format!(
+        "POST /alertmanager?channel=%23ops&text=%7B%7Bstatus%7D%7D%20after%20%7B%7Bduration%7D%7D HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(status, 202, "taken: {answer}");
+    wait_until("the resolution delivered", || slack.messages().len() == 1);
+    assert_eq!(texts(&slack), ["resolved after 0s"]);
+    let logged = server.logged();
+    let warning = logged
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("HighLatency[fp-web01]"))
+        .unwrap_or_else(|| panic!("no warning naming the alert in:\n{logged}"));
+    for part in [
+        "instance=\"web01\"",
+        "endsAt 2026-11-29T09:59:30Z before startsAt 2026-11-29T10:00:00Z",
+        "duration 0",
+    ] {
+        assert!(warning.contains(part), "{part:?} in {warning}");
+    }
+}
+
 /// Alertmanager re-sends a firing alert: at the same level and showing
 /// the same it is a `repeat` (recorded, not sent); showing something new it
 /// refreshes the alert's message with `on-recovery` `update` and is a

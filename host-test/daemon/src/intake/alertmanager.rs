@@ -23,6 +23,7 @@ impl IntakeFormat for AlertmanagerWebhook {
         }
         let hook = alertmanager::decode(body, &self.levels)
             .map_err(|e| format!("Alertmanager's webhook: {e}"))?;
+        log_warnings(&hook.warnings);
         Ok(hook
             .alerts
             .into_iter()
@@ -31,5 +32,23 @@ impl IntakeFormat for AlertmanagerWebhook {
                 options: options.clone(),
             })
             .collect())
+    }
+}
+
+/// The most warnings of one payload logged one by one; the rest are counted
+/// in one more line (a payload may hold thousands of alerts).
+const LOGGED_WARNINGS: usize = 10;
+
+/// Logs what was taken but not as sent (an alert resolved before it
+/// started), naming each alert and its times.
+fn log_warnings(warnings: &[alertmanager::Warning]) {
+    for warning in warnings.iter().take(LOGGED_WARNINGS) {
+        tracing::warn!("Alertmanager's webhook: {warning}");
+    }
+    if warnings.len() > LOGGED_WARNINGS {
+        tracing::warn!(
+            "Alertmanager's webhook: {} more alerts of this payload with warnings like these",
+            warnings.len() - LOGGED_WARNINGS
+        );
     }
 }
