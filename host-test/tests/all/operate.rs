@@ -633,3 +633,41 @@ fn failed_alerts_are_sent_again_over_http_or_from_the_cli() {
     });
     drop(server);
 }
+
+/// `spool --dir` shows every ending the journal holds, as a serve run with
+/// a larger `--keep-finished` does, not only the newest 10,000.
+#[test]
+fn spool_dir_shows_every_ending_the_journal_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let n = slack_alertd::spool::KEEP_FINISHED as u64 + 50;
+    let mut journal = String::new();
+    for id in 1..=n {
+        journal +=
+            &format!("{{\"op\":\"accept\",\"id\":{id},\"alert\":\"{{}}\",\"options\":[]}}\n");
+        journal += &format!(
+            "{{\"op\":\"done\",\"id\":{id},\"status\":\"delivered\",\"detail\":\"C1 {id}.0\",\"attempts\":1}}\n"
+        );
+    }
+    std::fs::write(spool.join("journal.jsonl"), journal).unwrap();
+    let shown = |json: bool| {
+        let mut args = vec!["spool", "--dir", spool.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_host-test"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed: Value = serde_json::from_str(&shown(true)).unwrap();
+    let finished = listed["finished"].as_array().unwrap();
+    assert_eq!(finished.len() as u64, n);
+    assert_eq!(finished[0]["id"], 1, "the oldest is there too");
+    let text = shown(false);
+    assert!(text.contains(&format!("\n{n} finished\n")), "{text:.300}");
+    assert!(text.contains("  #1 Delivered after 1 attempt  C1 1.0\n"));
+}

@@ -218,6 +218,9 @@ fn show(dir: &Path, json: bool) -> anyhow::Result<()> {
             .and_then(|v| v["id"].as_str().map(String::from));
         say!("  #{} pending  alert {}", p.id, id.unwrap_or_default());
     }
+    // Every ending the journal holds (serve shows its last
+    // `--keep-finished`; GET /spool pages them).
+    say!("{} finished", spool.finished().len());
     for f in spool.finished() {
         let plural = if f.attempts == 1 { "" } else { "s" };
         say!(

@@ -141,10 +141,13 @@ impl Spool {
     }
 
     /// Reads the spool in `dir` without changing it (a `serve` may be
-    /// writing to it): for showing it. Writing fails.
+    /// writing to it): for showing it. Writing fails. It keeps every ending
+    /// the journal holds, not only the newest [`KEEP_FINISHED`]: a `serve`
+    /// with a larger `--keep-finished` shows them all, and so does this
+    /// (the journal's size limit bounds them).
     pub fn open_read_only(dir: &Path) -> Result<Spool> {
         let path = dir.join("journal.jsonl");
-        let (state, _) = replay::replay(&path, State::new(u64::MAX, KEEP_FINISHED))?;
+        let (state, _) = replay::replay(&path, State::new(u64::MAX, usize::MAX))?;
         Ok(Spool::new(state, None, u64::MAX))
     }
 

@@ -672,3 +672,23 @@ fn the_finished_history_kept_holds_across_a_restart() {
     let spool = Spool::open_with(dir.path(), settings).unwrap();
     assert_eq!(spool.finished().len() as u64, n);
 }
+
+/// `spool --dir` reads the journal as it is: a `serve` run with a larger
+/// `--keep-finished` keeps more than the default, and showing it offline
+/// must not drop the oldest of them.
+#[test]
+fn read_only_the_spool_shows_every_ending_its_journal_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    let n = KEEP_FINISHED as u64 + 50;
+    for id in 1..=n {
+        text += &format!("{{\"op\":\"accept\",\"id\":{id},\"alert\":\"{{}}\",\"options\":[]}}\n");
+        text +=
+            &format!("{{\"op\":\"done\",\"id\":{id},\"status\":\"delivered\",\"detail\":\"\"}}\n");
+    }
+    std::fs::write(dir.path().join("journal.jsonl"), text).unwrap();
+    let spool = Spool::open_read_only(dir.path()).unwrap();
+    assert_eq!(spool.finished().len() as u64, n);
+    assert_eq!(spool.finished().next().map(|f| f.id), Some(1), "the oldest");
+    assert_eq!(spool.count(Listing::Finished) as u64, n);
+}
