@@ -392,15 +392,14 @@ impl MockSlack {
     }
 
     /// Answers `apps.connections.open` (a path ending so) with
-    /// `{"ok":true,"url":"ws://…/link/?ticket=…"}` of `stand_in`, a new
+    /// `{"ok":true,"url":"ws://…/link/?ticket=…"}` at `stand_in`'s origin, a new
     /// ticket each time, when the request carries an app-level token
     /// (`Bearer xapp-…`; another token is `not_allowed_token_type`, none
     /// `not_authed`). The request is recorded like any other, with its
     /// `Authorization` header. Without a stand-in the path is answered as
     /// `chat.postMessage`.
     pub fn serve_socket_mode(&self, stand_in: &crate::mock_socket_mode::SocketModeStandIn) {
-        self.shared.lock().unwrap().socket_mode =
-            Some(format!("{}://{}", stand_in.scheme(), stand_in.addr()));
+        self.shared.lock().unwrap().socket_mode = Some(stand_in.origin());
     }
 
     /// Calls `observer` for every request and the answer it got.

@@ -4,10 +4,12 @@
 //! a reconnect (`disconnect`) or drop a connection without a closing
 //! handshake. It counts the connections, the most open at once, and when
 //! each was opened. It speaks `ws://`, or `wss://` with a server
-//! configuration the test provides. [`MockSlack::serve_socket_mode`](crate::mock_slack::MockSlack::serve_socket_mode)
+//! configuration the test provides. It listens on 127.0.0.1 (or another
+//! loopback address), and can be advertised under another origin (a name
+//! a proxy or the host's connect-to map leads to it). [`MockSlack::serve_socket_mode`](crate::mock_slack::MockSlack::serve_socket_mode)
 //! makes the Slack stand-in's `apps.connections.open` point here.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -43,6 +45,8 @@ struct Shared {
     connected_at: Vec<Instant>,
     /// Each WebSocket handshake's path and query, in order.
     paths: Vec<String>,
+    /// Each WebSocket handshake's `Host` header, in order.
+    hosts: Vec<String>,
     /// Every text frame the clients sent.
     frames: Vec<String>,
     /// The `envelope_id` of every acknowledgement.
@@ -59,6 +63,8 @@ struct Shared {
 pub struct SocketModeStandIn {
     addr: SocketAddr,
     tls: bool,
+    /// The origin [`Self::origin`] gives instead of the address.
+    advertised: Option<String>,
     shared: Arc<Mutex<Shared>>,
     /// The server's thread: dropping it stops the server.
     _running: Running,
@@ -67,19 +73,38 @@ pub struct SocketModeStandIn {
 impl SocketModeStandIn {
     /// Starts on a free port of 127.0.0.1 (`ws://`).
     pub fn start() -> Result<SocketModeStandIn> {
-        SocketModeStandIn::start_with(None)
+        SocketModeStandIn::start_with(Ipv4Addr::LOCALHOST.into(), None)
+    }
+
+    /// Starts a `ws://` stand-in on a free port of `ip`, a loopback
+    /// address (127.0.0.2: an address a deny-list can tell from Slack's
+    /// stand-in on 127.0.0.1).
+    pub fn start_on(ip: IpAddr) -> Result<SocketModeStandIn> {
+        SocketModeStandIn::start_with(ip, None)
     }
 
     /// Starts a `wss://` stand-in on a free port, with `tls` as its server
     /// configuration.
     pub fn start_tls(tls: Arc<rustls::ServerConfig>) -> Result<SocketModeStandIn> {
-        SocketModeStandIn::start_with(Some(tokio_rustls::TlsAcceptor::from(tls)))
+        SocketModeStandIn::start_with(
+            Ipv4Addr::LOCALHOST.into(),
+            Some(tokio_rustls::TlsAcceptor::from(tls)),
+        )
     }
 
-    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Result<SocketModeStandIn> {
+    /// The same stand-in, advertised as `origin` (`wss://wss-primary.slack.com`):
+    /// what [`Self::origin`] and [`Self::url`] give, as Slack's
+    /// `apps.connections.open` would, for a test whose proxy or connect-to
+    /// map leads there.
+    pub fn advertised_as(mut self, origin: &str) -> SocketModeStandIn {
+        self.advertised = Some(origin.to_string());
+        self
+    }
+
+    fn start_with(ip: IpAddr, tls: Option<tokio_rustls::TlsAcceptor>) -> Result<SocketModeStandIn> {
         let tls_on = tls.is_some();
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .context("binding the Socket Mode stand-in to 127.0.0.1")?;
+        let listener = std::net::TcpListener::bind((ip, 0))
+            .with_context(|| format!("binding the Socket Mode stand-in to {ip}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared::default()));
@@ -90,6 +115,7 @@ impl SocketModeStandIn {
         Ok(SocketModeStandIn {
             addr,
             tls: tls_on,
+            advertised: None,
             shared,
             _running: running,
         })
@@ -109,16 +135,22 @@ impl SocketModeStandIn {
         self.addr
     }
 
+    /// The origin `apps.connections.open` names: `ws://127.0.0.1:PORT`
+    /// (`wss://` for a TLS stand-in), or the one it is advertised as.
+    pub fn origin(&self) -> String {
+        self.advertised
+            .clone()
+            .unwrap_or_else(|| format!("{}://{}", self.scheme(), self.addr))
+    }
+
     /// A URL to connect to, as `apps.connections.open` gives one:
-    /// `ws://127.0.0.1:PORT/link/?ticket=…` (`wss://` for a TLS stand-in),
-    /// a new ticket each call.
+    /// `ORIGIN/link/?ticket=…`, a new ticket each call.
     pub fn url(&self) -> String {
         let mut shared = self.shared.lock().unwrap();
         shared.tickets += 1;
         format!(
-            "{}://{}/link/?ticket=stand-in-ticket-{:04}&app_id=A0STANDIN",
-            self.scheme(),
-            self.addr,
+            "{}/link/?ticket=stand-in-ticket-{:04}&app_id=A0STANDIN",
+            self.origin(),
             shared.tickets
         )
     }
@@ -209,6 +241,11 @@ impl SocketModeStandIn {
         self.shared.lock().unwrap().paths.clone()
     }
 
+    /// The `Host` header each WebSocket handshake carried, in order.
+    pub fn hosts(&self) -> Vec<String> {
+        self.shared.lock().unwrap().hosts.clone()
+    }
+
     /// The `envelope_id`s acknowledged, in the order the acks came.
     pub fn acks(&self) -> Vec<String> {
         self.shared.lock().unwrap().acks.clone()
@@ -285,14 +322,17 @@ where
         id,
         counted: true,
     };
-    let path = Arc::new(Mutex::new(String::new()));
+    let path = Arc::new(Mutex::new((String::new(), String::new())));
     let seen = path.clone();
     let handshake =
         tokio_tungstenite::accept_hdr_async(stream, move |req: &Request, res: Response| {
-            *seen.lock().unwrap() = req
-                .uri()
-                .path_and_query()
-                .map_or("/".to_string(), |p| p.to_string());
+            let host = req.headers().get("host").and_then(|h| h.to_str().ok());
+            *seen.lock().unwrap() = (
+                req.uri()
+                    .path_and_query()
+                    .map_or("/".to_string(), |p| p.to_string()),
+                host.unwrap_or_default().to_string(),
+            );
             Ok(res)
         })
         .await;
@@ -300,7 +340,9 @@ where
     let (tx, mut rx) = mpsc::unbounded_channel();
     {
         let mut shared = shared.lock().unwrap();
-        shared.paths.push(path.lock().unwrap().clone());
+        let (path, host) = path.lock().unwrap().clone();
+        shared.paths.push(path);
+        shared.hosts.push(host);
         let hello = json!({"type": "hello", "num_connections": shared.open,
                            "debug_info": {"host": "applink-stand-in", "build_number": 1,
                                           "approximate_connection_time": 18060},

@@ -20,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use slack_alert_handler::weburl::WebUrl;
 
 use crate::bindings::ConfigSummary;
+use crate::net::Origin;
 
 /// One plugin's allowed origins, and the file they came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +63,14 @@ impl Allowlist {
         for (n, origin) in parsed.allow.iter().enumerate() {
             let at = || format!("{} allow[{n}] \"{origin}\"", file.display());
             let url = WebUrl::parse(origin).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
-            if !matches!(url.scheme.as_str(), "http" | "https") || url.host.is_empty() {
-                bail!("{}: an origin is http(s)://host[:port]", at());
+            // A WebSocket's origin is its http(s) one (net::Origin::of_websocket).
+            let scheme = match url.scheme.as_str() {
+                "http" | "ws" => "http",
+                "https" | "wss" => "https",
+                _ => bail!("{}: an origin is http(s)://host[:port] (or ws(s)://)", at()),
+            };
+            if url.host.is_empty() {
+                bail!("{}: an origin is http(s)://host[:port] (or ws(s)://)", at());
             }
             if url.path != "/" || url.query.is_some() {
                 bail!(
@@ -71,7 +78,7 @@ impl Allowlist {
                     at()
                 );
             }
-            origins.push((url.scheme.clone(), url.authority()));
+            origins.push((scheme.to_string(), url.authority()));
         }
         Ok(Allowlist {
             file,
@@ -88,6 +95,35 @@ impl Allowlist {
     /// Whether the operator wrote a list for this plugin.
     pub fn found(&self) -> bool {
         self.found
+    }
+
+    /// Whether the host may open a connection of its own to `origin` for
+    /// this plugin (Socket Mode's WebSocket, at the URL the plugin asked
+    /// Slack for): it must be on the list; the error names the origin and
+    /// the file, as [`Allowlist::check`]'s do, the origin spelt `wss://`
+    /// (`ws://`). A `wss://` URL is its `https://` origin (either spelling
+    /// may be listed).
+    pub fn allows(&self, origin: &Origin) -> Result<(), String> {
+        let listed = self
+            .origins
+            .iter()
+            .any(|(scheme, authority)| Origin::parse(scheme, authority).as_ref() == Some(origin));
+        if listed {
+            return Ok(());
+        }
+        // Shown as the WebSocket it is (either spelling may be listed).
+        let shown = origin.without_default_port().replacen("http", "ws", 1);
+        Err(if self.found {
+            format!(
+                "{shown} is not in the egress allowlist {}; add \"{shown}\" to its `allow` to let this plugin's Socket Mode connect there",
+                self.file.display()
+            )
+        } else {
+            format!(
+                "this plugin may reach nothing: {} does not exist; create it with allow = [\"{shown}\"] to let its Socket Mode connect there",
+                self.file.display()
+            )
+        })
     }
 
     /// Refuses a summary naming an endpoint (of an enabled workspace) that
@@ -166,6 +202,35 @@ mod tests {
                 ("http", "127.0.0.1:8080", true),
             ]))
             .unwrap();
+    }
+
+    #[test]
+    fn a_websocket_origin_must_be_listed_in_either_spelling() {
+        let ws = |url: &str| Origin::of_websocket(&url.parse().unwrap()).unwrap();
+        let allow = list(r#"allow = ["https://slack.com", "wss://wss-primary.slack.com", "https://wss-backup.slack.com"]"#).unwrap();
+        allow
+            .allows(&ws("wss://wss-primary.slack.com/link/?ticket=1"))
+            .unwrap();
+        allow
+            .allows(&ws("wss://wss-backup.slack.com:443/link/"))
+            .unwrap();
+        let e = allow
+            .allows(&ws("wss://collector.example/link/?ticket=1"))
+            .unwrap_err();
+        assert!(
+            e.contains("\"wss://collector.example\"") && e.contains("plugins/slack.egress.toml"),
+            "{e}"
+        );
+        assert!(!e.contains("ticket"), "{e}");
+        // Plain text is another origin.
+        assert!(allow
+            .allows(&ws("ws://wss-primary.slack.com/link/"))
+            .is_err());
+        let none = Allowlist::for_plugin(Path::new("/nonexistent/slack.wasm")).unwrap();
+        let e = none
+            .allows(&ws("wss://wss-primary.slack.com/"))
+            .unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
     }
 
     #[test]

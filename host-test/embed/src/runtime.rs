@@ -105,6 +105,13 @@ impl Runtime {
         self
     }
 
+    /// The operator's egress allowlist, for a plugin from a directory
+    /// (`None`: the component's own summary is trusted). A connection the
+    /// host opens for the plugin itself (Socket Mode's) is checked against it.
+    pub fn allowlist(&self) -> Option<&Allowlist> {
+        self.allowlist.as_deref()
+    }
+
     /// The same compiled component under other network settings and
     /// limits: nothing is recompiled, the engine and pre-instantiation are
     /// shared.

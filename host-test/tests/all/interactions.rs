@@ -330,7 +330,12 @@ fn socket_mode_takes_the_same_clicks_without_a_public_address() {
     let server = Server::start(
         &config,
         &dir.path().join("spool"),
-        &["--slack-app-token-file", token.to_str().unwrap()],
+        // The stand-in speaks ws:// (Slack only wss://).
+        &[
+            "--slack-app-token-file",
+            token.to_str().unwrap(),
+            "--insecure-allow-ws",
+        ],
     );
     wait_until("the Socket Mode connection", || stand_in.ready() == 1);
     let opened = slack

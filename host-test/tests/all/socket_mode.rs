@@ -16,9 +16,13 @@ use host_test::mock_slack::MockSlack;
 use host_test::mock_socket_mode::SocketModeStandIn;
 use host_test::slack_clicks::block_actions;
 use serde_json::{json, Value};
-use slack_alertd::interactions::socket_mode::{self, Answer, BoxFuture, Peer, SocketState, Timing};
+use slack_alertd::interactions::socket_mode::{
+    self, Answer, BoxFuture, Network, Peer, SocketState, Timing,
+};
 
+use alert_handler_host::net::dial::Dialer;
 use alert_handler_host::net::tls::{client_config, TlsSettings};
+use alert_handler_host::NetSettings;
 
 use crate::common::pki;
 use crate::common::server::wait_until;
@@ -100,12 +104,17 @@ struct Pumping {
 }
 
 impl Pumping {
+    /// Over the host's default networking, `ws://` allowed (the stand-in's).
     fn start(peer: Arc<TestPeer>, timing: Timing) -> Pumping {
-        Pumping::start_tls(peer, timing, client_tls())
+        Pumping::start_over(peer, timing, network(client_tls(), true))
     }
 
     /// With `tls` for `wss://`.
     fn start_tls(peer: Arc<TestPeer>, timing: Timing, tls: Arc<rustls::ClientConfig>) -> Pumping {
+        Pumping::start_over(peer, timing, network(tls, false))
+    }
+
+    fn start_over(peer: Arc<TestPeer>, timing: Timing, network: Network) -> Pumping {
         let state = Arc::new(SocketState::new());
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -121,7 +130,7 @@ impl Pumping {
             tracing::subscriber::with_default(subscriber, || {
                 runtime.block_on(socket_mode::run_with(
                     peer,
-                    tls,
+                    network,
                     pump_state,
                     timing,
                     async {
@@ -182,6 +191,15 @@ fn client_tls() -> Arc<rustls::ClientConfig> {
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth(),
     )
+}
+
+/// The host's default networking (no proxy, no deny-list) with `tls`.
+fn network(tls: Arc<rustls::ClientConfig>, allow_ws: bool) -> Network {
+    Network {
+        dialer: Dialer::new(&NetSettings::default(), tls),
+        allow_ws,
+        allowlist: None,
+    }
 }
 
 fn timing(first_backoff: Duration) -> Timing {
@@ -470,4 +488,254 @@ fn an_untrusted_certificate_is_not_connected_and_says_why() {
     assert!(error.contains("certificate"), "{error}");
     assert!(!error.contains("ticket="), "{error}");
     assert_eq!(stand_in.paths(), Vec::<String>::new());
+}
+
+// Through `serve`, with the real component in wasmtime: the component asks
+// the Slack stand-in's `apps.connections.open` (through the host), and
+// serve opens the WebSocket it names by the host's networking.
+
+mod through_serve {
+    use std::path::Path;
+
+    use host_test::mock_slack::MockSlack;
+    use host_test::mock_socket_mode::SocketModeStandIn;
+    use serde_json::Value;
+
+    use crate::common::server::{wait_until, write_config, Server};
+    use crate::common::{pki, proxy, web_api_config};
+
+    const APP_TOKEN: &str = "xapp-1-A0NET-1234-5e5e5e5e";
+
+    /// The Web API section at `slack` (with `keys` added) and the app
+    /// token, written in `dir`; the stand-in's `apps.connections.open`
+    /// names `stand_in`.
+    fn setup(
+        slack: &MockSlack,
+        stand_in: &SocketModeStandIn,
+        dir: &Path,
+        keys: &str,
+    ) -> (std::path::PathBuf, String) {
+        slack.serve_socket_mode(stand_in);
+        let config = write_config(
+            dir,
+            &format!(
+                "{}layout = \"blocks\"\nactions = \"acknowledge\"\n{keys}",
+                web_api_config(slack)
+            ),
+        );
+        let token = dir.join("app-token");
+        std::fs::write(&token, format!("{APP_TOKEN}\n")).unwrap();
+        (config, token.to_str().unwrap().to_string())
+    }
+
+    fn health(server: &Server) -> Value {
+        server
+            .request("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .1
+    }
+
+    /// Waits until `/healthz` shows Socket Mode connected.
+    fn connected(server: &Server) {
+        wait_until("/healthz showing Socket Mode connected", || {
+            health(server)["socket_mode"]["connected"] == true
+        });
+    }
+
+    /// The error `/healthz` shows for Socket Mode, once there is one.
+    fn socket_error(server: &Server) -> String {
+        let error = std::cell::RefCell::new(String::new());
+        wait_until("Socket Mode's error in /healthz", || {
+            *error.borrow_mut() = health(server)["socket_mode"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            !error.borrow().is_empty()
+        });
+        error.into_inner()
+    }
+
+    /// Nothing secret in what serve showed.
+    fn nothing_secret(server: &Server, error: &str) {
+        let shown = format!("{}{error}", server.logged());
+        assert!(!shown.contains("A0NET"), "the app token is shown: {shown}");
+        assert!(
+            !shown.contains("stand-in-ticket"),
+            "the ticket is shown: {shown}"
+        );
+    }
+
+    #[test]
+    fn a_ws_url_is_refused_unless_the_operator_allows_it() {
+        let slack = MockSlack::start().unwrap();
+        let stand_in = SocketModeStandIn::start().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (config, token) = setup(&slack, &stand_in, dir.path(), "");
+        let server = Server::start(
+            &config,
+            &dir.path().join("refused"),
+            &["--slack-app-token-file", &token],
+        );
+        let error = socket_error(&server);
+        assert!(
+            error.contains(&format!("ws://{}/link/", stand_in.addr()))
+                && error.contains("no TLS")
+                && error.contains("--insecure-allow-ws"),
+            "{error}"
+        );
+        assert_eq!(stand_in.connections(), 0, "a ws:// URL was opened");
+        assert!(server.logged().contains("--insecure-allow-ws"));
+        nothing_secret(&server, &error);
+        server.kill();
+
+        // The operator's explicit choice: then it connects.
+        let allowed = Server::start(
+            &config,
+            &dir.path().join("allowed"),
+            &["--slack-app-token-file", &token, "--insecure-allow-ws"],
+        );
+        wait_until("the Socket Mode connection", || stand_in.ready() == 1);
+        connected(&allowed);
+    }
+
+    #[test]
+    fn socket_mode_goes_through_the_https_proxy_with_the_sections_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = pki::Ca::new("Socket Mode CA");
+        // A name only the proxy knows: the host never resolves it itself.
+        let stand_in =
+            SocketModeStandIn::start_tls(pki::server(&ca.leaf(&["wss-primary.slack.test"]), None))
+                .unwrap()
+                .advertised_as("wss://wss-primary.slack.test");
+        let proxy = proxy::ConnectProxy::start(stand_in.addr());
+        let slack = MockSlack::start().unwrap();
+        let ca_file = pki::write(dir.path(), "ca.pem", &ca.pem);
+        let (config, token) = setup(
+            &slack,
+            &stand_in,
+            dir.path(),
+            &format!("ssl-ca = \"{}\"\n", ca_file.display()),
+        );
+        let proxy_url = format!("http://{}", proxy.addr);
+        let server = Server::start_env(
+            &config,
+            &dir.path().join("spool"),
+            &["--slack-app-token-file", &token],
+            &[("HTTPS_PROXY", &proxy_url), ("NO_PROXY", "")],
+        );
+        wait_until("the Socket Mode connection", || stand_in.ready() == 1);
+        // One tunnel, to the URL's host (the Web API on 127.0.0.1 goes
+        // direct, as loopback always does).
+        assert_eq!(
+            *proxy.targets.lock().unwrap(),
+            ["wss-primary.slack.test:443"]
+        );
+        assert_eq!(stand_in.hosts(), ["wss-primary.slack.test"]);
+        assert_eq!(stand_in.paths().len(), 1);
+        assert!(stand_in.paths()[0].starts_with("/link/?ticket=stand-in-ticket-"));
+        connected(&server);
+        nothing_secret(&server, "");
+    }
+
+    #[test]
+    fn socket_mode_is_refused_by_deny_cidrs_naming_the_address_and_the_rule() {
+        let slack = MockSlack::start().unwrap();
+        // On 127.0.0.2: Slack's stand-in on 127.0.0.1 stays reachable.
+        let stand_in = SocketModeStandIn::start_on([127, 0, 0, 2].into()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (config, token) = setup(&slack, &stand_in, dir.path(), "");
+        let server = Server::start(
+            &config,
+            &dir.path().join("spool"),
+            &[
+                "--slack-app-token-file",
+                &token,
+                "--insecure-allow-ws",
+                "--deny-cidrs",
+                "10.0.0.0/8,127.0.0.2/32",
+            ],
+        );
+        let error = socket_error(&server);
+        assert!(
+            error.contains("refused by --deny-cidrs: address 127.0.0.2 is in 127.0.0.2/32"),
+            "{error}"
+        );
+        assert!(server.logged().contains("--deny-cidrs"));
+        assert_eq!(stand_in.connections(), 0, "a denied address was reached");
+        // The Web API (127.0.0.1) was asked: only the WebSocket was refused.
+        assert!(slack
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/apps.connections.open")));
+        nothing_secret(&server, &error);
+    }
+
+    #[test]
+    fn socket_mode_follows_the_connect_to_map() {
+        let slack = MockSlack::start().unwrap();
+        let stand_in = SocketModeStandIn::start()
+            .unwrap()
+            .advertised_as("wss://wss-primary.slack.test");
+        let dir = tempfile::tempdir().unwrap();
+        let (config, token) = setup(&slack, &stand_in, dir.path(), "");
+        // Slack's wss:// origin sent to the plain stand-in: the operator's
+        // choice, so no --insecure-allow-ws.
+        let route = format!("wss://wss-primary.slack.test=ws://{}", stand_in.addr());
+        let server = Server::start(
+            &config,
+            &dir.path().join("spool"),
+            &["--slack-app-token-file", &token, "--connect-to", &route],
+        );
+        wait_until("the Socket Mode connection", || stand_in.ready() == 1);
+        // Headers unchanged, as for the component's requests.
+        assert_eq!(stand_in.hosts(), ["wss-primary.slack.test"]);
+        connected(&server);
+    }
+
+    #[test]
+    fn a_plugins_socket_mode_url_must_be_on_the_operators_egress_allowlist() {
+        let slack = MockSlack::start().unwrap();
+        let stand_in = SocketModeStandIn::start().unwrap();
+        slack.serve_socket_mode(&stand_in);
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        std::fs::copy(host_test::COMPONENT_PATH, plugins.join("slack.wasm")).unwrap();
+        std::fs::write(plugins.join("slack.toml"), web_api_config(&slack)).unwrap();
+        let allowlist = plugins.join("slack.egress.toml");
+        // The Web API only.
+        std::fs::write(&allowlist, format!("allow = [\"{}\"]\n", slack.url())).unwrap();
+        let token = dir.path().join("app-token");
+        std::fs::write(&token, format!("{APP_TOKEN}\n")).unwrap();
+        let args = [
+            "--slack-app-token-file",
+            token.to_str().unwrap(),
+            "--insecure-allow-ws",
+        ];
+        let target = ["--plugins", plugins.to_str().unwrap()];
+        let server = Server::start_with(&target, &dir.path().join("refused"), &args);
+        let error = socket_error(&server);
+        let origin = stand_in.origin();
+        assert!(
+            error.contains(&format!("\"{origin}\" to its `allow`"))
+                && error.contains(&allowlist.display().to_string()),
+            "{error}"
+        );
+        assert_eq!(
+            stand_in.connections(),
+            0,
+            "an origin off the list was reached"
+        );
+        nothing_secret(&server, &error);
+        server.kill();
+
+        // The operator lists it: then it connects.
+        std::fs::write(
+            &allowlist,
+            format!("allow = [\"{}\", \"{origin}\"]\n", slack.url()),
+        )
+        .unwrap();
+        let allowed = Server::start_with(&target, &dir.path().join("allowed"), &args);
+        wait_until("the Socket Mode connection", || stand_in.ready() == 1);
+        connected(&allowed);
+    }
 }

@@ -128,6 +128,11 @@ pub struct ServeArgs {
     /// Slack cannot reach (no public Request URL).
     #[arg(long, value_name = "FILE")]
     slack_app_token_file: Option<PathBuf>,
+    /// Let Socket Mode open a `ws://` URL (no TLS) that
+    /// `apps.connections.open` gives: Slack gives only `wss://`, so this is
+    /// for a local stand-in.
+    #[arg(long, requires = "slack_app_token_file")]
+    insecure_allow_ws: bool,
     /// Divides the handlers' intervals, for demos and tests: 3600 turns an
     /// aggregate's 24 h into 24 s.
     #[arg(long, value_name = "N", default_value_t = 1.0)]
@@ -189,6 +194,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     };
     let intake = serve::Intake {
         slack_app_token,
+        insecure_allow_ws: args.insecure_allow_ws,
         topics,
         levels,
         broken,

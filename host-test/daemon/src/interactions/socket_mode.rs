@@ -8,8 +8,13 @@
 //! app token never reaches it: [`Peer::open`] returns the URL to open, and
 //! every error and log line it writes goes through [`redact`] anyway.
 //!
+//! The connection leaves by the host's networking, as the component's
+//! requests do ([`Network`]): the connect-to map, the deny-list, the proxy
+//! (`CONNECT`), the section's TLS, the operator's egress allowlist for a
+//! plugin, and `wss://` only unless the operator allows `ws://`.
+//!
 //! ```text
-//!   open (apps.connections.open) ─▶ connect (TCP, TLS, WebSocket)
+//!   open (apps.connections.open) ─▶ connect (host's dialer, WebSocket)
 //!        ▲                               │ text ─▶ Peer::message ─▶ reply
 //!        │ at once: Slack's disconnect   ▼
 //!        └── after a backoff: lost, refused, failed to open
@@ -26,8 +31,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alert_handler_host::net::connector::{ConnectError, Io};
+use alert_handler_host::net::dial::Dialer;
+use alert_handler_host::net::Origin;
+use alert_handler_host::Allowlist;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tracing::{info, warn};
@@ -223,23 +231,41 @@ fn jitter() -> f64 {
     (random >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// How the pump reaches Slack: by the host's networking, as the
+/// component's requests do, and only where the operator allows.
+#[derive(Clone)]
+pub struct Network {
+    /// Opens the connection: the host's connect-to map, deny-list, proxies
+    /// (`CONNECT`) and connect timeout, with the TLS of the section whose
+    /// Web API `apps.connections.open` was asked of.
+    pub dialer: Dialer,
+    /// Take a `ws://` URL (no TLS) from `apps.connections.open`
+    /// (`--insecure-allow-ws`): Slack gives only `wss://`, so a `ws://` URL
+    /// is a stand-in's or someone else's.
+    pub allow_ws: bool,
+    /// The operator's egress allowlist of a plugin from a directory: the
+    /// URL's origin must be on it, since the plugin chose the URL. `None`
+    /// with `--config` (this project's component, trusted).
+    pub allowlist: Option<Allowlist>,
+}
+
 /// Runs the pump until `stop` resolves, with the default [`Timing`]:
-/// opens through `peer`, connects (`wss://` with `tls`), answers every
-/// text message, reconnects as needed, and records it all in `state`. At
-/// stop the open connection is closed with a closing handshake.
+/// opens through `peer`, connects over `network`, answers every text
+/// message, reconnects as needed, and records it all in `state`. At stop
+/// the open connection is closed with a closing handshake.
 pub async fn run(
     peer: Arc<dyn Peer>,
-    tls: Arc<rustls::ClientConfig>,
+    network: Network,
     state: Arc<SocketState>,
     stop: impl Future<Output = ()> + Send,
 ) {
-    run_with(peer, tls, state, Timing::default(), stop).await
+    run_with(peer, network, state, Timing::default(), stop).await
 }
 
 /// [`run`] with its waits given.
 pub async fn run_with(
     peer: Arc<dyn Peer>,
-    tls: Arc<rustls::ClientConfig>,
+    network: Network,
     state: Arc<SocketState>,
     timing: Timing,
     stop: impl Future<Output = ()> + Send,
@@ -248,7 +274,7 @@ pub async fn run_with(
     let mut backoff = Backoff::new(timing.first_backoff, timing.max_backoff);
     let pump = Pump {
         peer: &*peer,
-        tls: &tls,
+        network: &network,
         state: &state,
         timing: &timing,
     };
@@ -297,16 +323,14 @@ enum Ended {
     Failed(String),
 }
 
-/// Anything a WebSocket can run over: TCP, or TLS over TCP.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
+/// A WebSocket over the stream the host's dialer opened (TCP, TLS, a
+/// proxy's tunnel).
 type Socket = WebSocketStream<Box<dyn Io>>;
 
 /// One run's borrowed parts.
 struct Pump<'a> {
     peer: &'a dyn Peer,
-    tls: &'a Arc<rustls::ClientConfig>,
+    network: &'a Network,
     state: &'a SocketState,
     timing: &'a Timing,
 }
@@ -432,18 +456,35 @@ impl Pump<'_> {
         }
     }
 
-    /// TCP to the URL's host, TLS for `wss://`, then the WebSocket handshake.
-    async fn connect(&self, target: &Target) -> anyhow::Result<Socket> {
-        let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await?;
-        tcp.set_nodelay(true)?;
-        let io: Box<dyn Io> = if target.tls {
-            let name = rustls::pki_types::ServerName::try_from(target.host.clone())?;
-            let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
-            Box::new(connector.connect(name, tcp).await?)
-        } else {
-            Box::new(tcp)
-        };
-        let (socket, _) = tokio_tungstenite::client_async(target.uri.clone(), io).await?;
+    /// Checks what the operator allows (`ws://`, the plugin's allowlist),
+    /// opens the stream by the host's dialer, then the WebSocket handshake
+    /// over it (its `Host` the URL's, whatever the connect-to map says).
+    async fn connect(&self, target: &Target) -> Result<Socket, String> {
+        if !target.tls && !self.network.allow_ws {
+            return Err("refused: a ws:// URL (no TLS); serve opens only wss:// \
+                        unless started with --insecure-allow-ws"
+                .to_string());
+        }
+        let origin = Origin::of_websocket(&target.uri).ok_or("a URL without a host")?;
+        if let Some(allowlist) = &self.network.allowlist {
+            allowlist
+                .allows(&origin)
+                .map_err(|e| format!("refused: {e}"))?;
+        }
+        let io = self
+            .network
+            .dialer
+            .open(&origin)
+            .await
+            .map_err(|e| match e {
+                ConnectError::Denied { ip, range } => {
+                    format!("refused by --deny-cidrs: address {ip} is in {range}")
+                }
+                other => other.to_string(),
+            })?;
+        let (socket, _) = tokio_tungstenite::client_async(target.uri.clone(), io)
+            .await
+            .map_err(|e| format!("the WebSocket handshake failed: {e}"))?;
         Ok(socket)
     }
 
@@ -466,8 +507,6 @@ impl Pump<'_> {
 struct Target {
     uri: http::Uri,
     tls: bool,
-    host: String,
-    port: u16,
 }
 
 impl Target {
@@ -485,20 +524,10 @@ impl Target {
                 ))
             }
         };
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or("a URL without a host")?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        Ok(Target {
-            uri,
-            tls,
-            host,
-            port,
-        })
+        if uri.host().is_none_or(str::is_empty) {
+            return Err("a URL without a host".to_string());
+        }
+        Ok(Target { uri, tls })
     }
 
     /// The URL without its query, for logs and errors.
@@ -601,13 +630,14 @@ mod tests {
     fn a_target_is_ws_or_wss_and_shown_without_its_query() {
         let t = Target::parse("wss://wss-primary.slack.com/link/?ticket=abc&app_id=A1").unwrap();
         assert!(t.tls);
-        assert_eq!((t.host.as_str(), t.port), ("wss-primary.slack.com", 443));
         assert_eq!(t.shown(), "wss://wss-primary.slack.com/link/");
         let t = Target::parse("ws://127.0.0.1:8080/link/?ticket=abc").unwrap();
         assert!(!t.tls);
-        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 8080));
         assert_eq!(t.shown(), "ws://127.0.0.1:8080/link/");
-        assert_eq!(Target::parse("ws://[::1]/x").unwrap().host, "::1");
+        assert_eq!(
+            Target::parse("ws://[::1]/x").unwrap().shown(),
+            "ws://[::1]/x"
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alert_handler_host::net::dial::Dialer;
 use alert_handler_host::net::tls;
 use alert_handler_host::retry::Backoff;
 use alert_handler_host::{destinations, ConfigSummary, Runtime, WorkspaceSummary};
@@ -125,6 +126,8 @@ pub struct Intake {
     /// Socket Mode's app-level token (`--slack-app-token-file`): clicks
     /// are taken over a WebSocket serve opens to Slack.
     pub slack_app_token: Option<AppToken>,
+    /// Socket Mode may open a `ws://` URL (no TLS): `--insecure-allow-ws`.
+    pub insecure_allow_ws: bool,
 }
 
 /// Serves on `listener` until `shutdown` resolves: then the requests in
@@ -190,16 +193,21 @@ pub fn run(
         instances.clone(),
         delivering.handle().clone(),
     );
-    // Socket Mode: over the TLS settings of the section whose Web API the
-    // app's connection is asked of.
+    // Socket Mode: by the host's networking, with the TLS settings of the
+    // section whose Web API the app's connection is asked of.
     let socket = match intake.slack_app_token {
         Some(token) => {
             let tls = app_tls(&summary).map_err(|e| anyhow::anyhow!("Socket Mode: {e}"))?;
+            let network = socket_mode::Network {
+                dialer: Dialer::new(runtime.net(), tls),
+                allow_ws: intake.insecure_allow_ws,
+                allowlist: runtime.allowlist().cloned(),
+            };
             let peer = Arc::new(SocketPeer {
                 clicks: clicks.clone(),
                 token,
             });
-            Some((Arc::new(SocketState::new()), (peer, tls)))
+            Some((Arc::new(SocketState::new()), (peer, network)))
         }
         None => None,
     };
@@ -255,8 +263,8 @@ pub fn run(
         _ => None,
     };
     let (stop_socket, socket_stopped) = tokio::sync::oneshot::channel::<()>();
-    let socket_mode = socket.map(|(state, (peer, tls))| {
-        delivering.spawn(socket_mode::run(peer, tls, state, async move {
+    let socket_mode = socket.map(|(state, (peer, network))| {
+        delivering.spawn(socket_mode::run(peer, network, state, async move {
             let _ = socket_stopped.await;
         }))
     });

@@ -70,13 +70,16 @@ impl ConnectTo {
     }
 }
 
-/// `scheme://host[:port]` → (`scheme`, `host:port`), the port made explicit.
+/// `scheme://host[:port]` → (`scheme`, `host:port`), the port made
+/// explicit. A WebSocket's `wss://` (`ws://`) is its `https` (`http`)
+/// origin, as the host's networking takes it (`Origin::of_websocket`).
 fn origin(text: &str) -> Result<(String, String)> {
     let uri: Uri = text.parse()?;
-    let scheme = uri.scheme_str().context("needs a scheme (http or https)")?;
-    if scheme != "http" && scheme != "https" {
-        bail!("the scheme must be http or https");
-    }
+    let scheme = match uri.scheme_str().context("needs a scheme (http or https)")? {
+        "http" | "ws" => "http",
+        "https" | "wss" => "https",
+        _ => bail!("the scheme must be http or https (or ws, wss)"),
+    };
     let authority = uri.authority().context("needs a host")?;
     Ok((scheme.to_string(), with_port(scheme, authority)))
 }
@@ -122,5 +125,19 @@ mod tests {
         assert!(c.add_pair("https://slack.com").is_err());
         assert!(c.add_pair("ftp://x=http://127.0.0.1:1").is_err());
         assert!(c.add_pair("https://slack.com=http://127.0.0.1:1").is_ok());
+    }
+
+    #[test]
+    fn a_websocket_origin_is_its_http_one() {
+        let mut c = ConnectTo::default();
+        c.add_pair("wss://wss-primary.slack.com=ws://127.0.0.1:9")
+            .unwrap();
+        let u: Uri = "https://wss-primary.slack.com/link/?ticket=1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            c.reroute(&u).unwrap().to_string(),
+            "http://127.0.0.1:9/link/?ticket=1"
+        );
     }
 }

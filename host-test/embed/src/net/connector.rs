@@ -151,6 +151,14 @@ impl tower_service::Service<Uri> for Connector {
 
 impl Connector {
     async fn connect(self, uri: Uri) -> Result<Stream, ConnectError> {
+        Ok(Stream(TokioIo::new(self.open(&uri).await?)))
+    }
+
+    /// Opens a connection to `uri`'s host and port (`https`: TLS with this
+    /// connector's configuration, else plain), through the proxy for its
+    /// scheme when there is one, refused when an address is denied. The
+    /// byte stream itself, for the pool and for [`Dialer`](super::dial::Dialer).
+    pub(crate) async fn open(&self, uri: &Uri) -> Result<Box<dyn Io>, ConnectError> {
         let https = uri.scheme_str() == Some("https");
         let host = uri.host().unwrap_or_default();
         let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -166,7 +174,7 @@ impl Connector {
         };
         self.opened.fetch_add(1, Ordering::Relaxed);
         if !https {
-            return Ok(Stream(TokioIo::new(Box::new(tcp))));
+            return Ok(Box::new(tcp));
         }
         let name = ServerName::try_from(bare.to_string())
             .map_err(|_| ConnectError::BadName(bare.to_string()))?;
@@ -174,7 +182,7 @@ impl Connector {
             .connect(name, tcp)
             .await
             .map_err(ConnectError::Tls)?;
-        Ok(Stream(TokioIo::new(Box::new(tls))))
+        Ok(Box::new(tls))
     }
 
     /// Resolves `host`, refuses if any address is denied (so DNS cannot

@@ -3,10 +3,13 @@
 //! (an allowlist of the enabled workspaces' endpoints), where it goes (the
 //! connect-to map, proxies), over which connection (a keep-alive pool per
 //! endpoint) and with which TLS (the workspace's own `ssl-*` settings).
+//! A connection the host opens for itself (Socket Mode's WebSocket) goes
+//! by the same rules through [`dial::Dialer`].
 
 pub mod cidr;
 pub mod connect_to;
 pub mod connector;
+pub mod dial;
 pub mod proxy;
 pub mod tls;
 
@@ -112,8 +115,23 @@ impl Origin {
         Some(Origin { scheme, authority })
     }
 
-    fn parse(scheme: &str, authority: &str) -> Option<Origin> {
+    pub(crate) fn parse(scheme: &str, authority: &str) -> Option<Origin> {
         Origin::of(&format!("{scheme}://{authority}/").parse().ok()?)
+    }
+
+    /// `scheme://host[:port]`, the port only when not the scheme's default
+    /// (as an operator writes an origin).
+    pub fn without_default_port(&self) -> String {
+        let default = if self.scheme == "https" {
+            ":443"
+        } else {
+            ":80"
+        };
+        let authority = self
+            .authority
+            .strip_suffix(default)
+            .unwrap_or(&self.authority);
+        format!("{}://{authority}", self.scheme)
     }
 }
 

@@ -24,6 +24,21 @@ impl Server {
         Server::start_with(&["--config", config.to_str().unwrap()], spool, extra)
     }
 
+    /// [`Server::start`] with `env` added to its environment (a proxy:
+    /// `HTTPS_PROXY`), for this child alone.
+    pub fn start_env(config: &Path, spool: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut log = spool.as_os_str().to_owned();
+        log.push(".log");
+        Server::spawn_env(
+            Path::new(env!("CARGO_BIN_EXE_host-test")),
+            &["--config", config.to_str().unwrap()],
+            &["--spool", spool.to_str().unwrap()],
+            Path::new(&log),
+            extra,
+            env,
+        )
+    }
+
     /// Starts with `target` naming what to run (`--config FILE` or
     /// `--plugins DIR`).
     pub fn start_with(target: &[&str], spool: &Path, extra: &[&str]) -> Server {
@@ -71,6 +86,17 @@ impl Server {
     /// says where alerts are kept: `--spool DIR` or `--store URL`), stderr
     /// appended to `log`, and reads where it listens.
     fn spawn(binary: &Path, target: &[&str], store: &[&str], log: &Path, extra: &[&str]) -> Server {
+        Server::spawn_env(binary, target, store, log, extra, &[])
+    }
+
+    fn spawn_env(
+        binary: &Path,
+        target: &[&str],
+        store: &[&str],
+        log: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut args = vec!["serve"];
         args.extend_from_slice(target);
         args.extend(["--listen", "127.0.0.1:0"]);
@@ -92,6 +118,7 @@ impl Server {
             .unwrap();
         let mut child = Command::new(binary)
             .args(&args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
