@@ -301,7 +301,14 @@ impl clicks::Guest for Component {
     }
 
     fn socket_message(text: String) -> clicks::SocketAnswer {
-        let answer = interaction::socket_message(&text);
+        let answer = match current_config() {
+            Ok(config) => interaction::socket_message(&config, &text),
+            Err(e) => interaction::SocketAnswer {
+                reply: None,
+                outcome: interaction::Outcome::Ignore(e.to_string()),
+                reconnect: false,
+            },
+        };
         clicks::SocketAnswer {
             reply: answer.reply,
             outcome: to_wit_outcome(answer.outcome),
@@ -330,6 +337,7 @@ fn to_wit_outcome(outcome: interaction::Outcome) -> clicks::InteractionOutcome {
             channel_id: i.channel_id,
             ts: i.ts,
             response_url: i.response_url,
+            identity: i.identity,
         }),
         interaction::Outcome::Ignore(why) => O::Ignore(why),
         interaction::Outcome::Refuse(why) => O::Refuse(why),

@@ -13,7 +13,7 @@
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Secret};
 use crate::error::HandlerError;
@@ -49,13 +49,20 @@ pub struct Interaction {
     pub ts: String,
     /// Where to answer the user alone (`response_url`).
     pub response_url: Option<String>,
+    /// Slack's identity of this click (`trigger_id` and the action's
+    /// `action_ts`; a digest of the payload when it carries neither): the
+    /// same click sent again has the same one.
+    pub identity: String,
+    /// The Slack workspace it came from (`team.id`, `team.domain`), which
+    /// must name the section that takes it ([`section_for`]).
+    pub team: (String, String),
 }
 
 /// What to do with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A verified click: do what it asks.
-    Act(Interaction),
+    Act(Box<Interaction>),
     /// Signed, but not a click this handler takes: answer `200`, log why.
     Ignore(String),
     /// Not verified (no or a wrong signature, a stale timestamp): answer
@@ -102,28 +109,84 @@ pub fn read(config: &Config, headers: &[(String, String)], body: &[u8], now: i64
             "no [[slack]] section has a signing-secret: this handler takes no interactions".into(),
         );
     }
-    let signed = secrets.find(|ws| {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(ws.signing_secret.expose().as_bytes())
-        else {
-            return false;
-        };
-        mac.update(b"v0:");
-        mac.update(timestamp.as_bytes());
-        mac.update(b":");
-        mac.update(body);
-        // Constant time.
-        mac.verify_slice(&expected).is_ok()
-    });
-    let Some(workspace) = signed else {
+    // Every section whose secret verifies it: one app installed in two
+    // workspaces signs both with one secret; the click's team picks.
+    let signed: Vec<&crate::config::Workspace> = secrets
+        .filter(|ws| {
+            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(ws.signing_secret.expose().as_bytes())
+            else {
+                return false;
+            };
+            mac.update(b"v0:");
+            mac.update(timestamp.as_bytes());
+            mac.update(b":");
+            mac.update(body);
+            // Constant time.
+            mac.verify_slice(&expected).is_ok()
+        })
+        .collect();
+    if signed.is_empty() {
         return Outcome::Refuse("X-Slack-Signature matches no section's signing-secret".into());
-    };
+    }
+    let with_secret = config
+        .workspaces
+        .iter()
+        .filter(|ws| !ws.signing_secret.is_empty())
+        .count();
     match click(body) {
-        Ok(mut interaction) => {
-            interaction.workspace = workspace.id.clone();
-            Outcome::Act(interaction)
-        }
+        Ok(interaction) => taken_by(interaction, &signed, with_secret),
         Err(why) => Outcome::Ignore(why),
     }
+}
+
+/// The click, named by the section among `candidates` whose `workspace`
+/// names the Slack workspace it came from: its `team.id` (`T0123`), its
+/// domain (`example`), or `example.slack.com`. A section without
+/// `workspace` takes it only when it is the only section of its kind
+/// (`of_kind`: sections with a signing secret, or able to open Socket
+/// Mode): otherwise one workspace's click could act on another's alerts.
+fn taken_by(
+    mut interaction: Interaction,
+    candidates: &[&crate::config::Workspace],
+    of_kind: usize,
+) -> Outcome {
+    match section_for(&interaction.team, candidates, of_kind) {
+        Some(ws) => {
+            interaction.workspace = ws.id.clone();
+            Outcome::Act(Box::new(interaction))
+        }
+        None => {
+            let (id, domain) = &interaction.team;
+            Outcome::Ignore(format!(
+                "the click comes from the Slack workspace `{id}` (domain `{domain}`), which no [[slack]] section able to take it names: set that section's workspace to `{id}`"
+            ))
+        }
+    }
+}
+
+/// See [`taken_by`].
+pub fn section_for<'a>(
+    team: &(String, String),
+    candidates: &[&'a crate::config::Workspace],
+    of_kind: usize,
+) -> Option<&'a crate::config::Workspace> {
+    let (id, domain) = team;
+    let names = |ws: &crate::config::Workspace| {
+        let named = ws.id.as_str();
+        !named.is_empty()
+            && ((!id.is_empty() && named == id)
+                || (!domain.is_empty()
+                    && (named.eq_ignore_ascii_case(domain)
+                        || named
+                            .strip_suffix(".slack.com")
+                            .is_some_and(|d| d.eq_ignore_ascii_case(domain)))))
+    };
+    candidates.iter().copied().find(|ws| names(ws)).or_else(|| {
+        candidates
+            .iter()
+            .copied()
+            .find(|ws| ws.id.is_empty() && of_kind == 1)
+    })
 }
 
 /// The click a signed form body holds (`payload=<JSON>`), or why it holds
@@ -182,6 +245,20 @@ pub fn from_payload(value: &Value) -> Result<Interaction, String> {
     let ts = text(&value["container"]["message_ts"])
         .or_else(|| text(&value["message"]["ts"]))
         .ok_or("container.message_ts: missing")?;
+    let trigger = text(&value["trigger_id"]);
+    let action_ts = text(&value["actions"][0]["action_ts"]);
+    let identity = match (trigger, action_ts) {
+        (None, None) => {
+            let digest = Sha256::digest(value.to_string().as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("payload:{hex}")
+        }
+        (trigger, action_ts) => format!(
+            "{}/{}",
+            trigger.unwrap_or_default(),
+            action_ts.unwrap_or_default()
+        ),
+    };
     Ok(Interaction {
         workspace: String::new(),
         alert: alert.to_string(),
@@ -190,6 +267,11 @@ pub fn from_payload(value: &Value) -> Result<Interaction, String> {
         channel_id,
         ts,
         response_url: text(&value["response_url"]),
+        identity,
+        team: (
+            text(&value["team"]["id"]).unwrap_or_default(),
+            text(&value["team"]["domain"]).unwrap_or_default(),
+        ),
     })
 }
 
@@ -213,7 +295,7 @@ pub struct SocketAnswer {
 /// `disconnect`, or an envelope (acknowledged by its `envelope_id`
 /// whatever it holds; an `interactive` one may hold a click). The
 /// connection was opened with the app token, so nothing is signed.
-pub fn socket_message(text: &str) -> SocketAnswer {
+pub fn socket_message(config: &Config, text: &str) -> SocketAnswer {
     let answer = |reply, outcome, reconnect| SocketAnswer {
         reply,
         outcome,
@@ -244,8 +326,15 @@ pub fn socket_message(text: &str) -> SocketAnswer {
             true,
         ),
         "interactive" => {
+            // Opened with the app token, nothing is signed: the click's
+            // team names the section among those with a Web API token.
+            let able: Vec<&crate::config::Workspace> = config
+                .workspaces
+                .iter()
+                .filter(|ws| ws.is_web_api())
+                .collect();
             let outcome = match from_payload(&value["payload"]) {
-                Ok(click) => Outcome::Act(click),
+                Ok(click) => taken_by(click, &able, able.len()),
                 Err(why) => Outcome::Ignore(why),
             };
             answer(reply, outcome, false)
@@ -371,7 +460,10 @@ mod tests {
             "user": {"id": "U123", "username": "ana"},
             "container": {"type": "message", "message_ts": "1764410000.000100", "channel_id": "C0OPS"},
             "response_url": "https://hooks.slack.com/actions/T1/1/abc",
-            "actions": [{"action_id": action_id, "value": "[\"cpu\",[]]", "type": "button"}],
+            "team": {"id": "T0ALERTS", "domain": "alerts"},
+            "trigger_id": "1.2.3",
+            "actions": [{"action_id": action_id, "value": "[\"cpu\",[]]", "type": "button",
+                "action_ts": "1764410000.000200"}],
         })
         .to_string();
         let encoded: String = payload
@@ -456,6 +548,77 @@ mod tests {
         }
     }
 
+    /// `body(action)` as sent from another Slack workspace.
+    fn from_team(action_id: &str, id: &str, domain: &str) -> String {
+        body(action_id)
+            .replace("T0ALERTS", id)
+            .replace("%22alerts%22", &format!("%22{domain}%22"))
+    }
+
+    #[test]
+    fn a_click_is_taken_only_by_the_section_naming_its_workspace() {
+        // One app (one secret) installed in two workspaces: the team picks.
+        let two = Config::parse(&format!(
+            "[[slack]]\nenabled = true\ndefault = true\nworkspace = \"T0ONE\"\nurl = \"https://slack.com/api/chat.postMessage\"\ntoken = \"xoxb-1\"\nsigning-secret = \"{SECRET}\"\n\
+             [[slack]]\nenabled = true\nworkspace = \"two.slack.com\"\nurl = \"https://slack.com/api/chat.postMessage\"\ntoken = \"xoxb-2\"\nsigning-secret = \"{SECRET}\"\n"
+        ))
+        .unwrap();
+        let taken = |b: &str, config: &Config| match read(
+            config,
+            &signed(SECRET, NOW, b),
+            b.as_bytes(),
+            NOW,
+        ) {
+            Outcome::Act(i) => Ok(i.workspace),
+            Outcome::Ignore(why) => Err(why),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            taken(&from_team("acknowledge", "T0ONE", "one"), &two),
+            Ok("T0ONE".into())
+        );
+        assert_eq!(
+            taken(&from_team("acknowledge", "T0TWO", "two"), &two),
+            Ok("two.slack.com".into())
+        );
+        let why = taken(&from_team("acknowledge", "T0EVIL", "evil"), &two).unwrap_err();
+        assert!(
+            why.contains("T0EVIL") && why.contains("set that section's workspace"),
+            "{why}"
+        );
+        // A section without `workspace` (the configuration allows it only
+        // when it is the only section): it takes its secret's clicks.
+        let bare = Config::parse(&format!("[[slack]]\nenabled = true\nurl = \"https://slack.com/api/chat.postMessage\"\ntoken = \"xoxb-1\"\nsigning-secret = \"{SECRET}\"\n")).unwrap();
+        let any = from_team("acknowledge", "T0ANY", "any");
+        assert_eq!(taken(&any, &bare), Ok(String::new()));
+        // Named by none of the sections verifying it: never the first.
+        let without = [&two.workspaces[0]];
+        assert!(section_for(&("T0TWO".into(), "two".into()), &without, 2).is_none());
+        let unnamed = crate::config::Workspace::default();
+        assert!(
+            section_for(&("T0TWO".into(), "two".into()), &[&unnamed], 2).is_none(),
+            "a section without workspace among several takes nothing"
+        );
+    }
+
+    #[test]
+    fn a_click_sent_again_has_the_same_identity() {
+        let b = body("acknowledge");
+        let identity =
+            |b: &str, at: i64| match read(&config(), &signed(SECRET, at, b), b.as_bytes(), at) {
+                Outcome::Act(i) => i.identity,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(identity(&b, NOW), "1.2.3/1764410000.000200");
+        assert_eq!(identity(&b, NOW), identity(&b, NOW + 14));
+        let other = b.replace("1.2.3", "1.2.4");
+        assert_ne!(identity(&b, NOW), identity(&other, NOW));
+        // Neither field: a digest of the payload, as stable.
+        let bare = b.replace("trigger_id", "x").replace("action_ts", "y");
+        assert!(identity(&bare, NOW).starts_with("payload:"));
+        assert_eq!(identity(&bare, NOW), identity(&bare, NOW + 1));
+    }
+
     #[test]
     fn signed_but_unexpected_is_ignored_naming_why() {
         let view = "payload=%7B%22type%22%3A%22view_submission%22%7D";
@@ -480,25 +643,32 @@ mod tests {
         let envelope = serde_json::json!({"envelope_id": "e-1", "type": "interactive",
             "payload": payload, "accepts_response_payload": false})
         .to_string();
-        let a = socket_message(&envelope);
+        let a = socket_message(&config(), &envelope);
         assert_eq!(a.reply.as_deref(), Some(r#"{"envelope_id":"e-1"}"#));
         assert!(!a.reconnect);
         match a.outcome {
             Outcome::Act(i) => {
                 assert_eq!(i.action, Action::Acknowledge);
-                assert_eq!(i.workspace, "");
+                // Named by its team, as a signed click is.
+                assert_eq!(i.workspace, "alerts");
             }
             other => panic!("{other:?}"),
         }
-        let hello = socket_message(r#"{"type":"hello","num_connections":1}"#);
+        let hello = socket_message(&config(), r#"{"type":"hello","num_connections":1}"#);
         assert_eq!((hello.reply, hello.reconnect), (None, false));
-        let bye = socket_message(r#"{"type":"disconnect","reason":"refresh_requested"}"#);
+        let bye = socket_message(
+            &config(),
+            r#"{"type":"disconnect","reason":"refresh_requested"}"#,
+        );
         assert!(bye.reconnect);
         // Any other envelope is acknowledged and ignored, naming why.
-        let other = socket_message(r#"{"envelope_id":"e-2","type":"events_api","payload":{}}"#);
+        let other = socket_message(
+            &config(),
+            r#"{"envelope_id":"e-2","type":"events_api","payload":{}}"#,
+        );
         assert_eq!(other.reply.as_deref(), Some(r#"{"envelope_id":"e-2"}"#));
         assert!(matches!(other.outcome, Outcome::Ignore(ref w) if w.contains("events_api")));
-        let bad = socket_message("not json");
+        let bad = socket_message(&config(), "not json");
         assert!(matches!(bad.outcome, Outcome::Ignore(_)) && bad.reply.is_none());
     }
 

@@ -23,16 +23,16 @@ fuzz_target!(|data: &[u8]| {
             Err(why) => assert!(!why.is_empty(), "a refusal says why"),
         }
     }
-    let answer = interaction::socket_message(text);
+    let config = Config::parse(
+        "[[slack]]\nenabled = true\nurl = \"https://slack.com/api/chat.postMessage\"\ntoken = \"xoxb-1\"\nsigning-secret = \"s\"\n",
+    )
+    .expect("the fuzz configuration parses");
+    let answer = interaction::socket_message(&config, text);
     if let Some(reply) = &answer.reply {
         let reply: serde_json::Value = serde_json::from_str(reply).expect("the reply is JSON");
         let sent: serde_json::Value = serde_json::from_str(text).expect("an envelope is JSON");
         assert_eq!(reply["envelope_id"], sent["envelope_id"], "acknowledged with its own id");
     }
-    let config = Config::parse(
-        "[[slack]]\nenabled = true\nurl = \"https://slack.com/api/chat.postMessage\"\ntoken = \"xoxb-1\"\nsigning-secret = \"s\"\n",
-    )
-    .expect("the fuzz configuration parses");
     let headers = [("X-Slack-Request-Timestamp".to_string(), "1764460800".to_string())];
     assert!(
         matches!(

@@ -15,18 +15,25 @@ pub fn block_actions(
     ts: &str,
     response_url: &str,
 ) -> Value {
+    // Each click its own, as Slack's are: a trigger id and an action time
+    // never seen before (the same click sent again is another test's).
+    static CLICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = CLICKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let trigger_id = format!("{}.{n}.{}", now(), std::process::id());
+    let action_ts = format!("{}.{n:06}", now());
     json!({
         "type": "block_actions",
         "user": {"id": user, "username": "on-call", "team_id": "T0001"},
-        "team": {"id": "T0001", "domain": "example"},
+        // The tests' sections name their workspace `alerts`: its domain.
+        "team": {"id": "T0001", "domain": "alerts"},
         "api_app_id": "A0001",
         "container": {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": false},
         "channel": {"id": channel_id, "name": "alerts"},
         "message": {"type": "message", "ts": ts},
         "response_url": response_url,
-        "trigger_id": "1.2.3",
+        "trigger_id": trigger_id,
         "actions": [{"action_id": action_id, "block_id": "alert-actions", "value": value,
-            "type": "button", "action_ts": "1764460800.000100"}],
+            "type": "button", "action_ts": action_ts}],
     })
 }
 

@@ -16,7 +16,6 @@
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -157,8 +156,8 @@ impl Inner {
     }
 
     fn run(&self, synced: impl Fn()) {
-        // What was last said about failing writes, and when.
-        let mut complaint: Option<(String, Instant)> = None;
+        // Failing writes are an outage of the store, said as one.
+        let outage = lock(&self.store).outage();
         loop {
             {
                 let mut queue = self.lock();
@@ -182,27 +181,13 @@ impl Inner {
             };
             match &result {
                 Ok(()) => {
-                    if complaint.take().is_some() {
-                        tracing::info!("the store is written again; intake takes alerts again");
-                    }
+                    outage.answered();
                     synced();
                 }
                 Err(e) => {
                     self.lock().failures += 1;
                     let why = lock(&self.store).trouble().unwrap_or_else(|| e.to_string());
-                    // Said when it starts, when the reason changes, and
-                    // every ten seconds while it lasts.
-                    let due = complaint
-                        .as_ref()
-                        .is_none_or(|(said, at): &(String, Instant)| {
-                            *said != why || at.elapsed() >= Duration::from_secs(10)
-                        });
-                    if due {
-                        tracing::error!(
-                            "the store could not be written, alerts are refused with 503 meanwhile: {why}"
-                        );
-                        complaint = Some((why, Instant::now()));
-                    }
+                    outage.failing(&why);
                 }
             }
             let answered: Vec<_> = {

@@ -82,6 +82,7 @@ fn node_pacing(db: &TestDb, name: &str, lease: Duration, rules: Rules) -> PgStor
     PgStore::open(postgres::Settings {
         url: postgres::connect::StoreUrl::parse(&db.url()).unwrap(),
         node: name.into(),
+        address: Some(format!("the contract tests, as {name}")),
         lease,
         rules,
         keep_finished: 100,
@@ -189,7 +190,9 @@ fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_e
         let key = alert_key("cpu", &options("#x"));
         let mark = |by: &str, at: u64| Mark { by: by.into(), at };
         // A key without a message: the mark changes nothing.
-        store.act(&key, Act::Acknowledge(mark("U0", 1))).unwrap();
+        store
+            .act(&key, Act::Acknowledge(mark("U0", 1)), "c0")
+            .unwrap();
         commit(store).unwrap();
         assert_eq!(wait(store.message(&key)).unwrap(), None);
 
@@ -211,8 +214,10 @@ fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_e
             "its event kept"
         );
 
-        store.act(&key, Act::Acknowledge(mark("U1", 10))).unwrap();
-        store.act(&key, Act::Silence(mark("U2", 20))).unwrap();
+        store
+            .act(&key, Act::Acknowledge(mark("U1", 10)), "c1")
+            .unwrap();
+        store.act(&key, Act::Silence(mark("U2", 20)), "c2").unwrap();
         commit(store).unwrap();
         let marked = wait(store.message(&key)).unwrap().unwrap();
         assert_eq!(marked.acknowledged, Some(mark("U1", 10)));
@@ -252,7 +257,7 @@ fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_e
             Some(mark("U1", 10)),
             "kept across events"
         );
-        store.act(&key, Act::Unsilence).unwrap();
+        store.act(&key, Act::Unsilence, "c3").unwrap();
         commit(store).unwrap();
         let unsilenced = wait(store.message(&key)).unwrap().unwrap();
         assert_eq!(unsilenced.silenced, None);
@@ -475,6 +480,7 @@ fn release(store: &mut PgStore, id: u64, channel: &str, retry: Option<Retry>) {
         left: Some(SystemTime::now()),
         retry,
         attempts: 1,
+        fence: None,
     }))
     .unwrap();
 }
@@ -669,4 +675,163 @@ fn while_the_database_is_away_writes_fail_whole_and_it_says_why_then_recovers() 
         (Listing::Pending, 2),
         "before and after; nothing of what failed"
     );
+}
+
+/// What `sql` reads from the store's database, as text.
+fn rows(db: &TestDb, sql: &str) -> Vec<Vec<String>> {
+    let url = postgres::connect::StoreUrl::parse(&db.url()).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let client = url.connect().await.unwrap();
+            let messages = client.simple_query(sql).await.unwrap();
+            messages
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                        (0..row.len())
+                            .map(|i| row.get(i).unwrap_or_default().to_string())
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect()
+        })
+}
+
+/// The fencing token a granted claim carries.
+fn fence_of(claim: Claim) -> (Option<AlertMessage>, u64) {
+    match claim {
+        Claim::Granted { message, fence, .. } => (message.map(|m| *m), fence.expect("fenced")),
+        other => panic!("expected the claim granted, got {other:?}"),
+    }
+}
+
+/// Node `a`'s lease runs out while its request is out; `b` claims the
+/// alert (a later generation) and ends it. `a`'s ending, written late,
+/// changes nothing: the alert stays as `b` ended it, its message stays
+/// `b`'s, and `a`'s send is kept as a duplicate naming both `ts`.
+#[test]
+fn an_ending_under_a_claim_that_passed_to_another_node_is_fenced_off() {
+    let db = TestDb::start();
+    let (mut a, mut b) = (
+        node(&db, "a", Duration::from_millis(300)),
+        node(&db, "b", Duration::from_millis(300)),
+    );
+    let x = accepted(&mut a, "x", "#c");
+    let (_, first) = fence_of(wait(a.claim(request(x, "#c", "x"))).unwrap());
+    // Past the lease and the channel's interval.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let (_, second) = fence_of(wait(b.claim(request(x, "#c", "x"))).unwrap());
+    assert!(second > first, "each claim a later generation");
+    let key = alert_key("x", &options("#c"));
+    let ended = |ts: &str, fence: u64| Finished {
+        fence: Some(fence),
+        ..Finished::new(x, Status::Delivered, &format!("CC {ts}"), 1).remembering(
+            &key,
+            false,
+            "",
+            Some("CC"),
+            Some(ts),
+        )
+    };
+    b.finish(ended("2.2", second)).unwrap();
+    commit(&mut b).unwrap();
+    a.finish(ended("1.1", first)).unwrap();
+    commit(&mut a).unwrap();
+    let kept = wait(a.message(&key)).unwrap().expect("kept");
+    assert_eq!(
+        kept.ts, "2.2",
+        "the late ending never re-points the message"
+    );
+    let lists = wait(a.lists(&[Listing::Finished], None, 10)).unwrap();
+    let Entry::Finished(f) = &lists.pages[0].1.items[0] else {
+        panic!("{lists:?}")
+    };
+    assert_eq!(f.detail, "CC 2.2", "the alert ended as b ended it");
+    let dups = rows(&db, "SELECT node, detail, kept FROM duplicates");
+    assert_eq!(dups.len(), 1, "{dups:?}");
+    assert_eq!(dups[0][0], "a");
+    assert_eq!(dups[0][1], "CC 1.1");
+    assert!(dups[0][2].contains("CC 2.2"), "{dups:?}");
+    // A release under the passed claim does not touch the alert's retry.
+    let y = accepted(&mut a, "y", "#d");
+    let (_, old) = fence_of(wait(a.claim(request(y, "#d", "y"))).unwrap());
+    // Past the lease and the channel's interval.
+    std::thread::sleep(Duration::from_millis(1_100));
+    fence_of(wait(b.claim(request(y, "#d", "y"))).unwrap());
+    wait(a.release(Release {
+        id: y,
+        channel: crate::channels::pacing_key("", "#d"),
+        left: Some(SystemTime::now()),
+        retry: Some(Retry {
+            wait: Duration::from_secs(60),
+            retry_after: false,
+            rate_limited: false,
+        }),
+        attempts: 9,
+        fence: Some(old),
+    }))
+    .unwrap();
+    let claim = rows(
+        &db,
+        "SELECT attempts::text, claimed_by FROM alerts WHERE id = (SELECT max(id) FROM alerts)",
+    );
+    assert_eq!(claim[0], ["0", "b"], "still b's claim, untouched");
+}
+
+/// A process that lost its name (it could not renew it, and another
+/// process took it) claims and renews nothing more.
+#[test]
+fn a_node_whose_name_was_taken_claims_nothing() {
+    let db = TestDb::start();
+    let mut a = node(&db, "n", Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(400));
+    // `a` renewed nothing for a lease: another process takes the name.
+    let mut b = node(&db, "n", Duration::from_millis(300));
+    let x = accepted(&mut b, "x", "#c");
+    let refused = wait(a.claim(request(x, "#c", "x")))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("took this node's name `n`"), "{refused}");
+    assert!(wait(a.renew()).is_err(), "nor renews");
+    granted(wait(b.claim(request(x, "#c", "x"))).unwrap());
+}
+
+#[test]
+fn a_click_is_recorded_once_by_its_identity() {
+    both(|store| {
+        let mark = |by: &str, at: u64| Mark { by: by.into(), at };
+        let key = alert_key("x", &options("#c"));
+        let t = store.accept(&alert("x"), options("#c")).unwrap();
+        commit(store).unwrap();
+        let ended = Finished::new(t.id, Status::Delivered, "CC 1.1", 1).remembering(
+            &key,
+            false,
+            "",
+            Some("CC"),
+            Some("1.1"),
+        );
+        store.finish(ended).unwrap();
+        commit(store).unwrap();
+        assert!(!wait(store.clicked("t1/1.5")).unwrap());
+        store
+            .act(&key, Act::Silence(mark("U1", 10)), "t1/1.5")
+            .unwrap();
+        commit(store).unwrap();
+        assert!(wait(store.clicked("t1/1.5")).unwrap());
+        // The same click again, written anyway (two nodes at once): no effect.
+        store.act(&key, Act::Unsilence, "t2/1.6").unwrap();
+        store
+            .act(&key, Act::Silence(mark("U9", 99)), "t1/1.5")
+            .unwrap();
+        commit(store).unwrap();
+        let m = wait(store.message(&key)).unwrap().unwrap();
+        assert_eq!(
+            m.silenced, None,
+            "the repeat did not silence it again: {m:?}"
+        );
+    });
 }

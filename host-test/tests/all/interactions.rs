@@ -144,16 +144,16 @@ fn only_a_valid_signature_changes_anything() {
             .0,
         200
     );
-    // Too big (more than --max-alert-kib, 1 MiB): 413, refused from its
-    // declared length.
+    // Larger than any click (--max-click-kib, 16 MiB): 413, refused from
+    // its declared length.
     let big = request(path, "x", Some((SECRET, now())))
-        .replace("Content-Length: 1", "Content-Length: 2000000");
+        .replace("Content-Length: 1", "Content-Length: 17000000");
     assert_eq!(server.request(&big).0, 413);
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(the_only_message(&slack).updates, 0, "nothing changed");
     let metrics = server.metrics();
     assert!(
-        metrics.contains("slack_handler_interactions_total{outcome=\"refused\"} 5"),
+        metrics.contains("slack_handler_interactions_total{outcome=\"refused\"} 6"),
         "{metrics}"
     );
     // The valid one.
@@ -166,6 +166,102 @@ fn only_a_valid_signature_changes_anything() {
         !logged.contains(SECRET),
         "the signing secret is never logged"
     );
+}
+
+/// The Request URL needs no token, so anyone can post to it: what cannot
+/// be a click Slack signed is refused on its head, before its body is read
+/// and before an instance is taken, counted by reason, and logged at most
+/// once per 10 s; verifications in flight are bounded (429 past them).
+#[test]
+fn unsigned_requests_are_refused_on_their_head_counted_and_quiet() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &config(&slack));
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &["--max-verifications", "1", "--read-timeout-secs", "120"],
+    );
+    post(&server, &firing("cpu high"));
+    wait_until("the alert's message", || slack.messages().len() == 1);
+    let m = the_only_message(&slack);
+    let path = "/slack/interactions";
+    let head = |extra: &str, length: usize| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n{extra}Content-Length: {length}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let forged = |at: i64| {
+        format!(
+            "X-Slack-Request-Timestamp: {at}\r\nX-Slack-Signature: v0={}\r\n",
+            "ab".repeat(32)
+        )
+    };
+    // Heads alone, their bodies never sent: each is answered at once
+    // (were the body awaited, --read-timeout-secs would end it in 408).
+    for (what, raw, status) in [
+        ("1 MiB, unsigned", head("", 1 << 20), 401),
+        ("1 MiB, stale", head(&forged(now() - 301), 1 << 20), 401),
+        ("larger than any click", head(&forged(now()), 17 << 20), 413),
+    ] {
+        assert_eq!(server.exchange(&raw).status, status, "{what}");
+    }
+    // 500 unsigned requests with bodies.
+    let body = form(&json!({"type": "block_actions", "padding": "x".repeat(4096)}));
+    for _ in 0..500 {
+        assert_eq!(server.request(&request(path, &body, None)).0, 401);
+    }
+    let metrics = server.metrics();
+    for line in [
+        "slack_handler_interactions_refused_total{reason=\"unsigned\"} 501",
+        "slack_handler_interactions_refused_total{reason=\"stale\"} 1",
+        "slack_handler_interactions_refused_total{reason=\"too-large\"} 1",
+        "slack_handler_interactions_total{outcome=\"refused\"} 503",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("reason=\"unverified\""),
+        "none reached the component: {metrics}"
+    );
+    let logged = server.logged();
+    let lines = logged
+        .lines()
+        .filter(|l| l.contains("/slack/interactions"))
+        .count();
+    assert!(lines <= 2, "{lines} log lines for 503 refusals:\n{logged}");
+
+    // One verification in flight (--max-verifications 1): a signed head
+    // whose body has not come holds it; another is answered 429 at once.
+    let mut held = std::net::TcpStream::connect(server.addr()).unwrap();
+    std::io::Write::write_all(&mut held, head(&forged(now()), 100).as_bytes()).unwrap();
+    let wrong = request(path, &body, Some(("another-secret", now())));
+    let busy = std::cell::RefCell::new(None);
+    wait_until("a verification refused while the slot is held", || {
+        let answer = server.exchange(&wrong);
+        let refused = answer.status == 429;
+        if refused {
+            *busy.borrow_mut() = answer.header("retry-after").map(str::to_string);
+        }
+        refused
+    });
+    assert_eq!(
+        busy.into_inner().as_deref(),
+        Some("1"),
+        "429 says when to try again"
+    );
+    drop(held);
+    // The slot back, a click Slack signed is taken as before (a 429
+    // meanwhile changes nothing).
+    wait_until("the click taken", || {
+        click(&server, &slack, &m, "acknowledge", "U1") == 200
+    });
+    wait_until("the acknowledgement shown", || {
+        the_only_message(&slack).updates == 1
+    });
+    assert!(server
+        .metrics()
+        .contains("slack_handler_interactions_refused_total{reason=\"busy\"}"));
 }
 
 #[test]
@@ -512,4 +608,131 @@ fn a_long_alert_key_is_named_by_its_digest_and_clicks_still_find_it() {
         .body
         .to_string()
         .contains("Acknowledged by <@U1>"));
+}
+
+/// A captured click sent again, 2 s later (within the signature window),
+/// and again after an Unsilence: answered 200, and nothing changes; the
+/// alert stays unsilenced. Across a restart too (the identity is durable).
+#[test]
+fn a_replayed_click_is_answered_and_does_nothing() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &config(&slack));
+    let spool = dir.path().join("spool");
+    let server = Server::start(&config, &spool, &[]);
+    post(&server, &firing("cpu high"));
+    wait_until("the alert's message", || slack.messages().len() == 1);
+    let m = the_only_message(&slack);
+    let value = buttons(&m)[0].2.clone();
+    let url = format!("{}/actions/T0001/1/response", slack.url());
+    let silence = form(&block_actions(
+        "silence:1h",
+        &value,
+        "U1",
+        &m.channel_id,
+        &m.ts,
+        &url,
+    ));
+    let captured = request("/slack/interactions", &silence, Some((SECRET, now())));
+    assert_eq!(server.request(&captured).0, 200);
+    wait_until("the silence shown", || {
+        the_only_message(&slack).updates == 1
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(server.request(&captured).0, 200, "a replay is answered");
+    let unsilence = form(&block_actions(
+        "unsilence",
+        &value,
+        "U2",
+        &m.channel_id,
+        &m.ts,
+        &url,
+    ));
+    let unsilence = request("/slack/interactions", &unsilence, Some((SECRET, now())));
+    assert_eq!(server.request(&unsilence).0, 200);
+    wait_until("the unsilence shown", || {
+        the_only_message(&slack).updates == 2
+    });
+    assert_eq!(
+        server.request(&captured).0,
+        200,
+        "replayed after the unsilence"
+    );
+    drop(server);
+    let server = Server::start(&config, &spool, &[]);
+    assert_eq!(server.request(&captured).0, 200, "replayed after a restart");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let after = the_only_message(&slack);
+    assert_eq!(after.updates, 2, "the replays drew nothing");
+    assert!(
+        !after.body.to_string().contains("Silenced by"),
+        "the alert stays unsilenced: {}",
+        after.body
+    );
+    post(&server, &firing("cpu higher"));
+    wait_until("the next event sent, not silenced", || {
+        slack.received() >= 4 && count(&server, "silenced") == 0
+    });
+    assert!(server
+        .metrics()
+        .contains("slack_handler_interactions_total{outcome=\"repeated\"} 1"));
+}
+
+/// With `on-recovery = "update"`, Acknowledge is clicked on the CRITICAL
+/// message while a newer WARNING is on its way (held at the stand-in):
+/// the redraw waits for it and draws the WARNING, acknowledged, never
+/// the older CRITICAL over it.
+#[test]
+fn a_redraw_draws_the_latest_event_not_the_one_clicked() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("{}on-recovery = \"update\"\n", config(&slack)),
+    );
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    post(&server, &firing("FIRST"));
+    wait_until("the alert's message", || slack.messages().len() == 1);
+    let m = the_only_message(&slack);
+    slack.hold();
+    let second = json!({"id": "cpu", "message": "SECOND", "time": "2026-11-30T10:01:00Z", "level": "WARNING"});
+    post(&server, &second.to_string());
+    wait_until("the WARNING on its way", || slack.in_flight() == 1);
+    assert_eq!(click(&server, &slack, &m, "acknowledge", "U1"), 200);
+    slack.release();
+    wait_until("the WARNING and the redraw", || {
+        the_only_message(&slack).updates == 2
+    });
+    let shown = the_only_message(&slack).body.to_string();
+    assert!(
+        shown.contains("SECOND") && !shown.contains("FIRST"),
+        "the newest event: {shown}"
+    );
+    assert!(shown.contains("Acknowledged by <@U1>"), "{shown}");
+}
+
+/// A click signed with the right secret but from another Slack workspace
+/// (its `team.id` names no section) acts on nothing.
+#[test]
+fn a_click_from_another_workspace_acts_on_nothing() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &config(&slack));
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    post(&server, &firing("cpu high"));
+    wait_until("the alert's message", || slack.messages().len() == 1);
+    let m = the_only_message(&slack);
+    let value = buttons(&m)[0].2.clone();
+    let mut payload = block_actions("acknowledge", &value, "U6", &m.channel_id, &m.ts, "");
+    payload["team"] = json!({"id": "T0OTHER", "domain": "other"});
+    let body = form(&payload);
+    let answer = server.request(&request(
+        "/slack/interactions",
+        &body,
+        Some((SECRET, now())),
+    ));
+    assert_eq!(answer.0, 200, "signed: answered, and ignored");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(the_only_message(&slack).updates, 0, "nothing changed");
+    assert!(server.logged().contains("T0OTHER"), "the log says why");
 }

@@ -6,6 +6,7 @@
 mod common;
 
 mod alertmanager;
+mod bad_day;
 mod browser;
 mod cli;
 mod concurrency;

@@ -1,11 +1,12 @@
-//! The component's size budget: 700 KiB (716,800 bytes), as built here
+//! The component's size budget: 800 KiB (819,200 bytes; 700 KiB until
+//! issue 27, raised as the road set it for the storm message), as built here
 //! (shrunk by binaryen's `wasm-opt -Oz`, which `scripts/setup.sh`
 //! installs). Without `wasm-opt` the build ships the component unshrunk
 //! (with a warning) and this test fails, naming it: the budget is for the
 //! component as shipped.
 
 /// The budget, in bytes.
-const BUDGET: u64 = 700 * 1024;
+const BUDGET: u64 = 800 * 1024;
 
 #[test]
 fn the_component_stays_within_its_size_budget() {

@@ -42,8 +42,9 @@ pub struct ServeArgs {
     /// command line).
     #[arg(long, value_name = "FILE")]
     store_url_file: Option<PathBuf>,
-    /// This node's name among the nodes sharing the database (default:
-    /// host name and process id).
+    /// This node's name among the nodes sharing the database, unique
+    /// among the live ones: a start under a name a live node holds is
+    /// refused (default: the host name and a random part, new each start).
     #[arg(long, value_name = "NAME")]
     node: Option<String>,
     /// How long a node's claim on an alert holds without renewal: a node
@@ -100,6 +101,16 @@ pub struct ServeArgs {
     /// closes the one that has waited longest.
     #[arg(long, value_name = "N", default_value_t = 512)]
     max_waiting_connections: usize,
+    /// The largest body `POST /slack/interactions` takes; larger ones are
+    /// answered 413 before they are read. The default is the largest click
+    /// this handler's messages can bring (a Block Kit message at the
+    /// component's limits, as Slack posts it back: docs/interactions.md).
+    #[arg(long, value_name = "KIB", default_value_t = crate::interactions::screen::MAX_CLICK_BYTES / 1024)]
+    max_click_kib: usize,
+    /// Requests to `/slack/interactions` read and verified at once; more
+    /// are answered 429 with Retry-After before they are read.
+    #[arg(long, value_name = "N", default_value_t = crate::interactions::screen::MAX_VERIFICATIONS)]
+    max_verifications: usize,
     /// How log lines on stderr look: `text`, or `json` (one object a line).
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     log_format: LogFormat,
@@ -205,6 +216,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             head_timeout: Duration::from_secs(args.head_timeout_secs.max(1)),
             max_connections: args.max_connections.max(1),
             max_waiting: args.max_waiting_connections.max(1),
+            max_click_bytes: args.max_click_kib.max(1) * 1024,
+            max_verifications: args.max_verifications.max(1),
         },
     };
     init_logs(args.log_format);
@@ -237,6 +250,15 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     match (url, &args.spool) {
         (Some(url), _) => {
             let node = args.node.clone().unwrap_or_else(default_node);
+            let address = format!(
+                "on {} as process {}, listening on {}",
+                host_name(),
+                std::process::id(),
+                serving
+                    .listener
+                    .local_addr()
+                    .map_or_else(|_| args.listen.to_string(), |a| a.to_string())
+            );
             info!(
                 version = env!("CARGO_PKG_VERSION"),
                 store = %url,
@@ -247,6 +269,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             let store = PgStore::open(postgres::Settings {
                 url,
                 node,
+                address: Some(address),
                 lease: Duration::from_millis(args.lease_ms.max(100)),
                 rules: pacing.rules(),
                 keep_finished: args.keep_finished,
@@ -309,14 +332,21 @@ impl Serving<'_> {
     }
 }
 
-/// A node's name when none is given: the host's name and the process id.
+/// A node's name when none is given: the host's name and a part no other
+/// process has (a process id repeats across containers and restarts), so
+/// two processes on one host never share a name by default.
 fn default_node() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let random = postgres::names::random_part();
+    format!("{}-{}", host_name(), &random[..8])
+}
+
+/// This host's name (`node` when it has none).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "node".into());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|| "node".into())
 }
 
 /// Raises the soft limit on open files to the hard one (as Go's runtime

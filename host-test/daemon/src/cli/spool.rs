@@ -112,6 +112,7 @@ fn on_store(
     let mut store = PgStore::open(postgres::Settings {
         url,
         node: format!("spool:{}", std::process::id()),
+        address: None,
         lease: std::time::Duration::from_secs(10),
         rules: Pacing::default().rules(),
         keep_finished: KEEP_FINISHED,

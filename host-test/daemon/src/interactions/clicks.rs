@@ -13,6 +13,13 @@
 //!    earlier event of the alert;
 //! 3. only then is the click answered (Slack wants an answer within 3 s).
 //!
+//! A click is done once: its identity (Slack's `trigger_id` and
+//! `action_ts`) is recorded with what it did, in the same write, and the
+//! same click again (a replay within the signature window, an envelope
+//! sent twice) is answered as done and changes nothing, on every node and
+//! across restarts. The redraw draws the alert's latest event when it is
+//! sent, not the one the click saw (see `serve::delivery`).
+//!
 //! Calls into the component run on the delivery runtime, where the
 //! instances live, whichever runtime the click came in on.
 
@@ -125,6 +132,19 @@ impl Clicks {
     /// Does what a verified click asks (see the module's doc); `Err` when
     /// it could not be recorded, and nothing changed.
     pub async fn act(&self, click: Click) -> Result<(), String> {
+        // The same click again (a captured request replayed within the
+        // signature window, an envelope Slack sent twice): answered as
+        // done, and nothing changes.
+        let seen = self.commit.store().clicked(&click.identity);
+        if seen.await.map_err(|e| e.to_string())? {
+            self.metrics.interaction("repeated");
+            info!(
+                alert = click.alert,
+                user = click.user,
+                "a click already acted on came again (a replay, or sent twice); nothing changed"
+            );
+            return Ok(());
+        }
         let job = self.commit.store().message(&click.alert);
         let message = job.await.map_err(|e| e.to_string())?;
         let Some(message) = message.filter(|m| known(m, &click)) else {
@@ -153,8 +173,9 @@ impl Clicks {
         let redrawn = redraw.is_some();
         // The key itself (the button may name it by its digest).
         let key = &message.key;
+        let identity = &click.identity;
         let written = self.commit.write(move |store| {
-            let ticket = store.act(key, act)?;
+            let ticket = store.act(key, act, identity)?;
             match redraw {
                 Some((alert, options)) => store.accept(&alert, options),
                 None => Ok(ticket),
@@ -310,11 +331,11 @@ impl Peer for SocketPeer {
 }
 
 /// Whether the click is on a message of the alert as the store keeps it:
-/// firing (not recovered), and in the workspace whose secret signed the
-/// click (Socket Mode names none).
+/// firing (not recovered), and in the workspace the component named for
+/// the click (the section whose secret signed it, or over Socket Mode
+/// able to open it, naming the click's Slack workspace).
 fn known(message: &AlertMessage, click: &Click) -> bool {
-    message.level.as_deref() != Some("OK")
-        && (click.workspace.is_empty() || click.workspace == message.workspace)
+    message.level.as_deref() != Some("OK") && click.workspace == message.workspace
 }
 
 /// The redraw of the clicked message: the alert's last event again, with

@@ -13,7 +13,7 @@ use alert_handler_host::retry::{Backoff, Next};
 use alert_handler_host::{
     trap_reason, Delivery, FieldValue, HandlerError, Instance, Level, Trapped,
 };
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use super::ending::record;
 use super::repeat;
@@ -105,12 +105,16 @@ pub(super) async fn deliver(
         key: item.alert.clone(),
     };
     let claim = shared.commit.store().claim(request);
-    let message = match claim.await {
-        Ok(Claim::Granted { message, attempts }) => {
+    let (message, fence) = match claim.await {
+        Ok(Claim::Granted {
+            message,
+            attempts,
+            fence,
+        }) => {
             if let Some(attempts) = attempts {
                 item.attempts = attempts;
             }
-            message.map(|m| *m)
+            (message.map(|m| *m), fence)
         }
         Ok(Claim::NotYet { wait }) => {
             // Not this node's turn: asked again then; nothing was sent, so
@@ -123,14 +127,24 @@ pub(super) async fn deliver(
         }
         Err(e) => {
             let wait = backoff.delay(1);
-            error!(
-                alert = id,
-                retry_in_ms = wait.as_millis() as u64,
-                "the store could not be asked whether to send the alert: {e}"
-            );
+            if shared.in_outage() {
+                debug!(
+                    alert = id,
+                    "the store could not be asked whether to send the alert: {e}"
+                );
+            } else {
+                error!(
+                    alert = id,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "the store could not be asked whether to send the alert: {e}"
+                );
+            }
             return settle(&shared, id, &item, Verdict::retry(wait, false, false), None);
         }
     };
+    if item.refresh {
+        latest_event(&mut item, message.as_ref());
+    }
     let (verdict, left) = match not_sent(&shared, &item, message.as_ref()) {
         Some(ending) => (Verdict::ended(Finished { id, ..ending }), None),
         None => match instances.take().await {
@@ -158,10 +172,28 @@ pub(super) async fn deliver(
         },
     };
     if let Some(ending) = verdict.ending.clone() {
-        record(&shared, &item.channel, ending).await;
+        // Taken only while this claim is the alert's current one.
+        record(&shared, &item.channel, Finished { fence, ..ending }).await;
     }
-    release(&shared, id, &item, &verdict, left).await;
+    release(&shared, id, &item, &verdict, left, fence).await;
     settle(&shared, id, &item, verdict, left);
+}
+
+/// A redraw after a click draws the alert's latest event as the store
+/// keeps it when the redraw is sent, not the one copied when the click
+/// came: an event that was on its way then has been drawn since, and
+/// drawing the older one over it would paint old news.
+fn latest_event(item: &mut Queued, message: Option<&AlertMessage>) {
+    let Some(latest) = message.and_then(|m| m.alert.as_deref()) else {
+        return;
+    };
+    if latest == item.raw {
+        return;
+    }
+    if let Ok(event) = kapacitor_formats::alert_json::decode(latest) {
+        item.event = event;
+        item.raw = latest.to_string();
+    }
 }
 
 /// How an alert ends without being sent, if it does: it repeats the
@@ -211,6 +243,7 @@ async fn release(
     item: &Queued,
     verdict: &Verdict,
     left: Option<Instant>,
+    fence: Option<u64>,
 ) {
     let retry = match verdict.outcome {
         Outcome::Ended => None,
@@ -237,8 +270,16 @@ async fn release(
         left,
         retry,
         attempts: item.attempts,
+        fence,
     });
     if let Err(e) = released.await {
+        if shared.in_outage() {
+            debug!(
+                alert = id,
+                "the claim could not be let go during the store's outage: {e}"
+            );
+            return;
+        }
         warn!(
             alert = id,
             channel = item.channel,

@@ -31,7 +31,7 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
     while !shared.stopping() {
         if look {
             // What reached the store since the last look, queued first.
-            planner::catch_up(&shared).await;
+            planner::catch_up(&shared);
             look = false;
         }
         let now = Instant::now();
@@ -42,9 +42,12 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
         if renew_every.is_some_and(|every| now.duration_since(renewed) >= every) {
             renewed = now;
             let renewal = shared.commit.store().renew();
+            let outage = shared.outage.clone();
             in_flight.spawn(async move {
-                if let Err(e) = renewal.await {
-                    tracing::warn!("renewing this node's claims failed; they run out unless a renewal succeeds in time: {e}");
+                match renewal.await {
+                    Err(e) if outage.ongoing() => tracing::debug!("renewing this node's claims failed during the store's outage: {e}"),
+                    Err(e) => tracing::warn!("renewing this node's claims failed; they run out unless a renewal succeeds in time: {e}"),
+                    Ok(()) => {}
                 }
             });
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::shared::Shared;
 use crate::store::{Finished, Status};
@@ -65,11 +65,15 @@ pub(super) async fn record(shared: &Shared, channel: &str, done: Finished) {
                 return;
             }
             Err(e) => {
-                error!(
-                    alert = id,
-                    retry_in_ms = wait.as_millis() as u64,
-                    "recording the end of the alert failed; trying again: {e:#}"
-                );
+                if shared.in_outage() {
+                    debug!(alert = id, "recording the end of the alert failed during the store's outage; trying again: {e:#}");
+                } else {
+                    error!(
+                        alert = id,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "recording the end of the alert failed; trying again: {e:#}"
+                    );
+                }
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }

@@ -226,8 +226,10 @@ pub fn run(
         clicks: Some(clicks.clone()),
         socket: socket.as_ref().map(|(state, _)| state.clone()),
     });
+    let outage = commit.store().outage();
     let shared = Arc::new(Shared {
         channels: Channels::new(&summary),
+        outage,
         commit,
         metrics,
         stopping: AtomicBool::new(false),

@@ -1,6 +1,7 @@
 //! The planner: what reached the store is decoded and queued under its
 //! channel for the scheduler; an alert that cannot be decoded fails now.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use kapacitor_formats::alert_json;
@@ -13,15 +14,17 @@ use crate::store::{self, Finished, Status};
 /// the first time). The dispatcher calls it each time it wakes, so an
 /// arrival costs one wake-up: the committer's (or, for alerts another
 /// node took, the store's).
-pub(super) async fn catch_up(shared: &Shared) {
+pub(super) fn catch_up(shared: &Arc<Shared>) {
     let fresh = shared.commit.store().arrivals();
     if !fresh.is_empty() {
-        plan(shared, fresh).await;
+        plan(shared, fresh);
     }
 }
 
-/// Decodes accepted alerts and queues them under their channels.
-async fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
+/// Decodes accepted alerts and queues them under their channels. An alert
+/// that cannot be decoded fails in a task of its own: the dispatcher never
+/// waits on an ending (a store failing would hold every delivery).
+fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
     let mut queued = Vec::with_capacity(fresh.len());
     for item in fresh {
         let id = item.id;
@@ -29,12 +32,9 @@ async fn plan(shared: &Shared, fresh: Vec<store::Pending>) {
             Ok(event) => event,
             Err(e) => {
                 shared.metrics.failed("invalid-alert");
-                ending::record(
-                    shared,
-                    "",
-                    Finished::new(id, Status::Failed, &format!("{e:#}"), 0),
-                )
-                .await;
+                let ending = Finished::new(id, Status::Failed, &format!("{e:#}"), 0);
+                let shared = shared.clone();
+                tokio::spawn(async move { ending::record(&shared, "", ending).await });
                 continue;
             }
         };

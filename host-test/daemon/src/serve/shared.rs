@@ -51,6 +51,17 @@ pub(crate) struct Shared {
     /// (`notify_one` keeps a wake-up for a dispatcher not yet waiting: none
     /// is missed between its look and its wait.)
     pub(crate) changed: Arc<Notify>,
+    /// The store's outages, logged once each: a failure met while one is
+    /// going on is counted there, not logged again by whoever met it.
+    pub(crate) outage: Arc<crate::store::outage::Outage>,
+}
+
+impl Shared {
+    /// Whether a store failure just met is part of an outage already said
+    /// (then the caller logs it at debug level only).
+    pub(crate) fn in_outage(&self) -> bool {
+        self.outage.ongoing()
+    }
 }
 
 /// The scheduler and the alerts it knows.

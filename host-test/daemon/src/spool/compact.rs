@@ -14,8 +14,8 @@ use crate::store::record::Record;
 
 impl State {
     /// The records a compacted journal holds: the next id, the alert
-    /// messages (oldest first), the open windows, the failed alerts kept
-    /// and the pending alerts. Replaying them gives this state back (but
+    /// messages (oldest first), the open windows, the failed alerts kept,
+    /// the clicks acted on lately and the pending alerts. Replaying them gives this state back (but
     /// for the history of endings, which compaction forgets).
     pub(crate) fn snapshot(&self, next_id: u64) -> impl Iterator<Item = Record> + '_ {
         std::iter::once(Record::Ids {
@@ -27,6 +27,14 @@ impl State {
             window: window.clone(),
         }))
         .chain(self.failed.by_id.values().cloned().map(Record::Failed))
+        .chain(
+            self.clicks
+                .oldest_first()
+                .map(|(at, identity)| Record::Clicked {
+                    identity: identity.clone(),
+                    at: *at,
+                }),
+        )
         .chain(self.pending.values().map(|(p, _)| Record::Accept {
             id: p.id,
             at: p.at,

@@ -53,6 +53,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 
@@ -111,6 +112,8 @@ pub struct Spool {
     next_id: u64,
     /// Why the last append or fsync failed, while no later one succeeded.
     trouble: Option<String>,
+    /// Where serve reports writes that fail (a full disk), as an outage.
+    outage: Arc<crate::store::outage::Outage>,
     /// Nothing is pending and the journal grew: compact at the next sync.
     compact_wanted: bool,
     /// The newest id given to the planner ([`Store::arrivals`]).
@@ -163,6 +166,7 @@ impl Spool {
             in_flight_bytes: 0,
             written: 0,
             trouble: None,
+            outage: Arc::default(),
             compact_wanted: false,
             handed: 0,
             _lock: None,
@@ -677,12 +681,17 @@ impl Store for Spool {
         self.finish_unsynced(done)
     }
 
-    fn act(&mut self, key: &str, act: Act) -> Result<Ticket, StoreError> {
+    fn act(&mut self, key: &str, act: Act, identity: &str) -> Result<Ticket, StoreError> {
         let record = Record::Act {
             key: key.to_string(),
             act,
+            click: Some((identity.to_string(), store::unix_ms())),
         };
         Ok(Ticket::new(0, self.stage(record, false)?))
+    }
+
+    fn clicked(&self, identity: &str) -> Job<bool> {
+        store::ready(Ok(self.state.clicks.seen(identity)))
     }
 
     fn message(&self, named: &str) -> Job<Option<AlertMessage>> {
@@ -724,6 +733,7 @@ impl Store for Spool {
         store::ready(Ok(Claim::Granted {
             message,
             attempts: None,
+            fence: None,
         }))
     }
 
@@ -769,6 +779,10 @@ impl Store for Spool {
 
     fn trouble(&self) -> Option<String> {
         Spool::trouble(self).map(str::to_string)
+    }
+
+    fn outage(&self) -> Arc<crate::store::outage::Outage> {
+        self.outage.clone()
     }
 
     fn kind(&self) -> &'static str {

@@ -26,6 +26,48 @@ pub(crate) struct State {
     pub(crate) failed: Failures,
     /// The `aggregate` handlers' open windows, by handler id.
     pub(crate) windows: BTreeMap<String, Window>,
+    /// The clicks acted on lately.
+    pub(crate) clicks: Clicks,
+}
+
+/// The identities of the clicks acted on within
+/// [`crate::store::CLICKS_KEPT`] of the newest, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct Clicks {
+    by_age: std::collections::VecDeque<(u64, String)>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl Clicks {
+    /// Records click `identity` acted on at `at` (ms): whether it is the
+    /// first of its identity. Clicks older than the kept span go.
+    pub(crate) fn record(&mut self, identity: String, at: u64) -> bool {
+        let kept = crate::store::CLICKS_KEPT.as_millis() as u64;
+        while self
+            .by_age
+            .front()
+            .is_some_and(|(old, _)| old.saturating_add(kept) < at)
+        {
+            if let Some((_, old)) = self.by_age.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        if !self.seen.insert(identity.clone()) {
+            return false;
+        }
+        self.by_age.push_back((at, identity));
+        true
+    }
+
+    /// Whether click `identity` was acted on.
+    pub(crate) fn seen(&self, identity: &str) -> bool {
+        self.seen.contains(identity)
+    }
+
+    /// The clicks kept, oldest first, as compaction writes them.
+    pub(crate) fn oldest_first(&self) -> impl Iterator<Item = &(u64, String)> {
+        self.by_age.iter()
+    }
 }
 
 impl State {
@@ -41,6 +83,7 @@ impl State {
             messages: Messages::new(limit / 4),
             failed: Failures::new(limit / 8),
             windows: BTreeMap::new(),
+            clicks: Clicks::default(),
         }
     }
 
@@ -73,7 +116,17 @@ impl State {
                 self.trim_finished();
             }
             Record::Message(message) => self.messages.remember(message),
-            Record::Act { key, act } => self.messages.act(&key, &act),
+            Record::Act { key, act, click } => {
+                // A click already acted on (a replay, an envelope sent
+                // again) changes nothing.
+                let first = click.is_none_or(|(identity, at)| self.clicks.record(identity, at));
+                if first {
+                    self.messages.act(&key, &act);
+                }
+            }
+            Record::Clicked { identity, at } => {
+                self.clicks.record(identity, at);
+            }
             Record::Ids { next } => self.next_id = self.next_id.max(next),
             Record::Failed(alert) => {
                 self.next_id = self.next_id.max(alert.id + 1);

@@ -34,6 +34,13 @@ pub struct Finished {
     /// The alert key whose message is forgotten: the alert recovered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forget: Option<String>,
+    /// The claim it ends ([`crate::store::Claim::Granted`]'s `fence`): a
+    /// shared store takes the ending only while that claim is the alert's
+    /// current one, and records a late one as a duplicate send. `None`:
+    /// not fenced (the journal's one node; an alert that failed before
+    /// any claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
 }
 
 impl Finished {
@@ -46,6 +53,7 @@ impl Finished {
             attempts,
             message: None,
             forget: None,
+            fence: None,
         }
     }
 

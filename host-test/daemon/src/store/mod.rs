@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 mod alert;
+pub mod outage;
 pub mod postgres;
 pub(crate) mod record;
 
@@ -41,6 +42,11 @@ pub use alert::{
     SILENCED_UNTIL,
 };
 use kapacitor_formats::aggregate::{Collected, Window};
+
+/// How long a store remembers a click it acted on, to take the same
+/// click again as done: well past the signature window (5 minutes), after
+/// which the component refuses a replay by its timestamp.
+pub const CLICKS_KEPT: Duration = Duration::from_secs(15 * 60);
 
 /// Now, in milliseconds since the Unix epoch.
 pub(crate) fn unix_ms() -> u64 {
@@ -213,6 +219,10 @@ pub enum Claim {
         /// Requests made for it so far, by every node (`None`: the store
         /// does not count them; the node's own count holds).
         attempts: Option<u32>,
+        /// The claim's fencing token (the alert's claim generation): its
+        /// ending and release carry it, and take effect only while no
+        /// later claim was granted. `None`: the store has one node.
+        fence: Option<u64>,
     },
     /// Not now: ask again after `wait` (another node is sending to the
     /// channel or paced it, or an earlier event of the alert is pending).
@@ -233,6 +243,9 @@ pub struct Release {
     pub retry: Option<Retry>,
     /// Requests made for it so far.
     pub attempts: u32,
+    /// The claim's fencing token ([`Claim::Granted`]): a release under a
+    /// claim that passed to another node changes nothing of the alert's.
+    pub fence: Option<u64>,
 }
 
 /// An attempt to be tried again.
@@ -293,9 +306,14 @@ pub trait Store: Send {
     ) -> Result<(Vec<u64>, Ticket), StoreError>;
     /// Records how an alert ended (and what that makes its message).
     fn finish(&mut self, done: Finished) -> Result<Ticket, StoreError>;
-    /// Records what a click did to alert `key`'s message (acknowledged,
-    /// silenced, unsilenced); nothing if the key has no message by then.
-    fn act(&mut self, key: &str, act: Act) -> Result<Ticket, StoreError>;
+    /// Records what click `identity` did to alert `key`'s message
+    /// (acknowledged, silenced, unsilenced); nothing if the key has no
+    /// message by then, or if a click of that identity was recorded
+    /// before (by any node).
+    fn act(&mut self, key: &str, act: Act, identity: &str) -> Result<Ticket, StoreError>;
+    /// Whether a click of `identity` was recorded (within
+    /// [`CLICKS_KEPT`]), by any node.
+    fn clicked(&self, identity: &str) -> Job<bool>;
     /// The message kept under the alert key a button named (the key, or
     /// its digest: [`button_key`]), if any, with its marks and the last
     /// event it showed.
@@ -341,6 +359,9 @@ pub trait Store: Send {
     fn lists(&self, lists: &[Listing], after: Option<u64>, limit: usize) -> Job<Lists>;
     /// Why writes are failing, while they are.
     fn trouble(&self) -> Option<String>;
+    /// Where failures to use the store are reported (logged once an
+    /// outage, not once a failure).
+    fn outage(&self) -> Arc<outage::Outage>;
     /// What kind of store it is (`journal`, `postgres`).
     fn kind(&self) -> &'static str;
     /// This node's name among the nodes sharing the store (`None`: it has

@@ -27,6 +27,16 @@ pub(crate) enum Record {
     Act {
         key: String,
         act: Act,
+        /// The click's identity and when it was acted on (ms): a click
+        /// whose identity is already recorded changes nothing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        click: Option<(String, u64)>,
+    },
+    /// A click acted on, kept across a compaction (for
+    /// [`crate::store::CLICKS_KEPT`]).
+    Clicked {
+        identity: String,
+        at: u64,
     },
     /// An alert's message, kept across a compaction.
     Message(AlertMessage),

@@ -24,8 +24,19 @@ use crate::store::{Claim, ClaimRequest, Release, StoreError};
 /// Who claims, for how long, by which pacing.
 pub struct Claimant {
     pub node: String,
+    /// This process's hold on the name ([`super::names`]): claims are
+    /// granted and renewed only while it is the name's.
+    pub instance: String,
     pub lease: Duration,
     pub rules: Rules,
+}
+
+/// Why a node may no longer claim: another process holds its name.
+fn name_lost(who: &Claimant) -> StoreError {
+    StoreError::Io(anyhow::anyhow!(
+        "another process took this node's name `{}` (this one could not renew it in time): this node claims nothing more; stop it, or start it with its own --node",
+        who.node
+    ))
 }
 
 fn ms(d: Duration) -> i64 {
@@ -167,83 +178,95 @@ pub async fn claim(
             // Gone, or another node is claiming or ending it right now.
             let sql = "SELECT 1 FROM alerts WHERE id = $1 AND status = 'pending'";
             let statement = prepared(cache, &tx, sql).await?;
-            return Ok(
+            return Ok(Ok(
                 match tx.query_opt(&statement, &[&(request.id as i64)]).await? {
                     Some(_) => Claim::NotYet {
                         wait: others_turn(&who.rules),
                     },
                     None => Claim::Gone,
                 },
-            );
+            ));
         };
         if alert.get::<_, &str>(0) != "pending" {
-            return Ok(Claim::Gone);
+            return Ok(Ok(Claim::Gone));
         }
         let now: i64 = alert.get(6);
         let rules = &who.rules;
         let (claimed_by, lease_until): (Option<String>, Option<i64>) = (alert.get(1), alert.get(2));
         if let (Some(by), Some(until)) = (&claimed_by, lease_until) {
             if *by != who.node && until > now {
-                return Ok(Claim::NotYet {
+                return Ok(Ok(Claim::NotYet {
                     wait: others_turn(rules),
-                });
+                }));
             }
         }
         let not_before: i64 = alert.get(4);
         if not_before > now {
-            return Ok(Claim::NotYet {
+            return Ok(Ok(Claim::NotYet {
                 wait: after(now, not_before),
-            });
+            }));
         }
         // An earlier event of the alert is pending: it goes first.
         if alert.get::<_, bool>(7) {
-            return Ok(Claim::NotYet {
+            return Ok(Ok(Claim::NotYet {
                 wait: others_turn(rules),
-            });
+            }));
         }
         let Some((mut pace, held_by, held_until, _)) =
             channel_row(&tx, cache, &request.channel, rules, Locked::Skip).await?
         else {
             // Another node is claiming or releasing the channel now.
-            return Ok(Claim::NotYet {
+            return Ok(Ok(Claim::NotYet {
                 wait: others_turn(rules),
-            });
+            }));
         };
         if let (Some(by), Some(until)) = (&held_by, held_until) {
             if *by != who.node && until > now {
-                return Ok(Claim::NotYet {
+                return Ok(Ok(Claim::NotYet {
                     wait: others_turn(rules),
-                });
+                }));
             }
         }
         let now_d = Duration::from_millis(now.max(0) as u64);
         if let Some(ready) = pace.ready(rules).filter(|r| *r > now_d) {
-            return Ok(Claim::NotYet {
+            return Ok(Ok(Claim::NotYet {
                 wait: ready - now_d,
-            });
+            }));
         }
         pace.sent(now_d, rules);
         let until = now + ms(who.lease);
+        // The claim takes the alert's next generation (its fencing token),
+        // only while this process holds the node's name.
         let sql = "WITH c AS (
                  UPDATE channels SET earliest_ms = $2, blocked_until_ms = $3, margin_ms = $4,
                      held_by = $5, held_until_ms = $6
-                 WHERE pacing_key = $1)
-             UPDATE alerts SET claimed_by = $5, lease_until_ms = $6, channel = $1 WHERE id = $7";
+                 WHERE pacing_key = $1
+                   AND EXISTS (SELECT 1 FROM nodes WHERE id = $5 AND instance = $8))
+             UPDATE alerts SET claimed_by = $5, lease_until_ms = $6, channel = $1,
+                 claim_gen = claim_gen + 1
+             WHERE id = $7 AND EXISTS (SELECT 1 FROM nodes WHERE id = $5 AND instance = $8)
+             RETURNING claim_gen";
         let statement = prepared(cache, &tx, sql).await?;
         let channel = keepable(&request.channel);
-        tx.execute(
-            &statement,
-            &[
-                &channel,
-                &pace.earliest.map(ms),
-                &pace.blocked_until.map(ms),
-                &ms(pace.margin),
-                &who.node,
-                &until,
-                &(request.id as i64),
-            ],
-        )
-        .await?;
+        let claimed = tx
+            .query_opt(
+                &statement,
+                &[
+                    &channel,
+                    &pace.earliest.map(ms),
+                    &pace.blocked_until.map(ms),
+                    &ms(pace.margin),
+                    &who.node,
+                    &until,
+                    &(request.id as i64),
+                    &who.instance,
+                ],
+            )
+            .await?;
+        let Some(claimed) = claimed else {
+            return Ok(Err(name_lost(&who)));
+        };
+        let fence: i64 = claimed.get(0);
         let key: String = alert.get(5);
         let message = alert
             .get::<_, Option<String>>(9)
@@ -251,13 +274,14 @@ pub async fn claim(
             .then(|| Box::new(reads::message_from(&alert, key, 8)));
         let attempts: i32 = alert.get(3);
         tx.commit().await?;
-        Ok(Claim::Granted {
+        Ok(Ok(Claim::Granted {
             message,
             attempts: Some(attempts.max(0) as u32),
-        })
+            fence: Some(fence.max(0) as u64),
+        }))
     }
     .await;
-    db.answered(decided)
+    db.answered(decided)?
 }
 
 /// Lets the claim on `release.id` go: the channel is paced from when the
@@ -278,7 +302,8 @@ pub async fn release(db: Arc<Db>, who: Arc<Claimant>, release: Release) -> Resul
                 "UPDATE alerts SET claimed_by = NULL, lease_until_ms = NULL,
                      attempts = $3, not_before_ms = ",
                 now_ms!(),
-                " + $4 WHERE id = $1 AND claimed_by = $2 AND status = 'pending'"
+                " + $4 WHERE id = $1 AND claimed_by = $2 AND status = 'pending'
+                   AND ($5::bigint IS NULL OR claim_gen = $5)"
             );
             let statement = prepared(cache, &tx, sql).await?;
             tx.execute(
@@ -288,6 +313,7 @@ pub async fn release(db: Arc<Db>, who: Arc<Claimant>, release: Release) -> Resul
                     &who.node,
                     &(release.attempts as i32),
                     &ms(retry.wait),
+                    &release.fence.map(|f| f as i64),
                 ],
             )
             .await?;
@@ -323,12 +349,24 @@ pub async fn release(db: Arc<Db>, who: Arc<Claimant>, release: Release) -> Resul
     db.answered(done)
 }
 
-/// Renews the leases of every claim `who` holds, and says it is alive.
+/// Renews the leases of every claim `who` holds, and says it is alive,
+/// on the renewals' own connection; only while this process holds the
+/// node's name (else nothing is renewed, and the error says why).
 pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
-    let mut conn = db.get().await?;
+    let mut own = db.own().await?;
+    let conn = own.as_mut().expect("opened by Db::own");
     let done = async {
         let (tx, cache) = conn.transaction().await?;
         let lease = ms(who.lease);
+        let sql = concat!(
+            "UPDATE nodes SET seen_ms = ",
+            now_ms!(),
+            " WHERE id = $1 AND instance = $2"
+        );
+        let statement = prepared(cache, &tx, sql).await?;
+        if tx.execute(&statement, &[&who.node, &who.instance]).await? == 0 {
+            return Ok(Err(name_lost(&who)));
+        }
         let sql = concat!(
             "UPDATE alerts SET lease_until_ms = ",
             now_ms!(),
@@ -345,17 +383,9 @@ pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
         );
         let statement = prepared(cache, &tx, sql).await?;
         tx.execute(&statement, &[&who.node, &lease]).await?;
-        let sql = concat!(
-            "INSERT INTO nodes (id, started_ms, seen_ms) VALUES ($1, ",
-            now_ms!(),
-            ", ",
-            now_ms!(),
-            ") ON CONFLICT (id) DO UPDATE SET seen_ms = EXCLUDED.seen_ms"
-        );
-        let statement = prepared(cache, &tx, sql).await?;
-        tx.execute(&statement, &[&who.node]).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(Ok(()))
     }
     .await;
-    db.answered(done)
+    db.answered(done)?
 }

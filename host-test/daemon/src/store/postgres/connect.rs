@@ -16,6 +16,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -88,6 +89,52 @@ fn redacted(url: &str) -> String {
     format!("{scheme}://{authority}{path}{query}")
 }
 
+/// How long a connection may take to open (libpq's `connect_timeout`).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement may run on the server (`statement_timeout`).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive: probes after this long idle (`keepalives_idle`), this far
+/// apart (`keepalives_interval`), this many unanswered before the
+/// connection is dropped (`keepalives_count`).
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+pub const KEEPALIVE_RETRIES: u32 = 3;
+/// How long sent data may stay unacknowledged before the connection is
+/// dropped (`tcp_user_timeout`): a database black-holed mid-request.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The timeouts above, where the URL did not set its own (libpq's keys:
+/// `connect_timeout`, `keepalives_idle`, `keepalives_interval`,
+/// `keepalives_retries`, `tcp_user_timeout`, and `statement_timeout`
+/// through `options=-c statement_timeout=MS`). Without them a black-holed
+/// database holds a node's requests for the kernel's two hours, and its
+/// leases lapse while they wait.
+fn with_timeouts(config: &mut tokio_postgres::Config) {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    // tokio-postgres' default idle is the kernel's two hours.
+    config.keepalives(true);
+    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        config.keepalives_idle(KEEPALIVE_IDLE);
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(KEEPALIVE_INTERVAL);
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(KEEPALIVE_RETRIES);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    let options = config.get_options().unwrap_or_default().to_string();
+    if !options.contains("statement_timeout") {
+        let ms = STATEMENT_TIMEOUT.as_millis();
+        let options = format!("{options} -c statement_timeout={ms}");
+        config.options(options.trim());
+    }
+}
+
 impl StoreUrl {
     /// Parses `postgres://…` (or `postgresql://…`); an error names what is
     /// wrong and shows the URL without its password.
@@ -136,9 +183,10 @@ impl StoreUrl {
             SslMode::Prefer => "sslmode=prefer",
             _ => "sslmode=require",
         });
-        let config: tokio_postgres::Config = format!("{base}?{}", rest.join("&"))
+        let mut config: tokio_postgres::Config = format!("{base}?{}", rest.join("&"))
             .parse()
             .map_err(|e: tokio_postgres::Error| format!("the store {shown}: {e}"))?;
+        with_timeouts(&mut config);
         Ok(StoreUrl {
             config,
             ssl,

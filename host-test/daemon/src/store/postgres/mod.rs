@@ -21,6 +21,7 @@
 
 mod claims;
 pub mod connect;
+pub mod names;
 mod pool;
 mod reads;
 pub mod schema;
@@ -57,8 +58,13 @@ const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// How a node opens the store.
 pub struct Settings {
     pub url: StoreUrl,
-    /// This node's name, unique among the nodes.
+    /// This node's name, unique among the live nodes: a start under a
+    /// name a live node holds is refused ([`names`]).
     pub node: String,
+    /// Where this node runs (host, process, listen address), shown to a
+    /// start refused for its name; `None` for a tool that reads and writes
+    /// but never claims (the `spool` command): it takes no name.
+    pub address: Option<String>,
     /// How long a claim holds without renewal.
     pub lease: Duration,
     /// The scheduler's pacing, applied to every channel in the database.
@@ -132,12 +138,18 @@ impl PgStore {
             .build()?;
         let db = Db::new(settings.url, runtime.handle().clone());
         let ids = Arc::new(Mutex::new(Ids::default()));
+        let instance = names::random_part();
         runtime.block_on(async {
             let mut conn = db.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             schema::migrate(&mut conn.client)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             drop(conn);
+            if let Some(address) = &settings.address {
+                names::take(&db, &settings.node, &instance, address, settings.lease)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
             let start = reserve(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             lock(&ids).spare = Some(start);
             anyhow::Ok(())
@@ -156,6 +168,7 @@ impl PgStore {
             db,
             who: Arc::new(Claimant {
                 node: settings.node,
+                instance,
                 lease: settings.lease,
                 rules: settings.rules,
             }),
@@ -314,9 +327,15 @@ impl Store for PgStore {
         Ok(Ticket::new(id, self.stage(Record::Done(done))))
     }
 
-    fn act(&mut self, key: &str, act: Act) -> Result<Ticket, StoreError> {
+    fn act(&mut self, key: &str, act: Act, identity: &str) -> Result<Ticket, StoreError> {
         let key = key.to_string();
-        Ok(Ticket::new(0, self.stage(Record::Act { key, act })))
+        let click = Some((identity.to_string(), unix_ms()));
+        Ok(Ticket::new(0, self.stage(Record::Act { key, act, click })))
+    }
+
+    fn clicked(&self, identity: &str) -> Job<bool> {
+        self.db
+            .job(reads::clicked(self.db.clone(), identity.to_string()))
     }
 
     fn message(&self, key: &str) -> Job<Option<AlertMessage>> {
@@ -400,6 +419,10 @@ impl Store for PgStore {
         self.db.trouble()
     }
 
+    fn outage(&self) -> Arc<crate::store::outage::Outage> {
+        self.db.outage()
+    }
+
     fn kind(&self) -> &'static str {
         "postgres"
     }
@@ -415,12 +438,15 @@ impl Store for PgStore {
         }
         let batch = std::mem::take(&mut self.staged);
         let (db, ids) = (self.db.clone(), self.ids.clone());
+        let node = self.who.node.clone();
         let refill = lock(&ids).low();
         SyncStart::Started {
             through,
             sync: Box::new(move || {
                 db.block_on(async {
-                    writes::commit(&db, batch).await.map_err(io::Error::other)?;
+                    writes::commit(&db, &node, batch)
+                        .await
+                        .map_err(io::Error::other)?;
                     if refill {
                         if let Ok(start) = reserve(&db).await {
                             lock(&ids).spare = Some(start);

@@ -8,15 +8,17 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Statement, Transaction};
 
 use super::connect::StoreUrl;
 use crate::lock;
+use crate::store::outage::Outage;
 use crate::store::{Job, StoreError};
 
 /// Connections a node keeps open at most: claims and releases of the
-/// requests in flight, the group commit, the arrivals' reader.
+/// requests in flight, the group commit, the arrivals' reader. Renewals
+/// have one more of their own ([`Db::own`]).
 pub const CONNECTIONS: usize = 8;
 
 /// The first wait after a failed connection, and the longest.
@@ -30,6 +32,10 @@ pub struct Db {
     idle: Mutex<Vec<Conn>>,
     slots: Arc<Semaphore>,
     health: Mutex<Health>,
+    /// The connection renewals use alone: a lease is renewed even while
+    /// every pooled connection is busy with claims and commits.
+    own: Arc<tokio::sync::Mutex<Option<Conn>>>,
+    outage: Arc<Outage>,
 }
 
 #[derive(Default)]
@@ -112,7 +118,32 @@ impl Db {
             idle: Mutex::new(Vec::new()),
             slots: Arc::new(Semaphore::new(CONNECTIONS)),
             health: Mutex::new(Health::default()),
+            own: Arc::new(tokio::sync::Mutex::new(None)),
+            outage: Arc::default(),
         })
+    }
+
+    /// Where this node's failures to use the database are reported.
+    pub fn outage(&self) -> Arc<Outage> {
+        self.outage.clone()
+    }
+
+    /// The connection of renewals alone (opened when it is not), outside
+    /// the pool: renewals never queue behind claims and commits.
+    pub async fn own(self: &Arc<Self>) -> Result<OwnedMutexGuard<Option<Conn>>, StoreError> {
+        let mut own = self.own.clone().lock_owned().await;
+        if own.as_ref().is_none_or(|c| c.client.is_closed()) {
+            *own = None;
+            let client = self.url.connect().await.map_err(|why| {
+                self.outage.failing(&why);
+                StoreError::Unavailable(why)
+            })?;
+            *own = Some(Conn {
+                client,
+                prepared: HashMap::new(),
+            });
+        }
+        Ok(own)
     }
 
     /// Where the database is (its password hidden when shown).
@@ -167,6 +198,8 @@ impl Db {
             let health = lock(&self.health);
             if health.retry_at.is_some_and(|at| Instant::now() < at) {
                 let why = health.trouble.clone().unwrap_or_default();
+                drop(health);
+                self.outage.failing(&why);
                 return Err(StoreError::Unavailable(why));
             }
         }
@@ -186,13 +219,9 @@ impl Db {
                 let mut health = lock(&self.health);
                 health.delay = (health.delay * 2).clamp(FIRST_RETRY, LAST_RETRY);
                 health.retry_at = Some(Instant::now() + health.delay);
-                if health.trouble.as_deref() != Some(why.as_str()) {
-                    tracing::error!(
-                        retry_in_ms = health.delay.as_millis() as u64,
-                        "the store cannot be reached; alerts are refused with 503 meanwhile: {why}"
-                    );
-                }
                 health.trouble = Some(why.clone());
+                drop(health);
+                self.outage.failing(&why);
                 Err(StoreError::Unavailable(why))
             }
         }
@@ -201,11 +230,11 @@ impl Db {
     /// The database answered: whatever was wrong is over.
     pub fn recovered(&self) {
         let mut health = lock(&self.health);
-        if health.trouble.take().is_some() {
-            tracing::info!("the store is reachable again");
-        }
+        health.trouble = None;
         health.retry_at = None;
         health.delay = Duration::ZERO;
+        drop(health);
+        self.outage.answered();
     }
 
     /// What a failed statement means: the database away (the store is
@@ -213,11 +242,8 @@ impl Db {
     pub fn failed(&self, e: tokio_postgres::Error) -> StoreError {
         let said = error_text(&e);
         if is_connection_error(&e) {
-            let mut health = lock(&self.health);
-            if health.trouble.is_none() {
-                tracing::error!("the store went away: {said}");
-            }
-            health.trouble = Some(said.clone());
+            lock(&self.health).trouble = Some(said.clone());
+            self.outage.failing(&said);
             StoreError::Unavailable(said)
         } else {
             StoreError::Io(anyhow::anyhow!("{said}"))
@@ -263,7 +289,9 @@ fn is_connection_error(e: &tokio_postgres::Error) -> bool {
         None => true,
         Some(code) => {
             let code = code.code();
-            code.starts_with("08") || code.starts_with("57P")
+            // 57014: a statement cancelled by statement_timeout (a database
+            // too slow to answer is, for serve, away).
+            code.starts_with("08") || code.starts_with("57P") || code == "57014"
         }
     }
 }

@@ -99,6 +99,27 @@ pub async fn prune(db: &Arc<Db>, keep_finished: usize) -> Result<(), StoreError>
         )
         .await
         .map_err(|e| db.failed(e))?;
+    conn.client
+        .execute(
+            "DELETE FROM duplicates WHERE id <= (SELECT id FROM duplicates
+                 ORDER BY id DESC OFFSET $1 LIMIT 1)",
+            &[&(keep_finished as i64)],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
+    // Clicks are remembered well past the signature window (a replay of
+    // an older one is refused by its timestamp).
+    conn.client
+        .execute(
+            concat!(
+                "DELETE FROM clicks WHERE recorded_ms < ",
+                super::writes::now_ms!(),
+                " - $1"
+            ),
+            &[&(crate::store::CLICKS_KEPT.as_millis() as i64)],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
     Ok(())
 }
 
@@ -329,4 +350,19 @@ pub async fn message(db: Arc<Db>, named: String) -> Result<Option<AlertMessage>,
         .await
         .map_err(|e| db.failed(e))?;
     Ok(row.map(|r| message_from(&r, r.get(0), 1)))
+}
+
+/// Whether click `identity` was acted on (by any node).
+pub async fn clicked(db: Arc<Db>, identity: String) -> Result<bool, StoreError> {
+    let conn = db.get().await?;
+    let row = conn
+        .client
+        .query_opt(
+            "SELECT 1 FROM clicks WHERE identity = $1",
+            &[&keepable(&identity)],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
+    db.recovered();
+    Ok(row.is_some())
 }

@@ -35,11 +35,11 @@ const TRIES: usize = 3;
 /// Writes `batch` in one transaction; `Ok` once it committed. A
 /// transaction PostgreSQL aborted to break a deadlock is tried again: its
 /// writers (intake among them) are not refused for another's lock order.
-pub async fn commit(db: &std::sync::Arc<Db>, batch: Vec<Record>) -> Result<(), String> {
+pub async fn commit(db: &std::sync::Arc<Db>, node: &str, batch: Vec<Record>) -> Result<(), String> {
     let mut conn = db.get().await.map_err(|e| e.to_string())?;
     let mut tried = 1;
     loop {
-        let written = write(&mut conn, &batch).await;
+        let written = write(&mut conn, node, &batch).await;
         match written {
             Err(e) if tried < TRIES && lost_a_conflict(&e) => tried += 1,
             written => return db.answered(written).map_err(|e| e.to_string()),
@@ -57,10 +57,13 @@ pub fn lost_a_conflict(e: &tokio_postgres::Error) -> bool {
 }
 
 /// `batch` in one transaction on `conn`.
-async fn write(conn: &mut Conn, batch: &[Record]) -> Result<(), tokio_postgres::Error> {
+async fn write(conn: &mut Conn, node: &str, batch: &[Record]) -> Result<(), tokio_postgres::Error> {
     {
         let (tx, cache) = conn.transaction().await?;
-        let mut pending = Batch::default();
+        let mut pending = Batch {
+            node,
+            ..Batch::default()
+        };
         for record in batch {
             match record {
                 Record::Accept {
@@ -70,8 +73,21 @@ async fn write(conn: &mut Conn, batch: &[Record]) -> Result<(), tokio_postgres::
                     options,
                 } => pending.accept(*id, *at, alert, options),
                 Record::Done(done) => pending.done.push(done),
-                Record::Act { key, act } => {
+                Record::Act { key, act, click } => {
                     pending.flush(&tx, cache).await?;
+                    // Once per click, across nodes: a click whose identity
+                    // is recorded already changes nothing.
+                    if let Some((identity, _)) = click {
+                        let sql = concat!(
+                            "INSERT INTO clicks (identity, recorded_ms) VALUES ($1, ",
+                            now_ms!(),
+                            ") ON CONFLICT (identity) DO NOTHING"
+                        );
+                        let statement = prepared(cache, &tx, sql).await?;
+                        if tx.execute(&statement, &[&keepable(identity)]).await? == 0 {
+                            continue;
+                        }
+                    }
                     let sql = match act {
                         Act::Acknowledge(_) => {
                             "UPDATE messages SET acknowledged_by = $2, acknowledged_ms = $3 WHERE alert_key = $1"
@@ -126,7 +142,8 @@ async fn write(conn: &mut Conn, batch: &[Record]) -> Result<(), tokio_postgres::
                 Record::Message(_)
                 | Record::Ids { .. }
                 | Record::Failed(_)
-                | Record::Window { .. } => {}
+                | Record::Window { .. }
+                | Record::Clicked { .. } => {}
             }
         }
         pending.flush(&tx, cache).await?;
@@ -144,6 +161,8 @@ struct Batch<'a> {
     options: Vec<String>,
     keys: Vec<String>,
     done: Vec<&'a Finished>,
+    /// This node, named in the duplicates it records.
+    node: &'a str,
     /// The advisory lock on inserts is held (until the commit).
     locked: bool,
 }
@@ -174,6 +193,7 @@ impl<'a> Batch<'a> {
                 done.iter().map(|d| keepable(&d.detail)).collect();
             let detail: Vec<&str> = detail.iter().map(|d| d.as_ref()).collect();
             let attempts: Vec<i32> = done.iter().map(|d| d.attempts as i32).collect();
+            let fences: Vec<Option<i64>> = done.iter().map(|d| d.fence.map(|f| f as i64)).collect();
             // The rows locked in id order, as renewals lock them: two
             // transactions never wait on each other in a circle.
             let sql = "SELECT id FROM alerts WHERE id = ANY($1) ORDER BY id FOR UPDATE";
@@ -185,13 +205,27 @@ impl<'a> Batch<'a> {
                      ended_ms = ",
                 now_ms!(),
                 ", claimed_by = NULL, lease_until_ms = NULL
-                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[])
-                      AS d(id, status, detail, attempts)
-                 WHERE a.id = d.id AND a.status = 'pending'"
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::bigint[])
+                      AS d(id, status, detail, attempts, fence)
+                 WHERE a.id = d.id AND a.status = 'pending'
+                   AND (d.fence IS NULL OR a.claim_gen = d.fence)
+                 RETURNING a.id"
             );
             let statement = prepared(cache, tx, sql).await?;
-            tx.execute(&statement, &[&ids, &status, &detail, &attempts])
-                .await?;
+            let taken: std::collections::HashSet<i64> = tx
+                .query(&statement, &[&ids, &status, &detail, &attempts, &fences])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            // Late endings (fenced off): a send is recorded as the duplicate
+            // it is, and changes no message.
+            let (done, late): (Vec<&Finished>, Vec<&Finished>) = done
+                .into_iter()
+                .partition(|d| taken.contains(&(d.id as i64)));
+            for d in late {
+                duplicate(tx, cache, self.node, d).await?;
+            }
             // What the endings make each key's message, the last one
             // winning.
             let mut messages: Vec<(&str, Option<&AlertMessage>)> = Vec::new();
@@ -276,6 +310,50 @@ impl<'a> Batch<'a> {
         }
         Ok(())
     }
+}
+
+/// Records a late ending: its claim had passed to another node (its lease
+/// ran out while its request was at Slack) or the alert had ended. A
+/// delivery is a duplicate in Slack, kept with what the alert's recorded
+/// ending says (the kept message's channel and `ts`) and logged; a late
+/// ending that sent nothing is dropped.
+async fn duplicate(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    node: &str,
+    late: &Finished,
+) -> Result<(), tokio_postgres::Error> {
+    if late.status != crate::store::Status::Delivered {
+        tracing::info!(
+            alert = late.id,
+            status = late.status.as_str(),
+            "an ending after this node's claim had passed to another node; dropped (nothing was sent)"
+        );
+        return Ok(());
+    }
+    let sql = concat!(
+        "INSERT INTO duplicates (alert_id, node, recorded_ms, detail, kept)
+         SELECT $1, $2, ",
+        now_ms!(),
+        ", $3, (SELECT CASE WHEN status = 'pending'
+                    THEN 'pending, claimed by ' || coalesce(claimed_by, 'no node')
+                    ELSE status || ': ' || coalesce(detail, '') END
+                FROM alerts WHERE id = $1)
+         RETURNING kept"
+    );
+    let statement = prepared(cache, tx, sql).await?;
+    let detail = keepable(&late.detail);
+    let row = tx
+        .query_one(&statement, &[&(late.id as i64), &node, &detail])
+        .await?;
+    let kept: Option<String> = row.get(0);
+    tracing::warn!(
+        alert = late.id,
+        late = late.detail,
+        kept = kept.as_deref().unwrap_or("the alert is no longer kept"),
+        "a duplicate in Slack: this node's request was answered after its claim had passed to another node (its lease ran out while the request was out); the alert's message stays the kept one"
+    );
+    Ok(())
 }
 
 /// The alert key of an alert as posted: its `id` with its options (an
