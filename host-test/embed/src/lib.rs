@@ -28,7 +28,8 @@
 //!   runs it to its end on the calling thread.
 //! - [`Host`] and [`Limits`]: the engine and what an instance may spend.
 //! - [`net`]: host-owned networking ([`NetSettings`]); the component never
-//!   opens a socket.
+//!   opens a socket, and the one the host opens itself (Socket Mode's
+//!   WebSocket) goes by the same rules ([`net::dial::Dialer`]).
 //! - [`plugins`]: a directory of plugins, each loaded on its own, with the
 //!   operator's `NAME.egress.toml` ([`Allowlist`]).
 //! - [`cache`]: compiled components kept on disk, keyed by their bytes.
