@@ -65,6 +65,7 @@ use subtle::ConstantTimeEq;
 
 use crate::commit::GroupCommit;
 use crate::interactions::clicks::{Answer as ClickAnswer, Clicks};
+use crate::interactions::screen::{self, Reason};
 use crate::interactions::socket_mode::SocketState;
 use crate::metrics::{self, Metrics, SpoolGauges};
 use crate::option_check::OptionCheck;
@@ -91,6 +92,13 @@ pub struct Limits {
     /// Connections waiting for a whole head; past it the longest-waiting
     /// is closed (`--max-waiting-connections`).
     pub max_waiting: usize,
+    /// The largest body `POST /slack/interactions` takes
+    /// (`--max-click-kib`): the largest click this handler's messages can
+    /// bring ([`screen::MAX_CLICK_BYTES`]).
+    pub max_click_bytes: usize,
+    /// Requests to `/slack/interactions` read and verified at once; past
+    /// it `429` (`--max-verifications`).
+    pub max_verifications: usize,
 }
 
 impl Default for Limits {
@@ -101,6 +109,8 @@ impl Default for Limits {
             head_timeout: Duration::from_secs(5),
             max_connections: 256,
             max_waiting: 512,
+            max_click_bytes: screen::MAX_CLICK_BYTES,
+            max_verifications: screen::MAX_VERIFICATIONS,
         }
     }
 }
@@ -205,6 +215,9 @@ pub async fn serve(
         return;
     };
     let gate = Gate::new(front.limits.max_waiting, front.limits.max_connections);
+    let verifying = Arc::new(tokio::sync::Semaphore::new(
+        front.limits.max_verifications.max(1),
+    ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(stop);
     loop {
@@ -220,11 +233,13 @@ pub async fn serve(
         let conn = gate.arrive();
         let service = {
             let (gate, conn, front) = (gate.clone(), conn.clone(), front.clone());
+            let verifying = verifying.clone();
             service_fn(move |req| {
                 let (gate, conn, front) = (gate.clone(), conn.clone(), front.clone());
+                let verifying = verifying.clone();
                 async move {
                     let _serving = gate.head_in(&conn).await;
-                    respond(req, front).await
+                    respond(req, front, &verifying).await
                 }
             })
         };
@@ -271,6 +286,7 @@ fn refuse(front: &Front, status: StatusCode, error: &str) -> Answer {
 async fn respond(
     req: Request<hyper::body::Incoming>,
     front: Arc<Front>,
+    verifying: &Arc<tokio::sync::Semaphore>,
 ) -> Result<Answer, Infallible> {
     if req.method() == Method::GET && req.uri().path() == "/healthz" {
         // Ready: serve listens only once its spool is open and its
@@ -304,7 +320,7 @@ async fn respond(
     // authenticated by Slack's request signature instead (the component
     // verifies it).
     if req.method() == Method::POST && req.uri().path() == "/slack/interactions" {
-        return Ok(interactions(req, &front).await);
+        return Ok(interactions(req, &front, verifying).await);
     }
     if let Some(token) = &front.token {
         if !token.admits(req.headers().get(AUTHORIZATION)) {
@@ -336,11 +352,18 @@ async fn respond(
 }
 
 /// `POST /slack/interactions`, the Slack app's Request URL: a click on an
-/// alert's buttons, signed by Slack. `401` unless the component verified
-/// it (and nothing changes); `200` once what it asks is recorded, or when
-/// it is signed but nothing this handler takes (logged); `413` past the
-/// body limit.
-async fn interactions(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
+/// alert's buttons, signed by Slack. Screened on its head first
+/// ([`screen`]): `401` without both signature headers or with a stale
+/// timestamp, `413` past the click limit, `429` while every verification
+/// slot is taken — each before the body is read or an instance taken.
+/// Then `401` unless the component verified it (and nothing changes);
+/// `200` once what it asks is recorded, or when it is signed but nothing
+/// this handler takes (logged).
+async fn interactions(
+    req: Request<hyper::body::Incoming>,
+    front: &Front,
+    verifying: &Arc<tokio::sync::Semaphore>,
+) -> Answer {
     let Some(clicks) = &front.clicks else {
         return refuse(
             front,
@@ -348,14 +371,61 @@ async fn interactions(req: Request<hyper::body::Incoming>, front: &Front) -> Ans
             "this serve takes no interactions",
         );
     };
+    let refused = |reason: Reason, why: &str| {
+        clicks.refusals().refused(reason, why);
+        let (status, error) = match reason {
+            Reason::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is larger than any click ({} KiB, serve --max-click-kib)",
+                    front.limits.max_click_bytes / 1024
+                ),
+            ),
+            Reason::Busy => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests to verify at once (serve --max-verifications)".into(),
+            ),
+            _ => (StatusCode::UNAUTHORIZED, why.to_string()),
+        };
+        let mut answer = refuse(front, status, &error);
+        if reason == Reason::Busy {
+            answer
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(1u32));
+        }
+        answer
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if let Err(reason) = screen::screen(req.headers(), now, front.limits.max_click_bytes) {
+        let why = match reason {
+            Reason::Unsigned => "not signed: X-Slack-Request-Timestamp and X-Slack-Signature (v0=<64 hex digits>) are required".to_string(),
+            Reason::Stale => format!(
+                "X-Slack-Request-Timestamp is not within {} s of now: stale or replayed",
+                screen::MAX_AGE
+            ),
+            _ => "the declared body is larger than any click".to_string(),
+        };
+        return refused(reason, &why);
+    }
+    // The slot is held while the body is read and verified: memory and
+    // CPU spent on unverified requests are bounded by it.
+    let Ok(_verifying) = verifying.clone().try_acquire_owned() else {
+        return refused(Reason::Busy, "every verification slot was taken");
+    };
     let headers = req
         .headers()
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let body = match read_body(req, front).await {
+    let limit = front.limits.max_click_bytes;
+    let body = match read_within(req, front, limit).await {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(Unread::TooLarge) => {
+            return refused(Reason::TooLarge, "the body grew larger than any click")
+        }
+        Err(Unread::Refused(refused)) => return refused,
     };
     match clicks.request(headers, body.to_vec()).await {
         ClickAnswer::Done => {
@@ -474,37 +544,60 @@ fn metrics_page(front: &Front) -> Answer {
 /// Reads a request's body within the limits, or says why not.
 async fn read_body(req: Request<hyper::body::Incoming>, front: &Front) -> Result<Bytes, Answer> {
     let limit = front.limits.max_alert_bytes;
+    match read_within(req, front, limit).await {
+        Ok(body) => Ok(body),
+        Err(Unread::TooLarge) => Err(refuse(
+            front,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the body is larger than {} KiB (serve --max-alert-kib)",
+                limit / 1024
+            ),
+        )),
+        Err(Unread::Refused(refused)) => Err(refused),
+    }
+}
+
+/// Why a body was not read.
+enum Unread {
+    /// It is (declared, or grew) larger than the limit: not yet answered.
+    TooLarge,
+    /// Answered: it broke off, or trickled in too slowly.
+    Refused(Answer),
+}
+
+/// Reads a request's body of at most `limit` bytes, refused on its
+/// `Content-Length` before reading, else once past it.
+async fn read_within(
+    req: Request<hyper::body::Incoming>,
+    front: &Front,
+    limit: usize,
+) -> Result<Bytes, Unread> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let too_large = format!(
-        "the body is larger than {} KiB (serve --max-alert-kib)",
-        limit / 1024
-    );
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(refuse(front, StatusCode::PAYLOAD_TOO_LARGE, &too_large));
+        return Err(Unread::TooLarge);
     }
     let body = Limited::new(req.into_body(), limit).collect();
     match tokio::time::timeout(front.limits.read_timeout, body).await {
         Ok(Ok(body)) => Ok(body.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(refuse(front, StatusCode::PAYLOAD_TOO_LARGE, &too_large))
-        }
-        Ok(Err(_)) => Err(refuse(
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Unread::TooLarge),
+        Ok(Err(_)) => Err(Unread::Refused(refuse(
             front,
             StatusCode::BAD_REQUEST,
             "the request body could not be read",
-        )),
-        Err(_) => Err(refuse(
+        ))),
+        Err(_) => Err(Unread::Refused(refuse(
             front,
             StatusCode::REQUEST_TIMEOUT,
             &format!(
                 "the body did not arrive within {} s",
                 front.limits.read_timeout.as_secs()
             ),
-        )),
+        ))),
     }
 }
 

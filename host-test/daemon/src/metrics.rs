@@ -40,6 +40,7 @@ pub struct Metrics {
     repeated: Counter,
     silenced: Counter,
     interactions: Family<Label, Counter>,
+    interactions_refused: Family<Label, Counter>,
     rate_limited: Counter,
     fsyncs: Counter,
     write_errors: Counter,
@@ -72,6 +73,7 @@ impl Metrics {
             repeated: Counter::default(),
             silenced: Counter::default(),
             interactions: Family::default(),
+            interactions_refused: Family::default(),
             rate_limited: Counter::default(),
             fsyncs: Counter::default(),
             write_errors: Counter::default(),
@@ -124,6 +126,11 @@ impl Metrics {
             "interactions",
             "Clicks and requests from Slack, by outcome (acknowledge, silence, unsilence, unknown-alert, ignored, refused)",
             metrics.interactions.clone(),
+        );
+        registry.register(
+            "interactions_refused",
+            "Requests to /slack/interactions refused, by reason: unsigned, stale, too-large and busy before the body is read (interactions/screen.rs), unverified by the component",
+            metrics.interactions_refused.clone(),
         );
         registry.register(
             "rate_limited",
@@ -231,6 +238,16 @@ impl Metrics {
             .inc();
     }
 
+    /// A request to the Request URL refused, by why (`unsigned`, `stale`,
+    /// `too-large`, `busy`, `unverified`): also an interaction whose
+    /// outcome is `refused`.
+    pub fn interaction_refused(&self, reason: &str) {
+        self.interaction("refused");
+        self.interactions_refused
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
+    }
+
     pub fn retry(&self, rate_limited: bool) {
         self.retries.inc();
         if rate_limited {
@@ -281,6 +298,9 @@ mod tests {
         m.retry(true);
         m.retry(false);
         m.refused(413);
+        m.interaction_refused("unsigned");
+        m.interaction_refused("unsigned");
+        m.interaction_refused("busy");
         let text = m.render(&SpoolGauges {
             pending: 2,
             oldest_age_seconds: 1.5,
@@ -295,6 +315,9 @@ mod tests {
             "slack_handler_retries_total 2",
             "slack_handler_rate_limited_total 1",
             "slack_handler_requests_refused_total{status=\"413\"} 1",
+            "slack_handler_interactions_total{outcome=\"refused\"} 3",
+            "slack_handler_interactions_refused_total{reason=\"unsigned\"} 2",
+            "slack_handler_interactions_refused_total{reason=\"busy\"} 1",
             "slack_handler_spool_fsyncs_total 7",
             "slack_handler_spool_write_errors_total 2",
             "slack_handler_spool_degraded 1",

@@ -29,6 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use alert_handler_host::{Action, Click, InteractionOutcome, Timestamp};
 use tracing::{info, warn};
 
+use super::screen::{Reason, Refusals};
 use super::socket_mode::{self, BoxFuture, Peer};
 use crate::commit::GroupCommit;
 use crate::instances::Instances;
@@ -56,6 +57,8 @@ pub struct Clicks {
     instances: Arc<Instances>,
     /// The delivery runtime, where the instances are called.
     runtime: tokio::runtime::Handle,
+    /// Refusals, counted and logged quietly (a flood is not a line each).
+    refusals: Arc<Refusals>,
 }
 
 impl Clicks {
@@ -67,6 +70,7 @@ impl Clicks {
     ) -> Arc<Clicks> {
         Arc::new(Clicks {
             commit,
+            refusals: Refusals::new(metrics.clone()),
             metrics,
             instances,
             runtime,
@@ -106,6 +110,12 @@ impl Clicks {
             .unwrap_or_else(|e| Answer::Unavailable(e.to_string()))
     }
 
+    /// Where requests to the Request URL that are refused are counted and
+    /// logged.
+    pub fn refusals(&self) -> &Arc<Refusals> {
+        &self.refusals
+    }
+
     /// Does what the component read from a request or an envelope.
     pub async fn outcome(&self, outcome: InteractionOutcome) -> Answer {
         match outcome {
@@ -122,8 +132,7 @@ impl Clicks {
                 Answer::Done
             }
             InteractionOutcome::Refuse(why) => {
-                self.metrics.interaction("refused");
-                warn!(reason = why, "a request to /slack/interactions was refused");
+                self.refusals.refused(Reason::Unverified, &why);
                 Answer::Refused
             }
         }

@@ -7,4 +7,5 @@
 //! like any request to its channel.
 
 pub mod clicks;
+pub mod screen;
 pub mod socket_mode;
