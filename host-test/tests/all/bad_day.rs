@@ -56,16 +56,23 @@ fn a_name_a_live_node_holds_is_refused_at_start() {
     let config = write_config(dir.path(), &web_api_config(&slack));
     let first = node(&db, &config, dir.path(), "twin", &["--lease-ms", "1500"]);
     assert_eq!(health(&first)["node"], "twin");
+    let started = std::time::Instant::now();
     let second = Command::new(env!("CARGO_BIN_EXE_host-test"))
         .args(["serve", "--config", config.to_str().unwrap()])
         .args(["--listen", "127.0.0.1:0", "--store", &db.url()])
         .args(["--node", "twin", "--lease-ms", "1500"])
         .output()
         .unwrap();
+    let refused_in = started.elapsed();
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(
         !second.status.success(),
         "the second twin is refused: {said}"
+    );
+    eprintln!(
+        "twin name: refused in {} ms (lease 1500 ms): {}",
+        refused_in.as_millis(),
+        said.lines().last().unwrap_or_default()
     );
     assert!(
         said.contains("`twin`") && said.contains(&first.addr().to_string()),
@@ -198,5 +205,61 @@ fn an_outage_is_a_few_log_lines() {
     assert!(
         during.len() <= 3,
         "an outage of 6 s is a line when it starts (and at most a couple more), not one per failure: {during:#?}"
+    );
+}
+
+/// Node `a` is killed (SIGKILL) after Slack took its request and before
+/// its answer came back (the stand-in answers 2 s late); its lease runs
+/// out and `b` sends the alert again: the one duplicate at-least-once
+/// allows. The message kept is the last one Slack gave (`b`'s), and the
+/// recovery updates it.
+#[test]
+fn a_node_killed_mid_request_costs_one_duplicate_and_keeps_the_last_message() {
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("{}on-recovery = \"update\"\n", web_api_config(&slack)),
+    );
+    let lease = ["--lease-ms", "600"];
+    let a = node(&db, &config, dir.path(), "a", &lease);
+    slack.answer_after(Duration::from_secs(2));
+    assert_eq!(a.post(&event("disk", "CRITICAL", "disk full")).0, 202);
+    wait_until("a's request taken by Slack", || slack.received() == 1);
+    let killed = std::time::Instant::now();
+    a.kill();
+    slack.answer_after(Duration::ZERO);
+    let b = node(&db, &config, dir.path(), "b", &lease);
+    wait_until("b's ending recorded", || {
+        b.spool()["finished"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|e| e["status"] == "delivered"))
+    });
+    let taken_over = killed.elapsed();
+    let posts = slack
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("chat.postMessage"))
+        .count();
+    assert_eq!(posts, 2, "the one duplicate: a's request reached Slack");
+    let last = slack.messages().last().unwrap().ts.clone();
+    let kept =
+        b.request("GET /spool?list=messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        kept.1["messages"]["items"][0]["ts"],
+        last.as_str(),
+        "the message kept is the last one Slack gave"
+    );
+    assert_eq!(b.post(&event("disk", "OK", "disk fine")).0, 202);
+    wait_until("the recovery updates the kept message", || {
+        slack
+            .messages()
+            .iter()
+            .any(|m| m.ts == last && m.updates == 1)
+    });
+    eprintln!(
+        "kill -9 mid-request: {posts} posts for 1 alert (1 duplicate), taken over {} ms after the kill (lease 600 ms), kept message = the last Slack gave",
+        taken_over.as_millis()
     );
 }
