@@ -398,6 +398,31 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_line_said_meanwhile_puts_the_due_one_off() {
+        let mut quiet = Quiet::new(QUIET);
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        assert!(matches!(
+            quiet.note(Reason::Unsigned, "a", t0),
+            Line::Now(_)
+        ));
+        assert_eq!(
+            quiet.note(Reason::Unsigned, "a", t0 + s(1)),
+            Line::At(t0 + QUIET)
+        );
+        // The window ends before the line due is said: the next refusal
+        // says both at once.
+        let said = t0 + QUIET + s(2);
+        assert!(matches!(
+            quiet.note(Reason::Unsigned, "a", said),
+            Line::Now(t) if t.total() == 2
+        ));
+        // The line due, late, waits for that line's window.
+        assert_eq!(quiet.due(said), Line::At(said + QUIET));
+        assert_eq!(quiet.due(said + QUIET), Line::Nothing);
+    }
+
     /// Slack's JSON, as its payloads are written: every character outside
     /// ASCII as `\uXXXX` (UTF-16), `/` as `\/`.
     fn as_slack_writes(value: &serde_json::Value) -> String {
