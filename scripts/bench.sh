@@ -24,3 +24,6 @@ cargo bench -p host-test --bench inflight -- "$@"
 # A million alerts through serve, with its resident memory along the way:
 # several minutes (SOAK_ALERTS=N for fewer).
 cargo bench -p host-test --bench soak -- "$@"
+# serve under 30 s of unsigned requests to its Request URL beside 30 s
+# without: a minute.
+cargo bench -p host-test --bench flood -- "$@"
