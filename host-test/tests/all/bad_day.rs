@@ -202,6 +202,10 @@ fn an_outage_is_a_few_log_lines() {
         .skip(before)
         .filter(|l| l.contains("ERROR") || l.contains("WARN"))
         .collect();
+    eprintln!(
+        "a 6 s database outage under a node sending: {} ERROR/WARN lines: {during:#?}",
+        during.len()
+    );
     assert!(
         during.len() <= 3,
         "an outage of 6 s is a line when it starts (and at most a couple more), not one per failure: {during:#?}"
