@@ -797,6 +797,15 @@ fn a_node_whose_name_was_taken_claims_nothing() {
         .to_string();
     assert!(refused.contains("took this node's name `n`"), "{refused}");
     assert!(wait(a.renew()).is_err(), "nor renews");
+    assert!(
+        a.trouble()
+            .is_some_and(|t| t.contains("took this node's name")),
+        "it says so in /healthz, for good"
+    );
+    assert!(
+        a.outage().ongoing(),
+        "its failures are not logged one by one"
+    );
     granted(wait(b.claim(request(x, "#c", "x"))).unwrap());
 }
 

@@ -31,6 +31,9 @@ struct State {
     failures: u64,
     /// And since it began.
     total: u64,
+    /// What makes the store unusable for good (this node's name taken by
+    /// another process): no answer ends it.
+    fatal: Option<String>,
 }
 
 /// What [`Outage::failing`] logged, for tests.
@@ -83,6 +86,22 @@ impl Outage {
         Said::Counted
     }
 
+    /// The store can no longer be used by this node, whatever it answers
+    /// (`why`): said once; [`Outage::ongoing`] from now on, so failures
+    /// are not logged one by one.
+    pub fn fatal(&self, why: &str) {
+        let mut state = lock(&self.state);
+        if state.fatal.is_none() {
+            tracing::error!("{why}");
+            state.fatal = Some(why.to_string());
+        }
+    }
+
+    /// Why the store can no longer be used, if it cannot.
+    pub fn fatal_reason(&self) -> Option<String> {
+        lock(&self.state).fatal.clone()
+    }
+
     /// An operation succeeded: an outage, if there was one, is over.
     pub fn answered(&self) {
         let mut state = lock(&self.state);
@@ -92,13 +111,18 @@ impl Outage {
                 failed = state.total,
                 "the store answers again"
             );
-            *state = State::default();
+            let fatal = state.fatal.take();
+            *state = State {
+                fatal,
+                ..State::default()
+            };
         }
     }
 
-    /// Whether an outage is going on.
+    /// Whether an outage is going on (or the store is lost for good).
     pub fn ongoing(&self) -> bool {
-        lock(&self.state).since.is_some()
+        let state = lock(&self.state);
+        state.since.is_some() || state.fatal.is_some()
     }
 }
 

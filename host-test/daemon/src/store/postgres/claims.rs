@@ -31,12 +31,15 @@ pub struct Claimant {
     pub rules: Rules,
 }
 
-/// Why a node may no longer claim: another process holds its name.
-fn name_lost(who: &Claimant) -> StoreError {
-    StoreError::Io(anyhow::anyhow!(
+/// Why a node may no longer claim: another process holds its name. Said
+/// once (and shown by `/healthz`), not at every claim.
+fn name_lost(db: &Db, who: &Claimant) -> StoreError {
+    let why = format!(
         "another process took this node's name `{}` (this one could not renew it in time): this node claims nothing more; stop it, or start it with its own --node",
         who.node
-    ))
+    );
+    db.outage().fatal(&why);
+    StoreError::Io(anyhow::anyhow!(why))
 }
 
 fn ms(d: Duration) -> i64 {
@@ -264,7 +267,7 @@ pub async fn claim(
             )
             .await?;
         let Some(claimed) = claimed else {
-            return Ok(Err(name_lost(&who)));
+            return Ok(Err(name_lost(&db, &who)));
         };
         let fence: i64 = claimed.get(0);
         let key: String = alert.get(5);
@@ -365,7 +368,7 @@ pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
         );
         let statement = prepared(cache, &tx, sql).await?;
         if tx.execute(&statement, &[&who.node, &who.instance]).await? == 0 {
-            return Ok(Err(name_lost(&who)));
+            return Ok(Err(name_lost(&db, &who)));
         }
         let sql = concat!(
             "UPDATE alerts SET lease_until_ms = ",

@@ -262,9 +262,12 @@ impl Db {
         }
     }
 
-    /// Why the database cannot be used, while it cannot.
+    /// Why the database cannot be used, while it cannot (or, for good,
+    /// why this node may no longer use it).
     pub fn trouble(&self) -> Option<String> {
-        lock(&self.health).trouble.clone()
+        self.outage
+            .fatal_reason()
+            .or_else(|| lock(&self.health).trouble.clone())
     }
 }
 
