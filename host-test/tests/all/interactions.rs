@@ -96,6 +96,21 @@ fn post(server: &Server, alert: &str) {
     assert_eq!(code, 202, "{answer}");
 }
 
+/// Waits until the stand-in holds `n` messages and the store has recorded
+/// the last one as its alert's (a click is answered "no longer known"
+/// before then: posted is not yet recorded).
+fn recorded(server: &Server, slack: &MockSlack, n: usize) {
+    wait_until(&format!("{n} message(s) posted and recorded"), || {
+        let messages = slack.messages();
+        messages.len() == n && {
+            let ts = messages[n - 1].ts.as_str();
+            server.spool()["messages"]
+                .as_array()
+                .is_some_and(|kept| kept.iter().any(|m| m["ts"] == ts))
+        }
+    });
+}
+
 fn the_only_message(slack: &MockSlack) -> Message {
     let all = slack.messages();
     assert_eq!(all.len(), 1, "{all:#?}");
@@ -109,7 +124,7 @@ fn only_a_valid_signature_changes_anything() {
     let config = write_config(dir.path(), &config(&slack));
     let server = Server::start(&config, &dir.path().join("spool"), &[]);
     post(&server, &firing("cpu high"));
-    wait_until("the alert's message", || slack.messages().len() == 1);
+    recorded(&server, &slack, 1);
     let m = the_only_message(&slack);
     assert_eq!(labels(&m), ["Acknowledge", "Silence 1h", "Silence 3s"]);
     let value = &buttons(&m)[0].2;
@@ -183,7 +198,7 @@ fn unsigned_requests_are_refused_on_their_head_counted_and_quiet() {
         &["--max-verifications", "1", "--read-timeout-secs", "120"],
     );
     post(&server, &firing("cpu high"));
-    wait_until("the alert's message", || slack.messages().len() == 1);
+    recorded(&server, &slack, 1);
     let m = the_only_message(&slack);
     let path = "/slack/interactions";
     let head = |extra: &str, length: usize| {
@@ -272,7 +287,7 @@ fn acknowledge_then_silence_then_unsilence_across_a_kill() {
     let spool = dir.path().join("spool");
     let server = Server::start(&config, &spool, &[]);
     post(&server, &firing("cpu high"));
-    wait_until("the alert's message", || slack.messages().len() == 1);
+    recorded(&server, &slack, 1);
     let m = the_only_message(&slack);
 
     // Acknowledge: one chat.update of the clicked message, saying who and
@@ -301,7 +316,7 @@ fn acknowledge_then_silence_then_unsilence_across_a_kill() {
 
     // A later event still shows the acknowledgement.
     post(&server, &firing("cpu higher"));
-    wait_until("the second message", || slack.messages().len() == 2);
+    recorded(&server, &slack, 2);
     let second = slack.messages()[1].clone();
     assert!(second.body.to_string().contains("Acknowledged by <@U1>"));
 
@@ -339,9 +354,7 @@ fn acknowledge_then_silence_then_unsilence_across_a_kill() {
     wait_until("the unsilence shown", || slack.messages()[1].updates == 2);
     assert_eq!(labels(&slack.messages()[1]), ["Silence 1h", "Silence 3s"]);
     post(&server, &firing("cpu posted again"));
-    wait_until("a firing posted after unsilence", || {
-        slack.messages().len() == 3
-    });
+    recorded(&server, &slack, 3);
 
     // A silence that runs out by itself: 3 s.
     let third = slack.messages()[2].clone();
@@ -353,9 +366,7 @@ fn acknowledge_then_silence_then_unsilence_across_a_kill() {
     wait_until("silenced", || count(&server, "silenced") == 4);
     std::thread::sleep(std::time::Duration::from_millis(3_500));
     post(&server, &firing("cpu after the short silence"));
-    wait_until("posted after the silence ran out", || {
-        slack.messages().len() == 4
-    });
+    recorded(&server, &slack, 4);
 
     // Recovery during a silence: delivered, and it ends the silence.
     let fourth = slack.messages()[3].clone();
@@ -457,7 +468,7 @@ fn socket_mode_takes_the_same_clicks_without_a_public_address() {
         .contains("slack_handler_socket_mode_connected 1"));
 
     post(&server, &firing("disk full"));
-    wait_until("the alert's message", || slack.messages().len() == 1);
+    recorded(&server, &slack, 1);
     let m = the_only_message(&slack);
     // Layout attachment: the buttons in a second attachment of the colour.
     assert_eq!(m.body["attachments"].as_array().unwrap().len(), 2);
@@ -533,7 +544,7 @@ fn on_postgresql_a_click_on_one_node_holds_for_every_node() {
     };
     let (a, b) = (node("a"), node("b"));
     post(&a, &firing("cpu high"));
-    wait_until("the alert's message", || slack.messages().len() == 1);
+    recorded(&a, &slack, 1);
     let m = the_only_message(&slack);
     assert_eq!(click(&b, &slack, &m, "silence:1h", "U1"), 200);
     wait_until("the silence shown", || {
@@ -572,7 +583,7 @@ fn a_redraw_behind_a_recovery_is_superseded_not_drawn_over_it() {
     );
     let server = Server::start(&config, &dir.path().join("spool"), &[]);
     post(&server, &firing("cpu high"));
-    wait_until("the alert's message", || slack.messages().len() == 1);
+    recorded(&server, &slack, 1);
     let m = the_only_message(&slack);
     // The recovery's request is held at the stand-in while someone clicks.
     slack.hold();
@@ -601,7 +612,7 @@ fn a_long_alert_key_is_named_by_its_digest_and_clicks_still_find_it() {
     let title = format!("cpu{}", "%20high".repeat(400));
     let (code, answer) = server.post_with(&format!("title={title}"), &firing("cpu high"));
     assert_eq!(code, 202, "{answer}");
-    wait_until("the alert's message", || slack.messages().len() == 1);
+    recorded(&server, &slack, 1);
     let m = the_only_message(&slack);
     let value = &buttons(&m)[0].2;
     assert!(value.starts_with("sha256:") && value.len() == 71, "{value}");
@@ -626,7 +637,7 @@ fn a_replayed_click_is_answered_and_does_nothing() {
     let spool = dir.path().join("spool");
     let server = Server::start(&config, &spool, &[]);
     post(&server, &firing("cpu high"));
-    wait_until("the alert's message", || slack.messages().len() == 1);
+    recorded(&server, &slack, 1);
     let m = the_only_message(&slack);
     let value = buttons(&m)[0].2.clone();
     let url = format!("{}/actions/T0001/1/response", slack.url());
@@ -697,7 +708,7 @@ fn a_redraw_draws_the_latest_event_not_the_one_clicked() {
     );
     let server = Server::start(&config, &dir.path().join("spool"), &[]);
     post(&server, &firing("FIRST"));
-    wait_until("the alert's message", || slack.messages().len() == 1);
+    recorded(&server, &slack, 1);
     let m = the_only_message(&slack);
     slack.hold();
     let second = json!({"id": "cpu", "message": "SECOND", "time": "2026-11-30T10:01:00Z", "level": "WARNING"});
@@ -725,7 +736,7 @@ fn a_click_from_another_workspace_acts_on_nothing() {
     let config = write_config(dir.path(), &config(&slack));
     let server = Server::start(&config, &dir.path().join("spool"), &[]);
     post(&server, &firing("cpu high"));
-    wait_until("the alert's message", || slack.messages().len() == 1);
+    recorded(&server, &slack, 1);
     let m = the_only_message(&slack);
     let value = buttons(&m)[0].2.clone();
     let mut payload = block_actions("acknowledge", &value, "U6", &m.channel_id, &m.ts, "");
