@@ -58,7 +58,7 @@ use hyper_util::rt::TokioIo;
 
 use host_test::mock_slack::MockSlack;
 use server::{alert, write_config, Connection, Server};
-use slack_alertd::store::postgres::testdb::{Setup, TestDb};
+use testdb::{Setup, TestDb};
 
 const CONNECTIONS: usize = 16;
 const ROUNDS: usize = 3;

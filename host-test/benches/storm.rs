@@ -50,7 +50,7 @@ use serde_json::Value;
 
 use host_test::mock_slack::MockSlack;
 use server::{alert, proc_field, write_config, Connection, Server};
-use slack_alertd::store::postgres::testdb::{Setup, TestDb};
+use testdb::{Setup, TestDb};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 

@@ -1,6 +1,7 @@
-//! The store contract, run against both stores: the journal file and
-//! PostgreSQL (a throwaway server the tests start). Then what only a store
-//! shared by several nodes has to show: claims exclusive, pacing and
+//! The store contract, each case a test on each store on its own
+//! (`contract::on_journal::*` needs no PostgreSQL; `contract::on_postgres::*`
+//! starts a throwaway server, from the dev-only `testdb` crate). Then what
+//! only a store shared by several nodes has to show: claims exclusive, pacing and
 //! `Retry-After` across nodes, leases that run out, a window closed once.
 
 use std::time::{Duration, Instant, SystemTime};
@@ -11,8 +12,9 @@ use std::io;
 
 use crate::scheduler::Rules;
 use crate::spool::Spool;
-use crate::store::postgres::{self, testdb::TestDb, PgStore};
+use crate::store::postgres::{self, PgStore};
 use crate::store::*;
+use testdb::TestDb;
 
 /// Runs a store's job to its end.
 fn wait<T>(job: Job<T>) -> Result<T, StoreError> {
@@ -90,11 +92,20 @@ fn node_pacing(db: &TestDb, name: &str, lease: Duration, rules: Rules) -> PgStor
     .unwrap()
 }
 
-/// Each contract case, against a fresh store of each kind.
-fn both(case: fn(&mut dyn Store)) {
+/// An event an aggregate collects.
+fn collected(n: u64) -> Collected {
+    Collected::from_alert(&alert(&format!("e{n}"))).unwrap()
+}
+
+/// Runs a contract case on a fresh journal (no PostgreSQL needed).
+fn on_journal(case: fn(&mut dyn Store)) {
     let dir = tempfile::tempdir().unwrap();
     let mut journal = Spool::open(dir.path(), 1 << 20).unwrap();
     case(&mut journal);
+}
+
+/// Runs a contract case on a fresh PostgreSQL store (a throwaway server).
+fn on_postgres(case: fn(&mut dyn Store)) {
     let db = TestDb::start();
     // Pacing that lets a channel take the cases' few messages at once, as
     // the journal (whose claims the scheduler alone paces) does.
@@ -108,354 +119,356 @@ fn both(case: fn(&mut dyn Store)) {
     case(&mut shared);
 }
 
-#[test]
-fn accepted_alerts_arrive_once_in_order_and_only_once_durable() {
-    both(|store| {
-        let a = store.accept(&alert("a"), options("#x")).unwrap();
-        let b = store.accept(&alert("b"), options("#x")).unwrap();
-        assert!(store.arrivals().is_empty(), "not before it is durable");
-        commit(store).unwrap();
-        let came = arrivals(store, 2);
-        assert_eq!(
-            came.iter().map(|p| p.id).collect::<Vec<_>>(),
-            [a.id, b.id],
-            "in the order accepted"
-        );
-        assert_eq!(came[0].options, options("#x"));
-        std::thread::sleep(Duration::from_millis(150));
-        assert!(store.arrivals().is_empty(), "given once");
-        assert_eq!(store.pending_count().max(2), 2);
-    });
-}
-
-#[test]
-fn a_write_rolled_back_takes_nothing() {
-    both(|store| {
-        let before = store.written();
-        store.accept(&alert("a"), vec![]).unwrap();
-        store.rollback(before);
-        commit(store).unwrap();
-        std::thread::sleep(Duration::from_millis(150));
-        assert!(store.arrivals().is_empty());
-        let lists = wait(store.lists(&[Listing::Pending], None, 10)).unwrap();
-        assert_eq!(lists.counts[0], (Listing::Pending, 0));
-    });
-}
-
-#[test]
-fn an_ending_keeps_the_alert_keys_message_for_its_next_claim_and_a_recovery_forgets_it() {
-    both(|store| {
-        let first = store.accept(&alert("cpu"), options("#x")).unwrap();
-        commit(store).unwrap();
-        arrivals(store, 1);
-        let asked = request(first.id, "#x", "cpu");
-        assert_eq!(granted(wait(store.claim(asked.clone())).unwrap()), None);
-        let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1).remembering(
-            &asked.key,
-            false,
-            "",
-            Some("C1"),
-            Some("1.1"),
-        );
-        store.finish(done).unwrap();
-        let next = store.accept(&alert("cpu"), options("#x")).unwrap();
-        commit(store).unwrap();
-        arrivals(store, 1);
-        let message = granted(wait(store.claim(request(next.id, "#x", "cpu"))).unwrap());
-        assert_eq!(
-            message.map(|m| (m.channel_id, m.ts)),
-            Some(("C1".into(), "1.1".into())),
-            "the key's message"
-        );
-        let recovered = Finished::new(next.id, Status::Delivered, "#x 1.2", 1).remembering(
-            &asked.key,
-            true,
-            "",
-            Some("C1"),
-            Some("1.2"),
-        );
-        store.finish(recovered).unwrap();
-        commit(store).unwrap();
-        let lists = wait(store.lists(&Listing::ALL, None, 10)).unwrap();
-        let count = |l| lists.counts.iter().find(|(x, _)| *x == l).unwrap().1;
-        assert_eq!(count(Listing::Pending), 0);
-        assert_eq!(count(Listing::Finished), 2);
-        assert_eq!(count(Listing::Messages), 0, "forgotten at the recovery");
-    });
-}
-
-#[test]
-fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_ending() {
-    both(|store| {
-        let key = alert_key("cpu", &options("#x"));
-        let mark = |by: &str, at: u64| Mark { by: by.into(), at };
-        // A key without a message: the mark changes nothing.
-        store
-            .act(&key, Act::Acknowledge(mark("U0", 1)), "c0")
-            .unwrap();
-        commit(store).unwrap();
-        assert_eq!(wait(store.message(&key)).unwrap(), None);
-
-        let first = store.accept(&alert("cpu"), options("#x")).unwrap();
-        commit(store).unwrap();
-        arrivals(store, 1);
-        wait(store.claim(request(first.id, "#x", "cpu"))).unwrap();
-        let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1)
-            .remembering(&key, false, "w", Some("C1"), Some("1.1"))
-            .drawn_from(&alert("cpu"));
-        store.finish(done).unwrap();
-        commit(store).unwrap();
-        let kept = wait(store.message(&key))
-            .unwrap()
-            .expect("the key's message");
-        assert_eq!(
-            kept.alert.as_deref(),
-            Some(&*alert("cpu")),
-            "its event kept"
-        );
-
-        store
-            .act(&key, Act::Acknowledge(mark("U1", 10)), "c1")
-            .unwrap();
-        store.act(&key, Act::Silence(mark("U2", 20)), "c2").unwrap();
-        commit(store).unwrap();
-        let marked = wait(store.message(&key)).unwrap().unwrap();
-        assert_eq!(marked.acknowledged, Some(mark("U1", 10)));
-        assert_eq!(marked.silenced, Some(mark("U2", 20)));
-
-        // The next event: silenced, and the marks stay with the key's
-        // newer message.
-        let second = store.accept(&alert("cpu"), options("#x")).unwrap();
-        commit(store).unwrap();
-        arrivals(store, 1);
-        let claimed = granted(wait(store.claim(request(second.id, "#x", "cpu"))).unwrap());
-        assert_eq!(
-            claimed.unwrap().silenced,
-            Some(mark("U2", 20)),
-            "with the claim"
-        );
-        store
-            .finish(Finished::new(second.id, Status::Silenced, "silenced", 0))
-            .unwrap();
-        let third = store.accept(&alert("cpu"), options("#x")).unwrap();
-        commit(store).unwrap();
-        arrivals(store, 1);
-        wait(store.claim(request(third.id, "#x", "cpu"))).unwrap();
-        let done = Finished::new(third.id, Status::Delivered, "#x 1.3", 1).remembering(
-            &key,
-            false,
-            "w",
-            Some("C1"),
-            Some("1.3"),
-        );
-        store.finish(done).unwrap();
-        commit(store).unwrap();
-        let newer = wait(store.message(&key)).unwrap().unwrap();
-        assert_eq!(newer.ts, "1.3");
-        assert_eq!(
-            newer.acknowledged,
-            Some(mark("U1", 10)),
-            "kept across events"
-        );
-        store.act(&key, Act::Unsilence, "c3").unwrap();
-        commit(store).unwrap();
-        let unsilenced = wait(store.message(&key)).unwrap().unwrap();
-        assert_eq!(unsilenced.silenced, None);
-        assert_eq!(unsilenced.acknowledged, Some(mark("U1", 10)));
-        let lists = wait(store.lists(&[Listing::Finished], None, 10)).unwrap();
-        let statuses: Vec<Status> = lists.pages[0]
-            .1
-            .items
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Finished(f) => Some(f.status),
-                _ => None,
-            })
-            .collect();
-        assert!(statuses.contains(&Status::Silenced), "{statuses:?}");
-    });
-}
-
-#[test]
-fn a_key_too_long_for_a_button_is_found_by_its_digest() {
-    both(|store| {
-        let long = vec![("title".to_string(), "t".repeat(3_000))];
-        let key = alert_key("cpu", &long);
-        let first = store.accept(&alert("cpu"), long.clone()).unwrap();
-        commit(store).unwrap();
-        arrivals(store, 1);
-        let asked = ClaimRequest {
-            id: first.id,
-            channel: crate::channels::pacing_key("", "#x"),
-            key: key.clone(),
-        };
-        wait(store.claim(asked)).unwrap();
-        let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1).remembering(
-            &key,
-            false,
-            "w",
-            Some("C1"),
-            Some("1.1"),
-        );
-        store.finish(done).unwrap();
-        commit(store).unwrap();
-        let named = button_key(&key);
-        assert!(named.len() < 2_000, "{named}");
-        let found = wait(store.message(&named))
-            .unwrap()
-            .expect("found by its digest");
-        assert_eq!(found.key, key);
-        assert_eq!(wait(store.message(&key)).unwrap().unwrap().key, key);
-        assert_eq!(wait(store.message("sha256:00")).unwrap(), None);
-    });
-}
-
-#[test]
-fn a_repeat_is_an_ending_and_a_tracked_message_keeps_its_level_and_digest() {
-    both(|store| {
-        let first = store.accept(&alert("am"), options("#x")).unwrap();
-        commit(store).unwrap();
-        arrivals(store, 1);
-        let asked = request(first.id, "#x", "am");
-        granted(wait(store.claim(asked.clone())).unwrap());
-        let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1).tracking(
-            &asked.key,
-            "CRITICAL",
-            "d1",
-            "",
-            Some(("C1", "1.1")),
-        );
-        store.finish(done).unwrap();
-        let again = store.accept(&alert("am"), options("#x")).unwrap();
-        commit(store).unwrap();
-        arrivals(store, 1);
-        let kept = granted(wait(store.claim(request(again.id, "#x", "am"))).unwrap())
-            .expect("the key's message");
-        assert_eq!(
-            (
-                kept.level.as_deref(),
-                kept.digest.as_deref(),
-                kept.ts.as_str()
-            ),
-            (Some("CRITICAL"), Some("d1"), "1.1")
-        );
-        store
-            .finish(Finished::new(again.id, Status::Repeat, "a repeat", 0))
-            .unwrap();
-        commit(store).unwrap();
-        let lists = wait(store.lists(&[Listing::Finished], None, 10)).unwrap();
-        let newest = match &lists.pages[0].1.items[0] {
-            Entry::Finished(f) => f.clone(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!((newest.id, newest.status), (again.id, Status::Repeat));
-        assert!(
-            wait(store.resendable(None)).unwrap().is_empty(),
-            "not a failure"
-        );
-    });
-}
-
-#[test]
-fn a_failed_alert_is_kept_for_resending_once() {
-    both(|store| {
-        let a = store.accept(&alert("a"), options("#x")).unwrap();
-        commit(store).unwrap();
-        arrivals(store, 1);
-        store
-            .finish(Finished::new(a.id, Status::Failed, "channel_not_found", 1))
-            .unwrap();
-        commit(store).unwrap();
-        let failed = wait(store.resendable(None)).unwrap();
-        assert_eq!(failed.len(), 1);
-        assert_eq!(failed[0].detail, "channel_not_found");
-        match wait(store.resendable(Some(vec![a.id + 12_345]))) {
-            Err(StoreError::NotFailed { id }) => assert_eq!(id, a.id + 12_345),
-            other => panic!("expected NotFailed, got {:?}", other.map(|f| f.len())),
+/// Each case of the contract as a test on each store, on its own:
+/// `contract::on_journal::CASE` and `contract::on_postgres::CASE`.
+macro_rules! on_each_store {
+    ($($case:ident),* $(,)?) => {
+        mod on_journal {
+            $(#[test]
+            fn $case() {
+                super::on_journal(super::$case)
+            })*
         }
-        let resent = store.resend(&failed).unwrap();
-        commit(store).unwrap();
-        assert_eq!(resent[0].0, a.id);
-        let again = arrivals(store, 1);
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].id, resent[0].1.id);
-        assert_eq!(again[0].alert, alert("a"));
-        assert!(
-            wait(store.resendable(None)).unwrap().is_empty(),
-            "resent once"
-        );
-    });
+        mod on_postgres {
+            $(#[test]
+            fn $case() {
+                super::on_postgres(super::$case)
+            })*
+        }
+    };
 }
 
-#[test]
-fn an_aggregate_window_collects_then_closes_into_alerts() {
-    fn collected(n: u64) -> Collected {
-        Collected::from_alert(&alert(&format!("e{n}"))).unwrap()
+on_each_store!(
+    accepted_alerts_arrive_once_in_order_and_only_once_durable,
+    a_write_rolled_back_takes_nothing,
+    an_ending_keeps_the_alert_keys_message_for_its_next_claim_and_a_recovery_forgets_it,
+    a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_ending,
+    a_key_too_long_for_a_button_is_found_by_its_digest,
+    a_repeat_is_an_ending_and_a_tracked_message_keeps_its_level_and_digest,
+    a_failed_alert_is_kept_for_resending_once,
+    the_lists_page_with_cursors,
+    a_nul_in_an_option_is_kept_without_failing_the_others_in_its_transaction,
+    a_click_is_recorded_once_by_its_identity,
+    an_aggregate_window_collects_then_closes_into_alerts,
+    a_window_that_took_an_event_since_it_was_read_is_not_closed_away_with_it,
+);
+
+fn accepted_alerts_arrive_once_in_order_and_only_once_durable(store: &mut dyn Store) {
+    let a = store.accept(&alert("a"), options("#x")).unwrap();
+    let b = store.accept(&alert("b"), options("#x")).unwrap();
+    assert!(store.arrivals().is_empty(), "not before it is durable");
+    commit(store).unwrap();
+    let came = arrivals(store, 2);
+    assert_eq!(
+        came.iter().map(|p| p.id).collect::<Vec<_>>(),
+        [a.id, b.id],
+        "in the order accepted"
+    );
+    assert_eq!(came[0].options, options("#x"));
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(store.arrivals().is_empty(), "given once");
+    assert_eq!(store.pending_count().max(2), 2);
+}
+
+fn a_write_rolled_back_takes_nothing(store: &mut dyn Store) {
+    let before = store.written();
+    store.accept(&alert("a"), vec![]).unwrap();
+    store.rollback(before);
+    commit(store).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(store.arrivals().is_empty());
+    let lists = wait(store.lists(&[Listing::Pending], None, 10)).unwrap();
+    assert_eq!(lists.counts[0], (Listing::Pending, 0));
+}
+
+fn an_ending_keeps_the_alert_keys_message_for_its_next_claim_and_a_recovery_forgets_it(
+    store: &mut dyn Store,
+) {
+    let first = store.accept(&alert("cpu"), options("#x")).unwrap();
+    commit(store).unwrap();
+    arrivals(store, 1);
+    let asked = request(first.id, "#x", "cpu");
+    assert_eq!(granted(wait(store.claim(asked.clone())).unwrap()), None);
+    let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1).remembering(
+        &asked.key,
+        false,
+        "",
+        Some("C1"),
+        Some("1.1"),
+    );
+    store.finish(done).unwrap();
+    let next = store.accept(&alert("cpu"), options("#x")).unwrap();
+    commit(store).unwrap();
+    arrivals(store, 1);
+    let message = granted(wait(store.claim(request(next.id, "#x", "cpu"))).unwrap());
+    assert_eq!(
+        message.map(|m| (m.channel_id, m.ts)),
+        Some(("C1".into(), "1.1".into())),
+        "the key's message"
+    );
+    let recovered = Finished::new(next.id, Status::Delivered, "#x 1.2", 1).remembering(
+        &asked.key,
+        true,
+        "",
+        Some("C1"),
+        Some("1.2"),
+    );
+    store.finish(recovered).unwrap();
+    commit(store).unwrap();
+    let lists = wait(store.lists(&Listing::ALL, None, 10)).unwrap();
+    let count = |l| lists.counts.iter().find(|(x, _)| *x == l).unwrap().1;
+    assert_eq!(count(Listing::Pending), 0);
+    assert_eq!(count(Listing::Finished), 2);
+    assert_eq!(count(Listing::Messages), 0, "forgotten at the recovery");
+}
+
+fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_ending(
+    store: &mut dyn Store,
+) {
+    let key = alert_key("cpu", &options("#x"));
+    let mark = |by: &str, at: u64| Mark { by: by.into(), at };
+    // A key without a message: the mark changes nothing.
+    store
+        .act(&key, Act::Acknowledge(mark("U0", 1)), "c0")
+        .unwrap();
+    commit(store).unwrap();
+    assert_eq!(wait(store.message(&key)).unwrap(), None);
+
+    let first = store.accept(&alert("cpu"), options("#x")).unwrap();
+    commit(store).unwrap();
+    arrivals(store, 1);
+    wait(store.claim(request(first.id, "#x", "cpu"))).unwrap();
+    let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1)
+        .remembering(&key, false, "w", Some("C1"), Some("1.1"))
+        .drawn_from(&alert("cpu"));
+    store.finish(done).unwrap();
+    commit(store).unwrap();
+    let kept = wait(store.message(&key))
+        .unwrap()
+        .expect("the key's message");
+    assert_eq!(
+        kept.alert.as_deref(),
+        Some(&*alert("cpu")),
+        "its event kept"
+    );
+
+    store
+        .act(&key, Act::Acknowledge(mark("U1", 10)), "c1")
+        .unwrap();
+    store.act(&key, Act::Silence(mark("U2", 20)), "c2").unwrap();
+    commit(store).unwrap();
+    let marked = wait(store.message(&key)).unwrap().unwrap();
+    assert_eq!(marked.acknowledged, Some(mark("U1", 10)));
+    assert_eq!(marked.silenced, Some(mark("U2", 20)));
+
+    // The next event: silenced, and the marks stay with the key's
+    // newer message.
+    let second = store.accept(&alert("cpu"), options("#x")).unwrap();
+    commit(store).unwrap();
+    arrivals(store, 1);
+    let claimed = granted(wait(store.claim(request(second.id, "#x", "cpu"))).unwrap());
+    assert_eq!(
+        claimed.unwrap().silenced,
+        Some(mark("U2", 20)),
+        "with the claim"
+    );
+    store
+        .finish(Finished::new(second.id, Status::Silenced, "silenced", 0))
+        .unwrap();
+    let third = store.accept(&alert("cpu"), options("#x")).unwrap();
+    commit(store).unwrap();
+    arrivals(store, 1);
+    wait(store.claim(request(third.id, "#x", "cpu"))).unwrap();
+    let done = Finished::new(third.id, Status::Delivered, "#x 1.3", 1).remembering(
+        &key,
+        false,
+        "w",
+        Some("C1"),
+        Some("1.3"),
+    );
+    store.finish(done).unwrap();
+    commit(store).unwrap();
+    let newer = wait(store.message(&key)).unwrap().unwrap();
+    assert_eq!(newer.ts, "1.3");
+    assert_eq!(
+        newer.acknowledged,
+        Some(mark("U1", 10)),
+        "kept across events"
+    );
+    store.act(&key, Act::Unsilence, "c3").unwrap();
+    commit(store).unwrap();
+    let unsilenced = wait(store.message(&key)).unwrap().unwrap();
+    assert_eq!(unsilenced.silenced, None);
+    assert_eq!(unsilenced.acknowledged, Some(mark("U1", 10)));
+    let lists = wait(store.lists(&[Listing::Finished], None, 10)).unwrap();
+    let statuses: Vec<Status> = lists.pages[0]
+        .1
+        .items
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Finished(f) => Some(f.status),
+            _ => None,
+        })
+        .collect();
+    assert!(statuses.contains(&Status::Silenced), "{statuses:?}");
+}
+
+fn a_key_too_long_for_a_button_is_found_by_its_digest(store: &mut dyn Store) {
+    let long = vec![("title".to_string(), "t".repeat(3_000))];
+    let key = alert_key("cpu", &long);
+    let first = store.accept(&alert("cpu"), long.clone()).unwrap();
+    commit(store).unwrap();
+    arrivals(store, 1);
+    let asked = ClaimRequest {
+        id: first.id,
+        channel: crate::channels::pacing_key("", "#x"),
+        key: key.clone(),
+    };
+    wait(store.claim(asked)).unwrap();
+    let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1).remembering(
+        &key,
+        false,
+        "w",
+        Some("C1"),
+        Some("1.1"),
+    );
+    store.finish(done).unwrap();
+    commit(store).unwrap();
+    let named = button_key(&key);
+    assert!(named.len() < 2_000, "{named}");
+    let found = wait(store.message(&named))
+        .unwrap()
+        .expect("found by its digest");
+    assert_eq!(found.key, key);
+    assert_eq!(wait(store.message(&key)).unwrap().unwrap().key, key);
+    assert_eq!(wait(store.message("sha256:00")).unwrap(), None);
+}
+
+fn a_repeat_is_an_ending_and_a_tracked_message_keeps_its_level_and_digest(store: &mut dyn Store) {
+    let first = store.accept(&alert("am"), options("#x")).unwrap();
+    commit(store).unwrap();
+    arrivals(store, 1);
+    let asked = request(first.id, "#x", "am");
+    granted(wait(store.claim(asked.clone())).unwrap());
+    let done = Finished::new(first.id, Status::Delivered, "#x 1.1", 1).tracking(
+        &asked.key,
+        "CRITICAL",
+        "d1",
+        "",
+        Some(("C1", "1.1")),
+    );
+    store.finish(done).unwrap();
+    let again = store.accept(&alert("am"), options("#x")).unwrap();
+    commit(store).unwrap();
+    arrivals(store, 1);
+    let kept = granted(wait(store.claim(request(again.id, "#x", "am"))).unwrap())
+        .expect("the key's message");
+    assert_eq!(
+        (
+            kept.level.as_deref(),
+            kept.digest.as_deref(),
+            kept.ts.as_str()
+        ),
+        (Some("CRITICAL"), Some("d1"), "1.1")
+    );
+    store
+        .finish(Finished::new(again.id, Status::Repeat, "a repeat", 0))
+        .unwrap();
+    commit(store).unwrap();
+    let lists = wait(store.lists(&[Listing::Finished], None, 10)).unwrap();
+    let newest = match &lists.pages[0].1.items[0] {
+        Entry::Finished(f) => f.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((newest.id, newest.status), (again.id, Status::Repeat));
+    assert!(
+        wait(store.resendable(None)).unwrap().is_empty(),
+        "not a failure"
+    );
+}
+
+fn a_failed_alert_is_kept_for_resending_once(store: &mut dyn Store) {
+    let a = store.accept(&alert("a"), options("#x")).unwrap();
+    commit(store).unwrap();
+    arrivals(store, 1);
+    store
+        .finish(Finished::new(a.id, Status::Failed, "channel_not_found", 1))
+        .unwrap();
+    commit(store).unwrap();
+    let failed = wait(store.resendable(None)).unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].detail, "channel_not_found");
+    match wait(store.resendable(Some(vec![a.id + 12_345]))) {
+        Err(StoreError::NotFailed { id }) => assert_eq!(id, a.id + 12_345),
+        other => panic!("expected NotFailed, got {:?}", other.map(|f| f.len())),
     }
-    both(|store| {
-        for n in 0..3 {
-            store.collect("agg", collected(n)).unwrap();
-        }
-        commit(store).unwrap();
-        let windows = wait(store.windows()).unwrap();
-        let window = windows["agg"].clone();
-        assert_eq!(window.count, 3);
-        let (ids, _) = store
-            .emit("agg", &window, vec![(alert("sum"), options("#x"))], vec![])
-            .unwrap();
-        commit(store).unwrap();
-        assert!(wait(store.windows()).unwrap().is_empty(), "closed");
-        let came = arrivals(store, 1);
-        assert_eq!(came.iter().map(|p| p.id).collect::<Vec<_>>(), ids);
-    });
+    let resent = store.resend(&failed).unwrap();
+    commit(store).unwrap();
+    assert_eq!(resent[0].0, a.id);
+    let again = arrivals(store, 1);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, resent[0].1.id);
+    assert_eq!(again[0].alert, alert("a"));
+    assert!(
+        wait(store.resendable(None)).unwrap().is_empty(),
+        "resent once"
+    );
 }
 
-#[test]
-fn a_window_that_took_an_event_since_it_was_read_is_not_closed_away_with_it() {
-    fn collected(n: u64) -> Collected {
-        Collected::from_alert(&alert(&format!("e{n}"))).unwrap()
+fn an_aggregate_window_collects_then_closes_into_alerts(store: &mut dyn Store) {
+    for n in 0..3 {
+        store.collect("agg", collected(n)).unwrap();
     }
-    both(|store| {
-        for n in 0..2 {
-            store.collect("agg", collected(n)).unwrap();
-        }
-        commit(store).unwrap();
-        let stale = wait(store.windows()).unwrap()["agg"].clone();
-        store.collect("agg", collected(2)).unwrap();
-        commit(store).unwrap();
-        let sum = vec![(alert("sum"), options("#x"))];
-        store.emit("agg", &stale, sum.clone(), vec![]).unwrap();
-        commit(store).unwrap();
-        let windows = wait(store.windows()).unwrap();
-        assert_eq!(windows["agg"].count, 3, "still open, with the late event");
-        std::thread::sleep(Duration::from_millis(150));
-        assert!(store.arrivals().is_empty(), "nothing emitted");
-        // Closed at the next look, with it.
-        let (ids, _) = store.emit("agg", &windows["agg"], sum, vec![]).unwrap();
-        commit(store).unwrap();
-        assert!(wait(store.windows()).unwrap().is_empty());
-        assert_eq!(
-            arrivals(store, 1).iter().map(|p| p.id).collect::<Vec<_>>(),
-            ids
-        );
-    });
+    commit(store).unwrap();
+    let windows = wait(store.windows()).unwrap();
+    let window = windows["agg"].clone();
+    assert_eq!(window.count, 3);
+    let (ids, _) = store
+        .emit("agg", &window, vec![(alert("sum"), options("#x"))], vec![])
+        .unwrap();
+    commit(store).unwrap();
+    assert!(wait(store.windows()).unwrap().is_empty(), "closed");
+    let came = arrivals(store, 1);
+    assert_eq!(came.iter().map(|p| p.id).collect::<Vec<_>>(), ids);
 }
 
-#[test]
-fn the_lists_page_with_cursors() {
-    both(|store| {
-        for n in 0..5 {
-            store.accept(&alert(&format!("a{n}")), vec![]).unwrap();
-        }
-        commit(store).unwrap();
-        let first = wait(store.lists(&[Listing::Pending], None, 2)).unwrap();
-        let (_, page) = &first.pages[0];
-        assert_eq!(page.items.len(), 2);
-        let next = page.next.expect("more");
-        let second = wait(store.lists(&[Listing::Pending], Some(next), 10)).unwrap();
-        assert_eq!(second.pages[0].1.items.len(), 3);
-        assert_eq!(second.pages[0].1.next, None);
-    });
+fn a_window_that_took_an_event_since_it_was_read_is_not_closed_away_with_it(store: &mut dyn Store) {
+    for n in 0..2 {
+        store.collect("agg", collected(n)).unwrap();
+    }
+    commit(store).unwrap();
+    let stale = wait(store.windows()).unwrap()["agg"].clone();
+    store.collect("agg", collected(2)).unwrap();
+    commit(store).unwrap();
+    let sum = vec![(alert("sum"), options("#x"))];
+    store.emit("agg", &stale, sum.clone(), vec![]).unwrap();
+    commit(store).unwrap();
+    let windows = wait(store.windows()).unwrap();
+    assert_eq!(windows["agg"].count, 3, "still open, with the late event");
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(store.arrivals().is_empty(), "nothing emitted");
+    // Closed at the next look, with it.
+    let (ids, _) = store.emit("agg", &windows["agg"], sum, vec![]).unwrap();
+    commit(store).unwrap();
+    assert!(wait(store.windows()).unwrap().is_empty());
+    assert_eq!(
+        arrivals(store, 1).iter().map(|p| p.id).collect::<Vec<_>>(),
+        ids
+    );
+}
+
+fn the_lists_page_with_cursors(store: &mut dyn Store) {
+    for n in 0..5 {
+        store.accept(&alert(&format!("a{n}")), vec![]).unwrap();
+    }
+    commit(store).unwrap();
+    let first = wait(store.lists(&[Listing::Pending], None, 2)).unwrap();
+    let (_, page) = &first.pages[0];
+    assert_eq!(page.items.len(), 2);
+    let next = page.next.expect("more");
+    let second = wait(store.lists(&[Listing::Pending], Some(next), 10)).unwrap();
+    assert_eq!(second.pages[0].1.items.len(), 3);
+    assert_eq!(second.pages[0].1.next, None);
 }
 
 // What several nodes on one database show.
@@ -617,30 +630,27 @@ fn a_window_collected_on_two_nodes_counts_once_and_closes_once() {
     );
 }
 
-#[test]
-fn a_nul_in_an_option_is_kept_without_failing_the_others_in_its_transaction() {
-    both(|store| {
-        let odd = store.accept(&alert("a"), options("#x\0y")).unwrap();
-        let plain = store.accept(&alert("b"), options("#x")).unwrap();
-        commit(store).unwrap();
-        let came = arrivals(store, 2);
-        assert_eq!(came.len(), 2, "both taken");
-        let claim = wait(store.claim(request(odd.id, "#x\0y", "a"))).unwrap();
-        granted(claim);
-        store
-            .finish(Finished::new(
-                odd.id,
-                Status::Failed,
-                "channel #x\0y not found",
-                1,
-            ))
-            .unwrap();
-        store
-            .finish(Finished::new(plain.id, Status::Delivered, "#x 1.1", 1))
-            .unwrap();
-        commit(store).unwrap();
-        assert_eq!(wait(store.resendable(None)).unwrap().len(), 1);
-    });
+fn a_nul_in_an_option_is_kept_without_failing_the_others_in_its_transaction(store: &mut dyn Store) {
+    let odd = store.accept(&alert("a"), options("#x\0y")).unwrap();
+    let plain = store.accept(&alert("b"), options("#x")).unwrap();
+    commit(store).unwrap();
+    let came = arrivals(store, 2);
+    assert_eq!(came.len(), 2, "both taken");
+    let claim = wait(store.claim(request(odd.id, "#x\0y", "a"))).unwrap();
+    granted(claim);
+    store
+        .finish(Finished::new(
+            odd.id,
+            Status::Failed,
+            "channel #x\0y not found",
+            1,
+        ))
+        .unwrap();
+    store
+        .finish(Finished::new(plain.id, Status::Delivered, "#x 1.1", 1))
+        .unwrap();
+    commit(store).unwrap();
+    assert_eq!(wait(store.resendable(None)).unwrap().len(), 1);
 }
 
 #[test]
@@ -809,38 +819,35 @@ fn a_node_whose_name_was_taken_claims_nothing() {
     granted(wait(b.claim(request(x, "#c", "x"))).unwrap());
 }
 
-#[test]
-fn a_click_is_recorded_once_by_its_identity() {
-    both(|store| {
-        let mark = |by: &str, at: u64| Mark { by: by.into(), at };
-        let key = alert_key("x", &options("#c"));
-        let t = store.accept(&alert("x"), options("#c")).unwrap();
-        commit(store).unwrap();
-        let ended = Finished::new(t.id, Status::Delivered, "CC 1.1", 1).remembering(
-            &key,
-            false,
-            "",
-            Some("CC"),
-            Some("1.1"),
-        );
-        store.finish(ended).unwrap();
-        commit(store).unwrap();
-        assert!(!wait(store.clicked("t1/1.5")).unwrap());
-        store
-            .act(&key, Act::Silence(mark("U1", 10)), "t1/1.5")
-            .unwrap();
-        commit(store).unwrap();
-        assert!(wait(store.clicked("t1/1.5")).unwrap());
-        // The same click again, written anyway (two nodes at once): no effect.
-        store.act(&key, Act::Unsilence, "t2/1.6").unwrap();
-        store
-            .act(&key, Act::Silence(mark("U9", 99)), "t1/1.5")
-            .unwrap();
-        commit(store).unwrap();
-        let m = wait(store.message(&key)).unwrap().unwrap();
-        assert_eq!(
-            m.silenced, None,
-            "the repeat did not silence it again: {m:?}"
-        );
-    });
+fn a_click_is_recorded_once_by_its_identity(store: &mut dyn Store) {
+    let mark = |by: &str, at: u64| Mark { by: by.into(), at };
+    let key = alert_key("x", &options("#c"));
+    let t = store.accept(&alert("x"), options("#c")).unwrap();
+    commit(store).unwrap();
+    let ended = Finished::new(t.id, Status::Delivered, "CC 1.1", 1).remembering(
+        &key,
+        false,
+        "",
+        Some("CC"),
+        Some("1.1"),
+    );
+    store.finish(ended).unwrap();
+    commit(store).unwrap();
+    assert!(!wait(store.clicked("t1/1.5")).unwrap());
+    store
+        .act(&key, Act::Silence(mark("U1", 10)), "t1/1.5")
+        .unwrap();
+    commit(store).unwrap();
+    assert!(wait(store.clicked("t1/1.5")).unwrap());
+    // The same click again, written anyway (two nodes at once): no effect.
+    store.act(&key, Act::Unsilence, "t2/1.6").unwrap();
+    store
+        .act(&key, Act::Silence(mark("U9", 99)), "t1/1.5")
+        .unwrap();
+    commit(store).unwrap();
+    let m = wait(store.message(&key)).unwrap().unwrap();
+    assert_eq!(
+        m.silenced, None,
+        "the repeat did not silence it again: {m:?}"
+    );
 }

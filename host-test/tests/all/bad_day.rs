@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use host_test::mock_slack::MockSlack;
 use serde_json::Value;
-use slack_alertd::store::postgres::testdb::TestDb;
+use testdb::TestDb;
 
 use crate::common::server::{wait_until, write_config, Server};
 use crate::common::web_api_config;

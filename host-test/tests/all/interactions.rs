@@ -528,7 +528,7 @@ fn socket_mode_takes_the_same_clicks_without_a_public_address() {
 /// again.
 #[test]
 fn on_postgresql_a_click_on_one_node_holds_for_every_node() {
-    use slack_alertd::store::postgres::testdb::TestDb;
+    use testdb::TestDb;
 
     let db = TestDb::start();
     let slack = MockSlack::start().unwrap();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use host_test::mock_slack::{Message, MockSlack};
 use serde_json::{json, Value};
-use slack_alertd::store::postgres::testdb::TestDb;
+use testdb::TestDb;
 
 use crate::common::server::{alert, wait_until, write_config, Server};
 use crate::common::web_api_config;
@@ -760,7 +760,7 @@ fn the_spool_command_shows_and_resends_on_the_store() {
 /// wrong one stops the start with a clear message, without it.
 #[test]
 fn a_password_given_in_a_file_is_never_shown() {
-    use slack_alertd::store::postgres::testdb::Setup;
+    use testdb::Setup;
     const PASSWORD: &str = "s3cret-Pa55";
     let db = TestDb::start_with(Setup {
         passwords: true,

@@ -317,7 +317,7 @@ mod tests {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
     use super::*;
-    use crate::store::postgres::testdb::{Setup, TestDb};
+    use testdb::{Setup, TestDb};
 
     const PASSWORD: &str = "s3cret-p@ss";
     /// As it stands in a URL (`@` percent-encoded).

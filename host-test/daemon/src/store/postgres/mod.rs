@@ -10,7 +10,6 @@
 //!   the scheduler's own pacing rule ([`claims`]).
 //! - Every node reads the pending alerts as they become visible, and the
 //!   lists `GET /spool` shows ([`reads`]).
-//! - A throwaway server for tests ([`testdb`]).
 //!
 //! **At least once.** A node that dies with requests out loses its claims
 //! when their leases run out (`--lease-ms`, renewed a third of it apart);
@@ -25,7 +24,6 @@ pub mod names;
 mod pool;
 mod reads;
 pub mod schema;
-pub mod testdb;
 mod writes;
 
 use std::collections::BTreeMap;

@@ -90,7 +90,7 @@ pub async fn migrate(client: &mut Client) -> Result<i32, SchemaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::postgres::testdb::TestDb;
+    use testdb::TestDb;
 
     async fn connect(url: &str) -> Client {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
