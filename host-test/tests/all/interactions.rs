@@ -111,6 +111,17 @@ fn recorded(server: &Server, slack: &MockSlack, n: usize) {
     });
 }
 
+/// Nothing is left to send: a click that acts records its redraw before
+/// it is answered, so once answered, nothing pending means no redraw can
+/// come later (an event, not a sleep, says nothing happened).
+fn nothing_recorded(server: &Server) {
+    assert_eq!(
+        server.spool()["pending"],
+        json!([]),
+        "nothing recorded to be sent"
+    );
+}
+
 fn the_only_message(slack: &MockSlack) -> Message {
     let all = slack.messages();
     assert_eq!(all.len(), 1, "{all:#?}");
@@ -164,7 +175,7 @@ fn only_a_valid_signature_changes_anything() {
     let big = request(path, "x", Some((SECRET, now())))
         .replace("Content-Length: 1", "Content-Length: 17000000");
     assert_eq!(server.request(&big).0, 413);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    nothing_recorded(&server);
     assert_eq!(the_only_message(&slack).updates, 0, "nothing changed");
     let metrics = server.metrics();
     assert!(
@@ -402,7 +413,7 @@ fn acknowledge_then_silence_then_unsilence_across_a_kill() {
         .json();
     assert_eq!(notice["response_type"], "ephemeral");
     assert!(notice["text"].as_str().unwrap().contains("no longer known"));
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    nothing_recorded(&server);
     assert_eq!(slack.messages(), before, "nothing changed");
     let metrics = server.metrics();
     for outcome in ["silence", "unsilence", "unknown-alert"] {
@@ -550,7 +561,7 @@ fn on_postgresql_a_click_on_one_node_holds_for_every_node() {
     wait_until("the silence shown", || {
         the_only_message(&slack).updates == 1
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    nothing_recorded(&a);
     assert_eq!(the_only_message(&slack).updates, 1, "redrawn once");
     post(&a, &firing("cpu higher"));
     post(&b, &firing("cpu highest"));
@@ -677,7 +688,7 @@ fn a_replayed_click_is_answered_and_does_nothing() {
     drop(server);
     let server = Server::start(&config, &spool, &[]);
     assert_eq!(server.request(&captured).0, 200, "replayed after a restart");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    nothing_recorded(&server);
     let after = the_only_message(&slack);
     assert_eq!(after.updates, 2, "the replays drew nothing");
     assert!(
@@ -748,7 +759,7 @@ fn a_click_from_another_workspace_acts_on_nothing() {
         Some((SECRET, now())),
     ));
     assert_eq!(answer.0, 200, "signed: answered, and ignored");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    nothing_recorded(&server);
     assert_eq!(the_only_message(&slack).updates, 0, "nothing changed");
     assert!(server.logged().contains("T0OTHER"), "the log says why");
 }
