@@ -124,7 +124,7 @@ impl Metrics {
         );
         registry.register(
             "interactions",
-            "Clicks and requests from Slack, by outcome (acknowledge, silence, unsilence, unknown-alert, ignored, refused)",
+            "Clicks and requests from Slack, by outcome (acknowledge, silence, unsilence, repeated, unknown-alert, ignored, refused)",
             metrics.interactions.clone(),
         );
         registry.register(
@@ -148,8 +148,15 @@ impl Metrics {
             metrics.write_errors.clone(),
         );
         registry.register(
+            "store_degraded",
+            "1 while the store's writes are failing (the journal's disk, or the database away; see /healthz for why), else 0",
+            metrics.degraded.clone(),
+        );
+        // The name it had when "spool" meant any store: kept for one
+        // release beside `store_degraded`, for the dashboards that scrape it.
+        registry.register(
             "spool_degraded",
-            "1 while the spool's writes are failing (see /healthz for why), else 0",
+            "Deprecated: the same as slack_handler_store_degraded (this name goes in the next release)",
             metrics.degraded.clone(),
         );
         registry.register(
@@ -321,6 +328,7 @@ mod tests {
             "slack_handler_spool_fsyncs_total 7",
             "slack_handler_spool_write_errors_total 2",
             "slack_handler_spool_degraded 1",
+            "slack_handler_store_degraded 1",
             "slack_handler_alerts_pending 2",
             "slack_handler_oldest_pending_age_seconds 1.5",
         ] {
