@@ -1,12 +1,22 @@
-//! Alertmanager's webhook as an intake format: `POST /alertmanager`, one
-//! payload (version 4) a request, each of its alerts one alert event
+//! Alertmanager's webhook, `POST /alertmanager`: its route and its intake
+//! format. One payload (version 4) a request, each of its alerts one alert event
 //! (`slack_alert_handler::alertmanager` decodes it), all stored in one
 //! transaction or none. The handler options come from the query string,
 //! as for Kapacitor's posts, and go with every alert of the payload.
 
+use hyper::Request;
 use slack_alert_handler::alertmanager::{self, Levels};
 
-use super::{Incoming, IntakeFormat};
+use super::alerts::take;
+use crate::intake::answer::Answer;
+use crate::intake::format::{Incoming, IntakeFormat};
+use crate::intake::Front;
+
+/// `POST /alertmanager`: taken as `POST /` takes Kapacitor's posts, in
+/// serve's Alertmanager format ([`Front::alertmanager`]).
+pub(crate) async fn respond(req: Request<hyper::body::Incoming>, front: &Front) -> Answer {
+    take(req, front, &*front.alertmanager).await
+}
 
 /// Alertmanager's webhook, with how its alerts' labels give their level.
 pub struct AlertmanagerWebhook {
