@@ -43,6 +43,18 @@ fn arrivals(store: &mut dyn Store, n: usize) -> Vec<Pending> {
     got
 }
 
+/// Accepts a barrier alert and waits for it: whether it arrived alone.
+/// Arrivals come in the order alerts became durable, so nothing written
+/// before it (an alert given again, one rolled back, one emitted) can
+/// arrive after it: "nothing else arrived" is seen on an event, not
+/// after a sleep.
+fn arrived_alone(store: &mut dyn Store) -> bool {
+    let barrier = store.accept(&alert("barrier"), vec![]).unwrap();
+    commit(store).unwrap();
+    let came = arrivals(store, 1);
+    came.len() == 1 && came[0].id == barrier.id
+}
+
 fn alert(id: &str) -> String {
     format!("{{\"id\":\"{id}\",\"level\":\"CRITICAL\",\"message\":\"m\",\"time\":\"2026-11-29T10:00:00Z\"}}")
 }
@@ -165,9 +177,8 @@ fn accepted_alerts_arrive_once_in_order_and_only_once_durable(store: &mut dyn St
         "in the order accepted"
     );
     assert_eq!(came[0].options, options("#x"));
-    std::thread::sleep(Duration::from_millis(150));
-    assert!(store.arrivals().is_empty(), "given once");
-    assert_eq!(store.pending_count().max(2), 2);
+    let barrier = arrived_alone(store);
+    assert!(barrier, "given once: a later alert arrives alone");
 }
 
 fn a_write_rolled_back_takes_nothing(store: &mut dyn Store) {
@@ -175,10 +186,9 @@ fn a_write_rolled_back_takes_nothing(store: &mut dyn Store) {
     store.accept(&alert("a"), vec![]).unwrap();
     store.rollback(before);
     commit(store).unwrap();
-    std::thread::sleep(Duration::from_millis(150));
-    assert!(store.arrivals().is_empty());
     let lists = wait(store.lists(&[Listing::Pending], None, 10)).unwrap();
     assert_eq!(lists.counts[0], (Listing::Pending, 0));
+    assert!(arrived_alone(store), "the rolled-back alert never arrives");
 }
 
 fn an_ending_keeps_the_alert_keys_message_for_its_next_claim_and_a_recovery_forgets_it(
@@ -445,8 +455,7 @@ fn a_window_that_took_an_event_since_it_was_read_is_not_closed_away_with_it(stor
     commit(store).unwrap();
     let windows = wait(store.windows()).unwrap();
     assert_eq!(windows["agg"].count, 3, "still open, with the late event");
-    std::thread::sleep(Duration::from_millis(150));
-    assert!(store.arrivals().is_empty(), "nothing emitted");
+    assert!(arrived_alone(store), "nothing emitted");
     // Closed at the next look, with it.
     let (ids, _) = store.emit("agg", &windows["agg"], sum, vec![]).unwrap();
     commit(store).unwrap();
@@ -621,7 +630,6 @@ fn a_window_collected_on_two_nodes_counts_once_and_closes_once() {
     b.emit("agg", &seen_b, sum, vec![]).unwrap();
     commit(&mut a).unwrap();
     commit(&mut b).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     let pending = wait(a.lists(&[Listing::Pending], None, 10)).unwrap();
     assert_eq!(
         pending.counts[0],
