@@ -156,7 +156,7 @@ fn a_full_spool_says_so() {
                 answer["error"]
                     .as_str()
                     .unwrap()
-                    .contains("the spool is full"),
+                    .contains("the journal is full"),
                 "{answer}"
             );
             break;

@@ -17,7 +17,7 @@ use host_test::mock_socket_mode::SocketModeStandIn;
 use host_test::slack_clicks::block_actions;
 use serde_json::{json, Value};
 use slack_alertd::interactions::socket_mode::{
-    self, Answer, BoxFuture, Network, Peer, SocketState, Timing,
+    self, BoxFuture, Network, Next, Peer, SocketState, Timing,
 };
 
 use alert_handler_host::net::dial::Dialer;
@@ -75,20 +75,20 @@ impl Peer for TestPeer {
         })
     }
 
-    fn message(&self, text: String) -> BoxFuture<'_, Answer> {
+    fn message(&self, text: String) -> BoxFuture<'_, Next> {
         Box::pin(async move {
             let value: Value = serde_json::from_str(&text).unwrap_or_default();
             self.messages.lock().unwrap().push(text);
             match (value["type"].as_str(), value["envelope_id"].as_str()) {
-                (Some("disconnect"), _) => Answer {
+                (Some("disconnect"), _) => Next {
                     reply: None,
                     reconnect: true,
                 },
-                (_, Some(id)) => Answer {
+                (_, Some(id)) => Next {
                     reply: Some(json!({"envelope_id": id}).to_string()),
                     reconnect: false,
                 },
-                _ => Answer::default(),
+                _ => Next::default(),
             }
         })
     }

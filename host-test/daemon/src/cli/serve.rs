@@ -240,13 +240,13 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         (None, Some(file)) => Some(StoreUrl::read(file).map_err(|e| Failure::Input(anyhow!(e)))?),
         (None, None) => None,
     };
-    let serving = Serving {
+    let serving = Serving(serve::Settings {
         runtime: &runtime,
         config: &text,
         listener,
         pacing,
         intake,
-    };
+    });
     match (url, &args.spool) {
         (Some(url), _) => {
             let node = args.node.clone().unwrap_or_else(default_node);
@@ -255,6 +255,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
                 host_name(),
                 std::process::id(),
                 serving
+                    .0
                     .listener
                     .local_addr()
                     .map_or_else(|_| args.listen.to_string(), |a| a.to_string())
@@ -299,35 +300,20 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
 }
 
 /// What `serve` runs, but the store.
-struct Serving<'a> {
-    runtime: &'a Runtime,
-    config: &'a str,
-    listener: std::net::TcpListener,
-    pacing: Pacing,
-    intake: serve::Intake,
-}
+struct Serving<'a>(serve::Settings<'a>);
 
 impl Serving<'_> {
     /// Serves on `store` (shown as `place`) until SIGTERM or SIGINT.
     fn run(self, store: impl Store + 'static, place: &str) -> Result<(), Failure> {
         let pending = store.pending_count();
-        serve::run(
-            self.runtime,
-            self.config,
-            self.listener,
-            store,
-            self.pacing,
-            self.intake,
-            serve::shutdown::signal(),
-            |addr| {
-                // One write, and no panic if whoever started us stopped
-                // reading.
-                use std::io::Write;
-                let mut out = std::io::stdout();
-                let said = format!("listening on {addr}\n{pending} alert(s) pending in {place}\n");
-                let _ = out.write_all(said.as_bytes()).and_then(|()| out.flush());
-            },
-        )
+        serve::run(self.0, store, serve::shutdown::signal(), |addr| {
+            // One write, and no panic if whoever started us stopped
+            // reading.
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let said = format!("listening on {addr}\n{pending} alert(s) pending in {place}\n");
+            let _ = out.write_all(said.as_bytes()).and_then(|()| out.flush());
+        })
         .map_err(Failure::Host)
     }
 }

@@ -45,7 +45,9 @@ pub(crate) fn unavailable(front: &Front, error: &str) -> Answer {
 pub(crate) fn refused_by_store(front: &Front, e: &StoreError) -> Answer {
     match e {
         StoreError::NotFailed { .. } => refuse(front, StatusCode::NOT_FOUND, &e.to_string()),
-        StoreError::Full { .. } | StoreError::Unavailable(_) => unavailable(front, &e.to_string()),
+        StoreError::JournalFull { .. } | StoreError::Unavailable(_) => {
+            unavailable(front, &e.to_string())
+        }
         StoreError::Io(_) => refuse(front, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

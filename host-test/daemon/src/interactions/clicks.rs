@@ -39,9 +39,10 @@ use crate::store::{self, Act, AlertMessage, Mark, PREVIOUS_CHANNEL_ID, PREVIOUS_
 /// What the clicker is told when the store no longer knows the alert.
 pub const UNKNOWN_ALERT: &str = "This alert is no longer known to slack-alertd (it recovered, or its message was forgotten): nothing was changed.";
 
-/// How a request to the Request URL is answered.
+/// How a click (from the Request URL or Socket Mode) was handled: what intake
+/// answers it with, or whether Socket Mode acknowledges its envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub enum Handled {
     /// `200`: done, or signed but nothing to do (logged).
     Done,
     /// `401`: not verified; nothing changed.
@@ -83,7 +84,7 @@ impl Clicks {
         self: &Arc<Self>,
         headers: Vec<(String, String)>,
         body: Vec<u8>,
-    ) -> Answer {
+    ) -> Handled {
         let this = self.clone();
         let run = async move {
             let now = SystemTime::now()
@@ -101,13 +102,13 @@ impl Clicks {
                 .await;
             match outcome {
                 Ok(outcome) => this.outcome(outcome).await,
-                Err(e) => Answer::Unavailable(format!("{e:#}")),
+                Err(e) => Handled::Unavailable(format!("{e:#}")),
             }
         };
         self.runtime
             .spawn(run)
             .await
-            .unwrap_or_else(|e| Answer::Unavailable(e.to_string()))
+            .unwrap_or_else(|e| Handled::Unavailable(e.to_string()))
     }
 
     /// Where requests to the Request URL that are refused are counted and
@@ -117,11 +118,11 @@ impl Clicks {
     }
 
     /// Does what the component read from a request or an envelope.
-    pub async fn outcome(&self, outcome: InteractionOutcome) -> Answer {
+    pub async fn outcome(&self, outcome: InteractionOutcome) -> Handled {
         match outcome {
             InteractionOutcome::Act(click) => match self.act(click).await {
-                Ok(()) => Answer::Done,
-                Err(e) => Answer::Unavailable(e),
+                Ok(()) => Handled::Done,
+                Err(e) => Handled::Unavailable(e),
             },
             InteractionOutcome::Ignore(why) => {
                 self.metrics.interaction("ignored");
@@ -129,11 +130,11 @@ impl Clicks {
                     reason = why,
                     "a request from Slack was verified and ignored"
                 );
-                Answer::Done
+                Handled::Done
             }
             InteractionOutcome::Refuse(why) => {
                 self.refusals.refused(Reason::Unverified, &why);
-                Answer::Refused
+                Handled::Refused
             }
         }
     }
@@ -300,7 +301,7 @@ impl Peer for SocketPeer {
         })
     }
 
-    fn message(&self, text: String) -> BoxFuture<'_, socket_mode::Answer> {
+    fn message(&self, text: String) -> BoxFuture<'_, socket_mode::Next> {
         Box::pin(async move {
             let read = self
                 .clicks
@@ -314,22 +315,22 @@ impl Peer for SocketPeer {
                 Err(e) => {
                     // Not acknowledged: Slack sends the envelope again.
                     warn!("a Socket Mode message could not be read: {e:#}");
-                    return socket_mode::Answer::default();
+                    return socket_mode::Next::default();
                 }
             };
             let done = match read.outcome {
-                InteractionOutcome::Ignore(why) if why == "hello" => Answer::Done,
+                InteractionOutcome::Ignore(why) if why == "hello" => Handled::Done,
                 outcome => self.clicks.outcome(outcome).await,
             };
             match done {
-                Answer::Done | Answer::Refused => socket_mode::Answer {
+                Handled::Done | Handled::Refused => socket_mode::Next {
                     reply: read.reply,
                     reconnect: read.reconnect,
                 },
                 // Not acknowledged: Slack sends the envelope again.
-                Answer::Unavailable(why) => {
+                Handled::Unavailable(why) => {
                     warn!("a click over Socket Mode could not be recorded; Slack sends it again: {why}");
-                    socket_mode::Answer {
+                    socket_mode::Next {
                         reply: None,
                         reconnect: read.reconnect,
                     }

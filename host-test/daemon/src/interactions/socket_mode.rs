@@ -54,12 +54,12 @@ pub trait Peer: Send + Sync + 'static {
     /// One text message: the peer asks the component (`socket-message`),
     /// does what the outcome asks (records a click durably), and returns
     /// what to send back and whether to reconnect.
-    fn message(&self, text: String) -> BoxFuture<'_, Answer>;
+    fn message(&self, text: String) -> BoxFuture<'_, Next>;
 }
 
 /// What to do after a message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Answer {
+pub struct Next {
     /// A text frame to send back at once (an envelope's acknowledgement).
     pub reply: Option<String>,
     /// Close this connection and open a new one now (Slack's `disconnect`).

@@ -130,21 +130,37 @@ pub struct Intake {
     pub insecure_allow_ws: bool,
 }
 
-/// Serves on `listener` until `shutdown` resolves: then the requests in
-/// flight are answered, the attempts in flight end and are recorded, and it
-/// returns (what is still pending is delivered after the next start).
-/// `ready` hears the bound address once every instance is configured.
-#[allow(clippy::too_many_arguments)]
+/// What `serve` runs, but the store: where it listens, the handler's
+/// configuration, the runtime that loads it, the pacing, what intake takes.
+pub struct Settings<'a> {
+    /// The runtime the component is loaded into.
+    pub runtime: &'a Runtime,
+    /// The configuration every instance is configured with.
+    pub config: &'a str,
+    /// Bound already (port 0 picks one; `ready` hears which).
+    pub listener: TcpListener,
+    pub pacing: Pacing,
+    pub intake: Intake,
+}
+
+/// Serves on `settings.listener` and `store` until `shutdown` resolves:
+/// then the requests in flight are answered, the attempts in flight end
+/// and are recorded, and it returns (what is still pending is delivered
+/// after the next start). `ready` hears the bound address once every
+/// instance is configured.
 pub fn run(
-    runtime: &Runtime,
-    config: &str,
-    listener: TcpListener,
+    settings: Settings<'_>,
     store: impl Store + 'static,
-    pacing: Pacing,
-    intake: Intake,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
+    let Settings {
+        runtime,
+        config,
+        listener,
+        pacing,
+        intake,
+    } = settings;
     // Every request in flight is a task here, on a few threads; so are the
     // calls made at start (no thread is left behind for blocking calls).
     let delivering = tokio::runtime::Builder::new_multi_thread()
@@ -350,13 +366,16 @@ mod tests {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, bound) = std::sync::mpsc::channel();
         let serving = std::thread::spawn(move || {
-            run(
-                &runtime,
+            let settings = Settings {
+                runtime: &runtime,
                 config,
                 listener,
+                pacing: Pacing::default(),
+                intake: Intake::default(),
+            };
+            run(
+                settings,
                 store,
-                Pacing::default(),
-                Intake::default(),
                 async move {
                     let _ = stopped.await;
                 },

@@ -190,7 +190,7 @@ impl Spool {
             && file.len() + queued > self.limit
             && self.state.live_bytes() + self.in_flight_bytes + queued > self.limit
         {
-            return Err(StoreError::Full { limit: self.limit });
+            return Err(StoreError::JournalFull { limit: self.limit });
         }
         self.staged_bytes.extend_from_slice(line.as_bytes());
         self.staged_bytes.push(b'\n');

@@ -57,7 +57,7 @@ fn the_spool_is_bounded_and_says_so() {
     let first = spool.accept(&"x".repeat(100), vec![]).unwrap();
     spool.accept(&"y".repeat(100), vec![]).unwrap();
     match spool.accept(&"z".repeat(100), vec![]) {
-        Err(StoreError::Full { limit }) => assert_eq!(limit, 400),
+        Err(StoreError::JournalFull { limit }) => assert_eq!(limit, 400),
         other => panic!("expected full, got {other:?}"),
     }
     // Finishing one makes room again (the journal is compacted).

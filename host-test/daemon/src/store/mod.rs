@@ -80,12 +80,13 @@ impl Ticket {
 /// Why a write was not taken.
 #[derive(Debug)]
 pub enum StoreError {
-    /// The spool is at its size limit with what it must keep.
-    Full {
+    /// The journal is at its size limit (`--spool-max-kib`) with what it
+    /// must keep.
+    JournalFull {
         limit: u64,
     },
     Io(anyhow::Error),
-    /// A resend named an id that is not a failed alert the spool keeps.
+    /// A resend named an id that is not a failed alert the store keeps.
     NotFailed {
         id: u64,
     },
@@ -96,8 +97,11 @@ pub enum StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::Full { limit } => {
-                write!(f, "the spool is full ({limit} bytes of pending alerts)")
+            StoreError::JournalFull { limit } => {
+                write!(
+                    f,
+                    "the journal is full ({limit} bytes of pending alerts, --spool-max-kib)"
+                )
             }
             StoreError::Io(e) => write!(f, "the store could not be written: {e:#}"),
             StoreError::NotFailed { id } => write!(

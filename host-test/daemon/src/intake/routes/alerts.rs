@@ -65,10 +65,10 @@ pub(crate) async fn take(
     // Written now, acknowledged once on disk: the committer shares one
     // fsync among every alert written meanwhile.
     // One request is one write: all of its alerts or none.
-    let written = front.commit.write(|spool| {
+    let written = front.commit.write(|store| {
         alerts
             .into_iter()
-            .map(|a| spool.accept(&a.alert, a.options))
+            .map(|a| store.accept(&a.alert, a.options))
             .collect::<Result<Vec<_>, StoreError>>()
     });
     let tickets = match written {

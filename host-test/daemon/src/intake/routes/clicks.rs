@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use crate::intake::answer::{refuse, unavailable, Answer};
 use crate::intake::body::{read_within, Unread};
 use crate::intake::Front;
-use crate::interactions::clicks::Answer as ClickAnswer;
+use crate::interactions::clicks::Handled;
 use crate::interactions::screen::{self, Reason};
 
 /// A click on an alert's buttons. Screened on its head first ([`screen`]):
@@ -91,17 +91,17 @@ pub(crate) async fn respond(
         Err(Unread::Refused(refused)) => return refused,
     };
     match clicks.request(headers, body.to_vec()).await {
-        ClickAnswer::Done => {
+        Handled::Done => {
             let mut done = Response::new(Full::new(Bytes::new()));
             *done.status_mut() = StatusCode::OK;
             done
         }
-        ClickAnswer::Refused => refuse(
+        Handled::Refused => refuse(
             front,
             StatusCode::UNAUTHORIZED,
             "not signed by Slack with a signing secret this serve knows, or stale",
         ),
-        ClickAnswer::Unavailable(why) => {
+        Handled::Unavailable(why) => {
             unavailable(front, &format!("the click could not be recorded: {why}"))
         }
     }
