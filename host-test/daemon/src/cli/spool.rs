@@ -14,7 +14,7 @@ use crate::say;
 use crate::serve::Pacing;
 use crate::spool::{Spool, KEEP_FINISHED};
 use crate::store::postgres::{self, connect::StoreUrl, PgStore};
-use crate::store::{self, Entry, Job, Listing, Store, StoreError};
+use crate::store::{self, Entry, Job, Listing, Reads, StoreError, Writes};
 
 /// `spool`'s flags.
 #[derive(Args)]

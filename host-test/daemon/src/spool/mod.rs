@@ -63,8 +63,8 @@ use crate::store::record::{NewAlert, Record};
 pub use crate::store::record::{KEEP_FINISHED, MAX_FAILED, MAX_MESSAGES};
 pub(crate) use crate::store::unix_ms;
 use crate::store::{
-    self, Act, AlertMessage, Claim, ClaimRequest, Entry, FailedAlert, Finished, Job, Listing,
-    Lists, Page, Pending, Store, StoreError, SyncStart, Ticket,
+    self, Act, AlertMessage, Claim, ClaimRequest, Claims, Commits, Entry, FailedAlert, Finished,
+    Health, Job, Listing, Lists, Page, Pending, Reads, StoreError, SyncStart, Ticket, Writes,
 };
 use file::{lock_dir, JournalFile};
 pub use file::{DiskOp, Faults};
@@ -116,7 +116,7 @@ pub struct Spool {
     outage: Arc<crate::store::outage::Outage>,
     /// Nothing is pending and the journal grew: compact at the next sync.
     compact_wanted: bool,
-    /// The newest id given to the planner ([`Store::arrivals`]).
+    /// The newest id given to the planner ([`Claims::arrivals`]).
     handed: u64,
     /// Held while the spool is open for writing: one writer at a time.
     _lock: Option<std::fs::File>,
@@ -632,7 +632,7 @@ fn trouble(e: &io::Error) -> String {
 
 /// The journal file is the embedded store, for one node: its claims are
 /// always granted (the scheduler alone paces), and need no lease.
-impl Store for Spool {
+impl Writes for Spool {
     fn accept(
         &mut self,
         alert: &str,
@@ -690,6 +690,48 @@ impl Store for Spool {
         Ok(Ticket::new(0, self.stage(record, false)?))
     }
 
+    fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError> {
+        let ids: Vec<u64> = failed.iter().map(|f| f.id).collect();
+        self.resend_unsynced(&ids)
+    }
+}
+
+impl Commits for Spool {
+    fn written(&self) -> u64 {
+        Spool::written(self)
+    }
+
+    fn rollback(&mut self, to: u64) {
+        Spool::rollback(self, to)
+    }
+
+    fn begin_sync(&mut self) -> SyncStart {
+        Spool::begin_sync(self)
+    }
+
+    fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()> {
+        Spool::end_sync(self, synced)
+    }
+}
+
+impl Claims for Spool {
+    fn arrivals(&mut self) -> Vec<Pending> {
+        let fresh = Spool::pending_after(self, self.handed);
+        self.handed = Spool::last_id(self);
+        fresh
+    }
+
+    fn claim(&mut self, request: ClaimRequest) -> Job<Claim> {
+        let message = Spool::message(self, &request.key).cloned().map(Box::new);
+        store::ready(Ok(Claim::Granted {
+            message,
+            attempts: None,
+            fence: None,
+        }))
+    }
+}
+
+impl Reads for Spool {
     fn clicked(&self, identity: &str) -> Job<bool> {
         store::ready(Ok(self.state.clicks.seen(identity)))
     }
@@ -707,34 +749,6 @@ impl Store for Spool {
             None => None,
         };
         store::ready(Ok(found))
-    }
-
-    fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError> {
-        let ids: Vec<u64> = failed.iter().map(|f| f.id).collect();
-        self.resend_unsynced(&ids)
-    }
-
-    fn written(&self) -> u64 {
-        Spool::written(self)
-    }
-
-    fn rollback(&mut self, to: u64) {
-        Spool::rollback(self, to)
-    }
-
-    fn arrivals(&mut self) -> Vec<Pending> {
-        let fresh = Spool::pending_after(self, self.handed);
-        self.handed = Spool::last_id(self);
-        fresh
-    }
-
-    fn claim(&mut self, request: ClaimRequest) -> Job<Claim> {
-        let message = Spool::message(self, &request.key).cloned().map(Box::new);
-        store::ready(Ok(Claim::Granted {
-            message,
-            attempts: None,
-            fence: None,
-        }))
     }
 
     fn windows(&self) -> Job<BTreeMap<String, Window>> {
@@ -776,7 +790,9 @@ impl Store for Spool {
                 .collect(),
         }))
     }
+}
 
+impl Health for Spool {
     fn trouble(&self) -> Option<String> {
         Spool::trouble(self).map(str::to_string)
     }
@@ -787,14 +803,6 @@ impl Store for Spool {
 
     fn kind(&self) -> &'static str {
         "journal"
-    }
-
-    fn begin_sync(&mut self) -> SyncStart {
-        Spool::begin_sync(self)
-    }
-
-    fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()> {
-        Spool::end_sync(self, synced)
     }
 }
 

@@ -4,21 +4,21 @@
 //! (planner, scheduler, deliveries, aggregator) runs on either without
 //! knowing which.
 //!
-//! **Claims.** A node hears of pending alerts ([`Store::arrivals`]),
+//! **Claims.** A node hears of pending alerts ([`Claims::arrivals`]),
 //! schedules them, and before it sends one it claims it
-//! ([`Store::claim`]): the store says go (with the alert key's message so
+//! ([`Claims::claim`]): the store says go (with the alert key's message so
 //! far), not yet (another node is sending to that channel, its pacing or a
 //! `Retry-After` says wait, or an earlier event of the alert is pending),
 //! or gone (another node ended it). A claim is held under a lease the node
-//! renews while its requests are out ([`Store::renew`]); the attempt ends
-//! with [`Store::finish`] (the ending, durably) and [`Store::release`]
+//! renews while its requests are out ([`Claims::renew`]); the attempt ends
+//! with [`Writes::finish`] (the ending, durably) and [`Claims::release`]
 //! (the channel's pacing from when the request left, a retry's wait). A
 //! node that dies loses its claims when their leases run out. The journal
 //! has one node: its claims are always granted, the scheduler alone paces.
 //!
 //! Writes are staged and numbered ([`Ticket`]); they take effect, and are
-//! shown, only once a sync covering them succeeded: [`Store::begin_sync`]
-//! under the store's lock, the returned job outside it, [`Store::end_sync`]
+//! shown, only once a sync covering them succeeded: [`Commits::begin_sync`]
+//! under the store's lock, the returned job outside it, [`Commits::end_sync`]
 //! under it again. [`crate::commit::GroupCommit`] runs syncs for every
 //! writer waiting and is the only way serve writes. A sync that fails drops
 //! its writes: none of them takes effect, and their writers are told.
@@ -242,7 +242,7 @@ pub struct Release {
     pub channel: String,
     /// When the request left (the channel is paced from then).
     pub left: Option<SystemTime>,
-    /// It is tried again (`None`: it ended, and [`Store::finish`] recorded
+    /// It is tried again (`None`: it ended, and [`Writes::finish`] recorded
     /// how).
     pub retry: Option<Retry>,
     /// Requests made for it so far.
@@ -280,7 +280,7 @@ pub enum SyncStart {
     /// Nothing was staged: every write through `through` has settled.
     Done { through: u64 },
     /// The writes through `through` are written; `sync` makes them durable
-    /// (run it outside the lock, then [`Store::end_sync`] with its result).
+    /// (run it outside the lock, then [`Commits::end_sync`] with its result).
     Started {
         through: u64,
         sync: Box<dyn FnOnce() -> io::Result<()> + Send>,
@@ -289,14 +289,24 @@ pub enum SyncStart {
     Failed { through: u64, error: io::Error },
 }
 
-/// The store `serve` runs on.
-pub trait Store: Send {
+/// The store `serve` runs on: the journal file or PostgreSQL, each
+/// implementing every role below, each role small enough to read at once.
+/// The engine holds it as `dyn Store` and uses the role it needs.
+pub trait Store: Writes + Commits + Claims + Reads + Health + Send {}
+
+impl<T: Writes + Commits + Claims + Reads + Health + Send> Store for T {}
+
+/// Durable writes, staged and numbered ([`Ticket`]); they take effect once
+/// a sync covering them succeeded ([`Commits`]).
+pub trait Writes {
     /// Takes an alert for delivery (with its handler options).
     fn accept(&mut self, alert: &str, options: Vec<(String, String)>)
         -> Result<Ticket, StoreError>;
+
     /// Adds an event to an `aggregate` handler's open window.
     fn collect(&mut self, handler: &str, event: Collected) -> Result<Ticket, StoreError>;
-    /// Closes an aggregate's `window` (as [`Store::windows`] showed it),
+
+    /// Closes an aggregate's `window` (as [`Reads::windows`] showed it),
     /// taking the alerts and collections its event became, at once. With
     /// several nodes, only the first to close it does, and only if it
     /// still holds what was shown (else nothing is written, and the
@@ -308,74 +318,113 @@ pub trait Store: Send {
         accepts: Vec<(String, Vec<(String, String)>)>,
         collects: Vec<(String, Collected)>,
     ) -> Result<(Vec<u64>, Ticket), StoreError>;
+
     /// Records how an alert ended (and what that makes its message).
     fn finish(&mut self, done: Finished) -> Result<Ticket, StoreError>;
+
     /// Records what click `identity` did to alert `key`'s message
     /// (acknowledged, silenced, unsilenced); nothing if the key has no
     /// message by then, or if a click of that identity was recorded
     /// before (by any node).
     fn act(&mut self, key: &str, act: Act, identity: &str) -> Result<Ticket, StoreError>;
-    /// Whether a click of `identity` was recorded (within
-    /// [`CLICKS_KEPT`]), by any node.
-    fn clicked(&self, identity: &str) -> Job<bool>;
-    /// The message kept under the alert key a button named (the key, or
-    /// its digest: [`button_key`]), if any, with its marks and the last
-    /// event it showed.
-    fn message(&self, named: &str) -> Job<Option<AlertMessage>>;
+
     /// Takes failed alerts again as new ones (found by
-    /// [`Store::resendable`]).
+    /// [`Reads::resendable`]).
     fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError>;
+}
+
+/// The commit mechanics the group commit ([`crate::commit::GroupCommit`])
+/// drives: begin a sync under the lock, run it outside, end it under the
+/// lock again.
+pub trait Commits {
     /// Writes made so far (the newest ticket's number).
     fn written(&self) -> u64;
+
     /// Drops the writes numbered past `to` that no sync has begun on.
     fn rollback(&mut self, to: u64);
 
+    /// Starts making every staged write durable.
+    fn begin_sync(&mut self) -> SyncStart;
+
+    /// Ends it: the writes take effect, or (on an error) are dropped.
+    fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()>;
+}
+
+/// Which node sends what, and when: arrivals, claims and their leases,
+/// releases (see the module's doc).
+pub trait Claims {
     /// The pending alerts this node has not been given yet, oldest first
     /// (the first call: every pending alert).
     fn arrivals(&mut self) -> Vec<Pending>;
+
     /// Calls `wake` when alerts arrive that this node did not write.
     fn watch(&mut self, _wake: Wake) {}
+
     /// Asks to send an alert now.
     fn claim(&mut self, request: ClaimRequest) -> Job<Claim>;
+
     /// How often this node must renew its claims (`None`: they do not
     /// expire).
     fn lease(&self) -> Option<Duration> {
         None
     }
+
     /// Renews the leases of every claim this node holds.
     fn renew(&mut self) -> Job<()> {
         ready(Ok(()))
     }
+
     /// Lets a claim go after its attempt.
     fn release(&mut self, _release: Release) -> Job<()> {
         ready(Ok(()))
     }
+}
+
+/// What the store holds, read: a clicked alert's message, clicks seen,
+/// aggregates' windows, failed alerts, the lists `GET /spool` shows, the
+/// pending figures.
+pub trait Reads {
+    /// Whether a click of `identity` was recorded (within
+    /// [`CLICKS_KEPT`]), by any node.
+    fn clicked(&self, identity: &str) -> Job<bool>;
+
+    /// The message kept under the alert key a button named (the key, or
+    /// its digest: [`button_key`]), if any, with its marks and the last
+    /// event it showed.
+    fn message(&self, named: &str) -> Job<Option<AlertMessage>>;
 
     /// The aggregates' open windows.
     fn windows(&self) -> Job<BTreeMap<String, Window>>;
+
     /// The failed alerts kept for sending again: those named (an id that
     /// is not one is [`StoreError::NotFailed`]), or all (`None`).
     fn resendable(&self, ids: Option<Vec<u64>>) -> Job<Vec<FailedAlert>>;
+
     fn pending_count(&self) -> usize;
+
     fn oldest_pending_age(&self) -> Option<std::time::Duration>;
+
     /// Every list's count, and at most `limit` entries of each of `lists`
     /// past cursor `after`.
     fn lists(&self, lists: &[Listing], after: Option<u64>, limit: usize) -> Job<Lists>;
+}
+
+/// How the store is: why it fails, where its outages are said, what kind it
+/// is, this node's name.
+pub trait Health {
     /// Why writes are failing, while they are.
     fn trouble(&self) -> Option<String>;
+
     /// Where failures to use the store are reported (logged once an
     /// outage, not once a failure).
     fn outage(&self) -> Arc<outage::Outage>;
+
     /// What kind of store it is (`journal`, `postgres`).
     fn kind(&self) -> &'static str;
+
     /// This node's name among the nodes sharing the store (`None`: it has
     /// one node).
     fn node(&self) -> Option<String> {
         None
     }
-
-    /// Starts making every staged write durable.
-    fn begin_sync(&mut self) -> SyncStart;
-    /// Ends it: the writes take effect, or (on an error) are dropped.
-    fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()>;
 }

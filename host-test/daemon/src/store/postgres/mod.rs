@@ -39,8 +39,8 @@ use crate::scheduler::Rules;
 use crate::store::record::{NewAlert, Record};
 use crate::store::unix_ms;
 use crate::store::{
-    Act, AlertMessage, Claim, ClaimRequest, FailedAlert, Finished, Job, Listing, Lists, Pending,
-    Release, Store, StoreError, SyncStart, Ticket, Wake,
+    Act, AlertMessage, Claim, ClaimRequest, Claims, Commits, FailedAlert, Finished, Health, Job,
+    Listing, Lists, Pending, Reads, Release, StoreError, SyncStart, Ticket, Wake, Writes,
 };
 use claims::Claimant;
 use connect::StoreUrl;
@@ -265,7 +265,7 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
     }
 }
 
-impl Store for PgStore {
+impl Writes for PgStore {
     fn accept(
         &mut self,
         alert: &str,
@@ -331,16 +331,6 @@ impl Store for PgStore {
         Ok(Ticket::new(0, self.stage(Record::Act { key, act, click })))
     }
 
-    fn clicked(&self, identity: &str) -> Job<bool> {
-        self.db
-            .job(reads::clicked(self.db.clone(), identity.to_string()))
-    }
-
-    fn message(&self, key: &str) -> Job<Option<AlertMessage>> {
-        self.db
-            .job(reads::message(self.db.clone(), key.to_string()))
-    }
-
     fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError> {
         let mut resent = Vec::with_capacity(failed.len());
         for f in failed {
@@ -353,7 +343,9 @@ impl Store for PgStore {
         }
         Ok(resent)
     }
+}
 
+impl Commits for PgStore {
     fn written(&self) -> u64 {
         self.written
     }
@@ -362,71 +354,6 @@ impl Store for PgStore {
         while self.written > to && self.staged.pop().is_some() {
             self.written -= 1;
         }
-    }
-
-    fn arrivals(&mut self) -> Vec<Pending> {
-        std::mem::take(&mut lock(&self.view.state).arrivals)
-    }
-
-    fn watch(&mut self, wake: Wake) {
-        lock(&self.view.state).wake = Some(wake);
-    }
-
-    fn claim(&mut self, request: ClaimRequest) -> Job<Claim> {
-        self.db
-            .job(claims::claim(self.db.clone(), self.who.clone(), request))
-    }
-
-    fn lease(&self) -> Option<Duration> {
-        Some(self.who.lease)
-    }
-
-    fn renew(&mut self) -> Job<()> {
-        self.db
-            .job(claims::renew(self.db.clone(), self.who.clone()))
-    }
-
-    fn release(&mut self, release: Release) -> Job<()> {
-        self.db
-            .job(claims::release(self.db.clone(), self.who.clone(), release))
-    }
-
-    fn windows(&self) -> Job<BTreeMap<String, Window>> {
-        self.db.job(reads::windows(self.db.clone()))
-    }
-
-    fn resendable(&self, ids: Option<Vec<u64>>) -> Job<Vec<FailedAlert>> {
-        self.db.job(reads::resendable(self.db.clone(), ids))
-    }
-
-    fn pending_count(&self) -> usize {
-        lock(&self.view.state).pending
-    }
-
-    fn oldest_pending_age(&self) -> Option<Duration> {
-        let oldest = lock(&self.view.state).oldest_ms?;
-        Some(Duration::from_millis(unix_ms().saturating_sub(oldest)))
-    }
-
-    fn lists(&self, lists: &[Listing], after: Option<u64>, limit: usize) -> Job<Lists> {
-        self.db
-            .job(reads::lists(self.db.clone(), lists.to_vec(), after, limit))
-    }
-
-    fn trouble(&self) -> Option<String> {
-        self.db.trouble()
-    }
-
-    fn outage(&self) -> Arc<crate::store::outage::Outage> {
-        self.db.outage()
-    }
-
-    fn kind(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn node(&self) -> Option<String> {
-        Some(self.who.node.clone())
     }
 
     fn begin_sync(&mut self) -> SyncStart {
@@ -462,5 +389,86 @@ impl Store for PgStore {
             self.view.poke.notify_one();
         }
         synced
+    }
+}
+
+impl Claims for PgStore {
+    fn arrivals(&mut self) -> Vec<Pending> {
+        std::mem::take(&mut lock(&self.view.state).arrivals)
+    }
+
+    fn watch(&mut self, wake: Wake) {
+        lock(&self.view.state).wake = Some(wake);
+    }
+
+    fn claim(&mut self, request: ClaimRequest) -> Job<Claim> {
+        self.db
+            .job(claims::claim(self.db.clone(), self.who.clone(), request))
+    }
+
+    fn lease(&self) -> Option<Duration> {
+        Some(self.who.lease)
+    }
+
+    fn renew(&mut self) -> Job<()> {
+        self.db
+            .job(claims::renew(self.db.clone(), self.who.clone()))
+    }
+
+    fn release(&mut self, release: Release) -> Job<()> {
+        self.db
+            .job(claims::release(self.db.clone(), self.who.clone(), release))
+    }
+}
+
+impl Reads for PgStore {
+    fn clicked(&self, identity: &str) -> Job<bool> {
+        self.db
+            .job(reads::clicked(self.db.clone(), identity.to_string()))
+    }
+
+    fn message(&self, key: &str) -> Job<Option<AlertMessage>> {
+        self.db
+            .job(reads::message(self.db.clone(), key.to_string()))
+    }
+
+    fn windows(&self) -> Job<BTreeMap<String, Window>> {
+        self.db.job(reads::windows(self.db.clone()))
+    }
+
+    fn resendable(&self, ids: Option<Vec<u64>>) -> Job<Vec<FailedAlert>> {
+        self.db.job(reads::resendable(self.db.clone(), ids))
+    }
+
+    fn pending_count(&self) -> usize {
+        lock(&self.view.state).pending
+    }
+
+    fn oldest_pending_age(&self) -> Option<Duration> {
+        let oldest = lock(&self.view.state).oldest_ms?;
+        Some(Duration::from_millis(unix_ms().saturating_sub(oldest)))
+    }
+
+    fn lists(&self, lists: &[Listing], after: Option<u64>, limit: usize) -> Job<Lists> {
+        self.db
+            .job(reads::lists(self.db.clone(), lists.to_vec(), after, limit))
+    }
+}
+
+impl Health for PgStore {
+    fn trouble(&self) -> Option<String> {
+        self.db.trouble()
+    }
+
+    fn outage(&self) -> Arc<crate::store::outage::Outage> {
+        self.db.outage()
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn node(&self) -> Option<String> {
+        Some(self.who.node.clone())
     }
 }
