@@ -93,9 +93,23 @@ impl GroupCommit {
         })
     }
 
-    /// The store, for reading (writes go through [`GroupCommit::write`]).
-    pub fn store(&self) -> MutexGuard<'_, dyn Store + 'static> {
-        lock(&self.inner.store)
+    /// Runs `read` on the store under its lock, which it never hands out:
+    /// a shared reference, so nothing but [`GroupCommit::write`] writes.
+    /// What needs a round trip comes back as a job, awaited after the
+    /// lock is let go.
+    pub fn read<T>(&self, read: impl FnOnce(&dyn Store) -> T) -> T {
+        read(&*lock(&self.inner.store))
+    }
+
+    /// The pending alerts this node has not been given yet
+    /// ([`crate::store::Claims::arrivals`]: it moves the store's cursor).
+    pub fn arrivals(&self) -> Vec<crate::store::Pending> {
+        lock(&self.inner.store).arrivals()
+    }
+
+    /// Has the store call `wake` when other nodes' alerts arrive.
+    pub fn watch(&self, wake: crate::store::Wake) {
+        lock(&self.inner.store).watch(wake)
     }
 
     /// Runs `write` on the store under its lock, all or nothing (an error
@@ -105,7 +119,7 @@ impl GroupCommit {
         &self,
         write: impl FnOnce(&mut dyn Store) -> Result<T, E>,
     ) -> Result<(T, Durable), E> {
-        let mut store = self.store();
+        let mut store = lock(&self.inner.store);
         let before = store.written();
         let value = match write(&mut *store) {
             Ok(value) => value,
@@ -282,7 +296,7 @@ mod tests {
             .unwrap();
         // Not shown before it is durable.
         durable.wait().await.unwrap();
-        assert_eq!(commit.store().pending_count(), 1);
+        assert_eq!(commit.read(|store| store.pending_count()), 1);
         assert_eq!(commit.syncs(), 1);
         assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
         drop(commit);
@@ -368,12 +382,7 @@ mod tests {
         );
         assert!(!kept.is_empty());
         // What serve would deliver now: exactly the acknowledged.
-        let mut pending = commit
-            .store()
-            .arrivals()
-            .iter()
-            .map(|p| p.id)
-            .collect::<Vec<_>>();
+        let mut pending = commit.arrivals().iter().map(|p| p.id).collect::<Vec<_>>();
         kept.sort_unstable();
         pending.sort_unstable();
         assert_eq!(pending, kept);

@@ -510,7 +510,7 @@ fn release(store: &mut PgStore, id: u64, channel: &str, retry: Option<Retry>) {
 #[test]
 fn one_node_holds_a_claim_and_the_other_hears_it_is_gone_once_ended() {
     let db = TestDb::start();
-    let (mut a, mut b) = (
+    let (mut a, b) = (
         node(&db, "a", Duration::from_secs(10)),
         node(&db, "b", Duration::from_secs(10)),
     );
@@ -593,7 +593,7 @@ fn an_earlier_event_of_the_alert_goes_first_whichever_node_asks() {
 fn a_claim_whose_lease_ran_out_goes_to_another_node_and_renewal_keeps_it() {
     let db = TestDb::start();
     let lease = Duration::from_millis(400);
-    let (mut a, mut b) = (node(&db, "a", lease), node(&db, "b", lease));
+    let (mut a, b) = (node(&db, "a", lease), node(&db, "b", lease));
     let x = accepted(&mut a, "x", "#c");
     granted(wait(a.claim(request(x, "#c", "x"))).unwrap());
     // Renewed: still a's.
@@ -805,7 +805,7 @@ fn an_ending_under_a_claim_that_passed_to_another_node_is_fenced_off() {
 #[test]
 fn a_node_whose_name_was_taken_claims_nothing() {
     let db = TestDb::start();
-    let mut a = node(&db, "n", Duration::from_millis(300));
+    let a = node(&db, "n", Duration::from_millis(300));
     std::thread::sleep(Duration::from_millis(400));
     // `a` renewed nothing for a lease: another process takes the name.
     let mut b = node(&db, "n", Duration::from_millis(300));

@@ -57,8 +57,7 @@ pub(crate) fn refused_by_store(front: &Front, e: &StoreError) -> Answer {
 pub(crate) fn not_stored(front: &Front, e: &std::io::Error) -> Answer {
     let why = front
         .commit
-        .store()
-        .trouble()
+        .read(|store| store.trouble())
         .unwrap_or_else(|| e.to_string());
     unavailable(
         front,

@@ -145,7 +145,7 @@ impl Clicks {
         // The same click again (a captured request replayed within the
         // signature window, an envelope Slack sent twice): answered as
         // done, and nothing changes.
-        let seen = self.commit.store().clicked(&click.identity);
+        let seen = self.commit.read(|store| store.clicked(&click.identity));
         if seen.await.map_err(|e| e.to_string())? {
             self.metrics.interaction("repeated");
             info!(
@@ -155,7 +155,7 @@ impl Clicks {
             );
             return Ok(());
         }
-        let job = self.commit.store().message(&click.alert);
+        let job = self.commit.read(|store| store.message(&click.alert));
         let message = job.await.map_err(|e| e.to_string())?;
         let Some(message) = message.filter(|m| known(m, &click)) else {
             self.metrics.interaction("unknown-alert");

@@ -21,7 +21,7 @@ pub(super) async fn run(shared: &Shared, topics: &Handlers) {
     while !shared.stopping() {
         let now = unix_ms();
         let mut next = now + 1_000;
-        let windows = shared.commit.store().windows();
+        let windows = shared.commit.read(|store| store.windows());
         let due: Vec<(String, Window)> = match windows.await {
             Ok(windows) => windows
                 .into_iter()

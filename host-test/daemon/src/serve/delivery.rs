@@ -104,7 +104,7 @@ pub(super) async fn deliver(
         channel: item.channel.clone(),
         key: item.alert.clone(),
     };
-    let claim = shared.commit.store().claim(request);
+    let claim = shared.commit.read(|store| store.claim(request));
     let (message, fence) = match claim.await {
         Ok(Claim::Granted {
             message,
@@ -264,13 +264,15 @@ async fn release(
         }),
     };
     let left = left.map(|at| SystemTime::now() - at.elapsed());
-    let released = shared.commit.store().release(Release {
-        id,
-        channel: item.channel.clone(),
-        left,
-        retry,
-        attempts: item.attempts,
-        fence,
+    let released = shared.commit.read(|store| {
+        store.release(Release {
+            id,
+            channel: item.channel.clone(),
+            left,
+            retry,
+            attempts: item.attempts,
+            fence,
+        })
     });
     if let Err(e) = released.await {
         if shared.in_outage() {

@@ -24,7 +24,7 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
     let mut trimmed = Instant::now();
     // Claims are renewed a third of their lease apart, so two renewals can
     // fail before one runs out.
-    let renew_every = shared.commit.store().lease().map(|l| l / 3);
+    let renew_every = shared.commit.read(|store| store.lease()).map(|l| l / 3);
     let mut renewed = Instant::now();
     // Whether to look at the store: at start, and after each wake-up.
     let mut look = true;
@@ -41,7 +41,7 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
         }
         if renew_every.is_some_and(|every| now.duration_since(renewed) >= every) {
             renewed = now;
-            let renewal = shared.commit.store().renew();
+            let renewal = shared.commit.read(|store| store.renew());
             let outage = shared.outage.clone();
             in_flight.spawn(async move {
                 match renewal.await {

@@ -194,14 +194,9 @@ pub fn run(
     })?);
     // Alerts other nodes took wake the dispatcher too.
     let wake_dispatcher = changed.clone();
-    commit
-        .store()
-        .watch(Arc::new(move || wake_dispatcher.notify_one()));
+    commit.watch(Arc::new(move || wake_dispatcher.notify_one()));
     let metrics = Arc::new(Metrics::new());
-    {
-        let store = commit.store();
-        metrics.this_node(&store.node().unwrap_or_default(), store.kind());
-    }
+    commit.read(|store| metrics.this_node(&store.node().unwrap_or_default(), store.kind()));
     let topics = intake.topics;
     let clicks = Clicks::new(
         commit.clone(),
@@ -242,7 +237,7 @@ pub fn run(
         clicks: Some(clicks.clone()),
         socket: socket.as_ref().map(|(state, _)| state.clone()),
     });
-    let outage = commit.store().outage();
+    let outage = commit.read(|store| store.outage());
     let shared = Arc::new(Shared {
         channels: Channels::new(&summary),
         outage,
@@ -298,7 +293,7 @@ pub fn run(
         }
     });
     let _ = intake.join();
-    let pending = shared.commit.store().pending_count();
+    let pending = shared.commit.read(|store| store.pending_count());
     info!(
         pending,
         "stopped; pending alerts are delivered after the next start"

@@ -15,7 +15,7 @@ use crate::store::{self, Finished, Status};
 /// arrival costs one wake-up: the committer's (or, for alerts another
 /// node took, the store's).
 pub(super) fn catch_up(shared: &Arc<Shared>) {
-    let fresh = shared.commit.store().arrivals();
+    let fresh = shared.commit.arrivals();
     if !fresh.is_empty() {
         plan(shared, fresh);
     }

@@ -721,7 +721,7 @@ impl Claims for Spool {
         fresh
     }
 
-    fn claim(&mut self, request: ClaimRequest) -> Job<Claim> {
+    fn claim(&self, request: ClaimRequest) -> Job<Claim> {
         let message = Spool::message(self, &request.key).cloned().map(Box::new);
         store::ready(Ok(Claim::Granted {
             message,

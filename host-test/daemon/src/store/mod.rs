@@ -361,7 +361,7 @@ pub trait Claims {
     fn watch(&mut self, _wake: Wake) {}
 
     /// Asks to send an alert now.
-    fn claim(&mut self, request: ClaimRequest) -> Job<Claim>;
+    fn claim(&self, request: ClaimRequest) -> Job<Claim>;
 
     /// How often this node must renew its claims (`None`: they do not
     /// expire).
@@ -370,12 +370,12 @@ pub trait Claims {
     }
 
     /// Renews the leases of every claim this node holds.
-    fn renew(&mut self) -> Job<()> {
+    fn renew(&self) -> Job<()> {
         ready(Ok(()))
     }
 
     /// Lets a claim go after its attempt.
-    fn release(&mut self, _release: Release) -> Job<()> {
+    fn release(&self, _release: Release) -> Job<()> {
         ready(Ok(()))
     }
 }

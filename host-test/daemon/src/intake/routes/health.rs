@@ -11,10 +11,9 @@ use crate::intake::Front;
 /// spool cannot be written (a full disk): alerts are refused with 503
 /// until a write succeeds again.
 pub(crate) fn respond(front: &Front) -> Answer {
-    let (trouble, kind, node) = {
-        let store = front.commit.store();
-        (store.trouble(), store.kind(), store.node())
-    };
+    let (trouble, kind, node) = front
+        .commit
+        .read(|store| (store.trouble(), store.kind(), store.node()));
     let (status, mut health) = match &trouble {
         None => (StatusCode::OK, json!({"status": "ready"})),
         Some(why) => (

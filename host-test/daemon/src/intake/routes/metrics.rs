@@ -11,17 +11,14 @@ use crate::metrics::{self, SpoolGauges};
 
 /// The counters, with the store's gauges read under its lock.
 pub(crate) fn respond(front: &Front) -> Answer {
-    let mut gauges = {
-        let store = front.commit.store();
-        SpoolGauges {
-            pending: store.pending_count(),
-            oldest_age_seconds: store
-                .oldest_pending_age()
-                .map_or(0.0, |age| age.as_secs_f64()),
-            degraded: store.trouble().is_some(),
-            ..SpoolGauges::default()
-        }
-    };
+    let mut gauges = front.commit.read(|store| SpoolGauges {
+        pending: store.pending_count(),
+        oldest_age_seconds: store
+            .oldest_pending_age()
+            .map_or(0.0, |age| age.as_secs_f64()),
+        degraded: store.trouble().is_some(),
+        ..SpoolGauges::default()
+    });
     gauges.fsyncs = front.commit.syncs();
     gauges.write_errors = front.commit.failures();
     if let Some(socket) = &front.socket {

@@ -35,10 +35,8 @@ pub(crate) async fn respond(req: Request<hyper::body::Incoming>, front: &Front) 
             )
         }
     };
-    let found = front
-        .commit
-        .store()
-        .resendable((!ask.failed).then_some(ask.ids));
+    let named = (!ask.failed).then_some(ask.ids);
+    let found = front.commit.read(|store| store.resendable(named));
     let failed = match found.await {
         Ok(failed) => failed,
         Err(e @ StoreError::NotFailed { .. }) => {

@@ -60,7 +60,7 @@ pub(crate) async fn respond(front: &Front, query: &str) -> Answer {
         );
     }
     let lists: Vec<Listing> = list.map_or(Listing::ALL.to_vec(), |l| vec![l]);
-    let listed = front.commit.store().lists(&lists, after, limit);
+    let listed = front.commit.read(|store| store.lists(&lists, after, limit));
     let Lists { counts, pages } = match listed.await {
         Ok(listed) => listed,
         Err(e) => return refused_by_store(front, &e),

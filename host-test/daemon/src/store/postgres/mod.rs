@@ -401,7 +401,7 @@ impl Claims for PgStore {
         lock(&self.view.state).wake = Some(wake);
     }
 
-    fn claim(&mut self, request: ClaimRequest) -> Job<Claim> {
+    fn claim(&self, request: ClaimRequest) -> Job<Claim> {
         self.db
             .job(claims::claim(self.db.clone(), self.who.clone(), request))
     }
@@ -410,12 +410,12 @@ impl Claims for PgStore {
         Some(self.who.lease)
     }
 
-    fn renew(&mut self) -> Job<()> {
+    fn renew(&self) -> Job<()> {
         self.db
             .job(claims::renew(self.db.clone(), self.who.clone()))
     }
 
-    fn release(&mut self, release: Release) -> Job<()> {
+    fn release(&self, release: Release) -> Job<()> {
         self.db
             .job(claims::release(self.db.clone(), self.who.clone(), release))
     }
