@@ -66,7 +66,7 @@ fn options(channel: &str) -> Vec<(String, String)> {
 fn request(id: u64, channel: &str, alert_id: &str) -> ClaimRequest {
     ClaimRequest {
         id,
-        channel: crate::channels::pacing_key("", channel),
+        channel: crate::serve::channels::pacing_key("", channel),
         key: alert_key(alert_id, &options(channel)),
     }
 }
@@ -331,7 +331,7 @@ fn a_key_too_long_for_a_button_is_found_by_its_digest(store: &mut dyn Store) {
     arrivals(store, 1);
     let asked = ClaimRequest {
         id: first.id,
-        channel: crate::channels::pacing_key("", "#x"),
+        channel: crate::serve::channels::pacing_key("", "#x"),
         key: key.clone(),
     };
     wait(store.claim(asked)).unwrap();
@@ -498,7 +498,7 @@ fn not_yet(claim: Claim) -> Duration {
 fn release(store: &mut PgStore, id: u64, channel: &str, retry: Option<Retry>) {
     wait(store.release(Release {
         id,
-        channel: crate::channels::pacing_key("", channel),
+        channel: crate::serve::channels::pacing_key("", channel),
         left: Some(SystemTime::now()),
         retry,
         attempts: 1,
@@ -543,12 +543,11 @@ fn a_channel_is_paced_across_nodes_by_the_schedulers_rule() {
         .unwrap();
     commit(&mut a).unwrap();
     release(&mut a, x, "#c", None);
-    // Paced from when the request left: an interval and the margin.
+    // Paced from when the request left: at most an interval and the
+    // margin (less by however long this machine took since; no bound on
+    // how fast it is).
     let wait_for = not_yet(wait(b.claim(request(y, "#c", "y"))).unwrap());
-    assert!(
-        wait_for > Duration::from_millis(800) && wait_for <= Duration::from_millis(1_100),
-        "{wait_for:?}"
-    );
+    assert!(wait_for <= Duration::from_millis(1_100), "{wait_for:?}");
     std::thread::sleep(wait_for);
     granted(wait(b.claim(request(y, "#c", "y"))).unwrap());
 }
@@ -782,7 +781,7 @@ fn an_ending_under_a_claim_that_passed_to_another_node_is_fenced_off() {
     fence_of(wait(b.claim(request(y, "#d", "y"))).unwrap());
     wait(a.release(Release {
         id: y,
-        channel: crate::channels::pacing_key("", "#d"),
+        channel: crate::serve::channels::pacing_key("", "#d"),
         left: Some(SystemTime::now()),
         retry: Some(Retry {
             wait: Duration::from_secs(60),

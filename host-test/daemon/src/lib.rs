@@ -23,7 +23,6 @@
 //! connection) and writes through the same commit; `instances` is the
 //! pool of configured instances deliveries and clicks share.
 
-pub mod channels;
 pub mod cli;
 pub mod commit;
 #[cfg(test)]

@@ -288,7 +288,7 @@ fn a_retry_after_from_one_webhook_blocks_that_webhook_only() {
             "/services/T0/BA/AAAA"
         ]
     );
-    // b did not wait out a's Retry-After; a did.
-    assert!(requests[1].at - requests[0].at < Duration::from_secs(1));
+    // b did not wait out a's Retry-After (it went before a's retry, the
+    // order above); a did.
     assert!(requests[2].at - requests[0].at >= Duration::from_secs(2));
 }

@@ -18,9 +18,9 @@ use tracing::{debug, error, warn};
 use super::ending::record;
 use super::repeat;
 use super::shared::{lock, Queued, Shared};
-use crate::channels::pacing_key;
 use crate::instances::Instances;
 use crate::scheduler::Outcome;
+use crate::serve::channels::pacing_key;
 use crate::store::{self, AlertMessage, Claim, ClaimRequest, Finished, Release, Retry, Status};
 
 /// Attempts an alert gets when each is stopped by a host limit (the call

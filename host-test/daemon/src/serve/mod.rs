@@ -29,6 +29,7 @@
 //! number set by the machine's cores, not by channels or requests.
 
 mod aggregator;
+pub(crate) mod channels;
 mod delivery;
 mod dispatch;
 mod ending;
@@ -52,7 +53,6 @@ use kapacitor_formats::topics::Handlers;
 use slack_alert_handler::alertmanager::Levels;
 use tracing::info;
 
-use crate::channels::Channels;
 use crate::commit::GroupCommit;
 use crate::instances::Instances;
 use crate::intake::{self, AlertmanagerWebhook, Front, KapacitorPost, Limits, Token};
@@ -61,6 +61,7 @@ use crate::interactions::socket_mode::{self, SocketState};
 use crate::metrics::Metrics;
 use crate::option_check::OptionCheck;
 use crate::scheduler::{Rules, Scheduler};
+use crate::serve::channels::Channels;
 use crate::store::Store;
 use shared::{Dispatch, Shared};
 

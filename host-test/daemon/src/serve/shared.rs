@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use alert_handler_host::AlertEvent;
 use tokio::sync::Notify;
 
-use crate::channels::Channels;
 use crate::commit::GroupCommit;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
+use crate::serve::channels::Channels;
 
 /// A pending alert, decoded, with its keys, as a delivery takes it.
 #[derive(Clone)]
