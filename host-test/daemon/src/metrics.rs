@@ -20,9 +20,10 @@ type Label = Vec<(&'static str, String)>;
 /// Longest label value kept: codes come from Slack's answers.
 const MAX_LABEL: usize = 64;
 
-/// The spool's figures as a scrape reads them.
+/// The store's figures as a scrape reads them (fsyncs and write errors
+/// are the journal's; the rest any store's).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SpoolGauges {
+pub struct StoreGauges {
     pub pending: usize,
     pub oldest_age_seconds: f64,
     pub fsyncs: u64,
@@ -274,7 +275,7 @@ impl Metrics {
     }
 
     /// The text for a scrape, with the spool's gauges as they are now.
-    pub fn render(&self, spool: &SpoolGauges) -> String {
+    pub fn render(&self, spool: &StoreGauges) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.pending.set(spool.pending as i64);
         self.oldest_pending.set(spool.oldest_age_seconds);
@@ -308,7 +309,7 @@ mod tests {
         m.interaction_refused("unsigned");
         m.interaction_refused("unsigned");
         m.interaction_refused("busy");
-        let text = m.render(&SpoolGauges {
+        let text = m.render(&StoreGauges {
             pending: 2,
             oldest_age_seconds: 1.5,
             fsyncs: 7,
@@ -340,13 +341,13 @@ mod tests {
     #[test]
     fn socket_mode_shows_its_connection_and_reconnects() {
         let m = Metrics::new();
-        let text = m.render(&SpoolGauges::default());
+        let text = m.render(&StoreGauges::default());
         assert!(text
             .lines()
             .any(|l| l == "slack_handler_socket_mode_connected 0"));
         m.socket_mode(true, 2);
         m.socket_mode(true, 3);
-        let text = m.render(&SpoolGauges::default());
+        let text = m.render(&StoreGauges::default());
         for line in [
             "slack_handler_socket_mode_connected 1",
             "slack_handler_socket_mode_reconnects_total 3",
@@ -359,7 +360,7 @@ mod tests {
     fn a_long_code_is_cut() {
         let m = Metrics::new();
         m.failed(&"x".repeat(500));
-        let text = m.render(&SpoolGauges::default());
+        let text = m.render(&StoreGauges::default());
         assert!(text.contains(&format!("code=\"{}\"", "x".repeat(MAX_LABEL))));
     }
 }

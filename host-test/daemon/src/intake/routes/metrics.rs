@@ -7,17 +7,17 @@ use hyper::Response;
 
 use crate::intake::answer::Answer;
 use crate::intake::Front;
-use crate::metrics::{self, SpoolGauges};
+use crate::metrics::{self, StoreGauges};
 
 /// The counters, with the store's gauges read under its lock.
 pub(crate) fn respond(front: &Front) -> Answer {
-    let mut gauges = front.commit.read(|store| SpoolGauges {
+    let mut gauges = front.commit.read(|store| StoreGauges {
         pending: store.pending_count(),
         oldest_age_seconds: store
             .oldest_pending_age()
             .map_or(0.0, |age| age.as_secs_f64()),
         degraded: store.trouble().is_some(),
-        ..SpoolGauges::default()
+        ..StoreGauges::default()
     });
     gauges.fsyncs = front.commit.syncs();
     gauges.write_errors = front.commit.failures();
