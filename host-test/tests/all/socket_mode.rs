@@ -276,10 +276,11 @@ fn slack_disconnect_reconnects_once_at_once_never_two_connections_open() {
         "after-refresh",
         block_actions("unsilence", "k", "U1", "C1", "1.2", ""),
     );
+    // Acknowledged on the new connection: the event after which no other
+    // reconnect is pending.
     wait_until("the acknowledgement", || {
         stand_in.acks() == ["after-refresh"]
     });
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(stand_in.connections(), 2, "more than one reconnect");
     assert_eq!(stand_in.max_open(), 1, "two connections were open at once");
     assert_eq!(pump.state.reconnects(), 1);

@@ -54,10 +54,13 @@ fn post(server: &Server, n: usize) {
 }
 
 /// The one message the pipeline posts, once it has.
-fn the_daily_message(slack: &MockSlack) -> serde_json::Value {
+fn the_daily_message(server: &Server, slack: &MockSlack) -> serde_json::Value {
     wait_until("the aggregated message", || slack.requests().len() == 1);
-    // And no second one: the next interval has no events.
-    std::thread::sleep(Duration::from_millis(300));
+    // And no second one: the next interval has no events, and nothing
+    // else was emitted into the store to send.
+    wait_until("its ending recorded", || {
+        server.spool()["pending"] == serde_json::json!([])
+    });
     assert_eq!(slack.requests().len(), 1);
     slack.requests()[0].json()
 }
@@ -77,7 +80,7 @@ fn forty_two_errors_become_one_message_in_error_reports_when_the_interval_ends()
         slack.requests().is_empty(),
         "sent before the interval ended"
     );
-    let body = the_daily_message(&slack);
+    let body = the_daily_message(&server, &slack);
     // Kapacitor's body, to the error-reports workspace's channel and name.
     assert_eq!(body["channel"], "#error-reports");
     assert_eq!(body["username"], "StatsBot");
@@ -108,7 +111,7 @@ fn a_restart_mid_interval_loses_no_count() {
     for n in 20..42 {
         post(&server, n);
     }
-    let body = the_daily_message(&slack);
+    let body = the_daily_message(&server, &slack);
     assert_eq!(
         body["attachments"][0]["text"],
         "42 500 errors last 24 hours."
@@ -161,7 +164,7 @@ fn an_interval_that_ends_while_serve_is_down_is_delivered_when_it_comes_back() {
     std::thread::sleep(Duration::from_millis(6_500));
     assert!(slack.requests().is_empty());
     let server = start_scaled(&slack, &spool, "14400");
-    let body = the_daily_message(&slack);
+    let body = the_daily_message(&server, &slack);
     assert_eq!(
         body["attachments"][0]["text"],
         "5 500 errors last 24 hours."
