@@ -68,7 +68,7 @@ pub enum Decision {
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Attempt {
     /// Delivered, or failed for good: the alert leaves the scheduler.
     Ended,
     /// Nothing was sent: a store shared with other nodes said not yet (one
@@ -297,7 +297,7 @@ impl Scheduler {
     }
 
     /// Records how the attempt at alert `id` ended.
-    pub fn done(&mut self, id: u64, outcome: Outcome) {
+    pub fn done(&mut self, id: u64, outcome: Attempt) {
         let Some(alert) = self.alerts.get_mut(&id) else {
             return;
         };
@@ -310,7 +310,7 @@ impl Scheduler {
             self.in_flight = self.in_flight.saturating_sub(1);
         }
         match outcome {
-            Outcome::Ended => {
+            Attempt::Ended => {
                 let key = alert.key.clone();
                 self.alerts.remove(&id);
                 // Almost always the head (first in, first out): O(1) then.
@@ -325,11 +325,11 @@ impl Scheduler {
                     }
                 }
             }
-            Outcome::Refused { at } => {
+            Attempt::Refused { at } => {
                 alert.not_before = at;
                 channel.pace = channel.before;
             }
-            Outcome::Retry {
+            Attempt::Retry {
                 at,
                 retry_after,
                 rate_limited,
@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(s.next(t0), Decision::Send(1));
         // It waited 300 ms for a connection before it left.
         s.left(1, t0 + Duration::from_millis(300));
-        s.done(1, Outcome::Ended);
+        s.done(1, Attempt::Ended);
         let paced = t0 + Duration::from_millis(300) + SEC + Duration::from_millis(30);
         assert_eq!(
             s.next(t0 + SEC + Duration::from_millis(30)),
@@ -399,7 +399,7 @@ mod tests {
         assert_eq!(s.next(t0), Decision::Send(1));
         // Another node holds the channel: nothing was sent.
         let later = t0 + Duration::from_millis(200);
-        s.done(1, Outcome::Refused { at: later });
+        s.done(1, Attempt::Refused { at: later });
         assert_eq!(s.next(t0), Decision::Wait(Some(later)));
         // Asked again then, not a paced interval after the refusal.
         assert_eq!(s.next(later), Decision::Send(1));
@@ -410,7 +410,7 @@ mod tests {
         let mut sent = Vec::new();
         while let Decision::Send(id) = s.next(now) {
             sent.push(id);
-            s.done(id, Outcome::Ended);
+            s.done(id, Attempt::Ended);
         }
         sent
     }
@@ -453,7 +453,7 @@ mod tests {
                     times.push(now);
                     // A slow answer does not delay the next message: pacing
                     // counts from when the request left.
-                    s.done(id, Outcome::Ended);
+                    s.done(id, Attempt::Ended);
                 }
                 Decision::Wait(Some(t)) => now = t,
                 Decision::Wait(None) => unreachable!(),
@@ -474,7 +474,7 @@ mod tests {
         assert_eq!(s.next(t0), Decision::Send(3));
         // #a's second waits for its first to end.
         assert_eq!(s.next(t0), Decision::Wait(None));
-        s.done(1, Outcome::Ended);
+        s.done(1, Attempt::Ended);
         assert_eq!(s.next(t0), Decision::Send(2));
     }
 
@@ -491,7 +491,7 @@ mod tests {
         assert_eq!(s.next(t0), Decision::Send(1));
         assert_eq!(s.next(t0), Decision::Send(2));
         assert_eq!(s.next(t0), Decision::Wait(None));
-        s.done(2, Outcome::Ended);
+        s.done(2, Attempt::Ended);
         assert_eq!(s.next(t0), Decision::Send(3));
     }
 
@@ -505,7 +505,7 @@ mod tests {
         let later = t0 + Duration::from_millis(500);
         s.done(
             1,
-            Outcome::Retry {
+            Attempt::Retry {
                 at: later,
                 retry_after: false,
                 rate_limited: false,
@@ -513,7 +513,7 @@ mod tests {
         );
         assert_eq!(s.next(t0), Decision::Wait(Some(later)));
         assert_eq!(s.next(later), Decision::Send(1));
-        s.done(1, Outcome::Ended);
+        s.done(1, Attempt::Ended);
         assert_eq!(s.next(later), Decision::Send(2));
     }
 
@@ -528,7 +528,7 @@ mod tests {
         assert_eq!(s.next(t0), Decision::Send(1));
         assert_eq!(s.next(t0), Decision::Send(3));
         assert_eq!(s.next(t0), Decision::Wait(None));
-        s.done(1, Outcome::Ended);
+        s.done(1, Attempt::Ended);
         assert_eq!(s.next(t0), Decision::Send(2));
     }
 
@@ -544,7 +544,7 @@ mod tests {
         let until = t0 + 2 * SEC;
         s.done(
             1,
-            Outcome::Retry {
+            Attempt::Retry {
                 at: until,
                 retry_after: true,
                 rate_limited: true,
@@ -552,7 +552,7 @@ mod tests {
         );
         // Other channels go on.
         assert_eq!(s.next(t0), Decision::Send(9));
-        s.done(9, Outcome::Ended);
+        s.done(9, Attempt::Ended);
         assert_eq!(s.next(t0), Decision::Wait(Some(until)));
         assert_eq!(
             s.next(until - Duration::from_millis(1)),
@@ -579,7 +579,7 @@ mod tests {
             };
             s.done(
                 id,
-                Outcome::Retry {
+                Attempt::Retry {
                     at: t0,
                     retry_after: false,
                     rate_limited: true,

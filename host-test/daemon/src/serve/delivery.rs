@@ -19,7 +19,7 @@ use super::ending::record;
 use super::repeat;
 use super::shared::{lock, Queued, Shared};
 use crate::instances::Instances;
-use crate::scheduler::Outcome;
+use crate::scheduler::Attempt;
 use crate::serve::channels::pacing_key;
 use crate::store::{self, AlertMessage, Claim, ClaimRequest, Finished, Release, Retry, Status};
 
@@ -30,7 +30,7 @@ const LIMIT_TRAP_ATTEMPTS: u32 = 3;
 
 /// What an answer means for the alert.
 struct Verdict {
-    outcome: Outcome,
+    outcome: Attempt,
     /// How the alert ended, when it did.
     ending: Option<Finished>,
     /// A channel's id learnt from a delivery, to pace it with its name.
@@ -43,7 +43,7 @@ impl Verdict {
     /// The alert ended so.
     fn ended(ending: Finished) -> Verdict {
         Verdict {
-            outcome: Outcome::Ended,
+            outcome: Attempt::Ended,
             ending: Some(ending),
             alias: None,
             dead: false,
@@ -54,7 +54,7 @@ impl Verdict {
     /// `wait`.
     fn refused(wait: Duration) -> Verdict {
         Verdict {
-            outcome: Outcome::Refused {
+            outcome: Attempt::Refused {
                 at: Instant::now() + wait,
             },
             ending: None,
@@ -66,7 +66,7 @@ impl Verdict {
     /// Ended elsewhere (another node): nothing to record here.
     fn gone() -> Verdict {
         Verdict {
-            outcome: Outcome::Ended,
+            outcome: Attempt::Ended,
             ending: None,
             alias: None,
             dead: false,
@@ -77,7 +77,7 @@ impl Verdict {
     /// `rate_limited`: it was a `429`.
     fn retry(wait: Duration, retry_after: bool, rate_limited: bool) -> Verdict {
         Verdict {
-            outcome: Outcome::Retry {
+            outcome: Attempt::Retry {
                 at: Instant::now() + wait,
                 retry_after,
                 rate_limited,
@@ -246,14 +246,14 @@ async fn release(
     fence: Option<u64>,
 ) {
     let retry = match verdict.outcome {
-        Outcome::Ended => None,
+        Attempt::Ended => None,
         // A refusal holds no claim and is not released; said as a retry.
-        Outcome::Refused { at } => Some(Retry {
+        Attempt::Refused { at } => Some(Retry {
             wait: at.saturating_duration_since(Instant::now()),
             retry_after: false,
             rate_limited: false,
         }),
-        Outcome::Retry {
+        Attempt::Retry {
             at,
             retry_after,
             rate_limited,
@@ -297,10 +297,10 @@ fn settle(shared: &Shared, id: u64, item: &Queued, verdict: Verdict, left: Optio
         dispatch.aliases.insert(id_key, name_key);
     }
     match verdict.outcome {
-        Outcome::Ended => {
+        Attempt::Ended => {
             dispatch.queued.remove(&id);
         }
-        Outcome::Retry { .. } | Outcome::Refused { .. } => {
+        Attempt::Retry { .. } | Attempt::Refused { .. } => {
             if let Some(kept) = dispatch.queued.get_mut(&id) {
                 kept.attempts = item.attempts;
             }

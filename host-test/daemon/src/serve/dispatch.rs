@@ -14,7 +14,7 @@ use super::delivery::deliver;
 use super::planner;
 use super::shared::{lock, Shared};
 use crate::instances::Instances;
-use crate::scheduler::{Decision, Outcome};
+use crate::scheduler::{Attempt, Decision};
 
 /// Queues what reaches the store ([`planner::catch_up`]) and starts
 /// deliveries as they fall due until serve stops, then waits for those in
@@ -57,7 +57,7 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
                 Decision::Send(id) => match dispatch.queued.get(&id) {
                     Some(item) => Ok((id, item.clone())),
                     None => {
-                        dispatch.scheduler.done(id, Outcome::Ended);
+                        dispatch.scheduler.done(id, Attempt::Ended);
                         continue;
                     }
                 },
