@@ -27,6 +27,9 @@ pub struct StoreGauges {
     pub pending: usize,
     pub oldest_age_seconds: f64,
     pub fsyncs: u64,
+    /// This node's sends found to be duplicates (a shared store's late
+    /// endings).
+    pub duplicates: u64,
     pub write_errors: u64,
     pub degraded: bool,
 }
@@ -44,6 +47,7 @@ pub struct Metrics {
     interactions_refused: Family<Label, Counter>,
     rate_limited: Counter,
     fsyncs: Counter,
+    duplicates: Counter,
     write_errors: Counter,
     degraded: Gauge,
     pending: Gauge,
@@ -77,6 +81,7 @@ impl Metrics {
             interactions_refused: Family::default(),
             rate_limited: Counter::default(),
             fsyncs: Counter::default(),
+            duplicates: Counter::default(),
             write_errors: Counter::default(),
             degraded: Gauge::default(),
             pending: Gauge::default(),
@@ -137,6 +142,11 @@ impl Metrics {
             "rate_limited",
             "Answers that were Slack's rate limit (429 or ratelimited)",
             metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "duplicate_sends",
+            "Requests this node sent whose ending came after their claim had passed to another node (its lease ran out while the request was at Slack): Slack shows the alert twice; the store kept the later claim's message and recorded the duplicate",
+            metrics.duplicates.clone(),
         );
         registry.register(
             "spool_fsyncs",
@@ -281,6 +291,9 @@ impl Metrics {
         self.oldest_pending.set(spool.oldest_age_seconds);
         self.degraded.set(i64::from(spool.degraded));
         // Counted by the committer: caught up by their deltas.
+        let counted = self.duplicates.get();
+        self.duplicates
+            .inc_by(spool.duplicates.saturating_sub(counted));
         let counted = self.fsyncs.get();
         self.fsyncs.inc_by(spool.fsyncs.saturating_sub(counted));
         let counted = self.write_errors.get();
@@ -315,6 +328,7 @@ mod tests {
             fsyncs: 7,
             write_errors: 2,
             degraded: true,
+            duplicates: 1,
         });
         for line in [
             "slack_handler_alerts_accepted_total 3",
@@ -327,6 +341,7 @@ mod tests {
             "slack_handler_interactions_refused_total{reason=\"unsigned\"} 2",
             "slack_handler_interactions_refused_total{reason=\"busy\"} 1",
             "slack_handler_spool_fsyncs_total 7",
+            "slack_handler_duplicate_sends_total 1",
             "slack_handler_spool_write_errors_total 2",
             "slack_handler_spool_degraded 1",
             "slack_handler_store_degraded 1",

@@ -17,6 +17,7 @@ pub(crate) fn respond(front: &Front) -> Answer {
             .oldest_pending_age()
             .map_or(0.0, |age| age.as_secs_f64()),
         degraded: store.trouble().is_some(),
+        duplicates: store.duplicates(),
         ..StoreGauges::default()
     });
     gauges.fsyncs = front.commit.syncs();

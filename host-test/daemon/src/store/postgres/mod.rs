@@ -471,4 +471,8 @@ impl Health for PgStore {
     fn node(&self) -> Option<String> {
         Some(self.who.node.clone())
     }
+
+    fn duplicates(&self) -> u64 {
+        self.db.duplicates()
+    }
 }

@@ -36,6 +36,8 @@ pub struct Db {
     /// every pooled connection is busy with claims and commits.
     own: Arc<tokio::sync::Mutex<Option<Conn>>>,
     outage: Arc<Outage>,
+    /// This node's sends found to be duplicates (late endings), committed.
+    duplicates: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -120,7 +122,19 @@ impl Db {
             health: Mutex::new(Health::default()),
             own: Arc::new(tokio::sync::Mutex::new(None)),
             outage: Arc::default(),
+            duplicates: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Counts `n` of this node's sends found to be duplicates.
+    pub fn duplicates_recorded(&self, n: u64) {
+        self.duplicates
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// This node's sends found to be duplicates since it started.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Where this node's failures to use the database are reported.

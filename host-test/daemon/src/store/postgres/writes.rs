@@ -42,7 +42,12 @@ pub async fn commit(db: &std::sync::Arc<Db>, node: &str, batch: Vec<Record>) -> 
         let written = write(&mut conn, node, &batch).await;
         match written {
             Err(e) if tried < TRIES && lost_a_conflict(&e) => tried += 1,
-            written => return db.answered(written).map_err(|e| e.to_string()),
+            written => {
+                let duplicates = db.answered(written).map_err(|e| e.to_string())?;
+                // Counted once committed, not when a try was rolled back.
+                db.duplicates_recorded(duplicates);
+                return Ok(());
+            }
         }
     }
 }
@@ -56,8 +61,13 @@ pub fn lost_a_conflict(e: &tokio_postgres::Error) -> bool {
     })
 }
 
-/// `batch` in one transaction on `conn`.
-async fn write(conn: &mut Conn, node: &str, batch: &[Record]) -> Result<(), tokio_postgres::Error> {
+/// `batch` in one transaction on `conn`: how many late endings it
+/// recorded as duplicate sends.
+async fn write(
+    conn: &mut Conn,
+    node: &str,
+    batch: &[Record],
+) -> Result<u64, tokio_postgres::Error> {
     {
         let (tx, cache) = conn.transaction().await?;
         let mut pending = Batch {
@@ -147,7 +157,8 @@ async fn write(conn: &mut Conn, node: &str, batch: &[Record]) -> Result<(), toki
             }
         }
         pending.flush(&tx, cache).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(pending.duplicates)
     }
 }
 
@@ -165,6 +176,8 @@ struct Batch<'a> {
     node: &'a str,
     /// The advisory lock on inserts is held (until the commit).
     locked: bool,
+    /// Late endings recorded as duplicate sends.
+    duplicates: u64,
 }
 
 impl<'a> Batch<'a> {
@@ -224,7 +237,9 @@ impl<'a> Batch<'a> {
                 .into_iter()
                 .partition(|d| taken.contains(&(d.id as i64)));
             for d in late {
-                duplicate(tx, cache, self.node, d).await?;
+                if duplicate(tx, cache, self.node, d).await? {
+                    self.duplicates += 1;
+                }
             }
             // What the endings make each key's message, the last one
             // winning.
@@ -316,20 +331,20 @@ impl<'a> Batch<'a> {
 /// ran out while its request was at Slack) or the alert had ended. A
 /// delivery is a duplicate in Slack, kept with what the alert's recorded
 /// ending says (the kept message's channel and `ts`) and logged; a late
-/// ending that sent nothing is dropped.
+/// ending that sent nothing is dropped. Whether it was a duplicate send.
 async fn duplicate(
     tx: &Transaction<'_>,
     cache: &mut Cache,
     node: &str,
     late: &Finished,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<bool, tokio_postgres::Error> {
     if late.status != crate::store::Status::Delivered {
         tracing::info!(
             alert = late.id,
             status = late.status.as_str(),
             "an ending after this node's claim had passed to another node; dropped (nothing was sent)"
         );
-        return Ok(());
+        return Ok(false);
     }
     let sql = concat!(
         "INSERT INTO duplicates (alert_id, node, recorded_ms, detail, kept)
@@ -353,7 +368,7 @@ async fn duplicate(
         kept = kept.as_deref().unwrap_or("the alert is no longer kept"),
         "a duplicate in Slack: this node's request was answered after its claim had passed to another node (its lease ran out while the request was out); the alert's message stays the kept one"
     );
-    Ok(())
+    Ok(true)
 }
 
 /// The alert key of an alert as posted: its `id` with its options (an
