@@ -5,7 +5,7 @@
 //! and never re-points the alert's message; a database outage is a few log
 //! lines, not one per failure.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,6 +26,38 @@ fn health(server: &Server) -> Value {
     server
         .request("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .1
+}
+
+/// A lease short enough for a test to outlive it.
+const SHORT_LEASE: [&str; 2] = ["--lease-ms", "600"];
+
+/// A database, the stand-in, and a configuration whose later events
+/// update the alert's message: what the late-ending tests share.
+fn updating() -> (TestDb, MockSlack, tempfile::TempDir, PathBuf) {
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("{}on-recovery = \"update\"\n", web_api_config(&slack)),
+    );
+    (db, slack, dir, config)
+}
+
+/// Waits until `node` recorded a delivery.
+fn delivered_by(node: &Server) {
+    wait_until("the node's delivery recorded", || {
+        node.spool()["finished"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|e| e["status"] == "delivered"))
+    });
+}
+
+/// The `ts` of the one alert message the store keeps.
+fn kept_ts(node: &Server) -> String {
+    let kept = node.spool()["messages"].clone();
+    assert_eq!(kept.as_array().map(Vec::len), Some(1), "{kept}");
+    kept[0]["ts"].as_str().unwrap().to_string()
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to the node's process.
@@ -107,28 +139,17 @@ fn a_name_a_live_node_holds_is_refused_at_start() {
 /// alert's message stays `b`'s, the one the recovery then updates.
 #[test]
 fn an_ending_after_the_lease_passed_is_fenced_and_recorded_as_a_duplicate() {
-    let db = TestDb::start();
-    let slack = MockSlack::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!("{}on-recovery = \"update\"\n", web_api_config(&slack)),
-    );
-    let lease = ["--lease-ms", "600"];
-    let a = node(&db, &config, dir.path(), "a", &lease);
+    let (db, slack, dir, config) = updating();
+    let a = node(&db, &config, dir.path(), "a", &SHORT_LEASE);
     slack.hold();
     assert_eq!(a.post(&event("disk", "CRITICAL", "disk full")).0, 202);
     wait_until("a's request at Slack", || slack.in_flight() == 1);
     signal(&a, "STOP");
     std::thread::sleep(Duration::from_millis(1_500));
-    let b = node(&db, &config, dir.path(), "b", &lease);
+    let b = node(&db, &config, dir.path(), "b", &SHORT_LEASE);
     wait_until("b's request at Slack too", || slack.in_flight() == 2);
     slack.release();
-    wait_until("b recorded its ending", || {
-        b.spool()["finished"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|e| e["status"] == "delivered"))
-    });
+    delivered_by(&b);
     let messages = slack.messages();
     assert_eq!(messages.len(), 2, "Slack shows the alert twice");
     let (a_ts, b_ts) = (messages[0].ts.clone(), messages[1].ts.clone());
@@ -146,14 +167,7 @@ fn an_ending_after_the_lease_passed_is_fenced_and_recorded_as_a_duplicate() {
         logged.contains(&a_ts) && logged.contains(&b_ts),
         "the duplicate names both ts ({a_ts}, {b_ts}):\n{logged}"
     );
-    let kept =
-        b.request("GET /spool?list=messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let kept = kept.1["messages"]["items"].clone();
-    assert_eq!(
-        kept[0]["ts"],
-        b_ts.as_str(),
-        "the message kept is b's: {kept}"
-    );
+    assert_eq!(kept_ts(&b), b_ts, "the message kept is b's");
     // The recovery updates the message kept, not the orphan.
     assert_eq!(a.post(&event("disk", "OK", "disk fine")).0, 202);
     wait_until("the recovery drawn", || {
@@ -224,27 +238,16 @@ fn an_outage_is_a_few_log_lines() {
 /// recovery updates it.
 #[test]
 fn a_node_killed_mid_request_costs_one_duplicate_and_keeps_the_last_message() {
-    let db = TestDb::start();
-    let slack = MockSlack::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!("{}on-recovery = \"update\"\n", web_api_config(&slack)),
-    );
-    let lease = ["--lease-ms", "600"];
-    let a = node(&db, &config, dir.path(), "a", &lease);
+    let (db, slack, dir, config) = updating();
+    let a = node(&db, &config, dir.path(), "a", &SHORT_LEASE);
     slack.answer_after(Duration::from_secs(2));
     assert_eq!(a.post(&event("disk", "CRITICAL", "disk full")).0, 202);
     wait_until("a's request taken by Slack", || slack.received() == 1);
     let killed = std::time::Instant::now();
     a.kill();
     slack.answer_after(Duration::ZERO);
-    let b = node(&db, &config, dir.path(), "b", &lease);
-    wait_until("b's ending recorded", || {
-        b.spool()["finished"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|e| e["status"] == "delivered"))
-    });
+    let b = node(&db, &config, dir.path(), "b", &SHORT_LEASE);
+    delivered_by(&b);
     let taken_over = killed.elapsed();
     let posts = slack
         .requests()
@@ -253,11 +256,9 @@ fn a_node_killed_mid_request_costs_one_duplicate_and_keeps_the_last_message() {
         .count();
     assert_eq!(posts, 2, "the one duplicate: a's request reached Slack");
     let last = slack.messages().last().unwrap().ts.clone();
-    let kept =
-        b.request("GET /spool?list=messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(
-        kept.1["messages"]["items"][0]["ts"],
-        last.as_str(),
+        kept_ts(&b),
+        last,
         "the message kept is the last one Slack gave"
     );
     assert_eq!(b.post(&event("disk", "OK", "disk fine")).0, 202);

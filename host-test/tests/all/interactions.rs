@@ -55,6 +55,13 @@ fn labels(m: &Message) -> Vec<String> {
 
 /// Clicks `action_id` on message `m` as user `user`, signed now.
 fn click(server: &Server, slack: &MockSlack, m: &Message, action_id: &str, user: &str) -> u16 {
+    server.request(&signed_click(slack, m, action_id, user)).0
+}
+
+/// The whole request Slack makes when `user` clicks `action_id` on
+/// message `m`, signed now: each call a new click (its own trigger id),
+/// the same text a captured click replayed.
+fn signed_click(slack: &MockSlack, m: &Message, action_id: &str, user: &str) -> String {
     let value = buttons(m)
         .into_iter()
         .map(|(_, _, v)| v)
@@ -68,14 +75,11 @@ fn click(server: &Server, slack: &MockSlack, m: &Message, action_id: &str, user:
         &m.ts,
         &format!("{}/actions/T0001/1/response", slack.url()),
     );
-    let body = form(&payload);
-    server
-        .request(&request(
-            "/slack/interactions",
-            &body,
-            Some((SECRET, now())),
-        ))
-        .0
+    request(
+        "/slack/interactions",
+        &form(&payload),
+        Some((SECRET, now())),
+    )
 }
 
 fn statuses(server: &Server) -> Vec<String> {
@@ -650,33 +654,14 @@ fn a_replayed_click_is_answered_and_does_nothing() {
     post(&server, &firing("cpu high"));
     recorded(&server, &slack, 1);
     let m = the_only_message(&slack);
-    let value = buttons(&m)[0].2.clone();
-    let url = format!("{}/actions/T0001/1/response", slack.url());
-    let silence = form(&block_actions(
-        "silence:1h",
-        &value,
-        "U1",
-        &m.channel_id,
-        &m.ts,
-        &url,
-    ));
-    let captured = request("/slack/interactions", &silence, Some((SECRET, now())));
+    let captured = signed_click(&slack, &m, "silence:1h", "U1");
     assert_eq!(server.request(&captured).0, 200);
     wait_until("the silence shown", || {
         the_only_message(&slack).updates == 1
     });
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(server.request(&captured).0, 200, "a replay is answered");
-    let unsilence = form(&block_actions(
-        "unsilence",
-        &value,
-        "U2",
-        &m.channel_id,
-        &m.ts,
-        &url,
-    ));
-    let unsilence = request("/slack/interactions", &unsilence, Some((SECRET, now())));
-    assert_eq!(server.request(&unsilence).0, 200);
+    assert_eq!(click(&server, &slack, &m, "unsilence", "U2"), 200);
     wait_until("the unsilence shown", || {
         the_only_message(&slack).updates == 2
     });
