@@ -148,14 +148,7 @@ impl Db {
         let mut own = self.own.clone().lock_owned().await;
         if own.as_ref().is_none_or(|c| c.client.is_closed()) {
             *own = None;
-            let client = self.url.connect().await.map_err(|why| {
-                self.outage.failing(&why);
-                StoreError::Unavailable(why)
-            })?;
-            *own = Some(Conn {
-                client,
-                prepared: HashMap::new(),
-            });
+            *own = Some(self.connect().await?);
         }
         Ok(own)
     }
@@ -208,6 +201,17 @@ impl Db {
                 None => break,
             }
         }
+        Ok(Pooled {
+            conn: Some(self.connect().await?),
+            db: self.clone(),
+            _slot: slot,
+        })
+    }
+
+    /// A new connection, unless the last attempt failed too recently
+    /// (then the reason it failed): the pool's and the renewals' own, by
+    /// one backoff.
+    async fn connect(&self) -> Result<Conn, StoreError> {
         {
             let health = lock(&self.health);
             if health.retry_at.is_some_and(|at| Instant::now() < at) {
@@ -220,13 +224,9 @@ impl Db {
         match self.url.connect().await {
             Ok(client) => {
                 self.recovered();
-                Ok(Pooled {
-                    conn: Some(Conn {
-                        client,
-                        prepared: HashMap::new(),
-                    }),
-                    db: self.clone(),
-                    _slot: slot,
+                Ok(Conn {
+                    client,
+                    prepared: HashMap::new(),
                 })
             }
             Err(why) => {
