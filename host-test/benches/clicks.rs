@@ -20,7 +20,7 @@ mod server;
 use std::time::{Duration, Instant};
 
 use host_test::mock_slack::{Message, MockSlack};
-use host_test::slack_clicks::{block_actions, form, now, request};
+use host_test::slack_clicks::{block_actions, buttons_config, form, now, request};
 use server::{write_config, Server};
 
 const SECRET: &str = "bench-signing-secret";
@@ -49,13 +49,7 @@ fn main() {
         .unwrap_or(50);
     let slack = MockSlack::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[[slack]]\nenabled = true\ndefault = true\nworkspace = \"alerts\"\nurl = \"{}/api/chat.postMessage\"\ntoken = \"xoxb-bench\"\nchannel = \"#alerts\"\nlayout = \"blocks\"\nactions = \"acknowledge,silence\"\nsigning-secret = \"{SECRET}\"\n",
-            slack.url()
-        ),
-    );
+    let config = write_config(dir.path(), &buttons_config(&slack.url(), SECRET));
     let server = Server::start(&config, &dir.path().join("spool"), &[]);
     let (mut posts, mut answers, mut redraws) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..3 {

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use host_test::mock_slack::MockSlack;
+use host_test::slack_clicks::buttons_config;
 use server::{write_config, Server};
 
 const SECRET: &str = "bench-signing-secret";
@@ -238,13 +239,7 @@ fn main() {
         });
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[[slack]]\nenabled = true\ndefault = true\nworkspace = \"alerts\"\nurl = \"{}/api/chat.postMessage\"\ntoken = \"xoxb-bench\"\nchannel = \"#alerts\"\nlayout = \"blocks\"\nactions = \"acknowledge,silence\"\nsigning-secret = \"{SECRET}\"\n",
-            slack.url()
-        ),
-    );
+    let config = write_config(dir.path(), &buttons_config(&slack.url(), SECRET));
     let server = Server::start(&config, &dir.path().join("spool"), &[]);
     let quiet = phase(&server, &seen, "quiet", secs, 0, tick);
     let flood = phase(&server, &seen, "flood", secs, clients, tick);

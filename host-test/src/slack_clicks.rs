@@ -37,6 +37,15 @@ pub fn block_actions(
     })
 }
 
+/// A `[[slack]]` section for clicks: Web API at `slack_url` (the
+/// stand-in's), Block Kit with Acknowledge and Silence buttons, Slack's
+/// signing secret `secret` (the benchmarks' workspace).
+pub fn buttons_config(slack_url: &str, secret: &str) -> String {
+    format!(
+        "[[slack]]\nenabled = true\ndefault = true\nworkspace = \"alerts\"\nurl = \"{slack_url}/api/chat.postMessage\"\ntoken = \"xoxb-bench\"\nchannel = \"#alerts\"\nlayout = \"blocks\"\nactions = \"acknowledge,silence\"\nsigning-secret = \"{secret}\"\n"
+    )
+}
+
 /// The form body Slack posts: `payload=` and the payload, URL-encoded.
 pub fn form(payload: &Value) -> String {
     let text = payload.to_string();
