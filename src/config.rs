@@ -600,6 +600,18 @@ fn read_style_key(style: &mut Style, name: &str, value: &DeValue) -> Result<(), 
             style.fields = Some(fields);
             Ok(())
         }
+        "storm-after" | "storm-list" => match value {
+            // Read as text so that one rule (and its message) decides what
+            // a key takes, whether it came from here or from an option.
+            DeValue::Integer(n) => match i128::from_str_radix(n.as_str(), n.radix()) {
+                Ok(n) => style.set(name, &n.to_string(), Template::compile),
+                Err(_) => style.set(name, n.as_str(), Template::compile),
+            },
+            _ => Err(format!(
+                "`{name}` must be an integer, not {}",
+                value.type_str()
+            )),
+        },
         // Lists: a comma-separated string, or an array of strings.
         "actions" | "silence-durations" if matches!(value, DeValue::Array(_)) => {
             let DeValue::Array(items) = value else {
@@ -692,6 +704,14 @@ fn validate(form: Form, all: &[Workspace], spans: &[Range<usize>], problems: &mu
         if ws.style.has_buttons() && !ws.is_web_api() {
             say(&webhook_cannot_buttons());
         }
+        if let Some(n) = ws.style.storm_after.filter(|n| *n > 0) {
+            if !ws.url.is_empty() && !ws.is_web_api() {
+                say(&format!(
+                    "`storm-after` = {n}: {}; set 0 or leave it out",
+                    webhook_cannot_storm()
+                ));
+            }
+        }
         match (ws.ssl_cert.is_empty(), ws.ssl_key.is_empty()) {
             (false, true) => say("Must provide both key and cert files: only cert file provided."),
             (true, false) => say("Must provide both key and cert files: only key file provided."),
@@ -730,12 +750,18 @@ fn validate(form: Form, all: &[Workspace], spans: &[Range<usize>], problems: &mu
     }
 }
 
-/// Why `on-recovery` `update` or `thread` cannot work with a webhook.
 /// Why a webhook's section cannot carry `actions`.
 pub fn webhook_cannot_buttons() -> String {
     "`actions` needs the Web API (a `token` and chat.postMessage's URL): a click updates the alert's message, which a webhook cannot edit".to_string()
 }
 
+/// Why a webhook cannot send a storm message (nor take `storm-after`
+/// above 0).
+pub fn webhook_cannot_storm() -> String {
+    "a storm message needs the Web API (a `token` and chat.postMessage's URL): it is edited in place (chat.update), which a webhook cannot do".to_string()
+}
+
+/// Why `on-recovery` `update` or `thread` cannot work with a webhook.
 pub fn webhook_cannot(on_recovery: style::OnRecovery) -> String {
     format!(
         "on-recovery = \"{}\" needs the Web API (a `token` and chat.postMessage's URL): a webhook cannot edit or reply to a message",
@@ -820,6 +846,27 @@ mod tests {
         let deep = format!("{}x{}", "{{#if a}}".repeat(17), "{{/if}}".repeat(17));
         let e = err(&section("title", &deep));
         assert!(e.contains("`title`: the template nests"), "{e}");
+    }
+
+    #[test]
+    fn storm_keys_are_integers_in_their_ranges() {
+        let section = |keys: &str| {
+            format!("[[slack]]\nworkspace = \"ops\"\nenabled = true\nurl = \"https://slack.test/api/chat.postMessage\"\ntoken = \"t\"\n{keys}")
+        };
+        let c = Config::parse(&section("storm-after = 0\nstorm-list = 0x10\n")).unwrap();
+        let style = &c.workspaces[0].style;
+        assert_eq!((style.storm_after(), style.storm_list()), (0, 16));
+        let c = Config::parse(&section("")).unwrap();
+        let style = &c.workspaces[0].style;
+        assert_eq!((style.storm_after(), style.storm_list()), (4, 50));
+        for (keys, rule) in [
+            ("storm-after = -1", "line 6, [[slack]] #1 (workspace \"ops\"): `storm-after` must be a whole number, 0 or more (0 turns storms off), not \"-1\""),
+            ("storm-after = \"4\"", "line 6, [[slack]] #1 (workspace \"ops\"): `storm-after` must be an integer, not string"),
+            ("storm-list = 0", "line 6, [[slack]] #1 (workspace \"ops\"): `storm-list` must be a whole number from 1 to 200, not \"0\""),
+            ("storm-list = 1_000", "line 6, [[slack]] #1 (workspace \"ops\"): `storm-list` must be a whole number from 1 to 200, not \"1000\""),
+        ] {
+            assert_eq!(err(&section(keys)), rule, "{keys}");
+        }
     }
 
     #[test]

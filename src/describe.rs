@@ -12,7 +12,7 @@ pub type Setting = (&'static str, &'static str);
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The keys of a `[[slack]]` section.
-pub const CONFIG_KEYS: [Setting; 34] = [
+pub const CONFIG_KEYS: [Setting; 36] = [
     (
         "enabled",
         "Whether this workspace may send (default false).",
@@ -116,11 +116,19 @@ pub const CONFIG_KEYS: [Setting; 34] = [
         "silence-durations",
         "The Silence buttons' durations (default: 1h,1d).",
     ),
+    (
+        "storm-after",
+        "Alerts that may wait for a channel before one storm message shows them (default 4; 0: never).",
+    ),
+    (
+        "storm-list",
+        "The most alerts a storm message lists, 1 to 200 (default 50).",
+    ),
 ];
 
 /// The options `handle-alert` takes: Kapacitor's handler options, our
 /// style keys with the same names as above, and what a host passes back.
-pub const OPTIONS: [Setting; 28] = [
+pub const OPTIONS: [Setting; 30] = [
     (
         "workspace",
         "The workspace to send with (default: the default one).",
@@ -165,6 +173,8 @@ pub const OPTIONS: [Setting; 28] = [
         "silence-durations",
         "As the configuration key; the option wins.",
     ),
+    ("storm-after", "As the configuration key; the option wins."),
+    ("storm-list", "As the configuration key; the option wins."),
     (
         "previous-channel-id",
         "Set by the host: the channel id of the alert's message so far.",
@@ -227,6 +237,15 @@ mod tests {
             .copied()
             .collect();
         assert_eq!(names(&OPTIONS), options);
+    }
+
+    #[test]
+    fn the_storm_keys_are_described_as_keys_and_options() {
+        for list in [&CONFIG_KEYS[..], &OPTIONS[..]] {
+            for key in ["storm-after", "storm-list"] {
+                assert!(names(list).contains(&key), "{key}");
+            }
+        }
     }
 
     #[test]

@@ -394,6 +394,30 @@ mod tests {
     }
 
     #[test]
+    fn storm_options_take_their_ranges_in_either_spelling() {
+        let o =
+            HandlerOptions::parse(&pairs(&[("stormAfter", "0"), ("storm-list", "200")])).unwrap();
+        assert_eq!(
+            (o.style.storm_after, o.style.storm_list),
+            (Some(0), Some(200))
+        );
+        let o = HandlerOptions::parse(&pairs(&[("storm-after", ""), ("stormList", "1")])).unwrap();
+        assert_eq!((o.style.storm_after, o.style.storm_list), (None, Some(1)));
+        for (key, value, rule) in [
+            ("storm-after", "-1", "`storm-after` must be a whole number, 0 or more (0 turns storms off), not \"-1\""),
+            ("stormAfter", "four", "`storm-after` must be a whole number, 0 or more (0 turns storms off), not \"four\""),
+            ("storm-list", "0", "`storm-list` must be a whole number from 1 to 200, not \"0\""),
+            ("storm-list", "201", "`storm-list` must be a whole number from 1 to 200, not \"201\""),
+        ] {
+            assert_eq!(
+                HandlerOptions::parse(&pairs(&[(key, value)])).unwrap_err(),
+                HandlerError::InvalidOption(rule.into()),
+                "{key}={value}"
+            );
+        }
+    }
+
+    #[test]
     fn an_over_long_template_option_names_the_key_and_the_limit() {
         let e = HandlerOptions::parse(&pairs(&[("title", &"t".repeat(9_312))])).unwrap_err();
         assert_eq!(

@@ -1,14 +1,16 @@
 //! The settings this handler adds to Kapacitor's: how a message looks
 //! (`layout`, templates, `fields`, mentions, `icon-url`, `link-names`) and
-//! what later events of an alert do (`on-recovery`, `thread-broadcast`).
-//! Each is a `[[slack]]` key and, with the same name, a handler option; the
-//! option wins. None of them set means Kapacitor's message, byte for byte.
+//! what later events of an alert do (`on-recovery`, `thread-broadcast`),
+//! and when a channel's alerts go in one storm message instead
+//! (`storm-after`, `storm-list`). Each is a `[[slack]]` key and, with the
+//! same name, a handler option; the option wins. None of them set means
+//! Kapacitor's message, byte for byte.
 
 use crate::event::Level;
 use crate::template::{grouped, Template, MAX_TEMPLATE_BYTES};
 
 /// Every key, as a `[[slack]]` key and a handler option.
-pub const KEYS: [&str; 16] = [
+pub const KEYS: [&str; 18] = [
     "layout",
     "title",
     "title-link",
@@ -25,6 +27,8 @@ pub const KEYS: [&str; 16] = [
     "thread-broadcast",
     "actions",
     "silence-durations",
+    "storm-after",
+    "storm-list",
 ];
 
 /// The message's shape.
@@ -95,6 +99,10 @@ pub struct Style {
     pub actions: Option<Vec<Button>>,
     /// The `Silence <duration>` buttons: each as written and in seconds.
     pub silence_durations: Option<Vec<(String, u64)>>,
+    /// How many alerts may wait for a channel before it storms (0: never).
+    pub storm_after: Option<u32>,
+    /// The most alerts a storm message lists, one line each.
+    pub storm_list: Option<u32>,
 }
 
 /// A kind of button an alert's message may carry.
@@ -103,6 +111,16 @@ pub enum Button {
     Acknowledge,
     Silence,
 }
+
+/// `storm-after` when not set: a fifth waiting alert starts a storm.
+pub const DEFAULT_STORM_AFTER: u32 = 4;
+
+/// `storm-list` when not set.
+pub const DEFAULT_STORM_LIST: u32 = 50;
+
+/// The most lines `storm-list` may ask for: what 50 Block Kit blocks hold
+/// with room to spare.
+pub const MAX_STORM_LIST: u32 = 200;
 
 /// The `Silence` buttons when `silence-durations` is not set.
 pub const DEFAULT_SILENCE_DURATIONS: [(&str, u64); 2] = [("1h", 3_600), ("1d", 86_400)];
@@ -228,6 +246,22 @@ impl Style {
                 }
                 self.silence_durations = Some(durations);
             }
+            "storm-after" => {
+                self.storm_after = Some(value.parse().map_err(|_| {
+                    format!("`storm-after` must be a whole number, 0 or more (0 turns storms off), not \"{value}\"")
+                })?)
+            }
+            "storm-list" => {
+                self.storm_list = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_STORM_LIST).contains(n))
+                        .ok_or_else(|| {
+                            format!("`storm-list` must be a whole number from 1 to {MAX_STORM_LIST}, not \"{value}\"")
+                        })?,
+                )
+            }
             "mention-levels" => {
                 let levels = value
                     .split(',')
@@ -275,6 +309,8 @@ impl Style {
             thread_broadcast: pick(&self.thread_broadcast, &over.thread_broadcast),
             actions: pick(&self.actions, &over.actions),
             silence_durations: pick(&self.silence_durations, &over.silence_durations),
+            storm_after: pick(&self.storm_after, &over.storm_after),
+            storm_list: pick(&self.storm_list, &over.storm_list),
         }
     }
 
@@ -296,6 +332,16 @@ impl Style {
                 .map(|(d, s)| (d.to_string(), *s))
                 .collect(),
         }
+    }
+
+    /// `storm-after`, or its default.
+    pub fn storm_after(&self) -> u32 {
+        self.storm_after.unwrap_or(DEFAULT_STORM_AFTER)
+    }
+
+    /// `storm-list`, or its default.
+    pub fn storm_list(&self) -> u32 {
+        self.storm_list.unwrap_or(DEFAULT_STORM_LIST)
     }
 
     pub fn on_recovery(&self) -> OnRecovery {
