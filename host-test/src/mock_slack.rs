@@ -145,6 +145,8 @@ struct Shared {
     in_flight: usize,
     max_in_flight: usize,
     limit: Option<ChannelLimit>,
+    /// Slack's `chat.update` limit (tier 3, per token), when enforced.
+    updates: Option<UpdateLimit>,
     /// Every `n`th request gets a transient failure (`503`).
     fail_every: Option<usize>,
     /// How long every answer takes (Slack's round trip is about 200 ms).
@@ -167,10 +169,67 @@ impl Shared {
     }
 }
 
+/// Slack's `chat.update` limit, enforced by the stand-in: tier 3, counted
+/// per token (a workspace's bot), `per_minute` with a burst.
+struct UpdateLimit {
+    interval: std::time::Duration,
+    burst: u32,
+    /// Per token: the theoretical time of the next update (GCRA).
+    next: std::collections::HashMap<String, std::time::Instant>,
+    blocked_until: std::collections::HashMap<String, std::time::Instant>,
+    limited: usize,
+    inside_window: usize,
+}
+
+/// A 429 if `req` is a `chat.update` over its token's tier-3 budget.
+fn update_limit(shared: &mut Shared, req: &Received) -> Option<Reply> {
+    let limit = shared.updates.as_mut()?;
+    if !req.is_web_api() || api_method(req) != "chat.update" {
+        return None;
+    }
+    let token = req
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    if limit
+        .blocked_until
+        .get(&token)
+        .is_some_and(|until| req.at < *until)
+    {
+        limit.inside_window += 1;
+    }
+    let tolerance = limit.interval * limit.burst.saturating_sub(1);
+    let next = limit.next.get(&token).copied().unwrap_or(req.at);
+    let allowed_from = next.checked_sub(tolerance).unwrap_or(req.at);
+    if req.at >= allowed_from {
+        limit.next.insert(token, next.max(req.at) + limit.interval);
+        return None;
+    }
+    limit.limited += 1;
+    let wait = allowed_from - req.at;
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    limit
+        .blocked_until
+        .insert(token, req.at + std::time::Duration::from_secs(seconds));
+    Some(
+        Reply::json(
+            429,
+            json!({"ok": false, "error": "ratelimited", "retry_after": seconds}),
+        )
+        .with_header("retry-after", &seconds.to_string()),
+    )
+}
+
 /// Slack's per-channel rate limit, enforced by the stand-in.
 struct ChannelLimit {
     interval: std::time::Duration,
     retry_after: std::time::Duration,
+    /// Messages a quiet channel takes at once (Slack: a short burst).
+    burst: u32,
+    /// Per channel: the theoretical time of the next message (GCRA; with a
+    /// burst of 1, when the last was accepted plus the interval).
     last_accepted: std::collections::HashMap<String, std::time::Instant>,
     blocked_until: std::collections::HashMap<String, std::time::Instant>,
     limited: usize,
@@ -182,6 +241,7 @@ impl ChannelLimit {
         ChannelLimit {
             interval,
             retry_after,
+            burst: 1,
             last_accepted: Default::default(),
             blocked_until: Default::default(),
             limited: 0,
@@ -206,17 +266,19 @@ fn rate_limit(shared: &mut Shared, req: &Received) -> Option<Reply> {
         .is_some_and(|until| req.at < *until)
     {
         limit.inside_window += 1;
-    } else if limit
-        .last_accepted
-        .get(&channel)
-        .is_some_and(|last| req.at < *last + limit.interval)
-    {
+    } else if limit.last_accepted.get(&channel).is_some_and(|next| {
+        let tolerance = limit.interval * limit.burst.saturating_sub(1);
+        req.at + tolerance < *next
+    }) {
         limit.limited += 1;
         limit
             .blocked_until
             .insert(channel, req.at + limit.retry_after);
     } else {
-        limit.last_accepted.insert(channel, req.at);
+        let next = limit.last_accepted.get(&channel).copied().unwrap_or(req.at);
+        limit
+            .last_accepted
+            .insert(channel, next.max(req.at) + limit.interval);
         return None;
     }
     let seconds = limit.retry_after.as_secs().max(1);
@@ -296,6 +358,54 @@ impl MockSlack {
     /// retry_after` (whole seconds), and that channel is blocked as long.
     pub fn limit_channels(&self, interval: std::time::Duration, retry_after: std::time::Duration) {
         self.shared.lock().unwrap().limit = Some(ChannelLimit::new(interval, retry_after));
+    }
+
+    /// Enforces Slack's rules as they are: one message a second per channel
+    /// with a burst of 3 (`429`, `Retry-After: 1` past it), and
+    /// `chat.update` in tier 3, 50 a minute per token with a burst of 3.
+    pub fn limit_like_slack(&self) {
+        let second = std::time::Duration::from_secs(1);
+        let mut shared = self.shared.lock().unwrap();
+        shared.limit = Some(ChannelLimit {
+            burst: 3,
+            ..ChannelLimit::new(second, second)
+        });
+        drop(shared);
+        self.limit_updates(50, 3);
+    }
+
+    /// Enforces `chat.update`'s tier 3 per token: `per_minute`, with a
+    /// burst of `burst`; past it `429` with the `Retry-After` until the
+    /// next is allowed.
+    pub fn limit_updates(&self, per_minute: u32, burst: u32) {
+        self.shared.lock().unwrap().updates = Some(UpdateLimit {
+            interval: std::time::Duration::from_secs(60) / per_minute.max(1),
+            burst: burst.max(1),
+            next: Default::default(),
+            blocked_until: Default::default(),
+            limited: 0,
+            inside_window: 0,
+        });
+    }
+
+    /// How many `chat.update`s the tier-3 limit answered with `429`.
+    pub fn updates_limited(&self) -> usize {
+        self.shared
+            .lock()
+            .unwrap()
+            .updates
+            .as_ref()
+            .map_or(0, |l| l.limited)
+    }
+
+    /// How many `chat.update`s came inside their token's `Retry-After`.
+    pub fn updates_inside_retry_after(&self) -> usize {
+        self.shared
+            .lock()
+            .unwrap()
+            .updates
+            .as_ref()
+            .map_or(0, |l| l.inside_window)
     }
 
     /// Answers every request `delay` after it arrived, as a Slack far
@@ -670,7 +780,7 @@ fn own_answer(shared: &mut Shared, received: &Received, seq: usize) -> Reply {
             return connections_open(socket_mode, received, seq);
         }
     }
-    match rate_limit(shared, received) {
+    match rate_limit(shared, received).or_else(|| update_limit(shared, received)) {
         Some(limited) => limited,
         None if shared.fail_every.is_some_and(|n| seq.is_multiple_of(n)) => {
             Reply::json(503, json!({"ok": false, "error": "service_unavailable"}))

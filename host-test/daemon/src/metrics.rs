@@ -56,6 +56,9 @@ pub struct Metrics {
     node: Family<Label, Gauge>,
     socket_connected: Gauge,
     socket_reconnects: Counter,
+    storm_requests: Family<Vec<(&'static str, String)>, Counter>,
+    storm_alerts: Counter,
+    storms_open: Gauge,
     /// One scrape at a time: the fsync count is caught up by its delta.
     scrape: Mutex<()>,
 }
@@ -90,6 +93,9 @@ impl Metrics {
             node: Family::default(),
             socket_connected: Gauge::default(),
             socket_reconnects: Counter::default(),
+            storm_requests: Family::default(),
+            storm_alerts: Counter::default(),
+            storms_open: Gauge::default(),
             scrape: Mutex::new(()),
             registry: Registry::default(),
         };
@@ -200,6 +206,21 @@ impl Metrics {
             "Socket Mode connections that ended (Slack asked, or lost) and were opened again",
             metrics.socket_reconnects.clone(),
         );
+        registry.register(
+            "storm_requests",
+            "Requests for storm messages, by method (post: a storm message posted; update: an edit, paced by the workspace's chat.update budget) and outcome (sent, retried, failed, deferred: held back by the update budget)",
+            metrics.storm_requests.clone(),
+        );
+        registry.register(
+            "storm_alerts",
+            "Alert events shown in a storm message instead of a message of their own",
+            metrics.storm_alerts.clone(),
+        );
+        registry.register(
+            "storms_open",
+            "Storm messages this node is keeping up to date now",
+            metrics.storms_open.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -242,6 +263,27 @@ impl Metrics {
     /// A repeat, recorded and not sent.
     pub fn repeated(&self) {
         self.repeated.inc();
+    }
+
+    /// A request for a storm message: `method` post or update, `outcome`
+    /// sent, retried, failed or deferred.
+    pub fn storm_request(&self, method: &'static str, outcome: &'static str) {
+        self.storm_requests
+            .get_or_create(&vec![
+                ("method", method.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Alert events shown in a storm message.
+    pub fn shown_in_storm(&self, n: u64) {
+        self.storm_alerts.inc_by(n);
+    }
+
+    /// Storm messages kept up to date now.
+    pub fn storms_open(&self, n: i64) {
+        self.storms_open.set(n);
     }
 
     /// An event of a silenced alert, recorded and not sent.

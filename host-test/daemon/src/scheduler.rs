@@ -342,6 +342,58 @@ impl Scheduler {
         }
     }
 
+    /// How many alerts wait for `channel`: queued, not in flight.
+    pub fn waiting(&self, channel: &str) -> usize {
+        self.channels
+            .get(channel)
+            .map_or(0, |c| c.queue.len() - usize::from(c.busy))
+    }
+
+    /// Takes the alerts waiting for `channel` out of the scheduler (not
+    /// the one in flight), oldest first: a storm shows them instead.
+    pub fn take_waiting(&mut self, channel: &str) -> Vec<u64> {
+        let Some(state) = self.channels.get(channel) else {
+            return Vec::new();
+        };
+        let skip = usize::from(state.busy);
+        let ids: Vec<u64> = state.queue.iter().skip(skip).copied().collect();
+        for id in &ids {
+            self.remove(*id);
+        }
+        ids
+    }
+
+    /// Takes alert `id` out of the scheduler if it waits (not in flight):
+    /// whether it did.
+    pub fn remove(&mut self, id: u64) -> bool {
+        let Some(alert) = self.alerts.get(&id) else {
+            return false;
+        };
+        let in_flight = self
+            .channels
+            .get(&alert.channel)
+            .is_some_and(|c| c.busy && c.queue.front() == Some(&id));
+        if in_flight {
+            return false;
+        }
+        let Some(alert) = self.alerts.remove(&id) else {
+            return false;
+        };
+        if let Some(channel) = self.channels.get_mut(&alert.channel) {
+            remove_id(&mut channel.queue, id);
+            if channel.queue.is_empty() {
+                self.turns.retain(|c| *c != alert.channel);
+            }
+        }
+        if let Some(events) = self.keys.get_mut(&alert.key) {
+            remove_id(events, id);
+            if events.is_empty() {
+                self.keys.remove(&alert.key);
+            }
+        }
+        true
+    }
+
     /// The margin a channel's pacing adds to the interval now.
     pub fn margin(&self, channel: &str) -> Option<Duration> {
         self.channels.get(channel).map(|c| c.pace.margin)
@@ -371,6 +423,24 @@ mod tests {
             max_margin: Duration::from_millis(500),
             max_in_flight: 8,
         }
+    }
+
+    #[test]
+    fn a_storm_takes_the_waiting_alerts_and_leaves_the_one_in_flight() {
+        let mut s = Scheduler::new(rules(1));
+        let t0 = Instant::now();
+        for id in 1..=5 {
+            s.add(id, "#a", &format!("k{id}"), t0);
+        }
+        s.add(9, "#b", "k9", t0);
+        assert_eq!(s.next(t0), Decision::Send(1));
+        assert_eq!(s.waiting("#a"), 4);
+        assert_eq!(s.take_waiting("#a"), vec![2, 3, 4, 5]);
+        assert_eq!(s.waiting("#a"), 0);
+        assert!(!s.remove(1), "in flight");
+        s.done(1, Attempt::Ended);
+        assert_eq!(s.pending(), 1);
+        assert_eq!(s.next(t0), Decision::Send(9));
     }
 
     #[test]

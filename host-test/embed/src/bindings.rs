@@ -19,6 +19,7 @@ pub use alerting::handler::types::{
 pub use exports::alerting::handler::interactions::{
     Action, Click, InteractionOutcome, SocketAnswer,
 };
+pub use exports::alerting::handler::storms::{Storm, StormLine};
 
 impl Level {
     /// Kapacitor's spelling: `OK`, `INFO`, `WARNING`, `CRITICAL`.

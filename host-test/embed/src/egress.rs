@@ -174,6 +174,8 @@ mod tests {
                     state_changes_only: false,
                     channel: None,
                     on_recovery: "new".into(),
+                    storm_after: 0,
+                    storm_list: 50,
                     endpoint: Some(Endpoint {
                         scheme: scheme.to_string(),
                         authority: authority.to_string(),

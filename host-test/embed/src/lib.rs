@@ -89,7 +89,7 @@ mod secrets;
 pub use bindings::{
     Action, AlertEvent, Click, ConfigSummary, Delivery, Description, Endpoint, FieldValue,
     HandlerError, HttpRequest, InteractionOutcome, Level, Setting, SlackRejection, SocketAnswer,
-    Timestamp, TlsSettings, TransientFailure, WorkspaceSummary,
+    Storm, StormLine, Timestamp, TlsSettings, TransientFailure, WorkspaceSummary,
 };
 pub use egress::Allowlist;
 pub use host::{trap_reason, Host, Limits, State, Trapped};

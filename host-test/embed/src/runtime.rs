@@ -18,7 +18,7 @@ use crate::net::{Destination, NetPolicy, NetSettings};
 
 use crate::bindings::{
     AlertEvent, AlertHandler, AlertHandlerPre, ConfigSummary, Delivery, Description, HandlerError,
-    HttpRequest, InteractionOutcome, SocketAnswer, Timestamp,
+    HttpRequest, InteractionOutcome, SocketAnswer, Storm, Timestamp,
 };
 
 /// A plugin's configuration summary in the network layer's terms: where
@@ -338,6 +338,41 @@ impl Instance {
             .call_handle_alert(&mut self.store, event, options)
             .await;
         self.leave(answer)
+    }
+
+    /// Sends a storm message, or edits it (the WIT's `handle-storm`): with
+    /// `previous-channel-id` and `previous-ts` among the options, the
+    /// storm message so far is edited in place.
+    pub async fn handle_storm_async(
+        &mut self,
+        storm: &Storm,
+        options: &[(String, String)],
+    ) -> Result<Result<Delivery, HandlerError>> {
+        self.enter()?;
+        let answer = self
+            .bindings
+            .alerting_handler_storms()
+            .call_handle_storm(&mut self.store, storm, options)
+            .await;
+        self.leave(answer)
+    }
+
+    /// Builds the request `handle_storm_async` would send, without sending
+    /// it.
+    pub fn preview_storm(
+        &mut self,
+        storm: &Storm,
+        options: &[(String, String)],
+    ) -> Result<Result<HttpRequest, HandlerError>> {
+        block(async {
+            self.enter()?;
+            let answer = self
+                .bindings
+                .alerting_handler_storms()
+                .call_preview_storm(&mut self.store, storm, options)
+                .await;
+            self.leave(answer)
+        })
     }
 
     /// What the handler is and takes (callable before `configure`).

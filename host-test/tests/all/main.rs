@@ -27,5 +27,6 @@ mod render;
 mod serve;
 mod size;
 mod socket_mode;
+mod storms;
 mod tls;
 mod topics;

@@ -15,6 +15,7 @@ use tracing::info;
 use super::{read, Failure, Target};
 use crate::intake::{self, Token};
 use crate::interactions::clicks::AppToken;
+use crate::serve::storms::StormRules;
 use crate::serve::{self, Pacing};
 use crate::spool::{self, Spool};
 use crate::store::postgres::{self, connect::StoreUrl, PgStore};
@@ -72,6 +73,14 @@ pub struct ServeArgs {
     /// instance; they are tasks on a few threads, not threads.
     #[arg(long, value_name = "N", default_value_t = crate::serve::MAX_IN_FLIGHT, alias = "workers")]
     max_in_flight: usize,
+    /// A storm closes (its message says it is over) once none of its
+    /// alerts changed for this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    storm_calm_secs: u64,
+    /// The `chat.update` budget of each workspace, in edits a minute
+    /// (Slack's tier 3: about 50), shared by its storm messages.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    updates_per_minute: u32,
     /// A file holding the bearer token every request but `GET /healthz`
     /// must carry (`Authorization: Bearer <token>`).
     #[arg(long, value_name = "FILE")]
@@ -229,6 +238,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             ..Backoff::default()
         },
         max_in_flight: args.max_in_flight.max(1),
+        storms: StormRules {
+            calm: Duration::from_secs(args.storm_calm_secs),
+            ..StormRules::default()
+        }
+        .with_updates_per_minute(args.updates_per_minute),
     };
     // A socket per request in flight and per intake connection, and a few
     // more (the journal or the database, the listener, the cache).

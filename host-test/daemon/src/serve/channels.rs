@@ -21,6 +21,8 @@ pub struct Channels {
     channels: HashMap<String, String>,
     /// Each workspace's `on-recovery`.
     on_recovery: HashMap<String, String>,
+    /// Each workspace's `storm-after` and `storm-list`.
+    storms: HashMap<String, (u32, u32)>,
 }
 
 impl Channels {
@@ -42,7 +44,31 @@ impl Channels {
                 .iter()
                 .map(|w| (w.id.clone(), w.on_recovery.clone()))
                 .collect(),
+            storms: summary
+                .workspaces
+                .iter()
+                .map(|w| (w.id.clone(), (w.storm_after, w.storm_list)))
+                .collect(),
         }
+    }
+
+    /// When an alert with these handler options storms, and how many lines
+    /// its storm message lists: the `storm-after` and `storm-list`
+    /// options, else its workspace's (`storm-after` 0: never).
+    pub fn storm(&self, options: &[(String, String)]) -> (u32, u32) {
+        let workspace = option(options, "workspace").unwrap_or(&self.default_workspace);
+        let (after, list) = self.storms.get(workspace).copied().unwrap_or((0, 50));
+        let number = |names: [&str; 2], or: u32| {
+            names
+                .iter()
+                .find_map(|n| option(options, n))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(or)
+        };
+        (
+            number(["storm-after", "stormAfter"], after),
+            number(["storm-list", "stormList"], list).max(1),
+        )
     }
 
     /// What a later event of an alert with these handler options does with
@@ -96,6 +122,8 @@ mod tests {
             channel: channel.map(str::to_string),
             endpoint: None,
             on_recovery: "new".into(),
+            storm_after: 4,
+            storm_list: 50,
             tls: TlsSettings {
                 ssl_ca: None,
                 ssl_cert: None,

@@ -11,8 +11,9 @@ use alert_handler_host::retry::Backoff;
 use tokio::task::JoinSet;
 
 use super::delivery::deliver;
-use super::planner;
 use super::shared::{lock, Shared};
+use super::storms::STORM_IDS;
+use super::{planner, storm_delivery};
 use crate::instances::Instances;
 use crate::scheduler::{Attempt, Decision};
 
@@ -26,6 +27,7 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
     // fail before one runs out.
     let renew_every = shared.commit.read(|store| store.lease()).map(|l| l / 3);
     let mut renewed = Instant::now();
+    restore_storms(&shared).await;
     // Whether to look at the store: at start, and after each wake-up.
     let mut look = true;
     while !shared.stopping() {
@@ -38,6 +40,14 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
         if now.duration_since(trimmed) >= Duration::from_secs(1) {
             instances.trim(now);
             trimmed = now;
+            // Calm storms close; their last edit is queued.
+            let mut dispatch = lock(&shared.dispatch);
+            let dispatch = &mut *dispatch;
+            dispatch.storms.tick(now);
+            for (id, channel, key) in dispatch.storms.to_schedule() {
+                dispatch.scheduler.add(id, &channel, &key, now);
+            }
+            shared.metrics.storms_open(dispatch.storms.len() as i64);
         }
         if renew_every.is_some_and(|every| now.duration_since(renewed) >= every) {
             renewed = now;
@@ -54,8 +64,9 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
         let due = {
             let mut dispatch = lock(&shared.dispatch);
             match dispatch.scheduler.next(now) {
+                Decision::Send(id) if id >= STORM_IDS => Ok((id, None)),
                 Decision::Send(id) => match dispatch.queued.get(&id) {
-                    Some(item) => Ok((id, item.clone())),
+                    Some(item) => Ok((id, Some(item.clone()))),
                     None => {
                         dispatch.scheduler.done(id, Attempt::Ended);
                         continue;
@@ -69,7 +80,10 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
                 shared.metrics.in_flight(1);
                 let (shared, instances) = (shared.clone(), instances.clone());
                 in_flight.spawn(async move {
-                    deliver(shared.clone(), instances, id, item, backoff).await;
+                    match item {
+                        Some(item) => deliver(shared.clone(), instances, id, item, backoff).await,
+                        None => storm_delivery::send(shared.clone(), instances, id, backoff).await,
+                    }
                     shared.metrics.in_flight(-1);
                 });
             }
@@ -92,4 +106,38 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
         while in_flight.try_join_next().is_some() {}
     }
     while in_flight.join_next().await.is_some() {}
+}
+
+/// Takes back the storms the store keeps (their messages and lines), so
+/// a restart continues each storm message instead of starting another.
+async fn restore_storms(shared: &Shared) {
+    use crate::store::{Entry, Listing};
+    let mut after = None;
+    let now = Instant::now();
+    loop {
+        let page = shared
+            .commit
+            .read(|store| store.lists(&[Listing::Messages], after, 1_000));
+        let lists = match page.await {
+            Ok(lists) => lists,
+            Err(e) => {
+                tracing::warn!("the storms kept in the store could not be read; an open storm's next alerts start a new storm message: {e}");
+                return;
+            }
+        };
+        let Some((_, page)) = lists.pages.into_iter().next() else {
+            return;
+        };
+        let mut dispatch = lock(&shared.dispatch);
+        for entry in &page.items {
+            if let Entry::Message(message) = entry {
+                dispatch.storms.restore(message, now);
+            }
+        }
+        drop(dispatch);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return,
+        }
+    }
 }

@@ -37,6 +37,8 @@ mod planner;
 mod repeat;
 mod shared;
 pub mod shutdown;
+mod storm_delivery;
+pub mod storms;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -80,6 +82,8 @@ pub struct Pacing {
     /// Requests in flight at once, over all channels, each with its own
     /// instance (one channel has at most one request in flight).
     pub max_in_flight: usize,
+    /// When a storm closes, and the workspaces' `chat.update` budget.
+    pub storms: storms::StormRules,
 }
 
 impl Default for Pacing {
@@ -89,6 +93,7 @@ impl Default for Pacing {
             channel_burst: 3,
             backoff: Backoff::default(),
             max_in_flight: MAX_IN_FLIGHT,
+            storms: storms::StormRules::default(),
         }
     }
 }
@@ -249,6 +254,7 @@ pub fn run(
             scheduler: Scheduler::new(pacing.rules()),
             queued: HashMap::new(),
             aliases: HashMap::new(),
+            storms: storms::Storms::new(pacing.storms),
         }),
         changed,
     });

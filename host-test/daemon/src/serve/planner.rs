@@ -1,13 +1,14 @@
 //! The planner: what reached the store is decoded and queued under its
 //! channel for the scheduler; an alert that cannot be decoded fails now.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use kapacitor_formats::alert_json;
 
 use super::shared::{lock, Queued, Shared};
-use super::{ending, repeat};
+use super::{ending, repeat, storms};
 use crate::store::{self, Finished, Status};
 
 /// Queues what reached the store since the last call (everything pending,
@@ -21,28 +22,37 @@ pub(super) fn catch_up(shared: &Arc<Shared>) {
     }
 }
 
-/// Decodes accepted alerts and queues them under their channels. An alert
-/// that cannot be decoded fails in a task of its own: the dispatcher never
-/// waits on an ending (a store failing would hold every delivery).
+/// Decodes accepted alerts and queues them under their channels, or shows
+/// them in their channel's storm (`storms.rs`): an alert whose line a storm
+/// shows, an alert of a channel (or an Alertmanager group) that storms, and
+/// the alerts waiting for a channel when more wait than `storm-after`. An
+/// alert that cannot be decoded fails in a task of its own: the dispatcher
+/// never waits on an ending (a store failing would hold every delivery).
 fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
     let mut queued = Vec::with_capacity(fresh.len());
+    let mut endings = Vec::new();
+    let mut redraws = Vec::new();
     for item in fresh {
         let id = item.id;
+        if store::is_refresh(&item.options) && storms::is_state(&item.alert) {
+            // A click on a storm message: the storm is drawn again.
+            redraws.push((id, storms::key_of_state(&item.alert, &item.options)));
+            continue;
+        }
         let event = match alert_json::decode(&item.alert) {
             Ok(event) => event,
             Err(e) => {
                 shared.metrics.failed("invalid-alert");
-                let ending = Finished::new(id, Status::Failed, &format!("{e:#}"), 0);
-                let shared = shared.clone();
-                tokio::spawn(async move { ending::record(&shared, "", ending).await });
+                endings.push(Finished::new(id, Status::Failed, &format!("{e:#}"), 0));
                 continue;
             }
         };
         let key = shared.channels.pacing_key(&item.options);
+        let tracked = repeat::tracked(&event);
         let queued_alert = Queued {
             alert: store::alert_key(&event.id, &item.options),
             channel: key.clone(),
-            tracked: repeat::tracked(&event).then(|| repeat::digest(&event)),
+            tracked: tracked.then(|| repeat::digest(&event)),
             event,
             raw: item.alert,
             refresh: store::is_refresh(&item.options),
@@ -51,15 +61,153 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
         };
         queued.push((id, key, queued_alert));
     }
-    if queued.is_empty() {
-        return;
-    }
     let mut dispatch = lock(&shared.dispatch);
+    let dispatch = &mut *dispatch;
+    for (id, key) in redraws {
+        let redrawn = key.is_some_and(|key| dispatch.storms.redraw(&key));
+        let (status, why) = if redrawn {
+            (
+                Status::Delivered,
+                "redrawn with its storm message after a click",
+            )
+        } else {
+            (
+                Status::Superseded,
+                "a redraw after a click, not sent: the storm is over",
+            )
+        };
+        endings.push(Finished::new(id, status, why, 0));
+    }
     let now = Instant::now();
+    // This batch's alerts by channel and by Alertmanager group: where a
+    // storm may open.
+    let mut channels: HashMap<String, u64> = HashMap::new();
+    let mut groups: HashMap<(String, String), Vec<u64>> = HashMap::new();
     for (id, key, mut alert) in queued {
         let key = dispatch.aliases.get(&key).cloned().unwrap_or(key);
         alert.channel.clone_from(&key);
+        let group = alert
+            .tracked
+            .as_ref()
+            .and_then(|_| storms::group_of(&alert.event))
+            .map(str::to_string);
+        if !alert.refresh {
+            let storm = dispatch
+                .storms
+                .storm_for(&alert.alert, &key, group.as_deref())
+                .map(str::to_string);
+            if let Some(storm) = storm {
+                show(
+                    shared,
+                    &mut dispatch.storms,
+                    &storm,
+                    id,
+                    alert,
+                    now,
+                    &mut endings,
+                );
+                continue;
+            }
+            channels.entry(key.clone()).or_insert(id);
+            if let Some(group) = group {
+                groups.entry((key.clone(), group)).or_default().push(id);
+            }
+        }
         dispatch.scheduler.add(id, &key, &alert.alert, now);
         dispatch.queued.insert(id, alert);
+    }
+    // An Alertmanager group of more than `storm-after` alerts in one
+    // payload: one message for the group from the start.
+    for ((channel, group), ids) in groups {
+        let Some(first) = dispatch.queued.get(&ids[0]) else {
+            continue;
+        };
+        let (after, list) = shared.channels.storm(&first.options);
+        if after == 0 || ids.len() <= after as usize {
+            continue;
+        }
+        let storm = dispatch
+            .storms
+            .open(&channel, Some(&group), first, list, now);
+        for id in ids {
+            if dispatch.scheduler.remove(id) {
+                if let Some(alert) = dispatch.queued.remove(&id) {
+                    show(
+                        shared,
+                        &mut dispatch.storms,
+                        &storm,
+                        id,
+                        alert,
+                        now,
+                        &mut endings,
+                    );
+                }
+            }
+        }
+    }
+    // More alerts wait for a channel than Slack's pace lets through
+    // promptly: they, and the channel's next alerts until it is calm, go
+    // into one storm message.
+    for (channel, first) in channels {
+        if dispatch.storms.storm_for("", &channel, None).is_some() {
+            continue;
+        }
+        let Some(first) = dispatch.queued.get(&first) else {
+            continue;
+        };
+        let (after, list) = shared.channels.storm(&first.options);
+        if after == 0 || dispatch.scheduler.waiting(&channel) <= after as usize {
+            continue;
+        }
+        let storm = dispatch.storms.open(&channel, None, first, list, now);
+        for id in dispatch.scheduler.take_waiting(&channel) {
+            let Some(alert) = dispatch.queued.remove(&id) else {
+                continue;
+            };
+            if alert.refresh {
+                // A redraw of an alert's own message stays one.
+                dispatch.scheduler.add(id, &channel, &alert.alert, now);
+                dispatch.queued.insert(id, alert);
+                continue;
+            }
+            show(
+                shared,
+                &mut dispatch.storms,
+                &storm,
+                id,
+                alert,
+                now,
+                &mut endings,
+            );
+        }
+    }
+    for (id, channel, key) in dispatch.storms.to_schedule() {
+        dispatch.scheduler.add(id, &channel, &key, now);
+    }
+    if !endings.is_empty() {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            for ending in endings {
+                ending::record(&shared, "", ending).await;
+            }
+        });
+    }
+}
+
+/// Shows alert `id` in `storm`; a repeat of what its line shows ends as a
+/// repeat.
+fn show(
+    shared: &Shared,
+    storms: &mut storms::Storms,
+    storm: &str,
+    id: u64,
+    alert: Queued,
+    now: Instant,
+    endings: &mut Vec<Finished>,
+) {
+    if !storms.fold(storm, id, alert, now) {
+        shared.metrics.repeated();
+        let why = "repeats what its line in the storm message shows";
+        endings.push(Finished::new(id, Status::Repeat, why, 0));
     }
 }

@@ -71,6 +71,8 @@ pub(crate) struct Dispatch {
     /// A channel's id (`CALERTS`, learnt from a delivery) to the pacing key
     /// of its name (`#alerts`): one Slack channel, one pace.
     pub(crate) aliases: HashMap<String, String>,
+    /// The storms: channels whose alerts are shown in one message.
+    pub(crate) storms: crate::serve::storms::Storms,
 }
 
 pub(crate) use crate::lock;

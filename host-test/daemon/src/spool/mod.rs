@@ -681,6 +681,10 @@ impl Writes for Spool {
         self.finish_unsynced(done)
     }
 
+    fn keep(&mut self, message: AlertMessage) -> Result<Ticket, StoreError> {
+        Ok(Ticket::new(0, self.stage(Record::Message(message), false)?))
+    }
+
     fn act(&mut self, key: &str, act: Act, identity: &str) -> Result<Ticket, StoreError> {
         let record = Record::Act {
             key: key.to_string(),

@@ -115,7 +115,7 @@ impl State {
                 self.next_finished += 1;
                 self.trim_finished();
             }
-            Record::Message(message) => self.messages.remember(message),
+            Record::Message(message) => self.messages.keep(message),
             Record::Act { key, act, click } => {
                 // A click already acted on (a replay, an envelope sent
                 // again) changes nothing.
@@ -308,6 +308,15 @@ impl Messages {
                 self.bytes -= dropped;
             }
         }
+    }
+
+    /// Keeps `message` as its key's, with the key's marks (a storm
+    /// message kept again after a click marked it).
+    pub(crate) fn keep(&mut self, mut message: AlertMessage) {
+        if let Some((_, earlier, _)) = self.by_key.get(&message.key) {
+            message.keeping_marks_of(earlier);
+        }
+        self.remember(message);
     }
 
     pub(crate) fn forget(&mut self, key: &str) {

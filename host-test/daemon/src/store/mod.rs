@@ -322,6 +322,11 @@ pub trait Writes {
     /// Records how an alert ended (and what that makes its message).
     fn finish(&mut self, done: Finished) -> Result<Ticket, StoreError>;
 
+    /// Keeps `message` as its key's message (a storm message and what it
+    /// shows), keeping the key's marks (acknowledged, silenced): how a
+    /// storm's message lives across restarts and nodes.
+    fn keep(&mut self, message: AlertMessage) -> Result<Ticket, StoreError>;
+
     /// Records what click `identity` did to alert `key`'s message
     /// (acknowledged, silenced, unsilenced); nothing if the key has no
     /// message by then, or if a click of that identity was recorded

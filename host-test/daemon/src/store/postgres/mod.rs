@@ -325,6 +325,10 @@ impl Writes for PgStore {
         Ok(Ticket::new(id, self.stage(Record::Done(done))))
     }
 
+    fn keep(&mut self, message: AlertMessage) -> Result<Ticket, StoreError> {
+        Ok(Ticket::new(0, self.stage(Record::Message(message))))
+    }
+
     fn act(&mut self, key: &str, act: Act, identity: &str) -> Result<Ticket, StoreError> {
         let key = key.to_string();
         let click = Some((identity.to_string(), unix_ms()));

@@ -149,8 +149,11 @@ async fn write(
                     }
                 }
                 // Compaction's records: the database keeps its state whole.
-                Record::Message(_)
-                | Record::Ids { .. }
+                Record::Message(message) => {
+                    pending.flush(&tx, cache).await?;
+                    upsert_message(&tx, cache, message).await?;
+                }
+                Record::Ids { .. }
                 | Record::Failed(_)
                 | Record::Window { .. }
                 | Record::Clicked { .. } => {}
@@ -253,44 +256,7 @@ impl<'a> Batch<'a> {
             }
             for (key, message) in messages {
                 match message {
-                    Some(m) => {
-                        // The key's marks stay across its events until
-                        // it recovers (level OK).
-                        let sql =
-                            "INSERT INTO messages (alert_key, workspace, channel_id, ts, level, digest, alert, kept_seq)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, nextval('kept_seq'))
-                             ON CONFLICT (alert_key) DO UPDATE SET workspace = EXCLUDED.workspace,
-                                 channel_id = EXCLUDED.channel_id, ts = EXCLUDED.ts,
-                                 level = EXCLUDED.level, digest = EXCLUDED.digest,
-                                 alert = EXCLUDED.alert, kept_seq = EXCLUDED.kept_seq,
-                                 acknowledged_by = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
-                                     ELSE messages.acknowledged_by END,
-                                 acknowledged_ms = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
-                                     ELSE messages.acknowledged_ms END,
-                                 silenced_by = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
-                                     ELSE messages.silenced_by END,
-                                 silenced_until_ms = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
-                                     ELSE messages.silenced_until_ms END";
-                        let statement = prepared(cache, tx, sql).await?;
-                        let (workspace, channel_id, ts) = (
-                            keepable(&m.workspace),
-                            keepable(&m.channel_id),
-                            keepable(&m.ts),
-                        );
-                        tx.execute(
-                            &statement,
-                            &[
-                                &key,
-                                &workspace,
-                                &channel_id,
-                                &ts,
-                                &m.level,
-                                &m.digest,
-                                &m.alert.as_deref().map(keepable),
-                            ],
-                        )
-                        .await?;
-                    }
+                    Some(m) => upsert_message(tx, cache, m).await?,
                     None => {
                         let sql = "DELETE FROM messages WHERE alert_key = $1";
                         let statement = prepared(cache, tx, sql).await?;
@@ -325,6 +291,51 @@ impl<'a> Batch<'a> {
         }
         Ok(())
     }
+}
+
+/// Keeps `m` as its key's message. The key's marks stay across its events
+/// until it recovers (level OK).
+async fn upsert_message(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    m: &AlertMessage,
+) -> Result<(), tokio_postgres::Error> {
+    let key = keepable(&m.key);
+    let sql =
+            "INSERT INTO messages (alert_key, workspace, channel_id, ts, level, digest, alert, kept_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, nextval('kept_seq'))
+             ON CONFLICT (alert_key) DO UPDATE SET workspace = EXCLUDED.workspace,
+                 channel_id = EXCLUDED.channel_id, ts = EXCLUDED.ts,
+                 level = EXCLUDED.level, digest = EXCLUDED.digest,
+                 alert = EXCLUDED.alert, kept_seq = EXCLUDED.kept_seq,
+                 acknowledged_by = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
+                     ELSE messages.acknowledged_by END,
+                 acknowledged_ms = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
+                     ELSE messages.acknowledged_ms END,
+                 silenced_by = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
+                     ELSE messages.silenced_by END,
+                 silenced_until_ms = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
+                     ELSE messages.silenced_until_ms END";
+    let statement = prepared(cache, tx, sql).await?;
+    let (workspace, channel_id, ts) = (
+        keepable(&m.workspace),
+        keepable(&m.channel_id),
+        keepable(&m.ts),
+    );
+    tx.execute(
+        &statement,
+        &[
+            &key,
+            &workspace,
+            &channel_id,
+            &ts,
+            &m.level,
+            &m.digest,
+            &m.alert.as_deref().map(keepable),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Records a late ending: its claim had passed to another node (its lease

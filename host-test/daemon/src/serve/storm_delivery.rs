@@ -1,0 +1,327 @@
+//! One storm send: the storm message posted or edited through the
+//! component's `handle-storm`, and, in one durable write, the storm's state
+//! kept (its message's `ts`, its lines) with the ending of every alert the
+//! send showed (`shown in storm <channel> <ts>`). The scheduler paces it as
+//! a message to the storm's channel; an edit also waits for its
+//! workspace's `chat.update` budget (`storms.rs`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alert_handler_host::retry::{Backoff, Next};
+use alert_handler_host::{trap_reason, HandlerError, Level};
+use tracing::{debug, error, info, warn};
+
+use super::shared::{lock, Queued, Shared};
+use crate::instances::Instances;
+use crate::scheduler::Attempt;
+use crate::store::{self, AlertMessage, Finished, Status};
+
+/// Sends storm send `id` (the scheduler marked it in flight), records what
+/// it showed, and tells the scheduler.
+pub(super) async fn send(
+    shared: Arc<Shared>,
+    instances: Arc<Instances>,
+    id: u64,
+    backoff: Backoff,
+) {
+    // What the store keeps of the storm: its marks (its buttons), and its
+    // message if another node (or an earlier start) sent it first.
+    let key = lock(&shared.dispatch)
+        .storms
+        .of_send(id)
+        .map(str::to_string);
+    let kept = match &key {
+        Some(key) => shared
+            .commit
+            .read(|store| store.message(key))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let now = Instant::now();
+    // An edit waits for its workspace's budget: not sent, asked again then.
+    let taken = {
+        let mut dispatch = lock(&shared.dispatch);
+        if let (Some(key), Some(kept)) = (&key, &kept) {
+            dispatch.storms.adopt(key, kept);
+        }
+        let workspace = key
+            .as_deref()
+            .and_then(|key| dispatch.storms.message_of(key))
+            .map(|(w, _, _)| w);
+        match workspace.and_then(|w| dispatch.storms.update_wait(&w, now)) {
+            Some(at) => {
+                dispatch.scheduler.done(id, Attempt::Refused { at });
+                shared.metrics.storm_request("update", "deferred");
+                None
+            }
+            None => dispatch.storms.take_send(id, now),
+        }
+    };
+    let Some(send) = taken else {
+        let mut dispatch = lock(&shared.dispatch);
+        if dispatch.storms.of_send(id).is_none() {
+            // A storm forgotten meanwhile: nothing to send.
+            dispatch.scheduler.done(id, Attempt::Ended);
+        }
+        drop(dispatch);
+        shared.changed.notify_one();
+        return;
+    };
+    let method = if send.message.is_some() {
+        "update"
+    } else {
+        "post"
+    };
+    // The marks of the storm (its buttons) and of the alerts it lists.
+    let mut options = send.options.clone();
+    let mut drawn = send.drawn.clone();
+    if let Some(message) = &kept {
+        options.extend(marks_of(message));
+        if let Some(mark) = message.silenced_at(store::unix_ms()) {
+            // A silenced storm silences every alert it shows.
+            for line in drawn.lines.iter_mut() {
+                line.silenced_until = Some(timestamp(mark.at));
+            }
+        }
+    }
+    for (line, key) in drawn.lines.iter_mut().zip(&send.line_keys) {
+        if line.silenced_until.is_some() || line.event.level == Level::Ok {
+            continue;
+        }
+        let job = shared.commit.read(|store| store.message(key));
+        if let Ok(Some(message)) = job.await {
+            if let Some(mark) = message.silenced_at(store::unix_ms()) {
+                line.silenced_until = Some(timestamp(mark.at));
+            }
+        }
+    }
+    let (answer, left) = match instances.take().await {
+        Ok(mut taken) => {
+            let answer = taken.instance.handle_storm_async(&drawn, &options).await;
+            let left = taken.instance.request_left();
+            if answer.is_ok() {
+                instances.give(taken);
+            }
+            (answer, left)
+        }
+        Err(e) => (Err(e), None),
+    };
+    let outcome = match answer {
+        Ok(Ok(delivery)) => match (delivery.channel_id.clone(), delivery.ts.clone()) {
+            (Some(channel_id), Some(ts)) => {
+                shared.metrics.storm_request(method, "sent");
+                for warning in &delivery.warnings {
+                    if warning.starts_with("handler_posted_new_message") {
+                        warn!(
+                            storm = send.channel,
+                            warning, "the storm message was gone from Slack and was posted again"
+                        );
+                    }
+                }
+                record(&shared, id, &send.key, (delivery.workspace, channel_id, ts)).await;
+                Attempt::Ended
+            }
+            _ => {
+                // A handler that names no message cannot be edited: what it
+                // showed is delivered, and the next change posts again.
+                shared.metrics.storm_request(method, "sent");
+                failed(
+                    &shared,
+                    id,
+                    &send.key,
+                    Status::Delivered,
+                    "shown in a storm message Slack named no ts for",
+                )
+                .await;
+                Attempt::Ended
+            }
+        },
+        Ok(Err(error)) => match backoff.next(&error, 1) {
+            Next::RetryAfter(wait) => {
+                let (retry_after, rate_limited) = match &error {
+                    HandlerError::Transient(t) => {
+                        (t.retry_after_seconds.is_some(), t.is_rate_limited())
+                    }
+                    _ => (false, false),
+                };
+                shared.metrics.retry(rate_limited);
+                shared.metrics.storm_request(method, "retried");
+                warn!(
+                    storm = send.channel,
+                    method,
+                    error = error.describe(),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "a storm message could not be sent; will retry"
+                );
+                let at = Instant::now() + wait;
+                lock(&shared.dispatch)
+                    .storms
+                    .retry(id, (retry_after && method == "update").then_some(at));
+                // An edit's Retry-After holds its workspace's updates (the
+                // budget), a post's the channel (the scheduler).
+                Attempt::Retry {
+                    at,
+                    retry_after: retry_after && method == "post",
+                    rate_limited: rate_limited && method == "post",
+                }
+            }
+            Next::GiveUp => {
+                shared.metrics.storm_request(method, "failed");
+                let why = format!("the storm message could not be sent: {}", error.describe());
+                failed(&shared, id, &send.key, Status::Failed, &why).await;
+                Attempt::Ended
+            }
+        },
+        Err(trap) => {
+            // Not the alerts' fault: tried again on a fresh instance.
+            let wait = backoff.delay(1);
+            error!(
+                storm = send.channel,
+                retry_in_ms = wait.as_millis() as u64,
+                "a storm message's call stopped: {}",
+                trap_reason(&trap)
+            );
+            shared.metrics.storm_request(method, "retried");
+            lock(&shared.dispatch).storms.retry(id, None);
+            Attempt::Retry {
+                at: Instant::now() + wait,
+                retry_after: false,
+                rate_limited: false,
+            }
+        }
+    };
+    // A retry stays queued in the scheduler under the same id (and then
+    // draws the storm as it is by then).
+    let mut dispatch = lock(&shared.dispatch);
+    if let Some(at) = left {
+        dispatch.scheduler.left(id, at);
+    }
+    dispatch.scheduler.done(id, outcome);
+    drop(dispatch);
+    shared.changed.notify_one();
+}
+
+/// Keeps the storm's state with its message and ends what the send
+/// showed, in one durable write (tried again until it is).
+async fn record(shared: &Shared, id: u64, key: &str, message: (String, String, String)) {
+    let where_ = format!("{} {}", message.1, message.2);
+    let (kept, shown) = {
+        let mut dispatch = lock(&shared.dispatch);
+        let shown = dispatch.storms.sending(key);
+        (dispatch.storms.sent(id, message), shown)
+    };
+    let endings: Vec<Finished> = shown
+        .iter()
+        .map(|(alert, item)| shown_in(*alert, item, &where_))
+        .collect();
+    shared.metrics.shown_in_storm(endings.len() as u64);
+    info!(
+        storm = key,
+        alerts = endings.len(),
+        at = where_,
+        "storm message sent"
+    );
+    write(shared, kept, endings).await;
+}
+
+/// Ends what a failed send showed with `status` and `why`.
+async fn failed(shared: &Shared, id: u64, key: &str, status: Status, why: &str) {
+    let shown = {
+        let mut dispatch = lock(&shared.dispatch);
+        let shown = dispatch.storms.sending(key);
+        dispatch.storms.failed(id);
+        shown
+    };
+    if status == Status::Failed {
+        for _ in &shown {
+            shared.metrics.failed("storm");
+        }
+    }
+    let endings = shown
+        .iter()
+        .map(|(alert, item)| Finished::new(*alert, status, why, item.attempts + 1))
+        .collect();
+    write(shared, None, endings).await;
+}
+
+/// The ending of an alert a storm message showed: delivered, with where,
+/// and what it makes the alert's key keep (a recovery forgets its message;
+/// Alertmanager's alerts keep their level and digest, so a repeat after
+/// the storm is known).
+fn shown_in(id: u64, item: &Queued, at: &str) -> Finished {
+    let detail = format!("shown in storm {at}");
+    let done = Finished::new(id, Status::Delivered, &detail, item.attempts + 1);
+    let level = item.event.level.as_str();
+    match &item.tracked {
+        Some(digest) => done.tracking(&item.alert, level, digest, "", None),
+        None if item.event.level == Level::Ok => {
+            done.remembering(&item.alert, true, "", None, None)
+        }
+        None => done,
+    }
+}
+
+/// Writes `kept` and `endings` in one durable write, again until it is.
+async fn write(shared: &Shared, kept: Option<AlertMessage>, endings: Vec<Finished>) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let (kept, endings) = (kept.clone(), endings.clone());
+        let written = shared.commit.write(move |store| {
+            if let Some(message) = kept {
+                store.keep(message)?;
+            }
+            for done in endings {
+                store.finish(done)?;
+            }
+            Ok::<_, store::StoreError>(())
+        });
+        let durable = match written {
+            Ok((_, durable)) => durable.wait().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match durable {
+            Ok(()) => return,
+            Err(e) if shared.stopping() => {
+                error!("recording a storm message failed; its alerts are shown again after the next start: {e}");
+                return;
+            }
+            Err(e) => {
+                if shared.in_outage() {
+                    debug!("recording a storm message failed during the store's outage; trying again: {e}");
+                } else {
+                    error!(
+                        retry_in_ms = wait.as_millis() as u64,
+                        "recording a storm message failed; trying again: {e}"
+                    );
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// The storm's marks, as `handle-storm`'s host-only options.
+fn marks_of(message: &AlertMessage) -> Vec<(String, String)> {
+    let seconds = |ms: u64| (ms / 1000).to_string();
+    let mut options = Vec::new();
+    if let Some(mark) = &message.acknowledged {
+        options.push((store::ACKNOWLEDGED_BY.to_string(), mark.by.clone()));
+        options.push((store::ACKNOWLEDGED_AT.to_string(), seconds(mark.at)));
+    }
+    if let Some(mark) = message.silenced_at(store::unix_ms()) {
+        options.push((store::SILENCED_BY.to_string(), mark.by.clone()));
+        options.push((store::SILENCED_UNTIL.to_string(), seconds(mark.at)));
+    }
+    options
+}
+
+fn timestamp(ms: u64) -> alert_handler_host::Timestamp {
+    alert_handler_host::Timestamp {
+        seconds: (ms / 1000) as i64,
+        nanoseconds: ((ms % 1000) * 1_000_000) as u32,
+    }
+}
