@@ -28,10 +28,25 @@ pub fn blocks(
     state: &HostOptions,
     event: &AlertEvent,
 ) -> (Vec<Value>, Option<&'static str>) {
-    let mut out = Vec::new();
     if event.level == Level::Ok {
-        return (out, None);
+        return (Vec::new(), None);
     }
+    let value = if state.key.is_empty() {
+        &event.id
+    } else {
+        &state.key
+    };
+    for_value(style, state, value)
+}
+
+/// The marks and buttons of a message whose buttons carry `value`: an
+/// alert's (its key) or a storm's (the storm's key).
+pub fn for_value(
+    style: &Style,
+    state: &HostOptions,
+    value: &str,
+) -> (Vec<Value>, Option<&'static str>) {
+    let mut out = Vec::new();
     let mut lines = Vec::new();
     if let Some(Mark { by, at }) = &state.acknowledged {
         lines.push(format!("Acknowledged by <@{by}> {}", date(*at)));
@@ -48,11 +63,6 @@ pub fn blocks(
     }
     let Some(actions) = style.actions.as_ref().filter(|a| !a.is_empty()) else {
         return (out, None);
-    };
-    let value = if state.key.is_empty() {
-        &event.id
-    } else {
-        &state.key
     };
     if value.chars().count() > MAX_VALUE {
         return (out, Some(TOO_LONG));

@@ -9,6 +9,7 @@ use crate::error::HandlerError;
 use crate::event::{AlertEvent, FieldValue, Level};
 use crate::handler::{self, Delivery, Prepared, WorkspaceSummary};
 use crate::stages::{self, Stage};
+use crate::storm::{Storm, StormLine};
 use crate::{config_source, describe, interaction, options, response, transport};
 
 wit_bindgen::generate!({
@@ -19,6 +20,7 @@ wit_bindgen::generate!({
 use alerting::handler::types as wit;
 use exports::alerting::handler::handler::Guest;
 use exports::alerting::handler::interactions as clicks;
+use exports::alerting::handler::storms;
 
 struct Component;
 
@@ -151,14 +153,7 @@ impl Guest for Component {
             stages::end(Stage::Preview);
             Ok(preview)
         };
-        let out = run()
-            .map(|p| wit::HttpRequest {
-                method: p.method,
-                url: p.url,
-                headers: p.headers,
-                body: p.body,
-            })
-            .map_err(to_wit_error);
+        let out = run().map(to_wit_request).map_err(to_wit_error);
         stages::end(Stage::ToWit);
         stages::finish();
         out
@@ -239,6 +234,36 @@ fn to_wit_summary(s: WorkspaceSummary) -> wit::WorkspaceSummary {
             ssl_key: s.ssl_key,
             insecure_skip_verify: s.insecure_skip_verify,
         },
+        storm_after: s.storm_after,
+        storm_list: s.storm_list,
+    }
+}
+
+fn from_wit_storm(s: storms::Storm) -> Storm {
+    Storm {
+        key: s.key,
+        started: s.started.seconds,
+        now: s.now.seconds,
+        closed: s.closed,
+        group_labels: s.group_labels,
+        common_labels: s.common_labels,
+        firing: s
+            .firing
+            .into_iter()
+            .map(|(level, n)| (from_wit_level(level), n))
+            .collect(),
+        resolved: s.resolved,
+        total: s.total,
+        lines: s
+            .lines
+            .into_iter()
+            .map(|l| StormLine {
+                event: from_wit_event(l.event),
+                since: l.since.seconds,
+                silenced_until: l.silenced_until.map(|t| t.seconds),
+            })
+            .collect(),
+        more: s.more,
     }
 }
 
@@ -249,6 +274,15 @@ fn to_wit_delivery(d: Delivery) -> wit::Delivery {
         channel_id: d.channel_id,
         ts: d.ts,
         warnings: d.warnings,
+    }
+}
+
+fn to_wit_request(p: crate::payload::Preview) -> wit::HttpRequest {
+    wit::HttpRequest {
+        method: p.method,
+        url: p.url,
+        headers: p.headers,
+        body: p.body,
     }
 }
 
@@ -276,6 +310,34 @@ fn to_wit_error(e: HandlerError) -> wit::HandlerError {
         HandlerError::Tls(m) => W::Tls(m),
         HandlerError::RequestDenied(m) => W::RequestDenied(m),
         HandlerError::Internal(m) => W::Internal(m),
+    }
+}
+
+impl storms::Guest for Component {
+    fn handle_storm(
+        storm: storms::Storm,
+        options: Vec<(String, String)>,
+    ) -> Result<wit::Delivery, wit::HandlerError> {
+        let run = || {
+            let storm = from_wit_storm(storm);
+            let config = current_config()?;
+            deliver(handler::prepare_storm(&config, &storm, &options)?)
+        };
+        run().map(to_wit_delivery).map_err(to_wit_error)
+    }
+
+    fn preview_storm(
+        storm: storms::Storm,
+        options: Vec<(String, String)>,
+    ) -> Result<wit::HttpRequest, wit::HandlerError> {
+        let run = || {
+            let storm = from_wit_storm(storm);
+            let config = current_config()?;
+            Ok(handler::prepare_storm(&config, &storm, &options)?
+                .request
+                .preview())
+        };
+        run().map(to_wit_request).map_err(to_wit_error)
     }
 }
 

@@ -1,8 +1,9 @@
 //! The handler's operations on plain types: summarise a configuration,
-//! prepare the requests for an alert or a service test, and turn Slack's
-//! answers into a delivery. No I/O: the caller passes in how to send.
+//! prepare the requests for an alert, a storm message or a service test,
+//! and turn Slack's answers into a delivery. No I/O: the caller passes in
+//! how to send.
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Workspace};
 use crate::error::HandlerError;
 use crate::event::{AlertEvent, Level};
 use crate::options::{HandlerOptions, HostOptions, PreviousMessage, TestOptions};
@@ -10,7 +11,8 @@ use crate::payload::Request;
 use crate::render;
 use crate::response::Answer;
 use crate::stages::{self, Stage};
-use crate::style::OnRecovery;
+use crate::storm::{self, Storm};
+use crate::style::{OnRecovery, Style};
 
 /// The handler kind, as a Kapacitor handler file's `kind`.
 pub const KIND: &str = "slack";
@@ -33,6 +35,11 @@ pub struct WorkspaceSummary {
     pub ssl_cert: Option<String>,
     pub ssl_key: Option<String>,
     pub insecure_skip_verify: bool,
+    /// The section's `storm-after`; 0 for a webhook, which cannot edit a
+    /// storm message.
+    pub storm_after: u32,
+    /// The section's `storm-list`.
+    pub storm_list: u32,
 }
 
 /// Summarises a configuration for the host.
@@ -54,6 +61,12 @@ pub fn summary(config: &Config) -> Vec<WorkspaceSummary> {
             ssl_cert: given(&ws.ssl_cert),
             ssl_key: given(&ws.ssl_key),
             insecure_skip_verify: ws.insecure_skip_verify,
+            storm_after: if ws.is_web_api() {
+                ws.style.storm_after()
+            } else {
+                0
+            },
+            storm_list: ws.style.storm_list(),
         })
         .collect()
 }
@@ -124,12 +137,50 @@ pub fn prepare_test(
     prepare(config, &test.handler, &HostOptions::default(), &event)
 }
 
-fn prepare(
+/// Prepares the request for a storm message with a handler's options: an
+/// edit of the message at `previous-channel-id`/`previous-ts`, posted anew
+/// if Slack no longer has it (not after a click: `refresh`), else a post.
+pub fn prepare_storm(
     config: &Config,
-    options: &HandlerOptions,
-    host: &HostOptions,
-    event: &AlertEvent,
+    storm: &Storm,
+    options: &[(String, String)],
 ) -> Result<Prepared, HandlerError> {
+    let host = HostOptions::parse(options)?;
+    let options = HandlerOptions::parse_repeated(options)?;
+    let (ws, style) = workspace(config, &options)?;
+    if !ws.is_web_api() {
+        return Err(HandlerError::InvalidOption(config::webhook_cannot_storm()));
+    }
+    let drawn = storm::message(ws, &options, &host, &style, storm);
+    let post = Request::new(ws, &drawn.message);
+    let (request, then) = match &host.previous {
+        None => (post, Then::Nothing),
+        Some(previous) => {
+            let update = Request::update(ws, &drawn.as_update(&previous.channel_id, &previous.ts));
+            if host.refresh {
+                (update, Then::Nothing)
+            } else {
+                let previous = previous.clone();
+                let fallback = post;
+                (update, Then::Updated { previous, fallback })
+            }
+        }
+    };
+    Ok(Prepared {
+        workspace: ws.id.clone(),
+        channel: drawn.message.channel,
+        request,
+        then,
+        warnings: drawn.warnings,
+    })
+}
+
+/// The workspace the options select and its settings merged with theirs,
+/// refused when they ask what the workspace cannot do.
+fn workspace<'c>(
+    config: &'c Config,
+    options: &HandlerOptions,
+) -> Result<(&'c Workspace, Style), HandlerError> {
     let ws = config.select(&options.workspace)?;
     let style = ws.style.merged(&options.style);
     style.check_layout().map_err(HandlerError::InvalidOption)?;
@@ -142,6 +193,25 @@ fn prepare(
     if style.has_buttons() && !ws.is_web_api() {
         return Err(HandlerError::InvalidConfig(config::webhook_cannot_buttons()));
     }
+    if let Some(n) = options.style.storm_after.filter(|n| *n > 0) {
+        if !ws.is_web_api() {
+            return Err(HandlerError::InvalidOption(format!(
+                "`storm-after` = {n}: {}; set 0 or leave it out",
+                config::webhook_cannot_storm()
+            )));
+        }
+    }
+    Ok((ws, style))
+}
+
+fn prepare(
+    config: &Config,
+    options: &HandlerOptions,
+    host: &HostOptions,
+    event: &AlertEvent,
+) -> Result<Prepared, HandlerError> {
+    let (ws, style) = workspace(config, options)?;
+    let on_recovery = style.on_recovery();
     stages::end(Stage::Select);
     let rendered = render::message(ws, options, host, &style, event);
     stages::end(Stage::Render);
@@ -610,6 +680,139 @@ mod tests {
         let (d, sent) = run(p, vec![Ok(answer("9.9"))]);
         assert!(sent[0].0.ends_with("/chat.postMessage"));
         assert_eq!(d.unwrap().ts.as_deref(), Some("9.9"));
+    }
+
+    fn a_storm() -> Storm {
+        let mut e = AlertEvent::with_message("cpu high", Level::Critical);
+        e.id = "cpu:web01".into();
+        Storm {
+            key: "storm:#ops".into(),
+            started: 1_764_410_400,
+            now: 1_764_410_700,
+            closed: false,
+            group_labels: vec![],
+            common_labels: vec![],
+            firing: vec![(Level::Critical, 1)],
+            resolved: 0,
+            total: 1,
+            lines: vec![crate::storm::StormLine {
+                event: e,
+                since: 1_764_410_400,
+                silenced_until: None,
+            }],
+            more: 0,
+        }
+    }
+
+    #[test]
+    fn a_storm_without_its_message_is_posted() {
+        let p = prepare_storm(&with_buttons("blocks"), &a_storm(), &[]).unwrap();
+        let (d, sent) = run(p, vec![Ok(answer("5.5"))]);
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].0.ends_with("/chat.postMessage"));
+        assert_eq!(sent[0].1["channel"], "#ops");
+        assert_eq!(
+            sent[0].1["text"],
+            "Storm in #ops: 1 alert firing (1 CRITICAL)"
+        );
+        let d = d.unwrap();
+        assert_eq!(
+            (d.channel_id.as_deref(), d.ts.as_deref()),
+            (Some("C42"), Some("5.5"))
+        );
+    }
+
+    #[test]
+    fn a_storm_with_its_message_edits_it_without_mentions() {
+        let mut options = earlier();
+        options.extend(pairs(&[("mention", "here")]));
+        let p = prepare_storm(&with_buttons("blocks"), &a_storm(), &options).unwrap();
+        let (d, sent) = run(p, vec![Ok(answer("100.1"))]);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, "https://slack.test/api/chat.update");
+        assert_eq!(
+            (&sent[0].1["channel"], &sent[0].1["ts"]),
+            (&"C42".into(), &"100.1".into())
+        );
+        assert!(!sent[0].1["text"].as_str().unwrap().contains("<!here>"));
+        assert_eq!(d.unwrap().ts.as_deref(), Some("100.1"));
+    }
+
+    #[test]
+    fn a_storm_message_slack_lost_is_posted_anew() {
+        let p = prepare_storm(&with_buttons("blocks"), &a_storm(), &earlier()).unwrap();
+        let (d, sent) = run(
+            p,
+            vec![Err(rejected("message_not_found")), Ok(answer("6.6"))],
+        );
+        let d = d.unwrap();
+        assert_eq!(d.ts.as_deref(), Some("6.6"));
+        assert_eq!(d.warnings, ["handler_posted_new_message:message_not_found"]);
+        assert!(sent[1].0.ends_with("/chat.postMessage"));
+        assert_eq!(sent[1].1["channel"], "#ops");
+        // After a click, a message that is gone stays gone.
+        let mut options = earlier();
+        options.extend(pairs(&[("refresh", "true")]));
+        let p = prepare_storm(&with_buttons("blocks"), &a_storm(), &options).unwrap();
+        let (d, sent) = run(p, vec![Err(rejected("message_not_found"))]);
+        assert!(d.is_err());
+        assert_eq!(sent.len(), 1);
+    }
+
+    #[test]
+    fn a_storm_preview_redacts_the_token() {
+        let p = prepare_storm(&with_buttons("attachment"), &a_storm(), &[]).unwrap();
+        let preview = p.request.preview();
+        assert!(preview
+            .headers
+            .contains(&("authorization".into(), "Bearer [redacted]".into())));
+        assert!(preview.body.contains("Storm in #ops"), "{}", preview.body);
+    }
+
+    fn webhook() -> Config {
+        Config::parse("[slack]\nenabled = true\nurl = \"https://hooks.slack.com/services/T/B/X\"\n")
+            .unwrap()
+    }
+
+    #[test]
+    fn a_webhook_cannot_storm() {
+        assert_eq!(summary(&webhook())[0].storm_after, 0);
+        let ev = AlertEvent::with_message("x", Level::Critical);
+        let e = prepare_alert(&webhook(), &ev, &pairs(&[("stormAfter", "3")]))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, HandlerError::InvalidOption(m) if m.starts_with("`storm-after` = 3: a storm message needs the Web API") && m.contains("chat.update")),
+            "{e:?}"
+        );
+        // 0 is what a webhook does anyway.
+        assert!(prepare_alert(&webhook(), &ev, &pairs(&[("storm-after", "0")])).is_ok());
+        let e = prepare_storm(&webhook(), &a_storm(), &[]).err().unwrap();
+        assert!(
+            matches!(&e, HandlerError::InvalidOption(m) if m.contains("(chat.update)")),
+            "{e:?}"
+        );
+        let e = Config::parse(
+            "[slack]\nenabled = true\nurl = \"https://hooks.slack.com/services/T/B/X\"\nstorm-after = 2\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("line 1, [slack]: `storm-after` = 2: a storm message needs the Web API"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_summary_gives_each_sections_storm_settings() {
+        let s = summary(&seed());
+        assert_eq!((s[0].storm_after, s[0].storm_list), (4, 50));
+        let c = Config::parse(
+            "[slack]\nenabled = true\nurl = \"https://slack.test/api/chat.postMessage\"\ntoken = \"t\"\nstorm-after = 0\nstorm-list = 200\n",
+        )
+        .unwrap();
+        let s = summary(&c);
+        assert_eq!((s[0].storm_after, s[0].storm_list), (0, 200));
     }
 
     #[test]

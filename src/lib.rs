@@ -1,7 +1,8 @@
 //! Kapacitor's Slack event handler as a WebAssembly component.
 //!
 //! The functional core (configuration, workspace choice, options, the
-//! message settings and templates, rendering, what Slack's answer means)
+//! message settings and templates, rendering an alert's message and a
+//! storm's, what Slack's answer means)
 //! is plain Rust, tested natively. The
 //! shell, compiled only for wasm, is two modules: `component` (the WIT
 //! exports) and `transport` (WASI HTTP).
@@ -24,6 +25,7 @@ pub mod redact;
 pub mod render;
 pub mod response;
 pub mod stages;
+pub mod storm;
 pub mod style;
 pub mod template;
 pub mod timefmt;

@@ -171,6 +171,12 @@ pub mod limits {
                             filled("a context element", &e["text"], SECTION)?;
                         }
                     }
+                    "actions" => {
+                        let elements = b["elements"].as_array().unwrap_or(&empty);
+                        if elements.is_empty() || elements.len() > 25 {
+                            return Err("an actions block needs 1 to 25 elements".to_string());
+                        }
+                    }
                     other => return Err(format!("unexpected block type `{other}`")),
                 }
             }
