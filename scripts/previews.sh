@@ -29,9 +29,15 @@ target/debug/host-test preview --config examples/slack-buttons.conf \
 target/debug/host-test preview --config examples/slack-buttons.conf \
   --alert examples/alerts/cpu-critical.json --option acknowledged-by=U024BE7LH \
   --option acknowledged-at=1764460800 --html "$tmp/buttons-acknowledged.html" >/dev/null
+# A storm: twelve alerts like the CPU one in one message (the line names
+# each by its id).
+target/debug/host-test preview --config examples/slack-buttons.conf \
+  --alert examples/alerts/cpu-critical.json --storm 12 --option 'title={{id}}' \
+  --html "$tmp/storm.html" >/dev/null
 for page in "$tmp"/*.html; do
   png="$out/$(basename "$page" .html).png"
+  size=720,300; [ "$(basename "$page")" = storm.html ] && size=720,420
   "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
-    --window-size=720,300 --screenshot="$png" "file://$page" >/dev/null 2>&1
+    --window-size="$size" --screenshot="$png" "file://$page" >/dev/null 2>&1
   echo "$png"
 done

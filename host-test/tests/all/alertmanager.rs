@@ -544,3 +544,84 @@ fn a_real_alertmanager_fires_and_resolves_through_serve() {
         "the token is never logged"
     );
 }
+
+/// A real Alertmanager's group of 12 alerts arrives in one payload: more
+/// than `storm-after`, so one storm message for the group (its labels in
+/// the header), every alert ended `shown in storm`; Alertmanager's
+/// repeats change nothing; the resolutions edit the same message.
+#[test]
+fn a_real_alertmanager_group_is_one_storm_message() {
+    let slack = MockSlack::start().unwrap();
+    slack.limit_like_slack();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let token = dir.path().join("token");
+    std::fs::write(&token, "am-bearer-token-123\n").unwrap();
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &[
+            "--auth-token-file",
+            token.to_str().unwrap(),
+            "--channel-interval-ms",
+            "1000",
+            "--storm-calm-secs",
+            "600",
+        ],
+    );
+    let am = Alertmanager::start(
+        &format!("http://{}/alertmanager?channel=%23ops", server.addr()),
+        &token,
+    );
+    let alert = |i: usize, ends: Option<&str>| {
+        let mut a = json!({
+            "labels": {"alertname": "DiskFull", "severity": "critical", "instance": format!("db{i:02}")},
+            "annotations": {"summary": format!("db{i:02} disk is full")},
+        });
+        if let Some(ends) = ends {
+            a["endsAt"] = json!(ends);
+        }
+        a
+    };
+    am.push(&Value::Array((0..12).map(|i| alert(i, None)).collect()));
+    let finished = || {
+        let (status, answer) = server.request(
+            "GET /spool?list=finished&limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer am-bearer-token-123\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer["finished"]["items"].as_array().unwrap().clone()
+    };
+    let shown = |f: &Vec<Value>| {
+        f.iter()
+            .filter(|f| {
+                f["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("shown in storm ")
+            })
+            .count()
+    };
+    wait_until("the group shown in one storm message", || {
+        shown(&finished()) == 12
+    });
+    assert_eq!(slack.messages().len(), 1, "{:#?}", slack.messages());
+    let body = slack.messages()[0].body.to_string();
+    assert!(body.contains("DiskFull"), "the group's labels: {body}");
+    assert!(body.contains("db11") && body.contains("db00"), "{body}");
+    // Alertmanager sends the group again (repeat_interval 3 s): repeats.
+    wait_until("Alertmanager's repeats recorded", || {
+        finished().iter().filter(|f| f["status"] == "repeat").count() >= 12
+    });
+    assert_eq!(slack.messages().len(), 1, "no repeat posted");
+    let now = rfc3339(std::time::SystemTime::now());
+    am.push(&Value::Array(
+        (0..12).map(|i| alert(i, Some(&now))).collect(),
+    ));
+    wait_until("the resolutions shown in the same message", || {
+        shown(&finished()) == 24
+    });
+    let messages = slack.messages();
+    assert_eq!(messages.len(), 1, "resolutions edit, never post: {messages:#?}");
+    assert!(messages[0].updates >= 1);
+    assert_eq!(slack.rate_limited() + slack.updates_limited(), 0);
+}
