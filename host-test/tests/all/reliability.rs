@@ -121,7 +121,11 @@ fn a_full_disk_refuses_with_503_and_every_acknowledged_alert_is_delivered_once()
         Err(why) => return crate::common::lacking("root", &why),
     };
     let slack = MockSlack::start().unwrap();
-    let config = write_config(dir.path(), &web_api_config(&slack));
+    // Each acknowledged alert its own message, counted (no storm message).
+    let config = write_config(
+        dir.path(),
+        &format!("{}storm-after = 0\n", web_api_config(&slack)),
+    );
     let spool = disk.dir.join("spool");
     // One channel at one message a minute: after the first three (the
     // burst) everything stays pending, so the disk fills.

@@ -173,7 +173,11 @@ fn a_storm_to_one_channel_is_paced_and_each_alert_delivered_once() {
     let slack = MockSlack::start().unwrap();
     slack.limit_channels(Duration::from_millis(5), Duration::from_secs(1));
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &web_api_config(&slack));
+    // One message per alert, as before storms (storms.rs has those).
+    let config = write_config(
+        dir.path(),
+        &format!("{}storm-after = 0\n", web_api_config(&slack)),
+    );
     // A burst of 3 makes the stand-in answer 429 at least once.
     let server = Server::start(
         &config,
@@ -217,7 +221,11 @@ fn a_soak_with_one_request_in_five_failing_loses_and_repeats_nothing() {
     let slack = MockSlack::start().unwrap();
     slack.fail_every(5);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &web_api_config(&slack));
+    // Each alert its own request, counted (no storm message).
+    let config = write_config(
+        dir.path(),
+        &format!("{}storm-after = 0\n", web_api_config(&slack)),
+    );
     let server = Server::start(
         &config,
         &dir.path().join("spool"),

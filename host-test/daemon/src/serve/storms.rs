@@ -163,6 +163,9 @@ pub(crate) struct Storms {
     next_id: u64,
     /// Each workspace's `chat.update` pace.
     budget: HashMap<String, Pace<Instant>>,
+    /// No storm opens: the store is shared by several nodes, which do not
+    /// coordinate storms yet (each would fold every pending alert).
+    off: bool,
 }
 
 /// Where a group's new alerts go: its channel and its `groupKey`.
@@ -213,7 +216,21 @@ impl Storms {
             ids: HashMap::new(),
             next_id: STORM_IDS,
             budget: HashMap::new(),
+            off: false,
         }
+    }
+
+    /// Storms that never open (a store shared by several nodes).
+    pub(crate) fn off(rules: StormRules) -> Storms {
+        Storms {
+            off: true,
+            ..Storms::new(rules)
+        }
+    }
+
+    /// Whether storms open at all.
+    pub(crate) fn on(&self) -> bool {
+        !self.off
     }
 
     /// Storms kept now (open, or closed with lines still firing).
