@@ -185,7 +185,7 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
             );
         }
     }
-    for (id, channel, key) in dispatch.storms.to_schedule() {
+    for (id, channel, key) in dispatch.storms.due_sends() {
         dispatch.scheduler.add(id, &channel, &key, now);
     }
     if !endings.is_empty() {

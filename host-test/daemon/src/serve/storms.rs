@@ -462,7 +462,7 @@ impl Storms {
 
     /// The storms that need a send queued: each gets an id, which the
     /// caller adds to the scheduler (channel and key given).
-    pub(crate) fn to_schedule(&mut self) -> Vec<(u64, String, String)> {
+    pub(crate) fn due_sends(&mut self) -> Vec<(u64, String, String)> {
         let mut due = Vec::new();
         for storm in self.storms.values_mut() {
             if storm.dirty && storm.scheduled.is_none() {
@@ -649,7 +649,7 @@ fn timestamp(ms: u64) -> Timestamp {
 /// first `list` lines, newest change first; and those lines' alert keys.
 fn draw(key: &str, state: &State, now_ms: u64) -> (Drawn, Vec<String>) {
     let mut lines: Vec<&Line> = state.lines.iter().collect();
-    lines.sort_by(|a, b| b.seq.cmp(&a.seq));
+    lines.sort_by_key(|l| std::cmp::Reverse(l.seq));
     let mut firing: Vec<(Level, u32)> = Vec::new();
     for level in [Level::Critical, Level::Warning, Level::Info] {
         let n = lines.iter().filter(|l| l.level == level.as_str()).count() as u32;
@@ -766,7 +766,7 @@ mod tests {
         }
         // a recovers: its line changes, and goes first.
         assert!(storms.fold(&key, 9, queued("a", "OK"), now));
-        let due = storms.to_schedule();
+        let due = storms.due_sends();
         assert_eq!(due.len(), 1);
         let send = storms.take_send(due[0].0, now).unwrap();
         let ids: Vec<&str> = send
@@ -793,18 +793,18 @@ mod tests {
         let now = Instant::now();
         let key = storms.open("ops #ops", None, &queued("a", "CRITICAL"), 50, now);
         storms.fold(&key, 1, queued("a", "CRITICAL"), now);
-        let (id, _, _) = storms.to_schedule()[0].clone();
+        let (id, _, _) = storms.due_sends()[0].clone();
         storms.take_send(id, now).unwrap();
         storms.fold(&key, 2, queued("b", "CRITICAL"), now);
         assert!(
-            storms.to_schedule().is_empty(),
+            storms.due_sends().is_empty(),
             "never two sends of one storm"
         );
         let kept = storms
             .sent(id, ("ops".into(), "C1".into(), "1.1".into()))
             .unwrap();
         assert!(is_state(kept.alert.as_deref().unwrap()));
-        let (next, _, _) = storms.to_schedule()[0].clone();
+        let (next, _, _) = storms.due_sends()[0].clone();
         let send = storms.take_send(next, now).unwrap();
         assert_eq!(send.message.as_ref().unwrap().2, "1.1");
         assert!(send
@@ -827,7 +827,7 @@ mod tests {
         let now = Instant::now();
         let key = storms.open("ops #ops", None, &queued("a", "CRITICAL"), 50, now);
         storms.fold(&key, 1, queued("a", "CRITICAL"), now);
-        let (id, _, _) = storms.to_schedule()[0].clone();
+        let (id, _, _) = storms.due_sends()[0].clone();
         storms.take_send(id, now);
         let kept = storms
             .sent(id, ("ops".into(), "C1".into(), "1.1".into()))
