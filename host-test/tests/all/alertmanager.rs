@@ -610,7 +610,11 @@ fn a_real_alertmanager_group_is_one_storm_message() {
     assert!(body.contains("db11") && body.contains("db00"), "{body}");
     // Alertmanager sends the group again (repeat_interval 3 s): repeats.
     wait_until("Alertmanager's repeats recorded", || {
-        finished().iter().filter(|f| f["status"] == "repeat").count() >= 12
+        finished()
+            .iter()
+            .filter(|f| f["status"] == "repeat")
+            .count()
+            >= 12
     });
     assert_eq!(slack.messages().len(), 1, "no repeat posted");
     let now = rfc3339(std::time::SystemTime::now());
@@ -621,7 +625,11 @@ fn a_real_alertmanager_group_is_one_storm_message() {
         shown(&finished()) == 24
     });
     let messages = slack.messages();
-    assert_eq!(messages.len(), 1, "resolutions edit, never post: {messages:#?}");
+    assert_eq!(
+        messages.len(),
+        1,
+        "resolutions edit, never post: {messages:#?}"
+    );
     assert!(messages[0].updates >= 1);
     assert_eq!(slack.rate_limited() + slack.updates_limited(), 0);
 }

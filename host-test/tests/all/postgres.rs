@@ -24,6 +24,12 @@ use crate::topics::{error_alert, examples};
 
 const SEC: Duration = Duration::from_secs(1);
 
+/// The stand-in's workspace with storms off: these tests count one message
+/// per alert across nodes (storms across nodes have their own test).
+fn per_alert(slack: &MockSlack) -> String {
+    format!("{}storm-after = 0\n", web_api_config(slack))
+}
+
 /// Node `name` on `db`'s `alerts` database, its stderr in `DIR/NAME.log`.
 fn node(db: &TestDb, config: &Path, dir: &Path, name: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--node", name];
@@ -151,7 +157,7 @@ fn three_nodes_kill_one_mid_storm() {
             .push((channel_of(&body), alert_id(&body), request.at, reply.status));
     });
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &web_api_config(&slack));
+    let config = write_config(dir.path(), &per_alert(&slack));
     let paced = [
         "--channel-interval-ms",
         "1000",
@@ -304,7 +310,7 @@ fn database_restart_mid_run() {
     let db = TestDb::start();
     let slack = MockSlack::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &web_api_config(&slack));
+    let config = write_config(dir.path(), &per_alert(&slack));
     let nodes = nodes(
         &db,
         &config,
@@ -391,7 +397,7 @@ fn database_stopped_then_started() {
     let slack = MockSlack::start().unwrap();
     slack.hold();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &web_api_config(&slack));
+    let config = write_config(dir.path(), &per_alert(&slack));
     let server = node(&db, &config, dir.path(), "a", &[]);
     let mut acknowledged = BTreeSet::new();
     for n in 0..10 {
@@ -644,7 +650,7 @@ fn spool_on_store() {
     let slack = MockSlack::start().unwrap();
     slack.hold();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &web_api_config(&slack));
+    let config = write_config(dir.path(), &per_alert(&slack));
     let nodes = nodes(&db, &config, dir.path(), &["a", "b"], &[]);
     let (a, b) = (&nodes[0], &nodes[1]);
     let mut ids = BTreeSet::new();
@@ -707,7 +713,7 @@ fn the_spool_command_shows_and_resends_on_the_store() {
         json!({"ok": false, "error": "channel_not_found"}),
     ));
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &web_api_config(&slack));
+    let config = write_config(dir.path(), &per_alert(&slack));
     let a = node(&db, &config, dir.path(), "a", &[]);
     let (status, health) = get(&a, "/healthz");
     assert_eq!(status, 200, "{health}");
@@ -823,4 +829,100 @@ fn a_password_given_in_a_file_is_never_shown() {
         !said.contains("wrong-Pa55"),
         "the password was shown: {said}"
     );
+}
+
+/// Two nodes on one database, alerts of one channel posted to both for
+/// eight seconds: one storm message, edited by both (the store holds its
+/// `ts` and lines, and each node takes in the other's before it edits),
+/// and one `chat.update` budget for both: the stand-in allows 30 edits a
+/// minute for the workspace's token and serve spends 28 a minute, so two
+/// budgets of a node each would meet 429s. None is met, nothing is
+/// repeated as a duplicate, every alert ends shown in that one message.
+#[test]
+fn two_nodes_share_one_storm_message_and_one_update_budget() {
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    slack.limit_like_slack();
+    slack.limit_updates(30, 3);
+    slack.answer_after(Duration::from_millis(100));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let flags = [
+        "--channel-interval-ms",
+        "1000",
+        "--storm-calm-secs",
+        "600",
+        "--updates-per-minute",
+        "28",
+    ];
+    let both = nodes(&db, &config, dir.path(), &["a", "b"], &flags);
+    let mut posted = 0;
+    let started = Instant::now();
+    while started.elapsed() < 8 * SEC {
+        for node in &both {
+            let body = event(&format!("disk{posted:03}"), "CRITICAL", "disk full");
+            assert_eq!(node.post(&body).0, 202);
+            posted += 1;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let spool = || crate::common::server::whole_spool(|path| get(&both[0], path).1);
+    let finished = || spool()["finished"].as_array().cloned().unwrap_or_default();
+    wait_until("every alert ended", || {
+        let spool = spool();
+        spool["pending"] == json!([]) && spool["finished"].as_array().map_or(0, Vec::len) >= posted
+    });
+    let done = finished();
+    let storms: Vec<Message> = slack
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m.body["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Storm")
+        })
+        .collect();
+    assert_eq!(
+        storms.len(),
+        1,
+        "one storm message: {:#?}",
+        slack.messages()
+    );
+    let ts = &storms[0].ts;
+    let shown = done
+        .iter()
+        .filter(|f| {
+            f["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(ts.as_str())
+        })
+        .count();
+    let alone = slack.messages().len() - 1;
+    assert_eq!(shown + alone, posted, "{done:#?}");
+    assert_eq!(slack.rate_limited(), 0, "no post over the channel's pace");
+    assert_eq!(slack.updates_limited(), 0, "one budget for both nodes");
+    for node in &both {
+        let metrics = node.metrics();
+        assert!(
+            metrics.contains("slack_handler_duplicate_sends_total 0"),
+            "{metrics}"
+        );
+    }
+    let edits: usize = both
+        .iter()
+        .map(|n| {
+            n.metrics()
+                .lines()
+                .find(|l| {
+                    l.starts_with(
+                        "slack_handler_storm_requests_total{method=\"update\",outcome=\"sent\"}",
+                    )
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .unwrap_or(0.0) as usize
+        })
+        .sum();
+    assert!(edits >= 3, "both nodes edited the message: {edits} edits");
 }

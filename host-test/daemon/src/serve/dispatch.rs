@@ -112,9 +112,6 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
 /// a restart continues each storm message instead of starting another.
 async fn restore_storms(shared: &Shared) {
     use crate::store::{Entry, Listing};
-    if !lock(&shared.dispatch).storms.on() {
-        return;
-    }
     let mut after = None;
     let now = Instant::now();
     loop {

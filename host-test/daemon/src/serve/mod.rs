@@ -244,13 +244,6 @@ pub fn run(
         socket: socket.as_ref().map(|(state, _)| state.clone()),
     });
     let outage = commit.read(|store| store.outage());
-    // Storms are one node's: nodes sharing a store do not coordinate them
-    // yet (each plans every pending alert), so there each alert keeps its
-    // own message.
-    let shared_store = commit.read(|store| store.lease().is_some());
-    if shared_store && summary.workspaces.iter().any(|w| w.storm_after > 0) {
-        info!("storm messages are off on a store shared by several nodes (each alert keeps its own message); they need channel ownership across nodes");
-    }
     let shared = Arc::new(Shared {
         channels: Channels::new(&summary),
         outage,
@@ -261,11 +254,7 @@ pub fn run(
             scheduler: Scheduler::new(pacing.rules()),
             queued: HashMap::new(),
             aliases: HashMap::new(),
-            storms: if shared_store {
-                storms::Storms::off(pacing.storms)
-            } else {
-                storms::Storms::new(pacing.storms)
-            },
+            storms: storms::Storms::new(pacing.storms),
         }),
         changed,
     });

@@ -6,7 +6,7 @@
 //! workspace's `chat.update` budget (`storms.rs`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use alert_handler_host::retry::{Backoff, Next};
 use alert_handler_host::{trap_reason, HandlerError, Level};
@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 use super::shared::{lock, Queued, Shared};
 use crate::instances::Instances;
 use crate::scheduler::Attempt;
-use crate::store::{self, AlertMessage, Finished, Status};
+use crate::store::{self, AlertMessage, Claim, Finished, Retry, Status, StormDone, StormTurn};
 
 /// Sends storm send `id` (the scheduler marked it in flight), records what
 /// it showed, and tells the scheduler.
@@ -44,23 +44,23 @@ pub(super) async fn send(
     // An edit waits for its workspace's budget: not sent, asked again then.
     let taken = {
         let mut dispatch = lock(&shared.dispatch);
-        if let (Some(key), Some(kept)) = (&key, &kept) {
-            dispatch.storms.adopt(key, kept);
-        }
+        let news = key
+            .as_deref()
+            .is_some_and(|key| dispatch.storms.merge(key, kept.as_ref()));
         let workspace = key
             .as_deref()
             .and_then(|key| dispatch.storms.message_of(key))
             .map(|(w, _, _)| w);
         match workspace.and_then(|w| dispatch.storms.update_wait(&w, now)) {
-            Some(at) => {
+            Some(at) if news => {
                 dispatch.scheduler.done(id, Attempt::Refused { at });
                 shared.metrics.storm_request("update", "deferred");
                 None
             }
-            None => dispatch.storms.take_send(id, now),
+            _ => dispatch.storms.take_send(id, now).map(|send| (send, news)),
         }
     };
-    let Some(send) = taken else {
+    let Some((send, news)) = taken else {
         let mut dispatch = lock(&shared.dispatch);
         if dispatch.storms.of_send(id).is_none() {
             // A storm forgotten meanwhile: nothing to send.
@@ -70,11 +70,95 @@ pub(super) async fn send(
         shared.changed.notify_one();
         return;
     };
-    let method = if send.message.is_some() {
-        "update"
-    } else {
-        "post"
+    let edit = send.message.is_some();
+    if !news && edit {
+        // Another node's storm message shows all this one would (both
+        // nodes hear of every alert): nothing to send; what it showed ends.
+        let shown = {
+            let mut dispatch = lock(&shared.dispatch);
+            let shown = dispatch.storms.sending(&send.key);
+            dispatch.storms.failed(id);
+            dispatch.scheduler.done(id, Attempt::Ended);
+            shown
+        };
+        let (_, channel_id, ts) = send.message.clone().unwrap_or_default();
+        let at = format!("{channel_id} {ts}");
+        let endings = shown
+            .iter()
+            .map(|(alert, item)| shown_in(*alert, item, &at))
+            .collect();
+        write(&shared, None, endings).await;
+        shared.changed.notify_one();
+        return;
+    }
+    // The channel's turn, across nodes: no other node sends to it
+    // meanwhile; a post is paced with the channel, an edit spends the
+    // workspace's budget (shared by every node of a shared store).
+    let turn = StormTurn {
+        channel: send.channel.clone(),
+        budget: send.message.as_ref().map(|(workspace, _, _)| {
+            let rules = lock(&shared.dispatch).storms.rules.updates;
+            (format!("updates {workspace}"), rules)
+        }),
     };
+    let granted = shared
+        .commit
+        .read(|store| store.storm_turn(turn.clone()))
+        .await;
+    let wait = match granted {
+        Ok(Claim::Granted { .. }) => None,
+        Ok(Claim::NotYet { wait }) => Some(wait),
+        Ok(Claim::Gone) => Some(Duration::from_millis(500)),
+        Err(e) => {
+            let wait = backoff.delay(1);
+            if !shared.in_outage() {
+                error!(
+                    storm = send.channel,
+                    "the store could not be asked for the storm message's turn: {e}"
+                );
+            }
+            Some(wait)
+        }
+    };
+    // A post granted: another node may have posted the storm message since
+    // it was read above (it held the channel meanwhile). Then the turn goes
+    // back, and the send comes again as an edit of that message.
+    let wait = match wait {
+        None if !edit => {
+            let again = shared.commit.read(|store| store.message(&send.key)).await;
+            match again {
+                Ok(Some(kept)) if !kept.ts.is_empty() => {
+                    lock(&shared.dispatch).storms.merge(&send.key, Some(&kept));
+                    let done = StormDone {
+                        turn: turn.clone(),
+                        left: None,
+                        retry: None,
+                    };
+                    let _ = shared.commit.read(|store| store.storm_done(done)).await;
+                    Some(Duration::from_millis(50))
+                }
+                _ => None,
+            }
+        }
+        wait => wait,
+    };
+    if let Some(wait) = wait {
+        let mut dispatch = lock(&shared.dispatch);
+        dispatch.storms.retry(id, None);
+        dispatch.scheduler.done(
+            id,
+            Attempt::Refused {
+                at: Instant::now() + wait,
+            },
+        );
+        drop(dispatch);
+        if edit {
+            shared.metrics.storm_request("update", "deferred");
+        }
+        shared.changed.notify_one();
+        return;
+    }
+    let method = if edit { "update" } else { "post" };
     // The marks of the storm (its buttons) and of the alerts it lists.
     let mut options = send.options.clone();
     let mut drawn = send.drawn.clone();
@@ -109,6 +193,9 @@ pub(super) async fn send(
         }
         Err(e) => (Err(e), None),
     };
+    // What the store hears of a retry (a Retry-After blocks the channel
+    // or the budget for every node).
+    let mut store_retry = None;
     let outcome = match answer {
         Ok(Ok(delivery)) => match (delivery.channel_id.clone(), delivery.ts.clone()) {
             (Some(channel_id), Some(ts)) => {
@@ -156,6 +243,11 @@ pub(super) async fn send(
                     retry_in_ms = wait.as_millis() as u64,
                     "a storm message could not be sent; will retry"
                 );
+                store_retry = Some(Retry {
+                    wait,
+                    retry_after,
+                    rate_limited,
+                });
                 let at = Instant::now() + wait;
                 lock(&shared.dispatch)
                     .storms
@@ -186,6 +278,11 @@ pub(super) async fn send(
             );
             shared.metrics.storm_request(method, "retried");
             lock(&shared.dispatch).storms.retry(id, None);
+            store_retry = Some(Retry {
+                wait,
+                retry_after: false,
+                rate_limited: false,
+            });
             Attempt::Retry {
                 at: Instant::now() + wait,
                 retry_after: false,
@@ -193,6 +290,27 @@ pub(super) async fn send(
             }
         }
     };
+    // The channel let go (a store shared by several nodes holds it for
+    // the send); one that cannot be told runs out with its lease.
+    let left_at = left.map(|at| SystemTime::now() - at.elapsed());
+    let done = StormDone {
+        turn,
+        left: left_at,
+        retry: store_retry,
+    };
+    if let Err(e) = shared.commit.read(|store| store.storm_done(done)).await {
+        if shared.in_outage() {
+            debug!(
+                storm = send.channel,
+                "the storm message's turn could not be let go during the store's outage: {e}"
+            );
+        } else {
+            warn!(
+                storm = send.channel,
+                "the storm message's turn could not be let go; it runs out with its lease: {e}"
+            );
+        }
+    }
     // A retry stays queued in the scheduler under the same id (and then
     // draws the storm as it is by then).
     let mut dispatch = lock(&shared.dispatch);
@@ -252,7 +370,7 @@ async fn failed(shared: &Shared, id: u64, key: &str, status: Status, why: &str) 
 /// Alertmanager's alerts keep their level and digest, so a repeat after
 /// the storm is known).
 fn shown_in(id: u64, item: &Queued, at: &str) -> Finished {
-    let detail = format!("shown in storm {at}");
+    let detail = format!("{}{at}", store::SHOWN_IN_STORM);
     let done = Finished::new(id, Status::Delivered, &detail, item.attempts + 1);
     let level = item.event.level.as_str();
     match &item.tracked {

@@ -92,8 +92,9 @@ struct State {
     group: Option<String>,
     started_ms: u64,
     closed: bool,
-    total: u32,
-    resolved: u32,
+    /// Recovered lines dropped off (counted in the totals).
+    #[serde(default)]
+    dropped: u32,
     /// How many lines the message lists.
     list: u32,
     lines: Vec<Line>,
@@ -133,6 +134,9 @@ pub(crate) struct Storm {
     pub(crate) scheduled: Option<u64>,
     /// What the message shows is behind the state.
     dirty: bool,
+    /// A click asked for it to be drawn again: the next send goes even if
+    /// the store's state shows the same.
+    redrawn: bool,
     last_change: Instant,
     next_seq: u64,
 }
@@ -163,9 +167,6 @@ pub(crate) struct Storms {
     next_id: u64,
     /// Each workspace's `chat.update` pace.
     budget: HashMap<String, Pace<Instant>>,
-    /// No storm opens: the store is shared by several nodes, which do not
-    /// coordinate storms yet (each would fold every pending alert).
-    off: bool,
 }
 
 /// Where a group's new alerts go: its channel and its `groupKey`.
@@ -216,21 +217,7 @@ impl Storms {
             ids: HashMap::new(),
             next_id: STORM_IDS,
             budget: HashMap::new(),
-            off: false,
         }
-    }
-
-    /// Storms that never open (a store shared by several nodes).
-    pub(crate) fn off(rules: StormRules) -> Storms {
-        Storms {
-            off: true,
-            ..Storms::new(rules)
-        }
-    }
-
-    /// Whether storms open at all.
-    pub(crate) fn on(&self) -> bool {
-        !self.off
     }
 
     /// Storms kept now (open, or closed with lines still firing).
@@ -279,8 +266,7 @@ impl Storms {
                 group: group.map(str::to_string),
                 started_ms: store::unix_ms(),
                 closed: false,
-                total: 0,
-                resolved: 0,
+                dropped: 0,
                 list,
                 lines: Vec::new(),
             },
@@ -289,6 +275,7 @@ impl Storms {
             message: None,
             scheduled: None,
             dirty: false,
+            redrawn: false,
             last_change: now,
             next_seq: 0,
         });
@@ -340,6 +327,7 @@ impl Storms {
                 message: kept,
                 scheduled: None,
                 dirty: false,
+                redrawn: false,
                 last_change: now,
                 next_seq,
             },
@@ -364,12 +352,8 @@ impl Storms {
                 if line.level == level && item.tracked.is_some() && line.digest == item.tracked {
                     return false;
                 }
-                if level == "OK" && line.level != "OK" {
-                    state.resolved += 1;
-                }
                 if line.level == "OK" && level != "OK" {
-                    // Firing again: counted as firing, its time anew.
-                    state.resolved = state.resolved.saturating_sub(1);
+                    // Firing again: its time anew.
                     line.since_ms = since_ms;
                 }
                 line.level.clone_from(&level);
@@ -379,10 +363,6 @@ impl Storms {
                 line.seq = seq;
             }
             None => {
-                state.total += 1;
-                if level == "OK" {
-                    state.resolved += 1;
-                }
                 state.lines.push(Line {
                     key: item.alert.clone(),
                     alert: item.raw.clone(),
@@ -402,51 +382,68 @@ impl Storms {
         true
     }
 
-    /// Takes over what the store keeps of storm `key` when this node has
-    /// not sent it yet: another node's (or an earlier start's) message and
-    /// lines, so there is one storm message, edited, not a second one.
-    pub(crate) fn adopt(&mut self, key: &str, kept: &AlertMessage) {
+    /// Takes in what the store keeps of storm `key` (another node's sends,
+    /// or an earlier start's): its message, and its lines merged with this
+    /// node's (for each alert the latest change wins), so there is one
+    /// storm message, edited, and no line is lost. Whether this node's
+    /// storm shows anything the kept one does not (else a send would
+    /// change nothing).
+    pub(crate) fn merge(&mut self, key: &str, kept: Option<&AlertMessage>) -> bool {
+        let kept_ms = self.rules.resolved_kept.as_millis() as u64;
         let Some(storm) = self.storms.get_mut(key) else {
-            return;
+            return false;
         };
-        if storm.message.is_some() || kept.ts.is_empty() {
-            return;
-        }
-        let Some(stored) = kept
-            .alert
-            .as_deref()
-            .filter(|a| is_state(a))
-            .and_then(|a| serde_json::from_str::<State>(a).ok())
-        else {
-            return;
+        let redrawn = std::mem::take(&mut storm.redrawn);
+        let stored = kept.filter(|k| !k.ts.is_empty()).and_then(|kept| {
+            let state = kept
+                .alert
+                .as_deref()
+                .filter(|a| is_state(a))
+                .and_then(|a| serde_json::from_str::<State>(a).ok())?;
+            Some((kept, state))
+        });
+        let Some((kept, stored)) = stored else {
+            return true;
         };
         storm.message = Some((
             kept.workspace.clone(),
             kept.channel_id.clone(),
             kept.ts.clone(),
         ));
+        let now_ms = store::unix_ms();
         let state = &mut storm.state;
-        let dropped = stored.total.saturating_sub(stored.lines.len() as u32);
-        let dropped_resolved = stored
-            .resolved
-            .saturating_sub(stored.lines.iter().filter(|l| l.level == "OK").count() as u32);
-        let mut lines = stored.lines;
-        let base = lines.iter().map(|l| l.seq + 1).max().unwrap_or(0);
-        for line in std::mem::take(&mut state.lines) {
-            lines.retain(|l| l.key != line.key);
-            lines.push(Line {
-                seq: line.seq + base,
-                ..line
-            });
+        let mut news = redrawn || state.closed != stored.closed;
+        for line in &state.lines {
+            let same = stored
+                .lines
+                .iter()
+                .any(|l| l.key == line.key && l.level == line.level && l.alert == line.alert);
+            news |= !same;
         }
-        for line in &lines {
-            self.lines_of.insert(line.key.clone(), key.to_string());
+        for theirs in &stored.lines {
+            let expired =
+                theirs.level == "OK" && now_ms.saturating_sub(theirs.changed_ms) >= kept_ms;
+            match state.lines.iter_mut().find(|l| l.key == theirs.key) {
+                Some(mine) if mine.changed_ms < theirs.changed_ms => {
+                    *mine = Line {
+                        seq: mine.seq,
+                        ..theirs.clone()
+                    };
+                }
+                Some(_) => {}
+                None if !expired => {
+                    state.lines.push(Line {
+                        seq: theirs.seq.min(storm.next_seq),
+                        ..theirs.clone()
+                    });
+                    self.lines_of.insert(theirs.key.clone(), key.to_string());
+                }
+                None => {}
+            }
         }
-        state.total = lines.len() as u32 + dropped;
-        state.resolved = lines.iter().filter(|l| l.level == "OK").count() as u32 + dropped_resolved;
+        state.dropped = state.dropped.max(stored.dropped);
         state.started_ms = state.started_ms.min(stored.started_ms);
-        storm.next_seq = lines.iter().map(|l| l.seq + 1).max().unwrap_or(0);
-        state.lines = lines;
+        news
     }
 
     /// Marks storm `key` to be drawn again (after a click on it).
@@ -454,6 +451,7 @@ impl Storms {
         match self.storms.get_mut(key) {
             Some(storm) => {
                 storm.dirty = true;
+                storm.redrawn = true;
                 true
             }
             None => false,
@@ -498,7 +496,9 @@ impl Storms {
                 .state
                 .lines
                 .retain(|l| l.level != "OK" || now_ms.saturating_sub(l.changed_ms) < kept_ms);
-            if storm.state.lines.len() != before && !storm.state.closed {
+            let dropped = (before - storm.state.lines.len()) as u32;
+            storm.state.dropped += dropped;
+            if dropped > 0 && !storm.state.closed {
                 storm.dirty = true;
             }
             let firing = storm.state.lines.iter().any(|l| l.level != "OK");
@@ -682,8 +682,8 @@ fn draw(key: &str, state: &State, now_ms: u64) -> (Drawn, Vec<String>) {
             group_labels,
             common_labels,
             firing,
-            resolved: state.resolved,
-            total: state.total,
+            resolved: lines.iter().filter(|l| l.level == "OK").count() as u32 + state.dropped,
+            total: lines.len() as u32 + state.dropped,
             lines: drawn,
             more,
         },

@@ -132,6 +132,10 @@ impl Finished {
     }
 }
 
+/// How the detail of an alert a storm message showed begins (then the
+/// message's channel id and `ts`).
+pub const SHOWN_IN_STORM: &str = "shown in storm ";
+
 /// How an alert ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -38,8 +38,8 @@ pub(crate) mod record;
 pub use alert::{
     alert_key, button_key, is_refresh, key_options, matches_button, with_previous, Act,
     AlertMessage, FailedAlert, Finished, Mark, Pending, Status, ACKNOWLEDGED_AT, ACKNOWLEDGED_BY,
-    ALERT_KEY, DIGEST_PREFIX, HOST_OPTIONS, PREVIOUS_CHANNEL_ID, PREVIOUS_TS, REFRESH, SILENCED_BY,
-    SILENCED_UNTIL,
+    ALERT_KEY, DIGEST_PREFIX, HOST_OPTIONS, PREVIOUS_CHANNEL_ID, PREVIOUS_TS, REFRESH,
+    SHOWN_IN_STORM, SILENCED_BY, SILENCED_UNTIL,
 };
 use kapacitor_formats::aggregate::{Collected, Window};
 
@@ -263,6 +263,28 @@ pub struct Retry {
     pub rate_limited: bool,
 }
 
+/// A storm message's send asks for its turn ([`Claims::storm_turn`]).
+#[derive(Debug, Clone)]
+pub struct StormTurn {
+    /// The storm's channel (its pacing key): held by this node while the
+    /// send is out; a post is paced with the channel's messages.
+    pub channel: String,
+    /// For an edit: the workspace's `chat.update` budget (its key, e.g.
+    /// `updates <workspace>`, and its rules), spent by every node.
+    pub budget: Option<(String, crate::scheduler::Rules)>,
+}
+
+/// How a storm message's send ended ([`Claims::storm_done`]).
+#[derive(Debug, Clone)]
+pub struct StormDone {
+    pub turn: StormTurn,
+    /// When the request left (a post paces the channel from then).
+    pub left: Option<SystemTime>,
+    /// It is tried again: a `Retry-After` blocks the channel (a post) or
+    /// the workspace's budget (an edit) for every node.
+    pub retry: Option<Retry>,
+}
+
 /// Lists as `GET /spool` shows them: every list's count and the pages
 /// asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,6 +403,27 @@ pub trait Claims {
 
     /// Lets a claim go after its attempt.
     fn release(&self, _release: Release) -> Job<()> {
+        ready(Ok(()))
+    }
+
+    /// Asks for a storm message's send to go now: no other node is sending
+    /// to its channel, a post's channel pacing and an edit's update budget
+    /// allow it. Granted ([`Claim::Granted`], nothing in it), the channel
+    /// is this node's until [`Claims::storm_done`] or its lease runs out;
+    /// else [`Claim::NotYet`]. The journal's one node always may (its
+    /// scheduler and budget pace it).
+    fn storm_turn(&self, _turn: StormTurn) -> Job<Claim> {
+        ready(Ok(Claim::Granted {
+            message: None,
+            attempts: None,
+            fence: None,
+        }))
+    }
+
+    /// Ends a storm message's turn: the channel paced from when the request
+    /// left and let go; a retry's `Retry-After` blocks the channel or the
+    /// budget.
+    fn storm_done(&self, _done: StormDone) -> Job<()> {
         ready(Ok(()))
     }
 }

@@ -19,7 +19,7 @@ use super::pool::{keepable, prepared, Db};
 use super::reads;
 use super::writes::now_ms;
 use crate::scheduler::{Pace, Rules};
-use crate::store::{Claim, ClaimRequest, Release, StoreError};
+use crate::store::{Claim, ClaimRequest, Release, StoreError, StormDone, StormTurn};
 
 /// Who claims, for how long, by which pacing.
 pub struct Claimant {
@@ -350,6 +350,123 @@ pub async fn release(db: Arc<Db>, who: Arc<Claimant>, release: Release) -> Resul
     }
     .await;
     db.answered(done)
+}
+
+/// A storm message's turn on its channel (see [`crate::store::Claims::storm_turn`]):
+/// the channel's row locked, not held by another node under its lease,
+/// its pacing applied to a post; an edit's workspace budget (a row of
+/// `channels` of its own, by the update rules) applied and spent; then the
+/// channel held by this node under the lease.
+pub async fn storm_turn(
+    db: Arc<Db>,
+    who: Arc<Claimant>,
+    turn: StormTurn,
+) -> Result<Claim, StoreError> {
+    let mut conn = db.get().await?;
+    let decided = async {
+        let (tx, cache) = conn.transaction().await?;
+        let rules = &who.rules;
+        let not_yet = |wait| Ok(Claim::NotYet { wait });
+        let Some((mut pace, held_by, held_until, now)) =
+            channel_row(&tx, cache, &turn.channel, rules, Locked::Skip).await?
+        else {
+            return not_yet(others_turn(rules));
+        };
+        if let (Some(by), Some(until)) = (&held_by, held_until) {
+            if *by != who.node && until > now {
+                return not_yet(others_turn(rules));
+            }
+        }
+        let now_d = Duration::from_millis(now.max(0) as u64);
+        match &turn.budget {
+            None => {
+                if let Some(ready) = pace.ready(rules).filter(|r| *r > now_d) {
+                    return not_yet(ready - now_d);
+                }
+                pace.sent(now_d, rules);
+            }
+            Some((key, budget)) => {
+                let Some((mut spent, _, _, _)) =
+                    channel_row(&tx, cache, key, budget, Locked::Wait).await?
+                else {
+                    return not_yet(others_turn(rules));
+                };
+                if let Some(ready) = spent.ready(budget).filter(|r| *r > now_d) {
+                    return not_yet(ready - now_d);
+                }
+                spent.sent(now_d, budget);
+                save_channel(&tx, cache, key, &spent, None).await?;
+            }
+        }
+        let until = now + ms(who.lease);
+        save_channel(&tx, cache, &turn.channel, &pace, Some((&who.node, until))).await?;
+        tx.commit().await?;
+        Ok(Claim::Granted {
+            message: None,
+            attempts: None,
+            fence: None,
+        })
+    }
+    .await;
+    db.answered(decided)
+}
+
+/// Ends a storm message's turn: a post paces the channel from when it
+/// left; a retry's `Retry-After` blocks the channel (a post) or the
+/// workspace's budget (an edit) for every node; the channel is let go.
+pub async fn storm_done(
+    db: Arc<Db>,
+    who: Arc<Claimant>,
+    done: StormDone,
+) -> Result<(), StoreError> {
+    let left_ago = done
+        .left
+        .map(|at| SystemTime::now().duration_since(at).unwrap_or_default());
+    let mut conn = db.get().await?;
+    let ended = async {
+        let (tx, cache) = conn.transaction().await?;
+        let rules = &who.rules;
+        let turn = &done.turn;
+        let Some((mut pace, held_by, held_until, now)) =
+            channel_row(&tx, cache, &turn.channel, rules, Locked::Wait).await?
+        else {
+            return tx.commit().await;
+        };
+        let now_d = Duration::from_millis(now.max(0) as u64);
+        match &turn.budget {
+            None => {
+                if let Some(ago) = left_ago {
+                    pace.left(now_d.saturating_sub(ago), rules);
+                }
+                if let Some(retry) = &done.retry {
+                    pace.retry(
+                        now_d + retry.wait,
+                        retry.retry_after,
+                        retry.rate_limited,
+                        rules,
+                    );
+                }
+            }
+            Some((key, budget)) => {
+                if let Some(retry) = done.retry.filter(|r| r.retry_after) {
+                    if let Some((mut spent, _, _, _)) =
+                        channel_row(&tx, cache, key, budget, Locked::Wait).await?
+                    {
+                        spent.retry(now_d + retry.wait, true, retry.rate_limited, budget);
+                        save_channel(&tx, cache, key, &spent, None).await?;
+                    }
+                }
+            }
+        }
+        let held = match (held_by.as_deref(), held_until) {
+            (Some(by), Some(until)) if by != who.node => Some((by, until)),
+            _ => None,
+        };
+        save_channel(&tx, cache, &turn.channel, &pace, held).await?;
+        tx.commit().await
+    }
+    .await;
+    db.answered(ended)
 }
 
 /// Renews the leases of every claim `who` holds, and says it is alive,

@@ -40,7 +40,8 @@ use crate::store::record::{NewAlert, Record};
 use crate::store::unix_ms;
 use crate::store::{
     Act, AlertMessage, Claim, ClaimRequest, Claims, Commits, FailedAlert, Finished, Health, Job,
-    Listing, Lists, Pending, Reads, Release, StoreError, SyncStart, Ticket, Wake, Writes,
+    Listing, Lists, Pending, Reads, Release, StoreError, StormDone, StormTurn, SyncStart, Ticket,
+    Wake, Writes,
 };
 use claims::Claimant;
 use connect::StoreUrl;
@@ -422,6 +423,16 @@ impl Claims for PgStore {
     fn release(&self, release: Release) -> Job<()> {
         self.db
             .job(claims::release(self.db.clone(), self.who.clone(), release))
+    }
+
+    fn storm_turn(&self, turn: StormTurn) -> Job<Claim> {
+        self.db
+            .job(claims::storm_turn(self.db.clone(), self.who.clone(), turn))
+    }
+
+    fn storm_done(&self, done: StormDone) -> Job<()> {
+        self.db
+            .job(claims::storm_done(self.db.clone(), self.who.clone(), done))
     }
 }
 

@@ -239,6 +239,11 @@ impl<'a> Batch<'a> {
             let (done, late): (Vec<&Finished>, Vec<&Finished>) = done
                 .into_iter()
                 .partition(|d| taken.contains(&(d.id as i64)));
+            // An alert another node's storm message showed first: shown
+            // twice in one message is no duplicate; dropped quietly.
+            let late = late
+                .into_iter()
+                .filter(|d| !d.detail.starts_with(crate::store::SHOWN_IN_STORM));
             for d in late {
                 if duplicate(tx, cache, self.node, d).await? {
                     self.duplicates += 1;
