@@ -274,3 +274,47 @@ fn an_edit_refused_with_retry_after_waits_it_out() {
         "{metrics}"
     );
 }
+
+/// With `on-recovery = "update"`, alerts that went alone before their
+/// channel stormed keep their own messages: their recoveries during the
+/// storm edit those, not a line of the storm (no old news left firing
+/// beside it).
+#[test]
+fn an_alert_with_its_own_message_is_updated_there_during_a_storm() {
+    let slack = MockSlack::start().unwrap();
+    slack.answer_after(Duration::from_millis(100));
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        &slack,
+        dir.path(),
+        "on-recovery = \"update\"",
+        &["--storm-calm-secs", "600"],
+    );
+    post_all(
+        &server,
+        (0..2).map(|i| event(&format!("early{i}"), "CRITICAL")),
+    );
+    wait_ended(&server, 2);
+    assert_eq!(slack.messages().len(), 2);
+    let mut events: Vec<String> = (0..12)
+        .map(|i| event(&format!("late{i:02}"), "WARNING"))
+        .collect();
+    events.insert(6, event("early0", "OK"));
+    events.push(event("early1", "OK"));
+    post_all(&server, events);
+    wait_ended(&server, 16);
+    let storms = storm_messages(&slack);
+    assert_eq!(storms.len(), 1, "{:#?}", slack.messages());
+    let storm = storms[0].body.to_string();
+    assert!(!storm.contains("early"), "not in the storm: {storm}");
+    let early: Vec<Message> = slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.body.to_string().contains("early"))
+        .collect();
+    assert_eq!(early.len(), 2, "{:#?}", slack.messages());
+    for m in &early {
+        assert_eq!(m.updates, 1, "its own message updated: {m:#?}");
+        assert_eq!(m.body["attachments"][0]["color"], "good", "{m:#?}");
+    }
+}

@@ -40,6 +40,9 @@ pub(super) async fn send(
             .flatten(),
         None => None,
     };
+    if let Some(key) = &key {
+        own_messages_first(&shared, key).await;
+    }
     let now = Instant::now();
     // An edit waits for its workspace's budget: not sent, asked again then.
     let taken = {
@@ -441,5 +444,46 @@ fn timestamp(ms: u64) -> alert_handler_host::Timestamp {
     alert_handler_host::Timestamp {
         seconds: (ms / 1000) as i64,
         nanoseconds: ((ms % 1000) * 1_000_000) as u32,
+    }
+}
+
+/// Events of alerts that have a message of their own, which their later
+/// events edit or reply to (`on-recovery` `update` or `thread`; the alert
+/// went alone before its channel stormed): taken back out of the storm and
+/// sent to that message, so it never shows old news beside the storm.
+async fn own_messages_first(shared: &Shared, key: &str) {
+    let waiting = lock(&shared.dispatch).storms.waiting(key);
+    let asked: Vec<(u64, Queued)> = waiting
+        .into_iter()
+        .filter(|(_, item)| shared.channels.on_recovery(&item.options) != "new")
+        .collect();
+    if asked.is_empty() {
+        return;
+    }
+    let reads = asked.iter().map(|(_, item)| {
+        let alert = item.alert.clone();
+        async move {
+            let job = shared.commit.read(|store| store.message(&alert));
+            job.await.ok().flatten()
+        }
+    });
+    let messages = futures_util::future::join_all(reads).await;
+    let own: Vec<u64> = asked
+        .iter()
+        .zip(messages)
+        .filter(|(_, m)| m.as_ref().is_some_and(AlertMessage::continues))
+        .map(|((id, _), _)| *id)
+        .collect();
+    if own.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    let mut dispatch = lock(&shared.dispatch);
+    let dispatch = &mut *dispatch;
+    for id in own {
+        if let Some(item) = dispatch.storms.pull_out(key, id) {
+            dispatch.scheduler.add(id, &item.channel, &item.alert, now);
+            dispatch.queued.insert(id, item);
+        }
     }
 }

@@ -619,6 +619,41 @@ impl Storms {
         }
     }
 
+    /// The alerts waiting to be shown in storm `key` whose key is not yet a
+    /// line of another event: those that may have a message of their own.
+    pub(crate) fn waiting(&self, key: &str) -> Vec<(u64, Queued)> {
+        self.storms
+            .get(key)
+            .map(|s| s.shown.clone())
+            .unwrap_or_default()
+    }
+
+    /// Takes alert `id` back out of storm `key` before it is shown: its
+    /// alert has a message of its own that its events edit or reply to
+    /// (`on-recovery` `update` or `thread`), so it goes there instead. Its
+    /// line goes too, if this event made it.
+    pub(crate) fn pull_out(&mut self, key: &str, id: u64) -> Option<Queued> {
+        let storm = self.storms.get_mut(key)?;
+        let at = storm.shown.iter().position(|(i, _)| *i == id)?;
+        let (_, item) = storm.shown.remove(at);
+        let made_by_it = storm
+            .state
+            .lines
+            .iter()
+            .position(|l| l.key == item.alert && l.alert == item.raw);
+        if let Some(line) = made_by_it {
+            let others = storm
+                .shown
+                .iter()
+                .any(|(_, other)| other.alert == item.alert);
+            if !others {
+                storm.state.lines.remove(line);
+                self.lines_of.remove(&item.alert);
+            }
+        }
+        Some(item)
+    }
+
     /// The alerts the send of storm `key` in flight shows.
     pub(crate) fn sending(&self, key: &str) -> Vec<(u64, Queued)> {
         self.storms
