@@ -748,3 +748,73 @@ fn a_click_from_another_workspace_acts_on_nothing() {
     assert_eq!(the_only_message(&slack).updates, 0, "nothing changed");
     assert!(server.logged().contains("T0OTHER"), "the log says why");
 }
+
+/// A storm message carries the buttons for the storm: Acknowledge marks
+/// the storm (`Acknowledged by`), Silence marks it and every line it
+/// shows as silenced; each click redraws the one storm message.
+#[test]
+fn a_storm_message_is_acknowledged_and_silenced_as_a_whole() {
+    let slack = MockSlack::start().unwrap();
+    slack.answer_after(std::time::Duration::from_millis(100));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &config(&slack));
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &["--channel-interval-ms", "1000", "--storm-calm-secs", "600"],
+    );
+    for i in 0..10 {
+        let alert = json!({"id": format!("node{i}"), "message": format!("node{i} down"),
+            "time": "2026-11-30T10:00:00Z", "level": "CRITICAL"});
+        post(&server, &alert.to_string());
+    }
+    let storm = || {
+        slack.messages().into_iter().find(|m| {
+            m.body["text"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Storm")
+        })
+    };
+    wait_until("the storm message posted and kept", || {
+        storm().is_some_and(|m| {
+            server.spool()["messages"]
+                .as_array()
+                .is_some_and(|kept| kept.iter().any(|k| k["ts"] == m.ts))
+        }) && server.spool()["pending"] == json!([])
+    });
+    let m = storm().unwrap();
+    assert!(labels(&m).contains(&"Acknowledge".to_string()), "{m:#?}");
+    assert_eq!(click(&server, &slack, &m, "acknowledge", "U0ANA"), 200);
+    wait_until("the storm message redrawn as acknowledged", || {
+        storm().is_some_and(|m| m.body.to_string().contains("Acknowledged by <@U0ANA>"))
+    });
+    let m = storm().unwrap();
+    let (_, silence, _) = buttons(&m)
+        .into_iter()
+        .find(|(label, _, _)| label == "Silence 1h")
+        .expect("a Silence 1h button");
+    assert_eq!(click(&server, &slack, &m, &silence, "U0BOB"), 200);
+    wait_until("the storm message redrawn as silenced", || {
+        storm().is_some_and(|m| {
+            let body = m.body.to_string();
+            body.contains("Silenced by <@U0BOB>") && body.matches("silenced until").count() >= 5
+        })
+    });
+    let storms = slack
+        .messages()
+        .iter()
+        .filter(|m| {
+            m.body["text"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Storm")
+        })
+        .count();
+    assert_eq!(
+        storms,
+        1,
+        "one storm message, redrawn: {:#?}",
+        slack.messages()
+    );
+}
