@@ -14,6 +14,6 @@ cp examples/alerts/*.json fuzz/corpus/alert/
 cp examples/*.conf fuzz/corpus/config/
 cp tests/corpus/alertmanager/*.json fuzz/corpus/alertmanager/
 cp tests/corpus/interaction/*.json fuzz/corpus/interaction/
-for target in alert config options render template response alertmanager interaction; do
+for target in alert config options render template response alertmanager interaction storm; do
   cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -n 3
 done
