@@ -412,7 +412,7 @@ impl Storms {
         ));
         let now_ms = store::unix_ms();
         let state = &mut storm.state;
-        let mut news = redrawn || state.closed != stored.closed;
+        let mut news = redrawn || state.closed != stored.closed || state.dropped > stored.dropped;
         for line in &state.lines {
             let same = stored
                 .lines
