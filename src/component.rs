@@ -13,7 +13,7 @@ use crate::storm::{Storm, StormLine};
 use crate::{config_source, describe, interaction, options, response, transport};
 
 wit_bindgen::generate!({
-    world: "alert-handler",
+    world: "chat-alert-handler",
     path: "wit",
 });
 

@@ -4,7 +4,7 @@
 //! retry policy, the CLI and `serve` alike.
 
 wasmtime::component::bindgen!({
-    world: "alert-handler",
+    world: "chat-alert-handler",
     path: "../../wit",
     // Exports are called on fibers: a call waiting on the network suspends
     // its task instead of blocking a thread.

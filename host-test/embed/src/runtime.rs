@@ -16,9 +16,10 @@ use crate::egress::Allowlist;
 use crate::host::{Host, Limits, State};
 use crate::net::{Destination, NetPolicy, NetSettings};
 
+use crate::bindings::exports::alerting::handler::{handler, interactions, storms};
 use crate::bindings::{
-    AlertEvent, AlertHandler, AlertHandlerPre, ConfigSummary, Delivery, Description, HandlerError,
-    HttpRequest, InteractionOutcome, SocketAnswer, Storm, Timestamp,
+    AlertEvent, ConfigSummary, Delivery, Description, HandlerError, HttpRequest,
+    InteractionOutcome, SocketAnswer, Storm, Timestamp,
 };
 
 /// A plugin's configuration summary in the network layer's terms: where
@@ -44,11 +45,23 @@ pub fn destinations(summary: &ConfigSummary) -> Vec<Destination> {
         .collect()
 }
 
+/// What a loaded component exports, found from its type at load: the
+/// `handler` every alert-handler plugin exports (world `alert-handler`),
+/// and `interactions` and `storms` where it exports them (world
+/// `chat-alert-handler`, Slack's).
+#[derive(Clone)]
+struct Exports {
+    handler: handler::GuestIndices,
+    interactions: Option<interactions::GuestIndices>,
+    storms: Option<storms::GuestIndices>,
+}
+
 /// A loaded handler component, ready to instantiate cheaply.
 #[derive(Clone)]
 pub struct Runtime {
     host: Arc<Host>,
-    pre: AlertHandlerPre<State>,
+    pre: wasmtime::component::InstancePre<State>,
+    exports: Exports,
     /// One policy (and so one connection pool per endpoint) per distinct
     /// configuration, shared by every instance configured with it.
     policies: Arc<Mutex<HashMap<String, Arc<NetPolicy>>>>,
@@ -81,15 +94,37 @@ impl Runtime {
                 .map_err(anyhow::Error::from),
         }
         .with_context(|| format!("loading the component {}", path.display()))?;
-        let pre = AlertHandlerPre::new(host.linker().instantiate_pre(&component)?)?;
+        let pre = host.linker().instantiate_pre(&component)?;
+        let exports = Exports {
+            handler: handler::GuestIndices::new(&pre).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not an alert-handler plugin: it does not export alerting:handler/handler@0.3.0 (the world `alert-handler` of wit/handler.wit): {e}",
+                    path.display()
+                )
+            })?,
+            interactions: interactions::GuestIndices::new(&pre).ok(),
+            storms: storms::GuestIndices::new(&pre).ok(),
+        };
         Ok(Runtime {
             host,
             pre,
+            exports,
             policies: Arc::default(),
             path: path.to_path_buf(),
             allowlist: None,
             source,
         })
+    }
+
+    /// Whether the component takes clicks on its messages (it exports
+    /// `interactions`, world `chat-alert-handler`).
+    pub fn has_interactions(&self) -> bool {
+        self.exports.interactions.is_some()
+    }
+
+    /// Whether the component draws storm messages (it exports `storms`).
+    pub fn has_storms(&self) -> bool {
+        self.exports.storms.is_some()
     }
 
     /// Whether the component was compiled for this runtime or loaded
@@ -213,18 +248,39 @@ impl Runtime {
     async fn instantiate_under(&self, wasi: WasiCtx, policy: Arc<NetPolicy>) -> Result<Instance> {
         let mut store = self.host.store(wasi, policy);
         self.host.arm(&mut store);
-        let bindings = self
+        let instance = self
             .pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| self.host.explain(e))?;
+        let handler = self.exports.handler.load(&mut store, &instance)?;
+        let interactions = match &self.exports.interactions {
+            Some(indices) => Some(indices.load(&mut store, &instance)?),
+            None => None,
+        };
+        let storms = match &self.exports.storms {
+            Some(indices) => Some(indices.load(&mut store, &instance)?),
+            None => None,
+        };
         Ok(Instance {
             store,
-            bindings,
+            handler,
+            interactions,
+            storms,
             runtime: self.clone(),
             stopped: false,
         })
     }
+}
+
+/// An optional export of the instance, or the error saying the plugin does
+/// not export it (a handler-only plugin has no `interactions` or `storms`).
+fn exported<'a, T>(api: &'a Option<T>, name: &str) -> Result<&'a T> {
+    api.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "this plugin does not export alerting:handler/{name}@0.3.0 (it is an `alert-handler`, not a `chat-alert-handler`)"
+        )
+    })
 }
 
 /// Runs an instance's async call to its end on this thread: how the sync
@@ -245,7 +301,10 @@ fn block<F: std::future::Future>(call: F) -> F::Output {
 /// self`); keep one per request in flight.
 pub struct Instance {
     store: Store<State>,
-    bindings: AlertHandler,
+    handler: handler::Guest,
+    /// Absent for a plugin that exports only `handler`.
+    interactions: Option<interactions::Guest>,
+    storms: Option<storms::Guest>,
     runtime: Runtime,
     stopped: bool,
 }
@@ -292,11 +351,7 @@ impl Instance {
         config: &str,
     ) -> Result<Result<ConfigSummary, HandlerError>> {
         self.enter()?;
-        let answer = self
-            .bindings
-            .alerting_handler_handler()
-            .call_configure(&mut self.store, config)
-            .await;
+        let answer = self.handler.call_configure(&mut self.store, config).await;
         let summary = match self.leave(answer)? {
             Ok(summary) => summary,
             Err(e) => return Ok(Err(e)),
@@ -333,8 +388,7 @@ impl Instance {
     ) -> Result<Result<Delivery, HandlerError>> {
         self.enter()?;
         let answer = self
-            .bindings
-            .alerting_handler_handler()
+            .handler
             .call_handle_alert(&mut self.store, event, options)
             .await;
         self.leave(answer)
@@ -349,9 +403,7 @@ impl Instance {
         options: &[(String, String)],
     ) -> Result<Result<Delivery, HandlerError>> {
         self.enter()?;
-        let answer = self
-            .bindings
-            .alerting_handler_storms()
+        let answer = exported(&self.storms, "storms")?
             .call_handle_storm(&mut self.store, storm, options)
             .await;
         self.leave(answer)
@@ -366,9 +418,7 @@ impl Instance {
     ) -> Result<Result<HttpRequest, HandlerError>> {
         block(async {
             self.enter()?;
-            let answer = self
-                .bindings
-                .alerting_handler_storms()
+            let answer = exported(&self.storms, "storms")?
                 .call_preview_storm(&mut self.store, storm, options)
                 .await;
             self.leave(answer)
@@ -383,11 +433,7 @@ impl Instance {
     /// [`Instance::describe`] for async code.
     pub async fn describe_async(&mut self) -> Result<Description> {
         self.enter()?;
-        let answer = self
-            .bindings
-            .alerting_handler_handler()
-            .call_describe(&mut self.store)
-            .await;
+        let answer = self.handler.call_describe(&mut self.store).await;
         self.leave(answer)
     }
 
@@ -408,8 +454,7 @@ impl Instance {
     ) -> Result<Result<HttpRequest, HandlerError>> {
         self.enter()?;
         let answer = self
-            .bindings
-            .alerting_handler_handler()
+            .handler
             .call_preview_alert(&mut self.store, event, options)
             .await;
         self.leave(answer)
@@ -435,9 +480,7 @@ impl Instance {
         now: Timestamp,
     ) -> Result<InteractionOutcome> {
         self.enter()?;
-        let answer = self
-            .bindings
-            .alerting_handler_interactions()
+        let answer = exported(&self.interactions, "interactions")?
             .call_interaction(&mut self.store, headers, body, now)
             .await;
         self.leave(answer)
@@ -450,9 +493,7 @@ impl Instance {
         app_token: &str,
     ) -> Result<Result<String, HandlerError>> {
         self.enter()?;
-        let answer = self
-            .bindings
-            .alerting_handler_interactions()
+        let answer = exported(&self.interactions, "interactions")?
             .call_socket_url(&mut self.store, app_token)
             .await;
         self.leave(answer)
@@ -462,9 +503,7 @@ impl Instance {
     /// it asks, whether to reconnect.
     pub async fn socket_message_async(&mut self, text: &str) -> Result<SocketAnswer> {
         self.enter()?;
-        let answer = self
-            .bindings
-            .alerting_handler_interactions()
+        let answer = exported(&self.interactions, "interactions")?
             .call_socket_message(&mut self.store, text)
             .await;
         self.leave(answer)
@@ -478,9 +517,7 @@ impl Instance {
         text: &str,
     ) -> Result<Result<(), HandlerError>> {
         self.enter()?;
-        let answer = self
-            .bindings
-            .alerting_handler_interactions()
+        let answer = exported(&self.interactions, "interactions")?
             .call_notice(&mut self.store, response_url, text)
             .await;
         self.leave(answer)
@@ -491,8 +528,7 @@ impl Instance {
         block(async {
             self.enter()?;
             let answer = self
-                .bindings
-                .alerting_handler_handler()
+                .handler
                 .call_service_test_options(&mut self.store)
                 .await;
             self.leave(answer)
@@ -507,8 +543,7 @@ impl Instance {
         block(async {
             self.enter()?;
             let answer = self
-                .bindings
-                .alerting_handler_handler()
+                .handler
                 .call_service_test(&mut self.store, options)
                 .await;
             self.leave(answer)

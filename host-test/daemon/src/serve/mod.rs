@@ -212,7 +212,13 @@ pub fn run(
     );
     // Socket Mode: by the host's networking, with the TLS settings of the
     // section whose Web API the app's connection is asked of.
+    // A plugin that exports only `handler` takes no clicks.
+    let takes_clicks = runtime.has_interactions();
     let socket = match intake.slack_app_token {
+        Some(_) if !takes_clicks => anyhow::bail!(
+            "--slack-app-token-file: the plugin {} takes no clicks (it exports only alerting:handler/handler, not interactions)",
+            runtime.path().display()
+        ),
         Some(token) => {
             let tls = app_tls(&summary).map_err(|e| anyhow::anyhow!("Socket Mode: {e}"))?;
             let network = socket_mode::Network {
@@ -240,7 +246,7 @@ pub fn run(
         broken: intake.broken,
         topics: topics.clone(),
         check: Some(Arc::new(check)),
-        clicks: Some(clicks.clone()),
+        clicks: takes_clicks.then(|| clicks.clone()),
         socket: socket.as_ref().map(|(state, _)| state.clone()),
     });
     let outage = commit.read(|store| store.outage());
@@ -254,7 +260,7 @@ pub fn run(
             scheduler: Scheduler::new(pacing.rules()),
             queued: HashMap::new(),
             aliases: HashMap::new(),
-            storms: storms::Storms::new(pacing.storms),
+            storms: storms::Storms::new(pacing.storms).drawn_by_plugin(runtime.has_storms()),
         }),
         changed,
     });

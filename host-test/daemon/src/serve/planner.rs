@@ -116,6 +116,11 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
         dispatch.scheduler.add(id, &key, &alert.alert, now);
         dispatch.queued.insert(id, alert);
     }
+    if !dispatch.storms.open_at_all() {
+        // The plugin draws no storm messages.
+        groups.clear();
+        channels.clear();
+    }
     // An Alertmanager group of more than `storm-after` alerts in one
     // payload: one message for the group from the start.
     for ((channel, group), ids) in groups {

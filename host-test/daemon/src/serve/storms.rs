@@ -167,6 +167,9 @@ pub(crate) struct Storms {
     next_id: u64,
     /// Each workspace's `chat.update` pace.
     budget: HashMap<String, Pace<Instant>>,
+    /// The plugin draws storm messages (it exports `storms`): else no
+    /// storm opens, and each alert keeps its own message.
+    drawn: bool,
 }
 
 /// Where a group's new alerts go: its channel and its `groupKey`.
@@ -217,7 +220,20 @@ impl Storms {
             ids: HashMap::new(),
             next_id: STORM_IDS,
             budget: HashMap::new(),
+            drawn: true,
         }
+    }
+
+    /// The same, for a plugin that does (`true`) or does not draw storm
+    /// messages.
+    pub(crate) fn drawn_by_plugin(mut self, drawn: bool) -> Storms {
+        self.drawn = drawn;
+        self
+    }
+
+    /// Whether storms open at all.
+    pub(crate) fn open_at_all(&self) -> bool {
+        self.drawn
     }
 
     /// Storms kept now (open, or closed with lines still firing).
