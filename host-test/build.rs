@@ -1,7 +1,9 @@
-//! Builds the guest component (the workspace's root package) and the probe
-//! test guest (`probe/`) for `wasm32-wasip2` in release, and passes their
-//! paths on as `SLACK_HANDLER_WASM` and `PROBE_WASM`, so the host, its tests
-//! and its demo always run the components built from this checkout.
+//! Builds the guest component (the workspace's root package), the probe
+//! test guest (`probe/`) and the example webhook plugin
+//! (`examples/webhook-plugin/`) for `wasm32-wasip2` in release, and passes
+//! their paths on as `SLACK_HANDLER_WASM`, `PROBE_WASM` and `WEBHOOK_WASM`,
+//! so the host, its tests and its demo always run the components built from
+//! this checkout.
 //!
 //! Each is linked as a core module (`--skip-wit-component`), shrunk by
 //! binaryen's `wasm-opt -Oz` where it is installed (`WASM_OPT` names
@@ -23,7 +25,14 @@ fn main() {
         .find(|dir| dir.join("wit").is_dir())
         .expect("the checkout's root, with wit/")
         .to_path_buf();
-    for watched in ["src", "wit", "Cargo.toml", "Cargo.lock", "host-test/probe"] {
+    for watched in [
+        "src",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+        "host-test/probe",
+        "examples/webhook-plugin",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     // Its own target directory: the outer cargo holds the lock on ours.
@@ -40,6 +49,8 @@ fn main() {
             "slack-alert-handler",
             "-p",
             "probe-guest",
+            "-p",
+            "webhook-alert-handler",
         ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")
@@ -58,7 +69,11 @@ fn main() {
     }
     let out = target_dir.join("wasm32-wasip2/release");
     println!("cargo:rerun-if-env-changed=WASM_OPT");
-    for name in ["slack_alert_handler", "probe_guest"] {
+    for name in [
+        "slack_alert_handler",
+        "probe_guest",
+        "webhook_alert_handler",
+    ] {
         componentize(&out.join(format!("{name}.wasm")));
     }
     let handler = out.join("slack_alert_handler.wasm");
@@ -66,6 +81,10 @@ fn main() {
     println!(
         "cargo:rustc-env=PROBE_WASM={}",
         out.join("probe_guest.wasm").display()
+    );
+    println!(
+        "cargo:rustc-env=WEBHOOK_WASM={}",
+        out.join("webhook_alert_handler.wasm").display()
     );
 }
 

@@ -21,6 +21,10 @@ mod stand_in;
 
 pub use slack_alertd::COMPONENT_PATH;
 
+/// The example webhook plugin (`examples/webhook-plugin/`) built from this
+/// checkout by `build.rs`: a component of the `alert-handler` world alone.
+pub const WEBHOOK_COMPONENT_PATH: &str = env!("WEBHOOK_WASM");
+
 /// This checkout's component, loaded for a host whose requests go out
 /// under `net`.
 pub fn load_default(net: NetSettings) -> anyhow::Result<Runtime> {
