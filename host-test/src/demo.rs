@@ -219,7 +219,10 @@ fn pipeline(
         let mut event = alert_json::decode(&alert)?;
         event.topic = Some(spec.topic.clone());
         for route in handlers.route(&spec.topic, &event).0 {
-            if let Route::Deliver { handler, options } = route {
+            if let Route::Deliver {
+                handler, options, ..
+            } = route
+            {
                 match plugin.handle_alert(&event, &options)? {
                     Ok(d) => say!("   handler `{handler}`: {}", report::delivery_text(&d)),
                     Err(e) => say!("   handler `{handler}`: {}", e.describe()),

@@ -40,17 +40,25 @@ pub struct Handler {
 
 #[derive(Debug, Clone)]
 pub enum Kind {
-    Slack { options: Vec<(String, String)> },
+    /// Sent by the plugin of this kind (`slack`, or any other a plugin
+    /// directory offers: Kapacitor routes a handler file by its `kind`).
+    Deliver {
+        kind: String,
+        options: Vec<(String, String)>,
+    },
     Aggregate(AggregateSpec),
-    Publish { topics: Vec<String> },
+    Publish {
+        topics: Vec<String>,
+    },
 }
 
 /// What an event published to a topic leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// Send it with a `slack` handler's options.
+    /// Send it through the plugin of `kind` with the handler's options.
     Deliver {
         handler: String,
+        kind: String,
         options: Vec<(String, String)>,
     },
     /// Collect it in an `aggregate` handler's window.
@@ -131,6 +139,26 @@ impl Handlers {
         Ok(Handlers { list })
     }
 
+    /// Refuses a handler file whose `kind` no plugin offers, naming the
+    /// file and the kinds on offer (`offered`, and the host's own
+    /// `aggregate` and `publish`).
+    pub fn require_kinds(&self, offered: &[&str]) -> Result<()> {
+        for h in &self.list {
+            if let Kind::Deliver { kind, .. } = &h.kind {
+                if !offered.contains(&kind.as_str()) {
+                    let mut on_offer: Vec<&str> = offered.to_vec();
+                    on_offer.extend(["aggregate", "publish"]);
+                    bail!(
+                        "handler file {}: unknown kind `{kind}`: no plugin handles it; the kinds on offer are {}",
+                        h.file.display(),
+                        on_offer.join(", ")
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
@@ -201,8 +229,9 @@ impl Handlers {
                 }
             }
             match &h.kind {
-                Kind::Slack { options } => routes.push(Route::Deliver {
+                Kind::Deliver { kind, options } => routes.push(Route::Deliver {
                     handler: h.id.clone(),
+                    kind: kind.clone(),
                     options: options.clone(),
                 }),
                 Kind::Aggregate(_) => routes.push(Route::Collect {
@@ -255,7 +284,8 @@ fn parse_one(file: &Path, text: &str, time_scale: f64) -> Result<Handler> {
         Ok(())
     };
     let kind = match parsed.kind.as_str() {
-        "slack" => Kind::Slack {
+        "slack" => Kind::Deliver {
+            kind: "slack".into(),
             options: parsed.options.clone(),
         },
         "aggregate" => {
@@ -295,9 +325,13 @@ fn parse_one(file: &Path, text: &str, time_scale: f64) -> Result<Handler> {
             }
             Kind::Publish { topics }
         }
-        other => {
-            bail!("unknown kind `{other}`; this harness runs slack, aggregate and publish handlers")
-        }
+        "" => bail!("`kind` is empty"),
+        // Any other kind is a plugin's: the host says whether one offers
+        // it (`Handlers::require_kinds`).
+        other => Kind::Deliver {
+            kind: other.to_string(),
+            options: parsed.options.clone(),
+        },
     };
     Ok(Handler {
         id: parsed.id,
@@ -354,6 +388,7 @@ mod tests {
             routes,
             [Route::Deliver {
                 handler: "slack-500-errors-daily".into(),
+                kind: "slack".into(),
                 options: vec![("workspace".into(), "error-reports".into())],
             }]
         );
@@ -394,9 +429,30 @@ mod tests {
     }
 
     #[test]
+    fn a_kind_no_plugin_offers_is_refused_naming_the_file_and_the_kinds() {
+        let handlers = Handlers::from_files(
+            [
+                ("ops.yaml", "id: ops\ntopic: t\nkind: slack\n"),
+                ("mail.yaml", "id: mail\ntopic: t\nkind: email\n"),
+            ],
+            1.0,
+        )
+        .unwrap();
+        let why = handlers
+            .require_kinds(&["slack", "webhook"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            why.contains("mail.yaml") && why.contains("unknown kind `email`"),
+            "{why}"
+        );
+        assert!(why.contains("slack, webhook, aggregate, publish"), "{why}");
+        handlers.require_kinds(&["slack", "email"]).unwrap();
+    }
+
+    #[test]
     fn a_bad_file_stops_the_load_naming_it() {
         for (text, says) in [
-            ("id: x\ntopic: t\nkind: email\n", "unknown kind `email`"),
             ("id: x\nkind: slack\n", "needs a `topic`"),
             ("id: x\ntopic: t\nkind: aggregate\noptions:\n  topic: u\n", "needs an `interval`"),
             (

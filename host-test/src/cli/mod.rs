@@ -80,7 +80,7 @@ pub fn open(target: &Target, kind: &str, json: bool) -> Result<(Instance, Config
     let host = Host::new(target.net_settings()?, target.limits()).map_err(Failure::Host)?;
     let cache_dir = target.cache_dir();
     if let Some(dir) = &target.plugins {
-        let (loaded, _) = target.from_directory(dir, &host, kind, json)?;
+        let (loaded, _, _) = target.from_directory(dir, &host, kind, json)?;
         return Ok((loaded.instance, loaded.summary));
     }
     let config_path = target

@@ -48,7 +48,7 @@ pub fn run(args: PublishArgs) -> Result<(), Failure> {
             Route::Collect { handler } => say!(
                 "aggregate `{handler}` collects it: `serve --handlers` keeps its window and publishes when the interval ends"
             ),
-            Route::Deliver { handler, options } => {
+            Route::Deliver { handler, options, .. } => {
                 if plugin.is_none() {
                     plugin = Some(open(&args.target, "slack", args.json)?.0);
                 }

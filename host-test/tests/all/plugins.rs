@@ -206,3 +206,114 @@ fn the_stock_wasmtime_cli_runs_the_handler_only_plugin() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The plugin directory of `serve_loads_...`: the Slack component and the
+/// webhook plugin, both allowed to reach the stand-in.
+fn slack_and_webhook(slack: &MockSlack, dir: &Path) -> std::path::PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    for (name, wasm, config) in [
+        ("slack", host_test::COMPONENT_PATH, web_api_config(slack)),
+        ("webhook", WEBHOOK_COMPONENT_PATH, webhook_config(slack)),
+    ] {
+        std::fs::copy(wasm, plugins.join(format!("{name}.wasm"))).unwrap();
+        std::fs::write(plugins.join(format!("{name}.toml")), config).unwrap();
+        std::fs::write(
+            plugins.join(format!("{name}.egress.toml")),
+            format!("allow = [\"{}\"]\n", slack.url()),
+        )
+        .unwrap();
+    }
+    plugins
+}
+
+/// Topic handler files route by kind, as Kapacitor's do: one topic with a
+/// `slack` handler and a `webhook` handler delivers the alert to Slack
+/// through the Slack component and to the webhook through the webhook
+/// plugin; each ends on its own in `GET /spool`, the webhook's options
+/// naming its plugin.
+#[test]
+fn a_topic_delivers_through_the_plugin_of_each_handler_files_kind() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = slack_and_webhook(&slack, dir.path());
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).unwrap();
+    std::fs::write(
+        handlers.join("ops.yaml"),
+        "id: ops\ntopic: disk\nkind: slack\n",
+    )
+    .unwrap();
+    std::fs::write(
+        handlers.join("hook.yaml"),
+        "id: hook\ntopic: disk\nkind: webhook\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &["--plugins", plugins.to_str().unwrap()],
+        &dir.path().join("spool"),
+        &["--handlers", handlers.to_str().unwrap()],
+    );
+    let (status, answer) = server.post_with("topic=disk", &alert("disk-db1"));
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["ids"].as_array().map(Vec::len), Some(2), "{answer}");
+    wait_until("both deliveries", || slack.requests().len() == 2);
+    let requests = slack.requests();
+    let hook = requests
+        .iter()
+        .find(|r| r.path == "/hooks/ops")
+        .expect("the webhook got it");
+    assert_eq!(hook.json()["id"], "disk-db1");
+    assert_eq!(hook.header("authorization"), Some("Bearer hook-secret-42"));
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.ends_with("chat.postMessage")),
+        "Slack got it: {requests:#?}"
+    );
+    wait_until("both ended", || {
+        server.spool()["finished"].as_array().map(Vec::len) == Some(2)
+    });
+    let finished = server.spool()["finished"].clone();
+    assert!(
+        finished
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "delivered"),
+        "{finished:#}"
+    );
+}
+
+/// A handler file whose kind no plugin of the directory offers stops the
+/// start, naming the file and the kinds on offer.
+#[test]
+fn a_handler_file_of_a_kind_no_plugin_offers_is_refused_at_start() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = slack_and_webhook(&slack, dir.path());
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).unwrap();
+    std::fs::write(
+        handlers.join("mail.yaml"),
+        "id: mail\ntopic: disk\nkind: email\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+        .arg(&plugins)
+        .arg("--handlers")
+        .arg(&handlers)
+        .arg("--spool")
+        .arg(dir.path().join("spool"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("mail.yaml")
+            && said.contains("unknown kind `email`")
+            && said.contains("slack, webhook, aggregate, publish"),
+        "{said}"
+    );
+}

@@ -138,7 +138,7 @@ impl Target {
         host: &Arc<Host>,
         kind: &str,
         json: bool,
-    ) -> Result<(plugins::Plugin, Vec<String>), Failure> {
+    ) -> Result<(plugins::Plugin, Vec<plugins::Plugin>, Vec<String>), Failure> {
         let mut directory =
             plugins::load(dir, host, self.cache_dir().as_deref()).map_err(Failure::Host)?;
         let broken: Vec<String> = directory.broken.iter().map(Broken::to_string).collect();
@@ -147,7 +147,7 @@ impl Target {
         }
         let names = directory.names();
         match directory.take(kind) {
-            Ok(loaded) => Ok((loaded, broken)),
+            Ok(loaded) => Ok((loaded, directory.loaded, broken)),
             Err(Some(Broken {
                 reason: Reason::Config(error),
                 ..

@@ -169,17 +169,18 @@ pub enum LogFormat {
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let host =
         Host::new(args.target.net_settings()?, args.target.limits()).map_err(Failure::Host)?;
-    let (runtime, text, broken) = match (&args.target.plugins, &args.target.config) {
+    let (runtime, text, others, broken) = match (&args.target.plugins, &args.target.config) {
         (Some(dir), _) => {
-            let (loaded, broken) = args.target.from_directory(dir, &host, "slack", false)?;
-            (loaded.runtime, loaded.config, broken)
+            let (loaded, others, broken) =
+                args.target.from_directory(dir, &host, "slack", false)?;
+            (loaded.runtime, loaded.config, others, broken)
         }
         (None, Some(path)) => {
             let text = read(path, "configuration")?;
             let component = args.target.component();
             let runtime = Runtime::open(host, &component, args.target.cache_dir().as_deref())
                 .map_err(Failure::Host)?;
-            (runtime, text, Vec::new())
+            (runtime, text, Vec::new(), Vec::new())
         }
         (None, None) => return Err(Failure::Input(anyhow!("serve needs --config or --plugins"))),
     };
@@ -194,9 +195,15 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         }
     };
     let topics = match &args.handlers {
-        Some(dir) => Some(Arc::new(
-            Handlers::load(dir, args.time_scale).map_err(Failure::Input)?,
-        )),
+        Some(dir) => {
+            let handlers = Handlers::load(dir, args.time_scale).map_err(Failure::Input)?;
+            // A handler file's kind picks the plugin of that kind
+            // (Kapacitor's rule): one no plugin offers stops the start.
+            let mut offered = vec!["slack"];
+            offered.extend(others.iter().map(|p| p.description.kind.as_str()));
+            handlers.require_kinds(&offered).map_err(Failure::Input)?;
+            Some(Arc::new(handlers))
+        }
         None => None,
     };
     let levels = alertmanager::Levels {
@@ -257,6 +264,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let serving = Serving(serve::Settings {
         runtime: &runtime,
         config: &text,
+        others,
         listener,
         pacing,
         intake,

@@ -9,7 +9,7 @@ use kapacitor_formats::topics::{Handlers, Route};
 use tracing::{error, info, warn};
 
 use super::shared::Shared;
-use crate::store::unix_ms;
+use crate::store::{self, unix_ms};
 
 /// Closes each aggregate's window when its interval ends, and publishes
 /// its event to the aggregate's topic: the alerts and collections that
@@ -66,7 +66,9 @@ async fn close_window(shared: &Shared, topics: &Handlers, handler: &str, window:
                 }
                 for route in routes {
                     match route {
-                        Route::Deliver { options, .. } => accepts.push((alert.clone(), options)),
+                        Route::Deliver { kind, options, .. } => {
+                            accepts.push((alert.clone(), store::for_plugin(&kind, options)))
+                        }
                         Route::Collect { handler: next } => {
                             if let Ok(c) = Collected::from_alert(alert) {
                                 collects.push((next, c));

@@ -179,6 +179,19 @@ pub(super) async fn deliver(
     settle(&shared, id, &item, verdict, left);
 }
 
+/// An alert for a plugin kind no plugin of the directory has now (it was
+/// accepted under another directory): it fails, saying so, and is kept to
+/// be sent again once the plugin is back (`spool resend`).
+pub(super) async fn no_plugin(shared: Arc<Shared>, id: u64, item: Queued) {
+    let kind = item.plugin.clone().unwrap_or_default();
+    shared.metrics.failed("no-plugin");
+    let why =
+        format!("no plugin of kind `{kind}` is loaded (serve --plugins DIR has none): not sent");
+    let ending = Finished::new(id, Status::Failed, &why, item.attempts);
+    record(&shared, &item.channel, ending).await;
+    settle(&shared, id, &item, Verdict::gone(), None);
+}
+
 /// A redraw after a click draws the alert's latest event as the store
 /// keeps it when the redraw is sent, not the one copied when the click
 /// came: an event that was on its way then has been drawn since, and
@@ -328,6 +341,8 @@ async fn attempt(
         }
         _ => item.options.clone(),
     };
+    // Which plugin sends it is the host's to know, not the plugin's.
+    options.retain(|(k, _)| k != store::HANDLER_KIND);
     options.extend(buttons(item, message.as_ref()));
     plugin.handle_alert_async(&item.event, &options).await
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use alert_handler_host::retry::Backoff;
 use tokio::task::JoinSet;
 
-use super::delivery::deliver;
+use super::delivery::{deliver, no_plugin};
 use super::shared::{lock, Shared};
 use super::storms::STORM_IDS;
 use super::{planner, storm_delivery};
@@ -39,6 +39,9 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
         let now = Instant::now();
         if now.duration_since(trimmed) >= Duration::from_secs(1) {
             instances.trim(now);
+            for pool in shared.plugins.values() {
+                pool.trim(now);
+            }
             trimmed = now;
             // Calm storms close; their last edit is queued.
             let mut dispatch = lock(&shared.dispatch);
@@ -78,11 +81,23 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
         match due {
             Ok((id, item)) => {
                 shared.metrics.in_flight(1);
-                let (shared, instances) = (shared.clone(), instances.clone());
+                // The plugin of the alert's kind, else the slack plugin.
+                let kind = item.as_ref().and_then(|i| i.plugin.clone());
+                let pool = match &kind {
+                    Some(kind) => shared.plugins.get(kind).cloned(),
+                    None => Some(instances.clone()),
+                };
+                let shared = shared.clone();
                 in_flight.spawn(async move {
-                    match item {
-                        Some(item) => deliver(shared.clone(), instances, id, item, backoff).await,
-                        None => storm_delivery::send(shared.clone(), instances, id, backoff).await,
+                    match (item, pool) {
+                        (Some(item), Some(pool)) => {
+                            deliver(shared.clone(), pool, id, item, backoff).await
+                        }
+                        (Some(item), None) => no_plugin(shared.clone(), id, item).await,
+                        (None, pool) => {
+                            let pool = pool.expect("storms are the slack plugin's");
+                            storm_delivery::send(shared.clone(), pool, id, backoff).await
+                        }
                     }
                     shared.metrics.in_flight(-1);
                 });

@@ -143,6 +143,9 @@ pub struct Settings<'a> {
     pub runtime: &'a Runtime,
     /// The configuration every instance is configured with.
     pub config: &'a str,
+    /// The plugin directory's other plugins (`--plugins`), configured: the
+    /// alerts of topic handler files of their kinds go to them.
+    pub others: Vec<alert_handler_host::plugins::Plugin>,
     /// Bound already (port 0 picks one; `ready` hears which).
     pub listener: TcpListener,
     pub pacing: Pacing,
@@ -163,6 +166,7 @@ pub fn run(
     let Settings {
         runtime,
         config,
+        others,
         listener,
         pacing,
         intake,
@@ -190,6 +194,14 @@ pub fn run(
         anyhow::Ok((first, summary, check))
     })?;
     let instances = Arc::new(Instances::new(runtime, config, first));
+    // Each other plugin's instances, by its kind.
+    let plugins: HashMap<String, Arc<Instances>> = others
+        .into_iter()
+        .map(|p| {
+            let pool = Instances::new(&p.runtime, &p.config, p.instance);
+            (p.description.kind, Arc::new(pool))
+        })
+        .collect();
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let store: Arc<Mutex<dyn Store>> = Arc::new(Mutex::new(store));
@@ -252,6 +264,7 @@ pub fn run(
     let outage = commit.read(|store| store.outage());
     let shared = Arc::new(Shared {
         channels: Channels::new(&summary),
+        plugins,
         outage,
         commit,
         metrics,
@@ -377,6 +390,7 @@ mod tests {
             let settings = Settings {
                 runtime: &runtime,
                 config,
+                others: Vec::new(),
                 listener,
                 pacing: Pacing::default(),
                 intake: Intake::default(),

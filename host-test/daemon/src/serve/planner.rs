@@ -47,7 +47,13 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
                 continue;
             }
         };
-        let key = shared.channels.pacing_key(&item.options);
+        let plugin = store::plugin_of(&item.options).map(str::to_string);
+        // Another plugin's alert is paced by nothing but its retries (its
+        // own key); Slack's per-channel rule is the slack plugin's.
+        let key = match &plugin {
+            Some(kind) => format!("{kind} #{id}"),
+            None => shared.channels.pacing_key(&item.options),
+        };
         let tracked = repeat::tracked(&event);
         let queued_alert = Queued {
             alert: store::alert_key(&event.id, &item.options),
@@ -58,6 +64,7 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
             refresh: store::is_refresh(&item.options),
             options: item.options,
             attempts: 0,
+            plugin,
         };
         queued.push((id, key, queued_alert));
     }
@@ -91,7 +98,7 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
             .as_ref()
             .and_then(|_| storms::group_of(&alert.event))
             .map(str::to_string);
-        if !alert.refresh {
+        if !alert.refresh && alert.plugin.is_none() {
             let storm = dispatch
                 .storms
                 .storm_for(&alert.alert, &key, group.as_deref())

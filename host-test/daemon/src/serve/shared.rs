@@ -32,6 +32,9 @@ pub(crate) struct Queued {
     /// A digest of what it shows, when its repeats are not sent again
     /// (Alertmanager's alerts; see `repeat.rs`).
     pub(crate) tracked: Option<String>,
+    /// The kind of the plugin that sends it when it is not the `slack`
+    /// plugin (a topic handler file of another kind).
+    pub(crate) plugin: Option<String>,
 }
 
 /// What serve's tasks share.
@@ -51,6 +54,8 @@ pub(crate) struct Shared {
     /// (`notify_one` keeps a wake-up for a dispatcher not yet waiting: none
     /// is missed between its look and its wait.)
     pub(crate) changed: Arc<Notify>,
+    /// The plugin directory's other plugins' instances, by kind.
+    pub(crate) plugins: HashMap<String, Arc<crate::instances::Instances>>,
     /// The store's outages, logged once each: a failure met while one is
     /// going on is counted there, not logged again by whoever met it.
     pub(crate) outage: Arc<crate::store::outage::Outage>,

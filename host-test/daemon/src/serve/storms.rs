@@ -801,6 +801,7 @@ mod tests {
             refresh: false,
             attempts: 0,
             tracked: None,
+            plugin: None,
         }
     }
 

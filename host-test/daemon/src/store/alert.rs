@@ -301,6 +301,29 @@ pub const SILENCED_BY: &str = "silenced-by";
 pub const SILENCED_UNTIL: &str = "silenced-until";
 pub const REFRESH: &str = "refresh";
 
+/// The option under which the host keeps which plugin delivers an alert
+/// when it is not the `slack` plugin (a topic handler file of another
+/// kind): part of the alert's key, never passed to the plugin. A sender
+/// cannot give it: the Slack component refuses it as an unknown option.
+pub const HANDLER_KIND: &str = "handler-kind";
+
+/// `options` of a handler of `kind`: the `slack` plugin's as they are,
+/// another plugin's with [`HANDLER_KIND`] naming it.
+pub fn for_plugin(kind: &str, mut options: Vec<(String, String)>) -> Vec<(String, String)> {
+    if kind != "slack" {
+        options.push((HANDLER_KIND.to_string(), kind.to_string()));
+    }
+    options
+}
+
+/// The plugin kind `options` name (`None`: the `slack` plugin).
+pub fn plugin_of(options: &[(String, String)]) -> Option<&str> {
+    options
+        .iter()
+        .find(|(k, _)| k == HANDLER_KIND)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Every option that is the host's to set.
 pub const HOST_OPTIONS: [&str; 8] = [
     PREVIOUS_CHANNEL_ID,

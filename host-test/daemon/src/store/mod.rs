@@ -36,10 +36,10 @@ pub mod postgres;
 pub(crate) mod record;
 
 pub use alert::{
-    alert_key, button_key, is_refresh, key_options, matches_button, with_previous, Act,
-    AlertMessage, FailedAlert, Finished, Mark, Pending, Status, ACKNOWLEDGED_AT, ACKNOWLEDGED_BY,
-    ALERT_KEY, DIGEST_PREFIX, HOST_OPTIONS, PREVIOUS_CHANNEL_ID, PREVIOUS_TS, REFRESH,
-    SHOWN_IN_STORM, SILENCED_BY, SILENCED_UNTIL,
+    alert_key, button_key, for_plugin, is_refresh, key_options, matches_button, plugin_of,
+    with_previous, Act, AlertMessage, FailedAlert, Finished, Mark, Pending, Status,
+    ACKNOWLEDGED_AT, ACKNOWLEDGED_BY, ALERT_KEY, DIGEST_PREFIX, HANDLER_KIND, HOST_OPTIONS,
+    PREVIOUS_CHANNEL_ID, PREVIOUS_TS, REFRESH, SHOWN_IN_STORM, SILENCED_BY, SILENCED_UNTIL,
 };
 use kapacitor_formats::aggregate::{Collected, Window};
 

@@ -102,7 +102,9 @@ fn route(handlers: &Handlers, topic: &str, alerts: &[Incoming]) -> Result<Vec<Ro
         let writes = routes
             .into_iter()
             .map(|route| match route {
-                Route::Deliver { options, .. } => Ok(Write::Deliver(options)),
+                Route::Deliver { kind, options, .. } => {
+                    Ok(Write::Deliver(crate::store::for_plugin(&kind, options)))
+                }
                 Route::Collect { handler } => {
                     let event = Collected::from_alert(&alert)
                         .map_err(|e| StoreError::Io(anyhow::anyhow!(e)))?;
