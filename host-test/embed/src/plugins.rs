@@ -215,6 +215,9 @@ fn describe(
         .instantiate()
         .and_then(|mut p| p.describe())
         .map_err(|e| Reason::Host(e.context("asking it what it is (describe)")))?;
+    // Kapacitor's Slack variables and the files they name are the slack
+    // plugin's to read, no other kind's.
+    let runtime = runtime.of_kind(&description.kind);
     Ok((wasm.to_path_buf(), description, runtime))
 }
 

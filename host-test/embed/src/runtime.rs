@@ -72,6 +72,10 @@ pub struct Runtime {
     /// `None` trusts the component's own summary (this project's
     /// component, run with `--config`).
     allowlist: Option<Arc<Allowlist>>,
+    /// The plugin's kind, when a plugin directory learnt it: an instance
+    /// of a kind other than `slack` is given none of Kapacitor's Slack
+    /// variables or the directories they name (see [`crate::secrets`]).
+    kind: Option<String>,
 }
 
 impl Runtime {
@@ -112,6 +116,7 @@ impl Runtime {
             policies: Arc::default(),
             path: path.to_path_buf(),
             allowlist: None,
+            kind: None,
             source,
         })
     }
@@ -137,6 +142,15 @@ impl Runtime {
     /// naming an endpoint off the list is refused at `configure`.
     pub fn with_allowlist(mut self, allowlist: Allowlist) -> Runtime {
         self.allowlist = Some(Arc::new(allowlist));
+        self
+    }
+
+    /// The same runtime for a plugin of `kind`: only a `slack` plugin's
+    /// instances read Kapacitor's `KAPACITOR_SLACK_*` variables and the
+    /// files they name; any other kind's see no environment and no
+    /// directory.
+    pub fn of_kind(mut self, kind: &str) -> Runtime {
+        self.kind = Some(kind.to_string());
         self
     }
 
@@ -216,8 +230,11 @@ impl Runtime {
     /// [`Runtime::instantiate_for`] for async code.
     pub async fn instantiate_for_async(&self, config: &str) -> Result<Instance> {
         let policy = self.unconfigured()?;
-        self.instantiate_under(crate::secrets::wasi_for(config), policy)
-            .await
+        let wasi = match self.kind.as_deref() {
+            None | Some("slack") => crate::secrets::wasi_for(config),
+            Some(_) => WasiCtx::builder().build(),
+        };
+        self.instantiate_under(wasi, policy).await
     }
 
     /// A fresh instance configured with `config`; a refused configuration
