@@ -58,6 +58,7 @@ pub struct Metrics {
     socket_reconnects: Counter,
     storm_requests: Family<Vec<(&'static str, String)>, Counter>,
     storm_alerts: Counter,
+    plugin_alerts: Family<Vec<(&'static str, String)>, Counter>,
     storms_open: Gauge,
     /// One scrape at a time: the fsync count is caught up by its delta.
     scrape: Mutex<()>,
@@ -95,6 +96,7 @@ impl Metrics {
             socket_reconnects: Counter::default(),
             storm_requests: Family::default(),
             storm_alerts: Counter::default(),
+            plugin_alerts: Family::default(),
             storms_open: Gauge::default(),
             scrape: Mutex::new(()),
             registry: Registry::default(),
@@ -212,6 +214,11 @@ impl Metrics {
             metrics.storm_requests.clone(),
         );
         registry.register(
+            "plugin_alerts",
+            "Alerts ended by a delivery attempt, by the plugin kind that took them (slack, or a topic handler file's kind) and how they ended (delivered, failed, repeat, silenced, superseded)",
+            metrics.plugin_alerts.clone(),
+        );
+        registry.register(
             "storm_alerts",
             "Alert events shown in a storm message instead of a message of their own",
             metrics.storm_alerts.clone(),
@@ -273,6 +280,14 @@ impl Metrics {
                 ("method", method.to_string()),
                 ("outcome", outcome.to_string()),
             ])
+            .inc();
+    }
+
+    /// An alert ended by plugin `plugin` with `status`.
+    pub fn plugin_ended(&self, plugin: &str, status: &str) {
+        let plugin: String = plugin.chars().take(MAX_LABEL).collect();
+        self.plugin_alerts
+            .get_or_create(&vec![("plugin", plugin), ("status", status.to_string())])
             .inc();
     }
 

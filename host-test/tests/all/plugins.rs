@@ -274,6 +274,15 @@ fn a_topic_delivers_through_the_plugin_of_each_handler_files_kind() {
     wait_until("both ended", || {
         server.spool()["finished"].as_array().map(Vec::len) == Some(2)
     });
+    let metrics = server.metrics();
+    for plugin in ["slack", "webhook"] {
+        assert!(
+            metrics.contains(&format!(
+                "slack_handler_plugin_alerts_total{{plugin=\"{plugin}\",status=\"delivered\"}} 1"
+            )),
+            "{metrics}"
+        );
+    }
     let finished = server.spool()["finished"].clone();
     assert!(
         finished

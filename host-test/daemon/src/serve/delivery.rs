@@ -172,6 +172,8 @@ pub(super) async fn deliver(
         },
     };
     if let Some(ending) = verdict.ending.clone() {
+        let plugin = item.plugin.as_deref().unwrap_or("slack");
+        shared.metrics.plugin_ended(plugin, ending.status.as_str());
         // Taken only while this claim is the alert's current one.
         record(&shared, &item.channel, Finished { fence, ..ending }).await;
     }
@@ -185,6 +187,7 @@ pub(super) async fn deliver(
 pub(super) async fn no_plugin(shared: Arc<Shared>, id: u64, item: Queued) {
     let kind = item.plugin.clone().unwrap_or_default();
     shared.metrics.failed("no-plugin");
+    shared.metrics.plugin_ended(&kind, "failed");
     let why =
         format!("no plugin of kind `{kind}` is loaded (serve --plugins DIR has none): not sent");
     let ending = Finished::new(id, Status::Failed, &why, item.attempts);
