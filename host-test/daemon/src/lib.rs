@@ -35,6 +35,7 @@ pub mod option_check;
 mod percent;
 pub mod scheduler;
 pub mod serve;
+pub mod silences;
 pub mod spool;
 pub mod store;
 /// Locks `m`, going on with its data if a thread panicked holding it:

@@ -633,3 +633,84 @@ fn a_real_alertmanager_group_is_one_storm_message() {
     assert!(messages[0].updates >= 1);
     assert_eq!(slack.rate_limited() + slack.updates_limited(), 0);
 }
+
+/// serve's client of Alertmanager's silences API v2 (issue 31's first
+/// part), against a real Alertmanager 0.25: a silence is created with its
+/// matchers, creator and comment and is active; creating it again (a
+/// retry after a timeout) finds the first by its comment instead of making
+/// a second; it is expired; an Alertmanager that does not answer is
+/// skipped for the next of an HA pair, and none answering is said quickly.
+#[test]
+fn serves_silences_client_creates_finds_and_expires_in_a_real_alertmanager() {
+    use alert_handler_host::net::{dial::Dialer, tls};
+    use slack_alertd::silences::{Alertmanagers, Matcher, NewSilence};
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "unused\n").unwrap();
+    let am = Alertmanager::start("http://127.0.0.1:1/unused", &token);
+    let dialer = Dialer::new(
+        &alert_handler_host::NetSettings::default(),
+        tls::client_config(&tls::TlsSettings::default(), "").unwrap(),
+    );
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let ams = Alertmanagers::new(
+        &[down.clone(), format!("http://{}", am.addr)],
+        None,
+        dialer.clone(),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now();
+    let silence = NewSilence {
+        matchers: vec![
+            Matcher {
+                name: "alertname".into(),
+                value: "DiskFull".into(),
+                is_regex: false,
+                is_equal: true,
+            },
+            Matcher {
+                name: "instance".into(),
+                value: "db01".into(),
+                is_regex: false,
+                is_equal: true,
+            },
+        ],
+        starts_at: rfc3339(now),
+        ends_at: rfc3339(now + Duration::from_secs(3600)),
+        created_by: "@ana (U0ANA)".into(),
+        comment: "Silenced from Slack (click 9.9.9/2.2)".into(),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let id = runtime.block_on(ams.create(&silence)).unwrap();
+    let again = runtime.block_on(ams.create(&silence)).unwrap();
+    assert_eq!(again, id, "a retry finds the silence, it makes no second");
+    let (status, all) = am.call("GET", "/api/v2/silences", "").unwrap();
+    assert_eq!(status, 200);
+    let all: Value = serde_json::from_str(&all).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all:#}");
+    let got = runtime.block_on(ams.get(&id)).unwrap().expect("it exists");
+    assert_eq!(got.status.state, "active");
+    assert_eq!(got.created_by, "@ana (U0ANA)");
+    assert_eq!(got.matchers.len(), 2);
+    runtime.block_on(ams.expire(&id)).unwrap();
+    let got = runtime
+        .block_on(ams.get(&id))
+        .unwrap()
+        .expect("kept, expired");
+    assert_eq!(got.status.state, "expired");
+    runtime.block_on(ams.expire(&id)).unwrap();
+    // None answering: said, quickly, naming where.
+    let none = Alertmanagers::new(std::slice::from_ref(&down), None, dialer).unwrap();
+    let started = std::time::Instant::now();
+    let why = runtime.block_on(none.create(&silence)).unwrap_err();
+    assert!(
+        why.contains("no Alertmanager answered") && why.contains("127.0.0.1"),
+        "{why}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
