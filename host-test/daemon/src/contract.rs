@@ -236,7 +236,11 @@ fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_e
     store: &mut dyn Store,
 ) {
     let key = alert_key("cpu", &options("#x"));
-    let mark = |by: &str, at: u64| Mark { by: by.into(), at };
+    let mark = |by: &str, at: u64| Mark {
+        by: by.into(),
+        at,
+        silence: None,
+    };
     // A key without a message: the mark changes nothing.
     store
         .act(&key, Act::Acknowledge(mark("U0", 1)), "c0")
@@ -265,11 +269,18 @@ fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_e
     store
         .act(&key, Act::Acknowledge(mark("U1", 10)), "c1")
         .unwrap();
-    store.act(&key, Act::Silence(mark("U2", 20)), "c2").unwrap();
+    // A silence made in Alertmanager keeps its id there with the mark.
+    let silenced = Mark {
+        silence: Some("am-silence-1".into()),
+        ..mark("U2", 20)
+    };
+    store
+        .act(&key, Act::Silence(silenced.clone()), "c2")
+        .unwrap();
     commit(store).unwrap();
     let marked = wait(store.message(&key)).unwrap().unwrap();
     assert_eq!(marked.acknowledged, Some(mark("U1", 10)));
-    assert_eq!(marked.silenced, Some(mark("U2", 20)));
+    assert_eq!(marked.silenced, Some(silenced.clone()));
 
     // The next event: silenced, and the marks stay with the key's
     // newer message.
@@ -279,7 +290,7 @@ fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_e
     let claimed = granted(wait(store.claim(request(second.id, "#x", "cpu"))).unwrap());
     assert_eq!(
         claimed.unwrap().silenced,
-        Some(mark("U2", 20)),
+        Some(silenced.clone()),
         "with the claim"
     );
     store
@@ -827,7 +838,11 @@ fn a_node_whose_name_was_taken_claims_nothing() {
 }
 
 fn a_click_is_recorded_once_by_its_identity(store: &mut dyn Store) {
-    let mark = |by: &str, at: u64| Mark { by: by.into(), at };
+    let mark = |by: &str, at: u64| Mark {
+        by: by.into(),
+        at,
+        silence: None,
+    };
     let key = alert_key("x", &options("#c"));
     let t = store.accept(&alert("x"), options("#c")).unwrap();
     commit(store).unwrap();

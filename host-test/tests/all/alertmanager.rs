@@ -330,6 +330,11 @@ impl Alertmanager {
     /// another binary) with a receiver posting to `webhook` with the bearer
     /// token in `token_file`; groups by `alertname`, short intervals.
     fn start(webhook: &str, token_file: &Path) -> Alertmanager {
+        Alertmanager::start_on(webhook, token_file, free_port())
+    }
+
+    /// [`Alertmanager::start`] on `port` (known before: serve is told it).
+    fn start_on(webhook: &str, token_file: &Path, port: u16) -> Alertmanager {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("alertmanager.yml");
         std::fs::write(
@@ -354,7 +359,6 @@ receivers:
             ),
         )
         .unwrap();
-        let port = free_port();
         let binary = std::env::var_os("ALERTMANAGER")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("prometheus-alertmanager"));
@@ -712,5 +716,145 @@ fn serves_silences_client_creates_finds_and_expires_in_a_real_alertmanager() {
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// Issue 31 wired: `serve --alertmanager-url` and a real Alertmanager
+/// 0.25. A signed Silence 1h click on an Alertmanager alert's message makes
+/// an active silence there with the alert's labels, by the clicker, for
+/// about an hour, and marks the message; Unsilence expires it; with
+/// Alertmanager gone, a click is answered, the clicker told why, and
+/// nothing is marked.
+#[test]
+fn a_silence_click_on_an_alertmanager_alert_is_a_silence_in_alertmanager() {
+    use host_test::slack_clicks::{block_actions, form, now, request};
+    const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}layout = \"blocks\"\nactions = \"acknowledge,silence\"\nsigning-secret = \"{SECRET}\"\n",
+            web_api_config(&slack)
+        ),
+    );
+    let token = dir.path().join("token");
+    std::fs::write(&token, "am-bearer-token-123\n").unwrap();
+    let am_port = free_port();
+    let am_url = format!("http://127.0.0.1:{am_port}");
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &[
+            "--auth-token-file",
+            token.to_str().unwrap(),
+            "--alertmanager-url",
+            &am_url,
+        ],
+    );
+    let am = Alertmanager::start_on(
+        &format!("http://{}/alertmanager?channel=%23ops", server.addr()),
+        &token,
+        am_port,
+    );
+    am.push(&json!([{
+        "labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db01"},
+        "annotations": {"summary": "db01 disk is full"},
+    }]));
+    let spool = |list: &str| {
+        let (status, answer) = server.request(&format!(
+            "GET /spool?list={list}&limit=100 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer am-bearer-token-123\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(status, 200, "{answer}");
+        answer[list]["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    wait_until("the alert's message posted and kept", || {
+        let messages = slack.messages();
+        messages.len() == 1 && spool("messages").iter().any(|m| m["ts"] == messages[0].ts)
+    });
+    let click = |action: &str, user: &str| {
+        let m = slack.messages().into_iter().next().unwrap();
+        let value = m.body["attachments"][0]["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "actions")
+            .map(|b| b["elements"][0]["value"].as_str().unwrap().to_string())
+            .expect("the message has buttons");
+        let payload = block_actions(
+            action,
+            &value,
+            user,
+            &m.channel_id,
+            &m.ts,
+            &format!("{}/actions/T0001/1/response", slack.url()),
+        );
+        server
+            .request(&request(
+                "/slack/interactions",
+                &form(&payload),
+                Some((SECRET, now())),
+            ))
+            .0
+    };
+    let silences = || {
+        let (status, all) = am.call("GET", "/api/v2/silences", "").unwrap();
+        assert_eq!(status, 200);
+        serde_json::from_str::<Value>(&all)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(click("silence:1h", "U0ANA"), 200);
+    let all = silences();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let silence = &all[0];
+    assert_eq!(silence["status"]["state"], "active");
+    assert!(silence["createdBy"].as_str().unwrap().contains("U0ANA"));
+    let mut matchers: Vec<String> = silence["matchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={}",
+                m["name"].as_str().unwrap(),
+                m["value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    matchers.sort();
+    assert_eq!(
+        matchers,
+        ["alertname=DiskFull", "instance=db01", "severity=critical"]
+    );
+    wait_until("the message redrawn as silenced", || {
+        slack.messages()[0]
+            .body
+            .to_string()
+            .contains("Silenced by <@U0ANA>")
+    });
+    assert_eq!(click("unsilence", "U0BOB"), 200);
+    let all = silences();
+    assert_eq!(all[0]["status"]["state"], "expired", "{all:#?}");
+    // Alertmanager gone: answered, the clicker told why, nothing marked.
+    drop(am);
+    let before = slack.requests().len();
+    assert_eq!(click("silence:1h", "U0ANA"), 200);
+    wait_until("the clicker's notice", || {
+        slack.requests()[before..].iter().any(|r| {
+            r.path.ends_with("/response")
+                && String::from_utf8_lossy(&r.body).contains("Not silenced")
+        })
+    });
+    let kept = spool("messages");
+    assert!(
+        kept.iter()
+            .all(|m| m.get("silenced").is_none_or(Value::is_null)),
+        "nothing marked: {kept:#?}"
     );
 }

@@ -153,6 +153,23 @@ pub struct ServeArgs {
     /// for a local stand-in.
     #[arg(long, requires = "slack_app_token_file")]
     insecure_allow_ws: bool,
+    /// An Alertmanager whose alerts serve receives (repeatable: an HA
+    /// pair): a Silence click on one of its alerts makes a silence there
+    /// (its API v2), Unsilence expires it. An alert's own `externalURL` is
+    /// never used.
+    #[arg(long, value_name = "URL")]
+    alertmanager_url: Vec<String>,
+    /// A file of Alertmanager URLs, one a line (`#` comments), as
+    /// `--alertmanager-url`.
+    #[arg(long, value_name = "FILE")]
+    alertmanager_url_file: Option<PathBuf>,
+    /// A file holding the bearer token sent to the Alertmanagers.
+    #[arg(long, value_name = "FILE")]
+    alertmanager_token_file: Option<PathBuf>,
+    /// A CA bundle to trust for the Alertmanagers' TLS (default: the web's
+    /// roots).
+    #[arg(long, value_name = "FILE")]
+    alertmanager_ca_file: Option<PathBuf>,
     /// Divides the handlers' intervals, for demos and tests: 3600 turns an
     /// aggregate's 24 h into 24 s.
     #[arg(long, value_name = "N", default_value_t = 1.0)]
@@ -219,7 +236,9 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         Some(path) => Some(AppToken::read(path).map_err(Failure::Input)?),
         None => None,
     };
+    let alertmanagers = alertmanagers(&args, &runtime)?;
     let intake = serve::Intake {
+        alertmanagers,
         slack_app_token,
         insecure_allow_ws: args.insecure_allow_ws,
         topics,
@@ -402,4 +421,51 @@ fn init_logs(format: LogFormat) {
         LogFormat::Text => logs.try_init(),
         LogFormat::Json => logs.json().flatten_event(true).try_init(),
     };
+}
+
+/// The Alertmanagers of `--alertmanager-url` and `--alertmanager-url-file`,
+/// reached by the host's networking with their own TLS settings and token.
+fn alertmanagers(
+    args: &ServeArgs,
+    runtime: &Runtime,
+) -> Result<Option<crate::silences::Alertmanagers>, Failure> {
+    let mut urls = args.alertmanager_url.clone();
+    if let Some(file) = &args.alertmanager_url_file {
+        let text = read(file, "Alertmanager URL list")?;
+        urls.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    let token = match &args.alertmanager_token_file {
+        Some(file) => {
+            let token = read(file, "Alertmanager token")?.trim().to_string();
+            if token.is_empty() {
+                return Err(Failure::Input(anyhow!(
+                    "--alertmanager-token-file {}: the file is empty",
+                    file.display()
+                )));
+            }
+            Some(token)
+        }
+        None => None,
+    };
+    let settings = alert_handler_host::net::tls::TlsSettings {
+        ssl_ca: args
+            .alertmanager_ca_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        ..Default::default()
+    };
+    let tls = alert_handler_host::net::tls::client_config(&settings, "alertmanager")
+        .map_err(|e| Failure::Input(anyhow!("--alertmanager-ca-file: {e}")))?;
+    let dialer = alert_handler_host::net::dial::Dialer::new(runtime.net(), tls);
+    crate::silences::Alertmanagers::new(&urls, token, dialer)
+        .map(Some)
+        .map_err(|e| Failure::Input(anyhow!(e)))
 }

@@ -34,6 +34,7 @@ use super::socket_mode::{self, BoxFuture, Peer};
 use crate::commit::GroupCommit;
 use crate::instances::Instances;
 use crate::metrics::Metrics;
+use crate::silences::{Alertmanagers, Matcher, NewSilence};
 use crate::store::{self, Act, AlertMessage, Mark, PREVIOUS_CHANNEL_ID, PREVIOUS_TS, REFRESH};
 
 /// What the clicker is told when the store no longer knows the alert.
@@ -60,6 +61,9 @@ pub struct Clicks {
     runtime: tokio::runtime::Handle,
     /// Refusals, counted and logged quietly (a flood is not a line each).
     refusals: Arc<Refusals>,
+    /// The Alertmanagers whose alerts serve receives (`--alertmanager-url`):
+    /// a silence of one of their alerts is a silence there.
+    alertmanagers: Option<Alertmanagers>,
 }
 
 impl Clicks {
@@ -68,6 +72,7 @@ impl Clicks {
         metrics: Arc<Metrics>,
         instances: Arc<Instances>,
         runtime: tokio::runtime::Handle,
+        alertmanagers: Option<Alertmanagers>,
     ) -> Arc<Clicks> {
         Arc::new(Clicks {
             commit,
@@ -75,6 +80,7 @@ impl Clicks {
             metrics,
             instances,
             runtime,
+            alertmanagers,
         })
     }
 
@@ -172,12 +178,36 @@ impl Clicks {
             Action::Acknowledge => Act::Acknowledge(Mark {
                 by: click.user.clone(),
                 at: now,
+                silence: None,
             }),
             Action::Silence(seconds) => Act::Silence(Mark {
                 by: click.user.clone(),
                 at: now.saturating_add(seconds.saturating_mul(1000)),
+                silence: None,
             }),
             Action::Unsilence => Act::Unsilence,
+        };
+        // An Alertmanager alert's silence is a silence in Alertmanager: made
+        // (or expired) there first; if Alertmanager cannot, the clicker is
+        // told why and nothing is marked (nor tried again later).
+        let act = match (&self.alertmanagers, alertmanager_labels(&message)) {
+            (Some(ams), Some(labels)) => {
+                match in_alertmanager(ams, act, labels, &click, &message).await {
+                    Ok(act) => act,
+                    Err(why) => {
+                        self.metrics.interaction("alertmanager-refused");
+                        warn!(
+                        alert = click.alert,
+                        user = click.user,
+                        "a silence from Slack could not be made in Alertmanager; nothing was marked: {why}"
+                    );
+                        let text = format!("Not silenced: Alertmanager could not take it ({why}). Nothing was changed; try again.");
+                        self.tell(&click, &text).await;
+                        return Ok(());
+                    }
+                }
+            }
+            _ => act,
         };
         let (name, redraw) = (act.name(), redraw(&message, &click));
         let redrawn = redraw.is_some();
@@ -361,4 +391,69 @@ fn redraw(message: &AlertMessage, click: &Click) -> Option<(String, Vec<(String,
         (PREVIOUS_TS.to_string(), click.ts.clone()),
     ]);
     Some((alert, options))
+}
+
+/// The labels of the alert a message shows, when it came from Alertmanager
+/// (`POST /alertmanager`: task `alertmanager`, its labels as `labels.*`).
+fn alertmanager_labels(message: &AlertMessage) -> Option<Vec<(String, String)>> {
+    let event = kapacitor_formats::alert_json::decode(message.alert.as_deref()?).ok()?;
+    if event.task_name != "alertmanager" {
+        return None;
+    }
+    let labels: Vec<(String, String)> = event
+        .context
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("labels.")?.to_string(), v.clone())))
+        .collect();
+    (!labels.is_empty()).then_some(labels)
+}
+
+/// Does `act` in Alertmanager: a silence created with the alert's labels as
+/// matchers, until the mark's time, by the clicker, its comment naming the
+/// message and the click (so a retried create finds it instead of making a
+/// second); an unsilence expires the silence the mark keeps. The act, with
+/// the silence's id kept on its mark.
+async fn in_alertmanager(
+    ams: &Alertmanagers,
+    act: Act,
+    labels: Vec<(String, String)>,
+    click: &Click,
+    message: &AlertMessage,
+) -> Result<Act, String> {
+    match act {
+        Act::Silence(mark) => {
+            let now = store::unix_ms();
+            let rfc3339 = |ms: u64| slack_alert_handler::timefmt::rfc3339((ms / 1000) as i64, 0);
+            let silence = NewSilence {
+                matchers: labels
+                    .into_iter()
+                    .map(|(name, value)| Matcher {
+                        name,
+                        value,
+                        is_regex: false,
+                        is_equal: true,
+                    })
+                    .collect(),
+                starts_at: rfc3339(now),
+                ends_at: rfc3339(mark.at),
+                created_by: format!("Slack user {}", click.user),
+                comment: format!(
+                    "Silenced from Slack by {} on message {} {} (click {})",
+                    click.user, click.channel_id, click.ts, click.identity
+                ),
+            };
+            let id = ams.create(&silence).await?;
+            Ok(Act::Silence(Mark {
+                silence: Some(id),
+                ..mark
+            }))
+        }
+        Act::Unsilence => {
+            if let Some(id) = message.silenced.as_ref().and_then(|m| m.silence.as_deref()) {
+                ams.expire(id).await?;
+            }
+            Ok(Act::Unsilence)
+        }
+        other => Ok(other),
+    }
 }

@@ -134,6 +134,10 @@ pub struct Intake {
     pub slack_app_token: Option<AppToken>,
     /// Socket Mode may open a `ws://` URL (no TLS): `--insecure-allow-ws`.
     pub insecure_allow_ws: bool,
+    /// The Alertmanagers whose alerts serve receives
+    /// (`--alertmanager-url`): a Silence click on one of their alerts makes
+    /// a silence there.
+    pub alertmanagers: Option<crate::silences::Alertmanagers>,
 }
 
 /// What `serve` runs, but the store: where it listens, the handler's
@@ -221,6 +225,7 @@ pub fn run(
         metrics.clone(),
         instances.clone(),
         delivering.handle().clone(),
+        intake.alertmanagers.clone(),
     );
     // Socket Mode: by the host's networking, with the TLS settings of the
     // section whose Web API the app's connection is asked of.

@@ -223,6 +223,10 @@ pub struct Mark {
     /// The chat service's user id (Slack: `U0123`).
     pub by: String,
     pub at: u64,
+    /// For a silence of an Alertmanager alert: the silence's id in
+    /// Alertmanager, which Unsilence expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence: Option<String>,
 }
 
 /// What a click did to an alert.

@@ -172,7 +172,8 @@ pub async fn claim(
             ", EXISTS (SELECT 1 FROM alerts e WHERE e.alert_key = a.alert_key
                    AND e.status = 'pending' AND e.seq < a.seq),
                m.workspace, m.channel_id, m.ts, m.level, m.digest,
-               m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms
+               m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms,
+               m.silence_id
              FROM alerts a LEFT JOIN messages m ON m.alert_key = a.alert_key
              WHERE a.id = $1 FOR UPDATE OF a SKIP LOCKED"
         );

@@ -245,7 +245,8 @@ pub async fn lists(
                 conn.client
                     .query(
                         "SELECT kept_seq, alert_key, workspace, channel_id, ts, level, digest,
-                             alert, acknowledged_by, acknowledged_ms, silenced_by, silenced_until_ms
+                             alert, acknowledged_by, acknowledged_ms, silenced_by, silenced_until_ms,
+                             silence_id
                          FROM messages
                          WHERE kept_seq > $1 ORDER BY kept_seq LIMIT $2",
                         &[&after.unwrap_or(0), &take],
@@ -306,7 +307,7 @@ pub async fn lists(
 /// The columns a key's message is read from, in the order
 /// [`message_from`] reads them.
 pub(super) const MESSAGE_COLUMNS: &str = "m.workspace, m.channel_id, m.ts, m.level, m.digest, \
-     m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms";
+     m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms, m.silence_id";
 
 /// Alert `key`'s message from row `r`'s columns from `first` on (the
 /// workspace, then as [`MESSAGE_COLUMNS`] lists them).
@@ -317,6 +318,7 @@ pub(super) fn message_from(r: &tokio_postgres::Row, key: String, first: usize) -
         by.zip(at).map(|(by, at)| Mark {
             by,
             at: at.max(0) as u64,
+            silence: None,
         })
     };
     AlertMessage {
@@ -328,7 +330,10 @@ pub(super) fn message_from(r: &tokio_postgres::Row, key: String, first: usize) -
         digest: r.get(first + 4),
         alert: r.get(first + 5),
         acknowledged: mark(first + 6),
-        silenced: mark(first + 8),
+        silenced: mark(first + 8).map(|m| Mark {
+            silence: r.get(first + 10),
+            ..m
+        }),
     }
 }
 

@@ -7,13 +7,14 @@
 use tokio_postgres::Client;
 
 /// The schema version this build writes.
-pub const VERSION: i32 = 3;
+pub const VERSION: i32 = 4;
 
 /// Each version's SQL, oldest first.
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_store.sql")),
     (2, include_str!("migrations/0002_interactions.sql")),
     (3, include_str!("migrations/0003_fences.sql")),
+    (4, include_str!("migrations/0004_silences.sql")),
 ];
 
 /// The advisory lock migrations take (`slack-al` in ASCII), so concurrent

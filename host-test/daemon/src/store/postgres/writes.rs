@@ -103,17 +103,27 @@ async fn write(
                             "UPDATE messages SET acknowledged_by = $2, acknowledged_ms = $3 WHERE alert_key = $1"
                         }
                         Act::Silence(_) | Act::Unsilence => {
-                            "UPDATE messages SET silenced_by = $2, silenced_until_ms = $3 WHERE alert_key = $1"
+                            "UPDATE messages SET silenced_by = $2, silenced_until_ms = $3, silence_id = $4 WHERE alert_key = $1"
                         }
                     };
-                    let (by, at) = match act {
-                        Act::Acknowledge(m) | Act::Silence(m) => {
-                            (Some(keepable(&m.by).into_owned()), Some(m.at as i64))
-                        }
-                        Act::Unsilence => (None, None),
+                    let (by, at, silence) = match act {
+                        Act::Acknowledge(m) | Act::Silence(m) => (
+                            Some(keepable(&m.by).into_owned()),
+                            Some(m.at as i64),
+                            m.silence.clone(),
+                        ),
+                        Act::Unsilence => (None, None, None),
                     };
                     let statement = prepared(cache, &tx, sql).await?;
-                    tx.execute(&statement, &[&keepable(key), &by, &at]).await?;
+                    match act {
+                        Act::Acknowledge(_) => {
+                            tx.execute(&statement, &[&keepable(key), &by, &at]).await?
+                        }
+                        _ => {
+                            tx.execute(&statement, &[&keepable(key), &by, &at, &silence])
+                                .await?
+                        }
+                    };
                 }
                 Record::Resent { id, as_id } => {
                     pending.flush(&tx, cache).await?;
@@ -320,7 +330,9 @@ async fn upsert_message(
                  silenced_by = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
                      ELSE messages.silenced_by END,
                  silenced_until_ms = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
-                     ELSE messages.silenced_until_ms END";
+                     ELSE messages.silenced_until_ms END,
+                 silence_id = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
+                     ELSE messages.silence_id END";
     let statement = prepared(cache, tx, sql).await?;
     let (workspace, channel_id, ts) = (
         keepable(&m.workspace),
