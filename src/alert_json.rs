@@ -60,6 +60,13 @@ struct Series {
 
 /// Decodes one alert. The error names the field that is wrong, as
 /// `alert JSON: ...`.
+/// An RFC 3339 time (Alertmanager's `endsAt`) as Unix seconds.
+pub fn unix_seconds(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
+}
+
 pub fn decode(text: &str) -> Result<AlertEvent, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("alert JSON: {e}"))?;
     if !value.is_object() {

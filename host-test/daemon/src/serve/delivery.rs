@@ -13,7 +13,7 @@ use alert_handler_host::retry::{Backoff, Next};
 use alert_handler_host::{
     trap_reason, Delivery, FieldValue, HandlerError, Instance, Level, Trapped,
 };
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use super::ending::record;
 use super::repeat;
@@ -145,6 +145,10 @@ pub(super) async fn deliver(
     if item.refresh {
         latest_event(&mut item, message.as_ref());
     }
+    let mut message = message;
+    if let Some(m) = message.as_mut() {
+        in_alertmanager_still(&shared, m).await;
+    }
     let (verdict, left) = match not_sent(&shared, &item, message.as_ref()) {
         Some(ending) => (Verdict::ended(Finished { id, ..ending }), None),
         None => match instances.take().await {
@@ -193,6 +197,70 @@ pub(super) async fn no_plugin(shared: Arc<Shared>, id: u64, item: Queued) {
     let ending = Finished::new(id, Status::Failed, &why, item.attempts);
     record(&shared, &item.channel, ending).await;
     settle(&shared, id, &item, Verdict::gone(), None);
+}
+
+/// Whether the Alertmanager silence a message's mark names still holds, at
+/// the alert's next event: one expired (or deleted) in Alertmanager lifts
+/// the mark, one whose end was changed there moves it; recorded durably,
+/// so every node sees it. Alertmanager not answering leaves the mark as
+/// it is.
+async fn in_alertmanager_still(shared: &Shared, message: &mut AlertMessage) {
+    let Some(ams) = &shared.alertmanagers else {
+        return;
+    };
+    let Some(mark) = message.silenced_at(store::unix_ms()).cloned() else {
+        return;
+    };
+    let Some(id) = mark.silence.clone() else {
+        return;
+    };
+    let now = match ams.get(&id).await {
+        Ok(now) => now,
+        Err(e) => {
+            debug!(
+                silence = id,
+                "Alertmanager was not asked about the silence: {e}"
+            );
+            return;
+        }
+    };
+    let act = match now {
+        Some(s) if s.status.state != "expired" => {
+            let ends = slack_alert_handler::alert_json::unix_seconds(&s.ends_at)
+                .map(|secs| (secs.max(0) as u64) * 1000);
+            match ends {
+                Some(at) if at.abs_diff(mark.at) > 1_000 => {
+                    store::Act::Silence(store::Mark { at, ..mark })
+                }
+                _ => return,
+            }
+        }
+        _ => store::Act::Unsilence,
+    };
+    let key = message.key.clone();
+    let identity = format!("alertmanager {id} {}", store::unix_ms());
+    let acted = act.clone();
+    let written = shared
+        .commit
+        .write(move |store| store.act(&key, acted, &identity));
+    let durable = match written {
+        Ok((_, durable)) => durable.wait().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match durable {
+        Ok(()) => {
+            info!(
+                silence = id,
+                change = act.name(),
+                "the alert's silence changed in Alertmanager; its mark follows"
+            );
+            message.acted(&act);
+        }
+        Err(e) => warn!(
+            silence = id,
+            "the silence's change in Alertmanager could not be recorded: {e}"
+        ),
+    }
 }
 
 /// A redraw after a click draws the alert's latest event as the store

@@ -227,6 +227,7 @@ pub fn run(
         delivering.handle().clone(),
         intake.alertmanagers.clone(),
     );
+    let intake_alertmanagers = intake.alertmanagers.clone();
     // Socket Mode: by the host's networking, with the TLS settings of the
     // section whose Web API the app's connection is asked of.
     // A plugin that exports only `handler` takes no clicks.
@@ -269,6 +270,7 @@ pub fn run(
     let outage = commit.read(|store| store.outage());
     let shared = Arc::new(Shared {
         channels: Channels::new(&summary),
+        alertmanagers: intake_alertmanagers,
         plugins,
         outage,
         commit,

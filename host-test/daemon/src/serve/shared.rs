@@ -54,6 +54,9 @@ pub(crate) struct Shared {
     /// (`notify_one` keeps a wake-up for a dispatcher not yet waiting: none
     /// is missed between its look and its wait.)
     pub(crate) changed: Arc<Notify>,
+    /// The Alertmanagers whose silences serve made (`--alertmanager-url`):
+    /// asked, at an alert's next event, whether its silence still holds.
+    pub(crate) alertmanagers: Option<crate::silences::Alertmanagers>,
     /// The plugin directory's other plugins' instances, by kind.
     pub(crate) plugins: HashMap<String, Arc<crate::instances::Instances>>,
     /// The store's outages, logged once each: a failure met while one is
