@@ -909,3 +909,80 @@ fn a_silence_click_on_an_alertmanager_alert_is_a_silence_in_alertmanager() {
         "nothing marked: {kept:#?}"
     );
 }
+
+/// Two serve nodes on PostgreSQL with the same `--alertmanager-url`: an
+/// Alertmanager alert taken by one node, its Silence click taken by the
+/// other, the same click sent again to the first (a replay, or Slack
+/// sending twice): one silence in Alertmanager, whichever node takes it.
+#[test]
+fn on_two_postgresql_nodes_a_silence_click_makes_one_silence() {
+    use host_test::slack_clicks::{block_actions, form, now, request};
+    use testdb::TestDb;
+    const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}layout = \"blocks\"\nactions = \"acknowledge,silence\"\nsigning-secret = \"{SECRET}\"\n",
+            web_api_config(&slack)
+        ),
+    );
+    let am_port = free_port();
+    let am_url = format!("http://127.0.0.1:{am_port}");
+    let node = |name: &str| {
+        Server::start_on_store(
+            &config,
+            &db.url(),
+            &dir.path().join(format!("{name}.log")),
+            &["--node", name, "--alertmanager-url", &am_url],
+        )
+    };
+    let (a, b) = (node("a"), node("b"));
+    let token = dir.path().join("token");
+    std::fs::write(&token, "unused\n").unwrap();
+    let am = Alertmanager::start_on(
+        &format!("http://{}/alertmanager?channel=%23ops", a.addr()),
+        &token,
+        am_port,
+    );
+    am.push(&json!([{
+        "labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db02"},
+    }]));
+    wait_until("the alert's message posted and kept", || {
+        let messages = slack.messages();
+        messages.len() == 1
+            && a.spool()["messages"]
+                .as_array()
+                .is_some_and(|kept| kept.iter().any(|m| m["ts"] == messages[0].ts))
+    });
+    let m = slack.messages().into_iter().next().unwrap();
+    let value = m.body["attachments"][0]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .map(|b| b["elements"][0]["value"].as_str().unwrap().to_string())
+        .expect("buttons");
+    let payload = block_actions(
+        "silence:1h",
+        &value,
+        "U0ANA",
+        &m.channel_id,
+        &m.ts,
+        &format!("{}/actions/T0001/1/response", slack.url()),
+    );
+    let click = request(
+        "/slack/interactions",
+        &form(&payload),
+        Some((SECRET, now())),
+    );
+    assert_eq!(b.request(&click).0, 200);
+    assert_eq!(a.request(&click).0, 200, "the same click again");
+    let (status, all) = am.call("GET", "/api/v2/silences", "").unwrap();
+    assert_eq!(status, 200);
+    let all: Value = serde_json::from_str(&all).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1, "one silence: {all:#}");
+    assert_eq!(all[0]["status"]["state"], "active");
+}
