@@ -194,6 +194,25 @@ pub const MAX_TEXT_CHARS: usize = limits::TEXT;
 /// [`MAX_TEXT_CHARS`].
 pub const TRUNCATED_WARNING: &str = "handler_truncated_message";
 
+/// Adds `warning` to `warnings` unless it is there already.
+pub fn warn_once(warnings: &mut Vec<String>, warning: String) {
+    if !warnings.contains(&warning) {
+        warnings.push(warning);
+    }
+}
+
+/// `text` within Slack's 40,000 characters ([`truncate`]), with
+/// [`TRUNCATED_WARNING`] added to `warnings` when it was cut.
+pub fn fit_text(text: String, warnings: &mut Vec<String>) -> String {
+    match truncate(&text) {
+        Some(cut) => {
+            warn_once(warnings, TRUNCATED_WARNING.to_string());
+            cut
+        }
+        None => text,
+    }
+}
+
 /// `text` cut to at most [`MAX_TEXT_CHARS`] characters, with a visible
 /// marker at the end saying how long it was; `None` when it fits. Cut on a
 /// character boundary, so the text stays valid UTF-8.

@@ -146,9 +146,7 @@ impl Renderer<'_> {
     }
 
     fn warn(&mut self, warning: String) {
-        if !self.warnings.contains(&warning) {
-            self.warnings.push(warning);
-        }
+        payload::warn_once(&mut self.warnings, warning);
     }
 
     /// `text` within `max` characters, ending in `…` when cut (a warning
@@ -165,13 +163,7 @@ impl Renderer<'_> {
     /// A message text within Slack's 40,000 characters, with the long
     /// marker that says how long it was.
     fn fit_text(&mut self, text: String) -> String {
-        match payload::truncate(&text) {
-            Some(cut) => {
-                self.warn(payload::TRUNCATED_WARNING.to_string());
-                cut
-            }
-            None => text,
-        }
+        payload::fit_text(text, &mut self.warnings)
     }
 
     /// The colour: the template's if it gives one Slack knows, else the

@@ -233,20 +233,12 @@ struct Draw<'a> {
 
 impl Draw<'_> {
     fn warn(&mut self, warning: String) {
-        if !self.warnings.contains(&warning) {
-            self.warnings.push(warning);
-        }
+        payload::warn_once(&mut self.warnings, warning);
     }
 
     /// A message text within Slack's 40,000 characters.
     fn fit_text(&mut self, text: String) -> String {
-        match payload::truncate(&text) {
-            Some(cut) => {
-                self.warn(payload::TRUNCATED_WARNING.to_string());
-                cut
-            }
-            None => text,
-        }
+        payload::fit_text(text, &mut self.warnings)
     }
 
     /// One alert's line, as mrkdwn: `:red_circle: *CRITICAL* name · firing
