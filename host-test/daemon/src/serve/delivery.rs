@@ -423,17 +423,8 @@ async fn attempt(
 /// silenced it until when (while in force). A recovery shows none.
 fn buttons(item: &Queued, message: Option<&AlertMessage>) -> Vec<(String, String)> {
     let mut options = vec![(store::ALERT_KEY.to_string(), store::button_key(&item.alert))];
-    let Some(m) = message.filter(|_| item.event.level != Level::Ok) else {
-        return options;
-    };
-    let seconds = |ms: u64| (ms / 1000).to_string();
-    if let Some(mark) = &m.acknowledged {
-        options.push((store::ACKNOWLEDGED_BY.to_string(), mark.by.clone()));
-        options.push((store::ACKNOWLEDGED_AT.to_string(), seconds(mark.at)));
-    }
-    if let Some(mark) = m.silenced_at(store::unix_ms()) {
-        options.push((store::SILENCED_BY.to_string(), mark.by.clone()));
-        options.push((store::SILENCED_UNTIL.to_string(), seconds(mark.at)));
+    if let Some(m) = message.filter(|_| item.event.level != Level::Ok) {
+        options.extend(m.mark_options(store::unix_ms()));
     }
     options
 }

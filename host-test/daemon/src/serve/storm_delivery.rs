@@ -166,11 +166,11 @@ pub(super) async fn send(
     let mut options = send.options.clone();
     let mut drawn = send.drawn.clone();
     if let Some(message) = &kept {
-        options.extend(marks_of(message));
+        options.extend(message.mark_options(store::unix_ms()));
         if let Some(mark) = message.silenced_at(store::unix_ms()) {
             // A silenced storm silences every alert it shows.
             for line in drawn.lines.iter_mut() {
-                line.silenced_until = Some(timestamp(mark.at));
+                line.silenced_until = Some(super::storms::timestamp(mark.at));
             }
         }
     }
@@ -181,7 +181,7 @@ pub(super) async fn send(
         let job = shared.commit.read(|store| store.message(key));
         if let Ok(Some(message)) = job.await {
             if let Some(mark) = message.silenced_at(store::unix_ms()) {
-                line.silenced_until = Some(timestamp(mark.at));
+                line.silenced_until = Some(super::storms::timestamp(mark.at));
             }
         }
     }
@@ -422,28 +422,6 @@ async fn write(shared: &Shared, kept: Option<AlertMessage>, endings: Vec<Finishe
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
         }
-    }
-}
-
-/// The storm's marks, as `handle-storm`'s host-only options.
-fn marks_of(message: &AlertMessage) -> Vec<(String, String)> {
-    let seconds = |ms: u64| (ms / 1000).to_string();
-    let mut options = Vec::new();
-    if let Some(mark) = &message.acknowledged {
-        options.push((store::ACKNOWLEDGED_BY.to_string(), mark.by.clone()));
-        options.push((store::ACKNOWLEDGED_AT.to_string(), seconds(mark.at)));
-    }
-    if let Some(mark) = message.silenced_at(store::unix_ms()) {
-        options.push((store::SILENCED_BY.to_string(), mark.by.clone()));
-        options.push((store::SILENCED_UNTIL.to_string(), seconds(mark.at)));
-    }
-    options
-}
-
-fn timestamp(ms: u64) -> alert_handler_host::Timestamp {
-    alert_handler_host::Timestamp {
-        seconds: (ms / 1000) as i64,
-        nanoseconds: ((ms % 1000) * 1_000_000) as u32,
     }
 }
 

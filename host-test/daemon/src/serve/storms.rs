@@ -689,7 +689,7 @@ fn began(event: &AlertEvent) -> Option<u64> {
 }
 
 /// A time in ms since the Unix epoch, as the WIT's timestamp.
-fn timestamp(ms: u64) -> Timestamp {
+pub(crate) fn timestamp(ms: u64) -> Timestamp {
     Timestamp {
         seconds: (ms / 1000) as i64,
         nanoseconds: ((ms % 1000) * 1_000_000) as u32,

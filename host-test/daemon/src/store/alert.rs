@@ -276,6 +276,24 @@ impl AlertMessage {
         }
     }
 
+    /// Its marks as a message shows them at `now_ms`, as the host-only
+    /// options of WIT `handle-alert` (and `handle-storm`): who acknowledged
+    /// it and when, who silenced it until when (while in force), in
+    /// seconds.
+    pub fn mark_options(&self, now_ms: u64) -> Vec<(String, String)> {
+        let seconds = |ms: u64| (ms / 1000).to_string();
+        let mut options = Vec::new();
+        if let Some(mark) = &self.acknowledged {
+            options.push((ACKNOWLEDGED_BY.to_string(), mark.by.clone()));
+            options.push((ACKNOWLEDGED_AT.to_string(), seconds(mark.at)));
+        }
+        if let Some(mark) = self.silenced_at(now_ms) {
+            options.push((SILENCED_BY.to_string(), mark.by.clone()));
+            options.push((SILENCED_UNTIL.to_string(), seconds(mark.at)));
+        }
+        options
+    }
+
     /// The silence in force at `now_ms`, if any.
     pub fn silenced_at(&self, now_ms: u64) -> Option<&Mark> {
         self.silenced.as_ref().filter(|m| m.at > now_ms)
