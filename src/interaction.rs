@@ -44,9 +44,14 @@ pub struct Interaction {
     pub action: Action,
     /// Who clicked: Slack's user id.
     pub user: String,
+    /// Who clicked, by name (`user.username`, else `user.name`).
+    pub user_name: Option<String>,
     /// The message clicked: its channel id and `ts`.
     pub channel_id: String,
     pub ts: String,
+    /// A link to the message clicked ([`permalink`]), when the payload
+    /// names the workspace's domain.
+    pub message_link: Option<String>,
     /// Where to answer the user alone (`response_url`).
     pub response_url: Option<String>,
     /// Slack's identity of this click (`trigger_id` and the action's
@@ -259,20 +264,42 @@ pub fn from_payload(value: &Value) -> Result<Interaction, String> {
             action_ts.unwrap_or_default()
         ),
     };
+    let team = (
+        text(&value["team"]["id"]).unwrap_or_default(),
+        text(&value["team"]["domain"]).unwrap_or_default(),
+    );
     Ok(Interaction {
         workspace: String::new(),
         alert: alert.to_string(),
         action,
         user,
+        user_name: text(&value["user"]["username"]).or_else(|| text(&value["user"]["name"])),
+        message_link: permalink(&team.1, &channel_id, &ts),
         channel_id,
         ts,
         response_url: text(&value["response_url"]),
         identity,
-        team: (
-            text(&value["team"]["id"]).unwrap_or_default(),
-            text(&value["team"]["domain"]).unwrap_or_default(),
-        ),
+        team,
     })
+}
+
+/// The link to a message, as Slack's permalinks are made:
+/// `https://<domain>.slack.com/archives/<channel>/p<ts without its dot>`.
+/// `None` unless the domain, channel and `ts` look like Slack's (so a
+/// payload cannot make it point anywhere else).
+pub fn permalink(domain: &str, channel_id: &str, ts: &str) -> Option<String> {
+    let domain_ok = !domain.is_empty()
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let channel_ok =
+        !channel_id.is_empty() && channel_id.bytes().all(|b| b.is_ascii_alphanumeric());
+    let (secs, micros) = ts.split_once('.')?;
+    let ts_ok = [secs, micros]
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    (domain_ok && channel_ok && ts_ok)
+        .then(|| format!("https://{domain}.slack.com/archives/{channel_id}/p{secs}{micros}"))
 }
 
 /// The `action_id`s of an alert's buttons: what a click asks.
@@ -505,8 +532,34 @@ mod tests {
                 assert_eq!((i.user.as_str(), i.channel_id.as_str()), ("U123", "C0OPS"));
                 assert_eq!(i.ts, "1764410000.000100");
                 assert!(i.response_url.is_some());
+                assert_eq!(i.user_name.as_deref(), Some("ana"));
+                assert_eq!(
+                    i.message_link.as_deref(),
+                    Some("https://alerts.slack.com/archives/C0OPS/p1764410000000100")
+                );
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_permalink_is_made_only_of_what_looks_like_slacks() {
+        assert_eq!(
+            permalink("acme-ops", "C0OPS", "1764410000.000100").as_deref(),
+            Some("https://acme-ops.slack.com/archives/C0OPS/p1764410000000100")
+        );
+        for (domain, channel, ts) in [
+            ("", "C0OPS", "1764410000.000100"),
+            ("evil.example/x?", "C0OPS", "1764410000.000100"),
+            ("acme", "C0/../x", "1764410000.000100"),
+            ("acme", "C0OPS", "1764410000"),
+            ("acme", "C0OPS", "17644.1x"),
+        ] {
+            assert_eq!(
+                permalink(domain, channel, ts),
+                None,
+                "{domain} {channel} {ts}"
+            );
         }
     }
 

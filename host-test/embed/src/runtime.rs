@@ -102,7 +102,7 @@ impl Runtime {
         let exports = Exports {
             handler: handler::GuestIndices::new(&pre).map_err(|e| {
                 anyhow::anyhow!(
-                    "{} is not an alert-handler plugin: it does not export alerting:handler/handler@0.3.0 (the world `alert-handler` of wit/handler.wit): {e}",
+                    "{} is not an alert-handler plugin: it does not export alerting:handler/handler@0.4.0 (the world `alert-handler` of wit/handler.wit): {e}",
                     path.display()
                 )
             })?,
@@ -295,7 +295,7 @@ impl Runtime {
 fn exported<'a, T>(api: &'a Option<T>, name: &str) -> Result<&'a T> {
     api.as_ref().ok_or_else(|| {
         anyhow::anyhow!(
-            "this plugin does not export alerting:handler/{name}@0.3.0 (it is an `alert-handler`, not a `chat-alert-handler`)"
+            "this plugin does not export alerting:handler/{name}@0.4.0 (it is an `alert-handler`, not a `chat-alert-handler`)"
         )
     })
 }

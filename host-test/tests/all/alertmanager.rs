@@ -15,7 +15,7 @@ use host_test::mock_slack::MockSlack;
 use serde_json::{json, Value};
 
 use crate::common::server::{wait_until, write_config, Server};
-use crate::common::{free_port, web_api_config};
+use crate::common::{free_port, pki, web_api_config};
 
 /// A webhook payload (version 4) of `alerts`.
 fn payload(alerts: &[Value]) -> String {
@@ -335,6 +335,17 @@ impl Alertmanager {
 
     /// [`Alertmanager::start`] on `port` (known before: serve is told it).
     fn start_on(webhook: &str, token_file: &Path, port: u16) -> Alertmanager {
+        Alertmanager::start_with(webhook, token_file, port, None)
+    }
+
+    /// [`Alertmanager::start_on`], its API served as `web_config` (an
+    /// exporter-toolkit web configuration: TLS, client certificates) says.
+    fn start_with(
+        webhook: &str,
+        token_file: &Path,
+        port: u16,
+        web_config: Option<&Path>,
+    ) -> Alertmanager {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("alertmanager.yml");
         std::fs::write(
@@ -363,7 +374,11 @@ receivers:
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("prometheus-alertmanager"));
         let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some(web) = web_config {
+            command.arg(format!("--web.config.file={}", web.display()));
+        }
+        let child = command
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -382,9 +397,12 @@ receivers:
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             _dir: dir,
         };
-        wait_until("Alertmanager ready", || {
-            am.call("GET", "/-/ready", "")
-                .is_some_and(|(s, _)| s == 200)
+        wait_until("Alertmanager ready", || match web_config {
+            // Its API is behind TLS: listening is as much as this can see.
+            Some(_) => TcpStream::connect(am.addr).is_ok(),
+            None => am
+                .call("GET", "/-/ready", "")
+                .is_some_and(|(s, _)| s == 200),
         });
         am
     }
@@ -403,8 +421,18 @@ receivers:
         let mut answer = String::new();
         stream.read_to_string(&mut answer).ok()?;
         let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-        Some((status, body))
+        let (head, body) = answer.split_once("\r\n\r\n")?;
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        Some((
+            status,
+            if chunked {
+                unchunk(body)?
+            } else {
+                body.to_string()
+            },
+        ))
     }
 
     /// Pushes `alerts` through its API v2, as Prometheus does.
@@ -413,6 +441,20 @@ receivers:
             .call("POST", "/api/v2/alerts", &alerts.to_string())
             .expect("Alertmanager answers");
         assert_eq!(status, 200, "Alertmanager took the alerts: {body}");
+    }
+}
+
+/// A chunked HTTP/1.1 body, whole.
+fn unchunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(after.get(..size)?);
+        rest = after.get(size + 2..)?;
     }
 }
 
@@ -809,12 +851,49 @@ fn a_silence_click_on_an_alertmanager_alert_is_a_silence_in_alertmanager() {
             .unwrap()
             .clone()
     };
+    // Alertmanager repeats the alert every 3 s (repeat_interval): one
+    // repeat recorded first, so its quiet under the silence means it.
+    let ended = || {
+        spool("finished")
+            .iter()
+            .filter(|f| {
+                !f["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("redrawn")
+            })
+            .count()
+    };
+    wait_until("Alertmanager's first repeat recorded", || ended() >= 2);
     assert_eq!(click("silence:1h", "U0ANA"), 200);
     let all = silences();
     assert_eq!(all.len(), 1, "{all:#?}");
     let silence = &all[0];
     assert_eq!(silence["status"]["state"], "active");
-    assert!(silence["createdBy"].as_str().unwrap().contains("U0ANA"));
+    assert_eq!(silence["createdBy"], "@on-call (U0ANA)");
+    let m = slack.messages().into_iter().next().unwrap();
+    let link = format!(
+        "https://alerts.slack.com/archives/{}/p{}",
+        m.channel_id,
+        m.ts.replace('.', "")
+    );
+    let comment = silence["comment"].as_str().unwrap();
+    assert!(
+        comment.starts_with("Silenced from Slack by @on-call (U0ANA) on ")
+            && comment.contains(&link),
+        "the comment links to the message ({link}): {comment}"
+    );
+    let lasts = |from: &str, to: &str| {
+        let at = |s: &str| {
+            slack_alert_handler::alert_json::unix_seconds(s).unwrap_or_else(|| panic!("{s}"))
+        };
+        at(to) - at(from)
+    };
+    let length = lasts(
+        silence["startsAt"].as_str().unwrap(),
+        silence["endsAt"].as_str().unwrap(),
+    );
+    assert!((3590..=3610).contains(&length), "about an hour: {length} s");
     let mut matchers: Vec<String> = silence["matchers"]
         .as_array()
         .unwrap()
@@ -838,32 +917,34 @@ fn a_silence_click_on_an_alertmanager_alert_is_a_silence_in_alertmanager() {
             .to_string()
             .contains("Silenced by <@U0ANA>")
     });
-    // Expired in Alertmanager's own UI: the alert's next event finds it
-    // so (it is not recorded as silenced), and the mark is lifted.
+    // Alertmanager itself holds the alert back: suppressed by the
+    // silence, and no repeat reaches serve for three repeat intervals.
     let id = silence["id"].as_str().unwrap().to_string();
+    let (status, alerts) = am.call("GET", "/api/v2/alerts", "").unwrap();
+    assert_eq!(status, 200);
+    let alerts: Value = serde_json::from_str(&alerts).unwrap();
+    assert_eq!(alerts[0]["status"]["state"], "suppressed", "{alerts:#}");
+    assert_eq!(alerts[0]["status"]["silencedBy"][0], id.as_str());
+    let before = ended();
+    std::thread::sleep(Duration::from_secs(9));
+    assert_eq!(
+        ended(),
+        before,
+        "Alertmanager notified no repeat under the silence"
+    );
+    // Expired in Alertmanager's own UI: Alertmanager's next repeat finds it
+    // so (it is not recorded as silenced), the mark is lifted, and the
+    // message is drawn again without it, though the repeat shows nothing
+    // new.
     let (status, _) = am
         .call("DELETE", &format!("/api/v2/silence/{id}"), "")
         .unwrap();
     assert_eq!(status, 200);
-    am.push(&json!([{
-        "labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db01"},
-        "annotations": {"summary": "db01 disk is still full"},
-    }]));
-    // (A changed firing at the same level is recorded, not posted, with
-    // `on-recovery = new`: Alertmanager's repeats; what matters is that it
-    // is no longer `silenced`.)
-    let ended = || {
-        spool("finished")
-            .iter()
-            .filter(|f| {
-                !f["detail"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .starts_with("redrawn")
-            })
-            .count()
-    };
-    wait_until("the next event ended", || ended() >= 2);
+    wait_until("Alertmanager's next repeat ended", || ended() > before);
+    wait_until("the message redrawn without the mark", || {
+        !slack.messages()[0].body.to_string().contains("Silenced by")
+    });
+    assert_eq!(slack.messages().len(), 1, "redrawn in place, not posted");
     assert!(
         spool("finished").iter().all(|f| f["status"] != "silenced"),
         "{:#?}",
@@ -985,4 +1066,310 @@ fn on_two_postgresql_nodes_a_silence_click_makes_one_silence() {
     let all: Value = serde_json::from_str(&all).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 1, "one silence: {all:#}");
     assert_eq!(all[0]["status"]["state"], "active");
+}
+
+/// The `value` of the button whose `action_id` is `action`, wherever the
+/// message's layout puts its actions block.
+fn button_value(body: &Value, action: &str) -> Option<String> {
+    match body {
+        Value::Object(map) => {
+            if map.get("action_id").and_then(Value::as_str) == Some(action) {
+                return map.get("value").and_then(Value::as_str).map(str::to_string);
+            }
+            map.values().find_map(|v| button_value(v, action))
+        }
+        Value::Array(items) => items.iter().find_map(|v| button_value(v, action)),
+        _ => None,
+    }
+}
+
+/// A Silence click on one Alertmanager group's storm message makes one
+/// silence in a real Alertmanager 0.25, on the labels the group's alerts
+/// share (not each alert's), which suppresses every alert of the group;
+/// Unsilence expires it.
+#[test]
+fn a_silence_click_on_a_groups_storm_message_is_one_silence_on_its_common_labels() {
+    use host_test::slack_clicks::{block_actions, form, now, request};
+    const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}layout = \"blocks\"\nactions = \"acknowledge,silence\"\nsigning-secret = \"{SECRET}\"\n",
+            web_api_config(&slack)
+        ),
+    );
+    let token = dir.path().join("token");
+    std::fs::write(&token, "am-bearer-token-123\n").unwrap();
+    let am_port = free_port();
+    let am_url = format!("http://127.0.0.1:{am_port}");
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &[
+            "--auth-token-file",
+            token.to_str().unwrap(),
+            "--alertmanager-url",
+            &am_url,
+            "--storm-calm-secs",
+            "600",
+        ],
+    );
+    let am = Alertmanager::start_on(
+        &format!("http://{}/alertmanager?channel=%23ops", server.addr()),
+        &token,
+        am_port,
+    );
+    am.push(&Value::Array(
+        (0..8)
+            .map(|i| {
+                json!({"labels": {"alertname": "DiskFull", "severity": "critical",
+                    "team": "storage", "instance": format!("db{i:02}")}})
+            })
+            .collect(),
+    ));
+    let spool = |list: &str| {
+        let (status, answer) = server.request(&format!(
+            "GET /spool?list={list}&limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer am-bearer-token-123\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(status, 200, "{answer}");
+        answer[list]["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    wait_until("the group's storm message posted and kept", || {
+        let messages = slack.messages();
+        messages.len() == 1
+            && spool("messages").iter().any(|m| m["ts"] == messages[0].ts)
+            && spool("pending").is_empty()
+    });
+    let click = |action: &str| {
+        let m = slack.messages().into_iter().next().unwrap();
+        let value = button_value(&m.body, action).expect("the storm message has the button");
+        let payload = block_actions(
+            action,
+            &value,
+            "U0ANA",
+            &m.channel_id,
+            &m.ts,
+            &format!("{}/actions/T0001/1/response", slack.url()),
+        );
+        server
+            .request(&request(
+                "/slack/interactions",
+                &form(&payload),
+                Some((SECRET, now())),
+            ))
+            .0
+    };
+    let silences = || {
+        let (status, all) = am.call("GET", "/api/v2/silences", "").unwrap();
+        assert_eq!(status, 200);
+        serde_json::from_str::<Value>(&all)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(click("silence:1h"), 200);
+    let all = silences();
+    assert_eq!(all.len(), 1, "one silence for the group: {all:#?}");
+    assert_eq!(all[0]["status"]["state"], "active");
+    assert_eq!(all[0]["createdBy"], "@on-call (U0ANA)");
+    let mut matchers: Vec<String> = all[0]["matchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={}",
+                m["name"].as_str().unwrap(),
+                m["value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    matchers.sort();
+    assert_eq!(
+        matchers,
+        ["alertname=DiskFull", "severity=critical", "team=storage"],
+        "the labels the group's alerts share"
+    );
+    let (_, alerts) = am.call("GET", "/api/v2/alerts", "").unwrap();
+    let alerts: Value = serde_json::from_str(&alerts).unwrap();
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 8);
+    assert!(
+        alerts.iter().all(|a| a["status"]["state"] == "suppressed"),
+        "every alert of the group silenced: {alerts:#?}"
+    );
+    wait_until("the storm message redrawn as silenced", || {
+        slack.messages()[0]
+            .body
+            .to_string()
+            .contains("Silenced by <@U0ANA>")
+    });
+    assert_eq!(click("unsilence"), 200);
+    let all = silences();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["status"]["state"], "expired", "{all:#?}");
+    wait_until("the storm message redrawn without the mark", || {
+        !slack.messages()[0].body.to_string().contains("Silenced by")
+    });
+    // Silenced again, then expired in Alertmanager's own UI: the group's
+    // next repeat from Alertmanager finds it so, and the storm message is
+    // drawn again without the mark.
+    assert_eq!(click("silence:1h"), 200);
+    let active: Vec<Value> = silences()
+        .into_iter()
+        .filter(|s| s["status"]["state"] == "active")
+        .collect();
+    assert_eq!(active.len(), 1, "{active:#?}");
+    wait_until("the storm message redrawn as silenced again", || {
+        slack.messages()[0]
+            .body
+            .to_string()
+            .contains("Silenced by <@U0ANA>")
+    });
+    let id = active[0]["id"].as_str().unwrap();
+    let (status, _) = am
+        .call("DELETE", &format!("/api/v2/silence/{id}"), "")
+        .unwrap();
+    assert_eq!(status, 200);
+    wait_until("the storm message redrawn without the mark", || {
+        !slack.messages()[0].body.to_string().contains("Silenced by")
+    });
+    assert!(
+        spool("messages")
+            .iter()
+            .all(|m| m.get("silenced").is_none_or(Value::is_null)),
+        "the mark lifted: {:#?}",
+        spool("messages")
+    );
+    assert_eq!(slack.messages().len(), 1, "one storm message throughout");
+}
+
+/// An Alertmanager whose API takes only clients with a certificate of its
+/// CA (its web configuration's `RequireAndVerifyClientCert`), over TLS:
+/// serve with `--alertmanager-ca-file`, `--alertmanager-cert-file` and
+/// `--alertmanager-key-file` silences in it; without a certificate,
+/// Alertmanager refuses the same request.
+#[test]
+fn alertmanager_behind_mutual_tls_is_reached_with_serves_client_certificate() {
+    use alert_handler_host::net::{dial::Dialer, tls};
+    use host_test::slack_clicks::{block_actions, form, now, request};
+    use slack_alertd::silences::Alertmanagers;
+    const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new("Alertmanager CA");
+    let server_leaf = ca.leaf(&["127.0.0.1"]);
+    let client_leaf = ca.leaf(&["slack-alertd"]);
+    let ca_file = pki::write(dir.path(), "ca.pem", &ca.pem);
+    let server_cert = pki::write(dir.path(), "am.pem", &server_leaf.cert_pem);
+    let server_key = pki::write(dir.path(), "am-key.pem", &server_leaf.key_pem);
+    let client_cert = pki::write(dir.path(), "client.pem", &client_leaf.cert_pem);
+    let client_key = pki::write(dir.path(), "client-key.pem", &client_leaf.key_pem);
+    let web = pki::write(
+        dir.path(),
+        "web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+            server_cert.display(),
+            server_key.display(),
+            ca_file.display()
+        ),
+    );
+    let token = dir.path().join("token");
+    std::fs::write(&token, "unused\n").unwrap();
+    let am_port = free_port();
+    let am = Alertmanager::start_with("http://127.0.0.1:1/unused", &token, am_port, Some(&web));
+    let am_url = format!("https://127.0.0.1:{am_port}");
+
+    let slack = MockSlack::start().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}layout = \"blocks\"\nactions = \"silence\"\nsigning-secret = \"{SECRET}\"\n",
+            web_api_config(&slack)
+        ),
+    );
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &[
+            "--alertmanager-url",
+            &am_url,
+            "--alertmanager-ca-file",
+            ca_file.to_str().unwrap(),
+            "--alertmanager-cert-file",
+            client_cert.to_str().unwrap(),
+            "--alertmanager-key-file",
+            client_key.to_str().unwrap(),
+        ],
+    );
+    // Alertmanager's webhook, as it would post it.
+    let (status, answer) = server.request(&format!(
+        "POST /alertmanager?channel=%23ops HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        payload(&[firing("db07")]).len(),
+        payload(&[firing("db07")])
+    ));
+    assert_eq!(status, 202, "{answer}");
+    wait_until("the alert's message posted and kept", || {
+        let messages = slack.messages();
+        messages.len() == 1
+            && server.spool()["messages"]
+                .as_array()
+                .is_some_and(|kept| kept.iter().any(|m| m["ts"] == messages[0].ts))
+    });
+    let m = slack.messages().into_iter().next().unwrap();
+    let value = button_value(&m.body, "silence:1h").expect("a Silence 1h button");
+    let click = block_actions(
+        "silence:1h",
+        &value,
+        "U0ANA",
+        &m.channel_id,
+        &m.ts,
+        &format!("{}/actions/T0001/1/response", slack.url()),
+    );
+    let answer = server.request(&request(
+        "/slack/interactions",
+        &form(&click),
+        Some((SECRET, now())),
+    ));
+    assert_eq!(answer.0, 200);
+    let kept = server.spool()["messages"].clone();
+    let id = kept
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|m| m["silenced"]["silence"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("the silence's id kept with the mark: {kept:#}"));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let with = |cert: bool| {
+        let settings = tls::TlsSettings {
+            ssl_ca: Some(ca_file.display().to_string()),
+            ssl_cert: cert.then(|| client_cert.display().to_string()),
+            ssl_key: cert.then(|| client_key.display().to_string()),
+            ..Default::default()
+        };
+        let dialer = Dialer::new(
+            &alert_handler_host::NetSettings::default(),
+            tls::client_config(&settings, "test").unwrap(),
+        );
+        Alertmanagers::new(std::slice::from_ref(&am_url), None, dialer).unwrap()
+    };
+    let silence = runtime
+        .block_on(with(true).get(&id))
+        .unwrap()
+        .expect("the silence is in Alertmanager");
+    assert_eq!(silence.status.state, "active");
+    assert_eq!(silence.created_by, "@on-call (U0ANA)");
+    let refused = runtime.block_on(with(false).get(&id));
+    assert!(
+        refused.is_err(),
+        "without a client certificate: {refused:?}"
+    );
+    drop(am);
 }

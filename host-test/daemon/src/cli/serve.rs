@@ -170,6 +170,13 @@ pub struct ServeArgs {
     /// roots).
     #[arg(long, value_name = "FILE")]
     alertmanager_ca_file: Option<PathBuf>,
+    /// A PEM client certificate to present to the Alertmanagers (mutual
+    /// TLS, `client_auth_type` in Alertmanager's web config).
+    #[arg(long, value_name = "FILE", requires = "alertmanager_key_file")]
+    alertmanager_cert_file: Option<PathBuf>,
+    /// The PEM key of `--alertmanager-cert-file`.
+    #[arg(long, value_name = "FILE", requires = "alertmanager_cert_file")]
+    alertmanager_key_file: Option<PathBuf>,
     /// Divides the handlers' intervals, for demos and tests: 3600 turns an
     /// aggregate's 24 h into 24 s.
     #[arg(long, value_name = "N", default_value_t = 1.0)]
@@ -455,15 +462,18 @@ fn alertmanagers(
         }
         None => None,
     };
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
     let settings = alert_handler_host::net::tls::TlsSettings {
-        ssl_ca: args
-            .alertmanager_ca_file
-            .as_ref()
-            .map(|p| p.display().to_string()),
+        ssl_ca: path(&args.alertmanager_ca_file),
+        ssl_cert: path(&args.alertmanager_cert_file),
+        ssl_key: path(&args.alertmanager_key_file),
         ..Default::default()
     };
-    let tls = alert_handler_host::net::tls::client_config(&settings, "alertmanager")
-        .map_err(|e| Failure::Input(anyhow!("--alertmanager-ca-file: {e}")))?;
+    let tls = alert_handler_host::net::tls::client_config(&settings, "alertmanager").map_err(|e| {
+        Failure::Input(anyhow!(
+            "Alertmanager TLS (--alertmanager-ca-file, --alertmanager-cert-file, --alertmanager-key-file): {e}"
+        ))
+    })?;
     let dialer = alert_handler_host::net::dial::Dialer::new(runtime.net(), tls);
     crate::silences::Alertmanagers::new(&urls, token, dialer)
         .map(Some)

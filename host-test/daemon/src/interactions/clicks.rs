@@ -34,6 +34,7 @@ use super::socket_mode::{self, BoxFuture, Peer};
 use crate::commit::GroupCommit;
 use crate::instances::Instances;
 use crate::metrics::Metrics;
+use crate::serve::storms::{self, StormSilence};
 use crate::silences::{Alertmanagers, Matcher, NewSilence};
 use crate::store::{self, Act, AlertMessage, Mark, PREVIOUS_CHANNEL_ID, PREVIOUS_TS, REFRESH};
 
@@ -190,7 +191,12 @@ impl Clicks {
         // An Alertmanager alert's silence is a silence in Alertmanager: made
         // (or expired) there first; if Alertmanager cannot, the clicker is
         // told why and nothing is marked (nor tried again later).
-        let act = match (&self.alertmanagers, alertmanager_labels(&message)) {
+        let (labels, here_only) = match alertmanager_labels(&message) {
+            StormSilence::Here => (None, None),
+            StormSilence::Alertmanager(labels) => (Some(labels), None),
+            StormSilence::HereOnly(why) => (None, Some(why)),
+        };
+        let act = match (&self.alertmanagers, labels) {
             (Some(ams), Some(labels)) => {
                 match in_alertmanager(ams, act, labels, &click, &message).await {
                     Ok(act) => act,
@@ -209,6 +215,10 @@ impl Clicks {
             }
             _ => act,
         };
+        // A storm of several groups: silenced here, and the clicker told
+        // that Alertmanager was not asked.
+        let here_only =
+            here_only.filter(|_| self.alertmanagers.is_some() && matches!(act, Act::Silence(_)));
         let (name, redraw) = (act.name(), redraw(&message, &click));
         let redrawn = redraw.is_some();
         // The key itself (the button may name it by its digest).
@@ -233,6 +243,9 @@ impl Clicks {
             redrawn,
             "a click on an alert's message was recorded"
         );
+        if let Some(why) = here_only {
+            self.tell(&click, &why).await;
+        }
         Ok(())
     }
 
@@ -393,19 +406,41 @@ fn redraw(message: &AlertMessage, click: &Click) -> Option<(String, Vec<(String,
     Some((alert, options))
 }
 
-/// The labels of the alert a message shows, when it came from Alertmanager
-/// (`POST /alertmanager`: task `alertmanager`, its labels as `labels.*`).
-fn alertmanager_labels(message: &AlertMessage) -> Option<Vec<(String, String)>> {
-    let event = kapacitor_formats::alert_json::decode(message.alert.as_deref()?).ok()?;
+/// Where a silence of the message's alert is made: in Alertmanager, on
+/// the alert's labels, when it came from Alertmanager (`POST
+/// /alertmanager`: task `alertmanager`, its labels as `labels.*`); on the
+/// labels its alerts share for one Alertmanager group's storm; else here.
+fn alertmanager_labels(message: &AlertMessage) -> StormSilence {
+    let Some(alert) = message.alert.as_deref() else {
+        return StormSilence::Here;
+    };
+    if storms::is_state(alert) {
+        return storms::silence_of_state(alert);
+    }
+    let Ok(event) = kapacitor_formats::alert_json::decode(alert) else {
+        return StormSilence::Here;
+    };
     if event.task_name != "alertmanager" {
-        return None;
+        return StormSilence::Here;
     }
     let labels: Vec<(String, String)> = event
         .context
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix("labels.")?.to_string(), v.clone())))
         .collect();
-    (!labels.is_empty()).then_some(labels)
+    if labels.is_empty() {
+        return StormSilence::Here;
+    }
+    StormSilence::Alertmanager(labels)
+}
+
+/// Who clicked, as a silence's `createdBy` names them: `@name (U0123)`,
+/// or the user id alone when the payload gave no name.
+fn clicker(click: &Click) -> String {
+    match &click.user_name {
+        Some(name) => format!("@{name} ({})", click.user),
+        None => format!("Slack user {}", click.user),
+    }
 }
 
 /// Does `act` in Alertmanager: a silence created with the alert's labels as
@@ -436,10 +471,15 @@ async fn in_alertmanager(
                     .collect(),
                 starts_at: rfc3339(now),
                 ends_at: rfc3339(mark.at),
-                created_by: format!("Slack user {}", click.user),
+                created_by: clicker(click),
                 comment: format!(
-                    "Silenced from Slack by {} on message {} {} (click {})",
-                    click.user, click.channel_id, click.ts, click.identity
+                    "Silenced from Slack by {} on {} (click {})",
+                    clicker(click),
+                    click
+                        .message_link
+                        .clone()
+                        .unwrap_or_else(|| format!("message {} {}", click.channel_id, click.ts)),
+                    click.identity
                 ),
             };
             let id = ams.create(&silence).await?;

@@ -147,7 +147,9 @@ pub(super) async fn deliver(
     }
     let mut message = message;
     if let Some(m) = message.as_mut() {
-        in_alertmanager_still(&shared, m).await;
+        if in_alertmanager_still(&shared, m).await {
+            redraw_repeat(&shared, &mut item, m);
+        }
     }
     let (verdict, left) = match not_sent(&shared, &item, message.as_ref()) {
         Some(ending) => (Verdict::ended(Finished { id, ..ending }), None),
@@ -204,15 +206,16 @@ pub(super) async fn no_plugin(shared: Arc<Shared>, id: u64, item: Queued) {
 /// the mark, one whose end was changed there moves it; recorded durably,
 /// so every node sees it. Alertmanager not answering leaves the mark as
 /// it is.
-async fn in_alertmanager_still(shared: &Shared, message: &mut AlertMessage) {
+/// Whether the mark changed (recorded).
+pub(super) async fn in_alertmanager_still(shared: &Shared, message: &mut AlertMessage) -> bool {
     let Some(ams) = &shared.alertmanagers else {
-        return;
+        return false;
     };
     let Some(mark) = message.silenced_at(store::unix_ms()).cloned() else {
-        return;
+        return false;
     };
     let Some(id) = mark.silence.clone() else {
-        return;
+        return false;
     };
     let now = match ams.get(&id).await {
         Ok(now) => now,
@@ -221,7 +224,7 @@ async fn in_alertmanager_still(shared: &Shared, message: &mut AlertMessage) {
                 silence = id,
                 "Alertmanager was not asked about the silence: {e}"
             );
-            return;
+            return false;
         }
     };
     let act = match now {
@@ -232,7 +235,7 @@ async fn in_alertmanager_still(shared: &Shared, message: &mut AlertMessage) {
                 Some(at) if at.abs_diff(mark.at) > 1_000 => {
                     store::Act::Silence(store::Mark { at, ..mark })
                 }
-                _ => return,
+                _ => return false,
             }
         }
         _ => store::Act::Unsilence,
@@ -255,12 +258,43 @@ async fn in_alertmanager_still(shared: &Shared, message: &mut AlertMessage) {
                 "the alert's silence changed in Alertmanager; its mark follows"
             );
             message.acted(&act);
+            true
         }
-        Err(e) => warn!(
-            silence = id,
-            "the silence's change in Alertmanager could not be recorded: {e}"
-        ),
+        Err(e) => {
+            warn!(
+                silence = id,
+                "the silence's change in Alertmanager could not be recorded: {e}"
+            );
+            false
+        }
     }
+}
+
+/// The alert's silence changed in Alertmanager, and its next event is a
+/// repeat (recorded, not sent): its message is drawn again instead, with
+/// the mark as it is now, so the message does not go on saying
+/// "Silenced" once Alertmanager's silence is gone.
+fn redraw_repeat(shared: &Shared, item: &mut Queued, message: &AlertMessage) {
+    if item.refresh || item.event.level == Level::Ok || !message.continues() {
+        return;
+    }
+    let Some(digest) = item.tracked.as_deref() else {
+        return;
+    };
+    let on_recovery = shared.channels.on_recovery(&item.options);
+    let level = item.event.level.as_str();
+    if repeat::repeat_of(Some(message), level, digest, &on_recovery).is_none() {
+        return;
+    }
+    item.refresh = true;
+    item.options.extend([
+        (store::REFRESH.to_string(), "true".to_string()),
+        (
+            store::PREVIOUS_CHANNEL_ID.to_string(),
+            message.channel_id.clone(),
+        ),
+        (store::PREVIOUS_TS.to_string(), message.ts.clone()),
+    ]);
 }
 
 /// A redraw after a click draws the alert's latest event as the store
@@ -541,10 +575,11 @@ fn delivered(id: u64, item: &Queued, delivery: &Delivery) -> Finished {
         detail += &format!(" (warnings: {})", warnings.join(", "));
     }
     let done = Finished::new(id, Status::Delivered, &detail, item.attempts);
-    // A redraw after a click changes nothing the store keeps.
+    // A redraw (after a click, or of a repeat after the alert's silence
+    // changed in Alertmanager) changes nothing the store keeps.
     if item.refresh {
         return Finished {
-            detail: format!("redrawn after a click: {detail}"),
+            detail: format!("redrawn: {detail}"),
             ..done
         };
     }

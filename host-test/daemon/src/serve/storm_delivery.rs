@@ -31,7 +31,7 @@ pub(super) async fn send(
         .storms
         .of_send(id)
         .map(str::to_string);
-    let kept = match &key {
+    let mut kept = match &key {
         Some(key) => shared
             .commit
             .read(|store| store.message(key))
@@ -40,6 +40,19 @@ pub(super) async fn send(
             .flatten(),
         None => None,
     };
+    if let (Some(key), Some(message)) = (&key, kept.as_mut()) {
+        // Its Alertmanager silence expired or changed there: the mark
+        // follows, and the message is drawn again.
+        if super::delivery::in_alertmanager_still(&shared, message).await {
+            lock(&shared.dispatch).storms.redraw(key);
+        }
+        let silence = message
+            .silenced_at(store::unix_ms())
+            .and_then(|mark| mark.silence.clone());
+        lock(&shared.dispatch)
+            .storms
+            .silenced_in_alertmanager(key, silence);
+    }
     if let Some(key) = &key {
         own_messages_first(&shared, key).await;
     }

@@ -139,6 +139,11 @@ pub(crate) struct Storm {
     redrawn: bool,
     last_change: Instant,
     next_seq: u64,
+    /// The Alertmanager silence its mark names, as of its last send: a
+    /// repeat then asks for a send, which asks Alertmanager whether the
+    /// silence still holds (Alertmanager sends nothing of a group while it
+    /// is silenced, so a repeat says it may be gone).
+    silence: Option<String>,
 }
 
 /// What one storm send takes: the storm drawn, its options, what it shows.
@@ -191,6 +196,62 @@ pub(crate) fn group_of(event: &AlertEvent) -> Option<&str> {
 /// a storm message carries it).
 pub(crate) fn is_state(alert: &str) -> bool {
     alert.starts_with(STATE_TAG)
+}
+
+/// Where a Silence on a storm's message is made, from its stored state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StormSilence {
+    /// No alert of it came from Alertmanager: in serve alone.
+    Here,
+    /// One Alertmanager group's storm: one silence there, on the labels
+    /// every one of its alerts shares (the group's, and any more in
+    /// common), as Alertmanager's own "silence this group" would.
+    Alertmanager(Labels),
+    /// In serve alone, and why not in Alertmanager (for the clicker): its
+    /// Alertmanager alerts share no label, or come from several groups,
+    /// whose common labels could match far more than the storm.
+    HereOnly(String),
+}
+
+/// Where a Silence on the storm whose state is `alert` is made.
+pub(crate) fn silence_of_state(alert: &str) -> StormSilence {
+    let Ok(state) = serde_json::from_str::<State>(alert) else {
+        return StormSilence::Here;
+    };
+    let events: Vec<AlertEvent> = state
+        .lines
+        .iter()
+        .filter_map(|l| kapacitor_formats::alert_json::decode(&l.alert).ok())
+        .filter(|e| e.task_name == "alertmanager")
+        .collect();
+    if events.is_empty() {
+        return StormSilence::Here;
+    }
+    if state.group.is_none() || events.len() < state.lines.len() {
+        return StormSilence::HereOnly(
+            "Silenced here only: this storm gathers alerts of several Alertmanager groups (or other alerts too), and a silence on what they share could match far more than it shows. Alertmanager still notifies its other receivers; silence the groups there."
+                .into(),
+        );
+    }
+    let labels_of = |event: &AlertEvent| -> Labels {
+        event
+            .context
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("labels.")?.to_string(), v.clone())))
+            .collect()
+    };
+    let mut common = labels_of(&events[0]);
+    for event in &events[1..] {
+        let these = labels_of(event);
+        common.retain(|pair| these.contains(pair));
+    }
+    if common.is_empty() {
+        return StormSilence::HereOnly(
+            "Silenced here only: this group's alerts share no label, so one silence in Alertmanager would match every alert. Alertmanager still notifies its other receivers."
+                .into(),
+        );
+    }
+    StormSilence::Alertmanager(common)
 }
 
 /// The storm key a storm's state names.
@@ -294,6 +355,7 @@ impl Storms {
             redrawn: false,
             last_change: now,
             next_seq: 0,
+            silence: None,
         });
         key
     }
@@ -346,6 +408,7 @@ impl Storms {
                 redrawn: false,
                 last_change: now,
                 next_seq,
+                silence: None,
             },
         );
         true
@@ -366,6 +429,9 @@ impl Storms {
         match state.lines.iter_mut().find(|l| l.key == item.alert) {
             Some(line) => {
                 if line.level == level && item.tracked.is_some() && line.digest == item.tracked {
+                    if storm.silence.is_some() {
+                        storm.dirty = true;
+                    }
                     return false;
                 }
                 if line.level == "OK" && level != "OK" {
@@ -460,6 +526,13 @@ impl Storms {
         state.dropped = state.dropped.max(stored.dropped);
         state.started_ms = state.started_ms.min(stored.started_ms);
         news
+    }
+
+    /// Storm `key`'s mark names Alertmanager silence `id` (or none).
+    pub(crate) fn silenced_in_alertmanager(&mut self, key: &str, id: Option<String>) {
+        if let Some(storm) = self.storms.get_mut(key) {
+            storm.silence = id;
+        }
     }
 
     /// Marks storm `key` to be drawn again (after a click on it).
@@ -742,7 +815,7 @@ fn draw(key: &str, state: &State, now_ms: u64) -> (Drawn, Vec<String>) {
     )
 }
 
-type Labels = Vec<(String, String)>;
+pub(crate) type Labels = Vec<(String, String)>;
 
 /// A group's labels (its `group`, `k=v,k2=v2`) and the labels every line
 /// shown shares (Alertmanager's `commonLabels` for the payload), for a
@@ -894,5 +967,73 @@ mod tests {
         let mut again = Storms::new(StormRules::default());
         assert!(again.restore(&kept, now));
         assert_eq!(again.storm_for("x", "ops #ops", None), Some(key.as_str()));
+    }
+
+    /// A Silence on a storm: one Alertmanager group's storm is silenced
+    /// there on the labels its alerts share; a storm of several groups, or
+    /// of a group sharing nothing, only here (and says why); a storm of
+    /// Kapacitor's alerts here, as before.
+    #[test]
+    fn a_storm_is_silenced_in_alertmanager_only_as_one_group() {
+        let am = |instance: &str, extra: Option<(&str, &str)>| {
+            let mut context = serde_json::json!({
+                "labels.alertname": "DiskFull", "labels.instance": instance, "groupKey": "{}:{alertname=\"DiskFull\"}"
+            });
+            if let Some((k, v)) = extra {
+                context[format!("labels.{k}")] = serde_json::json!(v);
+            }
+            serde_json::json!({"id": instance, "message": "m", "time": "2026-12-06T10:00:00Z",
+                "level": "CRITICAL", "taskName": "alertmanager", "context": context,
+                "data": {"series": []}})
+            .to_string()
+        };
+        let state = |group: Option<&str>, alerts: Vec<String>| {
+            let lines: Vec<serde_json::Value> = alerts
+                .into_iter()
+                .enumerate()
+                .map(|(i, alert)| {
+                    serde_json::json!({"key": format!("k{i}"), "alert": alert, "level": "CRITICAL",
+                        "since_ms": 0, "changed_ms": 0, "seq": i})
+                })
+                .collect();
+            serde_json::json!({"storm": 1, "channel": "ops #ops", "options": [], "group": group,
+                "started_ms": 0, "closed": false, "list": 50, "lines": lines})
+            .to_string()
+        };
+        let group = Some("{}:{alertname=\"DiskFull\"}");
+        let one = state(
+            group,
+            vec![
+                am("db1", Some(("team", "storage"))),
+                am("db2", Some(("team", "storage"))),
+            ],
+        );
+        assert_eq!(
+            silence_of_state(&one),
+            StormSilence::Alertmanager(vec![
+                ("alertname".into(), "DiskFull".into()),
+                ("team".into(), "storage".into())
+            ])
+        );
+        let several = state(None, vec![am("db1", None), am("db2", None)]);
+        assert!(
+            matches!(silence_of_state(&several), StormSilence::HereOnly(why) if why.contains("several"))
+        );
+        let nothing_shared = state(
+            group,
+            vec![
+                serde_json::json!({"id": "a", "message": "m", "time": "2026-12-06T10:00:00Z", "level": "CRITICAL",
+                    "taskName": "alertmanager", "context": {"labels.a": "1"}, "data": {"series": []}})
+                .to_string(),
+                serde_json::json!({"id": "b", "message": "m", "time": "2026-12-06T10:00:00Z", "level": "CRITICAL",
+                    "taskName": "alertmanager", "context": {"labels.b": "2"}, "data": {"series": []}})
+                .to_string(),
+            ],
+        );
+        assert!(
+            matches!(silence_of_state(&nothing_shared), StormSilence::HereOnly(why) if why.contains("share no label"))
+        );
+        let kapacitor = state(None, vec![queued("cpu", "CRITICAL").raw]);
+        assert_eq!(silence_of_state(&kapacitor), StormSilence::Here);
     }
 }
