@@ -1373,3 +1373,93 @@ fn alertmanager_behind_mutual_tls_is_reached_with_serves_client_certificate() {
     );
     drop(am);
 }
+
+/// The host's egress rules hold for Alertmanager too: an
+/// `--alertmanager-url` whose address `--deny-cidrs` denies is never
+/// connected to; the click is answered, the clicker told why, and
+/// nothing is marked.
+#[test]
+fn an_alertmanager_the_deny_list_forbids_is_never_reached() {
+    use host_test::slack_clicks::{block_actions, form, now, request};
+    const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    // Where the Alertmanager would be: a listener counting connections.
+    let listener = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let am_url = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}layout = \"blocks\"\nactions = \"silence\"\nsigning-secret = \"{SECRET}\"\n",
+            web_api_config(&slack)
+        ),
+    );
+    let server = Server::start(
+        &config,
+        &dir.path().join("spool"),
+        &[
+            "--alertmanager-url",
+            &am_url,
+            "--deny-cidrs",
+            "127.0.0.2/32",
+        ],
+    );
+    let body = payload(&[firing("db09")]);
+    let (status, answer) = server.request(&format!(
+        "POST /alertmanager?channel=%23ops HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(status, 202, "{answer}");
+    wait_until("the alert's message posted and kept", || {
+        let messages = slack.messages();
+        messages.len() == 1
+            && server.spool()["messages"]
+                .as_array()
+                .is_some_and(|kept| kept.iter().any(|m| m["ts"] == messages[0].ts))
+    });
+    let m = slack.messages().into_iter().next().unwrap();
+    let value = button_value(&m.body, "silence:1h").expect("a Silence 1h button");
+    let click = block_actions(
+        "silence:1h",
+        &value,
+        "U0ANA",
+        &m.channel_id,
+        &m.ts,
+        &format!("{}/actions/T0001/1/response", slack.url()),
+    );
+    let before = slack.requests().len();
+    let answer = server.request(&request(
+        "/slack/interactions",
+        &form(&click),
+        Some((SECRET, now())),
+    ));
+    assert_eq!(answer.0, 200);
+    wait_until("the clicker's notice", || {
+        slack.requests()[before..].iter().any(|r| {
+            r.path.ends_with("/response")
+                && String::from_utf8_lossy(&r.body).contains("Not silenced")
+        })
+    });
+    let notice = slack.requests()[before..]
+        .iter()
+        .find(|r| r.path.ends_with("/response"))
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .unwrap();
+    assert!(
+        notice.contains("is denied (in 127.0.0.2/32)"),
+        "the notice says it is denied: {notice}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "nothing connected to the denied address"
+    );
+    let kept = server.spool()["messages"].clone();
+    assert!(
+        kept.as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m.get("silenced").is_none_or(Value::is_null)),
+        "nothing marked: {kept:#}"
+    );
+}
