@@ -32,6 +32,10 @@ use time::OffsetDateTime;
 
 use crate::event::Level;
 
+/// The `taskName` of every alert made of Alertmanager's webhook: how the
+/// host tells them (their labels are `labels.*` in `context`).
+pub const TASK_NAME: &str = "alertmanager";
+
 /// How an alert's labels give its level.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Levels {
@@ -322,7 +326,7 @@ fn event(
         "duration": duration,
         "level": level.as_str(),
         "recoverable": true,
-        "taskName": "alertmanager",
+        "taskName": TASK_NAME,
         "group": shared.group,
         "data": {"series": [{
             "name": alertname,

@@ -1463,3 +1463,31 @@ fn an_alertmanager_the_deny_list_forbids_is_never_reached() {
         "nothing marked: {kept:#}"
     );
 }
+
+/// An alert posted to serve's Kapacitor intake may not claim to come from
+/// Alertmanager (`taskName: alertmanager`): its labels would become a
+/// silence's matchers in Alertmanager at a Silence click. Refused, naming
+/// the field; nothing stored.
+#[test]
+fn an_alert_posted_to_the_kapacitor_intake_may_not_claim_alertmanager() {
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &web_api_config(&slack));
+    let server = Server::start(&config, &dir.path().join("spool"), &[]);
+    let body = json!({"id": "spoof", "message": "m", "time": "2026-12-06T10:00:00Z",
+        "level": "CRITICAL", "taskName": "alertmanager",
+        "context": {"labels.severity": "critical"}})
+    .to_string();
+    let (status, answer) = server.request(&format!(
+        "POST /?channel=%23ops HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer
+            .to_string()
+            .contains("taskName: `alertmanager` is kept"),
+        "{answer}"
+    );
+    assert_eq!(server.spool()["pending"], json!([]));
+}

@@ -22,12 +22,23 @@ pub trait IntakeFormat: Send + Sync + 'static {
     fn decode(&self, body: &str, options: Vec<(String, String)>) -> Result<Vec<Incoming>, String>;
 }
 
+/// The `taskName` of the alerts serve's `/alertmanager` route makes.
+pub use slack_alert_handler::alertmanager::TASK_NAME as ALERTMANAGER_TASK;
+
 /// Kapacitor's `post`-handler JSON, one alert a request, kept as sent.
 pub struct KapacitorPost;
 
 impl IntakeFormat for KapacitorPost {
     fn decode(&self, body: &str, options: Vec<(String, String)>) -> Result<Vec<Incoming>, String> {
-        alert_json::decode(body).map_err(|e| format!("{e:#}"))?;
+        let event = alert_json::decode(body).map_err(|e| format!("{e:#}"))?;
+        // An Alertmanager alert's labels become a silence's matchers in
+        // Alertmanager when someone clicks Silence: only serve's own
+        // `/alertmanager` route may say an alert came from there.
+        if event.task_name == ALERTMANAGER_TASK {
+            return Err(format!(
+                "taskName: `{ALERTMANAGER_TASK}` is kept for alerts that came through POST /alertmanager (their Silence is made in Alertmanager, on their labels); an alert posted here may not claim it"
+            ));
+        }
         Ok(vec![Incoming {
             alert: body.to_string(),
             options,
@@ -76,6 +87,12 @@ mod tests {
         let alerts = KapacitorPost.decode(body, vec![]).unwrap();
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].alert, body);
+        let claimed = body.replace(
+            r#""level""#,
+            r#""taskName":"alertmanager","context":{"labels.severity":"critical"},"level""#,
+        );
+        let e = KapacitorPost.decode(&claimed, vec![]).unwrap_err();
+        assert!(e.starts_with("taskName: `alertmanager` is kept"), "{e}");
         let loud = body.replace("CRITICAL", "LOUD");
         let e = KapacitorPost.decode(&loud, vec![]).unwrap_err();
         assert!(e.contains("level"), "{e}");

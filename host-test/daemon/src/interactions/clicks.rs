@@ -420,7 +420,7 @@ fn alertmanager_labels(message: &AlertMessage) -> StormSilence {
     let Ok(event) = kapacitor_formats::alert_json::decode(alert) else {
         return StormSilence::Here;
     };
-    if event.task_name != "alertmanager" {
+    if event.task_name != slack_alert_handler::alertmanager::TASK_NAME {
         return StormSilence::Here;
     }
     let labels: Vec<(String, String)> = event

@@ -14,7 +14,7 @@ use crate::store::AlertMessage;
 /// Whether `event`'s repeats are tracked: Alertmanager's alerts (task
 /// `alertmanager`, with the context its decoder gives them).
 pub(super) fn tracked(event: &AlertEvent) -> bool {
-    event.task_name == "alertmanager" && !event.context.is_empty()
+    event.task_name == slack_alert_handler::alertmanager::TASK_NAME && !event.context.is_empty()
 }
 
 /// A digest of what an event shows: its message, details, tags, fields

@@ -222,7 +222,7 @@ pub(crate) fn silence_of_state(alert: &str) -> StormSilence {
         .lines
         .iter()
         .filter_map(|l| kapacitor_formats::alert_json::decode(&l.alert).ok())
-        .filter(|e| e.task_name == "alertmanager")
+        .filter(|e| e.task_name == slack_alert_handler::alertmanager::TASK_NAME)
         .collect();
     if events.is_empty() {
         return StormSilence::Here;
