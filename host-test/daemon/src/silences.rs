@@ -7,6 +7,8 @@
 //! Slack's 3 seconds whatever Alertmanager does. The bearer token, when
 //! given, is never shown.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use alert_handler_host::net::dial::Dialer;
@@ -20,6 +22,11 @@ use serde::{Deserialize, Serialize};
 /// How long one request to one Alertmanager may take, connection included.
 pub const DEADLINE: Duration = Duration::from_millis(1_200);
 
+/// How long one operation (a silence looked up and made, read, expired)
+/// may take across every Alertmanager and request, so a click is
+/// answered within Slack's 3 seconds whatever they do.
+pub const BUDGET: Duration = Duration::from_millis(2_000);
+
 /// The most of an answer read.
 const MAX_ANSWER: usize = 4 << 20;
 
@@ -30,6 +37,9 @@ pub struct Alertmanagers {
     token: Option<String>,
     dialer: Dialer,
     deadline: Duration,
+    /// The one that answered last: asked first next time, so one of an HA
+    /// pair that hangs costs its deadline once, not at every request.
+    answered: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Alertmanagers {
@@ -56,10 +66,14 @@ fn yes() -> bool {
     true
 }
 
-/// A silence to create.
+/// A silence to create (or, with `id`, to change).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewSilence {
+    /// The silence it changes (Alertmanager changes it in place when only
+    /// its end differs, else expires it and makes a new one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub matchers: Vec<Matcher>,
     /// RFC 3339.
     pub starts_at: String,
@@ -77,6 +91,7 @@ pub struct Silence {
     pub matchers: Vec<Matcher>,
     pub created_by: String,
     pub comment: String,
+    pub starts_at: String,
     pub ends_at: String,
     pub status: Status,
 }
@@ -119,6 +134,7 @@ impl Alertmanagers {
             token,
             dialer,
             deadline: DEADLINE,
+            answered: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -131,13 +147,48 @@ impl Alertmanagers {
             .any(|u| u.to_string().trim_end_matches('/') == url)
     }
 
-    /// Creates `silence`, unless one with its comment is active already (a
-    /// retry of a create that timed out after Alertmanager took it): its
-    /// id either way.
+    /// Makes `silence` and says its id, within [`BUDGET`]. Without an
+    /// `id`, an active silence of the same matchers, creator and comment
+    /// (a create that timed out after Alertmanager took it, then tried
+    /// again) is found first and used (its end moved if it differs), so
+    /// no second is made. With an `id`, that silence is changed (its
+    /// start kept, so Alertmanager changes it in place), or made anew if
+    /// it is gone or expired.
     pub async fn create(&self, silence: &NewSilence) -> Result<String, String> {
-        if let Some(found) = self.find(&silence.comment).await? {
-            return Ok(found.id);
-        }
+        within(BUDGET, async {
+            let mut silence = silence.clone();
+            let mut existing = match &silence.id {
+                Some(id) => self.get(id).await?,
+                None => None,
+            };
+            existing = existing.filter(|s| s.status.state != "expired");
+            if existing.is_none() {
+                existing = self.find(&silence).await?;
+            }
+            match existing {
+                Some(found) => {
+                    let same_end = match (
+                        slack_alert_handler::alert_json::unix_seconds(&found.ends_at),
+                        slack_alert_handler::alert_json::unix_seconds(&silence.ends_at),
+                    ) {
+                        (Some(a), Some(b)) => a.abs_diff(b) <= 60,
+                        _ => false,
+                    };
+                    if same_end && silence.id.is_none() {
+                        return Ok(found.id);
+                    }
+                    silence.id = Some(found.id);
+                    silence.starts_at = found.starts_at;
+                }
+                None => silence.id = None,
+            }
+            self.post(&silence).await
+        })
+        .await
+    }
+
+    /// `POST /api/v2/silences`: the silence's id.
+    async fn post(&self, silence: &NewSilence) -> Result<String, String> {
         let body = serde_json::to_string(silence).map_err(|e| e.to_string())?;
         let (status, answer) = self
             .first(Method::POST, "/api/v2/silences", Some(body))
@@ -158,43 +209,57 @@ impl Alertmanagers {
             })
     }
 
-    /// The active or pending silence whose comment is `comment`, if any.
-    pub async fn find(&self, comment: &str) -> Result<Option<Silence>, String> {
+    /// The active or pending silence that `silence` would make again: the
+    /// same comment, creator and matchers.
+    pub async fn find(&self, silence: &NewSilence) -> Result<Option<Silence>, String> {
         let (status, answer) = self.first(Method::GET, "/api/v2/silences", None).await?;
         if status != 200 {
             return Err(refused("listing the silences", status, &answer));
         }
         let all: Vec<Silence> = serde_json::from_slice(&answer)
             .map_err(|e| format!("Alertmanager's list of silences was not understood: {e}"))?;
-        Ok(all
-            .into_iter()
-            .find(|s| s.comment == comment && s.status.state != "expired"))
+        let same_matchers = |theirs: &[Matcher]| {
+            theirs.len() == silence.matchers.len()
+                && theirs.iter().all(|m| silence.matchers.contains(m))
+        };
+        Ok(all.into_iter().find(|s| {
+            s.status.state != "expired"
+                && s.comment == silence.comment
+                && s.created_by == silence.created_by
+                && same_matchers(&s.matchers)
+        }))
     }
 
     /// Silence `id` as Alertmanager has it now (`None`: it has none).
     pub async fn get(&self, id: &str) -> Result<Option<Silence>, String> {
-        let path = format!("/api/v2/silence/{}", path_segment(id));
-        let (status, answer) = self.first(Method::GET, &path, None).await?;
-        match status {
-            200 => serde_json::from_slice(&answer)
-                .map(Some)
-                .map_err(|e| format!("Alertmanager's silence was not understood: {e}")),
-            404 => Ok(None),
-            _ => Err(refused("reading the silence", status, &answer)),
-        }
+        within(BUDGET, async {
+            let path = format!("/api/v2/silence/{}", path_segment(id));
+            let (status, answer) = self.first(Method::GET, &path, None).await?;
+            match status {
+                200 => serde_json::from_slice(&answer)
+                    .map(Some)
+                    .map_err(|e| format!("Alertmanager's silence was not understood: {e}")),
+                404 => Ok(None),
+                _ => Err(refused("reading the silence", status, &answer)),
+            }
+        })
+        .await
     }
 
     /// Expires silence `id` (a silence already expired or unknown is
     /// done too).
     pub async fn expire(&self, id: &str) -> Result<(), String> {
-        let path = format!("/api/v2/silence/{}", path_segment(id));
-        let (status, answer) = self.first(Method::DELETE, &path, None).await?;
-        match status {
-            200 | 404 => Ok(()),
-            // Alertmanager answers 500 "silence ... already expired".
-            500 if String::from_utf8_lossy(&answer).contains("expired") => Ok(()),
-            _ => Err(refused("expiring the silence", status, &answer)),
-        }
+        within(BUDGET, async {
+            let path = format!("/api/v2/silence/{}", path_segment(id));
+            let (status, answer) = self.first(Method::DELETE, &path, None).await?;
+            match status {
+                200 | 404 => Ok(()),
+                // Alertmanager answers 500 "silence ... already expired".
+                500 if String::from_utf8_lossy(&answer).contains("expired") => Ok(()),
+                _ => Err(refused("expiring the silence", status, &answer)),
+            }
+        })
+        .await
     }
 
     /// The first Alertmanager to answer `method path`: its status and body.
@@ -205,14 +270,20 @@ impl Alertmanagers {
         body: Option<String>,
     ) -> Result<(u16, Vec<u8>), String> {
         let mut why = Vec::new();
-        for url in &self.urls {
+        let start = self.answered.load(Ordering::Relaxed);
+        let n = self.urls.len();
+        for i in (0..n).map(|k| (start + k) % n) {
+            let url = &self.urls[i];
             let asked = tokio::time::timeout(
                 self.deadline,
                 self.request(url, method.clone(), path, body.clone()),
             )
             .await;
             match asked {
-                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Ok(answer)) => {
+                    self.answered.store(i, Ordering::Relaxed);
+                    return Ok(answer);
+                }
                 Ok(Err(e)) => why.push(format!("{}: {e}", shown(url))),
                 Err(_) => why.push(format!(
                     "{}: no answer within {} ms",
@@ -271,6 +342,21 @@ impl Alertmanagers {
             .to_bytes();
         Ok((status, body.to_vec()))
     }
+}
+
+/// `work`, or an error saying it took longer than `budget`.
+async fn within<T>(
+    budget: Duration,
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(budget, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the Alertmanagers took longer than {} ms",
+                budget.as_millis()
+            ))
+        })
 }
 
 /// An Alertmanager's URL as logs may show it: no user-info, no query.

@@ -444,10 +444,11 @@ fn clicker(click: &Click) -> String {
 }
 
 /// Does `act` in Alertmanager: a silence created with the alert's labels as
-/// matchers, until the mark's time, by the clicker, its comment naming the
-/// message and the click (so a retried create finds it instead of making a
-/// second); an unsilence expires the silence the mark keeps. The act, with
-/// the silence's id kept on its mark.
+/// matchers, until the mark's time, by the clicker, its comment linking
+/// the message (so a click tried again after a timeout finds the silence
+/// the first made instead of making a second), or the message's silence
+/// changed when it has one; an unsilence expires the silence the mark
+/// keeps. The act, with the silence's id kept on its mark.
 async fn in_alertmanager(
     ams: &Alertmanagers,
     act: Act,
@@ -459,7 +460,13 @@ async fn in_alertmanager(
         Act::Silence(mark) => {
             let now = store::unix_ms();
             let rfc3339 = |ms: u64| slack_alert_handler::timefmt::rfc3339((ms / 1000) as i64, 0);
+            // Silenced already (from Slack, in Alertmanager): that silence
+            // is changed, not a second one made.
+            let id = message
+                .silenced_at(now)
+                .and_then(|mark| mark.silence.clone());
             let silence = NewSilence {
+                id,
                 matchers: labels
                     .into_iter()
                     .map(|(name, value)| Matcher {
@@ -472,14 +479,15 @@ async fn in_alertmanager(
                 starts_at: rfc3339(now),
                 ends_at: rfc3339(mark.at),
                 created_by: clicker(click),
+                // The same for a click tried again after a timeout: how
+                // the silence that one made is found instead of a second.
                 comment: format!(
-                    "Silenced from Slack by {} on {} (click {})",
+                    "Silenced from Slack by {} on {}",
                     clicker(click),
                     click
                         .message_link
                         .clone()
                         .unwrap_or_else(|| format!("message {} {}", click.channel_id, click.ts)),
-                    click.identity
                 ),
             };
             let id = ams.create(&silence).await?;
