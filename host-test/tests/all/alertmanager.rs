@@ -1133,11 +1133,65 @@ fn on_two_postgresql_nodes_a_silence_click_makes_one_silence() {
     );
     assert_eq!(b.request(&click).0, 200);
     assert_eq!(a.request(&click).0, 200, "the same click again");
-    let (status, all) = am.call("GET", "/api/v2/silences", "").unwrap();
-    assert_eq!(status, 200);
-    let all: Value = serde_json::from_str(&all).unwrap();
-    assert_eq!(all.as_array().unwrap().len(), 1, "one silence: {all:#}");
-    assert_eq!(all[0]["status"]["state"], "active");
+    let active = || {
+        let (status, all) = am.call("GET", "/api/v2/silences", "").unwrap();
+        assert_eq!(status, 200);
+        let all: Value = serde_json::from_str(&all).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"]["state"] == "active")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let first = active();
+    assert_eq!(first.len(), 1, "one silence: {first:#?}");
+    // Unsilenced, then one click taken by both nodes at once (Slack's
+    // envelope sent twice, each to another node): still one silence,
+    // the one the store's mark names.
+    let unsilence = request(
+        "/slack/interactions",
+        &form(&block_actions(
+            "unsilence",
+            &value,
+            "U0ANA",
+            &m.channel_id,
+            &m.ts,
+            &format!("{}/actions/T0001/1/response", slack.url()),
+        )),
+        Some((SECRET, now())),
+    );
+    assert_eq!(a.request(&unsilence).0, 200);
+    assert!(active().is_empty());
+    let again = request(
+        "/slack/interactions",
+        &form(&block_actions(
+            "silence:1h",
+            &value,
+            "U0ANA",
+            &m.channel_id,
+            &m.ts,
+            &format!("{}/actions/T0001/1/response", slack.url()),
+        )),
+        Some((SECRET, now())),
+    );
+    std::thread::scope(|scope| {
+        let (a, b, again) = (&a, &b, &again);
+        let on_a = scope.spawn(move || a.request(again).0);
+        let on_b = scope.spawn(move || b.request(again).0);
+        assert_eq!((on_a.join().unwrap(), on_b.join().unwrap()), (200, 200));
+    });
+    let now_active = active();
+    assert_eq!(now_active.len(), 1, "one silence: {now_active:#?}");
+    let kept = a.spool()["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        kept.iter()
+            .any(|m| m["silenced"]["silence"] == now_active[0]["id"]),
+        "the mark names the one silence: {kept:#?}"
+    );
 }
 
 /// The `value` of the button whose `action_id` is `action`, wherever the

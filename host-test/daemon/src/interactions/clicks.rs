@@ -221,6 +221,11 @@ impl Clicks {
             here_only.filter(|_| self.alertmanagers.is_some() && matches!(act, Act::Silence(_)));
         let (name, redraw) = (act.name(), redraw(&message, &click));
         let redrawn = redraw.is_some();
+        // The silence this click made in Alertmanager, if any.
+        let made = match &act {
+            Act::Silence(mark) => mark.silence.clone(),
+            _ => None,
+        };
         // The key itself (the button may name it by its digest).
         let key = &message.key;
         let identity = &click.identity;
@@ -231,10 +236,15 @@ impl Clicks {
                 None => Ok(ticket),
             }
         });
-        match written {
-            Ok((_, durable)) => durable.wait().await.map_err(|e| e.to_string())?,
-            Err(e) => return Err(e.to_string()),
+        let durable = match written {
+            Ok((_, durable)) => durable.wait().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let (Some(ams), Some(made)) = (&self.alertmanagers, &made) {
+            self.one_silence(ams, &message.key, made, durable.is_ok())
+                .await;
         }
+        durable?;
         self.metrics.interaction(name);
         info!(
             alert = click.alert,
@@ -247,6 +257,39 @@ impl Clicks {
             self.tell(&click, &why).await;
         }
         Ok(())
+    }
+
+    /// Keeps one silence per message in Alertmanager: the silence `made`
+    /// for a click is expired again when the click could not be recorded
+    /// (nothing is marked, so nothing may be silenced), or when the mark
+    /// the store keeps names another (the same click taken by another
+    /// node at once, which recorded its own first).
+    async fn one_silence(&self, ams: &Alertmanagers, key: &str, made: &str, recorded: bool) {
+        let kept = if recorded {
+            let key = key.to_string();
+            match self.commit.read(move |store| store.message(&key)).await {
+                Ok(message) => message
+                    .and_then(|m| m.silenced)
+                    .and_then(|mark| mark.silence),
+                // Unknown: left as it is.
+                Err(_) => return,
+            }
+        } else {
+            None
+        };
+        if kept.as_deref() == Some(made) {
+            return;
+        }
+        match ams.expire(made).await {
+            Ok(()) => info!(
+                silence = made,
+                "a silence made for a click that another recorded (or none could) was expired again"
+            ),
+            Err(e) => warn!(
+                silence = made,
+                "a silence made for a click not recorded could not be expired: {e}"
+            ),
+        }
     }
 
     /// Tells the clicker alone `text`, if the click says where.
