@@ -51,4 +51,18 @@ if [ -z "${ALERTMANAGER:-}" ] && ! command -v prometheus-alertmanager >/dev/null
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus-alertmanager || true
   fi
 fi
+# The package test (scripts/test-package.sh) checks the unit with
+# systemd-analyze and talks to serve with curl inside a namespace it sets up
+# with iproute2: installed when missing.
+for need in systemd-analyze:systemd curl:curl ip:iproute2 dpkg-shlibdeps:dpkg-dev; do
+  if ! command -v "${need%%:*}" >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need#*:}" || true
+  fi
+done
 cargo test --workspace
+# The Debian package: built (one production build of the daemon),
+# installed, run without the checkout, removed and purged (root only).
+scripts/test-package.sh

@@ -145,7 +145,7 @@ fn main() -> Result<()> {
         })
         .collect();
     let cache_dir = std::env::temp_dir().join(format!("host-test-bench-{}", std::process::id()));
-    cache::load(host.engine(), wasm, &cache_dir)?;
+    cache::load(host.engine(), wasm, &bytes, &cache_dir)?;
     let slack = MockSlack::start()?;
     let text = config(&slack.url());
     let warm: Vec<Duration> = (0..20)

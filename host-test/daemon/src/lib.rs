@@ -50,9 +50,18 @@ pub(crate) fn lock<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<
 /// millisecond.
 pub(crate) const RECYCLE_AFTER: u32 = 10_000;
 
-/// The component built from this checkout (by `host-test/build.rs`), run
-/// when no `--component` or `--plugins` says otherwise.
+/// Where `host-test/build.rs` put the component built with this binary
+/// (for the tests and benches, which read it from the checkout).
 pub const COMPONENT_PATH: &str = env!("SLACK_HANDLER_WASM");
+
+/// The component built with this binary (the release build of `src/`,
+/// shrunk), carried inside it: run when no `--component` or `--plugins`
+/// says otherwise, so a binary copied to another machine runs without the
+/// checkout it was built in.
+pub static COMPONENT: &[u8] = include_bytes!(env!("SLACK_HANDLER_WASM"));
+
+/// How errors and logs name [`COMPONENT`].
+pub const BUILT_IN: &str = "built-in slack_alert_handler.wasm";
 
 /// `println!` that does not panic when standard output is gone (a pipe
 /// closed early, as `| head` does): what is left to print is dropped.

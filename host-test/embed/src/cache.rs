@@ -45,16 +45,30 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
         .collect()
 }
 
-/// The component at `wasm_path`, from `cache_dir` when it was compiled
-/// before by a compatible engine, else compiled and cached.
-pub fn load(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> Result<(Component, Source)> {
-    let wasm =
-        std::fs::read(wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
-    let stem = wasm_path
+/// The component `wasm` (read from, or named as, `wasm_path`), from
+/// `cache_dir` when it was compiled before by a compatible engine, else
+/// compiled and cached. The cached file is found by the bytes' digest, so
+/// the same bytes from another path (or built into the binary) share it.
+pub fn load(
+    engine: &Engine,
+    wasm_path: &Path,
+    wasm: &[u8],
+    cache_dir: &Path,
+) -> Result<(Component, Source)> {
+    let stem: String = wasm_path
         .file_stem()
         .and_then(|s| s.to_str())
-        .unwrap_or("component");
-    let cached = cache_dir.join(format!("{stem}-{}.cwasm", key(engine, &wasm)));
+        .unwrap_or("component")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let cached = cache_dir.join(format!("{stem}-{}.cwasm", key(engine, wasm)));
     if cached.is_file() {
         // SAFETY: the file was written below by `precompile_component` of an
         // engine with the same compatibility hash (it is in the name); the
@@ -64,7 +78,7 @@ pub fn load(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> Result<(Comp
         }
     }
     let compiled = engine
-        .precompile_component(&wasm)
+        .precompile_component(wasm)
         .map_err(anyhow::Error::from)?;
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating {}", cache_dir.display()))?;

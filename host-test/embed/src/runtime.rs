@@ -91,9 +91,25 @@ impl Runtime {
     /// [`cache`](crate::cache); [`Runtime::source`] says which), else
     /// compiled now.
     pub fn open(host: Arc<Host>, path: &Path, cache_dir: Option<&Path>) -> Result<Runtime> {
+        let wasm = std::fs::read(path)
+            .with_context(|| format!("loading the component {}: reading it", path.display()))?;
+        Runtime::open_bytes(host, path, &wasm, cache_dir)
+    }
+
+    /// Loads the component whose bytes are `wasm` (one built into the
+    /// host's binary, say) as [`Runtime::open`] does: precompiled from
+    /// `cache_dir` when it holds these bytes compiled, else compiled now.
+    /// `path` is how errors, logs and [`Runtime::path`] name it (its file,
+    /// or a label for one built in).
+    pub fn open_bytes(
+        host: Arc<Host>,
+        path: &Path,
+        wasm: &[u8],
+        cache_dir: Option<&Path>,
+    ) -> Result<Runtime> {
         let (component, source) = match cache_dir {
-            Some(dir) => cache::load(host.engine(), path, dir),
-            None => Component::from_file(host.engine(), path)
+            Some(dir) => cache::load(host.engine(), path, wasm, dir),
+            None => Component::from_binary(host.engine(), wasm)
                 .map(|c| (c, Source::Compiled))
                 .map_err(anyhow::Error::from),
         }
@@ -183,7 +199,7 @@ impl Runtime {
         self.host.net()
     }
 
-    /// The component's file.
+    /// The component's file (or the label of one built in).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -8,9 +8,17 @@ use slack_alertd::say;
 
 /// `describe`: what a component says it is, before any configuration.
 pub fn run(component: Option<PathBuf>, json: bool) -> Result<(), Failure> {
-    let component = component.unwrap_or_else(|| PathBuf::from(host_test::COMPONENT_PATH));
     let host = Host::new(NetSettings::default(), Limits::default()).map_err(Failure::Host)?;
-    let runtime = Runtime::open(host, &component, None).map_err(Failure::Host)?;
+    let runtime = match &component {
+        Some(path) => Runtime::open(host, path, None),
+        None => Runtime::open_bytes(
+            host,
+            std::path::Path::new(slack_alertd::BUILT_IN),
+            slack_alertd::COMPONENT,
+            None,
+        ),
+    }
+    .map_err(Failure::Host)?;
     let d = runtime
         .instantiate()
         .and_then(|mut p| p.describe())

@@ -12,7 +12,7 @@ pub mod test;
 
 use std::path::{Path, PathBuf};
 
-use alert_handler_host::{AlertEvent, ConfigSummary, Delivery, Host, Instance, Runtime};
+use alert_handler_host::{AlertEvent, ConfigSummary, Delivery, Host, Instance};
 use anyhow::{anyhow, Context};
 use clap::Args;
 use host_test::report;
@@ -78,7 +78,6 @@ fn previous_message(value: &str) -> Result<(String, String), String> {
 /// Loads, instantiates and configures the handler for `kind`.
 pub fn open(target: &Target, kind: &str, json: bool) -> Result<(Instance, ConfigSummary), Failure> {
     let host = Host::new(target.net_settings()?, target.limits()).map_err(Failure::Host)?;
-    let cache_dir = target.cache_dir();
     if let Some(dir) = &target.plugins {
         let (loaded, _, _) = target.from_directory(dir, &host, kind, json)?;
         return Ok((loaded.instance, loaded.summary));
@@ -88,8 +87,7 @@ pub fn open(target: &Target, kind: &str, json: bool) -> Result<(Instance, Config
         .as_ref()
         .ok_or_else(|| anyhow!("--config or --plugins is required"))?;
     let text = read(config_path, "configuration")?;
-    let component = target.component();
-    let runtime = Runtime::open(host, &component, cache_dir.as_deref()).map_err(Failure::Host)?;
+    let runtime = target.open_component(host).map_err(Failure::Host)?;
     let mut plugin = runtime.instantiate_for(&text).map_err(Failure::Host)?;
     let summary = plugin
         .configure(&text)
@@ -98,7 +96,7 @@ pub fn open(target: &Target, kind: &str, json: bool) -> Result<(Instance, Config
     if summary.kind != kind {
         return Err(Failure::Input(anyhow!(
             "this is a `{kind}` handler, but {} is a `{}` plugin",
-            component.display(),
+            runtime.path().display(),
             summary.kind
         )));
     }

@@ -243,3 +243,50 @@ fn the_compiled_component_is_cached_and_a_changed_wasm_recompiles() {
     assert_eq!(third.source(), Source::Compiled);
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
 }
+
+/// The component built into the binary (`slack_alertd::COMPONENT`) is the
+/// one built from this checkout, byte for byte; it loads from its bytes,
+/// compiled once and then from the cache, keyed by those bytes; and it
+/// sends as the file does.
+#[test]
+fn the_built_in_component_is_the_checkouts_and_is_cached_by_its_bytes() {
+    use alert_handler_host::cache::Source;
+    use alert_handler_host::Runtime;
+    use std::path::Path;
+    assert_eq!(
+        slack_alertd::COMPONENT,
+        std::fs::read(host_test::COMPONENT_PATH).unwrap().as_slice(),
+        "the binary carries the component built with it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let host = runtime().host().clone();
+    let name = Path::new(slack_alertd::BUILT_IN);
+    let open = || Runtime::open_bytes(host.clone(), name, slack_alertd::COMPONENT, Some(&cache));
+    let (first, warm) = (open().unwrap(), open().unwrap());
+    assert_eq!(
+        (first.source(), warm.source()),
+        (Source::Compiled, Source::Cached)
+    );
+    assert_eq!(warm.path(), name);
+    let slack = MockSlack::start().unwrap();
+    let mut instance = warm.instantiate().unwrap();
+    instance
+        .configure(&web_api_config(&slack))
+        .unwrap()
+        .unwrap();
+    instance
+        .handle_alert(&event("built in", Level::Critical), &[])
+        .unwrap()
+        .unwrap();
+    assert_eq!(slack.requests().len(), 1);
+    let cached: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(
+        cached[0].starts_with("built-in_slack_alert_handler-") && cached[0].ends_with(".cwasm"),
+        "{cached:?}"
+    );
+}

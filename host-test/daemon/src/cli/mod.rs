@@ -13,7 +13,7 @@ use std::sync::Arc;
 use alert_handler_host::net::cidr::DenyList;
 use alert_handler_host::net::proxy::ProxyConfig;
 use alert_handler_host::plugins::{self, Broken, Reason};
-use alert_handler_host::{ConnectTo, HandlerError, Host, Limits, NetSettings};
+use alert_handler_host::{ConnectTo, HandlerError, Host, Limits, NetSettings, Runtime};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
@@ -32,7 +32,8 @@ pub struct Target {
     /// handler's kind picks the plugin.
     #[arg(long, value_name = "DIR")]
     pub plugins: Option<PathBuf>,
-    /// The component to run with --config (default: the one built from this checkout).
+    /// The component to run with --config (default: the one built into
+    /// this binary).
     #[arg(long, value_name = "FILE.wasm")]
     pub component: Option<PathBuf>,
     /// Send requests for one origin to another, e.g.
@@ -69,11 +70,20 @@ pub struct Target {
 }
 
 impl Target {
-    /// The component to run with --config: the flag's, else this checkout's.
-    pub fn component(&self) -> PathBuf {
-        self.component
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::COMPONENT_PATH))
+    /// The component to run with --config on `host`: the flag's file,
+    /// else the one built into this binary ([`crate::COMPONENT`]);
+    /// precompiled from the cache when it holds it.
+    pub fn open_component(&self, host: Arc<Host>) -> anyhow::Result<Runtime> {
+        let cache_dir = self.cache_dir();
+        match &self.component {
+            Some(path) => Runtime::open(host, path, cache_dir.as_deref()),
+            None => Runtime::open_bytes(
+                host,
+                std::path::Path::new(crate::BUILT_IN),
+                crate::COMPONENT,
+                cache_dir.as_deref(),
+            ),
+        }
     }
 
     /// What each instance may spend.

@@ -201,9 +201,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         }
         (None, Some(path)) => {
             let text = read(path, "configuration")?;
-            let component = args.target.component();
-            let runtime = Runtime::open(host, &component, args.target.cache_dir().as_deref())
-                .map_err(Failure::Host)?;
+            let runtime = args.target.open_component(host).map_err(Failure::Host)?;
             (runtime, text, Vec::new(), Vec::new())
         }
         (None, None) => return Err(Failure::Input(anyhow!("serve needs --config or --plugins"))),
