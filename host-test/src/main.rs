@@ -57,7 +57,7 @@ enum Command {
     /// Say what a handler component is and what it takes (its `describe`):
     /// kind, version, configuration keys and options, each with a line.
     Describe {
-        /// The component (default: the one built from this checkout).
+        /// The component (default: the one built into this binary).
         #[arg(long, value_name = "FILE.wasm")]
         component: Option<PathBuf>,
         /// Print JSON.
