@@ -60,6 +60,7 @@ pub struct Metrics {
     storm_alerts: Counter,
     plugin_alerts: Family<Vec<(&'static str, String)>, Counter>,
     storms_open: Gauge,
+    slots_owned: Gauge,
     /// One scrape at a time: the fsync count is caught up by its delta.
     scrape: Mutex<()>,
 }
@@ -98,6 +99,7 @@ impl Metrics {
             storm_alerts: Counter::default(),
             plugin_alerts: Family::default(),
             storms_open: Gauge::default(),
+            slots_owned: Gauge::default(),
             scrape: Mutex::new(()),
             registry: Registry::default(),
         };
@@ -228,6 +230,11 @@ impl Metrics {
             "Storm messages this node is keeping up to date now",
             metrics.storms_open.clone(),
         );
+        registry.register(
+            "slots_owned",
+            "Channel slots (of 64) this node owns on a shared store: it sends their channels' alerts",
+            metrics.slots_owned.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -299,6 +306,11 @@ impl Metrics {
     /// Storm messages kept up to date now.
     pub fn storms_open(&self, n: i64) {
         self.storms_open.set(n);
+    }
+
+    /// The channel slots this node owns now.
+    pub fn slots_owned(&self, n: i64) {
+        self.slots_owned.set(n);
     }
 
     /// An event of a silenced alert, recorded and not sent.

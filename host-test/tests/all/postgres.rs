@@ -253,6 +253,31 @@ fn three_nodes_kill_one_mid_storm() {
         "at most {CHANNELS} duplicates, one per channel: {twice:?}"
     );
 
+    // The dead node's channels passed on within its lease (3 s), a
+    // renewal (1 s) and a channel interval (1 s), with 2 s to spare: every
+    // channel had alerts still to deliver at the kill, and each got its
+    // next one by then, whichever node owned it.
+    let mut next_after_kill: HashMap<&str, Duration> = HashMap::new();
+    for (channel, _, at, status) in &arrivals {
+        if *status == 200 && *at > killed_at {
+            let after = *at - killed_at;
+            next_after_kill
+                .entry(channel.as_str())
+                .and_modify(|d| *d = (*d).min(after))
+                .or_insert(after);
+        }
+    }
+    assert_eq!(
+        next_after_kill.len(),
+        CHANNELS,
+        "every channel sent after the kill"
+    );
+    let slowest = next_after_kill.values().max().copied().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_secs(7),
+        "the dead node's channels moved within a lease: {next_after_kill:?}"
+    );
+
     // Pacing across the nodes.
     let mut by_channel: HashMap<String, Vec<(Instant, u16)>> = HashMap::new();
     for (channel, _, at, status) in &arrivals {
@@ -925,4 +950,59 @@ fn two_nodes_share_one_storm_message_and_one_update_budget() {
         })
         .sum();
     assert!(edits >= 3, "both nodes edited the message: {edits} edits");
+}
+
+/// The slots of 64 `GET /metrics` says a node owns.
+fn slots_owned(server: &Server) -> u32 {
+    server
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix("slack_handler_slots_owned "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Channels have owners (issue 33): the 64 channel slots are shared out
+/// among the live nodes, every slot owned once; a node joining takes its
+/// share within a renewal or two; a node killed has its slots taken by
+/// the others once its lease (3 s) runs out.
+#[test]
+fn nodes_share_the_channels_and_a_dead_nodes_pass_on_within_a_lease() {
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &per_alert(&slack));
+    let lease = ["--lease-ms", "3000"];
+    let shared_out = |nodes: &[&Server], fair: u32| {
+        let owned: Vec<u32> = nodes.iter().map(|n| slots_owned(n)).collect();
+        owned.iter().sum::<u32>() == 64 && owned.iter().all(|n| *n >= fair)
+    };
+    let mut running = nodes(&db, &config, dir.path(), &["a", "b"], &lease);
+    wait_until("two nodes own 32 slots each", || {
+        shared_out(&[&running[0], &running[1]], 32)
+    });
+    running.push(node(&db, &config, dir.path(), "c", &lease));
+    wait_until("three nodes own 21 or 22 slots each", || {
+        shared_out(&[&running[0], &running[1], &running[2]], 20)
+    });
+    running.remove(2).kill();
+    let killed = Instant::now();
+    wait_until("the dead node's slots taken by the other two", || {
+        shared_out(&[&running[0], &running[1]], 32)
+    });
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_millis(3_000 + 2 * 1_000 + 2_000),
+        "within a lease (3 s) and a renewal or two (1 s each): {took:?}"
+    );
+    // Alerts to many channels are all delivered, each once, by the two.
+    let mut acknowledged = BTreeSet::new();
+    for c in 0..30 {
+        let id = format!("after-c{c:02}");
+        let (status, answer) = running[c % 2].post_with(&format!("channel=%23c{c}"), &alert(&id));
+        assert_eq!(status, 202, "{answer}");
+        acknowledged.insert(id);
+    }
+    wait_all_delivered(&slack, &running[0], &acknowledged);
+    assert!(duplicates(&delivered(&slack)).is_empty());
 }

@@ -12,10 +12,11 @@ use tokio::task::JoinSet;
 
 use super::delivery::{deliver, no_plugin};
 use super::shared::{lock, Shared};
-use super::storms::STORM_IDS;
+use super::storms::{self, STORM_IDS};
 use super::{planner, storm_delivery};
 use crate::instances::Instances;
 use crate::scheduler::{Attempt, Decision};
+use crate::store;
 
 /// Queues what reaches the store ([`planner::catch_up`]) and starts
 /// deliveries as they fall due until serve stops, then waits for those in
@@ -27,7 +28,21 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
     // fail before one runs out.
     let renew_every = shared.commit.read(|store| store.lease()).map(|l| l / 3);
     let mut renewed = Instant::now();
-    restore_storms(&shared).await;
+    let mut swept = Instant::now();
+    if renew_every.is_some() {
+        // Which channels are this node's, before anything is planned.
+        let owned = match shared.commit.read(|store| store.renew()).await {
+            Ok(owned) => owned,
+            Err(e) => {
+                tracing::warn!("this node's share of the channels could not be asked for; it sends nothing until a renewal answers: {e}");
+                0
+            }
+        };
+        lock(&shared.dispatch).owned = owned;
+    }
+    let owned = lock(&shared.dispatch).owned;
+    shared.metrics.slots_owned(owned.count_ones() as i64);
+    restore_storms(&shared, owned).await;
     // Whether to look at the store: at start, and after each wake-up.
     let mut look = true;
     while !shared.stopping() {
@@ -56,19 +71,33 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
             renewed = now;
             let renewal = shared.commit.read(|store| store.renew());
             let outage = shared.outage.clone();
+            let shared = shared.clone();
             in_flight.spawn(async move {
                 match renewal.await {
                     Err(e) if outage.ongoing() => tracing::debug!("renewing this node's claims failed during the store's outage: {e}"),
                     Err(e) => tracing::warn!("renewing this node's claims failed; they run out unless a renewal succeeds in time: {e}"),
-                    Ok(()) => {}
+                    Ok(owned) => new_share(&shared, owned).await,
                 }
             });
         }
+        if renew_every.is_some() && now.duration_since(swept) >= SWEEP_EVERY {
+            swept = now;
+            in_flight.spawn(sweep(shared.clone()));
+        }
         let due = {
             let mut dispatch = lock(&shared.dispatch);
+            let owned = dispatch.owned;
+            let not_owned = Attempt::Refused {
+                at: now + NOT_OWNED_AGAIN,
+            };
             match dispatch.scheduler.next(now) {
                 Decision::Send(id) if id >= STORM_IDS => Ok((id, None)),
                 Decision::Send(id) => match dispatch.queued.get(&id) {
+                    // Another node's channel: its owner sends it.
+                    Some(item) if !store::owns(owned, &item.channel) => {
+                        dispatch.scheduler.done(id, not_owned);
+                        continue;
+                    }
                     Some(item) => Ok((id, Some(item.clone()))),
                     None => {
                         dispatch.scheduler.done(id, Attempt::Ended);
@@ -123,9 +152,104 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
     while in_flight.join_next().await.is_some() {}
 }
 
-/// Takes back the storms the store keeps (their messages and lines), so
-/// a restart continues each storm message instead of starting another.
-async fn restore_storms(shared: &Shared) {
+/// How often a node asks which alerts of channels it does not own are
+/// still pending (their owner ends them): those that are not are
+/// forgotten here.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// The most alerts asked about in one sweep.
+const SWEEP_AT_ONCE: usize = 10_000;
+
+/// How long an alert of a channel another node owns waits before the
+/// scheduler offers it again (it is sent here once the channel is this
+/// node's).
+const NOT_OWNED_AGAIN: Duration = Duration::from_millis(500);
+
+/// This node's share of the channels after a renewal: the storms of the
+/// channels it no longer owns are forgotten (their alerts wait again, for
+/// their new owner to end); the alerts of the channels it has come to own
+/// are planned again, their storms taken back from the store first.
+async fn new_share(shared: &Arc<Shared>, owned: store::Slots) {
+    let (gained, lost) = {
+        let mut dispatch = lock(&shared.dispatch);
+        let before = std::mem::replace(&mut dispatch.owned, owned);
+        (owned & !before, before & !owned)
+    };
+    shared.metrics.slots_owned(owned.count_ones() as i64);
+    if lost != 0 {
+        let mut dispatch = lock(&shared.dispatch);
+        let dispatch = &mut *dispatch;
+        let (sends, alerts) = dispatch.storms.forget(|channel| store::owns(lost, channel));
+        for id in sends {
+            dispatch.scheduler.remove(id);
+        }
+        let now = Instant::now();
+        for (id, item) in alerts {
+            dispatch.scheduler.add(id, &item.channel, &item.alert, now);
+            dispatch.queued.insert(id, item);
+        }
+        tracing::info!(
+            slots = lost.count_ones(),
+            "channels passed to another node: it sends their alerts now"
+        );
+    }
+    if gained != 0 {
+        restore_storms(shared, gained).await;
+        planner::replan(shared, gained);
+        tracing::info!(
+            slots = gained.count_ones(),
+            "channels passed to this node: it sends their alerts now"
+        );
+    }
+    shared.changed.notify_one();
+}
+
+/// Forgets the alerts of channels another node owns that are no longer
+/// pending (their owner ended them), and the deferred clicks likewise.
+async fn sweep(shared: Arc<Shared>) {
+    let ids: Vec<u64> = {
+        let dispatch = lock(&shared.dispatch);
+        let owned = dispatch.owned;
+        dispatch
+            .queued
+            .iter()
+            .filter(|(_, item)| !store::owns(owned, &item.channel))
+            .map(|(id, _)| *id)
+            .chain(dispatch.deferred.iter().map(|(id, _, _)| *id))
+            .take(SWEEP_AT_ONCE)
+            .collect()
+    };
+    if ids.is_empty() {
+        return;
+    }
+    let asked = ids.clone();
+    let Ok(pending) = shared.commit.read(|store| store.still_pending(asked)).await else {
+        return;
+    };
+    let pending: std::collections::HashSet<u64> = pending.into_iter().collect();
+    let mut dispatch = lock(&shared.dispatch);
+    let dispatch = &mut *dispatch;
+    let owned = dispatch.owned;
+    for id in ids.into_iter().filter(|id| !pending.contains(id)) {
+        // Taken out only if it waits, and is still another node's.
+        let others = dispatch
+            .queued
+            .get(&id)
+            .is_some_and(|item| !store::owns(owned, &item.channel));
+        if others && dispatch.scheduler.remove(id) {
+            dispatch.queued.remove(&id);
+        }
+        dispatch.deferred.retain(|(d, _, _)| *d != id);
+    }
+}
+
+/// Takes back the storms the store keeps (their messages and lines) of
+/// the channels in `slots`, so a restart (or a node coming to own their
+/// channels) continues each storm message instead of starting another.
+async fn restore_storms(shared: &Shared, slots: store::Slots) {
+    if slots == 0 {
+        return;
+    }
     use crate::store::{Entry, Listing};
     let mut after = None;
     let now = Instant::now();
@@ -146,7 +270,15 @@ async fn restore_storms(shared: &Shared) {
         let mut dispatch = lock(&shared.dispatch);
         for entry in &page.items {
             if let Entry::Message(message) = entry {
-                dispatch.storms.restore(message, now);
+                let ours = message
+                    .alert
+                    .as_deref()
+                    .filter(|a| storms::is_state(a))
+                    .and_then(storms::channel_of_state)
+                    .is_some_and(|channel| store::owns(slots, &channel));
+                if ours && !dispatch.storms.has(&message.key) {
+                    dispatch.storms.restore(message, now);
+                }
             }
         }
         drop(dispatch);

@@ -281,6 +281,11 @@ pub fn run(
             queued: HashMap::new(),
             aliases: HashMap::new(),
             storms: storms::Storms::new(pacing.storms).drawn_by_plugin(runtime.has_storms()),
+            // Every channel until the store says otherwise: the journal's
+            // one node owns all; a shared store's first renewal, before
+            // anything is planned, says which.
+            owned: crate::store::ALL_SLOTS,
+            deferred: Vec::new(),
         }),
         changed,
     });

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use kapacitor_formats::alert_json;
 
-use super::shared::{lock, Queued, Shared};
+use super::shared::{lock, Dispatch, Queued, Shared};
 use super::{ending, repeat, storms};
 use crate::store::{self, Finished, Status};
 
@@ -36,7 +36,11 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
         let id = item.id;
         if store::is_refresh(&item.options) && storms::is_state(&item.alert) {
             // A click on a storm message: the storm is drawn again.
-            redraws.push((id, storms::key_of_state(&item.alert, &item.options)));
+            redraws.push((
+                id,
+                storms::key_of_state(&item.alert, &item.options),
+                storms::channel_of_state(&item.alert),
+            ));
             continue;
         }
         let event = match alert_json::decode(&item.alert) {
@@ -70,21 +74,99 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
     }
     let mut dispatch = lock(&shared.dispatch);
     let dispatch = &mut *dispatch;
-    for (id, key) in redraws {
-        let redrawn = key.is_some_and(|key| dispatch.storms.redraw(&key));
-        let (status, why) = if redrawn {
-            (
-                Status::Delivered,
-                "redrawn with its storm message after a click",
-            )
-        } else {
-            (
-                Status::Superseded,
-                "a redraw after a click, not sent: the storm is over",
-            )
-        };
-        endings.push(Finished::new(id, status, why, 0));
+    for (id, key, channel) in redraws {
+        if channel
+            .as_deref()
+            .is_some_and(|c| !store::owns(dispatch.owned, c))
+        {
+            // Another node's storm: it redraws it (kept here in case this
+            // node comes to own the channel first).
+            dispatch
+                .deferred
+                .push((id, key, channel.unwrap_or_default()));
+            continue;
+        }
+        redraw(dispatch, id, key, &mut endings);
     }
+    route(shared, dispatch, queued, &mut endings);
+    if !endings.is_empty() {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            for ending in endings {
+                ending::record(&shared, "", ending).await;
+            }
+        });
+    }
+}
+
+/// A click on storm `key`'s message (alert `id`): the storm is drawn
+/// again, or, if it is over, the redraw ends.
+fn redraw(dispatch: &mut Dispatch, id: u64, key: Option<String>, endings: &mut Vec<Finished>) {
+    let redrawn = key.is_some_and(|key| dispatch.storms.redraw(&key));
+    let (status, why) = if redrawn {
+        (
+            Status::Delivered,
+            "redrawn with its storm message after a click",
+        )
+    } else {
+        (
+            Status::Superseded,
+            "a redraw after a click, not sent: the storm is over",
+        )
+    };
+    endings.push(Finished::new(id, status, why, 0));
+}
+
+/// The alerts of the channels in `gained` (slots this node has just come
+/// to own) planned again as if they had just arrived, so a storm of theirs
+/// opens or goes on here; and the redraws of their storm messages.
+pub(super) fn replan(shared: &Arc<Shared>, gained: store::Slots) {
+    let mut endings = Vec::new();
+    let mut dispatch = lock(&shared.dispatch);
+    let dispatch = &mut *dispatch;
+    let mut ids: Vec<u64> = dispatch
+        .queued
+        .iter()
+        .filter(|(_, item)| store::owns(gained, &item.channel))
+        .map(|(id, _)| *id)
+        .collect();
+    ids.sort_unstable();
+    let mut again = Vec::with_capacity(ids.len());
+    for id in ids {
+        // Only what waits: one in flight ends as it is.
+        if dispatch.scheduler.remove(id) {
+            if let Some(item) = dispatch.queued.remove(&id) {
+                again.push((id, item.channel.clone(), item));
+            }
+        }
+    }
+    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut dispatch.deferred)
+        .into_iter()
+        .partition(|(_, _, channel)| store::owns(gained, channel));
+    dispatch.deferred = others;
+    for (id, key, _) in mine {
+        redraw(dispatch, id, key, &mut endings);
+    }
+    route(shared, dispatch, again, &mut endings);
+    if !endings.is_empty() {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            for ending in endings {
+                ending::record(&shared, "", ending).await;
+            }
+        });
+    }
+}
+
+/// Queues decoded alerts under their channels for the scheduler, or
+/// shows them in their channel's storm, for the channels this node owns;
+/// the others' alerts wait in the scheduler (their owner sends them).
+fn route(
+    shared: &Arc<Shared>,
+    dispatch: &mut Dispatch,
+    queued: Vec<(u64, String, Queued)>,
+    endings: &mut Vec<Finished>,
+) {
     let now = Instant::now();
     // This batch's alerts by channel and by Alertmanager group: where a
     // storm may open.
@@ -98,7 +180,7 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
             .as_ref()
             .and_then(|_| storms::group_of(&alert.event))
             .map(str::to_string);
-        if !alert.refresh && alert.plugin.is_none() {
+        if !alert.refresh && alert.plugin.is_none() && store::owns(dispatch.owned, &key) {
             let storm = dispatch
                 .storms
                 .storm_for(&alert.alert, &key, group.as_deref())
@@ -111,7 +193,7 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
                     id,
                     alert,
                     now,
-                    &mut endings,
+                    endings,
                 );
                 continue;
             }
@@ -151,7 +233,7 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
                         id,
                         alert,
                         now,
-                        &mut endings,
+                        endings,
                     );
                 }
             }
@@ -189,20 +271,12 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
                 id,
                 alert,
                 now,
-                &mut endings,
+                endings,
             );
         }
     }
     for (id, channel, key) in dispatch.storms.due_sends() {
         dispatch.scheduler.add(id, &channel, &key, now);
-    }
-    if !endings.is_empty() {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            for ending in endings {
-                ending::record(&shared, "", ending).await;
-            }
-        });
     }
 }
 

@@ -81,6 +81,14 @@ pub(crate) struct Dispatch {
     pub(crate) aliases: HashMap<String, String>,
     /// The storms: channels whose alerts are shown in one message.
     pub(crate) storms: crate::serve::storms::Storms,
+    /// The channel slots this node owns ([`crate::store::SLOTS`]): it
+    /// sends only their channels' alerts; the others' wait here until
+    /// their owner ends them (or this node comes to own them).
+    pub(crate) owned: crate::store::Slots,
+    /// Clicks on storm messages of channels another node owns: its storm
+    /// is redrawn there; here until it ends them (or this node comes to own
+    /// the channel). Alert id, storm key, channel.
+    pub(crate) deferred: Vec<(u64, Option<String>, String)>,
 }
 
 pub(crate) use crate::lock;

@@ -254,6 +254,11 @@ pub(crate) fn silence_of_state(alert: &str) -> StormSilence {
     StormSilence::Alertmanager(common)
 }
 
+/// The pacing key of the channel a storm's state is for.
+pub(crate) fn channel_of_state(alert: &str) -> Option<String> {
+    serde_json::from_str::<State>(alert).ok().map(|s| s.channel)
+}
+
 /// The storm key a storm's state names.
 pub(crate) fn key_of_state(alert: &str, options: &[(String, String)]) -> Option<String> {
     let state: State = serde_json::from_str(alert).ok()?;
@@ -412,6 +417,39 @@ impl Storms {
             },
         );
         true
+    }
+
+    /// Whether this node keeps a storm of `key`.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.storms.contains_key(key)
+    }
+
+    /// Forgets the storms of the channels `gone` says (another node owns
+    /// them now: it draws them): the ids of their sends queued in the
+    /// scheduler, and the alerts they were to show, which wait again as
+    /// this node's alerts of a channel it does not own.
+    pub(crate) fn forget(&mut self, gone: impl Fn(&str) -> bool) -> (Vec<u64>, Vec<(u64, Queued)>) {
+        let keys: Vec<String> = self
+            .storms
+            .iter()
+            .filter(|(_, storm)| gone(&storm.state.channel))
+            .map(|(key, _)| key.clone())
+            .collect();
+        let (mut sends, mut alerts) = (Vec::new(), Vec::new());
+        for key in keys {
+            let Some(mut storm) = self.storms.remove(&key) else {
+                continue;
+            };
+            if let Some(id) = storm.scheduled {
+                self.ids.remove(&id);
+                sends.push(id);
+            }
+            alerts.append(&mut storm.shown);
+            alerts.append(&mut storm.sending);
+            self.open.retain(|_, k| *k != key);
+            self.lines_of.retain(|_, k| *k != key);
+        }
+        (sends, alerts)
     }
 
     /// Shows alert `id` (an event of `item.alert`) in storm `key`. `false`

@@ -396,9 +396,12 @@ pub trait Claims {
         None
     }
 
-    /// Renews the leases of every claim this node holds.
-    fn renew(&self) -> Job<()> {
-        ready(Ok(()))
+    /// Renews the leases of every claim this node holds, and of the
+    /// channel slots it owns, taking or giving back slots so the live
+    /// nodes share them ([`SLOTS`]): the slots it owns now. The journal's
+    /// one node owns every one.
+    fn renew(&self) -> Job<Slots> {
+        ready(Ok(ALL_SLOTS))
     }
 
     /// Lets a claim go after its attempt.
@@ -426,6 +429,34 @@ pub trait Claims {
     fn storm_done(&self, _done: StormDone) -> Job<()> {
         ready(Ok(()))
     }
+}
+
+/// How many slots the channels are shared out in, among the nodes of a
+/// shared store: a channel (its pacing key) is in one slot
+/// ([`slot_of`]), and a node plans and sends only the alerts of the
+/// channels in the slots it owns.
+pub const SLOTS: u32 = 64;
+
+/// A set of slots: bit `n` for slot `n`.
+pub type Slots = u64;
+
+/// Every slot: a node alone (the journal) owns them all.
+pub const ALL_SLOTS: Slots = u64::MAX;
+
+/// The slot of a channel's pacing key: FNV-1a of its bytes, the same on
+/// every node and in every version (a change would move every channel).
+pub fn slot_of(pacing_key: &str) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in pacing_key.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % u64::from(SLOTS)) as u32
+}
+
+/// Whether `slots` holds the slot of `pacing_key`.
+pub fn owns(slots: Slots, pacing_key: &str) -> bool {
+    slots & (1 << slot_of(pacing_key)) != 0
 }
 
 /// What the store holds, read: a clicked alert's message, clicks seen,
@@ -481,5 +512,41 @@ pub trait Health {
     /// shared by several nodes; the journal has none).
     fn duplicates(&self) -> u64 {
         0
+    }
+
+    /// Which of `ids` are still pending (an alert another node ended is
+    /// not): how a node forgets the alerts of channels it does not own.
+    /// The journal's one node ends every alert itself.
+    fn still_pending(&self, ids: Vec<u64>) -> Job<Vec<u64>> {
+        ready(Ok(ids))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A channel's slot is the same on every node and in every version
+    /// (these values are FNV-1a's: a change would move every channel), and
+    /// the slots spread channels evenly enough to share them out.
+    #[test]
+    fn a_channels_slot_is_fixed_and_slots_spread_channels() {
+        assert_eq!(slot_of(""), (0xcbf2_9ce4_8422_2325u64 % 64) as u32);
+        assert_eq!(slot_of("alerts #ops"), slot_of("alerts #ops"));
+        let mut per_slot = [0u32; SLOTS as usize];
+        for c in 0..6_400 {
+            per_slot[slot_of(&format!("alerts #c{c}")) as usize] += 1;
+        }
+        let (least, most) = (
+            per_slot.iter().min().copied().unwrap(),
+            per_slot.iter().max().copied().unwrap(),
+        );
+        assert!(
+            least >= 60 && most <= 145,
+            "{least}..{most} channels a slot"
+        );
+        assert!(owns(ALL_SLOTS, "alerts #ops"));
+        assert!(!owns(0, "alerts #ops"));
+        assert!(owns(1 << slot_of("alerts #ops"), "alerts #ops"));
     }
 }

@@ -19,7 +19,7 @@ use super::pool::{keepable, prepared, Db};
 use super::reads;
 use super::writes::now_ms;
 use crate::scheduler::{Pace, Rules};
-use crate::store::{Claim, ClaimRequest, Release, StoreError, StormDone, StormTurn};
+use crate::store::{Claim, ClaimRequest, Release, Slots, StoreError, StormDone, StormTurn};
 
 /// Who claims, for how long, by which pacing.
 pub struct Claimant {
@@ -470,10 +470,13 @@ pub async fn storm_done(
     db.answered(ended)
 }
 
-/// Renews the leases of every claim `who` holds, and says it is alive,
-/// on the renewals' own connection; only while this process holds the
-/// node's name (else nothing is renewed, and the error says why).
-pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
+/// Renews the leases of every claim `who` holds and of the channel slots
+/// it owns, and says it is alive, on the renewals' own connection; only
+/// while this process holds the node's name (else nothing is renewed, and
+/// the error says why). Then shares the slots out: a node owning more
+/// than its share of the live nodes' gives the rest back, one owning
+/// fewer takes free (or run-out) ones. The slots it owns now.
+pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<Slots, StoreError> {
     let mut own = db.own().await?;
     let conn = own.as_mut().expect("opened by Db::own");
     let done = async {
@@ -504,9 +507,70 @@ pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
         );
         let statement = prepared(cache, &tx, sql).await?;
         tx.execute(&statement, &[&who.node, &lease]).await?;
+        let owned = share_slots(&tx, cache, &who.node, lease).await?;
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(Ok(owned))
     }
     .await;
     db.answered(done)?
+}
+
+/// This node's share of the slots ([`crate::store::SLOTS`] among the
+/// nodes seen within a lease): its own renewed, the ones past its share
+/// given back (the highest), free or run-out ones taken up to it. The
+/// slots it owns after.
+async fn share_slots(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    node: &str,
+    lease: i64,
+) -> Result<Slots, tokio_postgres::Error> {
+    let sql = concat!(
+        "SELECT count(*) FROM nodes WHERE seen_ms > ",
+        now_ms!(),
+        " - $1"
+    );
+    let statement = prepared(cache, tx, sql).await?;
+    let live: i64 = tx.query_one(&statement, &[&lease]).await?.get(0);
+    let slots = i64::from(crate::store::SLOTS);
+    let share = (slots + live.max(1) - 1) / live.max(1);
+    let sql = concat!(
+        "UPDATE channel_slots SET until_ms = ",
+        now_ms!(),
+        " + $2 WHERE owner = $1 RETURNING slot"
+    );
+    let statement = prepared(cache, tx, sql).await?;
+    let mut owned: Vec<i32> = tx
+        .query(&statement, &[&node, &lease])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    owned.sort_unstable();
+    let have = owned.len() as i64;
+    if have > share {
+        let back = owned.split_off(share as usize);
+        let sql = "UPDATE channel_slots SET owner = NULL, until_ms = NULL
+             WHERE owner = $1 AND slot = ANY($2)";
+        let statement = prepared(cache, tx, sql).await?;
+        tx.execute(&statement, &[&node, &back]).await?;
+    } else if have < share {
+        let sql = concat!(
+            "UPDATE channel_slots SET owner = $1, until_ms = ",
+            now_ms!(),
+            " + $2 WHERE slot IN (SELECT slot FROM channel_slots
+                 WHERE owner IS NULL OR until_ms < ",
+            now_ms!(),
+            " ORDER BY slot LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING slot"
+        );
+        let statement = prepared(cache, tx, sql).await?;
+        let taken = tx
+            .query(&statement, &[&node, &lease, &(share - have)])
+            .await?;
+        owned.extend(taken.iter().map(|r| r.get::<_, i32>(0)));
+    }
+    Ok(owned
+        .into_iter()
+        .filter(|s| (0..crate::store::SLOTS as i32).contains(s))
+        .fold(0, |mask, s| mask | (1 << s)))
 }

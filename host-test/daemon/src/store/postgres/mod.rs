@@ -415,7 +415,7 @@ impl Claims for PgStore {
         Some(self.who.lease)
     }
 
-    fn renew(&self) -> Job<()> {
+    fn renew(&self) -> Job<crate::store::Slots> {
         self.db
             .job(claims::renew(self.db.clone(), self.who.clone()))
     }
@@ -489,5 +489,9 @@ impl Health for PgStore {
 
     fn duplicates(&self) -> u64 {
         self.db.duplicates()
+    }
+
+    fn still_pending(&self, ids: Vec<u64>) -> Job<Vec<u64>> {
+        self.db.job(reads::still_pending(self.db.clone(), ids))
     }
 }

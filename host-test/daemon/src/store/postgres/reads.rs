@@ -371,3 +371,22 @@ pub async fn clicked(db: Arc<Db>, identity: String) -> Result<bool, StoreError> 
     db.recovered();
     Ok(row.is_some())
 }
+
+/// Which of `ids` are still pending.
+pub async fn still_pending(db: Arc<Db>, ids: Vec<u64>) -> Result<Vec<u64>, StoreError> {
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let ids: Vec<i64> = ids.into_iter().map(|id| id as i64).collect();
+    let conn = db.get().await?;
+    let rows = conn
+        .client
+        .query(
+            "SELECT id FROM alerts WHERE id = ANY($1) AND status = 'pending'",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
+    db.recovered();
+    Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+}

@@ -7,7 +7,7 @@
 use tokio_postgres::Client;
 
 /// The schema version this build writes.
-pub const VERSION: i32 = 4;
+pub const VERSION: i32 = 5;
 
 /// Each version's SQL, oldest first.
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_interactions.sql")),
     (3, include_str!("migrations/0003_fences.sql")),
     (4, include_str!("migrations/0004_silences.sql")),
+    (5, include_str!("migrations/0005_owners.sql")),
 ];
 
 /// The advisory lock migrations take (`slack-al` in ASCII), so concurrent
