@@ -965,7 +965,9 @@ fn slots_owned(server: &Server) -> u32 {
 /// Channels have owners (issue 33): the 64 channel slots are shared out
 /// among the live nodes, every slot owned once; a node joining takes its
 /// share within a renewal or two; a node killed has its slots taken by
-/// the others once its lease (3 s) runs out.
+/// the others once its lease (3 s) runs out; a node stopped gracefully
+/// gives them back as it goes (and its name: it starts again at once).
+/// Alerts posted to any node are then delivered once each.
 #[test]
 fn nodes_share_the_channels_and_a_dead_nodes_pass_on_within_a_lease() {
     let db = TestDb::start();
@@ -995,11 +997,32 @@ fn nodes_share_the_channels_and_a_dead_nodes_pass_on_within_a_lease() {
         took < Duration::from_millis(3_000 + 2 * 1_000 + 2_000),
         "within a lease (3 s) and a renewal or two (1 s each): {took:?}"
     );
-    // Alerts to many channels are all delivered, each once, by the two.
+    // One stopped gracefully gives its slots back as it goes: the other
+    // takes them at its next renewal, well within a lease.
+    running.push(node(&db, &config, dir.path(), "d", &lease));
+    wait_until("a, b and d share the slots", || {
+        shared_out(&[&running[0], &running[1], &running[2]], 20)
+    });
+    assert!(running.remove(2).terminate().success());
+    let stopped = Instant::now();
+    wait_until("d's slots taken by a and b", || {
+        shared_out(&[&running[0], &running[1]], 32)
+    });
+    assert!(
+        stopped.elapsed() < Duration::from_millis(2_500),
+        "given back, not left to run out: {:?}",
+        stopped.elapsed()
+    );
+    // d starts again at once under its name (it handed it back).
+    running.push(node(&db, &config, dir.path(), "d", &lease));
+    wait_until("d back with its share", || {
+        shared_out(&[&running[0], &running[1], &running[2]], 20)
+    });
+    // Alerts to many channels are all delivered, each once, by the three.
     let mut acknowledged = BTreeSet::new();
     for c in 0..30 {
         let id = format!("after-c{c:02}");
-        let (status, answer) = running[c % 2].post_with(&format!("channel=%23c{c}"), &alert(&id));
+        let (status, answer) = running[c % 3].post_with(&format!("channel=%23c{c}"), &alert(&id));
         assert_eq!(status, 202, "{answer}");
         acknowledged.insert(id);
     }

@@ -150,6 +150,12 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
         while in_flight.try_join_next().is_some() {}
     }
     while in_flight.join_next().await.is_some() {}
+    if renew_every.is_some() {
+        // Its channels passed on now, not once its lease runs out.
+        if let Err(e) = shared.commit.read(|store| store.leave()).await {
+            tracing::warn!("this node's channels could not be given back; the other nodes take them once its lease runs out: {e}");
+        }
+    }
 }
 
 /// How often a node asks which alerts of channels it does not own are

@@ -404,6 +404,13 @@ pub trait Claims {
         ready(Ok(ALL_SLOTS))
     }
 
+    /// This node stops: the channel slots it owns are given back at once
+    /// (the others take them at their next renewal, not after a lease),
+    /// and it no longer counts among the live nodes.
+    fn leave(&self) -> Job<()> {
+        ready(Ok(()))
+    }
+
     /// Lets a claim go after its attempt.
     fn release(&self, _release: Release) -> Job<()> {
         ready(Ok(()))

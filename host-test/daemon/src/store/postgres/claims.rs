@@ -515,6 +515,25 @@ pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<Slots, StoreError>
     db.answered(done)?
 }
 
+/// `who` stops: its slots given back, and it is no longer seen as live
+/// (only while this process holds the node's name).
+pub async fn leave(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
+    let mut conn = db.get().await?;
+    let done = async {
+        let (tx, cache) = conn.transaction().await?;
+        let sql = "UPDATE nodes SET seen_ms = 0 WHERE id = $1 AND instance = $2";
+        let statement = prepared(cache, &tx, sql).await?;
+        if tx.execute(&statement, &[&who.node, &who.instance]).await? == 1 {
+            let sql = "UPDATE channel_slots SET owner = NULL, until_ms = NULL WHERE owner = $1";
+            let statement = prepared(cache, &tx, sql).await?;
+            tx.execute(&statement, &[&who.node]).await?;
+        }
+        tx.commit().await
+    }
+    .await;
+    db.answered(done)
+}
+
 /// This node's share of the slots ([`crate::store::SLOTS`] among the
 /// nodes seen within a lease): its own renewed, the ones past its share
 /// given back (the highest), free or run-out ones taken up to it. The

@@ -420,6 +420,11 @@ impl Claims for PgStore {
             .job(claims::renew(self.db.clone(), self.who.clone()))
     }
 
+    fn leave(&self) -> Job<()> {
+        self.db
+            .job(claims::leave(self.db.clone(), self.who.clone()))
+    }
+
     fn release(&self, release: Release) -> Job<()> {
         self.db
             .job(claims::release(self.db.clone(), self.who.clone(), release))
