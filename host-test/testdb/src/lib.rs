@@ -214,7 +214,30 @@ impl TestDb {
         self.run("pg_ctl", &all);
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// Runs one query as the superuser on the `postgres` database: its
+    /// rows, unaligned, one a line (`psql -At`).
+    pub fn query(&self, sql: &str) -> String {
+        self.run(
+            "psql",
+            &[
+                "-h",
+                self.dir.to_str().unwrap(),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-c",
+                sql,
+            ],
+        )
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> String {
         let path = if program == "psql" {
             // psql is a client: on Debian it lives in /usr/bin too.
             let beside = self.bin.join("psql");
@@ -249,6 +272,7 @@ impl TestDb {
             String::from_utf8_lossy(&out.stderr),
             std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The directory the server lives in.

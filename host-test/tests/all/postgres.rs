@@ -983,6 +983,16 @@ fn nodes_share_the_channels_and_a_dead_nodes_pass_on_within_a_lease() {
     wait_until("two nodes own 32 slots each", || {
         shared_out(&[&running[0], &running[1]], 32)
     });
+    // Arrivals are pushed (`LISTEN`/`NOTIFY`): each node keeps a session
+    // listening on the channel its commits notify.
+    wait_until("both nodes listen for arrivals", || {
+        db.query(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = 'alerts' AND query = 'LISTEN slack_alertd_arrivals'",
+        )
+        .trim()
+            == "2"
+    });
     running.push(node(&db, &config, dir.path(), "c", &lease));
     wait_until("three nodes own 21 or 22 slots each", || {
         shared_out(&[&running[0], &running[1], &running[2]], 20)

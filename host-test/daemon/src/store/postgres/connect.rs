@@ -236,6 +236,37 @@ impl StoreUrl {
         Ok(client)
     }
 
+    /// Connects and listens on `channel` (`LISTEN`): `heard` is called for
+    /// each notification, and `gone` once when the connection ends. The
+    /// client must be kept for the listening to go on.
+    pub async fn listen(
+        &self,
+        channel: &str,
+        heard: impl Fn() + Send + Sync + 'static,
+        gone: impl FnOnce() + Send + 'static,
+    ) -> Result<Client, String> {
+        let failed = |e: tokio_postgres::Error| format!("listening on the store {self}: {e}");
+        let client = if self.ssl == SslMode::Disable {
+            let (client, connection) = self
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(failed)?;
+            tokio::spawn(drive(connection, heard, gone));
+            client
+        } else {
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
+            let (client, connection) = self.config.connect(tls).await.map_err(failed)?;
+            tokio::spawn(drive(connection, heard, gone));
+            client
+        };
+        client
+            .batch_execute(&format!("LISTEN {channel}"))
+            .await
+            .map_err(failed)?;
+        Ok(client)
+    }
+
     fn tls_config(&self) -> Result<ClientConfig, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -310,6 +341,27 @@ impl ServerCertVerifier for AnyName {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
     }
+}
+
+/// Drives a listening connection: `heard` for each notification, `gone`
+/// when it ends.
+async fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    heard: impl Fn() + Send + Sync + 'static,
+    gone: impl FnOnce() + Send + 'static,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
+        match message {
+            Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => heard(),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    gone();
 }
 
 #[cfg(test)]

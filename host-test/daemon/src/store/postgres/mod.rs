@@ -54,6 +54,17 @@ const ID_BLOCK: u64 = 1_000;
 /// for as soon as they commit).
 const LOOK_EVERY: Duration = Duration::from_millis(100);
 
+/// How often other nodes' arrivals are looked for while `LISTEN` hears
+/// them: a fallback only (a notification lost with a connection).
+const LOOK_EVERY_LISTENING: Duration = Duration::from_secs(1);
+
+/// How soon a listening connection that failed is tried again.
+const LISTEN_AGAIN: Duration = Duration::from_secs(5);
+
+/// The channel a commit with new alerts notifies (`pg_notify`), every
+/// node listening.
+pub(crate) const ARRIVALS_CHANNEL: &str = "slack_alertd_arrivals";
+
 /// How a node opens the store.
 pub struct Settings {
     pub url: StoreUrl,
@@ -230,7 +241,34 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
     let mut seq = 0;
     let mut counted: Option<Instant> = None;
     let mut pruned = Instant::now();
+    // Other nodes' commits, heard by `LISTEN` (the poll stays, slower,
+    // for when the listening connection is down).
+    let listening = Arc::new(AtomicBool::new(false));
+    let mut _listener: Option<tokio_postgres::Client> = None;
+    let mut listen_tried: Option<Instant> = None;
     while !view.stop.load(Ordering::SeqCst) {
+        if !listening.load(Ordering::SeqCst)
+            && listen_tried.is_none_or(|at| at.elapsed() >= LISTEN_AGAIN)
+        {
+            listen_tried = Some(Instant::now());
+            let (heard, gone) = (view.clone(), listening.clone());
+            let up = listening.clone();
+            match db
+                .url()
+                .listen(
+                    ARRIVALS_CHANNEL,
+                    move || heard.poke.notify_one(),
+                    move || gone.store(false, Ordering::SeqCst),
+                )
+                .await
+            {
+                Ok(client) => {
+                    up.store(true, Ordering::SeqCst);
+                    _listener = Some(client);
+                }
+                Err(e) => tracing::debug!("arrivals are polled: {e}"),
+            }
+        }
         let mut more = false;
         if let Ok((fresh, newest)) = reads::arrivals(&db, seq).await {
             seq = newest;
@@ -261,7 +299,12 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
             }
         }
         if !more {
-            let _ = tokio::time::timeout(LOOK_EVERY, view.poke.notified()).await;
+            let every = if listening.load(Ordering::SeqCst) {
+                LOOK_EVERY_LISTENING
+            } else {
+                LOOK_EVERY
+            };
+            let _ = tokio::time::timeout(every, view.poke.notified()).await;
         }
     }
 }

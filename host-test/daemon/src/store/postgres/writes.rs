@@ -286,6 +286,11 @@ impl<'a> Batch<'a> {
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INSERTS])
                     .await?;
                 self.locked = true;
+                // Every node listening hears of the new alerts at commit
+                // (one notification a transaction, however many alerts).
+                let sql = "SELECT pg_notify($1, '')";
+                let statement = prepared(cache, tx, sql).await?;
+                tx.execute(&statement, &[&super::ARRIVALS_CHANNEL]).await?;
             }
             let sql = "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key)
                  SELECT id, at, alert, options, key
