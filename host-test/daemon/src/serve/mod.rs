@@ -33,6 +33,7 @@ pub(crate) mod channels;
 mod delivery;
 mod dispatch;
 mod ending;
+mod owners;
 mod planner;
 mod repeat;
 mod shared;

@@ -1,0 +1,104 @@
+//! Channels have owners (a store shared by several nodes): what a node
+//! does when its share of the channel slots changes at a renewal, and how
+//! it forgets the alerts of channels another node owns once their owner
+//! ended them. The dispatcher sends only the owned channels' alerts; the
+//! planner draws storms only for them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::dispatch::restore_storms;
+use super::planner;
+use super::shared::{lock, Shared};
+use crate::store;
+
+/// How often a node asks which alerts of channels it does not own are
+/// still pending (their owner ends them): those that are not are
+/// forgotten here.
+pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// The most alerts asked about in one sweep.
+const SWEEP_AT_ONCE: usize = 10_000;
+
+/// How long an alert of a channel another node owns waits before the
+/// scheduler offers it again (it is sent here once the channel is this
+/// node's).
+pub(super) const NOT_OWNED_AGAIN: Duration = Duration::from_millis(500);
+
+/// This node's share of the channels after a renewal: the storms of the
+/// channels it no longer owns are forgotten (their alerts wait again, for
+/// their new owner to end); the alerts of the channels it has come to own
+/// are planned again, their storms taken back from the store first.
+pub(super) async fn new_share(shared: &Arc<Shared>, owned: store::Slots) {
+    let (gained, lost) = {
+        let mut dispatch = lock(&shared.dispatch);
+        let before = std::mem::replace(&mut dispatch.owned, owned);
+        (owned & !before, before & !owned)
+    };
+    shared.metrics.slots_owned(owned.count_ones() as i64);
+    if lost != 0 {
+        let mut dispatch = lock(&shared.dispatch);
+        let dispatch = &mut *dispatch;
+        let (sends, alerts) = dispatch.storms.forget(|channel| store::owns(lost, channel));
+        for id in sends {
+            dispatch.scheduler.remove(id);
+        }
+        let now = Instant::now();
+        for (id, item) in alerts {
+            dispatch.scheduler.add(id, &item.channel, &item.alert, now);
+            dispatch.queued.insert(id, item);
+        }
+        tracing::info!(
+            slots = lost.count_ones(),
+            "channels passed to another node: it sends their alerts now"
+        );
+    }
+    if gained != 0 {
+        restore_storms(shared, gained).await;
+        planner::replan(shared, gained);
+        tracing::info!(
+            slots = gained.count_ones(),
+            "channels passed to this node: it sends their alerts now"
+        );
+    }
+    shared.changed.notify_one();
+}
+
+/// Forgets the alerts of channels another node owns that are no longer
+/// pending (their owner ended them), and the deferred clicks likewise.
+pub(super) async fn sweep(shared: Arc<Shared>) {
+    let ids: Vec<u64> = {
+        let dispatch = lock(&shared.dispatch);
+        let owned = dispatch.owned;
+        dispatch
+            .queued
+            .iter()
+            .filter(|(_, item)| !store::owns(owned, &item.channel))
+            .map(|(id, _)| *id)
+            .chain(dispatch.deferred.iter().map(|(id, _, _)| *id))
+            .take(SWEEP_AT_ONCE)
+            .collect()
+    };
+    if ids.is_empty() {
+        return;
+    }
+    let asked = ids.clone();
+    let Ok(pending) = shared.commit.read(|store| store.still_pending(asked)).await else {
+        return;
+    };
+    let pending: std::collections::HashSet<u64> = pending.into_iter().collect();
+    let mut dispatch = lock(&shared.dispatch);
+    let dispatch = &mut *dispatch;
+    let owned = dispatch.owned;
+    for id in ids.into_iter().filter(|id| !pending.contains(id)) {
+        // Taken out only if it waits, and is still another node's.
+        let others = dispatch
+            .queued
+            .get(&id)
+            .is_some_and(|item| !store::owns(owned, &item.channel));
+        if others && dispatch.scheduler.remove(id) {
+            dispatch.queued.remove(&id);
+        }
+        dispatch.deferred.retain(|(d, _, _)| *d != id);
+    }
+}
