@@ -286,10 +286,13 @@ impl FloorServer {
     }
 }
 
-/// The configuration every side runs: one Web API workspace, the stand-in.
+/// The configuration every side runs: one Web API workspace, the stand-in;
+/// storms off, so the backlog is one message per alert (a storm would
+/// fold a channel's backlog into one message and the drain would wait
+/// for requests that never come).
 fn slack_config(slack: &MockSlack) -> String {
     format!(
-        "[[slack]]\nenabled = true\ndefault = true\nurl = \"{}/api/chat.postMessage\"\ntoken = \"xoxb-intake\"\nchannel = \"#intake\"\n",
+        "[[slack]]\nenabled = true\ndefault = true\nurl = \"{}/api/chat.postMessage\"\ntoken = \"xoxb-intake\"\nchannel = \"#intake\"\nstorm-after = 0\n",
         slack.url()
     )
 }
