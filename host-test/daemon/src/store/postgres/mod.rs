@@ -58,6 +58,10 @@ const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// them: a fallback only (a notification lost with a connection).
 const LOOK_EVERY_LISTENING: Duration = Duration::from_secs(1);
 
+/// How long a node waits, once it hears of another node's commit, for
+/// more before it reads them all at once.
+const COALESCE_HEARD: Duration = Duration::from_millis(20);
+
 /// How soon a listening connection that failed is tried again.
 const LISTEN_AGAIN: Duration = Duration::from_secs(5);
 
@@ -125,7 +129,11 @@ impl Ids {
 /// What the arrivals' reader found.
 struct View {
     state: Mutex<ViewState>,
+    /// This node committed alerts: read them at once.
     poke: tokio::sync::Notify,
+    /// Another node committed alerts (`NOTIFY`): read them soon, once for
+    /// however many commits come meanwhile.
+    heard: tokio::sync::Notify,
     stop: AtomicBool,
 }
 
@@ -167,6 +175,7 @@ impl PgStore {
         let view = Arc::new(View {
             state: Mutex::new(ViewState::default()),
             poke: tokio::sync::Notify::new(),
+            heard: tokio::sync::Notify::new(),
             stop: AtomicBool::new(false),
         });
         runtime.spawn(read_arrivals(
@@ -257,7 +266,7 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
                 .url()
                 .listen(
                     ARRIVALS_CHANNEL,
-                    move || heard.poke.notify_one(),
+                    move || heard.heard.notify_one(),
                     move || gone.store(false, Ordering::SeqCst),
                 )
                 .await
@@ -304,7 +313,15 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
             } else {
                 LOOK_EVERY
             };
-            let _ = tokio::time::timeout(every, view.poke.notified()).await;
+            tokio::select! {
+                _ = view.poke.notified() => {}
+                _ = view.heard.notified() => {
+                    // Other nodes' commits come many a second under load:
+                    // one read for all of those in the next few ms.
+                    tokio::time::sleep(COALESCE_HEARD).await;
+                }
+                _ = tokio::time::sleep(every) => {}
+            }
         }
     }
 }
