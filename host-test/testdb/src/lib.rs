@@ -168,6 +168,18 @@ impl TestDb {
     /// Runs one SQL statement as the superuser, on the `postgres` database
     /// (over the Unix socket, which trusts the superuser).
     pub fn psql(&self, sql: &str) {
+        self.superuser_sql("-q", sql);
+    }
+
+    /// Runs one query as the superuser on the `postgres` database: its
+    /// rows, unaligned, one a line (`psql -At`).
+    pub fn query(&self, sql: &str) -> String {
+        self.superuser_sql("-At", sql)
+    }
+
+    /// `psql` as the superuser on the `postgres` database over the Unix
+    /// socket, with output flags `output`: what it printed.
+    fn superuser_sql(&self, output: &str, sql: &str) -> String {
         self.run(
             "psql",
             &[
@@ -181,11 +193,11 @@ impl TestDb {
                 "postgres",
                 "-v",
                 "ON_ERROR_STOP=1",
-                "-q",
+                output,
                 "-c",
                 sql,
             ],
-        );
+        )
     }
 
     fn pg_ctl(&self, args: &[&str]) {
@@ -212,29 +224,6 @@ impl TestDb {
         ];
         all.extend_from_slice(args);
         self.run("pg_ctl", &all);
-    }
-
-    /// Runs one query as the superuser on the `postgres` database: its
-    /// rows, unaligned, one a line (`psql -At`).
-    pub fn query(&self, sql: &str) -> String {
-        self.run(
-            "psql",
-            &[
-                "-h",
-                self.dir.to_str().unwrap(),
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-At",
-                "-c",
-                sql,
-            ],
-        )
     }
 
     fn run(&self, program: &str, args: &[&str]) -> String {

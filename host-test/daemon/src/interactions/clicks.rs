@@ -466,11 +466,7 @@ fn alertmanager_labels(message: &AlertMessage) -> StormSilence {
     if event.task_name != slack_alert_handler::alertmanager::TASK_NAME {
         return StormSilence::Here;
     }
-    let labels: Vec<(String, String)> = event
-        .context
-        .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("labels.")?.to_string(), v.clone())))
-        .collect();
+    let labels = storms::labels_of(&event);
     if labels.is_empty() {
         return StormSilence::Here;
     }

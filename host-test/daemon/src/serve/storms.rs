@@ -233,18 +233,7 @@ pub(crate) fn silence_of_state(alert: &str) -> StormSilence {
                 .into(),
         );
     }
-    let labels_of = |event: &AlertEvent| -> Labels {
-        event
-            .context
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("labels.")?.to_string(), v.clone())))
-            .collect()
-    };
-    let mut common = labels_of(&events[0]);
-    for event in &events[1..] {
-        let these = labels_of(event);
-        common.retain(|pair| these.contains(pair));
-    }
+    let common = common_labels(&events);
     if common.is_empty() {
         return StormSilence::HereOnly(
             "Silenced here only: this group's alerts share no label, so one silence in Alertmanager would match every alert. Alertmanager still notifies its other receivers."
@@ -855,6 +844,28 @@ fn draw(key: &str, state: &State, now_ms: u64) -> (Drawn, Vec<String>) {
 
 pub(crate) type Labels = Vec<(String, String)>;
 
+/// An Alertmanager alert's labels (its `labels.*` context).
+pub(crate) fn labels_of(event: &AlertEvent) -> Labels {
+    event
+        .context
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("labels.")?.to_string(), v.clone())))
+        .collect()
+}
+
+/// The labels every one of `events` has (none for no events).
+fn common_labels<E: std::borrow::Borrow<AlertEvent>>(events: &[E]) -> Labels {
+    let Some((first, rest)) = events.split_first() else {
+        return Vec::new();
+    };
+    let mut common = labels_of(first.borrow());
+    for event in rest {
+        let these = labels_of(event.borrow());
+        common.retain(|pair| these.contains(pair));
+    }
+    common
+}
+
 /// A group's labels (its `group`, `k=v,k2=v2`) and the labels every line
 /// shown shares (Alertmanager's `commonLabels` for the payload), for a
 /// group's storm; none for a channel's.
@@ -862,21 +873,8 @@ fn labels(state: &State, lines: &[StormLine]) -> (Labels, Labels) {
     if state.group.is_none() {
         return (Vec::new(), Vec::new());
     }
-    let labels_of = |event: &AlertEvent| -> Labels {
-        event
-            .context
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("labels.")?.to_string(), v.clone())))
-            .collect()
-    };
-    let mut common = lines
-        .first()
-        .map(|l| labels_of(&l.event))
-        .unwrap_or_default();
-    for line in lines.iter().skip(1) {
-        let these = labels_of(&line.event);
-        common.retain(|pair| these.contains(pair));
-    }
+    let events: Vec<&AlertEvent> = lines.iter().map(|l| &l.event).collect();
+    let common = common_labels(&events);
     let group = lines
         .first()
         .map(|l| {
