@@ -435,6 +435,17 @@ receivers:
         ))
     }
 
+    /// Every silence it has (`GET /api/v2/silences`).
+    fn silences(&self) -> Vec<Value> {
+        let (status, all) = self.call("GET", "/api/v2/silences", "").unwrap();
+        assert_eq!(status, 200);
+        serde_json::from_str::<Value>(&all)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     /// Pushes `alerts` through its API v2, as Prometheus does.
     fn push(&self, alerts: &Value) {
         let (status, body) = self
@@ -732,10 +743,8 @@ fn serves_silences_client_creates_finds_and_expires_in_a_real_alertmanager() {
     let id = runtime.block_on(ams.create(&silence)).unwrap();
     let again = runtime.block_on(ams.create(&silence)).unwrap();
     assert_eq!(again, id, "a retry finds the silence, it makes no second");
-    let (status, all) = am.call("GET", "/api/v2/silences", "").unwrap();
-    assert_eq!(status, 200);
-    let all: Value = serde_json::from_str(&all).unwrap();
-    assert_eq!(all.as_array().unwrap().len(), 1, "{all:#}");
+    let all = am.silences();
+    assert_eq!(all.len(), 1, "{all:#?}");
     let got = runtime.block_on(ams.get(&id)).unwrap().expect("it exists");
     assert_eq!(got.status.state, "active");
     assert_eq!(got.created_by, "@ana (U0ANA)");
@@ -748,15 +757,12 @@ fn serves_silences_client_creates_finds_and_expires_in_a_real_alertmanager() {
         ..silence.clone()
     };
     let changed = runtime.block_on(ams.create(&longer)).unwrap();
-    let (_, all) = am.call("GET", "/api/v2/silences", "").unwrap();
-    let all: Value = serde_json::from_str(&all).unwrap();
+    let all = am.silences();
     let active: Vec<&Value> = all
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|s| s["status"]["state"] == "active")
         .collect();
-    assert_eq!(active.len(), 1, "{all:#}");
+    assert_eq!(active.len(), 1, "{all:#?}");
     assert_eq!(active[0]["id"], changed.as_str());
     let ends = runtime
         .block_on(ams.get(&changed))
@@ -829,7 +835,6 @@ fn serves_silences_client_creates_finds_and_expires_in_a_real_alertmanager() {
 /// nothing is marked.
 #[test]
 fn a_silence_click_on_an_alertmanager_alert_is_a_silence_in_alertmanager() {
-    use host_test::slack_clicks::{block_actions, form, now, request};
     const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
     let slack = MockSlack::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -863,54 +868,13 @@ fn a_silence_click_on_an_alertmanager_alert_is_a_silence_in_alertmanager() {
         "labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db01"},
         "annotations": {"summary": "db01 disk is full"},
     }]));
-    let spool = |list: &str| {
-        let (status, answer) = server.request(&format!(
-            "GET /spool?list={list}&limit=100 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer am-bearer-token-123\r\nConnection: close\r\n\r\n"
-        ));
-        assert_eq!(status, 200, "{answer}");
-        answer[list]["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
+    let spool = |list: &str| spool_list(&server, "am-bearer-token-123", list);
     wait_until("the alert's message posted and kept", || {
         let messages = slack.messages();
         messages.len() == 1 && spool("messages").iter().any(|m| m["ts"] == messages[0].ts)
     });
-    let click = |action: &str, user: &str| {
-        let m = slack.messages().into_iter().next().unwrap();
-        let value = m.body["attachments"][0]["blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["type"] == "actions")
-            .map(|b| b["elements"][0]["value"].as_str().unwrap().to_string())
-            .expect("the message has buttons");
-        let payload = block_actions(
-            action,
-            &value,
-            user,
-            &m.channel_id,
-            &m.ts,
-            &format!("{}/actions/T0001/1/response", slack.url()),
-        );
-        server
-            .request(&request(
-                "/slack/interactions",
-                &form(&payload),
-                Some((SECRET, now())),
-            ))
-            .0
-    };
-    let silences = || {
-        let (status, all) = am.call("GET", "/api/v2/silences", "").unwrap();
-        assert_eq!(status, 200);
-        serde_json::from_str::<Value>(&all)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    };
+    let click = |action: &str, user: &str| click_first(&server, &slack, SECRET, action, user);
+    let silences = || am.silences();
     // Alertmanager repeats the alert every 3 s (repeat_interval): one
     // repeat recorded first, so its quiet under the silence means it.
     let ended = || {
@@ -1134,14 +1098,9 @@ fn on_two_postgresql_nodes_a_silence_click_makes_one_silence() {
     assert_eq!(b.request(&click).0, 200);
     assert_eq!(a.request(&click).0, 200, "the same click again");
     let active = || {
-        let (status, all) = am.call("GET", "/api/v2/silences", "").unwrap();
-        assert_eq!(status, 200);
-        let all: Value = serde_json::from_str(&all).unwrap();
-        all.as_array()
-            .unwrap()
-            .iter()
+        am.silences()
+            .into_iter()
             .filter(|s| s["status"]["state"] == "active")
-            .cloned()
             .collect::<Vec<_>>()
     };
     let first = active();
@@ -1194,6 +1153,58 @@ fn on_two_postgresql_nodes_a_silence_click_makes_one_silence() {
     );
 }
 
+/// `GET /spool?list=LIST` with `token`: the list's items.
+fn spool_list(server: &Server, token: &str, list: &str) -> Vec<Value> {
+    let (status, answer) = server.request(&format!(
+        "GET /spool?list={list}&limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    ));
+    assert_eq!(status, 200, "{answer}");
+    answer[list]["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A click by `user` asking `action` on the stand-in's first message,
+/// signed with `secret`, posted to serve's Request URL: the status.
+fn click_first(server: &Server, slack: &MockSlack, secret: &str, action: &str, user: &str) -> u16 {
+    use host_test::slack_clicks::{block_actions, form, now, request};
+    let m = slack.messages().into_iter().next().unwrap();
+    // Every button of a message names its alert (or storm) alike.
+    let value = any_button_value(&m.body).expect("the message has buttons");
+    let payload = block_actions(
+        action,
+        &value,
+        user,
+        &m.channel_id,
+        &m.ts,
+        &format!("{}/actions/T0001/1/response", slack.url()),
+    );
+    server
+        .request(&request(
+            "/slack/interactions",
+            &form(&payload),
+            Some((secret, now())),
+        ))
+        .0
+}
+
+/// The `value` of a message's first button.
+fn any_button_value(body: &Value) -> Option<String> {
+    match body {
+        Value::Object(map) => {
+            if map.contains_key("action_id") {
+                if let Some(value) = map.get("value").and_then(Value::as_str) {
+                    return Some(value.to_string());
+                }
+            }
+            map.values().find_map(any_button_value)
+        }
+        Value::Array(items) => items.iter().find_map(any_button_value),
+        _ => None,
+    }
+}
+
 /// The `value` of the button whose `action_id` is `action`, wherever the
 /// message's layout puts its actions block.
 fn button_value(body: &Value, action: &str) -> Option<String> {
@@ -1215,7 +1226,6 @@ fn button_value(body: &Value, action: &str) -> Option<String> {
 /// Unsilence expires it.
 #[test]
 fn a_silence_click_on_a_groups_storm_message_is_one_silence_on_its_common_labels() {
-    use host_test::slack_clicks::{block_actions, form, now, request};
     const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
     let slack = MockSlack::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -1255,50 +1265,15 @@ fn a_silence_click_on_a_groups_storm_message_is_one_silence_on_its_common_labels
             })
             .collect(),
     ));
-    let spool = |list: &str| {
-        let (status, answer) = server.request(&format!(
-            "GET /spool?list={list}&limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer am-bearer-token-123\r\nConnection: close\r\n\r\n"
-        ));
-        assert_eq!(status, 200, "{answer}");
-        answer[list]["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
+    let spool = |list: &str| spool_list(&server, "am-bearer-token-123", list);
     wait_until("the group's storm message posted and kept", || {
         let messages = slack.messages();
         messages.len() == 1
             && spool("messages").iter().any(|m| m["ts"] == messages[0].ts)
             && spool("pending").is_empty()
     });
-    let click = |action: &str| {
-        let m = slack.messages().into_iter().next().unwrap();
-        let value = button_value(&m.body, action).expect("the storm message has the button");
-        let payload = block_actions(
-            action,
-            &value,
-            "U0ANA",
-            &m.channel_id,
-            &m.ts,
-            &format!("{}/actions/T0001/1/response", slack.url()),
-        );
-        server
-            .request(&request(
-                "/slack/interactions",
-                &form(&payload),
-                Some((SECRET, now())),
-            ))
-            .0
-    };
-    let silences = || {
-        let (status, all) = am.call("GET", "/api/v2/silences", "").unwrap();
-        assert_eq!(status, 200);
-        serde_json::from_str::<Value>(&all)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    };
+    let click = |action: &str| click_first(&server, &slack, SECRET, action, "U0ANA");
+    let silences = || am.silences();
     assert_eq!(click("silence:1h"), 200);
     let all = silences();
     assert_eq!(all.len(), 1, "one silence for the group: {all:#?}");
