@@ -43,15 +43,15 @@ pub(super) async fn send(
     if let (Some(key), Some(message)) = (&key, kept.as_mut()) {
         // Its Alertmanager silence expired or changed there: the mark
         // follows, and the message is drawn again.
-        if super::delivery::in_alertmanager_still(&shared, message).await {
-            lock(&shared.dispatch).storms.redraw(key);
-        }
+        let changed = super::delivery::in_alertmanager_still(&shared, message).await;
         let silence = message
             .silenced_at(store::unix_ms())
             .and_then(|mark| mark.silence.clone());
-        lock(&shared.dispatch)
-            .storms
-            .silenced_in_alertmanager(key, silence);
+        let storms = &mut lock(&shared.dispatch).storms;
+        if changed {
+            storms.redraw(key);
+        }
+        storms.silenced_in_alertmanager(key, silence);
     }
     if let Some(key) = &key {
         own_messages_first(&shared, key).await;
