@@ -306,8 +306,10 @@ fn a_dropped_connection_is_reopened_after_the_backoff() {
         reopened.duration_since(dropped)
     );
     assert_eq!(stand_in.max_open(), 1);
+    // The stand-in counts a link once it sent its hello; the pump is
+    // connected once it read it, a moment later.
+    wait_until("the pump reading the hello", || pump.state.connected());
     assert_eq!(pump.state.reconnects(), 1);
-    assert!(pump.state.connected());
     assert_eq!(pump.state.error(), None, "the error outlived the reconnect");
     assert!(pump.logs().contains("not connected"), "{}", pump.logs());
 }
@@ -366,7 +368,7 @@ fn a_failing_open_is_retried_with_backoff_and_reported_without_the_token() {
             n + 2
         );
     }
-    assert!(pump.state.connected());
+    wait_until("the pump reading the hello", || pump.state.connected());
     assert_eq!(pump.state.error(), None);
     assert_eq!(
         pump.state.reconnects(),
