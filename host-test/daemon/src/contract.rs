@@ -507,15 +507,17 @@ fn not_yet(claim: Claim) -> Duration {
 }
 
 fn release(store: &mut PgStore, id: u64, channel: &str, retry: Option<Retry>) {
-    wait(store.release(Release {
-        id,
-        channel: crate::serve::channels::pacing_key("", channel),
-        left: Some(SystemTime::now()),
-        retry,
-        attempts: 1,
-        fence: None,
-    }))
-    .unwrap();
+    store
+        .released(Release {
+            id,
+            channel: crate::serve::channels::pacing_key("", channel),
+            left: Some(SystemTime::now()),
+            retry,
+            attempts: 1,
+            fence: None,
+        })
+        .unwrap();
+    commit(store).unwrap();
 }
 
 #[test]
@@ -732,7 +734,11 @@ fn rows(db: &TestDb, sql: &str) -> Vec<Vec<String>> {
 /// The fencing token a granted claim carries.
 fn fence_of(claim: Claim) -> (Option<AlertMessage>, u64) {
     match claim {
-        Claim::Granted { message, fence, .. } => (message.map(|m| *m), fence.expect("fenced")),
+        Claim::Granted {
+            message,
+            fence: Some(Fence::Claim(generation)),
+            ..
+        } => (message.map(|m| *m), generation),
         other => panic!("expected the claim granted, got {other:?}"),
     }
 }
@@ -756,7 +762,7 @@ fn an_ending_under_a_claim_that_passed_to_another_node_is_fenced_off() {
     assert!(second > first, "each claim a later generation");
     let key = alert_key("x", &options("#c"));
     let ended = |ts: &str, fence: u64| Finished {
-        fence: Some(fence),
+        fence: Some(Fence::Claim(fence)),
         ..Finished::new(x, Status::Delivered, &format!("CC {ts}"), 1).remembering(
             &key,
             false,
@@ -790,7 +796,7 @@ fn an_ending_under_a_claim_that_passed_to_another_node_is_fenced_off() {
     // Past the lease and the channel's interval.
     std::thread::sleep(Duration::from_millis(1_100));
     fence_of(wait(b.claim(request(y, "#d", "y"))).unwrap());
-    wait(a.release(Release {
+    a.released(Release {
         id: y,
         channel: crate::serve::channels::pacing_key("", "#d"),
         left: Some(SystemTime::now()),
@@ -800,14 +806,101 @@ fn an_ending_under_a_claim_that_passed_to_another_node_is_fenced_off() {
             rate_limited: false,
         }),
         attempts: 9,
-        fence: Some(old),
-    }))
+        fence: Some(Fence::Claim(old)),
+    })
     .unwrap();
+    commit(&mut a).unwrap();
     let claim = rows(
         &db,
         "SELECT attempts::text, claimed_by FROM alerts WHERE id = (SELECT max(id) FROM alerts)",
     );
     assert_eq!(claim[0], ["0", "b"], "still b's claim, untouched");
+}
+
+/// The owner of a channel claims its alerts without writing anything (a
+/// read tells it the alert's state and its key's message), fenced by the
+/// channel's slot. Once its lease ran out and another node took the
+/// slots, it claims nothing more there, and its late ending is fenced
+/// off: the alert stays as the new owner ended it, the late send kept as
+/// a duplicate; its late release leaves the new owner's channel alone.
+#[test]
+fn the_owner_of_a_channel_claims_without_a_write_and_is_fenced_by_the_slot() {
+    let db = TestDb::start();
+    let lease = Duration::from_millis(300);
+    let mut a = node(&db, "a", lease);
+    assert_eq!(
+        wait(a.renew()).unwrap(),
+        ALL_SLOTS,
+        "alone, a owns every slot"
+    );
+    let x = accepted(&mut a, "x", "#c");
+    let slot = slot_of(&crate::serve::channels::pacing_key("", "#c"));
+    let claim = wait(a.claim(request(x, "#c", "x"))).unwrap();
+    assert!(
+        matches!(claim, Claim::Granted { fence: Some(Fence::Slot(s)), .. } if s == slot),
+        "{claim:?}"
+    );
+    let claimed = rows(
+        &db,
+        &format!("SELECT claimed_by IS NULL, claim_gen::text FROM alerts WHERE id = {x}"),
+    );
+    assert_eq!(claimed[0], ["t", "0"], "nothing written for the claim");
+    // `a` stops renewing; `b` takes the slots once a's lease ran out.
+    let mut b = node(&db, "b", lease);
+    std::thread::sleep(lease + Duration::from_millis(100));
+    assert_eq!(
+        wait(b.renew()).unwrap(),
+        ALL_SLOTS,
+        "b takes the run-out slots"
+    );
+    assert!(
+        not_yet(wait(a.claim(request(x, "#c", "x"))).unwrap()) > Duration::ZERO,
+        "a's lease ran out: it sends nothing"
+    );
+    let claim = wait(b.claim(request(x, "#c", "x"))).unwrap();
+    assert!(matches!(
+        claim,
+        Claim::Granted {
+            fence: Some(Fence::Slot(_)),
+            ..
+        }
+    ));
+    let key = alert_key("x", &options("#c"));
+    let ended = |ts: &str| Finished {
+        fence: Some(Fence::Slot(slot)),
+        ..Finished::new(x, Status::Delivered, &format!("CC {ts}"), 1).remembering(
+            &key,
+            false,
+            "",
+            Some("CC"),
+            Some(ts),
+        )
+    };
+    let let_go = |retry| Release {
+        id: x,
+        channel: crate::serve::channels::pacing_key("", "#c"),
+        left: Some(SystemTime::now()),
+        retry,
+        attempts: 1,
+        fence: Some(Fence::Slot(slot)),
+    };
+    b.finish(ended("2.2")).unwrap();
+    b.released(let_go(None)).unwrap();
+    commit(&mut b).unwrap();
+    let paced = "SELECT coalesce(blocked_until_ms, 0)::text FROM channels WHERE pacing_key = ' #c'";
+    let blocked_before = rows(&db, paced);
+    a.finish(ended("1.1")).unwrap();
+    a.released(let_go(Some(Retry {
+        wait: Duration::from_secs(600),
+        retry_after: true,
+        rate_limited: true,
+    })))
+    .unwrap();
+    commit(&mut a).unwrap();
+    assert_eq!(wait(a.message(&key)).unwrap().expect("kept").ts, "2.2");
+    let dups = rows(&db, "SELECT node, detail FROM duplicates");
+    assert_eq!(dups, [["a", "CC 1.1"]], "the late send kept as a duplicate");
+    assert_eq!(rows(&db, paced), blocked_before, "b's channel left alone");
 }
 
 /// A process that lost its name (it could not renew it, and another

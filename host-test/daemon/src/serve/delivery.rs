@@ -21,7 +21,9 @@ use super::shared::{lock, Queued, Shared};
 use crate::instances::Instances;
 use crate::scheduler::Attempt;
 use crate::serve::channels::pacing_key;
-use crate::store::{self, AlertMessage, Claim, ClaimRequest, Finished, Release, Retry, Status};
+use crate::store::{
+    self, AlertMessage, Claim, ClaimRequest, Fence, Finished, Release, Retry, Status,
+};
 
 /// Attempts an alert gets when each is stopped by a host limit (the call
 /// deadline, the memory cap): the first and two more on fresh instances,
@@ -177,13 +179,18 @@ pub(super) async fn deliver(
             }
         },
     };
-    if let Some(ending) = verdict.ending.clone() {
-        let plugin = item.plugin.as_deref().unwrap_or("slack");
-        shared.metrics.plugin_ended(plugin, ending.status.as_str());
-        // Taken only while this claim is the alert's current one.
-        record(&shared, &item.channel, Finished { fence, ..ending }).await;
+    let release = release(id, &item, &verdict, left, fence);
+    match verdict.ending.clone() {
+        Some(ending) => {
+            let plugin = item.plugin.as_deref().unwrap_or("slack");
+            shared.metrics.plugin_ended(plugin, ending.status.as_str());
+            // Taken only while this claim holds; written with its release
+            // in one group commit.
+            let ending = Finished { fence, ..ending };
+            record(&shared, &item.channel, ending, Some(release)).await;
+        }
+        None => let_go(&shared, release),
     }
-    release(&shared, id, &item, &verdict, left, fence).await;
     settle(&shared, id, &item, verdict, left);
 }
 
@@ -197,7 +204,7 @@ pub(super) async fn no_plugin(shared: Arc<Shared>, id: u64, item: Queued) {
     let why =
         format!("no plugin of kind `{kind}` is loaded (serve --plugins DIR has none): not sent");
     let ending = Finished::new(id, Status::Failed, &why, item.attempts);
-    record(&shared, &item.channel, ending).await;
+    record(&shared, &item.channel, ending, None).await;
     settle(&shared, id, &item, Verdict::gone(), None);
 }
 
@@ -352,17 +359,15 @@ fn rfc3339_ms(ms: u64) -> String {
     slack_alert_handler::timefmt::rfc3339((ms / 1000) as i64, 0)
 }
 
-/// Lets the claim go: the channel is paced from when the request left, a
-/// retry waits. A store that cannot be told now lets the claim run out
-/// with its lease instead (the channel waits that long).
-async fn release(
-    shared: &Shared,
+/// How the attempt lets its claim go: the channel paced from when the
+/// request left, a retry's wait.
+fn release(
     id: u64,
     item: &Queued,
     verdict: &Verdict,
     left: Option<Instant>,
-    fence: Option<u64>,
-) {
+    fence: Option<Fence>,
+) -> Release {
     let retry = match verdict.outcome {
         Attempt::Ended => None,
         // A refusal holds no claim and is not released; said as a retry.
@@ -381,18 +386,24 @@ async fn release(
             rate_limited,
         }),
     };
-    let left = left.map(|at| SystemTime::now() - at.elapsed());
-    let released = shared.commit.read(|store| {
-        store.release(Release {
-            id,
-            channel: item.channel.clone(),
-            left,
-            retry,
-            attempts: item.attempts,
-            fence,
-        })
-    });
-    if let Err(e) = released.await {
+    Release {
+        id,
+        channel: item.channel.clone(),
+        left: left.map(|at| SystemTime::now() - at.elapsed()),
+        retry,
+        attempts: item.attempts,
+        fence,
+    }
+}
+
+/// Lets the claim of an attempt to be tried again go, with the next group
+/// commit; not waited for (this node's scheduler paces the channel and
+/// waits out the retry; the store keeps them for a node that takes the
+/// channel over). One that cannot be written lets the claim run out with
+/// its lease instead.
+fn let_go(shared: &Shared, release: Release) {
+    let (id, channel) = (release.id, release.channel.clone());
+    if let Err(e) = shared.commit.write(|store| store.released(release)) {
         if shared.in_outage() {
             debug!(
                 alert = id,
@@ -402,8 +413,7 @@ async fn release(
         }
         warn!(
             alert = id,
-            channel = item.channel,
-            "the claim could not be let go; it runs out with its lease: {e}"
+            channel, "the claim could not be let go; it runs out with its lease: {e}"
         );
     }
 }

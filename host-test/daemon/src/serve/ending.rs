@@ -6,11 +6,17 @@ use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
 use super::shared::Shared;
-use crate::store::{Finished, Status};
+use crate::store::{Finished, Release, Status};
 
 /// Records how an alert ended (and what that makes its alert's message),
-/// and logs it.
-pub(super) async fn record(shared: &Shared, channel: &str, done: Finished) {
+/// with how its attempt let its claim go (`release`) in the same group
+/// commit, and logs it.
+pub(super) async fn record(
+    shared: &Shared,
+    channel: &str,
+    done: Finished,
+    release: Option<Release>,
+) {
     let (id, attempts) = (done.id, done.attempts);
     match done.status {
         Status::Delivered => info!(
@@ -49,7 +55,13 @@ pub(super) async fn record(shared: &Shared, channel: &str, done: Finished) {
     loop {
         let recorded = shared
             .commit
-            .write(|store| store.finish(done.clone()))
+            .write(|store| {
+                let ticket = store.finish(done.clone())?;
+                if let Some(release) = &release {
+                    store.released(release.clone())?;
+                }
+                Ok::<_, crate::store::StoreError>(ticket)
+            })
             .map_err(|e| anyhow::anyhow!("{e}"));
         let recorded = match recorded {
             Ok((_, durable)) => durable.wait().await.map_err(anyhow::Error::from),

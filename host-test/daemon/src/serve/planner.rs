@@ -93,7 +93,7 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
         let shared = shared.clone();
         tokio::spawn(async move {
             for ending in endings {
-                ending::record(&shared, "", ending).await;
+                ending::record(&shared, "", ending, None).await;
             }
         });
     }
@@ -152,7 +152,7 @@ pub(super) fn replan(shared: &Arc<Shared>, gained: store::Slots) {
         let shared = shared.clone();
         tokio::spawn(async move {
             for ending in endings {
-                ending::record(&shared, "", ending).await;
+                ending::record(&shared, "", ending, None).await;
             }
         });
     }

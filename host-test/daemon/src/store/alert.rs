@@ -40,7 +40,7 @@ pub struct Finished {
     /// not fenced (the journal's one node; an alert that failed before
     /// any claim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fence: Option<u64>,
+    pub fence: Option<crate::store::Fence>,
 }
 
 impl Finished {

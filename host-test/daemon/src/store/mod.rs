@@ -11,10 +11,17 @@
 //! `Retry-After` says wait, or an earlier event of the alert is pending),
 //! or gone (another node ended it). A claim is held under a lease the node
 //! renews while its requests are out ([`Claims::renew`]); the attempt ends
-//! with [`Writes::finish`] (the ending, durably) and [`Claims::release`]
-//! (the channel's pacing from when the request left, a retry's wait). A
-//! node that dies loses its claims when their leases run out. The journal
-//! has one node: its claims are always granted, the scheduler alone paces.
+//! with [`Writes::finish`] (the ending, durably) and [`Writes::released`]
+//! (the channel's pacing from when the request left, a retry's wait),
+//! both in one group commit. A node that dies loses its claims when their
+//! leases run out. The journal has one node: its claims are always
+//! granted, the scheduler alone paces.
+//!
+//! **Owners.** On a shared store the channels are shared out among the
+//! live nodes in slots ([`SLOTS`], leased like claims): the owner of a
+//! channel is the only node that sends to it, so its claims need no
+//! round trip of their own (a batched read gives the alerts' state and
+//! messages) and are fenced by the slot ([`Fence::Slot`]).
 //!
 //! Writes are staged and numbered ([`Ticket`]); they take effect, and are
 //! shown, only once a sync covering them succeeded: [`Commits::begin_sync`]
@@ -223,16 +230,30 @@ pub enum Claim {
         /// Requests made for it so far, by every node (`None`: the store
         /// does not count them; the node's own count holds).
         attempts: Option<u32>,
-        /// The claim's fencing token (the alert's claim generation): its
-        /// ending and release carry it, and take effect only while no
-        /// later claim was granted. `None`: the store has one node.
-        fence: Option<u64>,
+        /// The claim's fencing token: its ending and release carry it,
+        /// and take effect only while it holds ([`Fence`]). `None`: the
+        /// store has one node.
+        fence: Option<Fence>,
     },
     /// Not now: ask again after `wait` (another node is sending to the
     /// channel or paced it, or an earlier event of the alert is pending).
     NotYet { wait: Duration },
     /// No longer pending (another node ended it): forget it.
     Gone,
+}
+
+/// What fences an attempt's ending and release off once another node
+/// may be sending the alert: they take effect only while it holds, and a
+/// late delivery is recorded as the duplicate it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fence {
+    /// A claim the database granted (the alert's claim generation): while
+    /// no later claim of the alert was granted.
+    Claim(u64),
+    /// The channel is this node's ([`owns`]): while the slot is still
+    /// this node's. The owner of a channel claims without a round trip.
+    Slot(u32),
 }
 
 /// How an attempt left its claim.
@@ -249,7 +270,7 @@ pub struct Release {
     pub attempts: u32,
     /// The claim's fencing token ([`Claim::Granted`]): a release under a
     /// claim that passed to another node changes nothing of the alert's.
-    pub fence: Option<u64>,
+    pub fence: Option<Fence>,
 }
 
 /// An attempt to be tried again.
@@ -358,6 +379,13 @@ pub trait Writes {
     /// Takes failed alerts again as new ones (found by
     /// [`Reads::resendable`]).
     fn resend(&mut self, failed: &[FailedAlert]) -> Result<Vec<(u64, Ticket)>, StoreError>;
+
+    /// Lets an attempt's claim go, written with the next group commit
+    /// (with the attempt's ending when it ended): the channel paced from
+    /// when the request left, a retry's wait and a `Retry-After` kept for
+    /// whichever node sends the channel next. The journal's one node
+    /// keeps its pacing in its scheduler: nothing to write.
+    fn released(&mut self, release: Release) -> Result<Ticket, StoreError>;
 }
 
 /// The commit mechanics the group commit ([`crate::commit::GroupCommit`])
@@ -408,11 +436,6 @@ pub trait Claims {
     /// (the others take them at their next renewal, not after a lease),
     /// and it no longer counts among the live nodes.
     fn leave(&self) -> Job<()> {
-        ready(Ok(()))
-    }
-
-    /// Lets a claim go after its attempt.
-    fn release(&self, _release: Release) -> Job<()> {
         ready(Ok(()))
     }
 

@@ -19,7 +19,7 @@ use super::pool::{keepable, prepared, Db};
 use super::reads;
 use super::writes::now_ms;
 use crate::scheduler::{Pace, Rules};
-use crate::store::{Claim, ClaimRequest, Release, Slots, StoreError, StormDone, StormTurn};
+use crate::store::{Claim, ClaimRequest, Fence, Slots, StoreError, StormDone, StormTurn};
 
 /// Who claims, for how long, by which pacing.
 pub struct Claimant {
@@ -29,6 +29,8 @@ pub struct Claimant {
     pub instance: String,
     pub lease: Duration,
     pub rules: Rules,
+    /// The channel slots it owns ([`super::owned`]).
+    pub ownership: super::owned::Ownership,
 }
 
 /// Why a node may no longer claim: another process holds its name. Said
@@ -173,12 +175,20 @@ pub async fn claim(
                    AND e.status = 'pending' AND e.seq < a.seq),
                m.workspace, m.channel_id, m.ts, m.level, m.digest,
                m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms,
-               m.silence_id
+               m.silence_id,
+               EXISTS (SELECT 1 FROM channel_slots s WHERE s.slot = $2 AND s.owner <> $3
+                   AND s.until_ms > ",
+            now_ms!(),
+            ")
              FROM alerts a LEFT JOIN messages m ON m.alert_key = a.alert_key
              WHERE a.id = $1 FOR UPDATE OF a SKIP LOCKED"
         );
         let statement = prepared(cache, &tx, sql).await?;
-        let Some(alert) = tx.query_opt(&statement, &[&(request.id as i64)]).await? else {
+        let slot = crate::store::slot_of(&request.channel) as i32;
+        let found = tx
+            .query_opt(&statement, &[&(request.id as i64), &slot, &who.node])
+            .await?;
+        let Some(alert) = found else {
             // Gone, or another node is claiming or ending it right now.
             let sql = "SELECT 1 FROM alerts WHERE id = $1 AND status = 'pending'";
             let statement = prepared(cache, &tx, sql).await?;
@@ -196,6 +206,12 @@ pub async fn claim(
         }
         let now: i64 = alert.get(6);
         let rules = &who.rules;
+        // The channel is another node's: its owner sends it.
+        if alert.get::<_, bool>(19) {
+            return Ok(Ok(Claim::NotYet {
+                wait: others_turn(rules),
+            }));
+        }
         let (claimed_by, lease_until): (Option<String>, Option<i64>) = (alert.get(1), alert.get(2));
         if let (Some(by), Some(until)) = (&claimed_by, lease_until) {
             if *by != who.node && until > now {
@@ -281,76 +297,11 @@ pub async fn claim(
         Ok(Ok(Claim::Granted {
             message,
             attempts: Some(attempts.max(0) as u32),
-            fence: Some(fence.max(0) as u64),
+            fence: Some(Fence::Claim(fence.max(0) as u64)),
         }))
     }
     .await;
     db.answered(decided)?
-}
-
-/// Lets the claim on `release.id` go: the channel is paced from when the
-/// request left and no longer held; a retry waits (and a `Retry-After`
-/// blocks the channel for every node).
-pub async fn release(db: Arc<Db>, who: Arc<Claimant>, release: Release) -> Result<(), StoreError> {
-    // How long ago the request left, by this node's clock: the same span
-    // back from now on the database's.
-    let left_ago = release
-        .left
-        .map(|at| SystemTime::now().duration_since(at).unwrap_or_default());
-    let mut conn = db.get().await?;
-    let done = async {
-        let (tx, cache) = conn.transaction().await?;
-        let rules = &who.rules;
-        if let Some(retry) = &release.retry {
-            let sql = concat!(
-                "UPDATE alerts SET claimed_by = NULL, lease_until_ms = NULL,
-                     attempts = $3, not_before_ms = ",
-                now_ms!(),
-                " + $4 WHERE id = $1 AND claimed_by = $2 AND status = 'pending'
-                   AND ($5::bigint IS NULL OR claim_gen = $5)"
-            );
-            let statement = prepared(cache, &tx, sql).await?;
-            tx.execute(
-                &statement,
-                &[
-                    &(release.id as i64),
-                    &who.node,
-                    &(release.attempts as i32),
-                    &ms(retry.wait),
-                    &release.fence.map(|f| f as i64),
-                ],
-            )
-            .await?;
-        }
-        let Some((mut pace, held_by, held_until, now)) =
-            channel_row(&tx, cache, &release.channel, rules, Locked::Wait).await?
-        else {
-            // Waited for, so always there: nothing to release otherwise.
-            return tx.commit().await;
-        };
-        let now_d = Duration::from_millis(now.max(0) as u64);
-        if let Some(ago) = left_ago {
-            pace.left(now_d.saturating_sub(ago), rules);
-        }
-        if let Some(retry) = &release.retry {
-            pace.retry(
-                now_d + retry.wait,
-                retry.retry_after,
-                retry.rate_limited,
-                rules,
-            );
-        }
-        // Still held by another node (this claim ran out and it took the
-        // channel): left to it.
-        let held = match (held_by.as_deref(), held_until) {
-            (Some(by), Some(until)) if by != who.node => Some((by, until)),
-            _ => None,
-        };
-        save_channel(&tx, cache, &release.channel, &pace, held).await?;
-        tx.commit().await
-    }
-    .await;
-    db.answered(done)
 }
 
 /// A storm message's turn on its channel (see [`crate::store::Claims::storm_turn`]):
@@ -477,6 +428,7 @@ pub async fn storm_done(
 /// than its share of the live nodes' gives the rest back, one owning
 /// fewer takes free (or run-out) ones. The slots it owns now.
 pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<Slots, StoreError> {
+    let began = std::time::Instant::now();
     let mut own = db.own().await?;
     let conn = own.as_mut().expect("opened by Db::own");
     let done = async {
@@ -509,6 +461,7 @@ pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<Slots, StoreError>
         tx.execute(&statement, &[&who.node, &lease]).await?;
         let owned = share_slots(&tx, cache, &who.node, lease).await?;
         tx.commit().await?;
+        who.ownership.renewed(owned, began);
         Ok(Ok(owned))
     }
     .await;
@@ -518,6 +471,7 @@ pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<Slots, StoreError>
 /// `who` stops: its slots given back, and it is no longer seen as live
 /// (only while this process holds the node's name).
 pub async fn leave(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
+    who.ownership.left();
     let mut conn = db.get().await?;
     let done = async {
         let (tx, cache) = conn.transaction().await?;

@@ -6,7 +6,10 @@
 //! - Writes are staged and numbered as the journal's are (the same
 //!   records), and the group commit writes every one staged meanwhile in
 //!   one transaction ([`writes`]): a `202` only once it committed.
-//! - Claims decide which node sends what, and when, in the database, by
+//! - The channels are shared out among the live nodes in leased slots;
+//!   the owner of a channel claims its alerts without a transaction, many
+//!   read at once ([`owned`]). Other claims (a channel whose slot is not
+//!   this node's, storm messages' turns) are decided in the database, by
 //!   the scheduler's own pacing rule ([`claims`]).
 //! - Every node reads the pending alerts as they become visible, and the
 //!   lists `GET /spool` shows ([`reads`]).
@@ -21,6 +24,7 @@
 mod claims;
 pub mod connect;
 pub mod names;
+mod owned;
 mod pool;
 mod reads;
 pub mod schema;
@@ -87,12 +91,22 @@ pub struct Settings {
     pub keep_finished: usize,
 }
 
+/// A write staged for the next group commit.
+pub(crate) enum Staged {
+    /// One of the journal's records, as the journal would write it.
+    Record(Record),
+    /// A claim let go ([`Writes::released`]).
+    Release(Release),
+}
+
 /// The store shared by several nodes.
 pub struct PgStore {
     db: Arc<Db>,
     who: Arc<Claimant>,
+    /// Claims on the channels this node owns, read in batches.
+    owner: owned::Owner,
     ids: Arc<Mutex<Ids>>,
-    staged: Vec<Record>,
+    staged: Vec<Staged>,
     written: u64,
     view: Arc<View>,
     /// The store's own runtime: the connections, the arrivals' reader.
@@ -183,14 +197,18 @@ impl PgStore {
             view.clone(),
             settings.keep_finished,
         ));
+        let who = Arc::new(Claimant {
+            node: settings.node,
+            instance,
+            lease: settings.lease,
+            rules: settings.rules,
+            ownership: owned::Ownership::default(),
+        });
+        let owner = owned::Owner::start(db.clone(), who.clone(), runtime.handle());
         Ok(PgStore {
             db,
-            who: Arc::new(Claimant {
-                node: settings.node,
-                instance,
-                lease: settings.lease,
-                rules: settings.rules,
-            }),
+            who,
+            owner,
             ids,
             staged: Vec::new(),
             written: 0,
@@ -210,7 +228,7 @@ impl PgStore {
     }
 
     fn stage(&mut self, record: Record) -> u64 {
-        self.staged.push(record);
+        self.staged.push(Staged::Record(record));
         self.written += 1;
         self.written
     }
@@ -408,6 +426,12 @@ impl Writes for PgStore {
         }
         Ok(resent)
     }
+
+    fn released(&mut self, release: Release) -> Result<Ticket, StoreError> {
+        self.staged.push(Staged::Release(release));
+        self.written += 1;
+        Ok(Ticket::new(0, self.written))
+    }
 }
 
 impl Commits for PgStore {
@@ -428,13 +452,13 @@ impl Commits for PgStore {
         }
         let batch = std::mem::take(&mut self.staged);
         let (db, ids) = (self.db.clone(), self.ids.clone());
-        let node = self.who.node.clone();
+        let who = self.who.clone();
         let refill = lock(&ids).low();
         SyncStart::Started {
             through,
             sync: Box::new(move || {
                 db.block_on(async {
-                    writes::commit(&db, &node, batch)
+                    writes::commit(&db, &who, batch)
                         .await
                         .map_err(io::Error::other)?;
                     if refill {
@@ -467,8 +491,16 @@ impl Claims for PgStore {
     }
 
     fn claim(&self, request: ClaimRequest) -> Job<Claim> {
-        self.db
-            .job(claims::claim(self.db.clone(), self.who.clone(), request))
+        match self.who.ownership.route(&request.channel, self.who.lease) {
+            owned::Route::Owner => self.owner.claim(request),
+            owned::Route::Lapsed => crate::store::ready(Ok(Claim::NotYet {
+                wait: self.who.lease / 3,
+            })),
+            owned::Route::Shared => {
+                self.db
+                    .job(claims::claim(self.db.clone(), self.who.clone(), request))
+            }
+        }
     }
 
     fn lease(&self) -> Option<Duration> {
@@ -483,11 +515,6 @@ impl Claims for PgStore {
     fn leave(&self) -> Job<()> {
         self.db
             .job(claims::leave(self.db.clone(), self.who.clone()))
-    }
-
-    fn release(&self, release: Release) -> Job<()> {
-        self.db
-            .job(claims::release(self.db.clone(), self.who.clone(), release))
     }
 
     fn storm_turn(&self, turn: StormTurn) -> Job<Claim> {

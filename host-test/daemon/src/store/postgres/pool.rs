@@ -64,6 +64,20 @@ impl Conn {
         let tx = self.client.transaction().await?;
         Ok((tx, &mut self.prepared))
     }
+
+    /// `sql` prepared once per connection, for a statement of its own
+    /// (outside a transaction).
+    pub async fn statement(
+        &mut self,
+        sql: &'static str,
+    ) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.prepared.insert(sql, statement.clone());
+        Ok(statement)
+    }
 }
 
 /// `sql` prepared once per connection, within a transaction.

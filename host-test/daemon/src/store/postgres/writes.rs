@@ -1,6 +1,8 @@
 //! Group commit on the database: every write staged meanwhile, in one
-//! transaction. Alerts go in with one statement, endings with another;
-//! aggregates' collections and closings one by one, in the order written.
+//! transaction. Alerts go in with one statement, endings with another,
+//! the claims they let go (the channels' pacing, a retry's wait) with two
+//! more; aggregates' collections and closings one by one, in the order
+//! written.
 //! A transaction that inserts alerts takes an advisory lock before its
 //! first insert and holds it until it commits, so alerts become visible in `seq` order and
 //! a node reading arrivals by `seq` misses none.
@@ -10,9 +12,12 @@ use std::collections::HashMap;
 use kapacitor_formats::aggregate::{Collected, Window};
 use tokio_postgres::{Statement, Transaction};
 
+use super::claims::Claimant;
 use super::pool::{keepable, prepared, Conn, Db};
+use super::Staged;
+use crate::scheduler::Pace;
 use crate::store::record::Record;
-use crate::store::{alert_key, Act, AlertMessage, Finished};
+use crate::store::{alert_key, slot_of, Act, AlertMessage, Fence, Finished, Release};
 
 /// The advisory lock inserts take until they commit.
 const INSERTS: i64 = 0x736c_6163_6b2d_6964;
@@ -35,11 +40,15 @@ const TRIES: usize = 3;
 /// Writes `batch` in one transaction; `Ok` once it committed. A
 /// transaction PostgreSQL aborted to break a deadlock is tried again: its
 /// writers (intake among them) are not refused for another's lock order.
-pub async fn commit(db: &std::sync::Arc<Db>, node: &str, batch: Vec<Record>) -> Result<(), String> {
+pub async fn commit(
+    db: &std::sync::Arc<Db>,
+    who: &Claimant,
+    batch: Vec<Staged>,
+) -> Result<(), String> {
     let mut conn = db.get().await.map_err(|e| e.to_string())?;
     let mut tried = 1;
     loop {
-        let written = write(&mut conn, node, &batch).await;
+        let written = write(&mut conn, who, &batch).await;
         match written {
             Err(e) if tried < TRIES && lost_a_conflict(&e) => tried += 1,
             written => {
@@ -65,16 +74,24 @@ pub fn lost_a_conflict(e: &tokio_postgres::Error) -> bool {
 /// recorded as duplicate sends.
 async fn write(
     conn: &mut Conn,
-    node: &str,
-    batch: &[Record],
+    who: &Claimant,
+    batch: &[Staged],
 ) -> Result<u64, tokio_postgres::Error> {
     {
         let (tx, cache) = conn.transaction().await?;
         let mut pending = Batch {
-            node,
+            node: &who.node,
+            who: Some(who),
             ..Batch::default()
         };
-        for record in batch {
+        for staged in batch {
+            let record = match staged {
+                Staged::Record(record) => record,
+                Staged::Release(release) => {
+                    pending.releases.push(release);
+                    continue;
+                }
+            };
             match record {
                 Record::Accept {
                     id,
@@ -185,8 +202,11 @@ struct Batch<'a> {
     options: Vec<String>,
     keys: Vec<String>,
     done: Vec<&'a Finished>,
+    releases: Vec<&'a Release>,
     /// This node, named in the duplicates it records.
     node: &'a str,
+    /// Its pacing rules, for the releases.
+    who: Option<&'a Claimant>,
     /// The advisory lock on inserts is held (until the commit).
     locked: bool,
     /// Late endings recorded as duplicate sends.
@@ -219,7 +239,7 @@ impl<'a> Batch<'a> {
                 done.iter().map(|d| keepable(&d.detail)).collect();
             let detail: Vec<&str> = detail.iter().map(|d| d.as_ref()).collect();
             let attempts: Vec<i32> = done.iter().map(|d| d.attempts as i32).collect();
-            let fences: Vec<Option<i64>> = done.iter().map(|d| d.fence.map(|f| f as i64)).collect();
+            let (claims, slots) = fences(done.iter().map(|d| d.fence));
             // The rows locked in id order, as renewals lock them: two
             // transactions never wait on each other in a circle.
             let sql = "SELECT id FROM alerts WHERE id = ANY($1) ORDER BY id FOR UPDATE";
@@ -231,15 +251,23 @@ impl<'a> Batch<'a> {
                      ended_ms = ",
                 now_ms!(),
                 ", claimed_by = NULL, lease_until_ms = NULL
-                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::bigint[])
-                      AS d(id, status, detail, attempts, fence)
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::bigint[],
+                             $6::int[])
+                      AS d(id, status, detail, attempts, claim, slot)
                  WHERE a.id = d.id AND a.status = 'pending'
-                   AND (d.fence IS NULL OR a.claim_gen = d.fence)
+                   AND (d.claim IS NULL OR a.claim_gen = d.claim)
+                   AND (d.slot IS NULL OR EXISTS (SELECT 1 FROM channel_slots s
+                        WHERE s.slot = d.slot AND s.owner = $7))
                  RETURNING a.id"
             );
             let statement = prepared(cache, tx, sql).await?;
             let taken: std::collections::HashSet<i64> = tx
-                .query(&statement, &[&ids, &status, &detail, &attempts, &fences])
+                .query(
+                    &statement,
+                    &[
+                        &ids, &status, &detail, &attempts, &claims, &slots, &self.node,
+                    ],
+                )
                 .await?
                 .iter()
                 .map(|r| r.get(0))
@@ -280,6 +308,12 @@ impl<'a> Batch<'a> {
                 }
             }
         }
+        if !self.releases.is_empty() {
+            let releases = std::mem::take(&mut self.releases);
+            if let Some(who) = self.who {
+                release(tx, cache, who, &releases).await?;
+            }
+        }
         if !self.ids.is_empty() {
             // Taken as late as can be: from the first insert to the commit.
             if !self.locked {
@@ -311,6 +345,165 @@ impl<'a> Batch<'a> {
         }
         Ok(())
     }
+}
+
+/// A batch's fences as two columns: the claim generations and the slots.
+fn fences(of: impl Iterator<Item = Option<Fence>>) -> (Vec<Option<i64>>, Vec<Option<i32>>) {
+    of.map(|fence| match fence {
+        Some(Fence::Claim(generation)) => (Some(generation as i64), None),
+        Some(Fence::Slot(slot)) => (None, Some(slot as i32)),
+        None => (None, None),
+    })
+    .unzip()
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// Lets the claims of `releases` go, in the order they were made: a
+/// retry's wait and requests kept on the alert (for whichever node sends
+/// it next), each channel paced from when its request left, a
+/// `Retry-After` blocking it, and no longer held by this node. A release
+/// whose fence no longer holds (the claim or the channel passed to
+/// another node) changes nothing.
+async fn release(
+    tx: &Transaction<'_>,
+    cache: &mut Cache,
+    who: &Claimant,
+    releases: &[&Release],
+) -> Result<(), tokio_postgres::Error> {
+    let rules = &who.rules;
+    let retried: Vec<&&Release> = releases.iter().filter(|r| r.retry.is_some()).collect();
+    if !retried.is_empty() {
+        let ids: Vec<i64> = retried.iter().map(|r| r.id as i64).collect();
+        let attempts: Vec<i32> = retried.iter().map(|r| r.attempts as i32).collect();
+        let waits: Vec<i64> = retried
+            .iter()
+            .map(|r| r.retry.map_or(0, |retry| ms(retry.wait)))
+            .collect();
+        let (claims, slots) = fences(retried.iter().map(|r| r.fence));
+        let sql = "SELECT id FROM alerts WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+        let statement = prepared(cache, tx, sql).await?;
+        tx.execute(&statement, &[&ids]).await?;
+        let sql = concat!(
+            "UPDATE alerts AS a SET claimed_by = NULL, lease_until_ms = NULL,
+                 attempts = r.attempts, not_before_ms = ",
+            now_ms!(),
+            " + r.wait
+             FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::int[])
+                  AS r(id, attempts, wait, claim, slot)
+             WHERE a.id = r.id AND a.status = 'pending'
+               AND ((r.claim IS NULL AND r.slot IS NULL AND a.claimed_by = $6)
+                 OR (a.claimed_by = $6 AND a.claim_gen = r.claim)
+                 OR EXISTS (SELECT 1 FROM channel_slots s WHERE s.slot = r.slot AND s.owner = $6))"
+        );
+        let statement = prepared(cache, tx, sql).await?;
+        tx.execute(
+            &statement,
+            &[&ids, &attempts, &waits, &claims, &slots, &who.node],
+        )
+        .await?;
+    }
+    // Each channel's row once, locked in key order (as a claim's is,
+    // after its alert's): created quiet if it is new.
+    let mut keys: Vec<String> = releases
+        .iter()
+        .map(|r| keepable(&r.channel).into_owned())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let slots: Vec<i32> = keys.iter().map(|k| slot_of(k) as i32).collect();
+    let sql = "INSERT INTO channels (pacing_key, margin_ms)
+         SELECT k, $2 FROM unnest($1::text[]) AS k
+         WHERE NOT EXISTS (SELECT 1 FROM channels c WHERE c.pacing_key = k)
+         ORDER BY k ON CONFLICT (pacing_key) DO NOTHING";
+    let statement = prepared(cache, tx, sql).await?;
+    tx.execute(&statement, &[&keys, &ms(rules.margin)]).await?;
+    let sql = concat!(
+        "SELECT c.pacing_key, c.earliest_ms, c.blocked_until_ms, c.margin_ms, c.held_by,
+             c.held_until_ms, ",
+        now_ms!(),
+        ", EXISTS (SELECT 1 FROM channel_slots s WHERE s.slot = k.slot AND s.owner = $3)
+         FROM unnest($1::text[], $2::int[]) AS k(key, slot)
+         JOIN channels c ON c.pacing_key = k.key
+         ORDER BY c.pacing_key FOR UPDATE OF c"
+    );
+    let statement = prepared(cache, tx, sql).await?;
+    let rows = tx.query(&statement, &[&keys, &slots, &who.node]).await?;
+    let moment = |v: Option<i64>| v.map(|v| std::time::Duration::from_millis(v.max(0) as u64));
+    let mut channels: HashMap<String, (Pace<std::time::Duration>, Option<(String, i64)>, bool)> =
+        HashMap::new();
+    let mut now = 0i64;
+    for row in &rows {
+        now = row.get(6);
+        let pace = Pace {
+            earliest: moment(row.get(1)),
+            blocked_until: moment(row.get(2)),
+            margin: std::time::Duration::from_millis(row.get::<_, i64>(3).max(0) as u64),
+        };
+        // Still held by another node (a claim of this node's ran out and
+        // it took the channel): left to it.
+        let held = row
+            .get::<_, Option<String>>(4)
+            .zip(row.get::<_, Option<i64>>(5))
+            .filter(|(by, _)| *by != who.node);
+        channels.insert(row.get(0), (pace, held, row.get(7)));
+    }
+    let now_d = std::time::Duration::from_millis(now.max(0) as u64);
+    for r in releases {
+        let Some((pace, _, owned)) = channels.get_mut(keepable(&r.channel).as_ref()) else {
+            continue;
+        };
+        // The channel passed to another node: its pacing is the owner's.
+        if matches!(r.fence, Some(Fence::Slot(_))) && !*owned {
+            continue;
+        }
+        if let Some(at) = r.left {
+            let ago = std::time::SystemTime::now()
+                .duration_since(at)
+                .unwrap_or_default();
+            pace.left(now_d.saturating_sub(ago), rules);
+        }
+        if let Some(retry) = &r.retry {
+            pace.retry(
+                now_d + retry.wait,
+                retry.retry_after,
+                retry.rate_limited,
+                rules,
+            );
+        }
+    }
+    let mut columns = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (key, (pace, held, _)) in &channels {
+        columns.0.push(key.as_str());
+        columns.1.push(pace.earliest.map(ms));
+        columns.2.push(pace.blocked_until.map(ms));
+        columns.3.push(ms(pace.margin));
+        columns.4.push(held.as_ref().map(|h| h.0.as_str()));
+        columns.5.push(held.as_ref().map(|h| h.1));
+    }
+    let sql = "UPDATE channels AS c SET earliest_ms = u.earliest, blocked_until_ms = u.blocked,
+             margin_ms = u.margin, held_by = u.held_by, held_until_ms = u.held_until
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
+                     $6::bigint[]) AS u(key, earliest, blocked, margin, held_by, held_until)
+         WHERE c.pacing_key = u.key";
+    let statement = prepared(cache, tx, sql).await?;
+    tx.execute(
+        &statement,
+        &[
+            &columns.0, &columns.1, &columns.2, &columns.3, &columns.4, &columns.5,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Keeps `m` as its key's message. The key's marks stay across its events

@@ -1,0 +1,253 @@
+//! Claims on the channels this node owns: no transaction of their own.
+//!
+//! The owner of a channel is the only node sending to it (its slot is
+//! leased to it, [`crate::store::SLOTS`]), so nothing needs deciding in
+//! the database: its scheduler paces the channel and keeps each alert
+//! key's events in order. What the node does not know is read, for every
+//! claim asked meanwhile at once, in one statement: whether each alert is
+//! still pending (an earlier owner may have ended it), the requests made
+//! for it and a retry's wait (by any node), whether an earlier event of
+//! its key is still pending, its key's message (whichever node drew it,
+//! with its marks), and, for the first claim on a channel since the slot
+//! became this node's, the channel's pacing and `Retry-After` as the last
+//! owner left them. The claim is fenced by the slot ([`Fence::Slot`]):
+//! its ending and release take effect only while the slot is still this
+//! node's.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::claims::Claimant;
+use super::pool::{keepable, Db};
+use super::reads;
+use super::writes::now_ms;
+use crate::lock;
+use crate::scheduler::Pace;
+use crate::store::{owns, slot_of, Claim, ClaimRequest, Fence, Slots, StoreError};
+
+/// The most claims read in one statement.
+const AT_ONCE: usize = 1_000;
+
+/// How long a node waits before asking again for work it cannot take
+/// now (another node holds the channel, an earlier event goes first).
+const AGAIN: Duration = Duration::from_millis(500);
+
+/// The slots this node owns, as its last renewal said, and for how long.
+#[derive(Default)]
+pub struct Ownership {
+    owned: AtomicU64,
+    /// When the last renewal that answered began: the slots are this
+    /// node's for a lease from then.
+    renewed: Mutex<Option<Instant>>,
+    /// Channels claimed since their slot became this node's: its
+    /// scheduler has paced them since, so the last owner's pacing is read
+    /// only for a channel's first claim.
+    paced: Mutex<HashSet<String>>,
+}
+
+/// Whether a claim on a channel goes through its owner.
+pub enum Route {
+    /// The channel's slot is this node's, under a live lease.
+    Owner,
+    /// The slot is this node's, but no renewal answered for a lease: it may
+    /// be another's by now, so nothing is sent until one does.
+    Lapsed,
+    /// Another node's slot, or no slot known yet: decided in the database.
+    Shared,
+}
+
+impl Ownership {
+    /// The slots owned now.
+    pub fn slots(&self) -> Slots {
+        self.owned.load(Ordering::SeqCst)
+    }
+
+    /// A renewal that began at `began` answered with `owned`.
+    pub fn renewed(&self, owned: Slots, began: Instant) {
+        let before = self.owned.swap(owned, Ordering::SeqCst);
+        *lock(&self.renewed) = Some(began);
+        if before != owned {
+            lock(&self.paced).retain(|channel| owns(owned & before, channel));
+        }
+    }
+
+    /// The node left: it owns nothing.
+    pub fn left(&self) {
+        self.owned.store(0, Ordering::SeqCst);
+        lock(&self.paced).clear();
+    }
+
+    /// How a claim on `channel` is decided, with leases of `lease`.
+    pub fn route(&self, channel: &str, lease: Duration) -> Route {
+        if !owns(self.slots(), channel) {
+            return Route::Shared;
+        }
+        match *lock(&self.renewed) {
+            Some(at) if at.elapsed() < lease => Route::Owner,
+            _ => Route::Lapsed,
+        }
+    }
+}
+
+/// A claim asked of the owner, and where its answer goes.
+type Ask = (ClaimRequest, oneshot::Sender<Result<Claim, StoreError>>);
+
+/// The claims of owned channels, read in batches by one task.
+pub struct Owner {
+    asks: mpsc::UnboundedSender<Ask>,
+}
+
+impl Owner {
+    /// Starts the reader on the store's runtime.
+    pub fn start(db: Arc<Db>, who: Arc<Claimant>, runtime: &tokio::runtime::Handle) -> Owner {
+        let (asks, queued) = mpsc::unbounded_channel();
+        runtime.spawn(read_claims(db, who, queued));
+        Owner { asks }
+    }
+
+    /// The claim on `request`, read with every other asked meanwhile.
+    pub fn claim(&self, request: ClaimRequest) -> crate::store::Job<Claim> {
+        let (answer, answered) = oneshot::channel();
+        let sent = self.asks.send((request, answer));
+        Box::pin(async move {
+            if sent.is_err() {
+                return Err(StoreError::Unavailable("the store is closing".into()));
+            }
+            answered
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("the store is closing".into())))
+        })
+    }
+}
+
+/// Answers the claims as they are asked: the first, with every other
+/// queued by then (up to [`AT_ONCE`]), in one statement.
+async fn read_claims(db: Arc<Db>, who: Arc<Claimant>, mut queued: mpsc::UnboundedReceiver<Ask>) {
+    while let Some(first) = queued.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < AT_ONCE {
+            match queued.try_recv() {
+                Ok(ask) => batch.push(ask),
+                Err(_) => break,
+            }
+        }
+        let requests: Vec<&ClaimRequest> = batch.iter().map(|(r, _)| r).collect();
+        match decide(&db, &who, &requests).await {
+            Ok(claims) => {
+                for ((_, answer), claim) in batch.into_iter().zip(claims) {
+                    let _ = answer.send(Ok(claim));
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                for (_, answer) in batch {
+                    let _ = answer.send(Err(StoreError::Unavailable(why.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// The claims on `requests`, in their order, from one read.
+async fn decide(
+    db: &Arc<Db>,
+    who: &Claimant,
+    requests: &[&ClaimRequest],
+) -> Result<Vec<Claim>, StoreError> {
+    let ids: Vec<i64> = requests.iter().map(|r| r.id as i64).collect();
+    let channels: Vec<std::borrow::Cow<'_, str>> =
+        requests.iter().map(|r| keepable(&r.channel)).collect();
+    let mut conn = db.get().await?;
+    let sql = concat!(
+        "SELECT r.n, a.status, a.claimed_by, a.lease_until_ms, a.attempts, a.not_before_ms,
+             a.alert_key, ",
+        now_ms!(),
+        ", EXISTS (SELECT 1 FROM alerts e WHERE e.alert_key = a.alert_key
+                 AND e.status = 'pending' AND e.seq < a.seq),
+             m.workspace, m.channel_id, m.ts, m.level, m.digest,
+             m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms,
+             m.silence_id,
+             c.earliest_ms, c.blocked_until_ms, c.margin_ms, c.held_by, c.held_until_ms
+         FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS r(id, channel, n)
+         LEFT JOIN alerts a ON a.id = r.id
+         LEFT JOIN messages m ON m.alert_key = a.alert_key
+         LEFT JOIN channels c ON c.pacing_key = r.channel
+         ORDER BY r.n"
+    );
+    let rows = async {
+        let statement = conn.statement(sql).await?;
+        conn.client.query(&statement, &[&ids, &channels]).await
+    }
+    .await;
+    let rows = db.answered(rows)?;
+    let mut paced = lock(&who.ownership.paced);
+    let claims = requests
+        .iter()
+        .zip(rows)
+        .map(|(request, row)| decide_one(who, &mut paced, request, &row))
+        .collect();
+    Ok(claims)
+}
+
+/// One claim, from its row of [`decide`]'s read.
+fn decide_one(
+    who: &Claimant,
+    paced: &mut HashSet<String>,
+    request: &ClaimRequest,
+    row: &tokio_postgres::Row,
+) -> Claim {
+    let not_yet = |wait| Claim::NotYet { wait };
+    // Gone (pruned), or ended (by an earlier owner of the channel).
+    if row.get::<_, Option<&str>>(1) != Some("pending") {
+        return Claim::Gone;
+    }
+    let now: i64 = row.get(7);
+    let live = |by: Option<String>, until: Option<i64>| {
+        by.zip(until)
+            .is_some_and(|(by, until)| by != who.node && until > now)
+    };
+    // Claimed in the database by another node, under a live lease.
+    if live(row.get(2), row.get(3)) {
+        return not_yet(AGAIN);
+    }
+    let not_before: i64 = row.get(5);
+    if not_before > now {
+        return not_yet(Duration::from_millis((not_before - now) as u64));
+    }
+    if row.get::<_, bool>(8) {
+        return not_yet(AGAIN);
+    }
+    if !paced.contains(&request.channel) {
+        // The first claim since the channel became this node's: the last
+        // owner's pacing and `Retry-After`, and a storm message it may
+        // still be sending.
+        if live(row.get(23), row.get(24)) {
+            return not_yet(AGAIN);
+        }
+        let moment = |v: Option<i64>| v.map(|v| Duration::from_millis(v.max(0) as u64));
+        let pace = Pace {
+            earliest: moment(row.get(20)),
+            blocked_until: moment(row.get(21)),
+            margin: Duration::from_millis(row.get::<_, Option<i64>>(22).unwrap_or(0).max(0) as u64),
+        };
+        let now_d = Duration::from_millis(now.max(0) as u64);
+        if let Some(ready) = pace.ready(&who.rules).filter(|r| *r > now_d) {
+            return not_yet(ready - now_d);
+        }
+        paced.insert(request.channel.clone());
+    }
+    let key: String = row.get(6);
+    let message = row
+        .get::<_, Option<String>>(10)
+        .is_some()
+        .then(|| Box::new(reads::message_from(row, key, 9)));
+    Claim::Granted {
+        message,
+        attempts: Some(row.get::<_, i32>(4).max(0) as u32),
+        fence: Some(Fence::Slot(slot_of(&request.channel))),
+    }
+}
