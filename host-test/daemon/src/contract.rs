@@ -903,6 +903,50 @@ fn the_owner_of_a_channel_claims_without_a_write_and_is_fenced_by_the_slot() {
     assert_eq!(rows(&db, paced), blocked_before, "b's channel left alone");
 }
 
+/// No lock orders the nodes' inserts: an alert whose transaction took
+/// its `seq` first but committed after another node's higher one is
+/// still heard of, by every node (each origin's alerts are read past its
+/// own last `seq`).
+#[test]
+fn an_alert_committed_after_a_higher_seq_of_another_node_still_arrives() {
+    let db = TestDb::start();
+    let mut a = node(&db, "a", Duration::from_secs(10));
+    let mut reader = node(&db, "reader", Duration::from_secs(10));
+    // Whatever is pending at the reader's start arrives first.
+    assert!(arrived_alone(&mut reader));
+    let url = postgres::connect::StoreUrl::parse(&db.url()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut slow = runtime.block_on(url.connect()).unwrap();
+    // A node's group commit, as `writes` makes it, left open: its seq is
+    // taken, its commit not made.
+    let open = runtime.block_on(async {
+        let tx = slow.transaction().await.unwrap();
+        tx.batch_execute(
+            "INSERT INTO origins (origin, since_seq, seen_ms)
+                 VALUES ('slow/1', nextval(pg_get_serial_sequence('alerts', 'seq')), 0);
+             INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin)
+                 VALUES (999999999, 0, '{\"id\":\"late\"}', '[]', 'late', 'slow/1')",
+        )
+        .await
+        .unwrap();
+        tx
+    });
+    let b = accepted(&mut a, "b", "#c");
+    let came = arrivals(&mut reader, 1);
+    assert_eq!(came.iter().map(|p| p.id).collect::<Vec<_>>(), [b]);
+    runtime.block_on(open.commit()).unwrap();
+    let came = arrivals(&mut reader, 1);
+    assert_eq!(
+        came.iter().map(|p| p.id).collect::<Vec<_>>(),
+        [999_999_999],
+        "the lower seq committed later arrives"
+    );
+    assert!(arrived_alone(&mut reader), "and once");
+}
+
 /// A process that lost its name (it could not renew it, and another
 /// process took it) claims and renews nothing more.
 #[test]

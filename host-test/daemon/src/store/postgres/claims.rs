@@ -27,6 +27,9 @@ pub struct Claimant {
     /// This process's hold on the name ([`super::names`]): claims are
     /// granted and renewed only while it is the name's.
     pub instance: String,
+    /// The origin its inserts are read by (node name and instance: one
+    /// process's, [`super::writes`]).
+    pub origin: String,
     pub lease: Duration,
     pub rules: Rules,
     /// The channel slots it owns ([`super::owned`]).

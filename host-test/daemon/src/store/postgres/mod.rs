@@ -198,6 +198,7 @@ impl PgStore {
             settings.keep_finished,
         ));
         let who = Arc::new(Claimant {
+            origin: format!("{}/{instance}", settings.node),
             node: settings.node,
             instance,
             lease: settings.lease,
@@ -265,7 +266,7 @@ async fn reserve(db: &Arc<Db>) -> Result<u64, StoreError> {
 /// own commit, every [`LOOK_EVERY`] for other nodes'), the pending count,
 /// and now and then drops what is past the bounds.
 async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
-    let mut seq = 0;
+    let mut seen = reads::Watermarks::default();
     let mut counted: Option<Instant> = None;
     let mut pruned = Instant::now();
     // Other nodes' commits, heard by `LISTEN` (the poll stays, slower,
@@ -297,10 +298,9 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
             }
         }
         let mut more = false;
-        if let Ok((fresh, newest)) = reads::arrivals(&db, seq).await {
-            seq = newest;
+        if let Ok((fresh, full)) = reads::arrivals(&db, &mut seen).await {
+            more = full;
             if !fresh.is_empty() {
-                more = fresh.len() >= 1_000;
                 let wake = {
                     let mut state = lock(&view.state);
                     state.arrivals.extend(fresh);

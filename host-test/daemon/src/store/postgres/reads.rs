@@ -23,21 +23,57 @@ fn options_of(text: &str) -> Vec<(String, String)> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-/// Pending alerts past `seq`, in the order they became visible, with the
-/// newest seq read.
-pub async fn arrivals(db: &Arc<Db>, seq: i64) -> Result<(Vec<Pending>, i64), StoreError> {
-    let conn = db.get().await?;
-    let rows = conn
-        .client
-        .query(
-            "SELECT id, seq, accepted_ms, alert, options FROM alerts
-             WHERE status = 'pending' AND seq > $1 ORDER BY seq LIMIT $2",
-            &[&seq, &ARRIVALS_AT_ONCE],
-        )
-        .await
-        .map_err(|e| db.failed(e))?;
+/// How far a node read each origin's arrivals ([`super::writes`]).
+#[derive(Default)]
+pub struct Watermarks {
+    /// A read was made: an origin not seen yet is read from its
+    /// registration on (before it, from its first alert).
+    read: bool,
+    /// The last `seq` read of each origin.
+    seen: std::collections::HashMap<String, i64>,
+}
+
+/// The pending alerts committed since `seen` (each origin's alerts past the
+/// last read of it, oldest first), and whether an origin had more than
+/// one read takes.
+pub async fn arrivals(
+    db: &Arc<Db>,
+    seen: &mut Watermarks,
+) -> Result<(Vec<Pending>, bool), StoreError> {
+    let mut conn = db.get().await?;
+    let (origins, marks): (Vec<&str>, Vec<i64>) =
+        seen.seen.iter().map(|(o, s)| (o.as_str(), *s)).unzip();
+    let sql = "SELECT a.id, a.seq, a.accepted_ms, a.alert, a.options, o.origin
+         FROM origins o
+         LEFT JOIN unnest($1::text[], $2::bigint[]) AS w(origin, seen) ON w.origin = o.origin
+         CROSS JOIN LATERAL (
+             SELECT id, seq, accepted_ms, alert, options FROM alerts a
+             WHERE a.origin = o.origin AND a.status = 'pending'
+               AND a.seq > coalesce(w.seen, CASE WHEN $3 THEN o.since_seq ELSE 0 END)
+             ORDER BY a.seq LIMIT $4) a
+         ORDER BY a.seq";
+    let rows = async {
+        let statement = conn.statement(sql).await?;
+        conn.client
+            .query(
+                &statement,
+                &[&origins, &marks, &seen.read, &ARRIVALS_AT_ONCE],
+            )
+            .await
+    }
+    .await
+    .map_err(|e| db.failed(e))?;
     db.recovered();
-    let newest = rows.last().map_or(seq, |r| r.get(1));
+    seen.read = true;
+    let mut taken: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for r in &rows {
+        let origin: &str = r.get(5);
+        *taken.entry(origin).or_default() += 1;
+        let seq: i64 = r.get(1);
+        let mark = seen.seen.entry(origin.to_string()).or_default();
+        *mark = (*mark).max(seq);
+    }
+    let full = taken.values().any(|n| *n >= ARRIVALS_AT_ONCE);
     let pending = rows
         .iter()
         .map(|r| Pending {
@@ -47,7 +83,7 @@ pub async fn arrivals(db: &Arc<Db>, seq: i64) -> Result<(Vec<Pending>, i64), Sto
             options: options_of(r.get(4)),
         })
         .collect();
-    Ok((pending, newest))
+    Ok((pending, full))
 }
 
 /// How many alerts are pending, and when the oldest was accepted.
@@ -120,8 +156,25 @@ pub async fn prune(db: &Arc<Db>, keep_finished: usize) -> Result<(), StoreError>
         )
         .await
         .map_err(|e| db.failed(e))?;
+    // The origins of processes gone quiet (one a start): an origin that
+    // inserts again registers again, in that insert's transaction.
+    conn.client
+        .execute(
+            concat!(
+                "DELETE FROM origins o WHERE o.origin <> '' AND o.seen_ms < ",
+                super::writes::now_ms!(),
+                " - $1 AND NOT EXISTS (SELECT 1 FROM alerts a
+                     WHERE a.origin = o.origin AND a.status = 'pending')"
+            ),
+            &[&(ORIGINS_KEPT.as_millis() as i64)],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
     Ok(())
 }
+
+/// How long an origin with no pending alert is kept after its last insert.
+const ORIGINS_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// The aggregates' open windows.
 pub async fn windows(db: Arc<Db>) -> Result<BTreeMap<String, Window>, StoreError> {

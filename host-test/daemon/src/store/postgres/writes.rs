@@ -3,9 +3,11 @@
 //! the claims they let go (the channels' pacing, a retry's wait) with two
 //! more; aggregates' collections and closings one by one, in the order
 //! written.
-//! A transaction that inserts alerts takes an advisory lock before its
-//! first insert and holds it until it commits, so alerts become visible in `seq` order and
-//! a node reading arrivals by `seq` misses none.
+//! A transaction that inserts alerts inserts them as this process's
+//! origin (registered, or its registration refreshed, first): one
+//! process's group commits follow each other, so its alerts become
+//! visible in `seq` order, and a node reading each origin's arrivals by
+//! `seq` misses none, with no lock across nodes.
 
 use std::collections::HashMap;
 
@@ -18,9 +20,6 @@ use super::Staged;
 use crate::scheduler::Pace;
 use crate::store::record::Record;
 use crate::store::{alert_key, slot_of, Act, AlertMessage, Fence, Finished, Release};
-
-/// The advisory lock inserts take until they commit.
-const INSERTS: i64 = 0x736c_6163_6b2d_6964;
 
 /// Now on the database's clock, in milliseconds since the Unix epoch (a
 /// literal, for `concat!`).
@@ -207,13 +206,18 @@ struct Batch<'a> {
     node: &'a str,
     /// Its pacing rules, for the releases.
     who: Option<&'a Claimant>,
-    /// The advisory lock on inserts is held (until the commit).
-    locked: bool,
+    /// This process's origin is registered in this transaction.
+    registered: bool,
     /// Late endings recorded as duplicate sends.
     duplicates: u64,
 }
 
 impl<'a> Batch<'a> {
+    /// The origin this process inserts as.
+    fn origin(&self) -> &'a str {
+        self.who.map_or("", |who| who.origin.as_str())
+    }
+
     fn accept(&mut self, id: u64, at: u64, alert: &'a str, options: &[(String, String)]) {
         self.ids.push(id as i64);
         self.at.push(at as i64);
@@ -315,26 +319,39 @@ impl<'a> Batch<'a> {
             }
         }
         if !self.ids.is_empty() {
-            // Taken as late as can be: from the first insert to the commit.
-            if !self.locked {
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INSERTS])
-                    .await?;
-                self.locked = true;
+            if !self.registered {
+                // Before its alerts: a `seq` below theirs.
+                let sql = concat!(
+                    "INSERT INTO origins (origin, since_seq, seen_ms)
+                     VALUES ($1, nextval(pg_get_serial_sequence('alerts', 'seq')), ",
+                    now_ms!(),
+                    ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms"
+                );
+                let statement = prepared(cache, tx, sql).await?;
+                tx.execute(&statement, &[&self.origin()]).await?;
+                self.registered = true;
                 // Every node listening hears of the new alerts at commit
                 // (one notification a transaction, however many alerts).
                 let sql = "SELECT pg_notify($1, '')";
                 let statement = prepared(cache, tx, sql).await?;
                 tx.execute(&statement, &[&super::ARRIVALS_CHANNEL]).await?;
             }
-            let sql = "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key)
-                 SELECT id, at, alert, options, key
+            let sql = "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin)
+                 SELECT id, at, alert, options, key, $6
                  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
                       WITH ORDINALITY AS a(id, at, alert, options, key, n)
                  ORDER BY n";
             let statement = prepared(cache, tx, sql).await?;
             tx.execute(
                 &statement,
-                &[&self.ids, &self.at, &self.alerts, &self.options, &self.keys],
+                &[
+                    &self.ids,
+                    &self.at,
+                    &self.alerts,
+                    &self.options,
+                    &self.keys,
+                    &self.origin(),
+                ],
             )
             .await?;
             self.ids.clear();
