@@ -92,6 +92,9 @@ pub struct Settings {
 }
 
 /// A write staged for the next group commit.
+// Records are most of what is staged, and were staged unboxed before
+// releases joined them: boxing them would cost an allocation an alert.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Staged {
     /// One of the journal's records, as the journal would write it.
     Record(Record),

@@ -378,6 +378,10 @@ fn ms(d: std::time::Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
+/// A channel's row as a release reads it: its pacing, the node holding it
+/// (another's is left to it), whether its slot is still this node's.
+type Channel = (Pace<std::time::Duration>, Option<(String, i64)>, bool);
+
 /// Lets the claims of `releases` go, in the order they were made: a
 /// retry's wait and requests kept on the alert (for whichever node sends
 /// it next), each channel paced from when its request left, a
@@ -449,8 +453,7 @@ async fn release(
     let statement = prepared(cache, tx, sql).await?;
     let rows = tx.query(&statement, &[&keys, &slots, &who.node]).await?;
     let moment = |v: Option<i64>| v.map(|v| std::time::Duration::from_millis(v.max(0) as u64));
-    let mut channels: HashMap<String, (Pace<std::time::Duration>, Option<(String, i64)>, bool)> =
-        HashMap::new();
+    let mut channels: HashMap<String, Channel> = HashMap::new();
     let mut now = 0i64;
     for row in &rows {
         now = row.get(6);
