@@ -113,8 +113,10 @@ pub(super) async fn deliver(
             attempts,
             fence,
         }) => {
+            // Every node's requests: the store's count, or this node's own
+            // when the store has not yet been told of its last retry.
             if let Some(attempts) = attempts {
-                item.attempts = attempts;
+                item.attempts = item.attempts.max(attempts);
             }
             (message.map(|m| *m), fence)
         }
