@@ -925,8 +925,7 @@ fn an_alert_committed_after_a_higher_seq_of_another_node_still_arrives() {
     let open = runtime.block_on(async {
         let tx = slow.transaction().await.unwrap();
         tx.batch_execute(
-            "INSERT INTO origins (origin, since_seq, seen_ms)
-                 VALUES ('slow/1', nextval(pg_get_serial_sequence('alerts', 'seq')), 0);
+            "INSERT INTO origins (origin, seen_ms) VALUES ('slow/1', 0);
              INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin)
                  VALUES (999999999, 0, '{\"id\":\"late\"}', '[]', 'late', 'slow/1')",
         )

@@ -26,10 +26,8 @@ fn options_of(text: &str) -> Vec<(String, String)> {
 /// How far a node read each origin's arrivals ([`super::writes`]).
 #[derive(Default)]
 pub struct Watermarks {
-    /// A read was made: an origin not seen yet is read from its
-    /// registration on (before it, from its first alert).
-    read: bool,
-    /// The last `seq` read of each origin.
+    /// The last `seq` read of each origin (one not read yet: every
+    /// pending alert of it, none of which this node has read).
     seen: std::collections::HashMap<String, i64>,
 }
 
@@ -49,22 +47,18 @@ pub async fn arrivals(
          CROSS JOIN LATERAL (
              SELECT id, seq, accepted_ms, alert, options FROM alerts a
              WHERE a.origin = o.origin AND a.status = 'pending'
-               AND a.seq > coalesce(w.seen, CASE WHEN $3 THEN o.since_seq ELSE 0 END)
-             ORDER BY a.seq LIMIT $4) a
+               AND a.seq > coalesce(w.seen, 0)
+             ORDER BY a.seq LIMIT $3) a
          ORDER BY a.seq";
     let rows = async {
         let statement = conn.statement(sql).await?;
         conn.client
-            .query(
-                &statement,
-                &[&origins, &marks, &seen.read, &ARRIVALS_AT_ONCE],
-            )
+            .query(&statement, &[&origins, &marks, &ARRIVALS_AT_ONCE])
             .await
     }
     .await
     .map_err(|e| db.failed(e))?;
     db.recovered();
-    seen.read = true;
     let mut taken: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
     for r in &rows {
         let origin: &str = r.get(5);

@@ -76,6 +76,13 @@ async fn write(
     who: &Claimant,
     batch: &[Staged],
 ) -> Result<u64, tokio_postgres::Error> {
+    if batch
+        .iter()
+        .all(|s| matches!(s, Staged::Record(Record::Accept { .. })))
+    {
+        intake(conn, who, batch).await?;
+        return Ok(0);
+    }
     {
         let (tx, cache) = conn.transaction().await?;
         let mut pending = Batch {
@@ -177,7 +184,7 @@ async fn write(
                 // Compaction's records: the database keeps its state whole.
                 Record::Message(message) => {
                     pending.flush(&tx, cache).await?;
-                    upsert_message(&tx, cache, message).await?;
+                    upsert_messages(&tx, cache, &[message]).await?;
                 }
                 Record::Ids { .. }
                 | Record::Failed(_)
@@ -189,6 +196,60 @@ async fn write(
         tx.commit().await?;
         Ok(pending.duplicates)
     }
+}
+
+/// A batch of alerts alone (intake's usual group commit), in one
+/// statement that is its own transaction: the origin registered, the
+/// alerts inserted, every node listening notified at commit.
+async fn intake(
+    conn: &mut Conn,
+    who: &Claimant,
+    batch: &[Staged],
+) -> Result<(), tokio_postgres::Error> {
+    let mut alerts = Batch {
+        node: &who.node,
+        who: Some(who),
+        ..Batch::default()
+    };
+    for staged in batch {
+        if let Staged::Record(Record::Accept {
+            id,
+            at,
+            alert,
+            options,
+        }) = staged
+        {
+            alerts.accept(*id, *at, alert, options);
+        }
+    }
+    let sql = concat!(
+        "WITH o AS (INSERT INTO origins (origin, seen_ms) VALUES ($6, ",
+        now_ms!(),
+        ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms
+             RETURNING pg_notify($7, '')::text AS notified)
+         INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin)
+         SELECT a.id, a.at, a.alert, a.options, a.key, $6
+         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+              WITH ORDINALITY AS a(id, at, alert, options, key, n)
+         CROSS JOIN o
+         ORDER BY a.n"
+    );
+    let statement = conn.statement(sql).await?;
+    conn.client
+        .execute(
+            &statement,
+            &[
+                &alerts.ids,
+                &alerts.at,
+                &alerts.alerts,
+                &alerts.options,
+                &alerts.keys,
+                &who.origin,
+                &super::ARRIVALS_CHANNEL,
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Alerts and endings gathered, to write with one statement each (the
@@ -292,24 +353,24 @@ impl<'a> Batch<'a> {
                 }
             }
             // What the endings make each key's message, the last one
-            // winning.
-            let mut messages: Vec<(&str, Option<&AlertMessage>)> = Vec::new();
+            // winning: kept with one statement, forgotten with another.
+            let mut messages: HashMap<&str, Option<&AlertMessage>> = HashMap::new();
             for d in done {
                 if let Some(m) = &d.message {
-                    messages.push((&m.key, Some(m)));
+                    messages.insert(&m.key, Some(m));
                 } else if let Some(key) = &d.forget {
-                    messages.push((key, None));
+                    messages.insert(key, None);
                 }
             }
-            for (key, message) in messages {
-                match message {
-                    Some(m) => upsert_message(tx, cache, m).await?,
-                    None => {
-                        let sql = "DELETE FROM messages WHERE alert_key = $1";
-                        let statement = prepared(cache, tx, sql).await?;
-                        tx.execute(&statement, &[&key]).await?;
-                    }
-                }
+            let (kept, forgotten): (Vec<_>, Vec<_>) =
+                messages.into_iter().partition(|(_, m)| m.is_some());
+            let kept: Vec<&AlertMessage> = kept.into_iter().filter_map(|(_, m)| m).collect();
+            upsert_messages(tx, cache, &kept).await?;
+            if !forgotten.is_empty() {
+                let keys: Vec<&str> = forgotten.into_iter().map(|(k, _)| k).collect();
+                let sql = "DELETE FROM messages WHERE alert_key = ANY($1)";
+                let statement = prepared(cache, tx, sql).await?;
+                tx.execute(&statement, &[&keys]).await?;
             }
         }
         if !self.releases.is_empty() {
@@ -320,10 +381,8 @@ impl<'a> Batch<'a> {
         }
         if !self.ids.is_empty() {
             if !self.registered {
-                // Before its alerts: a `seq` below theirs.
                 let sql = concat!(
-                    "INSERT INTO origins (origin, since_seq, seen_ms)
-                     VALUES ($1, nextval(pg_get_serial_sequence('alerts', 'seq')), ",
+                    "INSERT INTO origins (origin, seen_ms) VALUES ($1, ",
                     now_ms!(),
                     ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms"
                 );
@@ -435,12 +494,6 @@ async fn release(
     keys.sort_unstable();
     keys.dedup();
     let slots: Vec<i32> = keys.iter().map(|k| slot_of(k) as i32).collect();
-    let sql = "INSERT INTO channels (pacing_key, margin_ms)
-         SELECT k, $2 FROM unnest($1::text[]) AS k
-         WHERE NOT EXISTS (SELECT 1 FROM channels c WHERE c.pacing_key = k)
-         ORDER BY k ON CONFLICT (pacing_key) DO NOTHING";
-    let statement = prepared(cache, tx, sql).await?;
-    tx.execute(&statement, &[&keys, &ms(rules.margin)]).await?;
     let sql = concat!(
         "SELECT c.pacing_key, c.earliest_ms, c.blocked_until_ms, c.margin_ms, c.held_by,
              c.held_until_ms, ",
@@ -451,7 +504,17 @@ async fn release(
          ORDER BY c.pacing_key FOR UPDATE OF c"
     );
     let statement = prepared(cache, tx, sql).await?;
-    let rows = tx.query(&statement, &[&keys, &slots, &who.node]).await?;
+    let mut rows = tx.query(&statement, &[&keys, &slots, &who.node]).await?;
+    if rows.len() < keys.len() {
+        // A channel never sent to before (the owner's claims do not
+        // create its row): created quiet, then read with the others.
+        let sql = "INSERT INTO channels (pacing_key, margin_ms)
+             SELECT k, $2 FROM unnest($1::text[]) AS k
+             ORDER BY k ON CONFLICT (pacing_key) DO NOTHING";
+        let insert = prepared(cache, tx, sql).await?;
+        tx.execute(&insert, &[&keys, &ms(rules.margin)]).await?;
+        rows = tx.query(&statement, &[&keys, &slots, &who.node]).await?;
+    }
     let moment = |v: Option<i64>| v.map(|v| std::time::Duration::from_millis(v.max(0) as u64));
     let mut channels: HashMap<String, Channel> = HashMap::new();
     let mut now = 0i64;
@@ -526,17 +589,23 @@ async fn release(
     Ok(())
 }
 
-/// Keeps `m` as its key's message. The key's marks stay across its events
-/// until it recovers (level OK).
-async fn upsert_message(
+/// Keeps each of `kept` as its key's message (one a key), with one
+/// statement. The key's marks stay across its events until it recovers
+/// (level OK).
+async fn upsert_messages(
     tx: &Transaction<'_>,
     cache: &mut Cache,
-    m: &AlertMessage,
+    kept: &[&AlertMessage],
 ) -> Result<(), tokio_postgres::Error> {
-    let key = keepable(&m.key);
-    let sql =
-            "INSERT INTO messages (alert_key, workspace, channel_id, ts, level, digest, alert, kept_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, nextval('kept_seq'))
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let sql = "INSERT INTO messages (alert_key, workspace, channel_id, ts, level, digest, alert, kept_seq)
+             SELECT key, workspace, channel_id, ts, level, digest, alert, nextval('kept_seq')
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[]) WITH ORDINALITY
+                  AS m(key, workspace, channel_id, ts, level, digest, alert, n)
+             ORDER BY n
              ON CONFLICT (alert_key) DO UPDATE SET workspace = EXCLUDED.workspace,
                  channel_id = EXCLUDED.channel_id, ts = EXCLUDED.ts,
                  level = EXCLUDED.level, digest = EXCLUDED.digest,
@@ -552,21 +621,29 @@ async fn upsert_message(
                  silence_id = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
                      ELSE messages.silence_id END";
     let statement = prepared(cache, tx, sql).await?;
-    let (workspace, channel_id, ts) = (
-        keepable(&m.workspace),
-        keepable(&m.channel_id),
-        keepable(&m.ts),
-    );
+    let text = |f: fn(&AlertMessage) -> &str| -> Vec<std::borrow::Cow<'_, str>> {
+        kept.iter().map(|m| keepable(f(m))).collect()
+    };
+    let keys = text(|m| &m.key);
+    let workspaces = text(|m| &m.workspace);
+    let channels = text(|m| &m.channel_id);
+    let ts = text(|m| &m.ts);
+    let levels: Vec<Option<&str>> = kept.iter().map(|m| m.level.as_deref()).collect();
+    let digests: Vec<Option<&str>> = kept.iter().map(|m| m.digest.as_deref()).collect();
+    let alerts: Vec<Option<std::borrow::Cow<'_, str>>> = kept
+        .iter()
+        .map(|m| m.alert.as_deref().map(keepable))
+        .collect();
     tx.execute(
         &statement,
         &[
-            &key,
-            &workspace,
-            &channel_id,
+            &keys,
+            &workspaces,
+            &channels,
             &ts,
-            &m.level,
-            &m.digest,
-            &m.alert.as_deref().map(keepable),
+            &levels,
+            &digests,
+            &alerts,
         ],
     )
     .await?;

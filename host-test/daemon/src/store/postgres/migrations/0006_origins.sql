@@ -4,9 +4,10 @@
 -- of its own (its node name and a random part), and one process commits
 -- its inserts one group commit after another, so an origin's alerts
 -- become visible in `seq` order: a node reads arrivals by origin, past the
--- last `seq` it read of each, and misses none. An origin is registered
--- (with a `seq` below every alert it inserts) in the transaction of its
--- first insert, and its registration refreshed with each.
+-- last `seq` it read of each (an origin it has not read yet: all its
+-- pending alerts), and misses none. An origin is registered in the
+-- statement of its first insert, and its registration refreshed with
+-- each.
 --
 -- Rows written by version 5 nodes (still running during a rolling
 -- upgrade) are origin '': those nodes still take the lock, so their rows
@@ -17,10 +18,8 @@ ALTER TABLE alerts ADD COLUMN origin text NOT NULL DEFAULT '';
 CREATE INDEX alerts_pending_by_origin ON alerts (origin, seq) WHERE status = 'pending';
 CREATE TABLE origins (
     origin text PRIMARY KEY,
-    -- Below the seq of every alert of this origin.
-    since_seq bigint NOT NULL,
     -- Its last insert (an origin with no pending alert, unseen for an
     -- hour, is forgotten).
     seen_ms bigint NOT NULL
 );
-INSERT INTO origins (origin, since_seq, seen_ms) VALUES ('', 0, 0);
+INSERT INTO origins (origin, seen_ms) VALUES ('', 0);
