@@ -287,6 +287,7 @@ pub fn run(
             // anything is planned, says which.
             owned: crate::store::ALL_SLOTS,
             deferred: Vec::new(),
+            ended_after: 0,
         }),
         changed,
     });

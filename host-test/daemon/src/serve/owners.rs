@@ -12,13 +12,9 @@ use super::planner;
 use super::shared::{lock, Shared};
 use crate::store;
 
-/// How often a node asks which alerts of channels it does not own are
-/// still pending (their owner ends them): those that are not are
-/// forgotten here.
+/// How often a node reads which alerts ended, to forget those of channels
+/// it does not own (their owner ended them).
 pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(2);
-
-/// The most alerts asked about in one sweep.
-const SWEEP_AT_ONCE: usize = 10_000;
 
 /// How long an alert of a channel another node owns waits before the
 /// scheduler offers it again (it is sent here once the channel is this
@@ -64,41 +60,33 @@ pub(super) async fn new_share(shared: &Arc<Shared>, owned: store::Slots) {
     shared.changed.notify_one();
 }
 
-/// Forgets the alerts of channels another node owns that are no longer
-/// pending (their owner ended them), and the deferred clicks likewise.
+/// Forgets the alerts of channels another node owns once they ended
+/// (their owner ended them), and the deferred clicks likewise: the
+/// endings since the last look, read by their order.
 pub(super) async fn sweep(shared: Arc<Shared>) {
-    let ids: Vec<u64> = {
-        let dispatch = lock(&shared.dispatch);
-        let owned = dispatch.owned;
-        dispatch
-            .queued
-            .iter()
-            .filter(|(_, item)| !store::owns(owned, &item.channel))
-            .map(|(id, _)| *id)
-            .chain(dispatch.deferred.iter().map(|(id, _, _)| *id))
-            .take(SWEEP_AT_ONCE)
-            .collect()
-    };
-    if ids.is_empty() {
-        return;
-    }
-    let asked = ids.clone();
-    let Ok(pending) = shared.commit.read(|store| store.still_pending(asked)).await else {
+    let after = lock(&shared.dispatch).ended_after;
+    let Ok((ended, next)) = shared.commit.read(|store| store.ended_since(after)).await else {
         return;
     };
-    let pending: std::collections::HashSet<u64> = pending.into_iter().collect();
     let mut dispatch = lock(&shared.dispatch);
     let dispatch = &mut *dispatch;
+    dispatch.ended_after = next;
+    if ended.is_empty() {
+        return;
+    }
     let owned = dispatch.owned;
-    for id in ids.into_iter().filter(|id| !pending.contains(id)) {
+    for id in &ended {
         // Taken out only if it waits, and is still another node's.
         let others = dispatch
             .queued
-            .get(&id)
+            .get(id)
             .is_some_and(|item| !store::owns(owned, &item.channel));
-        if others && dispatch.scheduler.remove(id) {
-            dispatch.queued.remove(&id);
+        if others && dispatch.scheduler.remove(*id) {
+            dispatch.queued.remove(id);
         }
-        dispatch.deferred.retain(|(d, _, _)| *d != id);
+    }
+    if !dispatch.deferred.is_empty() {
+        let ended: std::collections::HashSet<u64> = ended.into_iter().collect();
+        dispatch.deferred.retain(|(d, _, _)| !ended.contains(d));
     }
 }

@@ -89,6 +89,9 @@ pub(crate) struct Dispatch {
     /// is redrawn there; here until it ends them (or this node comes to own
     /// the channel). Alert id, storm key, channel.
     pub(crate) deferred: Vec<(u64, Option<String>, String)>,
+    /// Where the next look at the store's endings starts
+    /// ([`crate::store::Health::ended_since`]).
+    pub(crate) ended_after: u64,
 }
 
 pub(crate) use crate::lock;

@@ -586,7 +586,7 @@ impl Health for PgStore {
         self.db.duplicates()
     }
 
-    fn still_pending(&self, ids: Vec<u64>) -> Job<Vec<u64>> {
-        self.db.job(reads::still_pending(self.db.clone(), ids))
+    fn ended_since(&self, after: u64) -> Job<(Vec<u64>, u64)> {
+        self.db.job(reads::ended_since(self.db.clone(), after))
     }
 }

@@ -419,21 +419,33 @@ pub async fn clicked(db: Arc<Db>, identity: String) -> Result<bool, StoreError> 
     Ok(row.is_some())
 }
 
-/// Which of `ids` are still pending.
-pub async fn still_pending(db: Arc<Db>, ids: Vec<u64>) -> Result<Vec<u64>, StoreError> {
-    if ids.is_empty() {
-        return Ok(ids);
+/// Endings read at once by [`ended_since`].
+const ENDED_AT_ONCE: i64 = 10_000;
+
+/// How many endings before the cursor [`ended_since`] reads again.
+const ENDED_OVERLAP: u64 = 1_000;
+
+/// The alerts ended past `after` (their `ended_seq`), and where to read
+/// from next ([`crate::store::Health::ended_since`]).
+pub async fn ended_since(db: Arc<Db>, after: u64) -> Result<(Vec<u64>, u64), StoreError> {
+    let mut conn = db.get().await?;
+    let sql = "SELECT id, ended_seq FROM alerts WHERE status <> 'pending' AND ended_seq > $1
+         ORDER BY ended_seq LIMIT $2";
+    let from = after.saturating_sub(ENDED_OVERLAP) as i64;
+    let rows = async {
+        let statement = conn.statement(sql).await?;
+        conn.client
+            .query(&statement, &[&from, &ENDED_AT_ONCE])
+            .await
     }
-    let ids: Vec<i64> = ids.into_iter().map(|id| id as i64).collect();
-    let conn = db.get().await?;
-    let rows = conn
-        .client
-        .query(
-            "SELECT id FROM alerts WHERE id = ANY($1) AND status = 'pending'",
-            &[&ids],
-        )
-        .await
-        .map_err(|e| db.failed(e))?;
+    .await
+    .map_err(|e| db.failed(e))?;
     db.recovered();
-    Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+    let newest = rows
+        .last()
+        .map_or(after, |r| (r.get::<_, i64>(1).max(0) as u64).max(after));
+    Ok((
+        rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect(),
+        newest,
+    ))
 }
