@@ -64,7 +64,20 @@ pub(super) async fn new_share(shared: &Arc<Shared>, owned: store::Slots) {
 /// (their owner ended them), and the deferred clicks likewise: the
 /// endings since the last look, read by their order.
 pub(super) async fn sweep(shared: Arc<Shared>) {
-    let after = lock(&shared.dispatch).ended_after;
+    let after = {
+        let dispatch = lock(&shared.dispatch);
+        let owned = dispatch.owned;
+        let others = dispatch
+            .queued
+            .values()
+            .any(|item| !store::owns(owned, &item.channel));
+        if !others && dispatch.deferred.is_empty() {
+            // Nothing to forget: the store is not asked (the endings since
+            // are read once there is, at most the finished alerts kept).
+            return;
+        }
+        dispatch.ended_after
+    };
     let Ok((ended, next)) = shared.commit.read(|store| store.ended_since(after)).await else {
         return;
     };
