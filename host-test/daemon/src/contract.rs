@@ -903,6 +903,70 @@ fn the_owner_of_a_channel_claims_without_a_write_and_is_fenced_by_the_slot() {
     assert_eq!(rows(&db, paced), blocked_before, "b's channel left alone");
 }
 
+/// A node that gives a slot back at a renewal (another node joined)
+/// while a request is out on one of its channels holds that channel and
+/// alert until the request's release: the next owner does not send it
+/// meanwhile, and the request's ending is taken, though the slot is no
+/// longer the sender's. No duplicate.
+#[test]
+fn a_slot_given_back_with_a_request_out_is_held_until_its_ending() {
+    let db = TestDb::start();
+    let lease = Duration::from_secs(10);
+    let mut a = node(&db, "a", lease);
+    assert_eq!(wait(a.renew()).unwrap(), ALL_SLOTS);
+    // A channel in the upper half of the slots: the half a gives back.
+    let channel = (0..)
+        .map(|n| format!("#c{n}"))
+        .find(|c| slot_of(&crate::serve::channels::pacing_key("", c)) >= 32)
+        .unwrap();
+    let slot = slot_of(&crate::serve::channels::pacing_key("", &channel));
+    let x = accepted(&mut a, "x", &channel);
+    let claim = wait(a.claim(request(x, &channel, "x"))).unwrap();
+    assert!(matches!(claim, Claim::Granted { .. }), "{claim:?}");
+    let mut b = node(&db, "b", lease);
+    wait(b.renew()).unwrap();
+    let kept = wait(a.renew()).unwrap();
+    assert_eq!(kept.count_ones(), 32, "a gives half back");
+    assert_eq!(kept & (1 << slot), 0, "the channel's slot among them");
+    assert_ne!(wait(b.renew()).unwrap() & (1 << slot), 0, "b takes it");
+    assert!(
+        not_yet(wait(b.claim(request(x, &channel, "x"))).unwrap()) > Duration::ZERO,
+        "b waits for a's request"
+    );
+    let key = alert_key("x", &options(&channel));
+    a.finish(Finished {
+        fence: Some(Fence::Slot(slot)),
+        ..Finished::new(x, Status::Delivered, "CC 1.1", 1).remembering(
+            &key,
+            false,
+            "",
+            Some("CC"),
+            Some("1.1"),
+        )
+    })
+    .unwrap();
+    a.released(Release {
+        id: x,
+        channel: crate::serve::channels::pacing_key("", &channel),
+        left: Some(SystemTime::now()),
+        retry: None,
+        attempts: 1,
+        fence: Some(Fence::Slot(slot)),
+    })
+    .unwrap();
+    commit(&mut a).unwrap();
+    assert_eq!(
+        wait(b.claim(request(x, &channel, "x"))).unwrap(),
+        Claim::Gone
+    );
+    assert!(rows(&db, "SELECT * FROM duplicates").is_empty());
+    let held = rows(
+        &db,
+        "SELECT count(*)::text FROM channels WHERE held_by IS NOT NULL",
+    );
+    assert_eq!(held, [["0"]], "the hold let go with the release");
+}
+
 /// No lock orders the nodes' inserts: an alert whose transaction took
 /// its `seq` first but committed after another node's higher one is
 /// still heard of, by every node (each origin's alerts are read past its

@@ -462,7 +462,7 @@ pub async fn renew(db: Arc<Db>, who: Arc<Claimant>) -> Result<Slots, StoreError>
         );
         let statement = prepared(cache, &tx, sql).await?;
         tx.execute(&statement, &[&who.node, &lease]).await?;
-        let owned = share_slots(&tx, cache, &who.node, lease).await?;
+        let owned = share_slots(&tx, cache, &who, lease).await?;
         tx.commit().await?;
         who.ownership.renewed(owned, began);
         Ok(Ok(owned))
@@ -498,9 +498,10 @@ pub async fn leave(db: Arc<Db>, who: Arc<Claimant>) -> Result<(), StoreError> {
 async fn share_slots(
     tx: &Transaction<'_>,
     cache: &mut Cache,
-    node: &str,
+    who: &Claimant,
     lease: i64,
 ) -> Result<Slots, tokio_postgres::Error> {
+    let node = who.node.as_str();
     let sql = concat!(
         "SELECT count(*) FROM nodes WHERE seen_ms > ",
         now_ms!(),
@@ -530,6 +531,41 @@ async fn share_slots(
              WHERE owner = $1 AND slot = ANY($2)";
         let statement = prepared(cache, tx, sql).await?;
         tx.execute(&statement, &[&node, &back]).await?;
+        // A channel given back with a request out stays held by this node
+        // until the request's release (or the lease): the next owner does
+        // not send to it meanwhile, and the request's ending is taken.
+        let (busy, sent): (Vec<String>, Vec<i64>) = who
+            .ownership
+            .busy()
+            .into_iter()
+            .filter(|(c, _)| back.contains(&(crate::store::slot_of(c) as i32)))
+            .map(|(c, id)| (keepable(&c).into_owned(), id as i64))
+            .unzip();
+        if !busy.is_empty() {
+            // The alerts out, claimed by this node under the lease: their
+            // endings are taken though the slot is no longer its own.
+            // (Renewed with this node's claims, the channel's hold too.)
+            let sql = concat!(
+                "UPDATE alerts AS a SET claimed_by = $3, channel = b.channel, lease_until_ms = ",
+                now_ms!(),
+                " + $4 FROM unnest($1::bigint[], $2::text[]) AS b(id, channel)
+                 WHERE a.id = b.id AND a.status = 'pending'"
+            );
+            let statement = prepared(cache, tx, sql).await?;
+            tx.execute(&statement, &[&sent, &busy, &node, &lease])
+                .await?;
+            let sql = concat!(
+                "INSERT INTO channels (pacing_key, margin_ms, held_by, held_until_ms)
+                 SELECT k, $2, $3, ",
+                now_ms!(),
+                " + $4 FROM unnest($1::text[]) AS k ORDER BY k
+                 ON CONFLICT (pacing_key) DO UPDATE SET held_by = EXCLUDED.held_by,
+                     held_until_ms = EXCLUDED.held_until_ms"
+            );
+            let statement = prepared(cache, tx, sql).await?;
+            tx.execute(&statement, &[&busy, &ms(who.rules.margin), &node, &lease])
+                .await?;
+        }
     } else if have < share {
         let sql = concat!(
             "UPDATE channel_slots SET owner = $1, until_ms = ",

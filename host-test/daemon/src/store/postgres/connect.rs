@@ -127,12 +127,22 @@ fn with_timeouts(config: &mut tokio_postgres::Config) {
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(TCP_USER_TIMEOUT);
     }
-    let options = config.get_options().unwrap_or_default().to_string();
+    let mut options = config.get_options().unwrap_or_default().to_string();
     if !options.contains("statement_timeout") {
         let ms = STATEMENT_TIMEOUT.as_millis();
-        let options = format!("{options} -c statement_timeout={ms}");
-        config.options(options.trim());
+        options = format!("{options} -c statement_timeout={ms}");
     }
+    // serve's statements are prepared once a connection and take batches
+    // (`unnest` of arrays) joined to tables that grow from empty: a plan
+    // cached while `alerts` was small (a hash join over a sequential
+    // scan) is kept until autovacuum analyzes it, up to a minute later,
+    // and each batch then reads the whole table. A plan made for each
+    // execution sees the table as it is (a few tens of microseconds a
+    // batch, not an alert).
+    if !options.contains("plan_cache_mode") {
+        options = format!("{options} -c plan_cache_mode=force_custom_plan");
+    }
+    config.options(options.trim());
 }
 
 impl StoreUrl {

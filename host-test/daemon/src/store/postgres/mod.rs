@@ -431,6 +431,9 @@ impl Writes for PgStore {
     }
 
     fn released(&mut self, release: Release) -> Result<Ticket, StoreError> {
+        if matches!(release.fence, Some(crate::store::Fence::Slot(_))) {
+            self.who.ownership.released(&release.channel);
+        }
         self.staged.push(Staged::Release(release));
         self.written += 1;
         Ok(Ticket::new(0, self.written))

@@ -14,7 +14,7 @@
 //! its ending and release take effect only while the slot is still this
 //! node's.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +47,10 @@ pub struct Ownership {
     /// scheduler has paced them since, so the last owner's pacing is read
     /// only for a channel's first claim.
     paced: Mutex<HashSet<String>>,
+    /// Channels with a request out under a claim of this node's (granted,
+    /// not yet released), and the alert sent: a slot given back holds
+    /// both for their release.
+    busy: Mutex<HashMap<String, u64>>,
 }
 
 /// Whether a claim on a channel goes through its owner.
@@ -73,6 +77,19 @@ impl Ownership {
         if before != owned {
             lock(&self.paced).retain(|channel| owns(owned & before, channel));
         }
+    }
+
+    /// The channels with a request out now, and the alert sent.
+    pub fn busy(&self) -> Vec<(String, u64)> {
+        lock(&self.busy)
+            .iter()
+            .map(|(c, id)| (c.clone(), *id))
+            .collect()
+    }
+
+    /// The claim on `channel` was let go.
+    pub fn released(&self, channel: &str) {
+        lock(&self.busy).remove(channel);
     }
 
     /// The node left: it owns nothing.
@@ -223,8 +240,8 @@ fn decide_one(
     }
     if !paced.contains(&request.channel) {
         // The first claim since the channel became this node's: the last
-        // owner's pacing and `Retry-After`, and a storm message it may
-        // still be sending.
+        // owner's pacing and `Retry-After`, and a request it may still
+        // have out (it holds the channel until its release).
         if live(row.get(23), row.get(24)) {
             return not_yet(AGAIN);
         }
@@ -240,6 +257,7 @@ fn decide_one(
         }
         paced.insert(request.channel.clone());
     }
+    lock(&who.ownership.busy).insert(request.channel.clone(), request.id);
     let key: String = row.get(6);
     let message = row
         .get::<_, Option<String>>(10)

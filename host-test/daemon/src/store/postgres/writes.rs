@@ -321,8 +321,9 @@ impl<'a> Batch<'a> {
                       AS d(id, status, detail, attempts, claim, slot)
                  WHERE a.id = d.id AND a.status = 'pending'
                    AND (d.claim IS NULL OR a.claim_gen = d.claim)
-                   AND (d.slot IS NULL OR EXISTS (SELECT 1 FROM channel_slots s
-                        WHERE s.slot = d.slot AND s.owner = $7))
+                   AND (d.slot IS NULL OR a.claimed_by = $7
+                        OR EXISTS (SELECT 1 FROM channel_slots s
+                            WHERE s.slot = d.slot AND s.owner = $7))
                  RETURNING a.id"
             );
             let statement = prepared(cache, tx, sql).await?;
@@ -476,6 +477,7 @@ async fn release(
              WHERE a.id = r.id AND a.status = 'pending'
                AND ((r.claim IS NULL AND r.slot IS NULL AND a.claimed_by = $6)
                  OR (a.claimed_by = $6 AND a.claim_gen = r.claim)
+                 OR (r.slot IS NOT NULL AND a.claimed_by = $6)
                  OR EXISTS (SELECT 1 FROM channel_slots s WHERE s.slot = r.slot AND s.owner = $6))"
         );
         let statement = prepared(cache, tx, sql).await?;
