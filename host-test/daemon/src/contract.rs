@@ -923,7 +923,7 @@ fn a_slot_given_back_with_a_request_out_is_held_until_its_ending() {
     let x = accepted(&mut a, "x", &channel);
     let claim = wait(a.claim(request(x, &channel, "x"))).unwrap();
     assert!(matches!(claim, Claim::Granted { .. }), "{claim:?}");
-    let mut b = node(&db, "b", lease);
+    let b = node(&db, "b", lease);
     wait(b.renew()).unwrap();
     let kept = wait(a.renew()).unwrap();
     assert_eq!(kept.count_ones(), 32, "a gives half back");
