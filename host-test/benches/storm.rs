@@ -56,7 +56,7 @@ const INTERVAL: Duration = Duration::from_secs(1);
 
 fn config(url: &str) -> String {
     format!(
-        "[[slack]]\nenabled = true\ndefault = true\nurl = \"{url}/api/chat.postMessage\"\ntoken = \"xoxb-bench\"\nchannel = \"#storm\"\n"
+        "[[slack]]\nenabled = true\ndefault = true\nurl = \"{url}/api/chat.postMessage\"\ntoken = \"xoxb-bench\"\nchannel = \"#storm\"\nstorm-after = 0\n"
     )
 }
 
