@@ -252,7 +252,7 @@ impl StoreUrl {
     pub async fn listen(
         &self,
         channel: &str,
-        heard: impl Fn() + Send + Sync + 'static,
+        heard: impl Fn(&str) + Send + Sync + 'static,
         gone: impl FnOnce() + Send + 'static,
     ) -> Result<Client, String> {
         let failed = |e: tokio_postgres::Error| format!("listening on the store {self}: {e}");
@@ -357,7 +357,7 @@ impl ServerCertVerifier for AnyName {
 /// when it ends.
 async fn drive<S, T>(
     mut connection: tokio_postgres::Connection<S, T>,
-    heard: impl Fn() + Send + Sync + 'static,
+    heard: impl Fn(&str) + Send + Sync + 'static,
     gone: impl FnOnce() + Send + 'static,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -366,7 +366,7 @@ async fn drive<S, T>(
     loop {
         let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
         match message {
-            Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => heard(),
+            Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => heard(n.payload()),
             Some(Ok(_)) => {}
             Some(Err(_)) | None => break,
         }

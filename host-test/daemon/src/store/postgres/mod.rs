@@ -157,6 +157,10 @@ struct View {
 #[derive(Default)]
 struct ViewState {
     arrivals: Vec<Pending>,
+    /// Alerts of this node's commits that failed: inserted if the commit
+    /// was made though its answer was lost. Given as arrivals if the
+    /// database holds them pending.
+    uncertain: Vec<Pending>,
     pending: usize,
     oldest_ms: Option<u64>,
     wake: Option<Wake>,
@@ -195,13 +199,15 @@ impl PgStore {
             heard: tokio::sync::Notify::new(),
             stop: AtomicBool::new(false),
         });
+        let origin = format!("{}/{instance}", settings.node);
         runtime.spawn(read_arrivals(
             db.clone(),
             view.clone(),
             settings.keep_finished,
+            origin.clone(),
         ));
         let who = Arc::new(Claimant {
-            origin: format!("{}/{instance}", settings.node),
+            origin,
             node: settings.node,
             instance,
             lease: settings.lease,
@@ -254,6 +260,36 @@ impl Drop for PgStore {
     }
 }
 
+/// The alerts a failed commit of `batch` may have inserted.
+fn uncertain(batch: Vec<Staged>) -> Vec<Pending> {
+    let mut alerts = Vec::new();
+    for staged in batch {
+        match staged {
+            Staged::Record(Record::Accept {
+                id,
+                at,
+                alert,
+                options,
+            }) => alerts.push(Pending {
+                id,
+                at,
+                alert,
+                options,
+            }),
+            Staged::Record(Record::Emit { accepts, .. }) => {
+                alerts.extend(accepts.into_iter().map(|a| Pending {
+                    id: a.id,
+                    at: a.at,
+                    alert: a.alert,
+                    options: a.options,
+                }))
+            }
+            _ => {}
+        }
+    }
+    alerts
+}
+
 /// Reserves a block of ids: its first.
 async fn reserve(db: &Arc<Db>) -> Result<u64, StoreError> {
     let conn = db.get().await?;
@@ -268,7 +304,7 @@ async fn reserve(db: &Arc<Db>) -> Result<u64, StoreError> {
 /// Reads pending alerts as they become visible (poked when this node's
 /// own commit, every [`LOOK_EVERY`] for other nodes'), the pending count,
 /// and now and then drops what is past the bounds.
-async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
+async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, origin: String) {
     let mut seen = reads::Watermarks::default();
     let mut counted: Option<Instant> = None;
     let mut pruned = Instant::now();
@@ -288,7 +324,15 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
                 .url()
                 .listen(
                     ARRIVALS_CHANNEL,
-                    move || heard.heard.notify_one(),
+                    {
+                        let own = origin.clone();
+                        // This node's own commits' alerts arrive from them.
+                        move |from: &str| {
+                            if from != own {
+                                heard.heard.notify_one()
+                            }
+                        }
+                    },
                     move || gone.store(false, Ordering::SeqCst),
                 )
                 .await
@@ -301,7 +345,35 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize) {
             }
         }
         let mut more = false;
-        if let Ok((fresh, full)) = reads::arrivals(&db, &mut seen).await {
+        let unsure = std::mem::take(&mut lock(&view.state).uncertain);
+        if !unsure.is_empty() {
+            let ids = unsure.iter().map(|p| p.id).collect();
+            match reads::still_pending(db.clone(), ids).await {
+                Ok(pending) => {
+                    let pending: std::collections::HashSet<u64> = pending.into_iter().collect();
+                    let made: Vec<Pending> = unsure
+                        .into_iter()
+                        .filter(|p| pending.contains(&p.id))
+                        .collect();
+                    if !made.is_empty() {
+                        tracing::info!(
+                            alerts = made.len(),
+                            "a commit reported failed had been made: its alerts are delivered"
+                        );
+                        let wake = {
+                            let mut state = lock(&view.state);
+                            state.arrivals.extend(made);
+                            state.wake.clone()
+                        };
+                        if let Some(wake) = wake {
+                            wake();
+                        }
+                    }
+                }
+                Err(_) => lock(&view.state).uncertain.extend(unsure),
+            }
+        }
+        if let Ok((fresh, full)) = reads::arrivals(&db, &mut seen, &origin).await {
             more = full;
             if !fresh.is_empty() {
                 let wake = {
@@ -459,14 +531,23 @@ impl Commits for PgStore {
         let batch = std::mem::take(&mut self.staged);
         let (db, ids) = (self.db.clone(), self.ids.clone());
         let who = self.who.clone();
+        let view = self.view.clone();
         let refill = lock(&ids).low();
         SyncStart::Started {
             through,
             sync: Box::new(move || {
                 db.block_on(async {
-                    writes::commit(&db, &who, batch)
-                        .await
-                        .map_err(io::Error::other)?;
+                    match writes::commit(&db, &who, batch).await {
+                        // This node's own alerts arrive as they commit,
+                        // not read back (its origin is not read).
+                        Ok(inserted) => lock(&view.state).arrivals.extend(inserted),
+                        Err((why, batch)) => {
+                            // Committed or not? The reader asks, by id.
+                            lock(&view.state).uncertain.extend(uncertain(batch));
+                            view.poke.notify_one();
+                            return Err(io::Error::other(why));
+                        }
+                    }
                     if refill {
                         if let Ok(start) = reserve(&db).await {
                             lock(&ids).spare = Some(start);
@@ -479,10 +560,6 @@ impl Commits for PgStore {
     }
 
     fn end_sync(&mut self, synced: io::Result<()>) -> io::Result<()> {
-        if synced.is_ok() {
-            // This node's own alerts: read now, not at the next look.
-            self.view.poke.notify_one();
-        }
         synced
     }
 }

@@ -31,12 +31,14 @@ pub struct Watermarks {
     seen: std::collections::HashMap<String, i64>,
 }
 
-/// The pending alerts committed since `seen` (each origin's alerts past the
-/// last read of it, oldest first), and whether an origin had more than
-/// one read takes.
+/// The pending alerts other processes committed since `seen` (each
+/// origin's alerts past the last read of it, oldest first; this
+/// process's own, `own`, arrive from its commits), and whether an origin
+/// had more than one read takes.
 pub async fn arrivals(
     db: &Arc<Db>,
     seen: &mut Watermarks,
+    own: &str,
 ) -> Result<(Vec<Pending>, bool), StoreError> {
     let mut conn = db.get().await?;
     let (origins, marks): (Vec<&str>, Vec<i64>) =
@@ -49,11 +51,12 @@ pub async fn arrivals(
              WHERE a.origin = o.origin AND a.status = 'pending'
                AND a.seq > coalesce(w.seen, 0)
              ORDER BY a.seq LIMIT $3) a
+         WHERE o.origin <> $4
          ORDER BY a.seq";
     let rows = async {
         let statement = conn.statement(sql).await?;
         conn.client
-            .query(&statement, &[&origins, &marks, &ARRIVALS_AT_ONCE])
+            .query(&statement, &[&origins, &marks, &ARRIVALS_AT_ONCE, &own])
             .await
     }
     .await
@@ -448,4 +451,19 @@ pub async fn ended_since(db: Arc<Db>, after: u64) -> Result<(Vec<u64>, u64), Sto
         rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect(),
         newest,
     ))
+}
+
+/// Which of `ids` are pending in the database.
+pub async fn still_pending(db: Arc<Db>, ids: Vec<u64>) -> Result<Vec<u64>, StoreError> {
+    let ids: Vec<i64> = ids.into_iter().map(|id| id as i64).collect();
+    let conn = db.get().await?;
+    let rows = conn
+        .client
+        .query(
+            "SELECT id FROM alerts WHERE id = ANY($1) AND status = 'pending'",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
+    Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
 }

@@ -19,7 +19,7 @@ use super::pool::{keepable, prepared, Conn, Db};
 use super::Staged;
 use crate::scheduler::Pace;
 use crate::store::record::Record;
-use crate::store::{alert_key, slot_of, Act, AlertMessage, Fence, Finished, Release};
+use crate::store::{alert_key, slot_of, Act, AlertMessage, Fence, Finished, Pending, Release};
 
 /// Now on the database's clock, in milliseconds since the Unix epoch (a
 /// literal, for `concat!`).
@@ -36,25 +36,35 @@ type Cache = HashMap<&'static str, Statement>;
 /// conflict) is tried again before its writers are told it failed.
 const TRIES: usize = 3;
 
-/// Writes `batch` in one transaction; `Ok` once it committed. A
-/// transaction PostgreSQL aborted to break a deadlock is tried again: its
-/// writers (intake among them) are not refused for another's lock order.
+/// Writes `batch` in one transaction; once it committed, the alerts it
+/// inserted (this node's own arrivals, handed over without reading them
+/// back). A transaction PostgreSQL aborted to break a deadlock is tried
+/// again: its writers (intake among them) are not refused for another's
+/// lock order. On an error, the batch comes back with it: whether its
+/// alerts were inserted is for the arrivals' reader to find out (a commit
+/// whose answer was lost may have been made).
 pub async fn commit(
     db: &std::sync::Arc<Db>,
     who: &Claimant,
     batch: Vec<Staged>,
-) -> Result<(), String> {
-    let mut conn = db.get().await.map_err(|e| e.to_string())?;
+) -> Result<Vec<Pending>, (String, Vec<Staged>)> {
+    let mut conn = match db.get().await {
+        Ok(conn) => conn,
+        Err(e) => return Err((e.to_string(), batch)),
+    };
     let mut tried = 1;
     loop {
         let written = write(&mut conn, who, &batch).await;
         match written {
             Err(e) if tried < TRIES && lost_a_conflict(&e) => tried += 1,
             written => {
-                let duplicates = db.answered(written).map_err(|e| e.to_string())?;
+                let (duplicates, inserted) = match db.answered(written) {
+                    Ok(done) => done,
+                    Err(e) => return Err((e.to_string(), batch)),
+                };
                 // Counted once committed, not when a try was rolled back.
                 db.duplicates_recorded(duplicates);
-                return Ok(());
+                return Ok(inserted);
             }
         }
     }
@@ -75,13 +85,12 @@ async fn write(
     conn: &mut Conn,
     who: &Claimant,
     batch: &[Staged],
-) -> Result<u64, tokio_postgres::Error> {
+) -> Result<(u64, Vec<Pending>), tokio_postgres::Error> {
     if batch
         .iter()
         .all(|s| matches!(s, Staged::Record(Record::Accept { .. })))
     {
-        intake(conn, who, batch).await?;
-        return Ok(0);
+        return Ok((0, intake(conn, who, batch).await?));
     }
     {
         let (tx, cache) = conn.transaction().await?;
@@ -194,7 +203,7 @@ async fn write(
         }
         pending.flush(&tx, cache).await?;
         tx.commit().await?;
-        Ok(pending.duplicates)
+        Ok((pending.duplicates, pending.inserted))
     }
 }
 
@@ -205,7 +214,7 @@ async fn intake(
     conn: &mut Conn,
     who: &Claimant,
     batch: &[Staged],
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<Vec<Pending>, tokio_postgres::Error> {
     let mut alerts = Batch {
         node: &who.node,
         who: Some(who),
@@ -226,7 +235,7 @@ async fn intake(
         "WITH o AS (INSERT INTO origins (origin, seen_ms) VALUES ($6, ",
         now_ms!(),
         ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms
-             RETURNING pg_notify($7, '')::text AS notified)
+             RETURNING pg_notify($7, $6)::text AS notified)
          INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin)
          SELECT a.id, a.at, a.alert, a.options, a.key, $6
          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
@@ -249,7 +258,7 @@ async fn intake(
             ],
         )
         .await?;
-    Ok(())
+    Ok(alerts.inserted)
 }
 
 /// Alerts and endings gathered, to write with one statement each (the
@@ -271,6 +280,8 @@ struct Batch<'a> {
     registered: bool,
     /// Late endings recorded as duplicate sends.
     duplicates: u64,
+    /// The alerts inserted, as arrivals.
+    inserted: Vec<Pending>,
 }
 
 impl<'a> Batch<'a> {
@@ -280,6 +291,12 @@ impl<'a> Batch<'a> {
     }
 
     fn accept(&mut self, id: u64, at: u64, alert: &'a str, options: &[(String, String)]) {
+        self.inserted.push(Pending {
+            id,
+            at,
+            alert: alert.to_string(),
+            options: options.to_vec(),
+        });
         self.ids.push(id as i64);
         self.at.push(at as i64);
         self.keys.push(key_of(alert, options));
@@ -391,10 +408,12 @@ impl<'a> Batch<'a> {
                 tx.execute(&statement, &[&self.origin()]).await?;
                 self.registered = true;
                 // Every node listening hears of the new alerts at commit
-                // (one notification a transaction, however many alerts).
-                let sql = "SELECT pg_notify($1, '')";
+                // (one notification a transaction, however many alerts,
+                // naming the origin: a node's own are not read back).
+                let sql = "SELECT pg_notify($1, $2)";
                 let statement = prepared(cache, tx, sql).await?;
-                tx.execute(&statement, &[&super::ARRIVALS_CHANNEL]).await?;
+                tx.execute(&statement, &[&super::ARRIVALS_CHANNEL, &self.origin()])
+                    .await?;
             }
             let sql = "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin)
                  SELECT id, at, alert, options, key, $6
