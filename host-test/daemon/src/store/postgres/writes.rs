@@ -327,6 +327,10 @@ impl<'a> Batch<'a> {
             let sql = "SELECT id FROM alerts WHERE id = ANY($1) ORDER BY id FOR UPDATE";
             let statement = prepared(cache, tx, sql).await?;
             tx.execute(&statement, &[&ids]).await?;
+            // `a.id = ANY($1)` besides the join: the rows are found by
+            // their key, whatever the statistics say of the pending ones
+            // (stale after a burst, they made it a hash join over every
+            // pending alert, 12 ms a commit at 30,000 pending).
             let sql = concat!(
                 "UPDATE alerts AS a SET status = d.status, detail = d.detail,
                      attempts = d.attempts, ended_seq = nextval('ended_seq'),
@@ -336,7 +340,7 @@ impl<'a> Batch<'a> {
                  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::bigint[],
                              $6::int[])
                       AS d(id, status, detail, attempts, claim, slot)
-                 WHERE a.id = d.id AND a.status = 'pending'
+                 WHERE a.id = ANY($1) AND a.id = d.id AND a.status = 'pending'
                    AND (d.claim IS NULL OR a.claim_gen = d.claim)
                    AND (d.slot IS NULL OR a.claimed_by = $7
                         OR EXISTS (SELECT 1 FROM channel_slots s
@@ -493,7 +497,7 @@ async fn release(
             " + r.wait
              FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::int[])
                   AS r(id, attempts, wait, claim, slot)
-             WHERE a.id = r.id AND a.status = 'pending'
+             WHERE a.id = ANY($1) AND a.id = r.id AND a.status = 'pending'
                AND ((r.claim IS NULL AND r.slot IS NULL AND a.claimed_by = $6)
                  OR (a.claimed_by = $6 AND a.claim_gen = r.claim)
                  OR (r.slot IS NOT NULL AND a.claimed_by = $6)
