@@ -19,7 +19,7 @@ use super::pool::{keepable, prepared, Db};
 use super::reads;
 use super::writes::now_ms;
 use crate::scheduler::{Pace, Rules};
-use crate::store::{Claim, ClaimRequest, Fence, Slots, StoreError, StormDone, StormTurn};
+use crate::store::{Claim, ClaimRequest, Fence, Retry, Slots, StoreError, StormDone, StormTurn};
 
 /// Who claims, for how long, by which pacing.
 pub struct Claimant {
@@ -47,8 +47,31 @@ fn name_lost(db: &Db, who: &Claimant) -> StoreError {
     StoreError::Io(anyhow::anyhow!(why))
 }
 
-fn ms(d: Duration) -> i64 {
+pub(super) fn ms(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// What a request let go does to its channel's pacing, at `now` on the
+/// database's clock: paced from when it left (`left_ago` before now), and
+/// a retry's margin and `Retry-After`.
+pub(super) fn paced_after(
+    pace: &mut Pace<Duration>,
+    now: Duration,
+    left_ago: Option<Duration>,
+    retry: Option<&Retry>,
+    rules: &Rules,
+) {
+    if let Some(ago) = left_ago {
+        pace.left(now.saturating_sub(ago), rules);
+    }
+    if let Some(retry) = retry {
+        pace.retry(
+            now + retry.wait,
+            retry.retry_after,
+            retry.rate_limited,
+            rules,
+        );
+    }
 }
 
 fn after(from: i64, to: i64) -> Duration {
@@ -172,14 +195,9 @@ pub async fn claim(
     let decided = async {
         let (tx, cache) = conn.transaction().await?;
         let sql = concat!(
-            "SELECT a.status, a.claimed_by, a.lease_until_ms, a.attempts, a.not_before_ms, a.alert_key, ",
-            now_ms!(),
-            ", EXISTS (SELECT 1 FROM alerts e WHERE e.alert_key = a.alert_key
-                   AND e.status = 'pending' AND e.seq < a.seq),
-               m.workspace, m.channel_id, m.ts, m.level, m.digest,
-               m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms,
-               m.silence_id,
-               EXISTS (SELECT 1 FROM channel_slots s WHERE s.slot = $2 AND s.owner <> $3
+            "SELECT ",
+            reads::claim_columns!(),
+            ", EXISTS (SELECT 1 FROM channel_slots s WHERE s.slot = $2 AND s.owner <> $3
                    AND s.until_ms > ",
             now_ms!(),
             ")
@@ -389,19 +407,7 @@ pub async fn storm_done(
         };
         let now_d = Duration::from_millis(now.max(0) as u64);
         match &turn.budget {
-            None => {
-                if let Some(ago) = left_ago {
-                    pace.left(now_d.saturating_sub(ago), rules);
-                }
-                if let Some(retry) = &done.retry {
-                    pace.retry(
-                        now_d + retry.wait,
-                        retry.retry_after,
-                        retry.rate_limited,
-                        rules,
-                    );
-                }
-            }
+            None => paced_after(&mut pace, now_d, left_ago, done.retry.as_ref(), rules),
             Some((key, budget)) => {
                 if let Some(retry) = done.retry.filter(|r| r.retry_after) {
                     if let Some((mut spent, _, _, _)) =

@@ -146,12 +146,28 @@ impl Ids {
 /// What the arrivals' reader found.
 struct View {
     state: Mutex<ViewState>,
-    /// This node committed alerts: read them at once.
+    /// Look now: a commit of this node's failed (were its alerts
+    /// inserted?), or the store is closing.
     poke: tokio::sync::Notify,
     /// Another node committed alerts (`NOTIFY`): read them soon, once for
     /// however many commits come meanwhile.
     heard: tokio::sync::Notify,
     stop: AtomicBool,
+}
+
+impl View {
+    /// Alerts read from the database: given as arrivals, and the node
+    /// woken.
+    fn arrive(&self, alerts: Vec<Pending>) {
+        let wake = {
+            let mut state = lock(&self.state);
+            state.arrivals.extend(alerts);
+            state.wake.clone()
+        };
+        if let Some(wake) = wake {
+            wake();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -360,14 +376,7 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, origi
                             alerts = made.len(),
                             "a commit reported failed had been made: its alerts are delivered"
                         );
-                        let wake = {
-                            let mut state = lock(&view.state);
-                            state.arrivals.extend(made);
-                            state.wake.clone()
-                        };
-                        if let Some(wake) = wake {
-                            wake();
-                        }
+                        view.arrive(made);
                     }
                 }
                 Err(_) => lock(&view.state).uncertain.extend(unsure),
@@ -376,14 +385,7 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, origi
         if let Ok((fresh, full)) = reads::arrivals(&db, &mut seen, &origin).await {
             more = full;
             if !fresh.is_empty() {
-                let wake = {
-                    let mut state = lock(&view.state);
-                    state.arrivals.extend(fresh);
-                    state.wake.clone()
-                };
-                if let Some(wake) = wake {
-                    wake();
-                }
+                view.arrive(fresh);
             }
         }
         if counted.is_none_or(|at| at.elapsed() >= Duration::from_millis(500)) {

@@ -24,7 +24,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::claims::Claimant;
 use super::pool::{keepable, Db};
 use super::reads;
-use super::writes::now_ms;
 use crate::lock;
 use crate::scheduler::Pace;
 use crate::store::{owns, slot_of, Claim, ClaimRequest, Fence, Slots, StoreError};
@@ -180,15 +179,9 @@ async fn decide(
         requests.iter().map(|r| keepable(&r.channel)).collect();
     let mut conn = db.get().await?;
     let sql = concat!(
-        "SELECT r.n, a.status, a.claimed_by, a.lease_until_ms, a.attempts, a.not_before_ms,
-             a.alert_key, ",
-        now_ms!(),
-        ", EXISTS (SELECT 1 FROM alerts e WHERE e.alert_key = a.alert_key
-                 AND e.status = 'pending' AND e.seq < a.seq),
-             m.workspace, m.channel_id, m.ts, m.level, m.digest,
-             m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms,
-             m.silence_id,
-             c.earliest_ms, c.blocked_until_ms, c.margin_ms, c.held_by, c.held_until_ms
+        "SELECT r.n, ",
+        reads::claim_columns!(),
+        ", c.earliest_ms, c.blocked_until_ms, c.margin_ms, c.held_by, c.held_until_ms
          FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS r(id, channel, n)
          LEFT JOIN alerts a ON a.id = r.id
          LEFT JOIN messages m ON m.alert_key = a.alert_key

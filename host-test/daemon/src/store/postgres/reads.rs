@@ -361,6 +361,25 @@ pub(super) const MESSAGE_COLUMNS: &str = "m.workspace, m.channel_id, m.ts, m.lev
 
 /// Alert `key`'s message from row `r`'s columns from `first` on (the
 /// workspace, then as [`MESSAGE_COLUMNS`] lists them).
+/// What a claim reads of an alert (joined as `a`, its key's message as
+/// `m`): its status, claim, attempts, retry's wait and key; now on the
+/// database's clock; whether an earlier event of its key is pending; then
+/// the message's columns as [`message_from`] reads them (the 9th on).
+macro_rules! claim_columns {
+    () => {
+        concat!(
+            "a.status, a.claimed_by, a.lease_until_ms, a.attempts, a.not_before_ms, a.alert_key, ",
+            $crate::store::postgres::writes::now_ms!(),
+            ", EXISTS (SELECT 1 FROM alerts e WHERE e.alert_key = a.alert_key
+                   AND e.status = 'pending' AND e.seq < a.seq),
+               m.workspace, m.channel_id, m.ts, m.level, m.digest,
+               m.alert, m.acknowledged_by, m.acknowledged_ms, m.silenced_by, m.silenced_until_ms,
+               m.silence_id"
+        )
+    };
+}
+pub(super) use claim_columns;
+
 pub(super) fn message_from(r: &tokio_postgres::Row, key: String, first: usize) -> AlertMessage {
     let mark = |column: usize| {
         let by: Option<String> = r.get(column);

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use kapacitor_formats::aggregate::{Collected, Window};
 use tokio_postgres::{Statement, Transaction};
 
-use super::claims::Claimant;
+use super::claims::{ms, paced_after, Claimant};
 use super::pool::{keepable, prepared, Conn, Db};
 use super::Staged;
 use crate::scheduler::Pace;
@@ -457,10 +457,6 @@ fn fences(of: impl Iterator<Item = Option<Fence>>) -> (Vec<Option<i64>>, Vec<Opt
     .unzip()
 }
 
-fn ms(d: std::time::Duration) -> i64 {
-    d.as_millis().min(i64::MAX as u128) as i64
-}
-
 /// A channel's row as a release reads it: its pacing, the node holding it
 /// (another's is left to it), whether its slot is still this node's.
 type Channel = (Pace<std::time::Duration>, Option<(String, i64)>, bool);
@@ -567,20 +563,12 @@ async fn release(
         if matches!(r.fence, Some(Fence::Slot(_))) && !*owned {
             continue;
         }
-        if let Some(at) = r.left {
-            let ago = std::time::SystemTime::now()
+        let ago = r.left.map(|at| {
+            std::time::SystemTime::now()
                 .duration_since(at)
-                .unwrap_or_default();
-            pace.left(now_d.saturating_sub(ago), rules);
-        }
-        if let Some(retry) = &r.retry {
-            pace.retry(
-                now_d + retry.wait,
-                retry.retry_after,
-                retry.rate_limited,
-                rules,
-            );
-        }
+                .unwrap_or_default()
+        });
+        paced_after(pace, now_d, ago, r.retry.as_ref(), rules);
     }
     let mut columns = (
         Vec::new(),
