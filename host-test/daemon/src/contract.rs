@@ -903,6 +903,81 @@ fn the_owner_of_a_channel_claims_without_a_write_and_is_fenced_by_the_slot() {
     assert_eq!(rows(&db, paced), blocked_before, "b's channel left alone");
 }
 
+/// Each alert is filed under its channel's slot as it is accepted, and a
+/// node is given only the alerts of the slots it owns, whichever node
+/// accepted them: another node's are not read, decoded or queued there.
+/// A slot it comes to own (its owner left) brings that slot's pending
+/// alerts, those the other node accepted and its own.
+#[test]
+fn a_node_is_given_only_its_own_slots_alerts_and_a_slot_it_takes_brings_its_pending_ones() {
+    let db = TestDb::start();
+    let lease = Duration::from_secs(10);
+    let key = |channel: &str| crate::serve::channels::pacing_key("", channel);
+    let filing: ChannelOf = std::sync::Arc::new(|_, _, options: &[(String, String)]| {
+        let channel = options.iter().find(|(k, _)| k == "channel")?;
+        Some(crate::serve::channels::pacing_key("", &channel.1))
+    });
+    let (mut a, mut b) = (node(&db, "a", lease), node(&db, "b", lease));
+    a.plan_by(filing.clone());
+    b.plan_by(filing);
+    wait(a.renew()).unwrap();
+    wait(b.renew()).unwrap();
+    let mine = wait(a.renew()).unwrap();
+    let theirs = wait(b.renew()).unwrap();
+    assert_eq!((mine & theirs, mine | theirs), (0, ALL_SLOTS), "shared out");
+    let of = |slots: Slots| {
+        (0..)
+            .map(|n| format!("#c{n}"))
+            .find(|c| owns(slots, &key(c)))
+            .unwrap()
+    };
+    let (ca, cb) = (of(mine), of(theirs));
+    let ids = |got: Vec<Pending>| {
+        let mut ids: Vec<u64> = got.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    let sorted = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v
+    };
+    // Each node accepts an alert for each channel.
+    let a_for_a = accepted(&mut a, "1", &ca);
+    let a_for_b = accepted(&mut a, "2", &cb);
+    let b_for_b = accepted(&mut b, "3", &cb);
+    let b_for_a = accepted(&mut b, "4", &ca);
+    let filed = rows(
+        &db,
+        &format!("SELECT slot::text, planned_channel FROM alerts WHERE id = {a_for_b}"),
+    );
+    assert_eq!(filed[0], [slot_of(&key(&cb)).to_string(), key(&cb)]);
+    // A barrier each, from the other node: arrivals come in the order of
+    // their origin's commits, so nothing of that node's comes after it.
+    let a_barrier = accepted(&mut b, "5", &ca);
+    let b_barrier = accepted(&mut a, "6", &cb);
+    assert_eq!(
+        ids(arrivals(&mut a, 3)),
+        sorted(vec![a_for_a, b_for_a, a_barrier]),
+        "a is given its slots' alerts only"
+    );
+    assert_eq!(
+        ids(arrivals(&mut b, 3)),
+        sorted(vec![b_for_b, a_for_b, b_barrier]),
+        "b is given its slots' alerts only"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let given = a.arrivals();
+    assert!(given.is_empty(), "nothing else: {given:?}");
+    // b leaves: its slots' pending alerts come to a, whoever accepted them.
+    wait(b.leave()).unwrap();
+    assert_eq!(wait(a.renew()).unwrap(), ALL_SLOTS);
+    assert_eq!(
+        ids(arrivals(&mut a, 3)),
+        sorted(vec![a_for_b, b_for_b, b_barrier]),
+        "b's slots' pending alerts, and no other"
+    );
+}
+
 /// A node that gives a slot back at a renewal (another node joined)
 /// while a request is out on one of its channels holds that channel and
 /// alert until the request's release: the next owner does not send it

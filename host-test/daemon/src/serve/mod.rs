@@ -209,6 +209,16 @@ pub fn run(
         .collect();
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
+    let channels = Channels::new(&summary);
+    let mut store = store;
+    // A shared store files each alert under its channel as it is accepted,
+    // as the planner will find it.
+    store.plan_by({
+        let channels = channels.clone();
+        Arc::new(move |id: u64, alert: &str, options: &[(String, String)]| {
+            planner::channel_of(&channels, id, alert, options)
+        })
+    });
     let store: Arc<Mutex<dyn Store>> = Arc::new(Mutex::new(store));
     let changed = Arc::new(tokio::sync::Notify::new());
     let wake_dispatcher = changed.clone();
@@ -270,7 +280,7 @@ pub fn run(
     });
     let outage = commit.read(|store| store.outage());
     let shared = Arc::new(Shared {
-        channels: Channels::new(&summary),
+        channels,
         alertmanagers: intake_alertmanagers,
         plugins,
         outage,

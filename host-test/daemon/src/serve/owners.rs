@@ -44,6 +44,25 @@ pub(super) async fn new_share(shared: &Arc<Shared>, owned: store::Slots) {
             dispatch.scheduler.add(id, &item.channel, &item.alert, now);
             dispatch.queued.insert(id, item);
         }
+        // An alias holds only where this node owns both slots: an alert
+        // paced under its channel's other name waits under its own again.
+        let unaliased: Vec<u64> = dispatch
+            .queued
+            .iter()
+            .filter(|(_, item)| {
+                item.channel != item.home
+                    && (store::owns(lost, &item.channel) || store::owns(lost, &item.home))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unaliased {
+            if dispatch.scheduler.remove(id) {
+                if let Some(item) = dispatch.queued.get_mut(&id) {
+                    item.channel.clone_from(&item.home);
+                    dispatch.scheduler.add(id, &item.channel, &item.alert, now);
+                }
+            }
+        }
         tracing::info!(
             slots = lost.count_ones(),
             "channels passed to another node: it sends their alerts now"

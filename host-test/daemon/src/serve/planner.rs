@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use kapacitor_formats::alert_json;
 
+use super::channels::Channels;
 use super::shared::{lock, Dispatch, Queued, Shared};
 use super::{ending, repeat, storms};
 use crate::store::{self, Finished, Status};
@@ -22,6 +23,27 @@ pub(super) fn catch_up(shared: &Arc<Shared>) {
     }
 }
 
+/// The channel (pacing key) an alert goes to, before any alias: a redraw
+/// its storm message's (if it names one); another plugin's alert its
+/// own, paced by nothing but its retries; a Slack alert the `workspace`
+/// and `channel` of its options, or the configuration's. A shared store
+/// files each alert under it as it is accepted
+/// ([`store::Claims::plan_by`]).
+pub(crate) fn channel_of(
+    channels: &Channels,
+    id: u64,
+    alert: &str,
+    options: &[(String, String)],
+) -> Option<String> {
+    if store::is_refresh(options) && storms::is_state(alert) {
+        return storms::channel_of_state(alert);
+    }
+    Some(match store::plugin_of(options) {
+        Some(kind) => format!("{kind} #{id}"),
+        None => channels.pacing_key(options),
+    })
+}
+
 /// Decodes accepted alerts and queues them under their channels, or shows
 /// them in their channel's storm (`storms.rs`): an alert whose line a storm
 /// shows, an alert of a channel (or an Alertmanager group) that storms, and
@@ -32,14 +54,27 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
     let mut queued = Vec::with_capacity(fresh.len());
     let mut endings = Vec::new();
     let mut redraws = Vec::new();
-    for item in fresh {
+    let known: Vec<bool> = {
+        // Given twice (read when this node came to own its slot, and
+        // handed over by the commit or read as it arrived): planned once.
+        let dispatch = lock(&shared.dispatch);
+        fresh
+            .iter()
+            .map(|item| dispatch.queued.contains_key(&item.id))
+            .collect()
+    };
+    for (item, known) in fresh.into_iter().zip(known) {
+        if known {
+            continue;
+        }
         let id = item.id;
         if store::is_refresh(&item.options) && storms::is_state(&item.alert) {
             // A click on a storm message: the storm is drawn again.
             redraws.push((
                 id,
                 storms::key_of_state(&item.alert, &item.options),
-                storms::channel_of_state(&item.alert),
+                item.channel
+                    .or_else(|| storms::channel_of_state(&item.alert)),
             ));
             continue;
         }
@@ -52,16 +87,15 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
             }
         };
         let plugin = store::plugin_of(&item.options).map(str::to_string);
-        // Another plugin's alert is paced by nothing but its retries (its
-        // own key); Slack's per-channel rule is the slack plugin's.
-        let key = match &plugin {
-            Some(kind) => format!("{kind} #{id}"),
-            None => shared.channels.pacing_key(&item.options),
-        };
+        // As it was filed when accepted, if it was.
+        let key = item.channel.clone().unwrap_or_else(|| {
+            channel_of(&shared.channels, id, &item.alert, &item.options).unwrap_or_default()
+        });
         let tracked = repeat::tracked(&event);
         let queued_alert = Queued {
             alert: store::alert_key(&event.id, &item.options),
             channel: key.clone(),
+            home: key.clone(),
             tracked: tracked.then(|| repeat::digest(&event)),
             event,
             raw: item.alert,
@@ -173,7 +207,14 @@ fn route(
     let mut channels: HashMap<String, u64> = HashMap::new();
     let mut groups: HashMap<(String, String), Vec<u64>> = HashMap::new();
     for (id, key, mut alert) in queued {
-        let key = dispatch.aliases.get(&key).cloned().unwrap_or(key);
+        // One Slack channel named by its id and by its name is paced as
+        // one, where this node owns both: the alert stays the node's whose
+        // slot it was filed under ([`new_share`](super::owners::new_share)
+        // takes the alias back when either slot goes).
+        let key = match dispatch.aliases.get(&key) {
+            Some(named) if store::owns(dispatch.owned, named) => named.clone(),
+            _ => key,
+        };
         alert.channel.clone_from(&key);
         let group = alert
             .tracked

@@ -20,6 +20,9 @@ pub(crate) struct Queued {
     pub(crate) alert: String,
     /// Its pacing key: the workspace and the channel.
     pub(crate) channel: String,
+    /// Its pacing key as it was planned, before an alias: a shared store
+    /// gives the alert to the owner of this key's slot.
+    pub(crate) home: String,
     pub(crate) event: AlertEvent,
     /// The event as it was stored (Kapacitor's alert JSON): kept with the
     /// alert's message, to draw it again after a click.

@@ -904,6 +904,7 @@ mod tests {
         Queued {
             alert: store::alert_key(id, &[]),
             channel: "ops #ops".into(),
+            home: "ops #ops".into(),
             event,
             raw,
             options: Vec::new(),

@@ -101,6 +101,7 @@ impl State {
                     at,
                     alert,
                     options,
+                    channel: None,
                 },
                 line,
             ),
@@ -196,6 +197,7 @@ impl From<NewAlert> for Pending {
             at: a.at,
             alert: a.alert,
             options: a.options,
+            channel: None,
         }
     }
 }

@@ -185,6 +185,12 @@ pub struct Pending {
     /// The alert as it was posted (Kapacitor's JSON).
     pub alert: String,
     pub options: Vec<(String, String)>,
+    /// The channel (its pacing key, before any alias) the node that
+    /// accepted it planned for it, when a shared store filed it under that
+    /// channel's slot ([`crate::store::Claims::plan_by`]); `None`: the
+    /// planner finds it from the options.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 /// An alert's message: the one its later events edit or reply to.

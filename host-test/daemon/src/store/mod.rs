@@ -318,6 +318,11 @@ pub struct Lists {
 /// look at (alerts arrived).
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
+/// The channel (pacing key) an alert goes to, as the planner finds it from
+/// its id, its alert JSON and its handler options; `None`: not known
+/// before it is decoded (a redraw whose storm names no channel).
+pub type ChannelOf = Arc<dyn Fn(u64, &str, &[(String, String)]) -> Option<String> + Send + Sync>;
+
 /// How a sync began.
 pub enum SyncStart {
     /// Nothing was staged: every write through `through` has settled.
@@ -414,6 +419,12 @@ pub trait Claims {
 
     /// Calls `wake` when alerts arrive that this node did not write.
     fn watch(&mut self, _wake: Wake) {}
+
+    /// How to find an alert's channel as it is accepted. A store shared by
+    /// several nodes files each alert under its channel's slot, and gives
+    /// a node only the alerts of the slots it owns (a slot it comes to own:
+    /// its pending alerts then). The journal's one node owns them all.
+    fn plan_by(&mut self, _channel_of: ChannelOf) {}
 
     /// Asks to send an alert now.
     fn claim(&self, request: ClaimRequest) -> Job<Claim>;

@@ -34,6 +34,10 @@ pub struct Claimant {
     pub rules: Rules,
     /// The channel slots it owns ([`super::owned`]).
     pub ownership: super::owned::Ownership,
+    /// How the alerts it accepts are filed under their channel's slot
+    /// ([`crate::store::Claims::plan_by`]); unset, they are filed under
+    /// none, and every node reads them.
+    pub channel_of: std::sync::OnceLock<crate::store::ChannelOf>,
 }
 
 /// Why a node may no longer claim: another process holds its name. Said

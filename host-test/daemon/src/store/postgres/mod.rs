@@ -216,12 +216,6 @@ impl PgStore {
             stop: AtomicBool::new(false),
         });
         let origin = format!("{}/{instance}", settings.node);
-        runtime.spawn(read_arrivals(
-            db.clone(),
-            view.clone(),
-            settings.keep_finished,
-            origin.clone(),
-        ));
         let who = Arc::new(Claimant {
             origin,
             node: settings.node,
@@ -229,7 +223,14 @@ impl PgStore {
             lease: settings.lease,
             rules: settings.rules,
             ownership: owned::Ownership::default(),
+            channel_of: std::sync::OnceLock::new(),
         });
+        runtime.spawn(read_arrivals(
+            db.clone(),
+            view.clone(),
+            settings.keep_finished,
+            who.clone(),
+        ));
         let owner = owned::Owner::start(db.clone(), who.clone(), runtime.handle());
         Ok(PgStore {
             db,
@@ -276,9 +277,23 @@ impl Drop for PgStore {
     }
 }
 
-/// The alerts a failed commit of `batch` may have inserted.
-fn uncertain(batch: Vec<Staged>) -> Vec<Pending> {
+/// The alerts a failed commit of `batch` may have inserted, filed as it
+/// filed them.
+fn uncertain(who: &Claimant, batch: Vec<Staged>) -> Vec<Pending> {
     let mut alerts = Vec::new();
+    let filed = |id: u64, at: u64, alert: String, options: Vec<(String, String)>| {
+        let channel = who
+            .channel_of
+            .get()
+            .and_then(|channel_of| channel_of(id, &alert, &options));
+        Pending {
+            id,
+            at,
+            alert,
+            options,
+            channel,
+        }
+    };
     for staged in batch {
         match staged {
             Staged::Record(Record::Accept {
@@ -286,24 +301,34 @@ fn uncertain(batch: Vec<Staged>) -> Vec<Pending> {
                 at,
                 alert,
                 options,
-            }) => alerts.push(Pending {
-                id,
-                at,
-                alert,
-                options,
-            }),
-            Staged::Record(Record::Emit { accepts, .. }) => {
-                alerts.extend(accepts.into_iter().map(|a| Pending {
-                    id: a.id,
-                    at: a.at,
-                    alert: a.alert,
-                    options: a.options,
-                }))
-            }
+            }) => alerts.push(filed(id, at, alert, options)),
+            Staged::Record(Record::Emit { accepts, .. }) => alerts.extend(
+                accepts
+                    .into_iter()
+                    .map(|a| filed(a.id, a.at, a.alert, a.options)),
+            ),
             _ => {}
         }
     }
     alerts
+}
+
+/// Whether an alert is for this node, which owns `owned`: filed under one
+/// of those slots, or under none.
+fn mine(owned: crate::store::Slots, alert: &Pending) -> bool {
+    alert
+        .channel
+        .as_deref()
+        .is_none_or(|channel| crate::store::owns(owned, channel))
+}
+
+/// Who a notification of arrivals is from, and the slots of the alerts it
+/// tells of (every slot, for a notification that does not say).
+fn notice(payload: &str) -> (&str, crate::store::Slots) {
+    payload
+        .rsplit_once(' ')
+        .and_then(|(origin, slots)| Some((origin, u64::from_str_radix(slots, 16).ok()?)))
+        .unwrap_or((payload, crate::store::ALL_SLOTS))
 }
 
 /// Reserves a block of ids: its first.
@@ -317,11 +342,16 @@ async fn reserve(db: &Arc<Db>) -> Result<u64, StoreError> {
     Ok(row.get::<_, i64>(0).max(1) as u64)
 }
 
-/// Reads pending alerts as they become visible (poked when this node's
-/// own commit, every [`LOOK_EVERY`] for other nodes'), the pending count,
-/// and now and then drops what is past the bounds.
-async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, origin: String) {
+/// Reads pending alerts of the slots this node owns as they become
+/// visible (heard of by `NOTIFY`, looked for every [`LOOK_EVERY`]
+/// otherwise), a slot's pending alerts when this node comes to own it,
+/// the pending count, and now and then drops what is past the bounds.
+async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, who: Arc<Claimant>) {
+    let origin = who.origin.clone();
     let mut seen = reads::Watermarks::default();
+    // The slots whose filed alerts were read when this node came to own
+    // them.
+    let mut read_for: crate::store::Slots = 0;
     let mut counted: Option<Instant> = None;
     let mut pruned = Instant::now();
     // Other nodes' commits, heard by `LISTEN` (the poll stays, slower,
@@ -341,10 +371,12 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, origi
                 .listen(
                     ARRIVALS_CHANNEL,
                     {
-                        let own = origin.clone();
-                        // This node's own commits' alerts arrive from them.
-                        move |from: &str| {
-                            if from != own {
+                        let who = who.clone();
+                        // This node's own commits' alerts arrive from them;
+                        // other slots' alerts are their owners'.
+                        move |payload: &str| {
+                            let (from, slots) = notice(payload);
+                            if from != who.origin && slots & who.ownership.slots() != 0 {
                                 heard.heard.notify_one()
                             }
                         }
@@ -367,9 +399,10 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, origi
             match reads::still_pending(db.clone(), ids).await {
                 Ok(pending) => {
                     let pending: std::collections::HashSet<u64> = pending.into_iter().collect();
+                    let owned = who.ownership.slots();
                     let made: Vec<Pending> = unsure
                         .into_iter()
-                        .filter(|p| pending.contains(&p.id))
+                        .filter(|p| pending.contains(&p.id) && mine(owned, p))
                         .collect();
                     if !made.is_empty() {
                         tracing::info!(
@@ -382,7 +415,26 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, origi
                 Err(_) => lock(&view.state).uncertain.extend(unsure),
             }
         }
-        if let Ok((fresh, full)) = reads::arrivals(&db, &mut seen, &origin).await {
+        // Taken before the slots owned: a slot given up and taken back
+        // since the last look is read again.
+        let dropped = who.ownership.take_dropped();
+        let owned = who.ownership.slots();
+        read_for &= owned & !dropped;
+        let gained = owned & !read_for;
+        if gained != 0 {
+            // Slots this node has come to own: their alerts the reads
+            // passed over (or this node's commits did not hand over).
+            match reads::filed(&db, gained, &seen, &origin).await {
+                Ok(filed) => {
+                    read_for |= gained;
+                    if !filed.is_empty() {
+                        view.arrive(filed);
+                    }
+                }
+                Err(e) => tracing::debug!("the alerts of the slots taken are read again: {e}"),
+            }
+        }
+        if let Ok((fresh, full)) = reads::arrivals(&db, &mut seen, &origin, owned).await {
             more = full;
             if !fresh.is_empty() {
                 view.arrive(fresh);
@@ -410,6 +462,7 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, origi
             };
             tokio::select! {
                 _ = view.poke.notified() => {}
+                _ = who.ownership.changed.notified() => {}
                 _ = view.heard.notified() => {
                     // Other nodes' commits come many a second under load:
                     // one read for all of those in the next few ms.
@@ -541,11 +594,17 @@ impl Commits for PgStore {
                 db.block_on(async {
                     match writes::commit(&db, &who, batch).await {
                         // This node's own alerts arrive as they commit,
-                        // not read back (its origin is not read).
-                        Ok(inserted) => lock(&view.state).arrivals.extend(inserted),
+                        // not read back (its origin is not read); those
+                        // of another node's slots are that node's.
+                        Ok(mut inserted) => {
+                            let owned = who.ownership.slots();
+                            inserted.retain(|p| mine(owned, p));
+                            lock(&view.state).arrivals.extend(inserted)
+                        }
                         Err((why, batch)) => {
                             // Committed or not? The reader asks, by id.
-                            lock(&view.state).uncertain.extend(uncertain(batch));
+                            let unsure = uncertain(&who, batch);
+                            lock(&view.state).uncertain.extend(unsure);
                             view.poke.notify_one();
                             return Err(io::Error::other(why));
                         }
@@ -573,6 +632,10 @@ impl Claims for PgStore {
 
     fn watch(&mut self, wake: Wake) {
         lock(&self.view.state).wake = Some(wake);
+    }
+
+    fn plan_by(&mut self, channel_of: crate::store::ChannelOf) {
+        let _ = self.who.channel_of.set(channel_of);
     }
 
     fn claim(&self, request: ClaimRequest) -> Job<Claim> {
@@ -670,5 +733,21 @@ impl Health for PgStore {
 
     fn ended_since(&self, after: u64) -> Job<(Vec<u64>, u64)> {
         self.db.job(reads::ended_since(self.db.clone(), after))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_names_its_origin_and_slots_or_every_slot() {
+        assert_eq!(notice("n1/ab12 c0"), ("n1/ab12", 0xc0));
+        assert_eq!(
+            notice("n1/ab12"),
+            ("n1/ab12", crate::store::ALL_SLOTS),
+            "a version 6 node's says only its origin"
+        );
+        assert_eq!(notice("node one/ab12 1"), ("node one/ab12", 1));
     }
 }

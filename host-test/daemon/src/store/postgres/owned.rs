@@ -50,6 +50,12 @@ pub struct Ownership {
     /// not yet released), and the alert sent: a slot given back holds
     /// both for their release.
     busy: Mutex<HashMap<String, u64>>,
+    /// Told when the slots owned change: the arrivals' reader then reads
+    /// the pending alerts of the slots this node has come to own.
+    pub changed: tokio::sync::Notify,
+    /// The slots given up since the arrivals' reader last looked: one
+    /// taken back meanwhile is read again all the same.
+    dropped: AtomicU64,
 }
 
 /// Whether a claim on a channel goes through its owner.
@@ -75,7 +81,14 @@ impl Ownership {
         *lock(&self.renewed) = Some(began);
         if before != owned {
             lock(&self.paced).retain(|channel| owns(owned & before, channel));
+            self.dropped.fetch_or(before & !owned, Ordering::SeqCst);
+            self.changed.notify_one();
         }
+    }
+
+    /// The slots given up since the last call.
+    pub fn take_dropped(&self) -> Slots {
+        self.dropped.swap(0, Ordering::SeqCst)
     }
 
     /// The channels with a request out now, and the alert sent.
@@ -93,7 +106,9 @@ impl Ownership {
 
     /// The node left: it owns nothing.
     pub fn left(&self) {
-        self.owned.store(0, Ordering::SeqCst);
+        let before = self.owned.swap(0, Ordering::SeqCst);
+        self.dropped.fetch_or(before, Ordering::SeqCst);
+        self.changed.notify_one();
         lock(&self.paced).clear();
     }
 

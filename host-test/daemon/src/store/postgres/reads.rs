@@ -11,10 +11,10 @@ use tokio_postgres::Row;
 
 use super::pool::{keepable, Db};
 use crate::store::record::{MAX_FAILED, MAX_MESSAGES};
-use crate::store::Mark;
 use crate::store::{
     AlertMessage, Entry, FailedAlert, Finished, Listing, Lists, Page, Pending, Status, StoreError,
 };
+use crate::store::{Mark, Slots};
 
 /// Alerts read at once by the arrivals' reader.
 const ARRIVALS_AT_ONCE: i64 = 5_000;
@@ -33,21 +33,30 @@ pub struct Watermarks {
 
 /// The pending alerts other processes committed since `seen` (each
 /// origin's alerts past the last read of it, oldest first; this
-/// process's own, `own`, arrive from its commits), and whether an origin
-/// had more than one read takes.
+/// process's own, `own`, arrive from its commits) of the slots in `owned`
+/// or filed under none, and whether an origin had more than one read
+/// takes. The alerts of other slots are passed over (only their `seq` is
+/// read): their owner reads them, and this node too once it owns their
+/// slot ([`filed`]).
 pub async fn arrivals(
     db: &Arc<Db>,
     seen: &mut Watermarks,
     own: &str,
+    owned: Slots,
 ) -> Result<(Vec<Pending>, bool), StoreError> {
     let mut conn = db.get().await?;
     let (origins, marks): (Vec<&str>, Vec<i64>) =
         seen.seen.iter().map(|(o, s)| (o.as_str(), *s)).unzip();
-    let sql = "SELECT a.id, a.seq, a.accepted_ms, a.alert, a.options, o.origin
+    let sql = "SELECT a.id, a.seq, a.accepted_ms, a.alert, a.options, o.origin,
+                      a.planned_channel
          FROM origins o
          LEFT JOIN unnest($1::text[], $2::bigint[]) AS w(origin, seen) ON w.origin = o.origin
          CROSS JOIN LATERAL (
-             SELECT id, seq, accepted_ms, alert, options FROM alerts a
+             SELECT id, seq, accepted_ms, planned_channel,
+                    CASE WHEN mine THEN alert END AS alert,
+                    CASE WHEN mine THEN options END AS options
+             FROM alerts a
+             CROSS JOIN LATERAL (SELECT a.slot IS NULL OR ($5::bigint >> a.slot) & 1 = 1) m(mine)
              WHERE a.origin = o.origin AND a.status = 'pending'
                AND a.seq > coalesce(w.seen, 0)
              ORDER BY a.seq LIMIT $3) a
@@ -56,7 +65,10 @@ pub async fn arrivals(
     let rows = async {
         let statement = conn.statement(sql).await?;
         conn.client
-            .query(&statement, &[&origins, &marks, &ARRIVALS_AT_ONCE, &own])
+            .query(
+                &statement,
+                &[&origins, &marks, &ARRIVALS_AT_ONCE, &own, &(owned as i64)],
+            )
             .await
     }
     .await
@@ -73,14 +85,72 @@ pub async fn arrivals(
     let full = taken.values().any(|n| *n >= ARRIVALS_AT_ONCE);
     let pending = rows
         .iter()
-        .map(|r| Pending {
-            id: r.get::<_, i64>(0) as u64,
-            at: r.get::<_, i64>(2).max(0) as u64,
-            alert: r.get(3),
-            options: options_of(r.get(4)),
+        .filter_map(|r| {
+            Some(Pending {
+                id: r.get::<_, i64>(0) as u64,
+                at: r.get::<_, i64>(2).max(0) as u64,
+                alert: r.get::<_, Option<String>>(3)?,
+                options: options_of(r.get::<_, Option<&str>>(4).unwrap_or("[]")),
+                channel: r.get(6),
+            })
         })
         .collect();
     Ok((pending, full))
+}
+
+/// The pending alerts filed under `slots` (slots this node has just come
+/// to own) that its reads of arrivals passed over: those of other origins
+/// up to the last `seq` read of each (past it, the next reads take them),
+/// and this process's own, whose commits handed over only those of the
+/// slots owned then. Oldest first, every one.
+pub async fn filed(
+    db: &Arc<Db>,
+    slots: Slots,
+    seen: &Watermarks,
+    own: &str,
+) -> Result<Vec<Pending>, StoreError> {
+    let mut conn = db.get().await?;
+    let wanted: Vec<i16> = (0..crate::store::SLOTS)
+        .filter(|s| slots & (1 << s) != 0)
+        .map(|s| s as i16)
+        .collect();
+    let (origins, marks): (Vec<&str>, Vec<i64>) =
+        seen.seen.iter().map(|(o, s)| (o.as_str(), *s)).unzip();
+    let sql = "SELECT a.id, a.seq, a.accepted_ms, a.alert, a.options, a.planned_channel
+         FROM alerts a
+         LEFT JOIN unnest($2::text[], $3::bigint[]) AS w(origin, seen) ON w.origin = a.origin
+         WHERE a.status = 'pending' AND a.slot = ANY($1) AND a.seq > $5
+           AND (a.origin = $4 OR a.seq <= w.seen)
+         ORDER BY a.seq LIMIT $6";
+    let mut alerts = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let rows = async {
+            let statement = conn.statement(sql).await?;
+            conn.client
+                .query(
+                    &statement,
+                    &[&wanted, &origins, &marks, &own, &after, &ARRIVALS_AT_ONCE],
+                )
+                .await
+        }
+        .await
+        .map_err(|e| db.failed(e))?;
+        let more = rows.len() as i64 >= ARRIVALS_AT_ONCE;
+        for r in &rows {
+            after = after.max(r.get::<_, i64>(1));
+            alerts.push(Pending {
+                id: r.get::<_, i64>(0) as u64,
+                at: r.get::<_, i64>(2).max(0) as u64,
+                alert: r.get(3),
+                options: options_of(r.get(4)),
+                channel: r.get(5),
+            });
+        }
+        if !more {
+            return Ok(alerts);
+        }
+    }
 }
 
 /// How many alerts are pending, and when the oldest was accepted.

@@ -19,7 +19,9 @@ use super::pool::{keepable, prepared, Conn, Db};
 use super::Staged;
 use crate::scheduler::Pace;
 use crate::store::record::Record;
-use crate::store::{alert_key, slot_of, Act, AlertMessage, Fence, Finished, Pending, Release};
+use crate::store::{
+    alert_key, slot_of, Act, AlertMessage, Fence, Finished, Pending, Release, Slots, ALL_SLOTS,
+};
 
 /// Now on the database's clock, in milliseconds since the Unix epoch (a
 /// literal, for `concat!`).
@@ -235,15 +237,18 @@ async fn intake(
         "WITH o AS (INSERT INTO origins (origin, seen_ms) VALUES ($6, ",
         now_ms!(),
         ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms
-             RETURNING pg_notify($7, $6)::text AS notified)
-         INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin)
-         SELECT a.id, a.at, a.alert, a.options, a.key, $6
-         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
-              WITH ORDINALITY AS a(id, at, alert, options, key, n)
+             RETURNING pg_notify($7, $10)::text AS notified)
+         INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin, slot,
+                             planned_channel)
+         SELECT a.id, a.at, a.alert, a.options, a.key, $6, a.slot, a.channel
+         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                     $8::smallint[], $9::text[])
+              WITH ORDINALITY AS a(id, at, alert, options, key, slot, channel, n)
          CROSS JOIN o
          ORDER BY a.n"
     );
     let statement = conn.statement(sql).await?;
+    let heard = alerts.notice();
     conn.client
         .execute(
             &statement,
@@ -255,6 +260,9 @@ async fn intake(
                 &alerts.keys,
                 &who.origin,
                 &super::ARRIVALS_CHANNEL,
+                &alerts.slots,
+                &alerts.channels,
+                &heard,
             ],
         )
         .await?;
@@ -270,6 +278,13 @@ struct Batch<'a> {
     alerts: Vec<std::borrow::Cow<'a, str>>,
     options: Vec<String>,
     keys: Vec<String>,
+    /// Each alert's slot and channel as this node planned it (none when
+    /// it plans nothing: every node reads those).
+    slots: Vec<Option<i16>>,
+    channels: Vec<Option<String>>,
+    /// The slots of the alerts gathered ([`crate::store::ALL_SLOTS`] for
+    /// one filed under none): who is to hear of them.
+    filed: Slots,
     done: Vec<&'a Finished>,
     releases: Vec<&'a Release>,
     /// This node, named in the duplicates it records.
@@ -290,12 +305,29 @@ impl<'a> Batch<'a> {
         self.who.map_or("", |who| who.origin.as_str())
     }
 
+    /// What the notification of these alerts says: the origin, then the
+    /// slots they are filed under (hexadecimal), so that a node owning none
+    /// of them does not look.
+    fn notice(&self) -> String {
+        format!("{} {:x}", self.origin(), self.filed)
+    }
+
     fn accept(&mut self, id: u64, at: u64, alert: &'a str, options: &[(String, String)]) {
+        let channel = self
+            .who
+            .and_then(|who| who.channel_of.get())
+            .and_then(|channel_of| channel_of(id, alert, options));
+        let slot = channel.as_deref().map(slot_of);
+        self.filed |= slot.map_or(ALL_SLOTS, |s| 1 << s);
+        self.slots.push(slot.map(|s| s as i16));
+        self.channels
+            .push(channel.as_deref().map(|c| keepable(c).into_owned()));
         self.inserted.push(Pending {
             id,
             at,
             alert: alert.to_string(),
             options: options.to_vec(),
+            channel,
         });
         self.ids.push(id as i64);
         self.at.push(at as i64);
@@ -411,18 +443,22 @@ impl<'a> Batch<'a> {
                 let statement = prepared(cache, tx, sql).await?;
                 tx.execute(&statement, &[&self.origin()]).await?;
                 self.registered = true;
-                // Every node listening hears of the new alerts at commit
-                // (one notification a transaction, however many alerts,
-                // naming the origin: a node's own are not read back).
-                let sql = "SELECT pg_notify($1, $2)";
-                let statement = prepared(cache, tx, sql).await?;
-                tx.execute(&statement, &[&super::ARRIVALS_CHANNEL, &self.origin()])
-                    .await?;
             }
-            let sql = "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin)
-                 SELECT id, at, alert, options, key, $6
-                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
-                      WITH ORDINALITY AS a(id, at, alert, options, key, n)
+            // Every node listening hears of the new alerts at commit (one
+            // notification for however many alerts, naming the origin,
+            // whose own are not read back, and their slots).
+            let sql = "SELECT pg_notify($1, $2)";
+            let statement = prepared(cache, tx, sql).await?;
+            tx.execute(&statement, &[&super::ARRIVALS_CHANNEL, &self.notice()])
+                .await?;
+            self.filed = 0;
+            let sql =
+                "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin, slot,
+                                 planned_channel)
+                 SELECT id, at, alert, options, key, $6, slot, channel
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                             $7::smallint[], $8::text[])
+                      WITH ORDINALITY AS a(id, at, alert, options, key, slot, channel, n)
                  ORDER BY n";
             let statement = prepared(cache, tx, sql).await?;
             tx.execute(
@@ -434,6 +470,8 @@ impl<'a> Batch<'a> {
                     &self.options,
                     &self.keys,
                     &self.origin(),
+                    &self.slots,
+                    &self.channels,
                 ],
             )
             .await?;
@@ -442,6 +480,8 @@ impl<'a> Batch<'a> {
             self.alerts.clear();
             self.options.clear();
             self.keys.clear();
+            self.slots.clear();
+            self.channels.clear();
         }
         Ok(())
     }
