@@ -13,14 +13,26 @@
 //!
 //! Intake awaits the answer without holding a thread (a `202` is sent only
 //! then), and so does a delivery recording its ending.
+//!
+//! Under load the committer waits a moment for the writers it just
+//! answered ([`LINGER`], as PostgreSQL's `commit_delay`): a writer that
+//! got its answer usually writes again at once (an intake connection's
+//! next alert), and one sync for all of them costs less than one each
+//! (on PostgreSQL a commit costs its server about 0.3 ms whatever its
+//! size). Alone, a write is synced at once.
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use crate::lock;
 use crate::store::{Store, SyncStart};
+
+/// How long the committer waits, at most, for as many writers as its
+/// last sync answered before it syncs fewer.
+pub const LINGER: Duration = Duration::from_millis(1);
 
 /// The handle; dropping it answers what is queued and stops the committer.
 pub struct GroupCommit {
@@ -38,6 +50,9 @@ struct Inner {
 struct Queue {
     /// Writers waiting, by the number of their last write.
     waiting: Vec<(u64, oneshot::Sender<io::Result<()>>)>,
+    /// How many writers the last sync answered: the next waits a moment
+    /// for as many.
+    last_batch: usize,
     /// fsyncs made, and syncs that failed, for tests and metrics.
     syncs: u64,
     failures: u64,
@@ -137,9 +152,9 @@ impl GroupCommit {
         let (tx, rx) = oneshot::channel();
         let mut queue = self.inner.lock();
         queue.waiting.push((after, tx));
-        if queue.waiting.len() == 1 {
-            self.inner.wake.notify_one();
-        }
+        // The first writer wakes the committer; the next ones may be what
+        // it lingers for.
+        self.inner.wake.notify_one();
         Ok((value, Durable(Some(rx))))
     }
 
@@ -181,6 +196,20 @@ impl Inner {
                 if queue.waiting.is_empty() {
                     return;
                 }
+                // The writers the last sync answered are likely writing
+                // again: one sync for them all.
+                let deadline = Instant::now() + LINGER;
+                while queue.waiting.len() < queue.last_batch && !queue.stop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    queue = self
+                        .wake
+                        .wait_timeout(queue, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
             }
             // Every write staged so far has its writer registered.
             let start = lock(&self.store).begin_sync();
@@ -206,10 +235,11 @@ impl Inner {
             }
             let answered: Vec<_> = {
                 let mut queue = self.lock();
-                let (done, left) = std::mem::take(&mut queue.waiting)
+                let (done, left): (Vec<_>, Vec<_>) = std::mem::take(&mut queue.waiting)
                     .into_iter()
                     .partition(|(record, _)| *record <= through);
                 queue.waiting = left;
+                queue.last_batch = done.len();
                 done
             };
             for (_, reply) in answered {
