@@ -4,7 +4,8 @@
 //! more; aggregates' collections and closings one by one, in the order
 //! written.
 //! A transaction that inserts alerts inserts them as this process's
-//! origin (registered, or its registration refreshed, first): one
+//! origin (registered first, its row locked, and refreshed once a
+//! minute): one
 //! process's group commits follow each other, so its alerts become
 //! visible in `seq` order, and a node reading each origin's arrivals by
 //! `seq` misses none, with no lock across nodes.
@@ -31,6 +32,17 @@ macro_rules! now_ms {
     };
 }
 pub(crate) use now_ms;
+
+/// How often an origin's last insert is written down, in milliseconds
+/// (a literal, for `concat!`): inserts meanwhile leave its row as it is,
+/// though they lock it (`ON CONFLICT DO UPDATE` locks the row its `WHERE`
+/// passes over), so the pruning of quiet origins (an hour) never drops an
+/// origin inserting at that moment.
+macro_rules! origin_refreshed_ms {
+    () => {
+        "60000"
+    };
+}
 
 type Cache = HashMap<&'static str, Statement>;
 
@@ -237,14 +249,17 @@ async fn intake(
         "WITH o AS (INSERT INTO origins (origin, seen_ms) VALUES ($6, ",
         now_ms!(),
         ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms
-             RETURNING pg_notify($7, $10)::text AS notified)
+                 WHERE origins.seen_ms < EXCLUDED.seen_ms - ",
+        origin_refreshed_ms!(),
+        "),
+              n AS (SELECT pg_notify($7, $10))
          INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin, slot,
                              planned_channel)
          SELECT a.id, a.at, a.alert, a.options, a.key, $6, a.slot, a.channel
          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
                      $8::smallint[], $9::text[])
               WITH ORDINALITY AS a(id, at, alert, options, key, slot, channel, n)
-         CROSS JOIN o
+         CROSS JOIN n
          ORDER BY a.n"
     );
     let statement = conn.statement(sql).await?;
@@ -438,7 +453,9 @@ impl<'a> Batch<'a> {
                 let sql = concat!(
                     "INSERT INTO origins (origin, seen_ms) VALUES ($1, ",
                     now_ms!(),
-                    ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms"
+                    ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms
+                         WHERE origins.seen_ms < EXCLUDED.seen_ms - ",
+                    origin_refreshed_ms!()
                 );
                 let statement = prepared(cache, tx, sql).await?;
                 tx.execute(&statement, &[&self.origin()]).await?;

@@ -9,5 +9,7 @@
 -- Rows without a slot (written by version 6 nodes during a rolling
 -- upgrade, or by `spool resend`, which plans nothing) are read by every
 -- node, as before.
+--
+-- No index on the slot: every insert would keep one more, and a slot is
+-- read by it only when it changes hands.
 ALTER TABLE alerts ADD COLUMN slot smallint, ADD COLUMN planned_channel text;
-CREATE INDEX alerts_pending_by_slot ON alerts (slot, seq) WHERE status = 'pending';
