@@ -152,9 +152,11 @@ impl GroupCommit {
         let (tx, rx) = oneshot::channel();
         let mut queue = self.inner.lock();
         queue.waiting.push((after, tx));
-        // The first writer wakes the committer; the next ones may be what
-        // it lingers for.
-        self.inner.wake.notify_one();
+        // The first writer wakes the committer, and the one it lingers for
+        // last (every wake-up is a context switch).
+        if queue.waiting.len() == 1 || queue.waiting.len() == queue.last_batch {
+            self.inner.wake.notify_one();
+        }
         Ok((value, Durable(Some(rx))))
     }
 
