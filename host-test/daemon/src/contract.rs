@@ -960,8 +960,19 @@ fn a_node_is_given_only_its_own_slots_alerts_and_a_slot_it_takes_brings_its_pend
         sorted(vec![a_for_a, b_for_a, a_barrier]),
         "a is given its slots' alerts only"
     );
+    let given_b = arrivals(&mut b, 3);
+    // Each with its place in the order the database accepted them, its
+    // own (from its commit) as the others' (read): a key's events are
+    // sent in that order, whichever node heard of which first.
+    for p in &given_b {
+        let seq = rows(
+            &db,
+            &format!("SELECT seq::text FROM alerts WHERE id = {}", p.id),
+        );
+        assert_eq!(seq[0][0], p.seq.to_string(), "{p:?}");
+    }
     assert_eq!(
-        ids(arrivals(&mut b, 3)),
+        ids(given_b),
         sorted(vec![b_for_b, a_for_b, b_barrier]),
         "b is given its slots' alerts only"
     );

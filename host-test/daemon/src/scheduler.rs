@@ -6,7 +6,10 @@
 //! The rules:
 //! - **Order**: first in, first out per channel, and per alert key (an
 //!   alert's events): a channel sends its queue's head only, and only when
-//!   that alert has no earlier event still pending.
+//!   that alert has no earlier event still pending. "First" is the order
+//!   the store accepted them in, which the caller gives: an alert another
+//!   node accepted earlier may be heard of after a later one this node
+//!   accepted, and still goes first.
 //! - **One request in flight per channel**, so its order and pacing hold;
 //!   different channels go at once, up to `max_in_flight`.
 //! - **Pacing** per channel, at Slack's rate and not below it: a burst of
@@ -88,6 +91,8 @@ struct Alert {
     channel: String,
     key: String,
     not_before: Instant,
+    /// Its place in the order the store accepted alerts in.
+    order: u64,
 }
 
 struct Channel {
@@ -202,11 +207,19 @@ impl Scheduler {
     }
 
     /// Queues alert `id` for `channel` (its pacing key), as an event of
-    /// alert `key`, ready from `now`.
-    pub fn add(&mut self, id: u64, channel: &str, key: &str, now: Instant) {
+    /// alert `key`, ready from `now`, in its place by `order` (the order
+    /// the store accepted alerts in): behind every alert accepted before
+    /// it, ahead of those accepted after it, but never ahead of one in
+    /// flight.
+    pub fn add(&mut self, id: u64, order: u64, channel: &str, key: &str, now: Instant) {
         if self.alerts.contains_key(&id) {
             return;
         }
+        let key_first_out = self
+            .keys
+            .get(key)
+            .and_then(|events| events.front())
+            .is_some_and(|first| self.in_flight(*first));
         let pace = Pace::new(&self.rules);
         let state = self
             .channels
@@ -221,16 +234,31 @@ impl Scheduler {
         if state.queue.is_empty() {
             self.turns.push_back(channel.to_string());
         }
-        state.queue.push_back(id);
-        self.keys.entry(key.to_string()).or_default().push_back(id);
+        place(&mut state.queue, id, order, state.busy, &self.alerts);
+        place(
+            self.keys.entry(key.to_string()).or_default(),
+            id,
+            order,
+            key_first_out,
+            &self.alerts,
+        );
         self.alerts.insert(
             id,
             Alert {
                 channel: channel.to_string(),
                 key: key.to_string(),
                 not_before: now,
+                order,
             },
         );
+    }
+
+    /// Whether alert `id` is in flight: its channel's head, sent.
+    fn in_flight(&self, id: u64) -> bool {
+        self.alerts
+            .get(&id)
+            .and_then(|alert| self.channels.get(&alert.channel))
+            .is_some_and(|c| c.busy && c.queue.front() == Some(&id))
     }
 
     /// How many alerts are pending (queued or in flight).
@@ -309,6 +337,7 @@ impl Scheduler {
             channel.busy = false;
             self.in_flight = self.in_flight.saturating_sub(1);
         }
+        let again = !matches!(outcome, Attempt::Ended);
         match outcome {
             Attempt::Ended => {
                 let key = alert.key.clone();
@@ -339,6 +368,35 @@ impl Scheduler {
                     .pace
                     .retry(at, retry_after, rate_limited, &self.rules);
             }
+        }
+        if again {
+            self.requeue(id);
+        }
+    }
+
+    /// Alert `id`, which waits again after an attempt, is put back in its
+    /// place if an alert accepted before it was queued behind it while
+    /// the attempt was out (one heard of late): that one goes first.
+    fn requeue(&mut self, id: u64) {
+        let Some(alert) = self.alerts.get(&id) else {
+            return;
+        };
+        let order = alert.order;
+        let earlier_behind = |queue: Option<&VecDeque<u64>>| {
+            queue.is_some_and(|q| {
+                q.iter()
+                    .skip_while(|queued| **queued != id)
+                    .any(|queued| self.alerts.get(queued).is_some_and(|a| a.order < order))
+            })
+        };
+        let channel_queue = self.channels.get(&alert.channel).map(|c| &c.queue);
+        if !earlier_behind(channel_queue) && !earlier_behind(self.keys.get(&alert.key)) {
+            return;
+        }
+        let (channel, key, not_before) =
+            (alert.channel.clone(), alert.key.clone(), alert.not_before);
+        if self.remove(id) {
+            self.add(id, order, &channel, &key, not_before);
         }
     }
 
@@ -400,6 +458,24 @@ impl Scheduler {
     }
 }
 
+/// Puts `id` into `queue` by `order`: almost always at the back (O(1)
+/// then), and never ahead of the first when that one is in flight
+/// (`first_out`).
+fn place(
+    queue: &mut VecDeque<u64>,
+    id: u64,
+    order: u64,
+    first_out: bool,
+    alerts: &HashMap<u64, Alert>,
+) {
+    let floor = usize::from(first_out).min(queue.len());
+    let mut at = queue.len();
+    while at > floor && alerts.get(&queue[at - 1]).is_some_and(|a| a.order > order) {
+        at -= 1;
+    }
+    queue.insert(at, id);
+}
+
 /// Removes `id` from a queue where it is usually the first.
 fn remove_id(queue: &mut VecDeque<u64>, id: u64) {
     if queue.front() == Some(&id) {
@@ -430,9 +506,9 @@ mod tests {
         let mut s = Scheduler::new(rules(1));
         let t0 = Instant::now();
         for id in 1..=5 {
-            s.add(id, "#a", &format!("k{id}"), t0);
+            s.add(id, id, "#a", &format!("k{id}"), t0);
         }
-        s.add(9, "#b", "k9", t0);
+        s.add(9, 9, "#b", "k9", t0);
         assert_eq!(s.next(t0), Decision::Send(1));
         assert_eq!(s.waiting("#a"), 4);
         assert_eq!(s.take_waiting("#a"), vec![2, 3, 4, 5]);
@@ -447,8 +523,8 @@ mod tests {
     fn a_request_that_left_late_paces_its_channel_from_when_it_left() {
         let mut s = Scheduler::new(rules(1));
         let t0 = Instant::now();
-        s.add(1, "#a", "k1", t0);
-        s.add(2, "#a", "k2", t0);
+        s.add(1, 1, "#a", "k1", t0);
+        s.add(2, 2, "#a", "k2", t0);
         assert_eq!(s.next(t0), Decision::Send(1));
         // It waited 300 ms for a connection before it left.
         s.left(1, t0 + Duration::from_millis(300));
@@ -465,7 +541,7 @@ mod tests {
     fn a_refused_claim_leaves_the_channels_pace_as_it_was() {
         let mut s = Scheduler::new(rules(1));
         let t0 = Instant::now();
-        s.add(1, "#a", "k1", t0);
+        s.add(1, 1, "#a", "k1", t0);
         assert_eq!(s.next(t0), Decision::Send(1));
         // Another node holds the channel: nothing was sent.
         let later = t0 + Duration::from_millis(200);
@@ -490,7 +566,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Scheduler::new(rules(3));
         for id in 1..=6 {
-            s.add(id, "#a", &format!("k{id}"), t0);
+            s.add(id, id, "#a", &format!("k{id}"), t0);
         }
         assert_eq!(drain(&mut s, t0), [1, 2, 3]);
         // The steady rate counts from when the previous request left, plus
@@ -513,7 +589,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Scheduler::new(rules(1));
         for id in 1..=3 {
-            s.add(id, "#a", &format!("k{id}"), t0);
+            s.add(id, id, "#a", &format!("k{id}"), t0);
         }
         let mut now = t0;
         let mut times = Vec::new();
@@ -537,9 +613,9 @@ mod tests {
     fn one_request_in_flight_per_channel_and_channels_go_at_once() {
         let t0 = Instant::now();
         let mut s = Scheduler::new(rules(3));
-        s.add(1, "#a", "k1", t0);
-        s.add(2, "#a", "k2", t0);
-        s.add(3, "#b", "k3", t0);
+        s.add(1, 1, "#a", "k1", t0);
+        s.add(2, 2, "#a", "k2", t0);
+        s.add(3, 3, "#b", "k3", t0);
         assert_eq!(s.next(t0), Decision::Send(1));
         assert_eq!(s.next(t0), Decision::Send(3));
         // #a's second waits for its first to end.
@@ -556,7 +632,7 @@ mod tests {
             ..rules(1)
         });
         for (id, c) in [(1, "#a"), (2, "#b"), (3, "#c")] {
-            s.add(id, c, &format!("k{id}"), t0);
+            s.add(id, id, c, &format!("k{id}"), t0);
         }
         assert_eq!(s.next(t0), Decision::Send(1));
         assert_eq!(s.next(t0), Decision::Send(2));
@@ -569,8 +645,8 @@ mod tests {
     fn a_channel_is_first_in_first_out_even_while_its_head_backs_off() {
         let t0 = Instant::now();
         let mut s = Scheduler::new(rules(3));
-        s.add(1, "#a", "k1", t0);
-        s.add(2, "#a", "k2", t0);
+        s.add(1, 1, "#a", "k1", t0);
+        s.add(2, 2, "#a", "k2", t0);
         assert_eq!(s.next(t0), Decision::Send(1));
         let later = t0 + Duration::from_millis(500);
         s.done(
@@ -592,9 +668,9 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Scheduler::new(rules(3));
         // The firing went to #a; the recovery (an update) to CA, its id.
-        s.add(1, "#a", "cpu", t0);
-        s.add(2, "CA", "cpu", t0);
-        s.add(3, "#b", "disk", t0);
+        s.add(1, 1, "#a", "cpu", t0);
+        s.add(2, 2, "CA", "cpu", t0);
+        s.add(3, 3, "#b", "disk", t0);
         assert_eq!(s.next(t0), Decision::Send(1));
         assert_eq!(s.next(t0), Decision::Send(3));
         assert_eq!(s.next(t0), Decision::Wait(None));
@@ -603,13 +679,58 @@ mod tests {
     }
 
     #[test]
+    fn an_event_heard_of_after_a_later_one_still_goes_first_but_not_ahead_of_one_in_flight() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(rules(3));
+        // This node accepted the recovery (order 11) and hears of the
+        // firing another node accepted first (order 10) only then.
+        s.add(7, 11, "#a", "cpu", t0);
+        s.add(3, 10, "#a", "cpu", t0);
+        assert_eq!(s.next(t0), Decision::Send(3), "the firing first");
+        assert_eq!(s.next(t0), Decision::Wait(None));
+        s.done(3, Attempt::Ended);
+        assert_eq!(s.next(t0), Decision::Send(7));
+        // One in flight stays first, whatever is heard of meanwhile.
+        s.add(8, 20, "#b", "disk", t0);
+        assert_eq!(s.next(t0), Decision::Send(8));
+        s.add(5, 15, "#b", "disk", t0);
+        assert_eq!(s.next(t0), Decision::Wait(None), "#b has a request out");
+        s.done(8, Attempt::Ended);
+        assert_eq!(s.next(t0), Decision::Send(5));
+    }
+
+    #[test]
+    fn an_event_heard_of_while_a_later_ones_attempt_was_out_goes_first_when_it_comes_back() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(rules(3));
+        s.add(7, 11, "#a", "cpu", t0);
+        assert_eq!(s.next(t0), Decision::Send(7));
+        // Heard of while 7's claim is out: behind it for now.
+        s.add(3, 10, "#a", "cpu", t0);
+        // The store refuses 7 (an earlier event of its key is pending).
+        s.done(
+            7,
+            Attempt::Refused {
+                at: t0 + Duration::from_millis(500),
+            },
+        );
+        assert_eq!(s.next(t0), Decision::Send(3), "the earlier event first");
+        s.done(3, Attempt::Ended);
+        assert_eq!(
+            s.next(t0 + Duration::from_millis(500)),
+            Decision::Send(7),
+            "then the later one, at its time"
+        );
+    }
+
+    #[test]
     fn retry_after_blocks_the_channel_then_one_message_then_the_steady_rate() {
         let t0 = Instant::now();
         let mut s = Scheduler::new(rules(3));
         for id in 1..=4 {
-            s.add(id, "#a", &format!("k{id}"), t0);
+            s.add(id, id, "#a", &format!("k{id}"), t0);
         }
-        s.add(9, "#b", "k9", t0);
+        s.add(9, 9, "#b", "k9", t0);
         assert_eq!(s.next(t0), Decision::Send(1));
         let until = t0 + 2 * SEC;
         s.done(
@@ -642,7 +763,7 @@ mod tests {
     fn a_429_widens_the_margin_up_to_its_cap() {
         let t0 = Instant::now();
         let mut s = Scheduler::new(rules(1));
-        s.add(1, "#a", "k", t0);
+        s.add(1, 1, "#a", "k", t0);
         for i in 1..=10 {
             let Decision::Send(id) = s.next(t0 + 10 * i * SEC) else {
                 panic!("sends")
@@ -667,8 +788,8 @@ mod tests {
             ..rules(10)
         });
         for id in 1..=3 {
-            s.add(id, "#a", &format!("a{id}"), t0);
-            s.add(10 + id, "#b", &format!("b{id}"), t0);
+            s.add(id, id, "#a", &format!("a{id}"), t0);
+            s.add(10 + id, 10 + id, "#b", &format!("b{id}"), t0);
         }
         assert_eq!(drain(&mut s, t0), [1, 11, 2, 12, 3, 13]);
     }

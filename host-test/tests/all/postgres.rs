@@ -595,6 +595,51 @@ fn update_begun_on_one_node_continues_on_another() {
     assert_eq!(text(&message), "resolved", "updated to the recovery");
 }
 
+/// An alert's events posted to two nodes moments apart (its firing to
+/// one, its recovery to the other, before the other heard of the firing)
+/// go in the order they were accepted, whichever node owns the channel:
+/// the recovery updates the firing's message. The owner hears of its own
+/// recovery first, from its commit, and of the other node's firing a
+/// moment later; that used to leave both waiting for each other for good.
+/// Ten alerts over ten channels, so both nodes own some.
+#[test]
+fn an_alerts_events_posted_to_two_nodes_moments_apart_go_in_order() {
+    let db = TestDb::start();
+    let slack = MockSlack::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("{}on-recovery = \"update\"\n", web_api_config(&slack)),
+    );
+    let running = nodes(
+        &db,
+        &config,
+        dir.path(),
+        &["a", "b"],
+        &["--lease-ms", "1000"],
+    );
+    wait_until("two nodes own 32 slots each", || {
+        running.iter().all(|n| slots_owned(n) == 32)
+    });
+    for c in 0..10 {
+        let (id, channel) = (format!("cpu{c}"), format!("channel=%23o{c}"));
+        let (status, answer) = running[0].post_with(&channel, &event(&id, "CRITICAL", "firing"));
+        assert_eq!(status, 202, "{answer}");
+        let (status, answer) = running[1].post_with(&channel, &event(&id, "OK", "resolved"));
+        assert_eq!(status, 202, "{answer}");
+    }
+    wait_until("each firing posted, then updated to its recovery", || {
+        let shown = slack.messages();
+        shown.len() == 10 && shown.iter().all(|m| m.updates == 1 && color(m) == "good")
+    });
+    let channels: std::collections::BTreeSet<String> = slack
+        .messages()
+        .iter()
+        .map(|m| m.channel_id.clone())
+        .collect();
+    assert_eq!(channels.len(), 10, "one message a channel: {channels:?}");
+}
+
 /// The documentation's pipeline (tests/all/topics.rs) on three nodes: 14
 /// alerts to `500-errors` posted to each, counted by the aggregate handler
 /// for its 24 hours (12 s here), whose event goes to the `error-reports`

@@ -64,7 +64,7 @@ pub(super) async fn run(shared: Arc<Shared>, instances: Arc<Instances>, backoff:
             let dispatch = &mut *dispatch;
             dispatch.storms.tick(now);
             for (id, channel, key) in dispatch.storms.due_sends() {
-                dispatch.scheduler.add(id, &channel, &key, now);
+                dispatch.scheduler.add(id, id, &channel, &key, now);
             }
             shared.metrics.storms_open(dispatch.storms.len() as i64);
         }

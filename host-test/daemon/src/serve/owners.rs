@@ -41,7 +41,9 @@ pub(super) async fn new_share(shared: &Arc<Shared>, owned: store::Slots) {
         }
         let now = Instant::now();
         for (id, item) in alerts {
-            dispatch.scheduler.add(id, &item.channel, &item.alert, now);
+            dispatch
+                .scheduler
+                .add(id, item.seq, &item.channel, &item.alert, now);
             dispatch.queued.insert(id, item);
         }
         // An alias holds only where this node owns both slots: an alert
@@ -59,7 +61,9 @@ pub(super) async fn new_share(shared: &Arc<Shared>, owned: store::Slots) {
             if dispatch.scheduler.remove(id) {
                 if let Some(item) = dispatch.queued.get_mut(&id) {
                     item.channel.clone_from(&item.home);
-                    dispatch.scheduler.add(id, &item.channel, &item.alert, now);
+                    dispatch
+                        .scheduler
+                        .add(id, item.seq, &item.channel, &item.alert, now);
                 }
             }
         }

@@ -96,6 +96,7 @@ fn plan(shared: &Arc<Shared>, fresh: Vec<store::Pending>) {
             alert: store::alert_key(&event.id, &item.options),
             channel: key.clone(),
             home: key.clone(),
+            seq: item.seq,
             tracked: tracked.then(|| repeat::digest(&event)),
             event,
             raw: item.alert,
@@ -243,7 +244,9 @@ fn route(
                 groups.entry((key.clone(), group)).or_default().push(id);
             }
         }
-        dispatch.scheduler.add(id, &key, &alert.alert, now);
+        dispatch
+            .scheduler
+            .add(id, alert.seq, &key, &alert.alert, now);
         dispatch.queued.insert(id, alert);
     }
     if !dispatch.storms.open_at_all() {
@@ -301,7 +304,9 @@ fn route(
             };
             if alert.refresh {
                 // A redraw of an alert's own message stays one.
-                dispatch.scheduler.add(id, &channel, &alert.alert, now);
+                dispatch
+                    .scheduler
+                    .add(id, alert.seq, &channel, &alert.alert, now);
                 dispatch.queued.insert(id, alert);
                 continue;
             }
@@ -317,7 +322,7 @@ fn route(
         }
     }
     for (id, channel, key) in dispatch.storms.due_sends() {
-        dispatch.scheduler.add(id, &channel, &key, now);
+        dispatch.scheduler.add(id, id, &channel, &key, now);
     }
 }
 

@@ -23,6 +23,9 @@ pub(crate) struct Queued {
     /// Its pacing key as it was planned, before an alias: a shared store
     /// gives the alert to the owner of this key's slot.
     pub(crate) home: String,
+    /// Its place in the order the store accepted alerts in: a key's
+    /// events go in this order ([`crate::store::Pending::seq`]).
+    pub(crate) seq: u64,
     pub(crate) event: AlertEvent,
     /// The event as it was stored (Kapacitor's alert JSON): kept with the
     /// alert's message, to draw it again after a click.

@@ -473,7 +473,9 @@ async fn own_messages_first(shared: &Shared, key: &str) {
     let dispatch = &mut *dispatch;
     for id in own {
         if let Some(item) = dispatch.storms.pull_out(key, id) {
-            dispatch.scheduler.add(id, &item.channel, &item.alert, now);
+            dispatch
+                .scheduler
+                .add(id, item.seq, &item.channel, &item.alert, now);
             dispatch.queued.insert(id, item);
         }
     }

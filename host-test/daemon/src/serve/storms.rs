@@ -905,6 +905,7 @@ mod tests {
             alert: store::alert_key(id, &[]),
             channel: "ops #ops".into(),
             home: "ops #ops".into(),
+            seq: 0,
             event,
             raw,
             options: Vec::new(),

@@ -98,6 +98,7 @@ impl State {
             } => self.add_pending(
                 Pending {
                     id,
+                    seq: id,
                     at,
                     alert,
                     options,
@@ -194,6 +195,7 @@ impl From<NewAlert> for Pending {
     fn from(a: NewAlert) -> Pending {
         Pending {
             id: a.id,
+            seq: a.id,
             at: a.at,
             alert: a.alert,
             options: a.options,

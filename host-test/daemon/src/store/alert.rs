@@ -180,6 +180,10 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Pending {
     pub id: u64,
+    /// Its place in the order the store accepted alerts in, across nodes
+    /// (the database's `seq`; the journal's id): a key's events are sent
+    /// in this order.
+    pub seq: u64,
     /// When it was accepted (ms since the Unix epoch; 0 if not recorded).
     pub at: u64,
     /// The alert as it was posted (Kapacitor's JSON).

@@ -293,6 +293,8 @@ fn uncertain(who: &Claimant, batch: Vec<Staged>) -> Vec<Pending> {
             .and_then(|channel_of| channel_of(id, &alert, &options));
         Pending {
             id,
+            // Its `seq`, once the database says it holds it.
+            seq: 0,
             at,
             alert,
             options,
@@ -403,11 +405,15 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, who: 
             let ids = unsure.iter().map(|p| p.id).collect();
             match reads::still_pending(db.clone(), ids).await {
                 Ok(pending) => {
-                    let pending: std::collections::HashSet<u64> = pending.into_iter().collect();
+                    let pending: std::collections::HashMap<u64, u64> =
+                        pending.into_iter().collect();
                     let owned = who.ownership.slots();
                     let made: Vec<Pending> = unsure
                         .into_iter()
-                        .filter(|p| pending.contains(&p.id) && mine(owned, p))
+                        .filter_map(|p| {
+                            let seq = *pending.get(&p.id)?;
+                            mine(owned, &p).then_some(Pending { seq, ..p })
+                        })
                         .collect();
                     if !made.is_empty() {
                         tracing::info!(

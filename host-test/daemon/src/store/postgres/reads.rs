@@ -88,6 +88,7 @@ pub async fn arrivals(
         .filter_map(|r| {
             Some(Pending {
                 id: r.get::<_, i64>(0) as u64,
+                seq: r.get::<_, i64>(1).max(0) as u64,
                 at: r.get::<_, i64>(2).max(0) as u64,
                 alert: r.get::<_, Option<String>>(3)?,
                 options: options_of(r.get::<_, Option<&str>>(4).unwrap_or("[]")),
@@ -141,6 +142,7 @@ pub async fn filed(
             after = after.max(r.get::<_, i64>(1));
             alerts.push(Pending {
                 id: r.get::<_, i64>(0) as u64,
+                seq: r.get::<_, i64>(1).max(0) as u64,
                 at: r.get::<_, i64>(2).max(0) as u64,
                 alert: r.get(3),
                 options: options_of(r.get(4)),
@@ -542,17 +544,20 @@ pub async fn ended_since(db: Arc<Db>, after: u64) -> Result<(Vec<u64>, u64), Sto
     ))
 }
 
-/// Which of `ids` are pending in the database.
-pub async fn still_pending(db: Arc<Db>, ids: Vec<u64>) -> Result<Vec<u64>, StoreError> {
+/// Which of `ids` are pending in the database, with their `seq`.
+pub async fn still_pending(db: Arc<Db>, ids: Vec<u64>) -> Result<Vec<(u64, u64)>, StoreError> {
     let ids: Vec<i64> = ids.into_iter().map(|id| id as i64).collect();
     let conn = db.get().await?;
     let rows = conn
         .client
         .query(
-            "SELECT id FROM alerts WHERE id = ANY($1) AND status = 'pending'",
+            "SELECT id, seq FROM alerts WHERE id = ANY($1) AND status = 'pending'",
             &[&ids],
         )
         .await
         .map_err(|e| db.failed(e))?;
-    Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1).max(0) as u64))
+        .collect())
 }

@@ -260,12 +260,14 @@ async fn intake(
                      $8::smallint[], $9::text[])
               WITH ORDINALITY AS a(id, at, alert, options, key, slot, channel, n)
          CROSS JOIN n
-         ORDER BY a.n"
+         ORDER BY a.n
+         RETURNING id, seq"
     );
     let statement = conn.statement(sql).await?;
     let heard = alerts.notice();
-    conn.client
-        .execute(
+    let numbered = conn
+        .client
+        .query(
             &statement,
             &[
                 &alerts.ids,
@@ -281,6 +283,7 @@ async fn intake(
             ],
         )
         .await?;
+    alerts.numbered(&numbered);
     Ok(alerts.inserted)
 }
 
@@ -320,6 +323,16 @@ impl<'a> Batch<'a> {
         self.who.map_or("", |who| who.origin.as_str())
     }
 
+    /// The inserted alerts' `seq`, from the insert's answer (id, seq).
+    fn numbered(&mut self, rows: &[tokio_postgres::Row]) {
+        let seqs: HashMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        for alert in &mut self.inserted {
+            if let Some(seq) = seqs.get(&(alert.id as i64)) {
+                alert.seq = (*seq).max(0) as u64;
+            }
+        }
+    }
+
     /// What the notification of these alerts says: the origin, then the
     /// slots they are filed under (hexadecimal), so that a node owning none
     /// of them does not look.
@@ -339,6 +352,8 @@ impl<'a> Batch<'a> {
             .push(channel.as_deref().map(|c| keepable(c).into_owned()));
         self.inserted.push(Pending {
             id,
+            // Set from the insert's answer.
+            seq: 0,
             at,
             alert: alert.to_string(),
             options: options.to_vec(),
@@ -476,22 +491,25 @@ impl<'a> Batch<'a> {
                  FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
                              $7::smallint[], $8::text[])
                       WITH ORDINALITY AS a(id, at, alert, options, key, slot, channel, n)
-                 ORDER BY n";
+                 ORDER BY n
+                 RETURNING id, seq";
             let statement = prepared(cache, tx, sql).await?;
-            tx.execute(
-                &statement,
-                &[
-                    &self.ids,
-                    &self.at,
-                    &self.alerts,
-                    &self.options,
-                    &self.keys,
-                    &self.origin(),
-                    &self.slots,
-                    &self.channels,
-                ],
-            )
-            .await?;
+            let numbered = tx
+                .query(
+                    &statement,
+                    &[
+                        &self.ids,
+                        &self.at,
+                        &self.alerts,
+                        &self.options,
+                        &self.keys,
+                        &self.origin(),
+                        &self.slots,
+                        &self.channels,
+                    ],
+                )
+                .await?;
+            self.numbered(&numbered);
             self.ids.clear();
             self.at.clear();
             self.alerts.clear();
