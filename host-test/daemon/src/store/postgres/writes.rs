@@ -72,12 +72,17 @@ pub async fn commit(
         match written {
             Err(e) if tried < TRIES && lost_a_conflict(&e) => tried += 1,
             written => {
-                let (duplicates, inserted) = match db.answered(written) {
+                let (late, inserted) = match db.answered(written) {
                     Ok(done) => done,
                     Err(e) => return Err((e.to_string(), batch)),
                 };
-                // Counted once committed, not when a try was rolled back.
-                db.duplicates_recorded(duplicates);
+                // Counted and said once committed, not for each try (one
+                // rolled back said nothing).
+                let duplicates = late.iter().filter(|l| l.duplicate).count();
+                db.duplicates_recorded(duplicates as u64);
+                for ending in &late {
+                    ending.say();
+                }
                 return Ok(inserted);
             }
         }
@@ -93,18 +98,18 @@ pub fn lost_a_conflict(e: &tokio_postgres::Error) -> bool {
     })
 }
 
-/// `batch` in one transaction on `conn`: how many late endings it
-/// recorded as duplicate sends.
+/// `batch` in one transaction on `conn`: the late endings it recorded
+/// (to say once it committed), and the alerts it inserted.
 async fn write(
     conn: &mut Conn,
     who: &Claimant,
     batch: &[Staged],
-) -> Result<(u64, Vec<Pending>), tokio_postgres::Error> {
+) -> Result<(Vec<Late>, Vec<Pending>), tokio_postgres::Error> {
     if batch
         .iter()
         .all(|s| matches!(s, Staged::Record(Record::Accept { .. })))
     {
-        return Ok((0, intake(conn, who, batch).await?));
+        return Ok((Vec::new(), intake(conn, who, batch).await?));
     }
     {
         let (tx, cache) = conn.transaction().await?;
@@ -217,7 +222,7 @@ async fn write(
         }
         pending.flush(&tx, cache).await?;
         tx.commit().await?;
-        Ok((pending.duplicates, pending.inserted))
+        Ok((pending.late, pending.inserted))
     }
 }
 
@@ -311,8 +316,8 @@ struct Batch<'a> {
     who: Option<&'a Claimant>,
     /// This process's origin is registered in this transaction.
     registered: bool,
-    /// Late endings recorded as duplicate sends.
-    duplicates: u64,
+    /// Endings that came after their claim had passed on.
+    late: Vec<Late>,
     /// The alerts inserted, as arrivals.
     inserted: Vec<Pending>,
 }
@@ -432,9 +437,8 @@ impl<'a> Batch<'a> {
                 .into_iter()
                 .filter(|d| !d.detail.starts_with(crate::store::SHOWN_IN_STORM));
             for d in late {
-                if duplicate(tx, cache, self.node, d).await? {
-                    self.duplicates += 1;
-                }
+                let ending = duplicate(tx, cache, self.node, d).await?;
+                self.late.push(ending);
             }
             // What the endings make each key's message, the last one
             // winning: kept with one statement, forgotten with another.
@@ -741,21 +745,22 @@ async fn upsert_messages(
 /// Records a late ending: its claim had passed to another node (its lease
 /// ran out while its request was at Slack) or the alert had ended. A
 /// delivery is a duplicate in Slack, kept with what the alert's recorded
-/// ending says (the kept message's channel and `ts`) and logged; a late
-/// ending that sent nothing is dropped. Whether it was a duplicate send.
+/// ending says (the kept message's channel and `ts`); a late ending that
+/// sent nothing is dropped. Either is said once the transaction commits.
 async fn duplicate(
     tx: &Transaction<'_>,
     cache: &mut Cache,
     node: &str,
     late: &Finished,
-) -> Result<bool, tokio_postgres::Error> {
+) -> Result<Late, tokio_postgres::Error> {
     if late.status != crate::store::Status::Delivered {
-        tracing::info!(
-            alert = late.id,
-            status = late.status.as_str(),
-            "an ending after this node's claim had passed to another node; dropped (nothing was sent)"
-        );
-        return Ok(false);
+        return Ok(Late {
+            id: late.id,
+            status: late.status.as_str(),
+            detail: String::new(),
+            kept: None,
+            duplicate: false,
+        });
     }
     let sql = concat!(
         "INSERT INTO duplicates (alert_id, node, recorded_ms, detail, kept)
@@ -772,14 +777,45 @@ async fn duplicate(
     let row = tx
         .query_one(&statement, &[&(late.id as i64), &node, &detail])
         .await?;
-    let kept: Option<String> = row.get(0);
-    tracing::warn!(
-        alert = late.id,
-        late = late.detail,
-        kept = kept.as_deref().unwrap_or("the alert is no longer kept"),
-        "a duplicate in Slack: this node's request was answered after its claim had passed to another node (its lease ran out while the request was out); the alert's message stays the kept one"
-    );
-    Ok(true)
+    Ok(Late {
+        id: late.id,
+        status: late.status.as_str(),
+        detail: late.detail.clone(),
+        kept: row.get(0),
+        duplicate: true,
+    })
+}
+
+/// An ending that came after its claim had passed to another node: a send
+/// recorded as the duplicate it is, or an ending dropped (nothing was
+/// sent). Said once its transaction committed.
+pub(super) struct Late {
+    id: u64,
+    status: &'static str,
+    /// What the late send showed (its channel and `ts`).
+    detail: String,
+    /// What the alert's recorded ending says.
+    kept: Option<String>,
+    duplicate: bool,
+}
+
+impl Late {
+    fn say(&self) {
+        if !self.duplicate {
+            tracing::info!(
+                alert = self.id,
+                status = self.status,
+                "an ending after this node's claim had passed to another node; dropped (nothing was sent)"
+            );
+            return;
+        }
+        tracing::warn!(
+            alert = self.id,
+            late = self.detail,
+            kept = self.kept.as_deref().unwrap_or("the alert is no longer kept"),
+            "a duplicate in Slack: this node's request was answered after its claim had passed to another node (its lease ran out while the request was out); the alert's message stays the kept one"
+        );
+    }
 }
 
 /// The alert key of an alert as posted: its `id` with its options (an
