@@ -424,14 +424,7 @@ impl Scheduler {
     /// Takes alert `id` out of the scheduler if it waits (not in flight):
     /// whether it did.
     pub fn remove(&mut self, id: u64) -> bool {
-        let Some(alert) = self.alerts.get(&id) else {
-            return false;
-        };
-        let in_flight = self
-            .channels
-            .get(&alert.channel)
-            .is_some_and(|c| c.busy && c.queue.front() == Some(&id));
-        if in_flight {
+        if self.in_flight(id) {
             return false;
         }
         let Some(alert) = self.alerts.remove(&id) else {

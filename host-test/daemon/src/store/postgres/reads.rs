@@ -31,6 +31,27 @@ pub struct Watermarks {
     seen: std::collections::HashMap<String, i64>,
 }
 
+impl Watermarks {
+    /// Each origin read and the last `seq` read of it, as two columns.
+    fn columns(&self) -> (Vec<&str>, Vec<i64>) {
+        self.seen.iter().map(|(o, s)| (o.as_str(), *s)).unzip()
+    }
+}
+
+/// A pending alert from a row of `id, seq, accepted_ms, alert, options,
+/// origin, planned_channel`; `None` for one passed over (its alert not
+/// read).
+fn pending_from(r: &Row) -> Option<Pending> {
+    Some(Pending {
+        id: r.get::<_, i64>(0) as u64,
+        seq: r.get::<_, i64>(1).max(0) as u64,
+        at: r.get::<_, i64>(2).max(0) as u64,
+        alert: r.get::<_, Option<String>>(3)?,
+        options: options_of(r.get::<_, Option<&str>>(4).unwrap_or("[]")),
+        channel: r.get(6),
+    })
+}
+
 /// The pending alerts other processes committed since `seen` (each
 /// origin's alerts past the last read of it, oldest first; this
 /// process's own, `own`, arrive from its commits) of the slots in `owned`
@@ -45,8 +66,7 @@ pub async fn arrivals(
     owned: Slots,
 ) -> Result<(Vec<Pending>, bool), StoreError> {
     let mut conn = db.get().await?;
-    let (origins, marks): (Vec<&str>, Vec<i64>) =
-        seen.seen.iter().map(|(o, s)| (o.as_str(), *s)).unzip();
+    let (origins, marks) = seen.columns();
     let sql = "SELECT a.id, a.seq, a.accepted_ms, a.alert, a.options, o.origin,
                       a.planned_channel
          FROM origins o
@@ -83,19 +103,7 @@ pub async fn arrivals(
         *mark = (*mark).max(seq);
     }
     let full = taken.values().any(|n| *n >= ARRIVALS_AT_ONCE);
-    let pending = rows
-        .iter()
-        .filter_map(|r| {
-            Some(Pending {
-                id: r.get::<_, i64>(0) as u64,
-                seq: r.get::<_, i64>(1).max(0) as u64,
-                at: r.get::<_, i64>(2).max(0) as u64,
-                alert: r.get::<_, Option<String>>(3)?,
-                options: options_of(r.get::<_, Option<&str>>(4).unwrap_or("[]")),
-                channel: r.get(6),
-            })
-        })
-        .collect();
+    let pending = rows.iter().filter_map(pending_from).collect();
     Ok((pending, full))
 }
 
@@ -115,9 +123,8 @@ pub async fn filed(
         .filter(|s| slots & (1 << s) != 0)
         .map(|s| s as i16)
         .collect();
-    let (origins, marks): (Vec<&str>, Vec<i64>) =
-        seen.seen.iter().map(|(o, s)| (o.as_str(), *s)).unzip();
-    let sql = "SELECT a.id, a.seq, a.accepted_ms, a.alert, a.options, a.planned_channel
+    let (origins, marks) = seen.columns();
+    let sql = "SELECT a.id, a.seq, a.accepted_ms, a.alert, a.options, a.origin, a.planned_channel
          FROM alerts a
          LEFT JOIN unnest($2::text[], $3::bigint[]) AS w(origin, seen) ON w.origin = a.origin
          WHERE a.status = 'pending' AND a.slot = ANY($1) AND a.seq > $5
@@ -140,14 +147,7 @@ pub async fn filed(
         let more = rows.len() as i64 >= ARRIVALS_AT_ONCE;
         for r in &rows {
             after = after.max(r.get::<_, i64>(1));
-            alerts.push(Pending {
-                id: r.get::<_, i64>(0) as u64,
-                seq: r.get::<_, i64>(1).max(0) as u64,
-                at: r.get::<_, i64>(2).max(0) as u64,
-                alert: r.get(3),
-                options: options_of(r.get(4)),
-                channel: r.get(5),
-            });
+            alerts.extend(pending_from(r));
         }
         if !more {
             return Ok(alerts);

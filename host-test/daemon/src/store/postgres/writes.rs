@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use kapacitor_formats::aggregate::{Collected, Window};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Statement, Transaction};
 
 use super::claims::{ms, paced_after, Claimant};
@@ -43,6 +44,45 @@ macro_rules! origin_refreshed_ms {
         "60000"
     };
 }
+
+/// Registers this process's origin (parameter `$origin`), or refreshes its
+/// last insert once [`origin_refreshed_ms`] passed, in the transaction
+/// of the inserts.
+macro_rules! register_origin {
+    ($origin:literal) => {
+        concat!(
+            "INSERT INTO origins (origin, seen_ms) VALUES (",
+            $origin,
+            ", ",
+            now_ms!(),
+            ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms
+                 WHERE origins.seen_ms < EXCLUDED.seen_ms - ",
+            origin_refreshed_ms!()
+        )
+    };
+}
+
+/// Inserts the gathered alerts ([`Batch::columns`], `$1` to `$8`) in the
+/// order gathered, `$join` joined in, and answers each one's `id` and
+/// `seq`.
+macro_rules! insert_alerts {
+    ($join:literal) => {
+        concat!(
+            "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin, slot,
+                                 planned_channel)
+             SELECT a.id, a.at, a.alert, a.options, a.key, $6, a.slot, a.channel
+             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                         $7::smallint[], $8::text[])
+                  WITH ORDINALITY AS a(id, at, alert, options, key, slot, channel, n) ",
+            $join,
+            " ORDER BY a.n
+             RETURNING id, seq"
+        )
+    };
+}
+
+/// The origin of a batch written by no claimant (none in serve).
+static NO_ORIGIN: String = String::new();
 
 type Cache = HashMap<&'static str, Statement>;
 
@@ -251,43 +291,16 @@ async fn intake(
         }
     }
     let sql = concat!(
-        "WITH o AS (INSERT INTO origins (origin, seen_ms) VALUES ($6, ",
-        now_ms!(),
-        ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms
-                 WHERE origins.seen_ms < EXCLUDED.seen_ms - ",
-        origin_refreshed_ms!(),
-        "),
-              n AS (SELECT pg_notify($7, $10))
-         INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin, slot,
-                             planned_channel)
-         SELECT a.id, a.at, a.alert, a.options, a.key, $6, a.slot, a.channel
-         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                     $8::smallint[], $9::text[])
-              WITH ORDINALITY AS a(id, at, alert, options, key, slot, channel, n)
-         CROSS JOIN n
-         ORDER BY a.n
-         RETURNING id, seq"
+        "WITH o AS (",
+        register_origin!("$6"),
+        "), n AS (SELECT pg_notify($9, $10)) ",
+        insert_alerts!("CROSS JOIN n")
     );
     let statement = conn.statement(sql).await?;
     let heard = alerts.notice();
-    let numbered = conn
-        .client
-        .query(
-            &statement,
-            &[
-                &alerts.ids,
-                &alerts.at,
-                &alerts.alerts,
-                &alerts.options,
-                &alerts.keys,
-                &who.origin,
-                &super::ARRIVALS_CHANNEL,
-                &alerts.slots,
-                &alerts.channels,
-                &heard,
-            ],
-        )
-        .await?;
+    let mut params = alerts.columns().to_vec();
+    params.extend([&super::ARRIVALS_CHANNEL as &(dyn ToSql + Sync), &heard]);
+    let numbered = conn.client.query(&statement, &params).await?;
     alerts.numbered(&numbered);
     Ok(alerts.inserted)
 }
@@ -324,8 +337,22 @@ struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     /// The origin this process inserts as.
-    fn origin(&self) -> &'a str {
-        self.who.map_or("", |who| who.origin.as_str())
+    fn origin(&self) -> &'a String {
+        self.who.map_or(&NO_ORIGIN, |who| &who.origin)
+    }
+
+    /// The gathered alerts as [`insert_alerts`] takes them.
+    fn columns(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.ids,
+            &self.at,
+            &self.alerts,
+            &self.options,
+            &self.keys,
+            self.origin(),
+            &self.slots,
+            &self.channels,
+        ]
     }
 
     /// The inserted alerts' `seq`, from the insert's answer (id, seq).
@@ -469,13 +496,7 @@ impl<'a> Batch<'a> {
         }
         if !self.ids.is_empty() {
             if !self.registered {
-                let sql = concat!(
-                    "INSERT INTO origins (origin, seen_ms) VALUES ($1, ",
-                    now_ms!(),
-                    ") ON CONFLICT (origin) DO UPDATE SET seen_ms = EXCLUDED.seen_ms
-                         WHERE origins.seen_ms < EXCLUDED.seen_ms - ",
-                    origin_refreshed_ms!()
-                );
+                let sql = register_origin!("$1");
                 let statement = prepared(cache, tx, sql).await?;
                 tx.execute(&statement, &[&self.origin()]).await?;
                 self.registered = true;
@@ -488,31 +509,8 @@ impl<'a> Batch<'a> {
             tx.execute(&statement, &[&super::ARRIVALS_CHANNEL, &self.notice()])
                 .await?;
             self.filed = 0;
-            let sql =
-                "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin, slot,
-                                 planned_channel)
-                 SELECT id, at, alert, options, key, $6, slot, channel
-                 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                             $7::smallint[], $8::text[])
-                      WITH ORDINALITY AS a(id, at, alert, options, key, slot, channel, n)
-                 ORDER BY n
-                 RETURNING id, seq";
-            let statement = prepared(cache, tx, sql).await?;
-            let numbered = tx
-                .query(
-                    &statement,
-                    &[
-                        &self.ids,
-                        &self.at,
-                        &self.alerts,
-                        &self.options,
-                        &self.keys,
-                        &self.origin(),
-                        &self.slots,
-                        &self.channels,
-                    ],
-                )
-                .await?;
+            let statement = prepared(cache, tx, insert_alerts!("")).await?;
+            let numbered = tx.query(&statement, &self.columns()).await?;
             self.numbered(&numbered);
             self.ids.clear();
             self.at.clear();
