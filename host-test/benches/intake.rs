@@ -34,7 +34,11 @@
 //!
 //! Run: `cargo bench -p host-test --bench intake` (`INTAKE_ALERTS=N` a
 //! round, default 40,000; `-- --quick` for 10,000); with PostgreSQL:
-//! `INTAKE_STORES=1 cargo bench -p host-test --bench intake -- --quick`.
+//! `INTAKE_STORES=1 cargo bench -p host-test --bench intake -- --quick`
+//! (`INTAKE_NODES=1,3` for those node counts only). With
+//! `INTAKE_STATEMENTS=1` besides, each cluster's statements that took
+//! PostgreSQL the most time over its intake and drain are printed
+//! (`pg_stat_statements`, loaded for it).
 
 // A bench uses part of the tests' serve helper.
 #[allow(dead_code)]
@@ -335,9 +339,28 @@ fn on_postgres(journal: &Journal, per_connection: usize) -> Result<()> {
             }
         }
     }
+    let statements = std::env::var("INTAKE_STATEMENTS").is_ok_and(|v| !v.is_empty() && v != "0");
+    let counts: Vec<usize> = match std::env::var("INTAKE_NODES") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .context("INTAKE_NODES: node counts, e.g. 1,3")
+            })
+            .collect::<Result<_>>()?,
+        Err(_) => NODES.to_vec(),
+    };
     let mut sides = Vec::new();
-    for nodes in NODES {
-        let cluster = Cluster::start(nodes, &UNPACED)?;
+    for nodes in counts {
+        let cluster = Cluster::start(nodes, &UNPACED, statements)?;
+        if statements {
+            sql(
+                &cluster.db,
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+            )?;
+            sql(&cluster.db, "SELECT pg_stat_statements_reset()")?;
+        }
         let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(Server::addr).collect();
         let started = transactions(&cluster.db).ok();
         let mut rates = Vec::new();
@@ -358,10 +381,13 @@ fn on_postgres(journal: &Journal, per_connection: usize) -> Result<()> {
             _ => None,
         };
         let logged = problems(&cluster.nodes.iter().map(Server::logged).collect::<Vec<_>>());
+        if statements {
+            print_statements(&cluster.db, nodes)?;
+        }
         drop(cluster);
         // The control: intake alone with pacing on, where a node refused a
         // channel another node holds asks again a second later, not at once.
-        let cluster = Cluster::start(nodes, &PACED)?;
+        let cluster = Cluster::start(nodes, &PACED, false)?;
         let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(Server::addr).collect();
         let mut paced_rates = Vec::new();
         let mut paced = Phase::default();
@@ -521,10 +547,17 @@ struct Cluster {
 
 impl Cluster {
     /// `count` nodes (`n0`, `n1`, ...) started at once, as a cluster comes
-    /// up, with `flags`.
-    fn start(count: usize, flags: &'static [&'static str]) -> Result<Cluster> {
+    /// up, with `flags`; with `statements`, their database counts its
+    /// statements (`pg_stat_statements`).
+    fn start(count: usize, flags: &'static [&'static str], statements: bool) -> Result<Cluster> {
+        let options = if statements {
+            "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+        } else {
+            ""
+        };
         let db = TestDb::start_with(Setup {
             durable: true,
+            options: options.into(),
             ..Setup::default()
         });
         let slack = MockSlack::start()?;
@@ -793,6 +826,22 @@ fn sql(db: &TestDb, query: &str) -> Result<String> {
         bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The statements that took PostgreSQL the most time on `nodes` nodes
+/// since the counts were reset (`pg_stat_statements`).
+fn print_statements(db: &TestDb, nodes: usize) -> Result<()> {
+    let top = sql(
+        db,
+        "SELECT calls, round(total_exec_time)::bigint, round(1000 * mean_exec_time)::bigint,
+                rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
+         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15",
+    )?;
+    println!("statements on {nodes} node(s), by time (calls | total ms | mean µs | rows | query):");
+    for line in top.lines() {
+        println!("  {line}");
+    }
+    Ok(())
 }
 
 /// Transactions committed and rolled back in the `alerts` database so far,

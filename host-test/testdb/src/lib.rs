@@ -20,6 +20,7 @@ pub struct TestDb {
     as_postgres: bool,
     tls: bool,
     durable: bool,
+    options: String,
 }
 
 /// How a throwaway server is set up beyond the defaults (trust on every
@@ -34,6 +35,9 @@ pub struct Setup {
     /// Commits reach the disk (`fsync` on, as in production; benchmarks).
     /// Tests run without, for speed.
     pub durable: bool,
+    /// The server's own settings besides (`-c name=value ...`), e.g. to
+    /// look inside it.
+    pub options: String,
 }
 
 /// Where PostgreSQL's server binaries are, or why none were found.
@@ -102,6 +106,7 @@ impl TestDb {
             as_postgres,
             tls: setup.tls.is_some(),
             durable: setup.durable,
+            options: setup.options,
         };
         let data = db.dir.join("data");
         let host_auth = if setup.passwords {
@@ -213,6 +218,10 @@ impl TestDb {
         }
         if self.tls {
             options.push_str(" -c ssl=on");
+        }
+        if !self.options.is_empty() {
+            options.push(' ');
+            options.push_str(&self.options);
         }
         let mut all = vec![
             "-D",
