@@ -38,6 +38,8 @@ pub struct Claimant {
     /// ([`crate::store::Claims::plan_by`]); unset, they are filed under
     /// none, and every node reads them.
     pub channel_of: std::sync::OnceLock<crate::store::ChannelOf>,
+    /// Its notifications of arrivals, spaced ([`super::notices`]).
+    pub notices: super::notices::Notices,
 }
 
 /// Why a node may no longer claim: another process holds its name. Said

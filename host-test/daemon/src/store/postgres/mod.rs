@@ -24,6 +24,7 @@
 mod claims;
 pub mod connect;
 pub mod names;
+mod notices;
 mod owned;
 mod pool;
 mod reads;
@@ -73,10 +74,6 @@ const COUNT_EVERY: Duration = Duration::from_secs(2);
 
 /// How soon a listening connection that failed is tried again.
 const LISTEN_AGAIN: Duration = Duration::from_secs(5);
-
-/// The channel a commit with new alerts notifies (`pg_notify`), every
-/// node listening.
-pub(crate) const ARRIVALS_CHANNEL: &str = "slack_alertd_arrivals";
 
 /// How a node opens the store.
 pub struct Settings {
@@ -229,6 +226,7 @@ impl PgStore {
             rules: settings.rules,
             ownership: owned::Ownership::default(),
             channel_of: std::sync::OnceLock::new(),
+            notices: notices::Notices::default(),
         });
         runtime.spawn(read_arrivals(
             db.clone(),
@@ -329,15 +327,6 @@ fn mine(owned: crate::store::Slots, alert: &Pending) -> bool {
         .is_none_or(|channel| crate::store::owns(owned, channel))
 }
 
-/// Who a notification of arrivals is from, and the slots of the alerts it
-/// tells of (every slot, for a notification that does not say).
-fn notice(payload: &str) -> (&str, crate::store::Slots) {
-    payload
-        .rsplit_once(' ')
-        .and_then(|(origin, slots)| Some((origin, u64::from_str_radix(slots, 16).ok()?)))
-        .unwrap_or((payload, crate::store::ALL_SLOTS))
-}
-
 /// Reserves a block of ids: its first.
 async fn reserve(db: &Arc<Db>) -> Result<u64, StoreError> {
     let conn = db.get().await?;
@@ -376,13 +365,13 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, who: 
             match db
                 .url()
                 .listen(
-                    ARRIVALS_CHANNEL,
+                    notices::ARRIVALS_CHANNEL,
                     {
                         let who = who.clone();
                         // This node's own commits' alerts arrive from them;
                         // other slots' alerts are their owners'.
                         move |payload: &str| {
-                            let (from, slots) = notice(payload);
+                            let (from, slots) = notices::read(payload);
                             if from != who.origin && slots & who.ownership.slots() != 0 {
                                 heard.heard.notify_one()
                             }
@@ -602,7 +591,8 @@ impl Commits for PgStore {
         SyncStart::Started {
             through,
             sync: Box::new(move || {
-                db.block_on(async {
+                let work = db.clone();
+                let done = work.run(async move {
                     match writes::commit(&db, &who, batch).await {
                         // This node's own alerts arrive as they commit,
                         // not read back (its origin is not read); those
@@ -626,7 +616,8 @@ impl Commits for PgStore {
                         }
                     }
                     Ok(())
-                })
+                });
+                done.unwrap_or_else(|why| Err(io::Error::other(why)))
             }),
         }
     }
@@ -744,21 +735,5 @@ impl Health for PgStore {
 
     fn ended_since(&self, after: u64) -> Job<(Vec<u64>, u64)> {
         self.db.job(reads::ended_since(self.db.clone(), after))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_notice_names_its_origin_and_slots_or_every_slot() {
-        assert_eq!(notice("n1/ab12 c0"), ("n1/ab12", 0xc0));
-        assert_eq!(
-            notice("n1/ab12"),
-            ("n1/ab12", crate::store::ALL_SLOTS),
-            "a version 6 node's says only its origin"
-        );
-        assert_eq!(notice("node one/ab12 1"), ("node one/ab12", 1));
     }
 }

@@ -187,6 +187,25 @@ impl Db {
         })
     }
 
+    /// Runs `work` on the store's runtime, awaited by nobody.
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(work);
+    }
+
+    /// Runs `work` on the store's runtime, where the connections' own
+    /// tasks run, and waits on this thread (not a runtime's) for its end:
+    /// a statement's round trip then stays on the store's thread, where
+    /// awaited from here each costs two wake-ups across threads.
+    pub fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, String> {
+        let task = self.runtime.spawn(work);
+        self.runtime
+            .block_on(task)
+            .map_err(|e| format!("a store task ended: {e}"))
+    }
+
     /// Runs `work` to its end on this thread (not a runtime's).
     pub fn block_on<T>(&self, work: impl Future<Output = T>) -> T {
         self.runtime.block_on(work)

@@ -11,12 +11,14 @@
 //! `seq` misses none, with no lock across nodes.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use kapacitor_formats::aggregate::{Collected, Window};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Statement, Transaction};
 
 use super::claims::{ms, paced_after, Claimant};
+use super::notices::{self, Said};
 use super::pool::{keepable, prepared, Conn, Db};
 use super::Staged;
 use crate::scheduler::Pace;
@@ -99,7 +101,7 @@ const TRIES: usize = 3;
 /// whose answer was lost may have been made).
 pub async fn commit(
     db: &std::sync::Arc<Db>,
-    who: &Claimant,
+    who: &std::sync::Arc<Claimant>,
     batch: Vec<Staged>,
 ) -> Result<Vec<Pending>, (String, Vec<Staged>)> {
     let mut conn = match db.get().await {
@@ -108,7 +110,13 @@ pub async fn commit(
     };
     let mut tried = 1;
     loop {
-        let written = write(&mut conn, who, &batch).await;
+        let said = Said::default();
+        let written = write(&mut conn, who, &batch, &said).await;
+        if written.is_err() {
+            // Whether it committed or not, one notification more is
+            // harmless; one too few leaves the alerts to the poll.
+            notify_later(db, who, who.notices.rolled_back(&said));
+        }
         match written {
             Err(e) if tried < TRIES && lost_a_conflict(&e) => tried += 1,
             written => {
@@ -116,6 +124,16 @@ pub async fn commit(
                     Ok(done) => done,
                     Err(e) => return Err((e.to_string(), batch)),
                 };
+                // Slots given up since the notification was decided: their
+                // new owners are told too.
+                let owned = who.ownership.slots();
+                let stray = inserted
+                    .iter()
+                    .filter_map(|p| p.channel.as_deref())
+                    .map(|channel| 1 << slot_of(channel))
+                    .fold(0, |slots, slot| slots | slot)
+                    & !owned;
+                notify_later(db, who, who.notices.committed(&said, stray));
                 // Counted and said once committed, not for each try (one
                 // rolled back said nothing).
                 let duplicates = late.iter().filter(|l| l.duplicate).count();
@@ -127,6 +145,36 @@ pub async fn commit(
             }
         }
     }
+}
+
+/// Sends, at `at`, a notification of its own of the slots owed then (see
+/// [`super::notices`]); if it cannot, the next commit names them.
+fn notify_later(db: &std::sync::Arc<Db>, who: &std::sync::Arc<Claimant>, at: Option<Instant>) {
+    let Some(at) = at else { return };
+    let (later, who) = (db.clone(), who.clone());
+    db.spawn(async move {
+        let db = later;
+        tokio::time::sleep_until(at.into()).await;
+        let slots = who.notices.due();
+        if slots == 0 {
+            return;
+        }
+        let heard = notices::say(&who.origin, slots);
+        let sent = match db.get().await {
+            Ok(conn) => conn
+                .client
+                .execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&notices::ARRIVALS_CHANNEL, &heard],
+                )
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        if !sent {
+            who.notices.unsent(slots);
+        }
+    });
 }
 
 /// Whether PostgreSQL aborted the transaction to break a deadlock or a
@@ -144,18 +192,20 @@ async fn write(
     conn: &mut Conn,
     who: &Claimant,
     batch: &[Staged],
+    said: &Said,
 ) -> Result<(Vec<Late>, Vec<Pending>), tokio_postgres::Error> {
     if batch
         .iter()
         .all(|s| matches!(s, Staged::Record(Record::Accept { .. })))
     {
-        return Ok((Vec::new(), intake(conn, who, batch).await?));
+        return Ok((Vec::new(), intake(conn, who, batch, said).await?));
     }
     {
         let (tx, cache) = conn.transaction().await?;
         let mut pending = Batch {
             node: &who.node,
             who: Some(who),
+            said: Some(said),
             ..Batch::default()
         };
         for staged in batch {
@@ -268,15 +318,18 @@ async fn write(
 
 /// A batch of alerts alone (intake's usual group commit), in one
 /// statement that is its own transaction: the origin registered, the
-/// alerts inserted, every node listening notified at commit.
+/// alerts inserted, and the nodes owning their slots notified at commit
+/// (unless a notification went out less than [`notices::SPACING`] ago).
 async fn intake(
     conn: &mut Conn,
     who: &Claimant,
     batch: &[Staged],
+    said: &Said,
 ) -> Result<Vec<Pending>, tokio_postgres::Error> {
     let mut alerts = Batch {
         node: &who.node,
         who: Some(who),
+        said: Some(said),
         ..Batch::default()
     };
     for staged in batch {
@@ -290,16 +343,29 @@ async fn intake(
             alerts.accept(*id, *at, alert, options);
         }
     }
-    let sql = concat!(
-        "WITH o AS (",
-        register_origin!("$6"),
-        "), n AS (SELECT pg_notify($9, $10)) ",
-        insert_alerts!("CROSS JOIN n")
-    );
-    let statement = conn.statement(sql).await?;
-    let heard = alerts.notice();
     let mut params = alerts.columns().to_vec();
-    params.extend([&super::ARRIVALS_CHANNEL as &(dyn ToSql + Sync), &heard]);
+    let heard = alerts.notice();
+    let statement = match &heard {
+        Some(heard) => {
+            let sql = concat!(
+                "WITH o AS (",
+                register_origin!("$6"),
+                "), n AS (SELECT pg_notify($9, $10)) ",
+                insert_alerts!("CROSS JOIN n")
+            );
+            params.extend([&notices::ARRIVALS_CHANNEL as &(dyn ToSql + Sync), heard]);
+            conn.statement(sql).await?
+        }
+        None => {
+            let sql = concat!(
+                "WITH o AS (",
+                register_origin!("$6"),
+                ") ",
+                insert_alerts!("")
+            );
+            conn.statement(sql).await?
+        }
+    };
     let numbered = conn.client.query(&statement, &params).await?;
     alerts.numbered(&numbered);
     Ok(alerts.inserted)
@@ -325,6 +391,8 @@ struct Batch<'a> {
     releases: Vec<&'a Release>,
     /// This node, named in the duplicates it records.
     node: &'a str,
+    /// What the transaction's notifications named, and did not.
+    said: Option<&'a Said>,
     /// Its pacing rules, for the releases.
     who: Option<&'a Claimant>,
     /// This process's origin is registered in this transaction.
@@ -365,11 +433,17 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// What the notification of these alerts says: the origin, then the
-    /// slots they are filed under (hexadecimal), so that a node owning none
-    /// of them does not look.
-    fn notice(&self) -> String {
-        format!("{} {:x}", self.origin(), self.filed)
+    /// What the notification of these alerts says ([`notices::say`]): the
+    /// slots they are filed under that other nodes own, with those owed by
+    /// earlier commits; none within [`notices::SPACING`] of the last, or
+    /// when no other node is to hear of them.
+    fn notice(&self) -> Option<String> {
+        let theirs = self.filed & !self.who.map_or(0, |who| who.ownership.slots());
+        let named = match (self.said, self.who) {
+            (Some(said), Some(who)) => said.name(&who.notices, theirs),
+            _ => theirs,
+        };
+        (named != 0).then(|| notices::say(self.origin(), named))
     }
 
     fn accept(&mut self, id: u64, at: u64, alert: &'a str, options: &[(String, String)]) {
@@ -507,13 +581,15 @@ impl<'a> Batch<'a> {
                 tx.execute(&statement, &[&self.origin()]).await?;
                 self.registered = true;
             }
-            // Every node listening hears of the new alerts at commit (one
-            // notification for however many alerts, naming the origin,
-            // whose own are not read back, and their slots).
-            let sql = "SELECT pg_notify($1, $2)";
-            let statement = prepared(cache, tx, sql).await?;
-            tx.execute(&statement, &[&super::ARRIVALS_CHANNEL, &self.notice()])
-                .await?;
+            // The nodes owning the alerts' slots hear of them at commit
+            // (one notification for however many alerts, naming the
+            // origin, whose own are not read back, and their slots).
+            if let Some(heard) = self.notice() {
+                let sql = "SELECT pg_notify($1, $2)";
+                let statement = prepared(cache, tx, sql).await?;
+                tx.execute(&statement, &[&notices::ARRIVALS_CHANNEL, &heard])
+                    .await?;
+            }
             self.filed = 0;
             let statement = prepared(cache, tx, insert_alerts!("")).await?;
             let numbered = tx.query(&statement, &self.columns()).await?;
