@@ -493,6 +493,11 @@ fn the_lists_page_with_cursors(store: &mut dyn Store) {
 
 // What several nodes on one database show.
 
+/// The ids of `arrived`, in the order given.
+fn ids_of(arrived: Vec<Pending>) -> Vec<u64> {
+    arrived.iter().map(|p| p.id).collect()
+}
+
 fn accepted(store: &mut PgStore, id: &str, channel: &str) -> u64 {
     let t = store.accept(&alert(id), options(channel)).unwrap();
     commit(store).unwrap();
@@ -986,6 +991,103 @@ fn a_node_is_given_only_its_own_slots_alerts_and_a_slot_it_takes_brings_its_pend
         ids(arrivals(&mut a, 3)),
         sorted(vec![a_for_b, b_for_b, b_barrier]),
         "b's slots' pending alerts, and no other"
+    );
+}
+
+/// A node's arrivals are told only to the nodes owning their slots, and
+/// a burst of its commits in few notifications: at once after a quiet
+/// moment, then at most one every [`notices::SPACING`], the last of the
+/// burst named by one sent after it. Heard as a node hears them.
+#[test]
+fn a_nodes_commits_are_notified_to_their_slots_owners_spaced_and_none_lost() {
+    use crate::store::postgres::notices;
+    let db = TestDb::start();
+    let lease = Duration::from_secs(10);
+    let key = |channel: &str| crate::serve::channels::pacing_key("", channel);
+    let filing: ChannelOf = std::sync::Arc::new(|_, _, options: &[(String, String)]| {
+        let channel = options.iter().find(|(k, _)| k == "channel")?;
+        Some(crate::serve::channels::pacing_key("", &channel.1))
+    });
+    let (mut a, mut b) = (node(&db, "a", lease), node(&db, "b", lease));
+    a.plan_by(filing.clone());
+    b.plan_by(filing);
+    wait(a.renew()).unwrap();
+    wait(b.renew()).unwrap();
+    let mine = wait(a.renew()).unwrap();
+    let theirs = wait(b.renew()).unwrap();
+    assert_eq!((mine & theirs, mine | theirs), (0, ALL_SLOTS), "shared out");
+    let of = |slots: Slots| {
+        (0..)
+            .map(|n| format!("#c{n}"))
+            .find(|c| owns(slots, &key(c)))
+            .unwrap()
+    };
+    let (ca, cb) = (of(mine), of(theirs));
+    let slot_b: Slots = 1 << slot_of(&key(&cb));
+    // What a says, as every node hears it: when, and the slots named.
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(Instant, Slots)>::new()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = postgres::connect::StoreUrl::parse(&db.url()).unwrap();
+    let hearing = heard.clone();
+    let _listening = runtime
+        .block_on(url.listen(
+            notices::ARRIVALS_CHANNEL,
+            move |payload: &str| {
+                let (from, slots) = notices::read(payload);
+                if from.starts_with("a/") {
+                    hearing.lock().unwrap().push((Instant::now(), slots));
+                }
+            },
+            || {},
+        ))
+        .unwrap();
+    let said = || heard.lock().unwrap().clone();
+    // Alerts of a's own slots: told to nobody (it hands them to itself).
+    let own: Vec<u64> = (0..3)
+        .map(|n| accepted(&mut a, &format!("own{n}"), &ca))
+        .collect();
+    assert_eq!(
+        ids_of(arrivals(&mut a, 3)),
+        own,
+        "a's own, from its commits"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(said(), [], "nobody told of a's own slots' alerts");
+    // A burst for b's slot: the first commit notifies at once, the rest
+    // are named at most once a spacing, the last after the burst.
+    let started = Instant::now();
+    let mut burst = Vec::new();
+    let mut last_began = started;
+    for n in 0..12 {
+        last_began = Instant::now();
+        burst.push(accepted(&mut a, &format!("burst{n}"), &cb));
+    }
+    let took = started.elapsed();
+    let mut got = ids_of(arrivals(&mut b, burst.len()));
+    got.sort_unstable();
+    assert_eq!(got, burst, "b is given every alert of the burst");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !said().iter().any(|(at, _)| *at >= last_began) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let told = said();
+    assert!(
+        told.iter().all(|(_, slots)| *slots == slot_b),
+        "only b's slot named: {told:?}"
+    );
+    assert!(
+        told.iter().any(|(at, _)| *at >= last_began),
+        "the burst's last commit is named after it began: {told:?}"
+    );
+    let most = (took.as_millis() / notices::SPACING.as_millis()) as usize + 2;
+    assert!(
+        (1..=most).contains(&told.len()),
+        "{} notifications for 12 commits over {took:?} (at most {most})",
+        told.len()
     );
 }
 

@@ -24,7 +24,7 @@
 mod claims;
 pub mod connect;
 pub mod names;
-mod notices;
+pub(crate) mod notices;
 mod owned;
 mod pool;
 mod reads;
