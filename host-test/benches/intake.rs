@@ -37,8 +37,8 @@
 //! `INTAKE_STORES=1 cargo bench -p host-test --bench intake -- --quick`
 //! (`INTAKE_NODES=1,3` for those node counts only). With
 //! `INTAKE_STATEMENTS=1` besides, each cluster's statements that took
-//! PostgreSQL the most time over its intake and drain are printed
-//! (`pg_stat_statements`, loaded for it).
+//! PostgreSQL the most time over its intake, then over its drain, are
+//! printed (`pg_stat_statements`, loaded for it).
 
 // A bench uses part of the tests' serve helper.
 #[allow(dead_code)]
@@ -370,9 +370,16 @@ fn on_postgres(journal: &Journal, per_connection: usize) -> Result<()> {
             rates.push(post_all(&addrs, round, per_connection)?);
             intake.add(before.to(&cluster.mark()));
         }
+        if statements {
+            print_statements(&cluster.db, nodes, "intake")?;
+            sql(&cluster.db, "SELECT pg_stat_statements_reset()")?;
+        }
         let before = cluster.mark();
         let (drain, duplicates, done) = cluster.drain(&expected)?;
         let drained = before.to(&done);
+        if statements {
+            print_statements(&cluster.db, nodes, "drain")?;
+        }
         // The nodes' backends report their counts within 10 s of going
         // idle (PostgreSQL 15).
         std::thread::sleep(Duration::from_secs(11));
@@ -381,9 +388,6 @@ fn on_postgres(journal: &Journal, per_connection: usize) -> Result<()> {
             _ => None,
         };
         let logged = problems(&cluster.nodes.iter().map(Server::logged).collect::<Vec<_>>());
-        if statements {
-            print_statements(&cluster.db, nodes)?;
-        }
         drop(cluster);
         // The control: intake alone with pacing on, where a node refused a
         // channel another node holds asks again a second later, not at once.
@@ -829,15 +833,23 @@ fn sql(db: &TestDb, query: &str) -> Result<String> {
 }
 
 /// The statements that took PostgreSQL the most time on `nodes` nodes
-/// since the counts were reset (`pg_stat_statements`).
-fn print_statements(db: &TestDb, nodes: usize) -> Result<()> {
+/// over `phase` (since the counts were reset: `pg_stat_statements`), and
+/// their time together.
+fn print_statements(db: &TestDb, nodes: usize, phase: &str) -> Result<()> {
+    let all = sql(
+        db,
+        "SELECT round(sum(total_exec_time))::bigint, sum(calls) FROM pg_stat_statements",
+    )?;
+    let (total, calls) = all.split_once('|').unwrap_or((&all, "?"));
     let top = sql(
         db,
         "SELECT calls, round(total_exec_time)::bigint, round(1000 * mean_exec_time)::bigint,
                 rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
          FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15",
     )?;
-    println!("statements on {nodes} node(s), by time (calls | total ms | mean µs | rows | query):");
+    println!(
+        "statements on {nodes} node(s) over the {phase}: {calls} taking {total} ms; the costliest (calls | total ms | mean µs | rows | query):"
+    );
     for line in top.lines() {
         println!("  {line}");
     }
