@@ -2,9 +2,9 @@
 //! node sends them.
 //!
 //! A notification names its origin and the slots of the alerts it tells
-//! of, so that a node owning none of them does not look. A node's own
-//! slots are not named: it hands its own commits' alerts to itself. And a
-//! node notifies at most once every [`SPACING`]: every listening backend
+//! of, so that a node owning none of them does not look (its own slots
+//! too: one may be passing to another node as it commits). And a node
+//! notifies at most once every [`SPACING`]: every listening backend
 //! is woken by every notification (PostgreSQL signals each listener of
 //! the database, whatever its channel), and so is each node's listener,
 //! while a node hearing one waits [`super::COALESCE_HEARD`] to read them
@@ -66,10 +66,9 @@ pub struct Said {
 }
 
 impl Said {
-    /// The slots a transaction's statement inserting alerts of `slots`
-    /// (other nodes' slots only) is to name in its notification: none
-    /// (`0`: it sends none) within [`SPACING`] of the last, then these and
-    /// every slot owed.
+    /// The slots a transaction's statement inserting alerts of `slots` is
+    /// to name in its notification: none (`0`: it sends none) within
+    /// [`SPACING`] of the last, then these and every slot owed.
     pub fn name(&self, notices: &Notices, slots: Slots) -> Slots {
         let mut state = lock(&notices.state);
         let due = state.last.is_none_or(|at| at.elapsed() >= SPACING);
@@ -85,13 +84,11 @@ impl Said {
 }
 
 impl Notices {
-    /// A transaction committed: what it did not name (and `stray`, slots
-    /// this node gave up meanwhile whose alerts it did not name) is owed.
-    /// Whether a notification of its own is to be sent, at the instant
-    /// given ([`Notices::due`] then).
-    pub fn committed(&self, said: &Said, stray: Slots) -> Option<Instant> {
-        let owe =
-            (said.unsaid.load(Ordering::Relaxed) | stray) & !said.named.load(Ordering::Relaxed);
+    /// A transaction committed: what it did not name is owed. Whether a
+    /// notification of its own is to be sent, at the instant given
+    /// ([`Notices::due`] then).
+    pub fn committed(&self, said: &Said) -> Option<Instant> {
+        let owe = said.unsaid.load(Ordering::Relaxed) & !said.named.load(Ordering::Relaxed);
         self.owe(owe)
     }
 
@@ -152,25 +149,25 @@ mod tests {
         // The first commit notifies at once.
         let first = Said::default();
         assert_eq!(first.name(&notices, 0b1), 0b1);
-        assert_eq!(notices.committed(&first, 0), None);
+        assert_eq!(notices.committed(&first), None);
         // The next, within the spacing, does not: its slots are owed once
         // it committed, and a notification of their own is armed.
         let second = Said::default();
         assert_eq!(second.name(&notices, 0b10), 0);
-        let at = notices.committed(&second, 0).expect("armed");
+        let at = notices.committed(&second).expect("armed");
         assert!(at > Instant::now() && at <= Instant::now() + SPACING);
         // Another meanwhile adds to what is owed, arms nothing more.
         let third = Said::default();
         assert_eq!(third.name(&notices, 0b100), 0);
-        assert_eq!(notices.committed(&third, 0b1000), None);
+        assert_eq!(notices.committed(&third), None);
         std::thread::sleep(SPACING);
-        assert_eq!(notices.due(), 0b1110);
+        assert_eq!(notices.due(), 0b110);
         assert_eq!(notices.due(), 0, "owed once");
-        // A commit of own slots only, nothing owed: no notification.
+        // A commit inserting nothing, nothing owed: no notification.
         std::thread::sleep(SPACING);
         let own = Said::default();
         assert_eq!(own.name(&notices, 0), 0);
-        assert_eq!(notices.committed(&own, 0), None);
+        assert_eq!(notices.committed(&own), None);
     }
 
     #[test]
@@ -180,7 +177,7 @@ mod tests {
         assert_eq!(first.name(&notices, 0b1), 0b1);
         let second = Said::default();
         assert_eq!(second.name(&notices, 0b10), 0);
-        assert!(notices.committed(&second, 0).is_some());
+        assert!(notices.committed(&second).is_some());
         std::thread::sleep(SPACING);
         let third = Said::default();
         assert_eq!(third.name(&notices, 0b100), 0b110);

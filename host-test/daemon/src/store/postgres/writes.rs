@@ -124,16 +124,7 @@ pub async fn commit(
                     Ok(done) => done,
                     Err(e) => return Err((e.to_string(), batch)),
                 };
-                // Slots given up since the notification was decided: their
-                // new owners are told too.
-                let owned = who.ownership.slots();
-                let stray = inserted
-                    .iter()
-                    .filter_map(|p| p.channel.as_deref())
-                    .map(|channel| 1 << slot_of(channel))
-                    .fold(0, |slots, slot| slots | slot)
-                    & !owned;
-                notify_later(db, who, who.notices.committed(&said, stray));
+                notify_later(db, who, who.notices.committed(&said));
                 // Counted and said once committed, not for each try (one
                 // rolled back said nothing).
                 let duplicates = late.iter().filter(|l| l.duplicate).count();
@@ -434,14 +425,14 @@ impl<'a> Batch<'a> {
     }
 
     /// What the notification of these alerts says ([`notices::say`]): the
-    /// slots they are filed under that other nodes own, with those owed by
-    /// earlier commits; none within [`notices::SPACING`] of the last, or
-    /// when no other node is to hear of them.
+    /// slots they are filed under, with those owed by earlier commits;
+    /// none within [`notices::SPACING`] of the last. This node's own slots
+    /// are named too: one may be passing to another node as it commits
+    /// (its alerts are then the new owner's, told only by this).
     fn notice(&self) -> Option<String> {
-        let theirs = self.filed & !self.who.map_or(0, |who| who.ownership.slots());
         let named = match (self.said, self.who) {
-            (Some(said), Some(who)) => said.name(&who.notices, theirs),
-            _ => theirs,
+            (Some(said), Some(who)) => said.name(&who.notices, self.filed),
+            _ => self.filed,
         };
         (named != 0).then(|| notices::say(self.origin(), named))
     }
