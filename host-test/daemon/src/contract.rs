@@ -908,21 +908,17 @@ fn the_owner_of_a_channel_claims_without_a_write_and_is_fenced_by_the_slot() {
     assert_eq!(rows(&db, paced), blocked_before, "b's channel left alone");
 }
 
-/// Each alert is filed under its channel's slot as it is accepted, and a
-/// node is given only the alerts of the slots it owns, whichever node
-/// accepted them: another node's are not read, decoded or queued there.
-/// A slot it comes to own (its owner left) brings that slot's pending
-/// alerts, those the other node accepted and its own.
-#[test]
-fn a_node_is_given_only_its_own_slots_alerts_and_a_slot_it_takes_brings_its_pending_ones() {
-    let db = TestDb::start();
+/// Two nodes, `a` and `b`, on `db`, that file each alert under its
+/// channel's slot (the planner's way, by the `channel` option), the slots
+/// shared out between them; and a channel of each one's slots.
+fn two_filing_nodes(db: &TestDb) -> (PgStore, PgStore, String, String) {
     let lease = Duration::from_secs(10);
     let key = |channel: &str| crate::serve::channels::pacing_key("", channel);
     let filing: ChannelOf = std::sync::Arc::new(|_, _, options: &[(String, String)]| {
         let channel = options.iter().find(|(k, _)| k == "channel")?;
         Some(crate::serve::channels::pacing_key("", &channel.1))
     });
-    let (mut a, mut b) = (node(&db, "a", lease), node(&db, "b", lease));
+    let (mut a, mut b) = (node(db, "a", lease), node(db, "b", lease));
     a.plan_by(filing.clone());
     b.plan_by(filing);
     wait(a.renew()).unwrap();
@@ -937,6 +933,19 @@ fn a_node_is_given_only_its_own_slots_alerts_and_a_slot_it_takes_brings_its_pend
             .unwrap()
     };
     let (ca, cb) = (of(mine), of(theirs));
+    (a, b, ca, cb)
+}
+
+/// Each alert is filed under its channel's slot as it is accepted, and a
+/// node is given only the alerts of the slots it owns, whichever node
+/// accepted them: another node's are not read, decoded or queued there.
+/// A slot it comes to own (its owner left) brings that slot's pending
+/// alerts, those the other node accepted and its own.
+#[test]
+fn a_node_is_given_only_its_own_slots_alerts_and_a_slot_it_takes_brings_its_pending_ones() {
+    let db = TestDb::start();
+    let (mut a, mut b, ca, cb) = two_filing_nodes(&db);
+    let key = |channel: &str| crate::serve::channels::pacing_key("", channel);
     let ids = |got: Vec<Pending>| {
         let mut ids: Vec<u64> = got.iter().map(|p| p.id).collect();
         ids.sort_unstable();
@@ -1002,27 +1011,8 @@ fn a_node_is_given_only_its_own_slots_alerts_and_a_slot_it_takes_brings_its_pend
 fn a_nodes_commits_are_notified_by_slot_spaced_and_none_lost() {
     use crate::store::postgres::notices;
     let db = TestDb::start();
-    let lease = Duration::from_secs(10);
+    let (mut a, mut b, ca, cb) = two_filing_nodes(&db);
     let key = |channel: &str| crate::serve::channels::pacing_key("", channel);
-    let filing: ChannelOf = std::sync::Arc::new(|_, _, options: &[(String, String)]| {
-        let channel = options.iter().find(|(k, _)| k == "channel")?;
-        Some(crate::serve::channels::pacing_key("", &channel.1))
-    });
-    let (mut a, mut b) = (node(&db, "a", lease), node(&db, "b", lease));
-    a.plan_by(filing.clone());
-    b.plan_by(filing);
-    wait(a.renew()).unwrap();
-    wait(b.renew()).unwrap();
-    let mine = wait(a.renew()).unwrap();
-    let theirs = wait(b.renew()).unwrap();
-    assert_eq!((mine & theirs, mine | theirs), (0, ALL_SLOTS), "shared out");
-    let of = |slots: Slots| {
-        (0..)
-            .map(|n| format!("#c{n}"))
-            .find(|c| owns(slots, &key(c)))
-            .unwrap()
-    };
-    let (ca, cb) = (of(mine), of(theirs));
     let slot_b: Slots = 1 << slot_of(&key(&cb));
     // What a says, as every node hears it: when, and the slots named.
     let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(Instant, Slots)>::new()));
