@@ -173,7 +173,7 @@ impl Db {
     }
 
     /// Runs `work` on the store's runtime, as a job anyone can await (a
-    /// task of another runtime, or a thread through [`Db::block_on`]).
+    /// task of another runtime, or a thread through [`Db::run`]).
     pub fn job<T, F>(&self, work: F) -> Job<T>
     where
         T: Send + 'static,
@@ -204,11 +204,6 @@ impl Db {
         self.runtime
             .block_on(task)
             .map_err(|e| format!("a store task ended: {e}"))
-    }
-
-    /// Runs `work` to its end on this thread (not a runtime's).
-    pub fn block_on<T>(&self, work: impl Future<Output = T>) -> T {
-        self.runtime.block_on(work)
     }
 
     /// A connection: an idle one, or a new one unless the last attempt
