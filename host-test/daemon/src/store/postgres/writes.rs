@@ -83,6 +83,21 @@ macro_rules! insert_alerts {
     };
 }
 
+/// The rows of the alerts `$1` (ids), locked in id order as renewals lock
+/// them (two transactions never wait on each other in a circle), as
+/// `locked` (id, status, claim_gen, claimed_by): a statement fences on
+/// these, never on `a.status = 'pending'`, which PostgreSQL matched to the
+/// partial index of pending alerts and read all of it (a bitmap AND with
+/// the ids: 2 ms a commit at 30,000 pending, its statistics believing
+/// pending alerts few).
+macro_rules! locked {
+    () => {
+        "WITH locked AS MATERIALIZED (
+             SELECT id, status, claim_gen, claimed_by FROM alerts
+             WHERE id = ANY($1) ORDER BY id FOR UPDATE)"
+    };
+}
+
 /// The origin of a batch written by no claimant (none in serve).
 static NO_ORIGIN: String = String::new();
 
@@ -481,21 +496,13 @@ impl<'a> Batch<'a> {
             let detail: Vec<&str> = detail.iter().map(|d| d.as_ref()).collect();
             let attempts: Vec<i32> = done.iter().map(|d| d.attempts as i32).collect();
             let (claims, slots) = fences(done.iter().map(|d| d.fence));
-            // One statement: the rows locked in id order, as renewals lock
-            // them (two transactions never wait on each other in a
-            // circle), then those still pending under the ending's fence
-            // ended. The fence is read off the locked rows, never by
-            // `a.status = 'pending'`: PostgreSQL matched that to the
-            // partial index of pending alerts and read all of it (a
-            // bitmap AND with the ids), 2 ms a commit at 30,000 pending,
-            // its statistics believing pending alerts few. `a.id = ANY($1)`
-            // besides the join: the rows are found by their key, whatever
-            // the statistics say.
+            // One statement: the rows locked ([`locked`]), then those
+            // still pending under the ending's fence ended. `a.id =
+            // ANY($1)` besides the join: the rows are found by their key,
+            // whatever the statistics say.
             let sql = concat!(
-                "WITH locked AS MATERIALIZED (
-                     SELECT id, status, claim_gen, claimed_by FROM alerts
-                     WHERE id = ANY($1) ORDER BY id FOR UPDATE)
-                 UPDATE alerts AS a SET status = d.status, detail = d.detail,
+                locked!(),
+                " UPDATE alerts AS a SET status = d.status, detail = d.detail,
                      attempts = d.attempts, ended_seq = nextval('ended_seq'),
                      ended_ms = ",
                 now_ms!(),
@@ -633,13 +640,10 @@ async fn release(
             .map(|r| r.retry.map_or(0, |retry| ms(retry.wait)))
             .collect();
         let (claims, slots) = fences(retried.iter().map(|r| r.fence));
-        // Locked in id order first, and fenced on the locked rows (see
-        // the endings' statement in `Batch::flush`).
+        // Locked first, and fenced on the locked rows ([`locked`]).
         let sql = concat!(
-            "WITH locked AS MATERIALIZED (
-                 SELECT id, status, claim_gen, claimed_by FROM alerts
-                 WHERE id = ANY($1) ORDER BY id FOR UPDATE)
-             UPDATE alerts AS a SET claimed_by = NULL, lease_until_ms = NULL,
+            locked!(),
+            " UPDATE alerts AS a SET claimed_by = NULL, lease_until_ms = NULL,
                  attempts = r.attempts, not_before_ms = ",
             now_ms!(),
             " + r.wait
