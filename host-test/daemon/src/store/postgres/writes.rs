@@ -324,8 +324,9 @@ async fn write(
 
 /// A batch of alerts alone (intake's usual group commit), in one
 /// statement that is its own transaction: the origin registered, the
-/// alerts inserted, and the nodes owning their slots notified at commit
-/// (unless a notification went out less than [`notices::SPACING`] ago).
+/// alerts inserted, and the listening nodes told of their slots at commit
+/// (unless a notification went out less than [`notices::SPACING`] ago;
+/// the nodes owning none of them do not look).
 async fn intake(
     conn: &mut Conn,
     who: &Claimant,
@@ -579,9 +580,10 @@ impl<'a> Batch<'a> {
                 tx.execute(&statement, &[&self.origin()]).await?;
                 self.registered = true;
             }
-            // The nodes owning the alerts' slots hear of them at commit
-            // (one notification for however many alerts, naming the
-            // origin, whose own are not read back, and their slots).
+            // The listening nodes hear of the alerts at commit (one
+            // notification for however many alerts, naming the origin,
+            // whose own are not read back, and their slots, which only
+            // their owners look at).
             if let Some(heard) = self.notice() {
                 let sql = "SELECT pg_notify($1, $2)";
                 let statement = prepared(cache, tx, sql).await?;
