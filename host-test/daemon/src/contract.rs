@@ -154,6 +154,7 @@ on_each_store!(
     accepted_alerts_arrive_once_in_order_and_only_once_durable,
     a_write_rolled_back_takes_nothing,
     an_ending_keeps_the_alert_keys_message_for_its_next_claim_and_a_recovery_forgets_it,
+    a_commits_endings_leave_each_key_the_message_of_its_last,
     a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_ending,
     a_key_too_long_for_a_button_is_found_by_its_digest,
     a_repeat_is_an_ending_and_a_tracked_message_keeps_its_level_and_digest,
@@ -230,6 +231,52 @@ fn an_ending_keeps_the_alert_keys_message_for_its_next_claim_and_a_recovery_forg
     assert_eq!(count(Listing::Pending), 0);
     assert_eq!(count(Listing::Finished), 2);
     assert_eq!(count(Listing::Messages), 0, "forgotten at the recovery");
+}
+
+/// Endings of one key committed together leave it the message of the last
+/// of them, kept or forgotten (it recovered), whatever came before it in
+/// the commit; forgetting a key never kept is no error.
+fn a_commits_endings_leave_each_key_the_message_of_its_last(store: &mut dyn Store) {
+    let names = ["cpu", "cpu", "mem", "mem", "disk"];
+    let ids: Vec<u64> = names
+        .iter()
+        .map(|name| store.accept(&alert(name), options("#x")).unwrap().id)
+        .collect();
+    commit(store).unwrap();
+    arrivals(store, names.len());
+    let key = |name: &str| alert_key(name, &options("#x"));
+    let ended = |i: usize, recovered: bool, ts: &str| {
+        Finished::new(ids[i], Status::Delivered, &format!("#x {ts}"), 1).remembering(
+            &key(names[i]),
+            recovered,
+            "",
+            Some("C1"),
+            Some(ts),
+        )
+    };
+    for done in [
+        ended(0, false, "1.1"),
+        ended(2, false, "2.1"),
+        ended(1, false, "1.2"),
+        ended(3, true, "2.2"),
+        ended(4, true, "3.1"),
+    ] {
+        store.finish(done).unwrap();
+    }
+    commit(store).unwrap();
+    let ts = |name: &str| wait(store.message(&key(name))).unwrap().map(|m| m.ts);
+    assert_eq!(
+        ts("cpu").as_deref(),
+        Some("1.2"),
+        "the last ending's message"
+    );
+    assert_eq!(ts("mem"), None, "forgotten by the last ending");
+    assert_eq!(ts("disk"), None);
+    let lists = wait(store.lists(&Listing::ALL, None, 10)).unwrap();
+    let count = |l| lists.counts.iter().find(|(x, _)| *x == l).unwrap().1;
+    assert_eq!(count(Listing::Pending), 0);
+    assert_eq!(count(Listing::Finished), names.len());
+    assert_eq!(count(Listing::Messages), 1);
 }
 
 fn a_click_marks_the_keys_message_until_it_recovers_and_a_silenced_event_is_an_ending(

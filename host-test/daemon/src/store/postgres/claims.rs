@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_postgres::Transaction;
 
-use super::pool::{keepable, prepared, Db};
+use super::pool::{keepable, prepared, Cache, Db};
 use super::reads;
 use super::writes::now_ms;
 use crate::scheduler::{Pace, Rules};
@@ -95,8 +95,6 @@ fn others_turn(rules: &Rules) -> Duration {
 
 /// The least wait for work another node is doing.
 const OTHERS_TURN: Duration = Duration::from_millis(500);
-
-type Cache = std::collections::HashMap<&'static str, tokio_postgres::Statement>;
 
 /// How a transaction waits for a row another holds.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -23,6 +23,7 @@
 
 mod claims;
 pub mod connect;
+mod endings;
 pub mod names;
 pub(crate) mod notices;
 mod owned;

@@ -8,8 +8,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, Statement, Transaction};
+use tokio_postgres::{Client, GenericClient, Statement, Transaction};
 
 use super::connect::StoreUrl;
 use crate::lock;
@@ -49,20 +50,28 @@ struct Health {
     delay: Duration,
 }
 
+/// The statements a connection prepared, by their SQL.
+pub type Cache = HashMap<&'static str, Statement>;
+
 /// A connection and the statements prepared on it.
 pub struct Conn {
     pub client: Client,
-    prepared: HashMap<&'static str, Statement>,
+    prepared: Cache,
 }
 
 impl Conn {
     /// A transaction, with the prepared statements beside it.
     pub async fn transaction(
         &mut self,
-    ) -> Result<(Transaction<'_>, &mut HashMap<&'static str, Statement>), tokio_postgres::Error>
-    {
+    ) -> Result<(Transaction<'_>, &mut Cache), tokio_postgres::Error> {
         let tx = self.client.transaction().await?;
         Ok((tx, &mut self.prepared))
+    }
+
+    /// The client, with the prepared statements beside it (for a
+    /// transaction [`Begun`] by hand).
+    pub fn parts(&mut self) -> (&Client, &mut Cache) {
+        (&self.client, &mut self.prepared)
     }
 
     /// `sql` prepared once per connection, for a statement of its own
@@ -80,18 +89,64 @@ impl Conn {
     }
 }
 
-/// `sql` prepared once per connection, within a transaction.
-pub async fn prepared(
-    cache: &mut HashMap<&'static str, Statement>,
-    tx: &Transaction<'_>,
+/// `sql` prepared once per connection, on it or within a transaction.
+pub async fn prepared<C: GenericClient + Sync>(
+    cache: &mut Cache,
+    on: &C,
     sql: &'static str,
 ) -> Result<Statement, tokio_postgres::Error> {
     if let Some(statement) = cache.get(sql) {
         return Ok(statement.clone());
     }
-    let statement = tx.prepare(sql).await?;
+    let statement = on.prepare(sql).await?;
     cache.insert(sql, statement.clone());
     Ok(statement)
+}
+
+/// A transaction begun by hand, so that its `BEGIN` and its `COMMIT` go
+/// out with its statements: tokio-postgres sends the requests of futures
+/// polled together one after the other without waiting for the answers
+/// (PostgreSQL runs them in the order sent), where its `Transaction`
+/// awaits `BEGIN` and `COMMIT` alone. Dropped before [`Begun::commit`]
+/// (a statement failed, the future was dropped), it is rolled back as
+/// tokio-postgres's is: the `ROLLBACK` sent, its answer not awaited.
+pub struct Begun<'a> {
+    client: &'a Client,
+    open: bool,
+}
+
+impl<'a> Begun<'a> {
+    /// The transaction, and its `BEGIN`: poll it with (and before) its
+    /// first statements.
+    pub fn begin(
+        client: &'a Client,
+    ) -> (
+        Begun<'a>,
+        impl Future<Output = Result<(), tokio_postgres::Error>> + 'a,
+    ) {
+        (Begun { client, open: true }, client.batch_execute("BEGIN"))
+    }
+
+    /// Its `COMMIT`: poll it with (and after) its last statements. A
+    /// transaction one of them failed is rolled back by it: their error is
+    /// the one to answer.
+    pub async fn commit(mut self) -> Result<(), tokio_postgres::Error> {
+        // Dropped before its `COMMIT` was answered, it rolls back (a
+        // `ROLLBACK` after a `COMMIT` changes nothing).
+        let committed = self.client.batch_execute("COMMIT").await;
+        self.open = false;
+        committed
+    }
+}
+
+impl Drop for Begun<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Sent as the future is first polled; the answer is left to
+            // the connection, which reads past an answer nobody awaits.
+            let _ = self.client.batch_execute("ROLLBACK").now_or_never();
+        }
+    }
 }
 
 /// A connection taken from the pool; it goes back when dropped, unless it

@@ -550,7 +550,7 @@ pub async fn still_pending(db: Arc<Db>, ids: Vec<u64>) -> Result<Vec<(u64, u64)>
     let conn = db.get().await?;
     // The status is looked at here, not asked of the database: asked, it
     // may read the whole partial index of pending alerts to AND it with
-    // the ids (see `locked!` in `writes`).
+    // the ids (see `locked!` in `endings`).
     let rows = conn
         .client
         .query(

@@ -15,17 +15,15 @@ use std::time::Instant;
 
 use kapacitor_formats::aggregate::{Collected, Window};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Statement, Transaction};
+use tokio_postgres::{GenericClient, Transaction};
 
-use super::claims::{ms, paced_after, Claimant};
+use super::claims::Claimant;
+use super::endings;
 use super::notices::{self, Said};
-use super::pool::{keepable, prepared, Conn, Db};
+use super::pool::{keepable, prepared, Cache, Conn, Db};
 use super::Staged;
-use crate::scheduler::Pace;
 use crate::store::record::Record;
-use crate::store::{
-    alert_key, slot_of, Act, AlertMessage, Fence, Finished, Pending, Release, Slots, ALL_SLOTS,
-};
+use crate::store::{alert_key, slot_of, Act, Finished, Pending, Release, Slots, ALL_SLOTS};
 
 /// Now on the database's clock, in milliseconds since the Unix epoch (a
 /// literal, for `concat!`).
@@ -83,25 +81,8 @@ macro_rules! insert_alerts {
     };
 }
 
-/// The rows of the alerts `$1` (ids), locked in id order as renewals lock
-/// them (two transactions never wait on each other in a circle), as
-/// `locked` (id, status, claim_gen, claimed_by): a statement fences on
-/// these, never on `a.status = 'pending'`, which PostgreSQL matched to the
-/// partial index of pending alerts and read all of it (a bitmap AND with
-/// the ids: 2 ms a commit at 30,000 pending, its statistics believing
-/// pending alerts few).
-macro_rules! locked {
-    () => {
-        "WITH locked AS MATERIALIZED (
-             SELECT id, status, claim_gen, claimed_by FROM alerts
-             WHERE id = ANY($1) ORDER BY id FOR UPDATE)"
-    };
-}
-
 /// The origin of a batch written by no claimant (none in serve).
 static NO_ORIGIN: String = String::new();
-
-type Cache = HashMap<&'static str, Statement>;
 
 /// Times a transaction that lost a deadlock (or a serialization
 /// conflict) is tried again before its writers are told it failed.
@@ -206,6 +187,12 @@ async fn write(
     {
         return Ok((Vec::new(), intake(conn, who, batch, said).await?));
     }
+    if batch
+        .iter()
+        .all(|s| matches!(s, Staged::Release(_) | Staged::Record(Record::Done(_))))
+    {
+        return Ok((endings::commit(conn, who, batch).await?, Vec::new()));
+    }
     {
         let (tx, cache) = conn.transaction().await?;
         let mut pending = Batch {
@@ -308,7 +295,7 @@ async fn write(
                 // Compaction's records: the database keeps its state whole.
                 Record::Message(message) => {
                     pending.flush(&tx, cache).await?;
-                    upsert_messages(&tx, cache, &[message]).await?;
+                    endings::upsert_messages(&tx, cache, &[message]).await?;
                 }
                 Record::Ids { .. }
                 | Record::Failed(_)
@@ -490,87 +477,13 @@ impl<'a> Batch<'a> {
     ) -> Result<(), tokio_postgres::Error> {
         if !self.done.is_empty() {
             let done = std::mem::take(&mut self.done);
-            let ids: Vec<i64> = done.iter().map(|d| d.id as i64).collect();
-            let status: Vec<&str> = done.iter().map(|d| d.status.as_str()).collect();
-            let detail: Vec<std::borrow::Cow<'_, str>> =
-                done.iter().map(|d| keepable(&d.detail)).collect();
-            let detail: Vec<&str> = detail.iter().map(|d| d.as_ref()).collect();
-            let attempts: Vec<i32> = done.iter().map(|d| d.attempts as i32).collect();
-            let (claims, slots) = fences(done.iter().map(|d| d.fence));
-            // One statement: the rows locked ([`locked`]), then those
-            // still pending under the ending's fence ended. `a.id =
-            // ANY($1)` besides the join: the rows are found by their key,
-            // whatever the statistics say.
-            let sql = concat!(
-                locked!(),
-                " UPDATE alerts AS a SET status = d.status, detail = d.detail,
-                     attempts = d.attempts, ended_seq = nextval('ended_seq'),
-                     ended_ms = ",
-                now_ms!(),
-                ", claimed_by = NULL, lease_until_ms = NULL
-                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::bigint[],
-                             $6::int[])
-                      AS d(id, status, detail, attempts, claim, slot),
-                      locked AS l
-                 WHERE a.id = ANY($1) AND a.id = d.id AND l.id = d.id
-                   AND l.status = 'pending'
-                   AND (d.claim IS NULL OR l.claim_gen = d.claim)
-                   AND (d.slot IS NULL OR l.claimed_by = $7
-                        OR EXISTS (SELECT 1 FROM channel_slots s
-                            WHERE s.slot = d.slot AND s.owner = $7))
-                 RETURNING a.id"
-            );
-            let statement = prepared(cache, tx, sql).await?;
-            let taken: std::collections::HashSet<i64> = tx
-                .query(
-                    &statement,
-                    &[
-                        &ids, &status, &detail, &attempts, &claims, &slots, &self.node,
-                    ],
-                )
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            // Late endings (fenced off): a send is recorded as the duplicate
-            // it is, and changes no message.
-            let (done, late): (Vec<&Finished>, Vec<&Finished>) = done
-                .into_iter()
-                .partition(|d| taken.contains(&(d.id as i64)));
-            // An alert another node's storm message showed first: shown
-            // twice in one message is no duplicate; dropped quietly.
-            let late = late
-                .into_iter()
-                .filter(|d| !d.detail.starts_with(crate::store::SHOWN_IN_STORM));
-            for d in late {
-                let ending = duplicate(tx, cache, self.node, d).await?;
-                self.late.push(ending);
-            }
-            // What the endings make each key's message, the last one
-            // winning: kept with one statement, forgotten with another.
-            let mut messages: HashMap<&str, Option<&AlertMessage>> = HashMap::new();
-            for d in done {
-                if let Some(m) = &d.message {
-                    messages.insert(&m.key, Some(m));
-                } else if let Some(key) = &d.forget {
-                    messages.insert(key, None);
-                }
-            }
-            let (kept, forgotten): (Vec<_>, Vec<_>) =
-                messages.into_iter().partition(|(_, m)| m.is_some());
-            let kept: Vec<&AlertMessage> = kept.into_iter().filter_map(|(_, m)| m).collect();
-            upsert_messages(tx, cache, &kept).await?;
-            if !forgotten.is_empty() {
-                let keys: Vec<&str> = forgotten.into_iter().map(|(k, _)| k).collect();
-                let sql = "DELETE FROM messages WHERE alert_key = ANY($1)";
-                let statement = prepared(cache, tx, sql).await?;
-                tx.execute(&statement, &[&keys]).await?;
-            }
+            let late = endings::end(tx, cache, self.node, &done).await?;
+            self.late.extend(late);
         }
         if !self.releases.is_empty() {
             let releases = std::mem::take(&mut self.releases);
             if let Some(who) = self.who {
-                release(tx, cache, who, &releases).await?;
+                endings::release(tx, cache, who, &releases).await?;
             }
         }
         if !self.ids.is_empty() {
@@ -606,229 +519,13 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// A batch's fences as two columns: the claim generations and the slots.
-fn fences(of: impl Iterator<Item = Option<Fence>>) -> (Vec<Option<i64>>, Vec<Option<i32>>) {
-    of.map(|fence| match fence {
-        Some(Fence::Claim(generation)) => (Some(generation as i64), None),
-        Some(Fence::Slot(slot)) => (None, Some(slot as i32)),
-        None => (None, None),
-    })
-    .unzip()
-}
-
-/// A channel's row as a release reads it: its pacing, the node holding it
-/// (another's is left to it), whether its slot is still this node's.
-type Channel = (Pace<std::time::Duration>, Option<(String, i64)>, bool);
-
-/// Lets the claims of `releases` go, in the order they were made: a
-/// retry's wait and requests kept on the alert (for whichever node sends
-/// it next), each channel paced from when its request left, a
-/// `Retry-After` blocking it, and no longer held by this node. A release
-/// whose fence no longer holds (the claim or the channel passed to
-/// another node) changes nothing.
-async fn release(
-    tx: &Transaction<'_>,
-    cache: &mut Cache,
-    who: &Claimant,
-    releases: &[&Release],
-) -> Result<(), tokio_postgres::Error> {
-    let rules = &who.rules;
-    let retried: Vec<&&Release> = releases.iter().filter(|r| r.retry.is_some()).collect();
-    if !retried.is_empty() {
-        let ids: Vec<i64> = retried.iter().map(|r| r.id as i64).collect();
-        let attempts: Vec<i32> = retried.iter().map(|r| r.attempts as i32).collect();
-        let waits: Vec<i64> = retried
-            .iter()
-            .map(|r| r.retry.map_or(0, |retry| ms(retry.wait)))
-            .collect();
-        let (claims, slots) = fences(retried.iter().map(|r| r.fence));
-        // Locked first, and fenced on the locked rows ([`locked`]).
-        let sql = concat!(
-            locked!(),
-            " UPDATE alerts AS a SET claimed_by = NULL, lease_until_ms = NULL,
-                 attempts = r.attempts, not_before_ms = ",
-            now_ms!(),
-            " + r.wait
-             FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::int[])
-                  AS r(id, attempts, wait, claim, slot),
-                  locked AS l
-             WHERE a.id = ANY($1) AND a.id = r.id AND l.id = r.id AND l.status = 'pending'
-               AND ((r.claim IS NULL AND r.slot IS NULL AND l.claimed_by = $6)
-                 OR (l.claimed_by = $6 AND l.claim_gen = r.claim)
-                 OR (r.slot IS NOT NULL AND l.claimed_by = $6)
-                 OR EXISTS (SELECT 1 FROM channel_slots s WHERE s.slot = r.slot AND s.owner = $6))"
-        );
-        let statement = prepared(cache, tx, sql).await?;
-        tx.execute(
-            &statement,
-            &[&ids, &attempts, &waits, &claims, &slots, &who.node],
-        )
-        .await?;
-    }
-    // Each channel's row once, locked in key order (as a claim's is,
-    // after its alert's): created quiet if it is new.
-    let mut keys: Vec<String> = releases
-        .iter()
-        .map(|r| keepable(&r.channel).into_owned())
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let slots: Vec<i32> = keys.iter().map(|k| slot_of(k) as i32).collect();
-    let sql = concat!(
-        "SELECT c.pacing_key, c.earliest_ms, c.blocked_until_ms, c.margin_ms, c.held_by,
-             c.held_until_ms, ",
-        now_ms!(),
-        ", EXISTS (SELECT 1 FROM channel_slots s WHERE s.slot = k.slot AND s.owner = $3)
-         FROM unnest($1::text[], $2::int[]) AS k(key, slot)
-         JOIN channels c ON c.pacing_key = k.key
-         ORDER BY c.pacing_key FOR UPDATE OF c"
-    );
-    let statement = prepared(cache, tx, sql).await?;
-    let mut rows = tx.query(&statement, &[&keys, &slots, &who.node]).await?;
-    if rows.len() < keys.len() {
-        // A channel never sent to before (the owner's claims do not
-        // create its row): created quiet, then read with the others.
-        let sql = "INSERT INTO channels (pacing_key, margin_ms)
-             SELECT k, $2 FROM unnest($1::text[]) AS k
-             ORDER BY k ON CONFLICT (pacing_key) DO NOTHING";
-        let insert = prepared(cache, tx, sql).await?;
-        tx.execute(&insert, &[&keys, &ms(rules.margin)]).await?;
-        rows = tx.query(&statement, &[&keys, &slots, &who.node]).await?;
-    }
-    let moment = |v: Option<i64>| v.map(|v| std::time::Duration::from_millis(v.max(0) as u64));
-    let mut channels: HashMap<String, Channel> = HashMap::new();
-    let mut now = 0i64;
-    for row in &rows {
-        now = row.get(6);
-        let pace = Pace {
-            earliest: moment(row.get(1)),
-            blocked_until: moment(row.get(2)),
-            margin: std::time::Duration::from_millis(row.get::<_, i64>(3).max(0) as u64),
-        };
-        // Still held by another node (a claim of this node's ran out and
-        // it took the channel): left to it.
-        let held = row
-            .get::<_, Option<String>>(4)
-            .zip(row.get::<_, Option<i64>>(5))
-            .filter(|(by, _)| *by != who.node);
-        channels.insert(row.get(0), (pace, held, row.get(7)));
-    }
-    let now_d = std::time::Duration::from_millis(now.max(0) as u64);
-    for r in releases {
-        let Some((pace, _, owned)) = channels.get_mut(keepable(&r.channel).as_ref()) else {
-            continue;
-        };
-        // The channel passed to another node: its pacing is the owner's.
-        if matches!(r.fence, Some(Fence::Slot(_))) && !*owned {
-            continue;
-        }
-        let ago = r.left.map(|at| {
-            std::time::SystemTime::now()
-                .duration_since(at)
-                .unwrap_or_default()
-        });
-        paced_after(pace, now_d, ago, r.retry.as_ref(), rules);
-    }
-    let mut columns = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for (key, (pace, held, _)) in &channels {
-        columns.0.push(key.as_str());
-        columns.1.push(pace.earliest.map(ms));
-        columns.2.push(pace.blocked_until.map(ms));
-        columns.3.push(ms(pace.margin));
-        columns.4.push(held.as_ref().map(|h| h.0.as_str()));
-        columns.5.push(held.as_ref().map(|h| h.1));
-    }
-    let sql = "UPDATE channels AS c SET earliest_ms = u.earliest, blocked_until_ms = u.blocked,
-             margin_ms = u.margin, held_by = u.held_by, held_until_ms = u.held_until
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
-                     $6::bigint[]) AS u(key, earliest, blocked, margin, held_by, held_until)
-         WHERE c.pacing_key = u.key";
-    let statement = prepared(cache, tx, sql).await?;
-    tx.execute(
-        &statement,
-        &[
-            &columns.0, &columns.1, &columns.2, &columns.3, &columns.4, &columns.5,
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Keeps each of `kept` as its key's message (one a key), with one
-/// statement. The key's marks stay across its events until it recovers
-/// (level OK).
-async fn upsert_messages(
-    tx: &Transaction<'_>,
-    cache: &mut Cache,
-    kept: &[&AlertMessage],
-) -> Result<(), tokio_postgres::Error> {
-    if kept.is_empty() {
-        return Ok(());
-    }
-    let sql = "INSERT INTO messages (alert_key, workspace, channel_id, ts, level, digest, alert, kept_seq)
-             SELECT key, workspace, channel_id, ts, level, digest, alert, nextval('kept_seq')
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::text[]) WITH ORDINALITY
-                  AS m(key, workspace, channel_id, ts, level, digest, alert, n)
-             ORDER BY n
-             ON CONFLICT (alert_key) DO UPDATE SET workspace = EXCLUDED.workspace,
-                 channel_id = EXCLUDED.channel_id, ts = EXCLUDED.ts,
-                 level = EXCLUDED.level, digest = EXCLUDED.digest,
-                 alert = EXCLUDED.alert, kept_seq = EXCLUDED.kept_seq,
-                 acknowledged_by = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
-                     ELSE messages.acknowledged_by END,
-                 acknowledged_ms = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
-                     ELSE messages.acknowledged_ms END,
-                 silenced_by = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
-                     ELSE messages.silenced_by END,
-                 silenced_until_ms = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
-                     ELSE messages.silenced_until_ms END,
-                 silence_id = CASE WHEN EXCLUDED.level = 'OK' THEN NULL
-                     ELSE messages.silence_id END";
-    let statement = prepared(cache, tx, sql).await?;
-    let text = |f: fn(&AlertMessage) -> &str| -> Vec<std::borrow::Cow<'_, str>> {
-        kept.iter().map(|m| keepable(f(m))).collect()
-    };
-    let keys = text(|m| &m.key);
-    let workspaces = text(|m| &m.workspace);
-    let channels = text(|m| &m.channel_id);
-    let ts = text(|m| &m.ts);
-    let levels: Vec<Option<&str>> = kept.iter().map(|m| m.level.as_deref()).collect();
-    let digests: Vec<Option<&str>> = kept.iter().map(|m| m.digest.as_deref()).collect();
-    let alerts: Vec<Option<std::borrow::Cow<'_, str>>> = kept
-        .iter()
-        .map(|m| m.alert.as_deref().map(keepable))
-        .collect();
-    tx.execute(
-        &statement,
-        &[
-            &keys,
-            &workspaces,
-            &channels,
-            &ts,
-            &levels,
-            &digests,
-            &alerts,
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
 /// Records a late ending: its claim had passed to another node (its lease
 /// ran out while its request was at Slack) or the alert had ended. A
 /// delivery is a duplicate in Slack, kept with what the alert's recorded
 /// ending says (the kept message's channel and `ts`); a late ending that
 /// sent nothing is dropped. Either is said once the transaction commits.
-async fn duplicate(
-    tx: &Transaction<'_>,
+pub(super) async fn duplicate<C: GenericClient + Sync>(
+    tx: &C,
     cache: &mut Cache,
     node: &str,
     late: &Finished,
@@ -880,7 +577,7 @@ pub(super) struct Late {
 }
 
 impl Late {
-    fn say(&self) {
+    pub(super) fn say(&self) {
         if !self.duplicate {
             tracing::info!(
                 alert = self.id,
