@@ -38,7 +38,8 @@
 //! (`INTAKE_NODES=1,3` for those node counts only). With
 //! `INTAKE_STATEMENTS=1` besides, each cluster's statements that took
 //! PostgreSQL the most time over its intake, then over its drain, are
-//! printed (`pg_stat_statements`, loaded for it).
+//! printed, with the time PostgreSQL spent planning them
+//! (`pg_stat_statements`, loaded for it, `track_planning` on).
 
 // A bench uses part of the tests' serve helper.
 #[allow(dead_code)]
@@ -555,7 +556,8 @@ impl Cluster {
     /// statements (`pg_stat_statements`).
     fn start(count: usize, flags: &'static [&'static str], statements: bool) -> Result<Cluster> {
         let options = if statements {
-            "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+            "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all \
+             -c pg_stat_statements.track_planning=on"
         } else {
             ""
         };
@@ -844,11 +846,17 @@ fn print_statements(db: &TestDb, nodes: usize, phase: &str) -> Result<()> {
     let top = sql(
         db,
         "SELECT calls, round(total_exec_time)::bigint, round(1000 * mean_exec_time)::bigint,
+                plans, round(total_plan_time)::bigint,
                 rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
-         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15",
+         FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15",
     )?;
+    let planned = sql(
+        db,
+        "SELECT round(sum(total_plan_time))::bigint, sum(plans) FROM pg_stat_statements",
+    )?;
+    let (planning, plans) = planned.split_once('|').unwrap_or((&planned, "?"));
     println!(
-        "statements on {nodes} node(s) over the {phase}: {calls} taking {total} ms; the costliest (calls | total ms | mean µs | rows | query):"
+        "statements on {nodes} node(s) over the {phase}: {calls} taking {total} ms, and {plans} plans taking {planning} ms; the costliest (calls | total ms | mean µs | plans | planning ms | rows | query):"
     );
     for line in top.lines() {
         println!("  {line}");

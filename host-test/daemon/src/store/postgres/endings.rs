@@ -6,7 +6,8 @@
 //! A batch of these alone (a drain's usual group commit) goes out in two
 //! round trips ([`commit`]): `BEGIN`, the endings, the retries and the
 //! channels' rows read together, then the channels' pacing and `COMMIT`
-//! together. One statement at a time, as in a batch with other writes
+//! together, each statement planned once a connection
+//! ([`super::pool::GENERIC`]). One statement at a time, as in a batch with other writes
 //! ([`end`], [`release`]), took six. PostgreSQL runs what is sent in the
 //! order sent, so the locks are taken in the one order every writer
 //! takes them: alerts, then messages, then channels.
@@ -19,7 +20,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Error, GenericClient, Row, Statement};
 
 use super::claims::{ms, paced_after, Claimant};
-use super::pool::{keepable, prepared, Begun, Cache, Conn};
+use super::pool::{keepable, prepared, Begun, Cache, Conn, GENERIC};
 use super::writes::{now_ms, Late};
 use super::Staged;
 use crate::scheduler::Pace;
@@ -76,8 +77,9 @@ macro_rules! keep_messages {
 /// the claim's generation, or the slot this node owns), and makes each
 /// key's message what the last of its endings taken says: kept, or
 /// forgotten (it recovered). Answers the ids taken; the others are late.
-/// `a.id = ANY($1)` besides the join: the rows are found by their key,
-/// whatever the statistics say.
+/// `a.id = ANY($1)` besides the join, and the messages forgotten by an
+/// array of their keys: the rows are found by their key, whatever the
+/// statistics said when it was planned ([`super::pool::GENERIC`]).
 const END: &str = concat!(
     locked!(),
     ", ended AS (
@@ -107,7 +109,8 @@ const END: &str = concat!(
      kept AS (",
     keep_messages!("last WHERE NOT forget"),
     "),
-     forgotten AS (DELETE FROM messages WHERE alert_key IN (SELECT key FROM last WHERE forget))
+     forgotten AS (DELETE FROM messages
+         WHERE alert_key = ANY (ARRAY(SELECT key FROM last WHERE forget)))
      SELECT id FROM ended"
 );
 
@@ -132,14 +135,15 @@ const RETRIED: &str = concat!(
 
 /// The channels' rows, locked in key order (as a claim's is, after its
 /// alert's): pacing, holder, the database's now, and whether the slot is
-/// this node's.
+/// this node's. Found by their keys (`= ANY($1)`) whatever the plan's
+/// statistics said, as [`PACE`] finds them.
 const CHANNELS: &str = concat!(
     "SELECT c.pacing_key, c.earliest_ms, c.blocked_until_ms, c.margin_ms, c.held_by,
          c.held_until_ms, ",
     now_ms!(),
     ", EXISTS (SELECT 1 FROM channel_slots s WHERE s.slot = k.slot AND s.owner = $3)
      FROM unnest($1::text[], $2::int[]) AS k(key, slot)
-     JOIN channels c ON c.pacing_key = k.key
+     JOIN channels c ON c.pacing_key = k.key AND c.pacing_key = ANY($1)
      ORDER BY c.pacing_key FOR UPDATE OF c"
 );
 
@@ -155,7 +159,7 @@ const PACE: &str =
          margin_ms = u.margin, held_by = u.held_by, held_until_ms = u.held_until
      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
                  $6::bigint[]) AS u(key, earliest, blocked, margin, held_by, held_until)
-     WHERE c.pacing_key = u.key";
+     WHERE c.pacing_key = u.key AND c.pacing_key = ANY($1)";
 
 /// A batch of endings and releases alone, in one transaction of two round
 /// trips (see the module's documentation): the late endings it recorded,
@@ -186,7 +190,7 @@ pub(super) async fn commit(
     let retry = prepared(cache, client, RETRIED).await?;
     let read = prepared(cache, client, CHANNELS).await?;
     let pace = prepared(cache, client, PACE).await?;
-    let (tx, begin) = Begun::begin(client);
+    let (tx, begin) = Begun::begin(client, GENERIC);
     let (began, ended, released, rows) = join4(
         begin,
         async {
