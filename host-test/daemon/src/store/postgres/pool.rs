@@ -65,7 +65,8 @@ struct Health {
 /// a correlated lookup by primary key), where no other plan is left once
 /// sequential scans are off, are run this way: the endings' group commit
 /// (with `EXPLAIN` on tables analyzed at 10 rows, then filled, and
-/// `auto_explain` over the drain bench). The owner's claims read is not:
+/// `auto_explain` over the drain bench), and intake's insert (which reads
+/// no table but `origins`, through its key). The owner's claims read is not:
 /// planned while `alerts` was small, its check for an earlier pending
 /// event took the index by origin and read every pending alert of the
 /// origin (12 ms a call). Set for the transaction only.

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use futures_util::future::join3;
 use kapacitor_formats::aggregate::{Collected, Window};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Transaction};
@@ -20,7 +21,7 @@ use tokio_postgres::{GenericClient, Transaction};
 use super::claims::Claimant;
 use super::endings;
 use super::notices::{self, Said};
-use super::pool::{keepable, prepared, Cache, Conn, Db};
+use super::pool::{keepable, prepared, Begun, Cache, Conn, Db, GENERIC};
 use super::Staged;
 use crate::store::record::Record;
 use crate::store::{alert_key, slot_of, Act, Finished, Pending, Release, Slots, ALL_SLOTS};
@@ -310,7 +311,7 @@ async fn write(
 }
 
 /// A batch of alerts alone (intake's usual group commit), in one
-/// statement that is its own transaction: the origin registered, the
+/// statement, in a transaction of its own: the origin registered, the
 /// alerts inserted, and the listening nodes told of their slots at commit
 /// (unless a notification went out less than [`notices::SPACING`] ago;
 /// the nodes owning none of them do not look).
@@ -360,7 +361,17 @@ async fn intake(
             conn.statement(sql).await?
         }
     };
-    let numbered = conn.client.query(&statement, &params).await?;
+    // Its own transaction, begun and committed in the same round trip:
+    // planned once a connection ([`GENERIC`]; it reads no table but
+    // `origins`, by its key), not at each group commit (a fifth of the
+    // database's CPU in three nodes' intake).
+    let client = &conn.client;
+    let (tx, begin) = Begun::begin(client, GENERIC);
+    let (began, numbered, committed) =
+        join3(begin, client.query(&statement, &params), tx.commit()).await;
+    began?;
+    let numbered = numbered?;
+    committed?;
     alerts.numbered(&numbered);
     Ok(alerts.inserted)
 }
