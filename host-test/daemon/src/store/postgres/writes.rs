@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use futures_util::future::join3;
 use kapacitor_formats::aggregate::{Collected, Window};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Transaction};
@@ -21,7 +20,7 @@ use tokio_postgres::{GenericClient, Transaction};
 use super::claims::Claimant;
 use super::endings;
 use super::notices::{self, Said};
-use super::pool::{keepable, prepared, Begun, Cache, Conn, Db, GENERIC};
+use super::pool::{generic_query, keepable, prepared, Cache, Conn, Db};
 use super::Staged;
 use crate::store::record::Record;
 use crate::store::{alert_key, slot_of, Act, Finished, Pending, Release, Slots, ALL_SLOTS};
@@ -362,16 +361,10 @@ async fn intake(
         }
     };
     // Its own transaction, begun and committed in the same round trip:
-    // planned once a connection ([`GENERIC`]; it reads no table but
+    // planned once a connection ([`super::pool::GENERIC`]; it reads no table but
     // `origins`, by its key), not at each group commit (a fifth of the
     // database's CPU in three nodes' intake).
-    let client = &conn.client;
-    let (tx, begin) = Begun::begin(client, GENERIC);
-    let (began, numbered, committed) =
-        join3(begin, client.query(&statement, &params), tx.commit()).await;
-    began?;
-    let numbered = numbered?;
-    committed?;
+    let numbered = generic_query(&conn.client, &statement, &params).await?;
     alerts.numbered(&numbered);
     Ok(alerts.inserted)
 }
