@@ -137,8 +137,9 @@ fn with_timeouts(config: &mut tokio_postgres::Config) {
     // cached while `alerts` was small (a hash join over a sequential
     // scan) is kept until autovacuum analyzes it, up to a minute later,
     // and each batch then reads the whole table. A plan made for each
-    // execution sees the table as it is (a few tens of microseconds a
-    // batch, not an alert).
+    // execution sees the table as it is (tens to hundreds of
+    // microseconds a batch, not an alert). The statements whose plan
+    // cannot go wrong are planned once a connection (`pool::GENERIC`).
     if !options.contains("plan_cache_mode") {
         options = format!("{options} -c plan_cache_mode=force_custom_plan");
     }

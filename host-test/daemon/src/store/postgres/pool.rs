@@ -54,14 +54,14 @@ struct Health {
 /// How a transaction begins whose statements are each planned once a
 /// connection, with a plan that holds whatever the statistics say.
 ///
-/// PostgreSQL's default (`plan_cache_mode = auto`) plans a prepared
-/// statement whose parameters are arrays (`= ANY($1)`, `unnest($1)`: most
-/// of ours) again at each execution, its generic plan costed above the
-/// custom ones: planning was a quarter of the database's CPU in three
-/// nodes' drain (`perf`). A generic plan is made once, though, with the
-/// statistics of that moment, and kept: made while a table was small, it
-/// may scan the table, or pick the wrong index, and go on doing so once
-/// the table is large. So only statements that reach every row through
+/// serve's connections plan every statement at each execution
+/// (`plan_cache_mode=force_custom_plan`, [`super::connect`]), and
+/// planning was a quarter of the database's CPU in three nodes' drain
+/// (`perf`). A plan made once a connection is made with the statistics
+/// of that moment, though, and kept: made while a table was small, it may
+/// scan the table, or pick the wrong index, and go on doing so once the
+/// table is large (which is why every statement is planned as it runs).
+/// So only statements that reach every row through
 /// the key they are given (`= ANY($1)` on a primary key or unique index,
 /// a correlated lookup by primary key), where no other plan is left once
 /// sequential scans are off, are run this way: the endings' group commit
@@ -73,7 +73,7 @@ struct Health {
 /// (12 ms a call, 28,000 rows filtered), even written as a comparison
 /// only the index by key can take as its condition: with the table
 /// small, reading either index whole cost the planner the same. Set for
-/// the transaction only: other statements keep PostgreSQL's choice.
+/// the transaction only: other statements are planned as they run.
 pub const GENERIC: &str =
     "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
