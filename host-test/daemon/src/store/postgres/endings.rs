@@ -291,19 +291,7 @@ pub(super) async fn upsert_messages<C: GenericClient + Sync>(
     );
     let statement = prepared(cache, on, sql).await?;
     let m = Messages::of(kept.iter().map(|m| (0, Some(*m), None)));
-    on.execute(
-        &statement,
-        &[
-            &m.keys,
-            &m.workspaces,
-            &m.channels,
-            &m.ts,
-            &m.levels,
-            &m.digests,
-            &m.alerts,
-        ],
-    )
-    .await?;
+    on.execute(&statement, &m.columns()).await?;
     Ok(())
 }
 
@@ -388,9 +376,9 @@ impl<'a> Endings<'a> {
         }
     }
 
-    fn params<'s>(&'s self, node: &'s String) -> [&'s (dyn ToSql + Sync); 16] {
+    fn params<'s>(&'s self, node: &'s String) -> Vec<&'s (dyn ToSql + Sync)> {
         let m = &self.messages;
-        [
+        let mut params: Vec<&'s (dyn ToSql + Sync)> = vec![
             &self.ids,
             &self.status,
             &self.detail,
@@ -399,15 +387,10 @@ impl<'a> Endings<'a> {
             &self.slots,
             node,
             &m.ids,
-            &m.keys,
-            &m.workspaces,
-            &m.channels,
-            &m.ts,
-            &m.levels,
-            &m.digests,
-            &m.alerts,
-            &m.forget,
-        ]
+        ];
+        params.extend(m.columns());
+        params.push(&m.forget);
+        params
     }
 }
 
@@ -427,6 +410,20 @@ struct Messages<'a> {
 }
 
 impl<'a> Messages<'a> {
+    /// The messages' own columns: key, workspace, channel id, `ts`, level,
+    /// digest and alert.
+    fn columns(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.keys,
+            &self.workspaces,
+            &self.channels,
+            &self.ts,
+            &self.levels,
+            &self.digests,
+            &self.alerts,
+        ]
+    }
+
     fn of(
         rows: impl Iterator<Item = (i64, Option<&'a AlertMessage>, Option<&'a str>)>,
     ) -> Messages<'a> {
