@@ -7,10 +7,12 @@
 //! round trips ([`commit`]): `BEGIN`, the endings, the retries and the
 //! channels' rows read together, then the channels' pacing and `COMMIT`
 //! together, each statement planned once a connection
-//! ([`super::pool::GENERIC`]). One statement at a time, as in a batch with other writes
-//! ([`end`], [`release`]), took six. PostgreSQL runs what is sent in the
-//! order sent, so the locks are taken in the one order every writer
-//! takes them: alerts, then messages, then channels.
+//! ([`super::pool::GENERIC`]); awaited one at a time they took six. In a
+//! batch with other writes the same statements run one at a time
+//! ([`end`], [`release`]). PostgreSQL runs what is sent in the order
+//! sent, so the locks are taken in the one order every writer takes
+//! them: alerts, then messages, then channels. An ending whose claim had
+//! passed on is recorded as the duplicate it is ([`Late`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -21,7 +23,7 @@ use tokio_postgres::{Error, GenericClient, Row, Statement};
 
 use super::claims::{ms, paced_after, Claimant};
 use super::pool::{keepable, prepared, Begun, Cache, Conn, GENERIC};
-use super::writes::{now_ms, Late};
+use super::writes::now_ms;
 use super::Staged;
 use crate::scheduler::Pace;
 use crate::store::record::Record;
@@ -311,7 +313,7 @@ async fn late<C: GenericClient + Sync>(
     let mut late = Vec::new();
     for d in done {
         if !taken.contains(&(d.id as i64)) && !d.detail.starts_with(crate::store::SHOWN_IN_STORM) {
-            late.push(super::writes::duplicate(on, cache, node, d).await?);
+            late.push(duplicate(on, cache, node, d).await?);
         }
     }
     Ok(late)
@@ -334,6 +336,82 @@ async fn created<C: GenericClient + Sync>(
     on.execute(&statement, &[&channels.keys, &ms(who.rules.margin)])
         .await?;
     on.query(read, &channels.params(&who.node)).await
+}
+
+/// Records a late ending: its claim had passed to another node (its lease
+/// ran out while its request was at Slack) or the alert had ended. A
+/// delivery is a duplicate in Slack, kept with what the alert's recorded
+/// ending says (the kept message's channel and `ts`); a late ending that
+/// sent nothing is dropped. Either is said once the transaction commits.
+async fn duplicate<C: GenericClient + Sync>(
+    on: &C,
+    cache: &mut Cache,
+    node: &str,
+    late: &Finished,
+) -> Result<Late, tokio_postgres::Error> {
+    if late.status != crate::store::Status::Delivered {
+        return Ok(Late {
+            id: late.id,
+            status: late.status.as_str(),
+            detail: String::new(),
+            kept: None,
+            duplicate: false,
+        });
+    }
+    let sql = concat!(
+        "INSERT INTO duplicates (alert_id, node, recorded_ms, detail, kept)
+         SELECT $1, $2, ",
+        now_ms!(),
+        ", $3, (SELECT CASE WHEN status = 'pending'
+                    THEN 'pending, claimed by ' || coalesce(claimed_by, 'no node')
+                    ELSE status || ': ' || coalesce(detail, '') END
+                FROM alerts WHERE id = $1)
+         RETURNING kept"
+    );
+    let statement = prepared(cache, on, sql).await?;
+    let detail = keepable(&late.detail);
+    let row = on
+        .query_one(&statement, &[&(late.id as i64), &node, &detail])
+        .await?;
+    Ok(Late {
+        id: late.id,
+        status: late.status.as_str(),
+        detail: late.detail.clone(),
+        kept: row.get(0),
+        duplicate: true,
+    })
+}
+
+/// An ending that came after its claim had passed to another node: a send
+/// recorded as the duplicate it is, or an ending dropped (nothing was
+/// sent). Said once its transaction committed.
+pub(super) struct Late {
+    id: u64,
+    status: &'static str,
+    /// What the late send showed (its channel and `ts`).
+    detail: String,
+    /// What the alert's recorded ending says.
+    kept: Option<String>,
+    pub(super) duplicate: bool,
+}
+
+impl Late {
+    pub(super) fn say(&self) {
+        if !self.duplicate {
+            tracing::info!(
+                alert = self.id,
+                status = self.status,
+                "an ending after this node's claim had passed to another node; dropped (nothing was sent)"
+            );
+            return;
+        }
+        tracing::warn!(
+            alert = self.id,
+            late = self.detail,
+            kept = self.kept.as_deref().unwrap_or("the alert is no longer kept"),
+            "a duplicate in Slack: this node's request was answered after its claim had passed to another node (its lease ran out while the request was out); the alert's message stays the kept one"
+        );
+    }
 }
 
 /// A batch's fences as two columns: the claim generations and the slots.

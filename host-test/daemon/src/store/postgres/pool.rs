@@ -61,10 +61,10 @@ struct Health {
 /// of that moment, though, and kept: made while a table was small, it may
 /// scan the table, or pick the wrong index, and go on doing so once the
 /// table is large (which is why every statement is planned as it runs).
-/// So only statements that reach every row through
-/// the key they are given (`= ANY($1)` on a primary key or unique index,
-/// a correlated lookup by primary key), where no other plan is left once
-/// sequential scans are off, are run this way: the endings' group commit
+/// So only statements that reach every row through the key they are
+/// given (`= ANY($1)` on a primary key or unique index, a correlated
+/// lookup by primary key), where no other plan is left once sequential
+/// scans are off, are run this way: the endings' group commit
 /// (with `EXPLAIN` on tables analyzed at 10 rows, then filled, and
 /// `auto_explain` over the drain bench), and intake's insert (which reads
 /// no table but `origins`, through its key). The owner's claims read is

@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use kapacitor_formats::aggregate::{Collected, Window};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Transaction};
+use tokio_postgres::Transaction;
 
 use super::claims::Claimant;
-use super::endings;
+use super::endings::{self, Late};
 use super::notices::{self, Said};
 use super::pool::{generic_query, keepable, prepared, Cache, Conn, Db};
 use super::Staged;
@@ -361,9 +361,9 @@ async fn intake(
         }
     };
     // Its own transaction, begun and committed in the same round trip:
-    // planned once a connection ([`super::pool::GENERIC`]; it reads no table but
-    // `origins`, by its key), not at each group commit (a fifth of the
-    // database's CPU in three nodes' intake).
+    // planned once a connection ([`super::pool::GENERIC`]; it reads no
+    // table but `origins`, by its key), not at each group commit (a fifth
+    // of the database's CPU in three nodes' intake).
     let numbered = generic_query(&conn.client, &statement, &params).await?;
     alerts.numbered(&numbered);
     Ok(alerts.inserted)
@@ -520,82 +520,6 @@ impl<'a> Batch<'a> {
             self.channels.clear();
         }
         Ok(())
-    }
-}
-
-/// Records a late ending: its claim had passed to another node (its lease
-/// ran out while its request was at Slack) or the alert had ended. A
-/// delivery is a duplicate in Slack, kept with what the alert's recorded
-/// ending says (the kept message's channel and `ts`); a late ending that
-/// sent nothing is dropped. Either is said once the transaction commits.
-pub(super) async fn duplicate<C: GenericClient + Sync>(
-    tx: &C,
-    cache: &mut Cache,
-    node: &str,
-    late: &Finished,
-) -> Result<Late, tokio_postgres::Error> {
-    if late.status != crate::store::Status::Delivered {
-        return Ok(Late {
-            id: late.id,
-            status: late.status.as_str(),
-            detail: String::new(),
-            kept: None,
-            duplicate: false,
-        });
-    }
-    let sql = concat!(
-        "INSERT INTO duplicates (alert_id, node, recorded_ms, detail, kept)
-         SELECT $1, $2, ",
-        now_ms!(),
-        ", $3, (SELECT CASE WHEN status = 'pending'
-                    THEN 'pending, claimed by ' || coalesce(claimed_by, 'no node')
-                    ELSE status || ': ' || coalesce(detail, '') END
-                FROM alerts WHERE id = $1)
-         RETURNING kept"
-    );
-    let statement = prepared(cache, tx, sql).await?;
-    let detail = keepable(&late.detail);
-    let row = tx
-        .query_one(&statement, &[&(late.id as i64), &node, &detail])
-        .await?;
-    Ok(Late {
-        id: late.id,
-        status: late.status.as_str(),
-        detail: late.detail.clone(),
-        kept: row.get(0),
-        duplicate: true,
-    })
-}
-
-/// An ending that came after its claim had passed to another node: a send
-/// recorded as the duplicate it is, or an ending dropped (nothing was
-/// sent). Said once its transaction committed.
-pub(super) struct Late {
-    id: u64,
-    status: &'static str,
-    /// What the late send showed (its channel and `ts`).
-    detail: String,
-    /// What the alert's recorded ending says.
-    kept: Option<String>,
-    duplicate: bool,
-}
-
-impl Late {
-    pub(super) fn say(&self) {
-        if !self.duplicate {
-            tracing::info!(
-                alert = self.id,
-                status = self.status,
-                "an ending after this node's claim had passed to another node; dropped (nothing was sent)"
-            );
-            return;
-        }
-        tracing::warn!(
-            alert = self.id,
-            late = self.detail,
-            kept = self.kept.as_deref().unwrap_or("the alert is no longer kept"),
-            "a duplicate in Slack: this node's request was answered after its claim had passed to another node (its lease ran out while the request was out); the alert's message stays the kept one"
-        );
     }
 }
 
