@@ -153,6 +153,11 @@ pub async fn prepared<C: GenericClient + Sync>(
 /// awaits `BEGIN` and `COMMIT` alone. Dropped before [`Begun::commit`]
 /// (a statement failed, the future was dropped), it is rolled back as
 /// tokio-postgres's is: the `ROLLBACK` sent, its answer not awaited.
+///
+/// The statements polled with it must be prepared ([`Statement`]s): a
+/// query given as text is prepared first, a round trip of its own, and
+/// its execution then goes out after whatever was sent meanwhile, the
+/// `COMMIT` included (its test found it run outside the transaction).
 pub struct Begun<'a> {
     client: &'a Client,
     open: bool,
@@ -449,5 +454,88 @@ pub fn keepable(text: &str) -> std::borrow::Cow<'_, str> {
         std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
     } else {
         std::borrow::Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testdb::TestDb;
+
+    /// A transaction begun by hand keeps what it wrote once committed, and
+    /// its `SET LOCAL` ends with it; one whose statement failed, or one
+    /// dropped unfinished, leaves nothing, and the connection goes on
+    /// outside any transaction.
+    #[test]
+    fn a_transaction_begun_by_hand_commits_whole_or_leaves_nothing() {
+        let db = TestDb::start();
+        let url = db.url();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute("CREATE TABLE t (n int PRIMARY KEY)")
+                .await
+                .unwrap();
+            // Prepared, as the statements of a pipelined transaction must
+            // be (see [`Begun`]).
+            let insert = client.prepare("INSERT INTO t VALUES ($1)").await.unwrap();
+            let count = || async {
+                let row = client.query_one("SELECT count(*) FROM t", &[]).await;
+                row.unwrap().get::<_, i64>(0)
+            };
+            // Committed: the row stays, the plan setting does not.
+            let (tx, begin) = Begun::begin(&client, GENERIC);
+            let (began, inserted, committed) =
+                futures_util::future::join3(begin, client.execute(&insert, &[&1i32]), tx.commit())
+                    .await;
+            began.unwrap();
+            inserted.unwrap();
+            committed.unwrap();
+            assert_eq!(count().await, 1);
+            let mode = client.query_one("SHOW plan_cache_mode", &[]).await.unwrap();
+            assert_ne!(mode.get::<_, String>(0), "force_generic_plan");
+            // A statement failed: the one before it is rolled back with it,
+            // and its error is the one answered.
+            let (tx, begin) = Begun::begin(&client, GENERIC);
+            let (began, inserted, failed, committed) = futures_util::future::join4(
+                begin,
+                client.execute(&insert, &[&2i32]),
+                client.execute(&insert, &[&1i32]),
+                tx.commit(),
+            )
+            .await;
+            began.unwrap();
+            inserted.unwrap();
+            assert!(failed.unwrap_err().code().is_some());
+            committed.unwrap();
+            assert_eq!(count().await, 1, "nothing of the failed transaction kept");
+            // Dropped unfinished: rolled back before the next request.
+            {
+                let (_tx, begin) = Begun::begin(&client, GENERIC);
+                begin.await.unwrap();
+                client.execute(&insert, &[&3i32]).await.unwrap();
+            }
+            assert_eq!(count().await, 1, "nothing of the dropped transaction kept");
+            client.execute(&insert, &[&4i32]).await.unwrap();
+            // In a transaction still open since the dropped one's insert,
+            // this would name its id.
+            let open = client
+                .query_one("SELECT pg_current_xact_id_if_assigned()::text", &[])
+                .await
+                .unwrap();
+            assert_eq!(
+                open.get::<_, Option<String>>(0),
+                None,
+                "the connection is in no transaction"
+            );
+            assert_eq!(count().await, 2);
+        });
     }
 }
