@@ -17,10 +17,15 @@
 //!
 //! With `INTAKE_STORES=1`, the journal's rounds and drain are followed
 //! by the same on PostgreSQL (`serve --store URL --node NAME`, the other
-//! flags the same): a throwaway server (`TestDb`, with `fsync` on as in
-//! production), fresh for 1, 2 and 3 nodes in turn. The 16 connections go
-//! round-robin to the nodes, three rounds back to back (medians); then the
-//! backlog, delivered by all the nodes together (pacing off, 100
+//! flags the same): a cluster of 1, 2 and 3 nodes, each on a throwaway
+//! server of its own (`TestDb`, with `fsync` on as in production, and
+//! autovacuum looking every second so that minutes-old tables have the
+//! statistics of tables in use), all up at once and taking turns with a
+//! serve on the journal, three rounds (each round in another order;
+//! medians), so that no side is measured minutes apart from another on
+//! this noisy machine. A turn: the 16 connections post a
+//! round round-robin to the nodes (the stand-in holding its answers), then
+//! that backlog is delivered by all the nodes together (pacing off, 100
 //! channels). Every acknowledged alert must be delivered; duplicates are
 //! counted and printed. Beside each phase: CPU seconds from `/proc` (the
 //! bench, i.e. the clients and the stand-in; the nodes; PostgreSQL's
@@ -29,16 +34,17 @@
 //! transactions rolled back (refused claims; `pg_stat_database`, read with
 //! `psql` after its stats settle), and any `ERROR`/`WARN` a node logged.
 //! Then, as a control, each cluster's intake again with pacing on (one
-//! message a second per channel, a fresh database, no drain): with pacing
-//! off, a node refused a channel another node holds asks again at once.
+//! message a second per channel, fresh databases, the same turns, no
+//! drain): with pacing off, a node refused a channel another node holds
+//! asks again at once.
 //!
 //! Run: `cargo bench -p host-test --bench intake` (`INTAKE_ALERTS=N` a
 //! round, default 40,000; `-- --quick` for 10,000); with PostgreSQL:
 //! `INTAKE_STORES=1 cargo bench -p host-test --bench intake -- --quick`
 //! (`INTAKE_NODES=1,3` for those node counts only). With
 //! `INTAKE_STATEMENTS=1` besides, each cluster's statements that took
-//! PostgreSQL the most time over its intake, then over its drain, are
-//! printed, with the time PostgreSQL spent planning them
+//! PostgreSQL the most time over its last turn's intake, then over its
+//! drain, are printed, with the time PostgreSQL spent planning them
 //! (`pg_stat_statements`, loaded for it, `track_planning` on).
 
 // A bench uses part of the tests' serve helper.
@@ -92,25 +98,17 @@ fn main() -> Result<()> {
     let old = baseline.as_deref().map(Subject::start).transpose()?;
 
     let mut rates: [Vec<f64>; 3] = Default::default();
-    let mut journal_intake = Phase::default();
     for round in 0..ROUNDS {
         rates[0].push(post_all(&[floor.addr], round, per_connection)?);
-        let before = mark(&[&current.server], None);
         rates[1].push(post_all(&[current.server.addr()], round, per_connection)?);
-        journal_intake.add(before.to(&mark(&[&current.server], None)));
         if let Some(old) = &old {
             rates[2].push(post_all(&[old.server.addr()], round, per_connection)?);
         }
     }
     let alerts = per_connection * CONNECTIONS;
     // Then the backlog each took, drained one serve at a time.
-    let before = mark(&[&current.server], None);
-    let (drained, done) = current.drain(alerts * ROUNDS)?;
-    let journal_drain = before.to(&done);
-    let old_drained = old
-        .as_ref()
-        .map(|o| o.drain(alerts * ROUNDS).map(|(rate, _)| rate))
-        .transpose()?;
+    let drained = current.drain(alerts * ROUNDS)?;
+    let old_drained = old.as_ref().map(|o| o.drain(alerts * ROUNDS)).transpose()?;
 
     let floor_rate = median(&mut rates[0]);
     println!(
@@ -145,15 +143,8 @@ fn main() -> Result<()> {
         println!("  serve at {name} {rate:>9.0}/s");
     }
     if stores {
-        let journal = Journal {
-            intake: median(&mut rates[1]),
-            drain: drained,
-            floor: floor_rate,
-            phases: [journal_intake, journal_drain],
-            logged: problems(&[current.server.logged()]),
-        };
         drop((current, old, floor));
-        on_postgres(&journal, per_connection)?;
+        on_postgres(floor_rate, per_connection)?;
     }
     Ok(())
 }
@@ -189,9 +180,8 @@ impl Subject {
     }
 
     /// Lets Slack answer and waits for the backlog: every acknowledged
-    /// alert delivered once; alerts/s delivered, and where serve stood
-    /// when the last arrived.
-    fn drain(&self, total: usize) -> Result<(f64, Mark)> {
+    /// alert delivered once; alerts/s delivered.
+    fn drain(&self, total: usize) -> Result<f64> {
         let t = Instant::now();
         self.slack.release();
         let deadline = Instant::now() + Duration::from_secs(600);
@@ -202,12 +192,11 @@ impl Subject {
             std::thread::sleep(Duration::from_millis(2));
         }
         let rate = total as f64 / t.elapsed().as_secs_f64();
-        let done = mark(&[&self.server], None);
         std::thread::sleep(Duration::from_millis(200));
         if self.slack.received() != total {
             bail!("{} requests for {total} alerts", self.slack.received());
         }
-        Ok((rate, done))
+        Ok(rate)
     }
 }
 
@@ -313,6 +302,29 @@ struct Journal {
     logged: Vec<String>,
 }
 
+/// One PostgreSQL side's turns so far.
+#[derive(Default)]
+struct Turns {
+    intake: Vec<f64>,
+    drain: Vec<f64>,
+    /// Every alert posted to it so far, all to be delivered.
+    expected: BTreeSet<String>,
+    duplicates: usize,
+    phases: [Phase; 2],
+}
+
+/// The order the sides take their turns in `round`: each round another
+/// side first.
+fn in_turn(round: usize, sides: usize) -> impl Iterator<Item = usize> {
+    (0..sides).map(move |i| (i + round) % sides)
+}
+
+/// The ids [`post_all`] posts in `round`.
+fn round_ids(round: usize, per_connection: usize) -> impl Iterator<Item = String> {
+    (0..CONNECTIONS)
+        .flat_map(move |c| (0..per_connection).map(move |n| format!("intake-{round}-{c}-{n}")))
+}
+
 /// One PostgreSQL side's figures.
 struct PgSide {
     nodes: usize,
@@ -328,18 +340,11 @@ struct PgSide {
     logged: Vec<String>,
 }
 
-/// Intake and drain on 1, 2 and 3 nodes, each on a fresh database, then
-/// the figures beside the journal's.
-fn on_postgres(journal: &Journal, per_connection: usize) -> Result<()> {
+/// Intake and drain on 1, 2 and 3 nodes, each on a database of its own,
+/// taking turns round by round with a serve on the journal, then the
+/// figures beside the journal's.
+fn on_postgres(floor: f64, per_connection: usize) -> Result<()> {
     let alerts = per_connection * CONNECTIONS;
-    let mut expected = BTreeSet::new();
-    for round in 0..ROUNDS {
-        for c in 0..CONNECTIONS {
-            for n in 0..per_connection {
-                expected.insert(format!("intake-{round}-{c}-{n}"));
-            }
-        }
-    }
     let statements = std::env::var("INTAKE_STATEMENTS").is_ok_and(|v| !v.is_empty() && v != "0");
     let counts: Vec<usize> = match std::env::var("INTAKE_NODES") {
         Ok(list) => list
@@ -352,75 +357,117 @@ fn on_postgres(journal: &Journal, per_connection: usize) -> Result<()> {
             .collect::<Result<_>>()?,
         Err(_) => NODES.to_vec(),
     };
-    let mut sides = Vec::new();
-    for nodes in counts {
-        let cluster = Cluster::start(nodes, &UNPACED, statements)?;
-        if statements {
-            sql(
-                &cluster.db,
-                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
-            )?;
-            sql(&cluster.db, "SELECT pg_stat_statements_reset()")?;
+    // Every cluster up at once, idle between its turns: the machine is
+    // noisy over minutes, so the node counts take turns within each round
+    // (each round in another order) rather than one after another.
+    // The journal takes its turns too (the first side), so that the node
+    // counts stand beside it measured in the same minutes.
+    let clusters = std::iter::once(Cluster::journal(&UNPACED))
+        .chain(
+            counts
+                .iter()
+                .map(|&nodes| Cluster::start(nodes, &UNPACED, statements)),
+        )
+        .collect::<Result<Vec<_>>>()?;
+    if statements {
+        for db in clusters.iter().filter_map(|c| c.db.as_ref()) {
+            sql(db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
         }
-        let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(Server::addr).collect();
-        let started = transactions(&cluster.db).ok();
-        let mut rates = Vec::new();
-        let mut intake = Phase::default();
-        for round in 0..ROUNDS {
+    }
+    let started: Vec<_> = clusters
+        .iter()
+        .map(|c| c.db.as_ref().and_then(|db| transactions(db).ok()))
+        .collect();
+    let mut turns: Vec<Turns> = clusters.iter().map(|_| Turns::default()).collect();
+    for round in 0..ROUNDS {
+        for i in in_turn(round, clusters.len()) {
+            let (cluster, turn) = (&clusters[i], &mut turns[i]);
+            // The statements of the last round's turns, intake and drain
+            // apart.
+            let look = cluster
+                .db
+                .as_ref()
+                .filter(|_| statements && round + 1 == ROUNDS);
+            if let Some(db) = look {
+                sql(db, "SELECT pg_stat_statements_reset()")?;
+            }
+            let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(Server::addr).collect();
+            cluster.slack.hold();
             let before = cluster.mark();
-            rates.push(post_all(&addrs, round, per_connection)?);
-            intake.add(before.to(&cluster.mark()));
+            turn.intake.push(post_all(&addrs, round, per_connection)?);
+            turn.phases[0].add(before.to(&cluster.mark()));
+            if let Some(db) = look {
+                print_statements(db, cluster.nodes.len(), "intake")?;
+                sql(db, "SELECT pg_stat_statements_reset()")?;
+            }
+            turn.expected.extend(round_ids(round, per_connection));
+            let before = cluster.mark();
+            let (rate, duplicates, done) = cluster.drain(&turn.expected, alerts)?;
+            turn.drain.push(rate);
+            turn.duplicates = duplicates;
+            turn.phases[1].add(before.to(&done));
+            if let Some(db) = look {
+                print_statements(db, cluster.nodes.len(), "drain")?;
+            }
         }
-        if statements {
-            print_statements(&cluster.db, nodes, "intake")?;
-            sql(&cluster.db, "SELECT pg_stat_statements_reset()")?;
-        }
-        let before = cluster.mark();
-        let (drain, duplicates, done) = cluster.drain(&expected)?;
-        let drained = before.to(&done);
-        if statements {
-            print_statements(&cluster.db, nodes, "drain")?;
-        }
-        // The nodes' backends report their counts within 10 s of going
-        // idle (PostgreSQL 15).
-        std::thread::sleep(Duration::from_secs(11));
-        let transactions = match (started, transactions(&cluster.db).ok()) {
+    }
+    // The nodes' backends report their counts within 10 s of going idle
+    // (PostgreSQL 15).
+    std::thread::sleep(Duration::from_secs(11));
+    let logged = |c: &Cluster| problems(&c.nodes.iter().map(Server::logged).collect::<Vec<_>>());
+    let journal = Journal {
+        intake: median(&mut turns[0].intake),
+        drain: median(&mut turns[0].drain),
+        floor,
+        phases: turns[0].phases,
+        logged: logged(&clusters[0]),
+    };
+    let mut sides = Vec::new();
+    for ((cluster, turn), started) in clusters.iter().zip(&mut turns).zip(started).skip(1) {
+        let db = cluster.db.as_ref().context("a PostgreSQL side")?;
+        let transactions = match (started, transactions(db).ok()) {
             (Some((c0, r0)), Some((c1, r1))) => Some((c1 - c0, r1 - r0)),
             _ => None,
         };
-        let logged = problems(&cluster.nodes.iter().map(Server::logged).collect::<Vec<_>>());
-        drop(cluster);
-        // The control: intake alone with pacing on, where a node refused a
-        // channel another node holds asks again a second later, not at once.
-        let cluster = Cluster::start(nodes, &PACED, false)?;
-        let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(Server::addr).collect();
-        let mut paced_rates = Vec::new();
-        let mut paced = Phase::default();
-        for round in 0..ROUNDS {
-            let before = cluster.mark();
-            paced_rates.push(post_all(&addrs, round, per_connection)?);
-            paced.add(before.to(&cluster.mark()));
-        }
-        let mut logged = logged;
-        logged.extend(problems(
-            &cluster.nodes.iter().map(Server::logged).collect::<Vec<_>>(),
-        ));
-        drop(cluster);
         sides.push(PgSide {
-            nodes,
-            intake: median(&mut rates),
-            drain,
-            duplicates,
-            phases: [intake, drained],
+            nodes: cluster.nodes.len(),
+            intake: median(&mut turn.intake),
+            drain: median(&mut turn.drain),
+            duplicates: turn.duplicates,
+            phases: turn.phases,
             transactions,
-            paced: (median(&mut paced_rates), paced),
-            logged,
+            paced: (0.0, Phase::default()),
+            logged: logged(cluster),
         });
     }
+    drop(clusters);
+    // The control: intake alone with pacing on, where a node refused a
+    // channel another node holds asks again a second later, not at once;
+    // fresh databases, the same turns.
+    let clusters = counts
+        .iter()
+        .map(|&nodes| Cluster::start(nodes, &PACED, false))
+        .collect::<Result<Vec<_>>>()?;
+    let mut paced_rates: Vec<Vec<f64>> = counts.iter().map(|_| Vec::new()).collect();
+    for round in 0..ROUNDS {
+        for i in in_turn(round, clusters.len()) {
+            let cluster = &clusters[i];
+            let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(Server::addr).collect();
+            let before = cluster.mark();
+            paced_rates[i].push(post_all(&addrs, round, per_connection)?);
+            sides[i].paced.1.add(before.to(&cluster.mark()));
+        }
+    }
+    for ((side, rates), cluster) in sides.iter_mut().zip(&mut paced_rates).zip(&clusters) {
+        side.paced.0 = median(rates);
+        side.logged.extend(problems(
+            &cluster.nodes.iter().map(Server::logged).collect::<Vec<_>>(),
+        ));
+    }
+    drop(clusters);
 
     println!(
-        "on PostgreSQL (a throwaway server, fsync on), the {CONNECTIONS} connections round-robin over the nodes, {ROUNDS} rounds of {alerts} alerts back to back (medians); then that backlog ({} alerts, 100 channels, pacing off) delivered by all the nodes together:",
-        alerts * ROUNDS
+        "on PostgreSQL (a throwaway server each, fsync on) and on the journal again, taking turns, {ROUNDS} rounds (medians): a turn is {alerts} alerts over the {CONNECTIONS} connections round-robin to the nodes, then that backlog (100 channels, pacing off) delivered by all the nodes together:"
     );
     println!(
         "  {:<30} {:>9} {:>9} {:>11} {:>9} {:>11} {:>11}",
@@ -434,7 +481,7 @@ fn on_postgres(journal: &Journal, per_connection: usize) -> Result<()> {
     };
     println!(
         "  {:<30} {:>9.0} {:>8.2}x {:>10.2}x {:>9.0} {:>10.2}x {:>11}",
-        "journal (above)",
+        "journal",
         journal.intake,
         journal.intake / journal.floor,
         1.0,
@@ -546,7 +593,8 @@ fn on_postgres(journal: &Journal, per_connection: usize) -> Result<()> {
 struct Cluster {
     nodes: Vec<Server>,
     slack: MockSlack,
-    db: TestDb,
+    /// None: one serve on the journal.
+    db: Option<TestDb>,
     _dir: tempfile::TempDir,
 }
 
@@ -555,15 +603,20 @@ impl Cluster {
     /// up, with `flags`; with `statements`, their database counts its
     /// statements (`pg_stat_statements`).
     fn start(count: usize, flags: &'static [&'static str], statements: bool) -> Result<Cluster> {
-        let options = if statements {
-            "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all \
-             -c pg_stat_statements.track_planning=on"
-        } else {
-            ""
-        };
+        // A database minutes old, not months: autovacuum looks every
+        // second, not every minute, so the tables' statistics are those
+        // of tables in use (the owner's claims read is planned once a
+        // connection only once they are, `Db::settled`).
+        let mut options = String::from("-c autovacuum_naptime=1");
+        if statements {
+            options.push_str(
+                " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all \
+                 -c pg_stat_statements.track_planning=on",
+            );
+        }
         let db = TestDb::start_with(Setup {
             durable: true,
-            options: options.into(),
+            options,
             ..Setup::default()
         });
         let slack = MockSlack::start()?;
@@ -591,20 +644,42 @@ impl Cluster {
         Ok(Cluster {
             nodes,
             slack,
-            db,
+            db: Some(db),
+            _dir: dir,
+        })
+    }
+
+    /// One serve on its journal, with `flags`, as [`Subject`] runs it.
+    fn journal(flags: &'static [&'static str]) -> Result<Cluster> {
+        let slack = MockSlack::start()?;
+        slack.hold();
+        let dir = tempfile::tempdir()?;
+        let config = write_config(dir.path(), &slack_config(&slack));
+        let config = config.to_str().context("a UTF-8 path")?;
+        let node = Server::start_binary(
+            Path::new(env!("CARGO_BIN_EXE_host-test")),
+            &["--config", config],
+            &dir.path().join("spool"),
+            flags,
+        );
+        Ok(Cluster {
+            nodes: vec![node],
+            slack,
+            db: None,
             _dir: dir,
         })
     }
 
     fn mark(&self) -> Mark {
-        mark(&self.nodes.iter().collect::<Vec<_>>(), Some(&self.db))
+        mark(&self.nodes.iter().collect::<Vec<_>>(), self.db.as_ref())
     }
 
     /// Lets Slack answer and waits until every alert in `expected` was
-    /// delivered, by any node: alerts/s delivered, how many requests
-    /// delivered an alert again, and where the nodes stood when the last
-    /// alert arrived. Fails if one is missing or unknown.
-    fn drain(&self, expected: &BTreeSet<String>) -> Result<(f64, usize, Mark)> {
+    /// delivered, by any node: alerts/s delivered of the `fresh` posted
+    /// since the last drain, how many requests delivered an alert again
+    /// (over every drain), and where the nodes stood when the last alert
+    /// arrived. Fails if one is missing or unknown.
+    fn drain(&self, expected: &BTreeSet<String>, fresh: usize) -> Result<(f64, usize, Mark)> {
         let total = expected.len();
         let t = Instant::now();
         self.slack.release();
@@ -644,7 +719,7 @@ impl Cluster {
             bail!("{missing} acknowledged alerts not delivered; delivered but never posted: {unknown:?}");
         }
         let duplicates = delivered.values().map(|n| n - 1).sum();
-        Ok((total as f64 / took.as_secs_f64(), duplicates, done))
+        Ok((fresh as f64 / took.as_secs_f64(), duplicates, done))
     }
 
     /// How many messages the stand-in holds for each alert id (`alert(ID)`
