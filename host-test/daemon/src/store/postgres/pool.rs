@@ -40,7 +40,15 @@ pub struct Db {
     outage: Arc<Outage>,
     /// This node's sends found to be duplicates (late endings), committed.
     duplicates: std::sync::atomic::AtomicU64,
+    /// `alerts`' statistics were last taken of a table of [`SETTLED`] rows
+    /// or more, as the pending count last read them ([`Db::settled`]).
+    settled: std::sync::atomic::AtomicBool,
 }
+
+/// The rows `alerts` must have had when its statistics were last taken
+/// for a plan made once a connection to be trusted with the owner's
+/// claims read ([`Db::settled`]).
+pub const SETTLED: f32 = 1_000.0;
 
 #[derive(Default)]
 struct Health {
@@ -68,12 +76,13 @@ struct Health {
 /// (with `EXPLAIN` on tables analyzed at 10 rows, then filled, and
 /// `auto_explain` over the drain bench), and intake's insert (which reads
 /// no table but `origins`, through its key). The owner's claims read is
-/// not: planned while `alerts` was small, its check for an earlier pending
-/// event of the key read the whole index of pending alerts by origin
-/// (12 ms a call, 28,000 rows filtered), even written as a comparison
-/// only the index by key can take as its condition: with the table
-/// small, reading either index whole cost the planner the same. Set for
-/// the transaction only: other statements are planned as they run.
+/// not, until the statistics are settled ([`Db::settled`]): planned while
+/// `alerts` was small, its check for an earlier pending event of the key
+/// read the whole index of pending alerts by origin (12 ms a call, 28,000
+/// rows filtered), even written as a comparison only the index by key can
+/// take as its condition: with the table small, reading either index whole
+/// cost the planner the same. Set for the transaction only: other
+/// statements are planned as they run.
 pub const GENERIC: &str =
     "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
@@ -241,7 +250,27 @@ impl Db {
             own: Arc::new(tokio::sync::Mutex::new(None)),
             outage: Arc::default(),
             duplicates: std::sync::atomic::AtomicU64::new(0),
+            settled: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether a plan made once a connection ([`GENERIC`]) may be trusted
+    /// with a read whose plan has a choice of index: `alerts`' statistics
+    /// (PostgreSQL's `reltuples`) were last taken of a table of [`SETTLED`]
+    /// rows or more. A plan made then picks the index a plan made at each
+    /// call would (it scales the statistics to the table's size as it is
+    /// now, and a table that grows keeps its shape), while statistics of an
+    /// empty or never analyzed table leave the indexes tied. A node starts
+    /// unsettled; the pending count says, every few seconds.
+    pub fn settled(&self) -> bool {
+        self.settled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `alerts`' statistics were last taken of `rows` rows (`reltuples`:
+    /// negative, never).
+    pub fn statistics_of(&self, rows: f32) {
+        self.settled
+            .store(rows >= SETTLED, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts `n` of this node's sends found to be duplicates.

@@ -155,17 +155,22 @@ pub async fn filed(
     }
 }
 
-/// How many alerts are pending, and when the oldest was accepted.
+/// How many alerts are pending, and when the oldest was accepted; and, for
+/// [`Db::settled`], the rows `alerts` had when its statistics were last
+/// taken (`reltuples`, PostgreSQL's estimate; negative if never).
 pub async fn pending_stats(db: &Arc<Db>) -> Result<(usize, Option<u64>), StoreError> {
     let conn = db.get().await?;
     let row = conn
         .client
         .query_one(
-            "SELECT count(*), min(accepted_ms) FROM alerts WHERE status = 'pending'",
+            "SELECT count(*), min(accepted_ms),
+                    (SELECT reltuples FROM pg_class WHERE oid = 'alerts'::regclass)
+             FROM alerts WHERE status = 'pending'",
             &[],
         )
         .await
         .map_err(|e| db.failed(e))?;
+    db.statistics_of(row.get::<_, Option<f32>>(2).unwrap_or(-1.0));
     Ok((
         row.get::<_, i64>(0).max(0) as usize,
         row.get::<_, Option<i64>>(1).map(|v| v.max(0) as u64),
