@@ -26,6 +26,8 @@ use super::claims::Claimant;
 use super::pool::GENERIC;
 use super::pool::{generic_query, keepable, Db};
 use super::reads;
+#[cfg(test)]
+use super::reads::ARRIVALS_READ;
 use crate::lock;
 use crate::scheduler::Pace;
 use crate::store::{owns, slot_of, Claim, ClaimRequest, Fence, Slots, StoreError};
@@ -393,6 +395,92 @@ mod tests {
             ] {
                 assert!(!plan.contains(whole), "{whole} in the plan:\n{plan}");
             }
+        });
+    }
+
+    /// Statistics taken while few alerts were pending (most delivered),
+    /// then a storm: each read still takes the one index that fits it.
+    /// The arrivals read, planned at each call, reads its origin's alerts
+    /// through the index by origin (it scanned every origin's by `seq`);
+    /// the claims read, planned once, checks for an earlier event of the
+    /// key through the index by key (it scanned the index by origin).
+    #[test]
+    fn stale_statistics_leave_each_read_the_index_that_fits_it() {
+        let db = TestDb::start();
+        let url = db.url();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            super::super::schema::migrate(&mut client).await.unwrap();
+            let fill = |from: i64, to: i64, pending_every: i64| {
+                format!(
+                    "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin, slot,
+                                         status)
+                     SELECT g, 0, '{{}}', '', 'key-' || (g % 500), 'o' || (g % 3), (g % 64),
+                            CASE WHEN g % {pending_every} = 0 THEN 'pending' ELSE 'delivered' END
+                     FROM generate_series({from}, {to}) g;
+                     INSERT INTO origins (origin, seen_ms)
+                     VALUES ('o0', 0), ('o1', 0), ('o2', 0) ON CONFLICT DO NOTHING"
+                )
+            };
+            client.batch_execute(&fill(1, 3_000, 100)).await.unwrap();
+            client.batch_execute("VACUUM ANALYZE").await.unwrap();
+            client
+                .batch_execute(&format!(
+                    "{GENERIC}; PREPARE claims(bigint[], text[]) AS {CLAIMS_READ};
+                     EXECUTE claims('{{100}}', '{{c1}}');
+                     PREPARE arrivals(text[], bigint[], bigint, text, bigint) AS
+                         {ARRIVALS_READ};
+                     COMMIT"
+                ))
+                .await
+                .unwrap();
+            client.batch_execute(&fill(3_001, 33_000, 1)).await.unwrap();
+            let explain = |execute: &'static str| {
+                let client = &client;
+                async move {
+                    let messages = client.simple_query(execute).await.unwrap();
+                    let lines: Vec<String> = messages
+                        .into_iter()
+                        .filter_map(|m| match m {
+                            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                                r.get(0).map(String::from)
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    lines.join("\n")
+                }
+            };
+            client.batch_execute(&format!("{GENERIC}")).await.unwrap();
+            let claims = explain("EXPLAIN EXECUTE claims('{3001, 32000}', '{c1, c2}')").await;
+            client.batch_execute("COMMIT").await.unwrap();
+            assert!(
+                claims.contains("Index Only Scan using alerts_pending_by_key on alerts e"),
+                "the earlier-event check by key:\n{claims}"
+            );
+            assert!(!claims.contains("alerts_pending_by_origin"), "{claims}");
+            client
+                .batch_execute("SET plan_cache_mode = force_custom_plan")
+                .await
+                .unwrap();
+            let arrivals =
+                explain("EXPLAIN EXECUTE arrivals('{o0, o1}', '{3000, 3000}', 5000, 'o2', -1)")
+                    .await;
+            assert!(
+                arrivals.contains("alerts_pending_by_origin"),
+                "the arrivals read by origin:\n{arrivals}"
+            );
+            assert!(
+                arrivals.contains("Index Cond: ((origin = o.origin)"),
+                "{arrivals}"
+            );
         });
     }
 }

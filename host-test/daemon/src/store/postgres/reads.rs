@@ -52,6 +52,26 @@ fn pending_from(r: &Row) -> Option<Pending> {
     })
 }
 
+/// The arrivals read ([`arrivals`]): `$1` and `$2` the origins read before
+/// and the last `seq` read of each, `$3` the most a read takes of an
+/// origin, `$4` this process's origin, `$5` the slots it owns.
+pub(super) const ARRIVALS_READ: &str =
+    "SELECT a.id, a.seq, a.accepted_ms, a.alert, a.options, o.origin,
+                  a.planned_channel
+     FROM origins o
+     LEFT JOIN unnest($1::text[], $2::bigint[]) AS w(origin, seen) ON w.origin = o.origin
+     CROSS JOIN LATERAL (
+         SELECT id, seq, accepted_ms, planned_channel,
+                CASE WHEN mine THEN alert END AS alert,
+                CASE WHEN mine THEN options END AS options
+         FROM alerts a
+         CROSS JOIN LATERAL (SELECT a.slot IS NULL OR ($5::bigint >> a.slot) & 1 = 1) m(mine)
+         WHERE a.origin = o.origin AND a.status = 'pending'
+           AND a.seq > coalesce(w.seen, 0)
+         ORDER BY a.seq LIMIT $3) a
+     WHERE o.origin <> $4
+     ORDER BY a.seq";
+
 /// The pending alerts other processes committed since `seen` (each
 /// origin's alerts past the last read of it, oldest first; this
 /// process's own, `own`, arrive from its commits) of the slots in `owned`
@@ -67,21 +87,7 @@ pub async fn arrivals(
 ) -> Result<(Vec<Pending>, bool), StoreError> {
     let mut conn = db.get().await?;
     let (origins, marks) = seen.columns();
-    let sql = "SELECT a.id, a.seq, a.accepted_ms, a.alert, a.options, o.origin,
-                      a.planned_channel
-         FROM origins o
-         LEFT JOIN unnest($1::text[], $2::bigint[]) AS w(origin, seen) ON w.origin = o.origin
-         CROSS JOIN LATERAL (
-             SELECT id, seq, accepted_ms, planned_channel,
-                    CASE WHEN mine THEN alert END AS alert,
-                    CASE WHEN mine THEN options END AS options
-             FROM alerts a
-             CROSS JOIN LATERAL (SELECT a.slot IS NULL OR ($5::bigint >> a.slot) & 1 = 1) m(mine)
-             WHERE a.origin = o.origin AND a.status = 'pending'
-               AND a.seq > coalesce(w.seen, 0)
-             ORDER BY a.seq LIMIT $3) a
-         WHERE o.origin <> $4
-         ORDER BY a.seq";
+    let sql = ARRIVALS_READ;
     let rows = async {
         let statement = conn.statement(sql).await?;
         conn.client
