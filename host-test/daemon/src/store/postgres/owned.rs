@@ -458,7 +458,7 @@ mod tests {
                     lines.join("\n")
                 }
             };
-            client.batch_execute(&format!("{GENERIC}")).await.unwrap();
+            client.batch_execute(GENERIC).await.unwrap();
             let claims = explain("EXPLAIN EXECUTE claims('{3001, 32000}', '{c1, c2}')").await;
             client.batch_execute("COMMIT").await.unwrap();
             assert!(
