@@ -302,14 +302,11 @@ mod tests {
     use super::*;
     use testdb::TestDb;
 
-    /// Once `alerts`' statistics are settled ([`Db::settled`]), the
-    /// claims read planned once a connection reaches every row through
-    /// its key, however much the table grew since: the alert, message and
-    /// channel by primary key, the earlier-event check by the index of
-    /// pending alerts by key. And statistics of an empty table are not
-    /// settled: there the indexes tie, and the check read a whole index.
-    #[test]
-    fn the_claims_read_planned_once_reaches_every_row_through_its_key() {
+    /// Runs `test` with a client of a throwaway database at the schema's
+    /// version, and the database's URL.
+    fn on_a_migrated_database<F: std::future::Future<Output = ()>>(
+        test: impl FnOnce(tokio_postgres::Client, String) -> F,
+    ) {
         let db = TestDb::start();
         let url = db.url();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -322,6 +319,32 @@ mod tests {
                 .unwrap();
             tokio::spawn(connection);
             super::super::schema::migrate(&mut client).await.unwrap();
+            test(client, url).await;
+        });
+    }
+
+    /// The lines of an `EXPLAIN` PostgreSQL answered to `statement`.
+    async fn explain(client: &tokio_postgres::Client, statement: &str) -> String {
+        let messages = client.simple_query(statement).await.unwrap();
+        let lines: Vec<String> = messages
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+                _ => None,
+            })
+            .collect();
+        lines.join("\n")
+    }
+
+    /// Once `alerts`' statistics are settled ([`Db::settled`]), the
+    /// claims read planned once a connection reaches every row through
+    /// its key, however much the table grew since: the alert, message and
+    /// channel by primary key, the earlier-event check by the index of
+    /// pending alerts by key. And statistics of an empty table are not
+    /// settled: there the indexes tie, and the check read a whole index.
+    #[test]
+    fn the_claims_read_planned_once_reaches_every_row_through_its_key() {
+        on_a_migrated_database(|client, url| async move {
             let reltuples = || async {
                 let row = client
                     .query_one(
@@ -365,18 +388,12 @@ mod tests {
                 .await
                 .unwrap();
             client.batch_execute(&fill(1_501, 30_000)).await.unwrap();
-            let plan: Vec<String> = client
-                .simple_query("EXPLAIN EXECUTE claims('{1, 2, 29000}', '{c1, c2, c3}')")
-                .await
-                .unwrap()
-                .into_iter()
-                .filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
-                    _ => None,
-                })
-                .collect();
+            let plan = explain(
+                &client,
+                "EXPLAIN EXECUTE claims('{1, 2, 29000}', '{c1, c2, c3}')",
+            )
+            .await;
             client.batch_execute("COMMIT").await.unwrap();
-            let plan = plan.join("\n");
             for index in [
                 "alerts_pkey",
                 "messages_pkey",
@@ -406,18 +423,7 @@ mod tests {
     /// key through the index by key (it scanned the index by origin).
     #[test]
     fn stale_statistics_leave_each_read_the_index_that_fits_it() {
-        let db = TestDb::start();
-        let url = db.url();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            super::super::schema::migrate(&mut client).await.unwrap();
+        on_a_migrated_database(|client, _| async move {
             let fill = |from: i64, to: i64, pending_every: i64| {
                 format!(
                     "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, origin, slot,
@@ -442,24 +448,12 @@ mod tests {
                 .await
                 .unwrap();
             client.batch_execute(&fill(3_001, 33_000, 1)).await.unwrap();
-            let explain = |execute: &'static str| {
-                let client = &client;
-                async move {
-                    let messages = client.simple_query(execute).await.unwrap();
-                    let lines: Vec<String> = messages
-                        .into_iter()
-                        .filter_map(|m| match m {
-                            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                                r.get(0).map(String::from)
-                            }
-                            _ => None,
-                        })
-                        .collect();
-                    lines.join("\n")
-                }
-            };
             client.batch_execute(GENERIC).await.unwrap();
-            let claims = explain("EXPLAIN EXECUTE claims('{3001, 32000}', '{c1, c2}')").await;
+            let claims = explain(
+                &client,
+                "EXPLAIN EXECUTE claims('{3001, 32000}', '{c1, c2}')",
+            )
+            .await;
             client.batch_execute("COMMIT").await.unwrap();
             assert!(
                 claims.contains("Index Only Scan using alerts_pending_by_key on alerts e"),
@@ -470,9 +464,11 @@ mod tests {
                 .batch_execute("SET plan_cache_mode = force_custom_plan")
                 .await
                 .unwrap();
-            let arrivals =
-                explain("EXPLAIN EXECUTE arrivals('{o0, o1}', '{3000, 3000}', 5000, 'o2', -1)")
-                    .await;
+            let arrivals = explain(
+                &client,
+                "EXPLAIN EXECUTE arrivals('{o0, o1}', '{3000, 3000}', 5000, 'o2', -1)",
+            )
+            .await;
             assert!(
                 arrivals.contains("alerts_pending_by_origin"),
                 "the arrivals read by origin:\n{arrivals}"
