@@ -22,12 +22,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::claims::Claimant;
-#[cfg(test)]
-use super::pool::GENERIC;
 use super::pool::{generic_query, keepable, Db};
 use super::reads;
-#[cfg(test)]
-use super::reads::ARRIVALS_READ;
 use crate::lock;
 use crate::scheduler::Pace;
 use crate::store::{owns, slot_of, Claim, ClaimRequest, Fence, Slots, StoreError};
@@ -299,6 +295,7 @@ fn decide_one(
 
 #[cfg(test)]
 mod tests {
+    use super::super::{pool::GENERIC, reads::ARRIVALS_READ};
     use super::*;
     use testdb::TestDb;
 
