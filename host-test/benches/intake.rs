@@ -362,7 +362,7 @@ fn on_postgres(floor: f64, per_connection: usize) -> Result<()> {
     // (each round in another order) rather than one after another.
     // The journal takes its turns too (the first side), so that the node
     // counts stand beside it measured in the same minutes.
-    let clusters = std::iter::once(Cluster::journal(&UNPACED))
+    let clusters = std::iter::once(Cluster::journal())
         .chain(
             counts
                 .iter()
@@ -649,24 +649,15 @@ impl Cluster {
         })
     }
 
-    /// One serve on its journal, with `flags`, as [`Subject`] runs it.
-    fn journal(flags: &'static [&'static str]) -> Result<Cluster> {
-        let slack = MockSlack::start()?;
-        slack.hold();
-        let dir = tempfile::tempdir()?;
-        let config = write_config(dir.path(), &slack_config(&slack));
-        let config = config.to_str().context("a UTF-8 path")?;
-        let node = Server::start_binary(
-            Path::new(env!("CARGO_BIN_EXE_host-test")),
-            &["--config", config],
-            &dir.path().join("spool"),
-            flags,
-        );
+    /// One serve on its journal, the current build, as [`Subject`] runs
+    /// it (pacing off).
+    fn journal() -> Result<Cluster> {
+        let subject = Subject::start(Path::new(env!("CARGO_BIN_EXE_host-test")))?;
         Ok(Cluster {
-            nodes: vec![node],
-            slack,
+            nodes: vec![subject.server],
+            slack: subject.slack,
             db: None,
-            _dir: dir,
+            _dir: subject._dir,
         })
     }
 

@@ -295,26 +295,16 @@ fn decide_one(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{pool::GENERIC, reads::ARRIVALS_READ};
+    use super::super::pool::{on_a_throwaway_database, GENERIC};
+    use super::super::reads::ARRIVALS_READ;
     use super::*;
-    use testdb::TestDb;
 
     /// Runs `test` with a client of a throwaway database at the schema's
     /// version, and the database's URL.
     fn on_a_migrated_database<F: std::future::Future<Output = ()>>(
         test: impl FnOnce(tokio_postgres::Client, String) -> F,
     ) {
-        let db = TestDb::start();
-        let url = db.url();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
+        on_a_throwaway_database(|mut client, url| async move {
             super::super::schema::migrate(&mut client).await.unwrap();
             test(client, url).await;
         });

@@ -486,10 +486,30 @@ pub fn keepable(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Runs `test` on a current-thread runtime with a client of a throwaway
+/// database, and the database's URL (the store's tests of SQL alone).
+#[cfg(test)]
+pub(super) fn on_a_throwaway_database<F: Future<Output = ()>>(
+    test: impl FnOnce(Client, String) -> F,
+) {
+    let db = testdb::TestDb::start();
+    let url = db.url();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        test(client, url).await;
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use testdb::TestDb;
 
     /// A transaction begun by hand keeps what it wrote once committed, and
     /// its `SET LOCAL` ends with it; one whose statement failed, or one
@@ -497,17 +517,7 @@ mod tests {
     /// outside any transaction.
     #[test]
     fn a_transaction_begun_by_hand_commits_whole_or_leaves_nothing() {
-        let db = TestDb::start();
-        let url = db.url();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
+        on_a_throwaway_database(|client, _| async move {
             client
                 .batch_execute("CREATE TABLE t (n int PRIMARY KEY)")
                 .await
