@@ -392,15 +392,19 @@ fn on_postgres(floor: f64, per_connection: usize) -> Result<()> {
                 sql(db, "SELECT pg_stat_statements_reset()")?;
             }
             let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(Server::addr).collect();
+            let pids: Vec<u32> = cluster.nodes.iter().map(Server::pid).collect();
             cluster.slack.hold();
+            let threads = ThreadTicks::now(&pids);
             let before = cluster.mark();
             turn.intake.push(post_all(&addrs, round, per_connection)?);
             turn.phases[0].add(before.to(&cluster.mark()));
             if let Some(db) = look {
                 print_statements(db, cluster.nodes.len(), "intake")?;
+                threads.print_since(&pids, cluster.nodes.len(), "intake");
                 sql(db, "SELECT pg_stat_statements_reset()")?;
             }
             turn.expected.extend(round_ids(round, per_connection));
+            let threads = ThreadTicks::now(&pids);
             let before = cluster.mark();
             let (rate, duplicates, done) = cluster.drain(&turn.expected, alerts)?;
             turn.drain.push(rate);
@@ -408,6 +412,7 @@ fn on_postgres(floor: f64, per_connection: usize) -> Result<()> {
             turn.phases[1].add(before.to(&done));
             if let Some(db) = look {
                 print_statements(db, cluster.nodes.len(), "drain")?;
+                threads.print_since(&pids, cluster.nodes.len(), "drain");
             }
         }
     }
@@ -832,6 +837,62 @@ impl Ticks {
     /// Ticks in seconds (`USER_HZ` is 100 on Linux).
     fn seconds(self, ticks: u64) -> f64 {
         ticks as f64 / 100.0
+    }
+}
+
+/// The nodes' CPU by thread name (`/proc/PID/task/TID/stat`, every
+/// node's threads of a name together): which of serve's threads a phase's
+/// CPU went to.
+struct ThreadTicks(std::collections::BTreeMap<String, u64>);
+
+impl ThreadTicks {
+    fn now(pids: &[u32]) -> ThreadTicks {
+        let mut by_name = std::collections::BTreeMap::new();
+        for pid in pids {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for task in tasks.filter_map(|t| t.ok()) {
+                let Ok(text) = std::fs::read_to_string(task.path().join("stat")) else {
+                    continue;
+                };
+                let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
+                    continue;
+                };
+                let name = text[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit());
+                let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+                let ticks = fields
+                    .get(11)
+                    .and_then(|u| u.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    + fields
+                        .get(12)
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .unwrap_or(0);
+                *by_name.entry(name.to_string()).or_default() += ticks;
+            }
+        }
+        ThreadTicks(by_name)
+    }
+
+    /// The CPU seconds each thread name took since `self`, most first.
+    fn print_since(&self, pids: &[u32], nodes: usize, phase: &str) {
+        let now = ThreadTicks::now(pids);
+        let mut spent: Vec<(u64, &String)> = now
+            .0
+            .iter()
+            .map(|(name, t)| (t.saturating_sub(*self.0.get(name).unwrap_or(&0)), name))
+            .filter(|(t, _)| *t > 0)
+            .collect();
+        spent.sort_by(|a, b| b.cmp(a));
+        let shown: Vec<String> = spent
+            .iter()
+            .map(|(t, name)| format!("{name} {:.2}", *t as f64 / 100.0))
+            .collect();
+        println!(
+            "serve's threads on {nodes} node(s) over the {phase}, CPU seconds: {}",
+            shown.join(", ")
+        );
     }
 }
 

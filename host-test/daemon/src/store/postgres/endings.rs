@@ -6,8 +6,8 @@
 //! A batch of these alone (a drain's usual group commit) goes out in two
 //! round trips ([`commit`]): `BEGIN`, the endings, the retries and the
 //! channels' rows read together, then the channels' pacing and `COMMIT`
-//! together, each statement planned once a connection
-//! ([`super::pool::GENERIC`]); awaited one at a time they took six. In a
+//! together, each statement planned once a connection (the group commit's
+//! session, [`super::committer`]); awaited one at a time they took six. In a
 //! batch with other writes the same statements run one at a time
 //! ([`end`], [`release`]). PostgreSQL runs what is sent in the order
 //! sent, so the locks are taken in the one order every writer takes
@@ -22,7 +22,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Error, GenericClient, Row, Statement};
 
 use super::claims::{ms, paced_after, Claimant};
-use super::pool::{keepable, prepared, Begun, Cache, Conn, GENERIC};
+use super::pool::{keepable, prepared, Begun, Cache, Conn};
 use super::writes::now_ms;
 use super::Staged;
 use crate::scheduler::Pace;
@@ -192,7 +192,8 @@ pub(super) async fn commit(
     let retry = prepared(cache, client, RETRIED).await?;
     let read = prepared(cache, client, CHANNELS).await?;
     let pace = prepared(cache, client, PACE).await?;
-    let (tx, begin) = Begun::begin(client, GENERIC);
+    // The group commit's session plans each statement once.
+    let (tx, begin) = Begun::begin(client, "BEGIN");
     let (began, ended, released, rows) = join4(
         begin,
         async {

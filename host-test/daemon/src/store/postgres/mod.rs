@@ -22,6 +22,7 @@
 //! to, since a channel has one request out.
 
 mod claims;
+mod committer;
 pub mod connect;
 mod endings;
 pub mod names;
@@ -115,6 +116,8 @@ pub struct PgStore {
     staged: Vec<Staged>,
     written: u64,
     view: Arc<View>,
+    /// The group commit's connection, on the commit thread.
+    committer: Arc<committer::Committer>,
     /// The store's own runtime: the connections, the arrivals' reader.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -208,7 +211,9 @@ impl PgStore {
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
             }
-            let start = reserve(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let start = reserve(db.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             lock(&ids).spare = Some(start);
             anyhow::Ok(())
         })?;
@@ -244,6 +249,7 @@ impl PgStore {
             staged: Vec::new(),
             written: 0,
             view,
+            committer: committer::Committer::new()?,
             runtime: Some(runtime),
         })
     }
@@ -329,7 +335,7 @@ fn mine(owned: crate::store::Slots, alert: &Pending) -> bool {
 }
 
 /// Reserves a block of ids: its first.
-async fn reserve(db: &Arc<Db>) -> Result<u64, StoreError> {
+async fn reserve(db: Arc<Db>) -> Result<u64, StoreError> {
     let conn = db.get().await?;
     let row = conn
         .client
@@ -589,12 +595,12 @@ impl Commits for PgStore {
         let who = self.who.clone();
         let view = self.view.clone();
         let refill = lock(&ids).low();
+        let committer = self.committer.clone();
         SyncStart::Started {
             through,
             sync: Box::new(move || {
-                let work = db.clone();
-                let done = work.run(async move {
-                    match writes::commit(&db, &who, batch).await {
+                let done = committer.block_on(async {
+                    match writes::commit(&db, &committer, &who, batch).await {
                         // This node's own alerts arrive as they commit,
                         // not read back (its origin is not read); those
                         // of another node's slots are that node's.
@@ -608,15 +614,16 @@ impl Commits for PgStore {
                             let unsure = uncertain(&who, batch);
                             lock(&view.state).uncertain.extend(unsure);
                             view.poke.notify_one();
-                            return Err(io::Error::other(why));
+                            return Ok(Err(io::Error::other(why)));
                         }
                     }
                     if refill {
-                        if let Ok(start) = reserve(&db).await {
+                        // On the store's runtime, as its connections are.
+                        if let Ok(start) = db.job(reserve(db.clone())).await {
                             lock(&ids).spare = Some(start);
                         }
                     }
-                    Ok(())
+                    Ok(Ok(()))
                 });
                 done.unwrap_or_else(|why| Err(io::Error::other(why)))
             }),

@@ -19,8 +19,9 @@ use crate::store::outage::Outage;
 use crate::store::{Job, StoreError};
 
 /// Connections a node keeps open at most: claims and releases of the
-/// requests in flight, the group commit, the arrivals' reader. Renewals
-/// have one more of their own ([`Db::own`]).
+/// requests in flight, the arrivals' reader. Renewals have one more of
+/// their own ([`Db::own`]), the group commit one ([`super::committer`]),
+/// and the arrivals' notifications one.
 pub const CONNECTIONS: usize = 8;
 
 /// The first wait after a failed connection, and the longest.
@@ -72,9 +73,10 @@ struct Health {
 /// So only statements that reach every row through the key they are
 /// given (`= ANY($1)` on a primary key or unique index, a correlated
 /// lookup by primary key), where no other plan is left once sequential
-/// scans are off, are run this way: the endings' group commit
-/// (with `EXPLAIN` on tables analyzed at 10 rows, then filled, and
-/// `auto_explain` over the drain bench), and intake's insert (which reads
+/// scans are off, are run this way: every statement of the group commit,
+/// whose connection's session is set so ([`super::committer`]): the
+/// endings (with `EXPLAIN` on tables analyzed at 10 rows, then filled, and
+/// `auto_explain` over the drain bench) and intake's insert (which reads
 /// no table but `origins`, through its key). The owner's claims read is
 /// not, until the statistics are settled ([`Db::settled`]): planned while
 /// `alerts` was small, its check for an earlier pending event of the key
@@ -295,7 +297,7 @@ impl Db {
         let mut own = self.own.clone().lock_owned().await;
         if own.as_ref().is_none_or(|c| c.client.is_closed()) {
             *own = None;
-            *own = Some(self.connect().await?);
+            *own = Some(self.connect_pooled().await?);
         }
         Ok(own)
     }
@@ -325,20 +327,6 @@ impl Db {
         self.runtime.spawn(work);
     }
 
-    /// Runs `work` on the store's runtime, where the connections' own
-    /// tasks run, and waits on this thread (not a runtime's) for its end:
-    /// a statement's round trip then stays on the store's thread, where
-    /// awaited from here each costs two wake-ups across threads.
-    pub fn run<T: Send + 'static>(
-        &self,
-        work: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T, String> {
-        let task = self.runtime.spawn(work);
-        self.runtime
-            .block_on(task)
-            .map_err(|e| format!("a store task ended: {e}"))
-    }
-
     /// A connection: an idle one, or a new one unless the last attempt
     /// failed too recently (then the reason it failed).
     pub async fn get(self: &Arc<Self>) -> Result<Pooled, StoreError> {
@@ -363,16 +351,27 @@ impl Db {
             }
         }
         Ok(Pooled {
-            conn: Some(self.connect().await?),
+            conn: Some(self.connect_pooled().await?),
             db: self.clone(),
             _slot: slot,
         })
     }
 
-    /// A new connection, unless the last attempt failed too recently
-    /// (then the reason it failed): the pool's and the renewals' own, by
-    /// one backoff.
-    async fn connect(&self) -> Result<Conn, StoreError> {
+    /// A new connection for the pool or the renewals, driven on the
+    /// store's runtime whichever runtime asks for it.
+    async fn connect_pooled(self: &Arc<Self>) -> Result<Conn, StoreError> {
+        let db = self.clone();
+        self.runtime
+            .spawn(async move { db.connect_here().await })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(anyhow::anyhow!("a store task ended: {e}"))))
+    }
+
+    /// A new connection driven on the runtime that awaits this, unless the
+    /// last attempt failed too recently (then the reason it failed): the
+    /// pool's, the renewals' and the group commit's
+    /// ([`super::committer`]), by one backoff.
+    pub(super) async fn connect_here(&self) -> Result<Conn, StoreError> {
         {
             let health = lock(&self.health);
             if health.retry_at.is_some_and(|at| Instant::now() < at) {

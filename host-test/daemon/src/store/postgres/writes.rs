@@ -18,9 +18,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
 use super::claims::Claimant;
+use super::committer::Committer;
 use super::endings::{self, Late};
 use super::notices::{self, Said};
-use super::pool::{generic_query, keepable, prepared, Cache, Conn, Db};
+use super::pool::{keepable, prepared, Cache, Conn, Db};
 use super::Staged;
 use crate::store::record::Record;
 use crate::store::{alert_key, slot_of, Act, Finished, Pending, Release, Slots, ALL_SLOTS};
@@ -97,10 +98,11 @@ const TRIES: usize = 3;
 /// whose answer was lost may have been made).
 pub async fn commit(
     db: &std::sync::Arc<Db>,
+    committer: &Committer,
     who: &std::sync::Arc<Claimant>,
     batch: Vec<Staged>,
 ) -> Result<Vec<Pending>, (String, Vec<Staged>)> {
-    let mut conn = match db.get().await {
+    let mut conn = match committer.conn(db).await {
         Ok(conn) => conn,
         Err(e) => return Err((e.to_string(), batch)),
     };
@@ -310,7 +312,7 @@ async fn write(
 }
 
 /// A batch of alerts alone (intake's usual group commit), in one
-/// statement, in a transaction of its own: the origin registered, the
+/// statement, a transaction of its own: the origin registered, the
 /// alerts inserted, and the listening nodes told of their slots at commit
 /// (unless a notification went out less than [`notices::SPACING`] ago;
 /// the nodes owning none of them do not look).
@@ -360,11 +362,12 @@ async fn intake(
             conn.statement(sql).await?
         }
     };
-    // Its own transaction, begun and committed in the same round trip:
-    // planned once a connection ([`super::pool::GENERIC`]; it reads no
-    // table but `origins`, by its key), not at each group commit (a fifth
-    // of the database's CPU in three nodes' intake).
-    let numbered = generic_query(&conn.client, &statement, &params).await?;
+    // A statement alone is a transaction of its own: one request, one
+    // answer, once committed. Planned once a connection (the group
+    // commit's session, [`super::committer`]; it reads no table but
+    // `origins`, by its key), not at each group commit (a fifth of the
+    // database's CPU in three nodes' intake).
+    let numbered = conn.client.query(&statement, &params).await?;
     alerts.numbered(&numbered);
     Ok(alerts.inserted)
 }
