@@ -617,6 +617,32 @@ fn a_channel_is_paced_across_nodes_by_the_schedulers_rule() {
     granted(wait(b.claim(request(y, "#c", "y"))).unwrap());
 }
 
+/// The group commit's connection closed by the server while idle (a
+/// failover, an idle timeout, an operator's `pg_terminate_backend`): the
+/// next commit goes through on a new connection, its writers never told
+/// of the old one's end.
+#[test]
+fn a_group_commit_after_its_connection_was_closed_while_idle_goes_through() {
+    let db = TestDb::start();
+    let mut a = node(&db, "a", Duration::from_secs(10));
+    accepted(&mut a, "x", "#c");
+    // The group commit's backend: the one whose last statement was
+    // intake's insert.
+    let ended = rows(
+        &db,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE query LIKE 'WITH o AS (INSERT INTO origins%'",
+    );
+    assert_eq!(ended, [["t"]], "the group commit's backend, ended");
+    std::thread::sleep(Duration::from_millis(300));
+    let y = a.accept(&alert("y"), options("#c")).unwrap();
+    commit(&mut a).expect("committed on a new connection");
+    assert!(
+        arrivals(&mut a, 2).iter().any(|p| p.id == y.id),
+        "and it arrives"
+    );
+}
+
 #[test]
 fn a_retry_after_seen_by_one_node_blocks_the_channel_for_every_node() {
     let db = TestDb::start();

@@ -65,6 +65,17 @@ impl Committer {
     /// commit when the guard drops, unless it broke.
     pub async fn conn(&self, db: &Arc<Db>) -> Result<Held<'_>, StoreError> {
         let kept = lock(&self.conn).take();
+        if kept.is_some() {
+            // The connection sat idle since the last commit, its task not
+            // driven: a server that closed it meanwhile (a restart, a
+            // failover, an idle timeout) is seen once the task reads the
+            // socket. Two turns of this runtime let it: the first polls the
+            // socket, the second runs the task it woke (one was not enough:
+            // `a_group_commit_after_its_connection_was_closed_while_idle_goes_through`).
+            for _ in 0..2 {
+                tokio::task::yield_now().await;
+            }
+        }
         let conn = match kept {
             Some(conn) if !conn.client.is_closed() => conn,
             _ => {
