@@ -643,6 +643,78 @@ fn a_group_commit_after_its_connection_was_closed_while_idle_goes_through() {
     );
 }
 
+/// Another writer locks two alerts in the other order than the endings'
+/// group commit (which locks by id): PostgreSQL breaks the circle by
+/// aborting the endings' transaction, whose statements went out together.
+/// It is rolled back whole and tried again, its writers answered once it
+/// committed, and each alert ended once.
+#[test]
+fn a_deadlock_in_the_endings_commit_is_tried_again_and_each_alert_ends_once() {
+    // Three seconds before a waiting backend looks for a circle: room for
+    // the other writer to close it first.
+    let db = TestDb::start_with(testdb::Setup {
+        options: "-c deadlock_timeout=3s".into(),
+        ..testdb::Setup::default()
+    });
+    let mut a = node(&db, "a", Duration::from_secs(10));
+    let (x, y) = (accepted(&mut a, "x", "#c"), accepted(&mut a, "y", "#c"));
+    let (low, high) = (x.min(y) as i64, x.max(y) as i64);
+    let url = postgres::connect::StoreUrl::parse(&db.url()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The other writer holds the later alert; it looks for a circle only
+    // after the endings' backend would have.
+    let other = rt.block_on(async {
+        let other = url.connect().await.unwrap();
+        other
+            .batch_execute("SET deadlock_timeout = '30s'; BEGIN")
+            .await
+            .unwrap();
+        other
+            .execute("SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE", &[&high])
+            .await
+            .unwrap();
+        other
+    });
+    for (id, ts) in [(low, "#c 1.1"), (high, "#c 1.2")] {
+        a.finish(Finished::new(id as u64, Status::Delivered, ts, 1))
+            .unwrap();
+    }
+    let committing = std::thread::spawn(move || {
+        let committed = commit(&mut a);
+        (a, committed)
+    });
+    // The endings' transaction holds the earlier alert and waits for the
+    // later one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows(&db, "SELECT count(*) FROM pg_locks WHERE NOT granted") != [["1"]] {
+        assert!(Instant::now() < deadline, "the endings never waited");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The other writer asks for the earlier alert: a circle. It is granted
+    // while this transaction still holds the later one, so the endings'
+    // transaction let the earlier one go without committing.
+    rt.block_on(async {
+        other
+            .execute("SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE", &[&low])
+            .await
+            .expect("granted once PostgreSQL aborted the endings' transaction");
+        other.batch_execute("COMMIT").await.unwrap();
+    });
+    let (_a, committed) = committing.join().unwrap();
+    committed.expect("the endings, tried again, committed");
+    assert_eq!(
+        rows(
+            &db,
+            &format!("SELECT status, detail FROM alerts WHERE id IN ({low}, {high}) ORDER BY id")
+        ),
+        [["delivered", "#c 1.1"], ["delivered", "#c 1.2"]]
+    );
+    assert_eq!(rows(&db, "SELECT count(*) FROM duplicates"), [["0"]]);
+}
+
 #[test]
 fn a_retry_after_seen_by_one_node_blocks_the_channel_for_every_node() {
     let db = TestDb::start();
