@@ -199,19 +199,19 @@ pub(super) async fn commit(
         async {
             match done.is_empty() {
                 true => Ok(Vec::new()),
-                false => client.query(&end, &endings.params(node)).await,
+                false => tx.query(&end, &endings.params(node)).await,
             }
         },
         async {
             match &retried {
-                Some(retried) => client.execute(&retry, &retried.params(node)).await,
+                Some(retried) => tx.execute(&retry, &retried.params(node)).await,
                 None => Ok(0),
             }
         },
         async {
             match releases.is_empty() {
                 true => Ok(Vec::new()),
-                false => client.query(&read, &channels.params(node)).await,
+                false => tx.query(&read, &channels.params(node)).await,
             }
         },
     )
@@ -229,7 +229,7 @@ pub(super) async fn commit(
     }
     let rows = created(client, cache, who, &channels, &read, rows).await?;
     let paced = Paced::of(who, &releases, &rows);
-    let (paced, committed) = join(client.execute(&pace, &paced.params()), tx.commit()).await;
+    let (paced, committed) = join(tx.execute(&pace, &paced.params()), tx.commit()).await;
     paced?;
     committed?;
     Ok(late)

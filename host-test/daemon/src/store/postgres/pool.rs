@@ -96,8 +96,8 @@ pub async fn generic_query(
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
     let (tx, begin) = Begun::begin(client, GENERIC);
-    let (began, rows, committed) =
-        futures_util::future::join3(begin, client.query(statement, params), tx.commit()).await;
+    let rows = tx.query(statement, params);
+    let (began, rows, committed) = futures_util::future::join3(begin, rows, tx.commit()).await;
     began?;
     let rows = rows?;
     committed?;
@@ -165,10 +165,11 @@ pub async fn prepared<C: GenericClient + Sync>(
 /// (a statement failed, the future was dropped), it is rolled back as
 /// tokio-postgres's is: the `ROLLBACK` sent, its answer not awaited.
 ///
-/// The statements polled with it must be prepared ([`Statement`]s): a
-/// query given as text is prepared first, a round trip of its own, and
-/// its execution then goes out after whatever was sent meanwhile, the
-/// `COMMIT` included (its test found it run outside the transaction).
+/// Its statements go through [`Begun::query`] and [`Begun::execute`],
+/// which take only prepared statements ([`Statement`]s): a query given as
+/// text is prepared first, a round trip of its own, and its execution
+/// then goes out after whatever was sent meanwhile, the `COMMIT` included
+/// (its test found it run outside the transaction).
 pub struct Begun<'a> {
     client: &'a Client,
     open: bool,
@@ -185,6 +186,36 @@ impl<'a> Begun<'a> {
         impl Future<Output = Result<(), tokio_postgres::Error>> + 'a,
     ) {
         (Begun { client, open: true }, client.batch_execute(begin))
+    }
+
+    /// A statement of the transaction, its rows: poll it with the others,
+    /// in the order they are to run.
+    pub fn query<'s>(
+        &self,
+        statement: &'s Statement,
+        params: &'s [&'s (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + 's
+    where
+        'a: 's,
+    {
+        // Borrowing the client, not the transaction: its `COMMIT` goes
+        // out with it.
+        let client = self.client;
+        async move { client.query(statement, params).await }
+    }
+
+    /// A statement of the transaction, the rows it changed: poll it with
+    /// the others, in the order they are to run.
+    pub fn execute<'s>(
+        &self,
+        statement: &'s Statement,
+        params: &'s [&'s (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + 's
+    where
+        'a: 's,
+    {
+        let client = self.client;
+        async move { client.execute(statement, params).await }
     }
 
     /// Its `COMMIT`: poll it with (and after) its last statements. A
@@ -530,9 +561,9 @@ mod tests {
             };
             // Committed: the row stays, the plan setting does not.
             let (tx, begin) = Begun::begin(&client, GENERIC);
+            let inserted = tx.execute(&insert, &[&1i32]);
             let (began, inserted, committed) =
-                futures_util::future::join3(begin, client.execute(&insert, &[&1i32]), tx.commit())
-                    .await;
+                futures_util::future::join3(begin, inserted, tx.commit()).await;
             began.unwrap();
             inserted.unwrap();
             committed.unwrap();
@@ -542,13 +573,9 @@ mod tests {
             // A statement failed: the one before it is rolled back with it,
             // and its error is the one answered.
             let (tx, begin) = Begun::begin(&client, GENERIC);
-            let (began, inserted, failed, committed) = futures_util::future::join4(
-                begin,
-                client.execute(&insert, &[&2i32]),
-                client.execute(&insert, &[&1i32]),
-                tx.commit(),
-            )
-            .await;
+            let (inserted, failed) = (tx.execute(&insert, &[&2i32]), tx.execute(&insert, &[&1i32]));
+            let (began, inserted, failed, committed) =
+                futures_util::future::join4(begin, inserted, failed, tx.commit()).await;
             began.unwrap();
             inserted.unwrap();
             assert!(failed.unwrap_err().code().is_some());
@@ -556,9 +583,9 @@ mod tests {
             assert_eq!(count().await, 1, "nothing of the failed transaction kept");
             // Dropped unfinished: rolled back before the next request.
             {
-                let (_tx, begin) = Begun::begin(&client, GENERIC);
+                let (tx, begin) = Begun::begin(&client, GENERIC);
                 begin.await.unwrap();
-                client.execute(&insert, &[&3i32]).await.unwrap();
+                tx.execute(&insert, &[&3i32]).await.unwrap();
             }
             assert_eq!(count().await, 1, "nothing of the dropped transaction kept");
             client.execute(&insert, &[&4i32]).await.unwrap();
