@@ -45,7 +45,8 @@
 //! `INTAKE_STATEMENTS=1` besides, each cluster's statements that took
 //! PostgreSQL the most time over its last turn's intake, then over its
 //! drain, are printed, with the time PostgreSQL spent planning them
-//! (`pg_stat_statements`, loaded for it, `track_planning` on).
+//! (`pg_stat_statements`, loaded for it, `track_planning` on), and the
+//! nodes' CPU over each by thread name (`/proc/PID/task`).
 
 // A bench uses part of the tests' serve helper.
 #[allow(dead_code)]
