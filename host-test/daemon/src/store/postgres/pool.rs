@@ -339,7 +339,7 @@ impl Db {
     }
 
     /// Runs `work` on the store's runtime, as a job anyone can await (a
-    /// task of another runtime, or a thread through [`Db::run`]).
+    /// task of another runtime, the group commit's included).
     pub fn job<T, F>(&self, work: F) -> Job<T>
     where
         T: Send + 'static,
