@@ -35,6 +35,10 @@ pub struct Setup {
     /// Commits reach the disk (`fsync` on, as in production; benchmarks).
     /// Tests run without, for speed.
     pub durable: bool,
+    /// With `tls`: connections over TLS must present a client certificate
+    /// this authority (PEM) signed, naming the user (`cert` in
+    /// `pg_hba.conf`).
+    pub client_ca: Option<String>,
     /// The server's own settings besides (`-c name=value ...`), e.g. to
     /// look inside it.
     pub options: String,
@@ -139,6 +143,24 @@ impl TestDb {
                     .args(["600", path.to_str().unwrap()])
                     .status();
             }
+        }
+        if let Some(ca) = &setup.client_ca {
+            let path = data.join("root.crt");
+            std::fs::write(&path, ca).expect("the client certificates' authority");
+            if as_postgres {
+                let _ = Command::new("chown")
+                    .args(["postgres", path.to_str().unwrap()])
+                    .status();
+            }
+            // First match wins: TLS over TCP asks for the certificate.
+            let hba = data.join("pg_hba.conf");
+            let rest = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+            std::fs::write(&hba, format!("hostssl all all 127.0.0.1/32 cert\n{rest}"))
+                .expect("pg_hba.conf");
+            let conf = data.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+            text.push_str("\nssl_ca_file = 'root.crt'\n");
+            std::fs::write(&conf, text).expect("postgresql.conf");
         }
         db.pg_ctl(&["start", "-w", "-t", "30"]);
         db.psql("CREATE DATABASE alerts");

@@ -52,33 +52,12 @@ pub fn client_config(settings: &TlsSettings, workspace: &str) -> Result<Arc<Clie
     };
     let config = match (&settings.ssl_cert, &settings.ssl_key) {
         (Some(cert), Some(key)) => {
-            let chain = read_certificates(cert).map_err(|e| at("ssl-cert", cert, e))?;
-            let key_der = read_key(key).map_err(|e| at("ssl-key", key, e))?;
-            let signer = provider()
-                .key_provider
-                .load_private_key(key_der)
-                .map_err(|e| at("ssl-key", key, format!("not a usable private key: {e}")))?;
-            let mismatch = || {
-                format!("workspace \"{workspace}\": ssl-cert \"{cert}\" and ssl-key \"{key}\" do not go together: the certificate is for another key")
-            };
-            // Compared by hand: rustls's own check parses the certificate
-            // with webpki, which takes only X.509 v3, and a v1 certificate
-            // (`openssl x509 -req` without extensions) works with Kapacitor.
-            match (certificate_key(&chain[0]), signer.public_key()) {
-                (Some(in_cert), Some(of_key)) if in_cert != of_key.as_ref() => {
-                    return Err(mismatch())
-                }
-                (None, _) => {
-                    return Err(at(
-                        "ssl-cert",
-                        cert,
-                        "its first certificate is not a well-formed X.509 certificate".to_string(),
-                    ))
-                }
-                _ => {}
-            }
-            let certified = Arc::new(CertifiedKey::new(chain, signer));
-            builder.with_client_cert_resolver(Arc::new(ClientCertificate(certified)))
+            let identity = client_certificate(cert, key).map_err(|e| match e {
+                ClientCertError::Cert(what) => at("ssl-cert", cert, what),
+                ClientCertError::Key(what) => at("ssl-key", key, what),
+                ClientCertError::Mismatch => format!("workspace \"{workspace}\": ssl-cert \"{cert}\" and ssl-key \"{key}\" do not go together: the certificate is for another key"),
+            })?;
+            builder.with_client_cert_resolver(identity)
         }
         (Some(_), None) => {
             return Err(format!("workspace \"{workspace}\": Must provide both key and cert files: only cert file provided."))
@@ -121,8 +100,52 @@ pub fn unverified() -> Arc<dyn ServerCertVerifier> {
     Arc::new(NoVerification(provider()))
 }
 
-/// The one client certificate a workspace presents, whatever the server
-/// asks for (as Go's client does with one certificate).
+/// What is wrong with a client certificate and its key, for the caller
+/// to say with the names its user wrote them under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCertError {
+    /// The certificate file, and what is wrong with it.
+    Cert(String),
+    /// The key file, and what is wrong with it.
+    Key(String),
+    /// The certificate is for another key.
+    Mismatch,
+}
+
+/// The client certificate of the PEM files `cert` (its chain) and `key`,
+/// presented whatever the server asks for: Kapacitor's `ssl-cert` and
+/// `ssl-key`, libpq's `sslcert` and `sslkey`.
+pub fn client_certificate(
+    cert: &str,
+    key: &str,
+) -> Result<Arc<dyn ResolvesClientCert>, ClientCertError> {
+    let chain = read_certificates(cert).map_err(ClientCertError::Cert)?;
+    let key_der = read_key(key).map_err(ClientCertError::Key)?;
+    let signer = provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| ClientCertError::Key(format!("not a usable private key: {e}")))?;
+    // Compared by hand: rustls's own check parses the certificate with
+    // webpki, which takes only X.509 v3, and a v1 certificate (`openssl
+    // x509 -req` without extensions) works with Kapacitor.
+    match (certificate_key(&chain[0]), signer.public_key()) {
+        (Some(in_cert), Some(of_key)) if in_cert != of_key.as_ref() => {
+            return Err(ClientCertError::Mismatch)
+        }
+        (None, _) => {
+            return Err(ClientCertError::Cert(
+                "its first certificate is not a well-formed X.509 certificate".to_string(),
+            ))
+        }
+        _ => {}
+    }
+    Ok(Arc::new(ClientCertificate(Arc::new(CertifiedKey::new(
+        chain, signer,
+    )))))
+}
+
+/// The one client certificate presented, whatever the server asks for (as
+/// Go's client does with one certificate).
 #[derive(Debug)]
 struct ClientCertificate(Arc<CertifiedKey>);
 

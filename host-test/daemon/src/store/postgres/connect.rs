@@ -24,7 +24,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio_postgres::Client;
 
-use alert_handler_host::net::tls::{trusted_roots, unverified};
+use alert_handler_host::net::tls::{
+    client_certificate, trusted_roots, unverified, ClientCertError,
+};
 
 /// How TLS to the database goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct StoreUrl {
     config: tokio_postgres::Config,
     ssl: SslMode,
     root_cert: Option<String>,
+    /// The client certificate and its key (`sslcert`, `sslkey`: PEM files).
+    client_cert: Option<(String, String)>,
     shown: String,
 }
 
@@ -168,6 +172,7 @@ impl StoreUrl {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut ssl = SslMode::Prefer;
         let mut root_cert = None;
+        let (mut cert_file, mut key_file) = (None, None);
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -188,9 +193,25 @@ impl StoreUrl {
                 }
                 // A path may be written percent-encoded.
                 "sslrootcert" => root_cert = Some(crate::percent::decode(value)),
+                "sslcert" => cert_file = Some(crate::percent::decode(value)),
+                "sslkey" => key_file = Some(crate::percent::decode(value)),
                 _ => rest.push(pair),
             }
         }
+        let client_cert = match (cert_file, key_file) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(format!(
+                "the store {shown}: sslcert is given without sslkey (the client certificate's key)"
+            ))
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "the store {shown}: sslkey is given without sslcert (the client certificate)"
+                ))
+            }
+        };
         if ssl == SslMode::Require && root_cert.is_some() {
             // libpq: a root certificate makes `require` verify the chain.
             ssl = SslMode::VerifyCa;
@@ -210,6 +231,7 @@ impl StoreUrl {
             config,
             ssl,
             root_cert,
+            client_cert,
             shown,
         })
     }
@@ -307,10 +329,26 @@ impl StoreUrl {
                 }
             }
         };
-        Ok(builder
+        let builder = builder
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth())
+            .with_custom_certificate_verifier(verifier);
+        Ok(match &self.client_cert {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let identity = client_certificate(cert, key).map_err(|e| match e {
+                    ClientCertError::Cert(what) => {
+                        format!("the store {self}: sslcert \"{cert}\": {what}")
+                    }
+                    ClientCertError::Key(what) => {
+                        format!("the store {self}: sslkey \"{key}\": {what}")
+                    }
+                    ClientCertError::Mismatch => format!(
+                        "the store {self}: sslcert \"{cert}\" and sslkey \"{key}\" do not go together: the certificate is for another key"
+                    ),
+                })?;
+                builder.with_client_cert_resolver(identity)
+            }
+        })
     }
 }
 
@@ -404,17 +442,101 @@ mod tests {
     /// A CA, and a server certificate it signs for `names`: (CA PEM, cert
     /// PEM, key PEM).
     fn certificates(names: &[&str]) -> (String, String, String) {
+        let (ca_pem, issuer) = authority();
+        let (cert, key) = signed(&issuer, names, None);
+        (ca_pem, cert, key)
+    }
+
+    /// A certificate authority: its certificate (PEM), and it to sign with.
+    fn authority() -> (String, Issuer<'static, KeyPair>) {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-        let issuer = Issuer::new(ca, ca_key);
+        (ca_pem, Issuer::new(ca, ca_key))
+    }
+
+    /// A certificate for `names` (and the common name `cn`) signed by
+    /// `issuer`, and its key (PEM).
+    fn signed(issuer: &Issuer<'_, KeyPair>, names: &[&str], cn: Option<&str>) -> (String, String) {
         let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        (ca_pem, leaf.pem(), key.serialize_pem())
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        if let Some(cn) = cn {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+        }
+        let leaf = params.signed_by(&key, issuer).unwrap();
+        (leaf.pem(), key.serialize_pem())
+    }
+
+    /// A server that asks TLS clients for a certificate its authority
+    /// signed, naming the user: `sslcert` and `sslkey` present one, and
+    /// without them (or with one of them) the store says what is missing.
+    #[test]
+    fn a_client_certificate_is_presented_when_the_server_asks_for_one() {
+        let (ca, cert, key) = certificates(&["db.example"]);
+        let (client_ca, clients) = authority();
+        let (client_cert, client_key) = signed(&clients, &[], Some("postgres"));
+        let (_, strangers) = authority();
+        let (stranger_cert, stranger_key) = signed(&strangers, &[], Some("postgres"));
+        let db = TestDb::start_with(Setup {
+            tls: Some((cert, key)),
+            client_ca: Some(client_ca),
+            ..Setup::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, pem: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.display().to_string()
+        };
+        let (ca, cert, key) = (
+            file("ca.pem", &ca),
+            file("client.pem", &client_cert),
+            file("client.key", &client_key),
+        );
+        let (stranger_cert, stranger_key) = (
+            file("stranger.pem", &stranger_cert),
+            file("stranger.key", &stranger_key),
+        );
+        let rt = runtime();
+        let connect = |query: String| {
+            let url = StoreUrl::parse(&format!(
+                "postgres://postgres@127.0.0.1:{}/alerts?{query}",
+                db.port()
+            ))?;
+            rt.block_on(url.connect())
+        };
+        connect(format!(
+            "sslmode=verify-ca&sslrootcert={ca}&sslcert={cert}&sslkey={key}"
+        ))
+        .expect("the certificate the server's authority signed");
+        let e = connect(format!("sslmode=verify-ca&sslrootcert={ca}")).unwrap_err();
+        assert!(e.contains("requires a valid client certificate"), "{e}");
+        let e = connect(format!(
+            "sslmode=verify-ca&sslrootcert={ca}&sslcert={stranger_cert}&sslkey={stranger_key}"
+        ))
+        .unwrap_err();
+        // Refused in the handshake.
+        assert!(
+            e.contains("connecting to the store") && e.contains("alert"),
+            "{e}"
+        );
+        let e = connect(format!("sslmode=require&sslcert={cert}")).unwrap_err();
+        assert!(e.contains("sslcert is given without sslkey"), "{e}");
+        let e = connect(format!(
+            "sslmode=require&sslcert={cert}&sslkey={stranger_key}"
+        ))
+        .unwrap_err();
+        assert!(e.contains("do not go together"), "{e}");
+        let e = connect(format!(
+            "sslmode=require&sslcert={cert}&sslkey=/nonexistent.key"
+        ))
+        .unwrap_err();
+        assert!(e.contains("sslkey \"/nonexistent.key\""), "{e}");
     }
 
     #[test]
