@@ -854,23 +854,10 @@ impl ThreadTicks {
                 continue;
             };
             for task in tasks.filter_map(|t| t.ok()) {
-                let Ok(text) = std::fs::read_to_string(task.path().join("stat")) else {
-                    continue;
-                };
-                let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
-                    continue;
-                };
-                let name = text[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit());
-                let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
-                let ticks = fields
-                    .get(11)
-                    .and_then(|u| u.parse::<u64>().ok())
-                    .unwrap_or(0)
-                    + fields
-                        .get(12)
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .unwrap_or(0);
-                *by_name.entry(name.to_string()).or_default() += ticks;
+                if let Some((name, fields)) = stat_at(&task.path().join("stat")) {
+                    let name = name.trim_end_matches(|c: char| c.is_ascii_digit());
+                    *by_name.entry(name.to_string()).or_default() += ticks_in(&fields);
+                }
             }
         }
         ThreadTicks(by_name)
@@ -900,15 +887,31 @@ impl ThreadTicks {
 /// The fields of `/proc/PID/stat` after the command's name: state (0),
 /// ppid (1), ..., utime (11), stime (12).
 fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = text.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(String::from).collect())
+    stat_at(Path::new(&format!("/proc/{pid}/stat"))).map(|(_, fields)| fields)
+}
+
+/// A process's or thread's `stat` file: the command's name, and the fields
+/// after it.
+fn stat_at(path: &Path) -> Option<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (head, rest) = text.rsplit_once(')')?;
+    let (_, name) = head.split_once('(')?;
+    Some((
+        name.to_string(),
+        rest.split_whitespace().map(String::from).collect(),
+    ))
+}
+
+/// User and system CPU in `stat`'s fields (clock ticks).
+fn ticks_in(fields: &[String]) -> u64 {
+    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    tick(11)
+        .zip(tick(12))
+        .map_or(0, |(user, system)| user + system)
 }
 
 fn ticks_of(pid: u32) -> u64 {
-    stat_fields(pid)
-        .and_then(|f| Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?))
-        .unwrap_or(0)
+    stat_fields(pid).map_or(0, |f| ticks_in(&f))
 }
 
 fn children_of(parent: u32) -> Vec<u32> {

@@ -130,28 +130,25 @@ impl TestDb {
                 "--no-sync",
             ],
         );
-        if let Some((cert, key)) = &setup.tls {
-            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
-                let path = data.join(name);
-                std::fs::write(&path, pem).expect("the server's TLS files");
-                if as_postgres {
-                    let _ = Command::new("chown")
-                        .args(["postgres", path.to_str().unwrap()])
-                        .status();
-                }
-                let _ = Command::new("chmod")
-                    .args(["600", path.to_str().unwrap()])
-                    .status();
-            }
-        }
-        if let Some(ca) = &setup.client_ca {
-            let path = data.join("root.crt");
-            std::fs::write(&path, ca).expect("the client certificates' authority");
+        // A TLS file in the data directory, the server's alone.
+        let place = |name: &str, pem: &str| {
+            let path = data.join(name);
+            std::fs::write(&path, pem).expect("the server's TLS files");
             if as_postgres {
                 let _ = Command::new("chown")
                     .args(["postgres", path.to_str().unwrap()])
                     .status();
             }
+            let _ = Command::new("chmod")
+                .args(["600", path.to_str().unwrap()])
+                .status();
+        };
+        if let Some((cert, key)) = &setup.tls {
+            place("server.crt", cert);
+            place("server.key", key);
+        }
+        if let Some(ca) = &setup.client_ca {
+            place("root.crt", ca);
             // First match wins: TLS over TCP asks for the certificate.
             let hba = data.join("pg_hba.conf");
             let rest = std::fs::read_to_string(&hba).expect("pg_hba.conf");
