@@ -39,7 +39,9 @@
 //! asks again at once.
 //!
 //! Run: `cargo bench -p host-test --bench intake` (`INTAKE_ALERTS=N` a
-//! round, default 40,000; `-- --quick` for 10,000); with PostgreSQL:
+//! round, default 40,000; `-- --quick` for 10,000; `INTAKE_CONNECTIONS=N`
+//! clients, default 16; `INTAKE_CHANNELS=N` channels, default 100); with
+//! PostgreSQL:
 //! `INTAKE_STORES=1 cargo bench -p host-test --bench intake -- --quick`
 //! (`INTAKE_NODES=1,3` for those node counts only). With
 //! `INTAKE_STATEMENTS=1` besides, each cluster's statements that took
@@ -72,7 +74,31 @@ use host_test::mock_slack::MockSlack;
 use server::{alert, write_config, Connection, Server};
 use testdb::{Setup, TestDb};
 
-const CONNECTIONS: usize = 16;
+/// The clients' keep-alive connections, each posting its next alert once
+/// the last was acknowledged: `INTAKE_CONNECTIONS`, 16 unless set.
+fn connections() -> usize {
+    static CONNECTIONS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CONNECTIONS.get_or_init(|| {
+        std::env::var("INTAKE_CONNECTIONS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(16)
+    })
+}
+
+/// The channels the alerts are spread over, each with one message out at
+/// a time: `INTAKE_CHANNELS`, 100 unless set.
+fn channels() -> usize {
+    static CHANNELS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CHANNELS.get_or_init(|| {
+        std::env::var("INTAKE_CHANNELS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(100)
+    })
+}
 const ROUNDS: usize = 3;
 /// The PostgreSQL sides: this many nodes on one database.
 const NODES: [usize; 3] = [1, 2, 3];
@@ -90,7 +116,7 @@ fn main() -> Result<()> {
         Err(_) if quick => 10_000,
         Err(_) => 40_000,
     };
-    let per_connection = alerts.div_ceil(CONNECTIONS);
+    let per_connection = alerts.div_ceil(connections());
     let baseline = std::env::var_os("INTAKE_BASELINE").map(PathBuf::from);
     let stores = std::env::var("INTAKE_STORES").is_ok_and(|v| !v.is_empty() && v != "0");
 
@@ -106,14 +132,15 @@ fn main() -> Result<()> {
             rates[2].push(post_all(&[old.server.addr()], round, per_connection)?);
         }
     }
-    let alerts = per_connection * CONNECTIONS;
+    let alerts = per_connection * connections();
     // Then the backlog each took, drained one serve at a time.
     let drained = current.drain(alerts * ROUNDS)?;
     let old_drained = old.as_ref().map(|o| o.drain(alerts * ROUNDS)).transpose()?;
 
     let floor_rate = median(&mut rates[0]);
     println!(
-        "intake over {CONNECTIONS} keep-alive connections, {ROUNDS} rounds of {alerts} alerts (medians):"
+        "intake over {} keep-alive connections, {ROUNDS} rounds of {alerts} alerts (medians):",
+        connections()
     );
     let row = |name: &str, rate: f64| {
         println!(
@@ -132,8 +159,9 @@ fn main() -> Result<()> {
     }
     row("hyper answering 202, no disk (the floor)", floor_rate);
     println!(
-        "draining that backlog ({} alerts over 100 channels, pacing off, default settings: a request out per channel, or the baseline's 8 workers):",
-        alerts * ROUNDS
+        "draining that backlog ({} alerts over {} channels, pacing off, default settings: a request out per channel, or the baseline's 8 workers):",
+        alerts * ROUNDS,
+        channels()
     );
     println!("  host-test serve {drained:>9.0}/s");
     if let (Some(path), Some(rate)) = (&baseline, old_drained) {
@@ -206,11 +234,11 @@ fn median(rates: &mut [f64]) -> f64 {
     rates[rates.len() / 2]
 }
 
-/// Posts `per_connection` alerts on each of 16 connections at once, the
+/// Posts `per_connection` alerts on each of the [`connections`] at once, the
 /// connections round-robin over `addrs`; alerts/s acknowledged with `202`.
 fn post_all(addrs: &[SocketAddr], round: usize, per_connection: usize) -> Result<f64> {
     let t = Instant::now();
-    let threads: Vec<_> = (0..CONNECTIONS)
+    let threads: Vec<_> = (0..connections())
         .map(|c| {
             let addr = addrs[c % addrs.len()];
             std::thread::spawn(move || posts(addr, round, c, per_connection))
@@ -219,14 +247,14 @@ fn post_all(addrs: &[SocketAddr], round: usize, per_connection: usize) -> Result
     for thread in threads {
         thread.join().expect("a poster")?;
     }
-    Ok((CONNECTIONS * per_connection) as f64 / t.elapsed().as_secs_f64())
+    Ok((connections() * per_connection) as f64 / t.elapsed().as_secs_f64())
 }
 
 fn posts(addr: SocketAddr, round: usize, connection: usize, count: usize) -> Result<()> {
     let mut serve = Connection::open(addr)?;
     for n in 0..count {
         let body = alert(&format!("intake-{round}-{connection}-{n}"));
-        let query = format!("channel=%23c{}", (connection * count + n) % 100);
+        let query = format!("channel=%23c{}", (connection * count + n) % channels());
         let status = serve.post(&query, &body)?;
         if !status.contains(" 202 ") {
             bail!("answered {status}");
@@ -322,7 +350,7 @@ fn in_turn(round: usize, sides: usize) -> impl Iterator<Item = usize> {
 
 /// The ids [`post_all`] posts in `round`.
 fn round_ids(round: usize, per_connection: usize) -> impl Iterator<Item = String> {
-    (0..CONNECTIONS)
+    (0..connections())
         .flat_map(move |c| (0..per_connection).map(move |n| format!("intake-{round}-{c}-{n}")))
 }
 
@@ -345,7 +373,7 @@ struct PgSide {
 /// taking turns round by round with a serve on the journal, then the
 /// figures beside the journal's.
 fn on_postgres(floor: f64, per_connection: usize) -> Result<()> {
-    let alerts = per_connection * CONNECTIONS;
+    let alerts = per_connection * connections();
     let statements = std::env::var("INTAKE_STATEMENTS").is_ok_and(|v| !v.is_empty() && v != "0");
     let counts: Vec<usize> = match std::env::var("INTAKE_NODES") {
         Ok(list) => list
@@ -473,7 +501,9 @@ fn on_postgres(floor: f64, per_connection: usize) -> Result<()> {
     drop(clusters);
 
     println!(
-        "on PostgreSQL (a throwaway server each, fsync on) and on the journal again, taking turns, {ROUNDS} rounds (medians): a turn is {alerts} alerts over the {CONNECTIONS} connections round-robin to the nodes, then that backlog (100 channels, pacing off) delivered by all the nodes together:"
+        "on PostgreSQL (a throwaway server each, fsync on) and on the journal again, taking turns, {ROUNDS} rounds (medians): a turn is {alerts} alerts over the {} connections round-robin to the nodes, then that backlog ({} channels, pacing off) delivered by all the nodes together:",
+        connections(),
+        channels()
     );
     println!(
         "  {:<30} {:>9} {:>9} {:>11} {:>9} {:>11} {:>11}",
@@ -520,7 +550,8 @@ fn on_postgres(floor: f64, per_connection: usize) -> Result<()> {
         );
     }
     println!(
-        "where the time went: CPU seconds over each phase from /proc (2 cores give 2 a second; bench = the {CONNECTIONS} clients and the stand-in), group commits (each node's spool_fsyncs), PostgreSQL's writing transactions (pg_current_xact_id):"
+        "where the time went: CPU seconds over each phase from /proc (2 cores give 2 a second; bench = the {} clients and the stand-in), group commits (each node's spool_fsyncs), PostgreSQL's writing transactions (pg_current_xact_id):",
+        connections()
     );
     println!(
         "  {:<30} {:<7} {:>7} {:>7} {:>7} {:>9} {:>8} {:>13} {:>12}",
