@@ -1406,3 +1406,72 @@ fn a_click_is_recorded_once_by_its_identity(store: &mut dyn Store) {
         "the repeat did not silence it again: {m:?}"
     );
 }
+
+/// The pending count is the store's, the same on every node, and counted
+/// by one: the node owning slot 0 counts and keeps it, the other reads
+/// what it kept and counts nothing. When the keeper leaves, the node that
+/// takes slot 0 counts.
+#[test]
+fn the_pending_count_is_counted_by_the_owner_of_slot_0_and_read_by_the_others() {
+    let db = TestDb::start();
+    let (mut a, mut b, ca, cb) = two_filing_nodes(&db);
+    accepted(&mut a, "1", &ca);
+    accepted(&mut a, "2", &cb);
+    accepted(&mut b, "3", &cb);
+    let a_keeps = wait(a.renew()).unwrap() & 1 != 0;
+    let (keeper, other) = if a_keeps { (a, b) } else { (b, a) };
+    let (keeper_name, other_name) = if a_keeps { ("a", "b") } else { ("b", "a") };
+    let counted_by = || {
+        rows(
+            &db,
+            "SELECT counted_by, counted_ms::text FROM pending_counts",
+        )
+        .into_iter()
+        .next()
+        .map(|r| (r[0].clone(), r[1].clone()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(keeper.pending_count() == 3
+        && other.pending_count() == 3
+        && counted_by().is_some_and(|(by, _)| by == keeper_name))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "both nodes show 3 pending, counted by {keeper_name}: {} and {}, {:?}",
+            keeper.pending_count(),
+            other.pending_count(),
+            counted_by()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Over the next counts, only the keeper counts; the other reads.
+    let (_, first) = counted_by().unwrap();
+    let watched = Instant::now() + COUNT_LOOK;
+    while Instant::now() < watched {
+        let (by, _) = counted_by().unwrap();
+        assert_eq!(by, keeper_name, "only the keeper counts");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, later) = counted_by().unwrap();
+    assert_ne!(first, later, "the keeper kept counting");
+    assert!(other.oldest_pending_age().is_some(), "the oldest's age too");
+    // The keeper leaves: its slots, slot 0 among them, pass to the other,
+    // which counts from then on.
+    wait(keeper.leave()).unwrap();
+    assert_eq!(wait(other.renew()).unwrap(), ALL_SLOTS);
+    let mut other = other;
+    accepted(&mut other, "4", &ca);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(other.pending_count() == 4 && counted_by().is_some_and(|(by, _)| by == other_name)) {
+        assert!(
+            Instant::now() < deadline,
+            "{other_name} counts once it owns slot 0: {}, {:?}",
+            other.pending_count(),
+            counted_by()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Long enough to see two of the keeper's counts (one every 2 s).
+const COUNT_LOOK: Duration = Duration::from_millis(4_500);

@@ -69,10 +69,15 @@ const LOOK_EVERY_LISTENING: Duration = Duration::from_secs(1);
 /// more before it reads them all at once.
 const COALESCE_HEARD: Duration = Duration::from_millis(20);
 
-/// How often a node counts the pending alerts (for `/metrics`): a count
-/// over every pending alert, 5–20 ms of the database's at 30,000 pending,
-/// once every node.
+/// How often the pending alerts are counted (for `/metrics`) by the
+/// node owning slot 0, the store's keeper (a count over every pending
+/// alert, 5–20 ms of the database's at 30,000 pending), and read from
+/// what it kept by the others.
 const COUNT_EVERY: Duration = Duration::from_secs(2);
+
+/// How old the kept pending count may be before a node that is not the
+/// keeper counts itself: three of the keeper's counts missed.
+const COUNTS_STALE: Duration = Duration::from_secs(3 * COUNT_EVERY.as_secs());
 
 /// How soon a listening connection that failed is tried again.
 const LISTEN_AGAIN: Duration = Duration::from_secs(5);
@@ -348,7 +353,9 @@ async fn reserve(db: Arc<Db>) -> Result<u64, StoreError> {
 /// Reads pending alerts of the slots this node owns as they become
 /// visible (heard of by `NOTIFY`, looked for every [`LOOK_EVERY`]
 /// otherwise), a slot's pending alerts when this node comes to own it,
-/// the pending count, and now and then drops what is past the bounds.
+/// the pending count (counted by the store's keeper, the node owning
+/// slot 0, and read by the others), and, on the keeper, now and then
+/// drops what is past the bounds.
 async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, who: Arc<Claimant>) {
     let origin = who.origin.clone();
     let mut seen = reads::Watermarks::default();
@@ -447,15 +454,20 @@ async fn read_arrivals(db: Arc<Db>, view: Arc<View>, keep_finished: usize, who: 
                 view.arrive(fresh);
             }
         }
+        // The node owning slot 0 keeps the store: it counts the pending
+        // alerts for every node, and drops what is past the bounds.
+        let keeper = owned & 1 != 0;
         if counted.is_none_or(|at| at.elapsed() >= COUNT_EVERY) {
             counted = Some(Instant::now());
-            if let Ok((pending, oldest)) = reads::pending_stats(&db).await {
+            if let Ok((pending, oldest)) =
+                reads::pending_stats(&db, &who.node, keeper, COUNTS_STALE).await
+            {
                 let mut state = lock(&view.state);
                 state.pending = pending;
                 state.oldest_ms = oldest;
             }
         }
-        if pruned.elapsed() >= Duration::from_secs(10) {
+        if keeper && pruned.elapsed() >= Duration::from_secs(10) {
             pruned = Instant::now();
             if let Err(e) = reads::prune(&db, keep_finished).await {
                 tracing::warn!("dropping what is past the store's bounds failed: {e}");

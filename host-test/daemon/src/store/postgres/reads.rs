@@ -161,21 +161,60 @@ pub async fn filed(
     }
 }
 
-/// How many alerts are pending, and when the oldest was accepted; and, for
-/// [`Db::settled`], the rows `alerts` had when its statistics were last
-/// taken (`reltuples`, PostgreSQL's estimate; negative if never).
-pub async fn pending_stats(db: &Arc<Db>) -> Result<(usize, Option<u64>), StoreError> {
+/// How many alerts are pending, and when the oldest was accepted, as
+/// the store's keeper counted them; and, for [`Db::settled`], the rows
+/// `alerts` had when its statistics were last taken (`reltuples`,
+/// PostgreSQL's estimate; negative if never). The keeper (`keeper`: this
+/// node owns slot 0) counts and keeps the figures (`pending_counts`);
+/// another node reads them, and counts and keeps them itself only when
+/// none were kept within `stale`.
+pub async fn pending_stats(
+    db: &Arc<Db>,
+    node: &str,
+    keeper: bool,
+    stale: std::time::Duration,
+) -> Result<(usize, Option<u64>), StoreError> {
     let conn = db.get().await?;
-    let row = conn
-        .client
-        .query_one(
-            "SELECT count(*), min(accepted_ms),
-                    (SELECT reltuples FROM pg_class WHERE oid = 'alerts'::regclass)
-             FROM alerts WHERE status = 'pending'",
-            &[],
-        )
-        .await
-        .map_err(|e| db.failed(e))?;
+    let kept = if keeper {
+        None
+    } else {
+        conn.client
+            .query_opt(
+                concat!(
+                    "SELECT pending, oldest_ms,
+                            (SELECT reltuples FROM pg_class WHERE oid = 'alerts'::regclass)
+                     FROM pending_counts WHERE counted_ms > ",
+                    super::writes::now_ms!(),
+                    " - $1"
+                ),
+                &[&(stale.as_millis() as i64)],
+            )
+            .await
+            .map_err(|e| db.failed(e))?
+    };
+    let row = match kept {
+        Some(row) => row,
+        None => conn
+            .client
+            .query_one(
+                concat!(
+                    "WITH c AS (SELECT count(*) AS n, min(accepted_ms) AS oldest
+                                FROM alerts WHERE status = 'pending')
+                     INSERT INTO pending_counts (one, pending, oldest_ms, counted_ms, counted_by)
+                     SELECT true, c.n, c.oldest, ",
+                    super::writes::now_ms!(),
+                    ", $1 FROM c
+                     ON CONFLICT (one) DO UPDATE
+                         SET pending = EXCLUDED.pending, oldest_ms = EXCLUDED.oldest_ms,
+                             counted_ms = EXCLUDED.counted_ms, counted_by = EXCLUDED.counted_by
+                     RETURNING pending, oldest_ms,
+                         (SELECT reltuples FROM pg_class WHERE oid = 'alerts'::regclass)"
+                ),
+                &[&node],
+            )
+            .await
+            .map_err(|e| db.failed(e))?,
+    };
     db.statistics_of(row.get::<_, Option<f32>>(2).unwrap_or(-1.0));
     Ok((
         row.get::<_, i64>(0).max(0) as usize,

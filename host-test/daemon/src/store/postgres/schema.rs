@@ -7,7 +7,7 @@
 use tokio_postgres::Client;
 
 /// The schema version this build writes.
-pub const VERSION: i32 = 8;
+pub const VERSION: i32 = 9;
 
 /// Each version's SQL, oldest first.
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("migrations/0006_origins.sql")),
     (7, include_str!("migrations/0007_slots.sql")),
     (8, include_str!("migrations/0008_indexes.sql")),
+    (9, include_str!("migrations/0009_counts.sql")),
 ];
 
 /// The advisory lock migrations take (`slack-al` in ASCII), so concurrent
