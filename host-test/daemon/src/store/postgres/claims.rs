@@ -46,7 +46,7 @@ pub struct Claimant {
 /// once (and shown by `/healthz`), not at every claim.
 fn name_lost(db: &Db, who: &Claimant) -> StoreError {
     let why = format!(
-        "another process took this node's name `{}` (this one could not renew it in time): this node claims nothing more; stop it, or start it with its own --node",
+        "another process took this node's name `{}` (this one could not renew it in time; a name unrenewed for a week is released for any process to take): this node claims nothing more; stop it, or start it with its own --node",
         who.node
     );
     db.outage().fatal(&why);

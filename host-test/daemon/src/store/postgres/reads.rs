@@ -289,11 +289,29 @@ pub async fn prune(db: &Arc<Db>, keep_finished: usize) -> Result<(), StoreError>
         )
         .await
         .map_err(|e| db.failed(e))?;
+    // The names of nodes long gone (autoscaled nodes take a name each): a
+    // name is taken again as a name never seen.
+    conn.client
+        .execute(
+            concat!(
+                "DELETE FROM nodes WHERE seen_ms < ",
+                super::writes::now_ms!(),
+                " - $1"
+            ),
+            &[&(NODES_KEPT.as_millis() as i64)],
+        )
+        .await
+        .map_err(|e| db.failed(e))?;
     Ok(())
 }
 
 /// How long an origin with no pending alert is kept after its last insert.
 const ORIGINS_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// How long a node's name is kept after its last renewal: far past any
+/// lease (a process that could not renew for so long lost its name
+/// anyway).
+pub(super) const NODES_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3_600);
 
 /// The aggregates' open windows.
 pub async fn windows(db: Arc<Db>) -> Result<BTreeMap<String, Window>, StoreError> {
@@ -614,4 +632,76 @@ pub async fn still_pending(db: Arc<Db>, ids: Vec<u64>) -> Result<Vec<(u64, u64)>
         .filter(|r| r.get::<_, &str>(2) == "pending")
         .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1).max(0) as u64))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pool::on_a_throwaway_database;
+    use super::*;
+
+    /// What is past the bounds goes, and only that: finished alerts beyond
+    /// the newest kept (a failed one not resent stays), old clicks, quiet
+    /// origins without pending alerts, and nodes unseen for a week.
+    #[test]
+    fn pruning_drops_what_is_past_the_bounds_and_nothing_else() {
+        on_a_throwaway_database(|mut client, url| async move {
+            super::super::schema::migrate(&mut client).await.unwrap();
+            let now = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+            let week = NODES_KEPT.as_millis() as i64;
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO alerts (id, accepted_ms, alert, options, alert_key, status,
+                                         ended_seq, origin)
+                     SELECT g, 0, '{{}}', '', 'k' || g,
+                            CASE WHEN g = 1 THEN 'failed' WHEN g = 10 THEN 'pending'
+                                 ELSE 'delivered' END,
+                            CASE WHEN g = 10 THEN NULL ELSE g END,
+                            CASE WHEN g = 10 THEN 'busy' ELSE 'quiet' END
+                     FROM generate_series(1, 10) g;
+                     INSERT INTO clicks (identity, recorded_ms)
+                         VALUES ('old', 0), ('new', {now});
+                     INSERT INTO origins (origin, seen_ms)
+                         VALUES ('quiet', 0), ('busy', 0), ('recent', {now});
+                     INSERT INTO nodes (id, started_ms, seen_ms, instance)
+                         VALUES ('gone', 0, {now} - {week} - 1000, 'i1'),
+                                ('away', 0, {now} - {week} + 60000, 'i2'),
+                                ('here', 0, {now}, 'i3')"
+                ))
+                .await
+                .unwrap();
+            let db = Db::new(
+                super::super::connect::StoreUrl::parse(&url).unwrap(),
+                tokio::runtime::Handle::current(),
+            );
+            prune(&db, 3).await.unwrap();
+            let list = |sql: &'static str| {
+                let client = &client;
+                async move {
+                    client
+                        .query(sql, &[])
+                        .await
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.get::<_, String>(0))
+                        .collect::<Vec<_>>()
+                }
+            };
+            assert_eq!(
+                list("SELECT id::text FROM alerts ORDER BY alerts.id").await,
+                ["1", "7", "8", "9", "10"],
+                "the 3 newest finished, the failed one not resent, the pending one"
+            );
+            assert_eq!(list("SELECT identity FROM clicks").await, ["new"]);
+            assert_eq!(
+                list("SELECT origin FROM origins ORDER BY origin").await,
+                ["", "busy", "recent"],
+                "a quiet origin with a pending alert stays"
+            );
+            assert_eq!(
+                list("SELECT id FROM nodes ORDER BY id").await,
+                ["away", "here"],
+                "only the name unseen for a week goes"
+            );
+        });
+    }
 }
