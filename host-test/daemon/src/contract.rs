@@ -940,6 +940,32 @@ fn an_ending_under_a_claim_that_passed_to_another_node_is_fenced_off() {
     assert_eq!(dups[0][0], "a");
     assert_eq!(dups[0][1], "CC 1.1");
     assert!(dups[0][2].contains("CC 2.2"), "{dups:?}");
+    // Listed as what it is, from either node (`GET /spool`, `spool`).
+    let lists = wait(b.lists(&Listing::ALL, None, 10)).unwrap();
+    let count = lists.counts.iter().find(|(l, _)| *l == Listing::Duplicates);
+    assert_eq!(count, Some(&(Listing::Duplicates, 1)), "{lists:?}");
+    let listed = lists
+        .pages
+        .iter()
+        .find(|(l, _)| *l == Listing::Duplicates)
+        .map(|(_, p)| p.items.clone());
+    let Some(
+        [Entry::Duplicate {
+            alert,
+            node,
+            late,
+            kept,
+            ..
+        }],
+    ) = listed.as_deref()
+    else {
+        panic!("one duplicate listed: {listed:?}")
+    };
+    assert_eq!((*alert, node.as_str(), late.as_str()), (x, "a", "CC 1.1"));
+    assert!(
+        kept.as_deref().is_some_and(|k| k.contains("CC 2.2")),
+        "{kept:?}"
+    );
     // A release under the passed claim does not touch the alert's retry.
     let y = accepted(&mut a, "y", "#d");
     let (_, old) = fence_of(wait(a.claim(request(y, "#d", "y"))).unwrap());

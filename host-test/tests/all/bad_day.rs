@@ -168,6 +168,17 @@ fn an_ending_after_the_lease_passed_is_fenced_and_recorded_as_a_duplicate() {
         "the duplicate names both ts ({a_ts}, {b_ts}):\n{logged}"
     );
     assert_eq!(kept_ts(&b), b_ts, "the message kept is b's");
+    // Listed by `GET /spool` on either node, naming both sends.
+    let (status, spool) = b.request("GET /spool HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200, "{spool}");
+    assert_eq!(spool["counts"]["duplicates"], 1, "{spool}");
+    let listed = &spool["duplicates"]["items"][0];
+    assert_eq!(listed["node"], "a", "{listed}");
+    assert!(
+        listed["late"].as_str().is_some_and(|l| l.contains(&a_ts))
+            && listed["kept"].as_str().is_some_and(|k| k.contains(&b_ts)),
+        "the late send's ts and the kept one's: {listed}"
+    );
     // The recovery updates the message kept, not the orphan.
     assert_eq!(a.post(&event("disk", "OK", "disk fine")).0, 202);
     wait_until("the recovery drawn", || {

@@ -162,6 +162,7 @@ fn show_store(store: &mut PgStore, json: bool) -> Result<(), Failure> {
                 "finished": page(Listing::Finished),
                 "messages": page(Listing::Messages),
                 "resendable": page(Listing::Resendable),
+                "duplicates": page(Listing::Duplicates),
             })
         );
         return Ok(());
@@ -278,7 +279,9 @@ fn resend(dir: &Path, all_failed: bool, ids: &[u64]) -> Result<(), Failure> {
 }
 
 /// The spool as `spool --json` shows it: the pending ids, how the others
-/// ended, the alert messages kept, the failed alerts that can be resent.
+/// ended, the alert messages kept, the failed alerts that can be resent;
+/// and, as on a database, the duplicate sends (one node alone never makes
+/// one).
 fn as_json(spool: &Spool) -> serde_json::Value {
     serde_json::json!({
         "pending": spool.pending_ids(),
@@ -288,5 +291,6 @@ fn as_json(spool: &Spool) -> serde_json::Value {
             .failed_alerts()
             .map(|f| serde_json::json!({"id": f.id, "detail": f.detail}))
             .collect::<Vec<_>>(),
+        "duplicates": [],
     })
 }

@@ -556,6 +556,8 @@ impl Spool {
             Listing::Finished => self.state.finished.len(),
             Listing::Messages => self.state.messages.by_key.len(),
             Listing::Resendable => self.state.failed.by_id.len(),
+            // One node alone sends: no claim passes on.
+            Listing::Duplicates => 0,
         }
     }
 
@@ -615,6 +617,7 @@ impl Spool {
                     }),
                 limit,
             ),
+            Listing::Duplicates => (Vec::new(), None),
         };
         Page { items, next }
     }

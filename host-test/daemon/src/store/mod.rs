@@ -133,14 +133,19 @@ pub enum Listing {
     Messages,
     /// Failed alerts that can be sent again (id and why), oldest first.
     Resendable,
+    /// Sends made twice (an ending that came after its claim had passed
+    /// to another node), newest first. Only a store shared by several
+    /// nodes has any.
+    Duplicates,
 }
 
 impl Listing {
-    pub const ALL: [Listing; 4] = [
+    pub const ALL: [Listing; 5] = [
         Listing::Pending,
         Listing::Finished,
         Listing::Messages,
         Listing::Resendable,
+        Listing::Duplicates,
     ];
 
     /// Its name in `GET /spool`.
@@ -150,6 +155,7 @@ impl Listing {
             Listing::Finished => "finished",
             Listing::Messages => "messages",
             Listing::Resendable => "resendable",
+            Listing::Duplicates => "duplicates",
         }
     }
 
@@ -174,6 +180,20 @@ pub enum Entry {
         id: u64,
         /// Why it failed.
         detail: String,
+    },
+    /// An alert sent twice: a node's ending that came after its claim had
+    /// passed on, so another node may have sent it too.
+    Duplicate {
+        /// The alert's id.
+        alert: u64,
+        /// The node whose ending came late.
+        node: String,
+        /// When it was recorded (ms since the epoch, the database's clock).
+        recorded_ms: u64,
+        /// What the late ending said (its channel and `ts` when sent).
+        late: String,
+        /// What the alert's recorded ending says (the message kept).
+        kept: Option<String>,
     },
 }
 

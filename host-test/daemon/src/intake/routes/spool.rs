@@ -33,7 +33,9 @@ pub(crate) async fn respond(front: &Front, query: &str) -> Answer {
         match key.as_str() {
             "list" => match Listing::named(&value) {
                 Some(named) => list = Some(named),
-                None => return bad("is one of pending, finished, messages, resendable"),
+                None => {
+                    return bad("is one of pending, finished, messages, resendable, duplicates")
+                }
             },
             "after" => match value.parse() {
                 Ok(cursor) => after = Some(cursor),
@@ -56,7 +58,7 @@ pub(crate) async fn respond(front: &Front, query: &str) -> Answer {
         return refuse(
             front,
             StatusCode::BAD_REQUEST,
-            "`after` continues one list: add list=pending, finished, messages or resendable",
+            "`after` continues one list: add list=pending, finished, messages, resendable or duplicates",
         );
     }
     let lists: Vec<Listing> = list.map_or(Listing::ALL.to_vec(), |l| vec![l]);

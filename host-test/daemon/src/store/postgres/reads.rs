@@ -396,7 +396,8 @@ pub async fn lists(
             "SELECT (SELECT count(*) FROM alerts WHERE status = 'pending'),
                     (SELECT count(*) FROM alerts WHERE status <> 'pending'),
                     (SELECT count(*) FROM messages),
-                    (SELECT count(*) FROM alerts WHERE status = 'failed' AND resent_as IS NULL)",
+                    (SELECT count(*) FROM alerts WHERE status = 'failed' AND resent_as IS NULL),
+                    (SELECT count(*) FROM duplicates)",
             &[],
         )
         .await
@@ -453,6 +454,15 @@ pub async fn lists(
                     )
                     .await
             }
+            Listing::Duplicates => {
+                conn.client
+                    .query(
+                        "SELECT id, alert_id, node, recorded_ms, detail, kept FROM duplicates
+                         WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                        &[&after.unwrap_or(i64::MAX), &take],
+                    )
+                    .await
+            }
         }
         .map_err(|e| db.failed(e))?;
         let mut items: Vec<(u64, Entry)> = rows
@@ -471,6 +481,13 @@ pub async fn lists(
                     Listing::Resendable => Entry::Resendable {
                         id: cursor,
                         detail: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                    },
+                    Listing::Duplicates => Entry::Duplicate {
+                        alert: r.get::<_, i64>(1).max(0) as u64,
+                        node: r.get(2),
+                        recorded_ms: r.get::<_, i64>(3).max(0) as u64,
+                        late: r.get(4),
+                        kept: r.get(5),
                     },
                 };
                 (cursor, entry)
