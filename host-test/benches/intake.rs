@@ -78,27 +78,28 @@ use testdb::{Setup, TestDb};
 /// the last was acknowledged: `INTAKE_CONNECTIONS`, 16 unless set.
 fn connections() -> usize {
     static CONNECTIONS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CONNECTIONS.get_or_init(|| {
-        std::env::var("INTAKE_CONNECTIONS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(16)
-    })
+    *CONNECTIONS.get_or_init(|| setting("INTAKE_CONNECTIONS", 16))
 }
 
 /// The channels the alerts are spread over, each with one message out at
 /// a time: `INTAKE_CHANNELS`, 100 unless set.
 fn channels() -> usize {
     static CHANNELS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CHANNELS.get_or_init(|| {
-        std::env::var("INTAKE_CHANNELS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(100)
-    })
+    *CHANNELS.get_or_init(|| setting("INTAKE_CHANNELS", 100))
 }
+
+/// A positive number from the environment variable `name`, or `default`
+/// when it is not set; anything else stops the bench, naming it.
+fn setting(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(value) => match value.trim().parse() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("{name}: a positive number, not `{value}`"),
+        },
+    }
+}
+
 const ROUNDS: usize = 3;
 /// The PostgreSQL sides: this many nodes on one database.
 const NODES: [usize; 3] = [1, 2, 3];
