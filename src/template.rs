@@ -340,6 +340,10 @@ fn nests_deeper_than(src: &[u8], limit: usize) -> bool {
                             // A path segment `[...]` or an array literal:
                             // both end at the first `]` when nothing in
                             // between could start a string or a bracket.
+                            // A segment after `.` or `/` (`x.[a b]`) names
+                            // a key and nests nothing; any other `[` is
+                            // counted as a level, which can only overcount.
+                            let segment = matches!(src[j - 1], b'.' | b'/');
                             let end = src[j + 1..]
                                 .iter()
                                 .position(|c| {
@@ -358,7 +362,7 @@ fn nests_deeper_than(src: &[u8], limit: usize) -> bool {
                                 .map(|p| j + 1 + p);
                             match end {
                                 Some(e) if src[e] == b']' => {
-                                    if blocks + brackets + 1 > limit {
+                                    if !segment && blocks + brackets + 1 > limit {
                                         return true;
                                     }
                                     j = e + 1;
@@ -853,6 +857,23 @@ mod tests {
             let e = Template::compile(&deeper).unwrap_err();
             assert!(e.contains("more than 16 deep"), "{hider}: {e}");
         }
+    }
+
+    /// A path's `[...]` segment after `.` or `/` nests nothing: a template
+    /// at the limit with one is taken (found by the property test below,
+    /// which proptest-regressions/template.txt replays).
+    #[test]
+    fn a_path_segment_in_brackets_is_not_a_level() {
+        for path in ["{{x.[a b]}}", "{{x/[a b]}}", "{{@root.[a b].c}}"] {
+            let at_limit = nested(MAX_TEMPLATE_NESTING, BLOCKS[0], path);
+            assert_eq!(check_bounds(&at_limit), Ok(()), "{path}");
+            handlebars::Template::compile(&at_limit).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let deeper = nested(MAX_TEMPLATE_NESTING + 1, BLOCKS[0], path);
+            assert!(check_bounds(&deeper).is_err(), "{path}");
+        }
+        // An array literal (or a path starting with a segment) is counted.
+        let array = nested(MAX_TEMPLATE_NESTING, BLOCKS[0], "{{x [1 2]}}");
+        assert!(check_bounds(&array).is_err());
     }
 
     #[test]
