@@ -162,6 +162,14 @@ impl Listing {
     pub fn named(name: &str) -> Option<Listing> {
         Listing::ALL.into_iter().find(|l| l.name() == name)
     }
+
+    /// Every list's name, for a message naming them all: separated by
+    /// `, `, and by `last` before the last one.
+    pub fn names(last: &str) -> String {
+        let names = Listing::ALL.map(Listing::name);
+        let (final_name, others) = names.split_last().expect("lists");
+        format!("{}{last}{final_name}", others.join(", "))
+    }
 }
 
 /// An entry of one of the lists, as `GET /spool` shows it.
@@ -589,6 +597,22 @@ pub trait Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `GET /spool`'s errors name every list, each by the name it takes.
+    #[test]
+    fn the_lists_are_named_as_get_spool_takes_them() {
+        assert_eq!(
+            Listing::names(" or "),
+            "pending, finished, messages, resendable or duplicates"
+        );
+        assert_eq!(
+            Listing::names(", "),
+            "pending, finished, messages, resendable, duplicates"
+        );
+        for list in Listing::ALL {
+            assert_eq!(Listing::named(list.name()), Some(list));
+        }
+    }
 
     /// A channel's slot is the same on every node and in every version
     /// (these values are FNV-1a's: a change would move every channel), and

@@ -33,9 +33,7 @@ pub(crate) async fn respond(front: &Front, query: &str) -> Answer {
         match key.as_str() {
             "list" => match Listing::named(&value) {
                 Some(named) => list = Some(named),
-                None => {
-                    return bad("is one of pending, finished, messages, resendable, duplicates")
-                }
+                None => return bad(&format!("is one of {}", Listing::names(", "))),
             },
             "after" => match value.parse() {
                 Ok(cursor) => after = Some(cursor),
@@ -58,7 +56,10 @@ pub(crate) async fn respond(front: &Front, query: &str) -> Answer {
         return refuse(
             front,
             StatusCode::BAD_REQUEST,
-            "`after` continues one list: add list=pending, finished, messages, resendable or duplicates",
+            &format!(
+                "`after` continues one list: add list={}",
+                Listing::names(" or ")
+            ),
         );
     }
     let lists: Vec<Listing> = list.map_or(Listing::ALL.to_vec(), |l| vec![l]);

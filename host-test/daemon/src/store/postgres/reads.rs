@@ -311,7 +311,7 @@ const ORIGINS_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
 /// How long a node's name is kept after its last renewal: far past any
 /// lease (a process that could not renew for so long lost its name
 /// anyway).
-pub(super) const NODES_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3_600);
+const NODES_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3_600);
 
 /// The aggregates' open windows.
 pub async fn windows(db: Arc<Db>) -> Result<BTreeMap<String, Window>, StoreError> {
